@@ -1,0 +1,109 @@
+"""Load profiles and rigs from YAML into validated models, with file:line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from harness.config.errors import ConfigError, ConfigProblem
+from harness.config.profile import Profile
+from harness.config.rig import Dut, Rig
+from harness.config.yaml_source import YamlSource
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], source: YamlSource) -> M:
+    if not isinstance(source.data, dict):
+        raise ConfigError.single(source.path, f"expected a mapping at the top (a {model.__name__})", 1)
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-")]
+            problems.append(
+                ConfigProblem(
+                    path=source.path,
+                    line=source.line_of(loc),
+                    field=".".join(str(p) for p in loc) or model.__name__,
+                    message=_explain(err),
+                )
+            )
+        raise ConfigError(problems) from None
+
+
+def _explain(err: dict[str, Any]) -> str:
+    """pydantic's message, with the offending value for the common cases."""
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown field (typo?); not part of the schema — see `harness schema`"
+    if err["type"] == "missing":
+        return "required field is missing"
+    if "input" in err and not isinstance(err["input"], dict | list):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def load_profile(path: Path) -> Profile:
+    return _validate(Profile, YamlSource.load(path))
+
+
+@dataclass
+class LoadedRig:
+    """A rig with each DUT's profile loaded, and the files it came from (kept as evidence)."""
+
+    path: Path
+    rig: Rig
+    profiles: dict[str, Profile]
+    profile_paths: dict[str, Path]
+
+    def dut(self, name: str) -> Dut:
+        return self.rig.duts[name]
+
+    def profile_hash(self, dut: str) -> str:
+        """SHA-256 of the profile file as used, for the certificate's DUT identity."""
+        return hashlib.sha256(self.profile_paths[dut].read_bytes()).hexdigest()
+
+
+def load_rig(path: Path) -> LoadedRig:
+    source = YamlSource.load(path)
+    rig = _validate(Rig, source)
+    profiles: dict[str, Profile] = {}
+    paths: dict[str, Path] = {}
+    problems: list[ConfigProblem] = []
+    for name, dut in rig.duts.items():
+        ppath = (path.parent / dut.profile).resolve()
+        try:
+            profiles[name] = load_profile(ppath)
+            paths[name] = ppath
+        except ConfigError as exc:
+            if not ppath.exists():
+                problems.append(ConfigProblem(path, source.line_of(["duts", name, "profile"]),
+                                              f"duts.{name}.profile", f"profile file {ppath} not found"))
+            else:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return LoadedRig(path.resolve(), rig, profiles, paths)
+
+
+def load_any(path: Path) -> Profile | LoadedRig:
+    """For `harness check`: a file with a top-level `duts` is a rig, anything else a profile."""
+    source = YamlSource.load(path)
+    if isinstance(source.data, dict) and "duts" in source.data:
+        return load_rig(path)
+    return _validate(Profile, source)
+
+
+def json_schema(kind: str) -> str:
+    model = {"profile": Profile, "rig": Rig}[kind]
+    schema = model.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"tek-harness {kind}"
+    return json.dumps(schema, indent=2)

@@ -1,0 +1,124 @@
+"""Profile: what a device model is and declares (the PICS/PIXIT of DESIGN.md).
+
+Only what a profile declares is exercised; a capability the Rules require and the profile does
+not declare is a FAIL in the suites, not an N/A — so these models describe, they never excuse.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta, timezone
+
+from pydantic import Field, field_validator, model_validator
+
+from harness.config.modbus_map import ModbusMap, Strict
+from harness.quantities import DeviceKind, EnergyRegister
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_UTC_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+
+
+class TariffPeriod(Strict):
+    """From this local time of day on, ``tariff`` is active (until the next period starts)."""
+
+    start: str = Field(alias="from", description="HH:MM, device local time")
+    tariff: int = Field(ge=1)
+
+    @field_validator("start")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"{v!r} is not a time of day HH:MM")
+        return v
+
+    @property
+    def time_of_day(self) -> time:
+        h, m = self.start.split(":")
+        return time(int(h), int(m))
+
+
+class Tariffs(Strict):
+    """The tariff programme: how many tariffs and the daily time-of-day schedule."""
+
+    count: int = Field(ge=1, le=8)
+    schedule: list[TariffPeriod] = Field(min_length=1, description="daily switching times, any order")
+
+    @model_validator(mode="after")
+    def _check(self) -> Tariffs:
+        starts = [p.start for p in self.schedule]
+        if len(set(starts)) != len(starts):
+            raise ValueError("schedule has two periods starting at the same time")
+        for p in self.schedule:
+            if p.tariff > self.count:
+                raise ValueError(f"schedule uses T{p.tariff} but count is {self.count}")
+        return self
+
+    def sorted_schedule(self) -> list[TariffPeriod]:
+        return sorted(self.schedule, key=lambda p: p.start)
+
+    def tariff_at(self, local_time_of_day: time) -> int:
+        """The tariff active at a local time of day."""
+        periods = self.sorted_schedule()
+        active = periods[-1].tariff  # before the first start of the day, yesterday's last period runs
+        for p in periods:
+            if p.time_of_day <= local_time_of_day:
+                active = p.tariff
+        return active
+
+
+class ClockSpec(Strict):
+    """Declared properties of the device clock."""
+
+    utc_offset: str = Field("+00:00", description="offset of the device's local time, e.g. +05:00")
+    writable: bool = False
+    max_drift_s_per_day: float = Field(
+        0.5, gt=0, description="declared accuracy; 0.5 s/day is IEC 62054-21's reference for time switches"
+    )
+
+    @field_validator("utc_offset")
+    @classmethod
+    def _offset(cls, v: str) -> str:
+        if not _UTC_OFFSET.match(v):
+            raise ValueError(f"{v!r} is not a UTC offset like +05:00")
+        return v
+
+    @property
+    def tzinfo(self) -> timezone:
+        sign, hh, mm = _UTC_OFFSET.match(self.utc_offset).groups()  # type: ignore[union-attr]
+        delta = timedelta(hours=int(hh), minutes=int(mm))
+        return timezone(-delta if sign == "-" else delta)
+
+
+class Profile(Strict):
+    """One device model."""
+
+    vendor: str
+    model: str
+    kind: DeviceKind
+    description: str = ""
+    tariffs: Tariffs | None = None
+    clock: ClockSpec | None = None
+    modbus: ModbusMap | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Profile:
+        if self.modbus is None:
+            raise ValueError("no protocol section: declare `modbus:` (the only built-in protocol so far)")
+        for name in self.modbus.points:
+            reg = EnergyRegister.parse(name)
+            if reg and reg.tariff is not None and (self.tariffs is None or reg.tariff > self.tariffs.count):
+                raise ValueError(f"point {name} names tariff T{reg.tariff}, beyond the declared tariffs")
+        if self.modbus.clock is not None and self.clock is None:
+            raise ValueError("a `modbus.clock` mapping needs a `clock:` section (utc_offset, writable)")
+        return self
+
+    @property
+    def protocol(self) -> str:
+        return "modbus"
+
+    @property
+    def tariff_count(self) -> int:
+        return self.tariffs.count if self.tariffs else 0
+
+    def declares(self, quantity: str) -> bool:
+        return self.modbus is not None and quantity in self.modbus.points

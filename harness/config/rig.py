@@ -1,0 +1,137 @@
+"""Rig: one bench — which DUTs, on which transports, launched how, with which injectors.
+
+Everything about *this bench* (addresses, the reference load the lab applies, how long the lab
+is willing to wait, whether destructive tests are allowed) lives here; everything about *the
+device model* lives in its profile.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from harness.config.modbus_map import Strict
+
+Port = int | Literal["auto"]
+
+
+class TcpTransport(Strict):
+    host: str = "127.0.0.1"
+    port: Port = Field(502, description="TCP port, or auto: a free loopback port chosen at launch")
+
+    @model_validator(mode="after")
+    def _port(self) -> TcpTransport:
+        if isinstance(self.port, int) and not 1 <= self.port <= 65535:
+            raise ValueError("port must be 1..65535 or auto")
+        return self
+
+
+class SerialTransport(Strict):
+    """Modbus RTU on a serial line. ``port: pty`` makes a pseudo-terminal pair (socat) for a simulator."""
+
+    port: str = Field(description="device path, e.g. /dev/ttyUSB0, or pty for a simulated line")
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+class Transport(Strict):
+    tcp: TcpTransport | None = None
+    serial: SerialTransport | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Transport:
+        if (self.tcp is None) == (self.serial is None):
+            raise ValueError("declare exactly one of tcp or serial")
+        return self
+
+
+class Launch(Strict):
+    """How the harness starts a simulated DUT: any command line, with placeholders.
+
+    Placeholders: {python} {profile} {state_dir} {host} {port} {serial_port} {baudrate}
+    {control_port} {defects}. The harness waits, bounded, until the DUT answers.
+    """
+
+    command: list[str] = Field(min_length=1)
+    ready_timeout_s: float = Field(20.0, gt=0, le=600)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class PowerSpec(Strict):
+    """How the DUT's power is switched. ``process``: off = SIGKILL, on = relaunch (needs launch)."""
+
+    kind: str = "process"
+    off_time_s: float = Field(1.0, ge=0, le=3600, description="how long power stays off in a cut")
+
+
+class ControlChannel(Strict):
+    """A simulator's control channel (time acceleration); real devices have none."""
+
+    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    port: Port = "auto"
+
+
+class ReferenceLoad(Strict):
+    """The load the bench applies to the meter, which the harness uses as the expected rate."""
+
+    active_import_w: float = Field(0.0, ge=0)
+    active_export_w: float = Field(0.0, ge=0)
+    reactive_import_var: float = Field(0.0, ge=0)
+    reactive_export_var: float = Field(0.0, ge=0)
+    tolerance_pct: float = Field(2.0, gt=0, le=100, description="accuracy of the bench + meter class")
+
+    def power_of(self, channel: str) -> float:
+        unit = "w" if channel.startswith("active") else "var"
+        return float(getattr(self, f"{channel}_{unit}"))
+
+
+class Timing(Strict):
+    """Timeouts and observation windows; labs lengthen windows, CI keeps them short."""
+
+    request_timeout_s: float = Field(1.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=10)
+    energy_window_s: float = Field(3600, gt=0, description="device seconds to observe energy rates")
+    tariff_window_s: float = Field(900, gt=0, description="device seconds observed on each side of a switch")
+    clock_tolerance_s: float = Field(2.0, gt=0, description="allowed clock error after a set or a cut")
+    clock_drift_window_s: float = Field(60.0, gt=0, description="wall seconds over which drift is measured")
+    max_wall_wait_s: float = Field(
+        120.0, gt=0, description="longest real wait a check may make when the DUT has no time control"
+    )
+    power_cuts: int = Field(5, ge=1, le=1000, description="power cuts in the nvm suite")
+
+
+class Dut(Strict):
+    """One device under test on this bench."""
+
+    profile: str = Field(description="path of the profile YAML, relative to the rig file")
+    transport: Transport
+    unit_id: int = Field(1, ge=0, le=255)
+    launch: Launch | None = None
+    power: PowerSpec | None = None
+    control: ControlChannel | None = None
+    reference_load: ReferenceLoad | None = None
+    defects: list[str] = Field(default_factory=list, description="seeded defects for a simulated DUT")
+
+    @model_validator(mode="after")
+    def _check(self) -> Dut:
+        if self.power and self.power.kind == "process" and self.launch is None:
+            raise ValueError("power kind process needs `launch` (power-on relaunches the command)")
+        if self.control and self.launch is None:
+            raise ValueError("a control channel belongs to a launched simulator (`launch`)")
+        if self.defects and self.launch is None:
+            raise ValueError("defects can only be seeded into a launched simulator")
+        return self
+
+
+class Rig(Strict):
+    """One bench."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    allow_destructive: bool = Field(False, description="power cycling and other destructive checks may run")
+    seed: int = Field(1, description="seed for every random choice, so a run can be reproduced")
+    timing: Timing = Field(default_factory=Timing)
+    duts: dict[str, Dut] = Field(min_length=1)

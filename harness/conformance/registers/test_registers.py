@@ -1,0 +1,116 @@
+"""cl. 95 registers: every energy register present and readable, in its unit, never decreasing,
+and the total equal to the sum of the tariffs."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.conformance.energy import (
+    declared_registers,
+    device_seconds_between,
+    elapse_device_time,
+    reference_power,
+    snapshot,
+    tolerance_pct,
+)
+from harness.devices.api import DeviceError
+from harness.quantities import EnergyChannel, EnergyRegister, energy_registers
+from harness.verdicts import Inconclusive, NotApplicable
+
+pytestmark = pytest.mark.dut_kind("electricity_meter")
+
+SAMPLE_ROUNDS = 6  # KZ-95-03: rounds of back-to-back reads, with device time passing between rounds
+READS_PER_ROUND = 5
+
+
+@pytest.mark.check("KZ-95-01", "every energy register (A+, A-, R+, R-; total and each tariff) is declared "
+                   "and readable")
+def test_registers_present(dut, check):
+    profile = dut.profile
+    check.at_least("declared tariffs", profile.tariff_count, 1, note="cl. 95 asks for per-tariff registers")
+    for reg in energy_registers(profile.tariff_count):
+        if not profile.declares(reg.name):
+            check.measure(reg.label, "not declared in the profile", passed=False, limit="declared")
+            continue
+        try:
+            reading = dut.device.read(reg.name)
+        except DeviceError as exc:
+            check.measure(reg.label, str(exc), passed=False, limit="readable")
+            continue
+        ok = reading.unit == reg.unit and isinstance(reading.value, int | float) and reading.value >= 0
+        check.measure(reg.label, reading.value, unit=reading.unit, passed=ok, limit=f"a count ≥ 0 in {reg.unit}")
+    check.require()
+
+
+@pytest.mark.check("KZ-95-02", "each energy total advances at the rate the reference load implies (right "
+                   "unit and scale)")
+def test_registers_rate(dut, check):
+    totals = [r for r in declared_registers(dut) if r.tariff is None]
+    if not totals:
+        raise Inconclusive("the profile declares no energy totals")
+    window = dut.timing.energy_window_s
+    before = snapshot(dut, totals)
+    forwarded, _ = elapse_device_time(dut, window)
+    after = snapshot(dut, totals)
+    least, most = device_seconds_between(dut, before, after, forwarded)
+    tol = tolerance_pct(dut) / 100.0
+    for reg in totals:
+        power = reference_power(dut, reg)
+        res = max(before.resolution(reg), after.resolution(reg))
+        delta = after.value(reg) - before.value(reg)
+        low = power * least / 3600.0 * (1 - tol) - 2 * res
+        high = power * most / 3600.0 * (1 + tol) + 2 * res
+        if power > 0 and power * least / 3600.0 < 10 * res:
+            raise Inconclusive(f"{reg.label}: {window:g} s at {power:g} {reg.channel.power_unit} is under 10 "
+                               f"register steps of {res:g} {reg.unit}; lengthen timing.energy_window_s")
+        check.within(f"{reg.label} increase", delta, max(0.0, low), high, unit=reg.unit,
+                     note=f"{power:g} {reg.channel.power_unit} over {least:.1f}…{most:.1f} device s")
+    check.require()
+
+
+@pytest.mark.check("KZ-95-03", "energy counters never decrease")
+def test_registers_monotonic(dut, check):
+    regs = declared_registers(dut)
+    if not regs:
+        raise Inconclusive("the profile declares no energy registers")
+    worst = {r: 0.0 for r in regs}
+    previous = None
+    for _ in range(SAMPLE_ROUNDS):
+        for _ in range(READS_PER_ROUND):
+            current = snapshot(dut, regs)
+            if previous is not None:
+                for r in regs:
+                    worst[r] = max(worst[r], previous.value(r) - current.value(r))
+            previous = current
+        elapse_device_time(dut, dut.timing.energy_window_s / SAMPLE_ROUNDS)
+    for r in regs:
+        check.at_most(f"{r.label} largest step back", worst[r], 0.0, unit=r.unit,
+                      note=f"{SAMPLE_ROUNDS * READS_PER_ROUND} reads")
+    check.require()
+
+
+@pytest.mark.check("KZ-95-04", "each total equals the sum of its tariff registers within one resolution step")
+def test_total_is_sum_of_tariffs(dut, check):
+    n = dut.profile.tariff_count
+    if n == 0:
+        raise NotApplicable("the profile declares no tariffs (KZ-95-01 reports that as a failure)")
+    channels = [c for c in EnergyChannel
+                if all(dut.profile.declares(EnergyRegister(c, t).name) for t in [None, *range(1, n + 1)])]
+    if not channels:
+        raise Inconclusive("no channel declares its total and every tariff register")
+    for moment in ("start", "after window"):
+        for channel in channels:
+            total = EnergyRegister(channel)
+            tariffs = [EnergyRegister(channel, t) for t in range(1, n + 1)]
+            # Tariffs read before and after the total bracket it, however the counters move meanwhile.
+            first = snapshot(dut, tariffs)
+            tot = snapshot(dut, [total])
+            last = snapshot(dut, tariffs)
+            step = tot.resolution(total)
+            low = sum(first.value(t) for t in tariffs) - step
+            high = sum(last.value(t) for t in tariffs) + step
+            check.within(f"{total.label} ({moment})", tot.value(total), low, high, unit=total.unit,
+                         note="sum of tariffs read before and after the total, ± one step")
+        if moment == "start":
+            elapse_device_time(dut, dut.timing.energy_window_s)
+    check.require()

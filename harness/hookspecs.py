@@ -1,0 +1,68 @@
+"""pluggy hook specifications: the only extension points of the harness.
+
+A third-party package adds a driver, a fault injector, a suite or a signer by implementing these
+hooks in a module registered under the ``harness`` entry-point group; the built-ins in
+``harness.plugins`` do exactly the same, so nothing built-in is privileged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("harness")
+hookimpl = pluggy.HookimplMarker("harness")
+
+
+@dataclass(frozen=True)
+class DriverSpec:
+    """A protocol driver. ``factory(name, profile, dut, timing, transcript, endpoint) -> Device``."""
+
+    protocol: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FaultInjectorSpec:
+    """A fault injector of some ``kind`` (power, time, link, firmware …).
+
+    ``factory(runtime) -> injector``, where runtime is the DUT's ``harness.bench.DutRuntime``; it
+    returns None when the injector cannot serve that DUT (e.g. no launch command).
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A conformance suite: a directory of pytest modules whose tests carry check markers."""
+
+    name: str
+    path: Path
+    description: str = ""
+
+
+class HarnessSpecs:
+    @hookspec
+    def harness_add_drivers(self) -> list[DriverSpec]:
+        """Protocol drivers this plugin provides."""
+
+    @hookspec
+    def harness_add_fault_injectors(self) -> list[FaultInjectorSpec]:
+        """Fault injectors (power switches, time control, link faults …) this plugin provides."""
+
+    @hookspec
+    def harness_add_suites(self) -> list[SuiteSpec]:
+        """Conformance suites this plugin provides."""
+
+    @hookspec
+    def harness_add_signers(self) -> list[Any]:
+        """Certificate signers this plugin provides (used by the certificate, issue 7)."""

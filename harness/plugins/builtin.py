@@ -1,0 +1,62 @@
+"""The built-in drivers, fault injectors and suites, offered through the public hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.hookspecs import DriverSpec, FaultInjectorSpec, SuiteSpec, hookimpl
+
+_CONFORMANCE = Path(__file__).resolve().parent.parent / "conformance"
+
+
+def _modbus(*args: Any, **kwargs: Any) -> Any:
+    from harness.devices.modbus import ModbusDevice
+
+    return ModbusDevice(*args, **kwargs)
+
+
+def _process_power(runtime: Any) -> Any:
+    from harness.fault_injection.power import ProcessPowerSwitch
+
+    if runtime.process is None:
+        return None
+    return ProcessPowerSwitch(runtime.process, runtime.probe, runtime.faults)
+
+
+def _simulator_time(runtime: Any) -> Any:
+    from harness.fault_injection.time_control import SimulatorTime
+
+    if runtime.control_port is None:
+        return None
+    return SimulatorTime(runtime.control_host, runtime.control_port)
+
+
+def _wall_time(runtime: Any) -> Any:
+    from harness.fault_injection.time_control import WallTime
+
+    return WallTime(runtime.timing.max_wall_wait_s)
+
+
+@hookimpl
+def harness_add_drivers() -> list[DriverSpec]:
+    return [DriverSpec("modbus", _modbus, "Modbus TCP and RTU (pymodbus)")]
+
+
+@hookimpl
+def harness_add_fault_injectors() -> list[FaultInjectorSpec]:
+    return [
+        FaultInjectorSpec("power", "process", _process_power, "SIGKILL the DUT process; relaunch it"),
+        FaultInjectorSpec("time", "simulator", _simulator_time, "fast-forward through a simulator's control"),
+        FaultInjectorSpec("time", "wall", _wall_time, "wait in real time (any device)"),
+    ]
+
+
+@hookimpl
+def harness_add_suites() -> list[SuiteSpec]:
+    return [
+        SuiteSpec("registers", _CONFORMANCE / "registers", "cl. 95 energy registers: present, unit, monotonic"),
+        SuiteSpec("tariffs", _CONFORMANCE / "tariffs", "cl. 95 per-tariff accumulation and switching"),
+        SuiteSpec("nvm", _CONFORMANCE / "nvm", "cl. 95 non-volatile memory across power cuts"),
+        SuiteSpec("clock", _CONFORMANCE / "clock", "cl. 95 date and time: readable, settable, kept, drift"),
+    ]

@@ -1,0 +1,297 @@
+"""The pytest plugin: wires a rig into a pytest session (`harness certify` == pytest + this + a rig).
+
+Inert unless ``--rig`` is given, so the harness's own tests and anyone else's pytest runs are
+untouched. With a rig it parametrizes every check over the DUTs of the kinds the suite applies
+to, hands each check a ``dut`` and a ``check`` fixture, and writes one record per check to
+checks.jsonl the moment the check finishes (plus Allure labels and attachments), and
+verdicts.json at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.reporting.clauses import CHAPTER_TITLES, chapter_of, clause_of_check
+from harness.reporting.records import Check, CheckRecord
+from harness.verdicts import Inconclusive, NotApplicable, Verdict
+
+STATE = pytest.StashKey["HarnessRun"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("harness", "tek-harness certification")
+    g.addoption("--rig", type=Path, help="rig YAML: run the conformance suites against its DUTs")
+    g.addoption("--harness-out", type=Path, help="where checks.jsonl, verdicts.json, transcript go")
+    g.addoption("--harness-suite", action="append", default=[], help="run only these suites")
+    g.addoption("--harness-defect", action="append", default=[], help="seed defects into simulated DUTs")
+    g.addoption("--harness-no-transcript", action="store_true", help="do not record device exchanges")
+    g.addoption("--harness-quiet", action="store_true", help="no per-check lines (certify prints its own)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "check(id, title, also=()): a conformance check with a stable KZ id")
+    config.addinivalue_line("markers", "dut_kind(*kinds): device kinds a suite applies to")
+    config.addinivalue_line("markers", "destructive: needs the rig's allow_destructive (power cuts …)")
+    rig_path = config.getoption("--rig")
+    if rig_path is None:
+        return
+    from harness.config import ConfigError, load_rig
+
+    try:
+        loaded = load_rig(rig_path)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"invalid rig:\n{exc}") from None
+    out = config.getoption("--harness-out") or Path("harness-out") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{loaded.rig.name}"  # noqa: E501
+    config.stash[STATE] = HarnessRun(config, loaded, out)
+
+
+class HarnessRun:
+    """Per-session state: the bench, the records, what was deselected."""
+
+    def __init__(self, config: pytest.Config, loaded: Any, out: Path) -> None:
+        from harness.bench import Bench
+
+        self.config = config
+        self.loaded = loaded
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self.checks_path = out / "checks.jsonl"
+        self.bench = Bench(loaded, out, config.getoption("--harness-defect"),
+                           transcript=not config.getoption("--harness-no-transcript"))
+        self.records: list[CheckRecord] = []
+        self.deselected: dict[str, list[tuple[str, list[str]]]] = {}
+        self.started = time.time()
+        self.quiet = config.getoption("--harness-quiet")
+
+    def emit(self, record: CheckRecord) -> None:
+        self.records.append(record)
+        with self.checks_path.open("a", encoding="utf-8") as f:
+            f.write(record.model_dump_json() + "\n")
+            f.flush()
+        if not self.quiet:
+            capture = self.config.pluginmanager.get_plugin("capturemanager")
+            if capture is not None:
+                with capture.global_and_fixture_disabled():
+                    print_check_line(record)
+            else:
+                print_check_line(record)
+
+    def write_verdicts(self) -> dict[str, Any]:
+        from harness import __version__
+        from harness.reporting.aggregate import aggregate
+
+        duts: dict[str, Any] = {}
+        for name, rt in self.bench.runtimes.items():
+            ident = rt.identity
+            duts[name] = {
+                "vendor": rt.profile.vendor, "model": rt.profile.model, "kind": rt.profile.kind.value,
+                "profile": str(rt.profile_path), "profile_sha256": self.loaded.profile_hash(name),
+                "serial_number": ident.serial_number if ident else None,
+                "firmware_version": ident.firmware_version if ident else None,
+                "defects": rt.defects,
+            }
+        verdicts = aggregate(self.records, self.deselected, duts)
+        verdicts = {"harness_version": __version__, "rig": self.loaded.rig.name, "rig_file": str(self.loaded.path),
+                    "started": _iso(self.started), "finished": _iso(time.time()), **verdicts}
+        path = self.out / "verdicts.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(verdicts, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+        return verdicts
+
+
+def print_check_line(record: CheckRecord) -> None:
+    reason = f" — {record.reason}" if record.reason and record.verdict != Verdict.PASS else ""
+    sys.stdout.write(f"  {record.id:9} {record.verdict.value:12} {record.dut:10} {record.title}"
+                     f" ({record.duration_s:.1f} s){reason}\n")
+    sys.stdout.flush()
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _run(config: pytest.Config) -> HarnessRun | None:
+    return config.stash.get(STATE, None)
+
+
+# ---- collection ---------------------------------------------------------------------------------
+def _check_marker(item: pytest.Item) -> tuple[str, str, list[str]] | None:
+    mark = item.get_closest_marker("check")
+    if mark is None:
+        return None
+    check_id, title = mark.args[0], mark.args[1]
+    clauses = [clause_of_check(check_id), *mark.kwargs.get("also", ())]
+    return check_id, title, clauses
+
+
+def _suite_of(item: pytest.Item) -> str:
+    return Path(str(item.path)).parent.name
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    run = _run(metafunc.config)
+    if run is None or "dut" not in metafunc.fixturenames:
+        return
+    kinds = {k for m in metafunc.definition.iter_markers("dut_kind") for k in m.args}
+    names = [n for n, p in run.loaded.profiles.items() if not kinds or p.kind.value in kinds]
+    metafunc.parametrize("dut", names, indirect=True, ids=names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = _run(config)
+    if run is None:
+        return
+    suites = set(config.getoption("--harness-suite"))
+    keep, drop = [], []
+    for item in items:
+        marker = _check_marker(item)
+        if marker is None:
+            keep.append(item)
+            continue
+        dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
+        excluded = (suites and _suite_of(item) not in suites) or (
+            item.get_closest_marker("destructive") and not run.loaded.rig.allow_destructive)
+        if excluded:
+            drop.append(item)
+            run.deselected.setdefault(dut, []).append((marker[0], marker[2]))
+        else:
+            keep.append(item)
+    # Checks that share a DUT run suite by suite, in id order: evidence reads like the Rules.
+    keep.sort(key=lambda it: (_check_marker(it) or ("~",))[0])
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+# ---- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def harness_run(request: pytest.FixtureRequest) -> HarnessRun:
+    run = _run(request.config)
+    if run is None:
+        raise pytest.UsageError("conformance checks need a rig: pytest --rig RIG.yaml (or `harness certify`)")
+    return run
+
+
+@pytest.fixture
+def dut(request: pytest.FixtureRequest, harness_run: HarnessRun) -> Any:
+    """The DUT's runtime: ``.device`` (Device API), ``.profile``, ``.power``, ``.time``, ``.spec``."""
+    return harness_run.bench.dut(request.param)
+
+
+@pytest.fixture
+def check(request: pytest.FixtureRequest) -> Check:
+    marker = _check_marker(request.node)
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: the check fixture needs @pytest.mark.check(id, title)")
+    check_id, title, clauses = marker
+    dut_name = request.node.callspec.params.get("dut", "") if hasattr(request.node, "callspec") else ""
+    c = Check(check_id, title, _suite_of(request.node), clauses, dut_name)
+    request.node.stash[_CHECK] = c
+    _allure_labels(c)
+    return c
+
+
+_CHECK = pytest.StashKey[Check]()
+_STARTED = pytest.StashKey[float]()
+_RECORD = pytest.StashKey[CheckRecord]()
+
+
+def _allure_labels(c: Check) -> None:
+    try:
+        import allure
+    except ImportError:  # allure-pytest is a dependency; stay usable without it all the same
+        return
+    chapter = chapter_of(c.clauses[0])
+    allure.dynamic.epic(f"Chapter {chapter}. {CHAPTER_TITLES.get(chapter or 0, '')}".strip())
+    allure.dynamic.feature(f"cl. {c.clauses[0]}")
+    allure.dynamic.story(c.suite)
+    allure.dynamic.id(c.id)
+    allure.dynamic.title(f"{c.id} {c.title} [{c.dut}]")
+    allure.dynamic.tag(c.dut)
+
+
+# ---- outcomes -----------------------------------------------------------------------------------
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_STARTED] = time.time()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    finally:
+        c = item.stash.get(_CHECK, None)
+        if c is not None and c.measurements:
+            try:
+                import allure
+
+                allure.attach(json.dumps([m.model_dump() for m in c.measurements], indent=2, ensure_ascii=False),
+                              name="measurements", attachment_type=allure.attachment_type.JSON)
+            except ImportError:
+                pass
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    run = _run(item.config)
+    marker = _check_marker(item)
+    if run is None or marker is None:
+        return report
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        verdict, reason = _verdict(item, call)
+        c = item.stash.get(_CHECK, None)
+        dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
+        item.stash[_RECORD] = CheckRecord(
+            id=marker[0], title=marker[1], suite=_suite_of(item), clauses=marker[2], dut=dut, verdict=verdict,
+            reason=reason, measurements=c.measurements if c else [], nodeid=item.nodeid,
+            started=item.stash.get(_STARTED, time.time()), finished=time.time())
+    return report
+
+
+def _verdict(item: pytest.Item, call: pytest.CallInfo[None]) -> tuple[Verdict, str]:
+    from harness.bench import BenchError
+    from harness.devices.api import DeviceError
+    from harness.fault_injection.launcher import LaunchError
+
+    c = item.stash.get(_CHECK, None)
+    if call.excinfo is None:
+        if c is not None and c.failures:
+            return Verdict.FAIL, "; ".join(m.describe() for m in c.failures[:3])
+        return Verdict.PASS, ""
+    exc = call.excinfo.value
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, Inconclusive):
+        return Verdict.INCONCLUSIVE, text
+    if isinstance(exc, NotApplicable):
+        return Verdict.NOT_APPLICABLE, text
+    if isinstance(exc, LaunchError | BenchError):
+        return Verdict.INCONCLUSIVE, f"bench problem: {text}"
+    if isinstance(exc, AssertionError | DeviceError):
+        return Verdict.FAIL, text
+    return Verdict.INCONCLUSIVE, f"harness error {type(exc).__name__}: {text}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    run = _run(item.config)
+    record = item.stash.get(_RECORD, None)
+    if run is not None and record is not None:
+        run.emit(record)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = _run(session.config)
+    if run is None:
+        return
+    try:
+        run.bench.close()
+    finally:
+        run.write_verdicts()

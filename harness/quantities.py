@@ -1,0 +1,134 @@
+"""The canonical vocabulary every suite, profile and report shares.
+
+Suites speak only these names; a profile maps each name it declares to a protocol address.
+Keeping the vocabulary in one place is what lets a suite written today certify a meter nobody
+has seen yet: the meter's differences live in its profile, never in the suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DeviceKind(StrEnum):
+    """What a DUT is; suites declare which kinds they apply to."""
+
+    ELECTRICITY_METER = "electricity_meter"
+    HEAT_METER = "heat_meter"
+    CONTROLLER = "controller"
+    CONCENTRATOR = "concentrator"
+    AMR_SERVER = "amr_server"
+
+
+class EnergyChannel(StrEnum):
+    """The four energy registers cl. 95 asks for: active/reactive, import/export."""
+
+    ACTIVE_IMPORT = "active_import"
+    ACTIVE_EXPORT = "active_export"
+    REACTIVE_IMPORT = "reactive_import"
+    REACTIVE_EXPORT = "reactive_export"
+
+    @property
+    def symbol(self) -> str:
+        """The symbol a metering engineer uses (IEC 62053 / OBIS notation)."""
+        return {"active_import": "A+", "active_export": "A-", "reactive_import": "R+",
+                "reactive_export": "R-"}[self.value]
+
+    @property
+    def unit(self) -> str:
+        """Canonical unit of the channel's registers."""
+        return "Wh" if self.value.startswith("active") else "varh"
+
+    @property
+    def power_unit(self) -> str:
+        """Unit of the load that drives the channel."""
+        return "W" if self.value.startswith("active") else "var"
+
+
+TOTAL = "total"
+
+
+@dataclass(frozen=True, order=True)
+class EnergyRegister:
+    """One cl. 95 energy register: a channel, total (tariff None) or one tariff T1..Tn."""
+
+    channel: EnergyChannel
+    tariff: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Canonical quantity name, e.g. ``active_import_total`` or ``reactive_export_t2``."""
+        return f"{self.channel.value}_{TOTAL if self.tariff is None else f't{self.tariff}'}"
+
+    @property
+    def label(self) -> str:
+        """Human label for reports, e.g. ``A+ T2``."""
+        return f"{self.channel.symbol} {'total' if self.tariff is None else f'T{self.tariff}'}"
+
+    @property
+    def unit(self) -> str:
+        return self.channel.unit
+
+    @classmethod
+    def parse(cls, name: str) -> EnergyRegister | None:
+        """The register a canonical name denotes, or None if it is not an energy register."""
+        for channel in EnergyChannel:
+            prefix = channel.value + "_"
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix):]
+            if rest == TOTAL:
+                return cls(channel)
+            if rest.startswith("t") and rest[1:].isdigit() and int(rest[1:]) >= 1:
+                return cls(channel, int(rest[1:]))
+        return None
+
+
+def energy_registers(tariff_count: int) -> list[EnergyRegister]:
+    """Every register cl. 95 requires of a meter with ``tariff_count`` tariffs."""
+    regs: list[EnergyRegister] = []
+    for channel in EnergyChannel:
+        regs.append(EnergyRegister(channel))
+        regs.extend(EnergyRegister(channel, t) for t in range(1, tariff_count + 1))
+    return regs
+
+
+# Identity quantities: what a certificate names the DUT by.
+SERIAL_NUMBER = "serial_number"
+FIRMWARE_VERSION = "firmware_version"
+IDENTITY_QUANTITIES = (SERIAL_NUMBER, FIRMWARE_VERSION)
+
+# The device clock is a quantity of its own (it has a date-time encoding, not a scalar one).
+CLOCK = "clock"
+
+# Optional: the tariff the device says is active (Schneider 4191, Siemens 211 …).
+ACTIVE_TARIFF = "active_tariff"
+
+# Units a profile may declare, as factors to the canonical unit of their dimension.
+UNIT_FACTORS: dict[str, tuple[str, float]] = {
+    "Wh": ("Wh", 1.0),
+    "kWh": ("Wh", 1e3),
+    "MWh": ("Wh", 1e6),
+    "varh": ("varh", 1.0),
+    "kvarh": ("varh", 1e3),
+    "Mvarh": ("varh", 1e6),
+    "W": ("W", 1.0),
+    "kW": ("W", 1e3),
+    "var": ("var", 1.0),
+    "kvar": ("var", 1e3),
+    "1": ("1", 1.0),
+}
+
+
+def to_canonical(unit: str) -> tuple[str, float]:
+    """(canonical unit, factor) for a declared unit; KeyError names an unknown unit."""
+    return UNIT_FACTORS[unit]
+
+
+def canonical_unit_of(quantity: str) -> str | None:
+    """The canonical unit a quantity must be expressed in, or None when it has no unit."""
+    reg = EnergyRegister.parse(quantity)
+    if reg is not None:
+        return reg.unit
+    return None

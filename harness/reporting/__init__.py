@@ -1,0 +1,1 @@
+"""Check records, clause verdicts, the clause catalogue and the console table."""

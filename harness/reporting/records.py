@@ -1,0 +1,108 @@
+"""What a check leaves behind: its measurements and its verdict (OpenHTF-style, not bare asserts).
+
+A Check collects measurements — value, limit, unit, pass/fail — as a conformance test runs;
+the record of it is the evidence the certificate rests on. ``require()`` turns any failed
+measurement into an AssertionError so pytest's outcome agrees with the record.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from harness.verdicts import Verdict
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 6) if math.isfinite(v) else str(v)
+    return v
+
+
+class Measurement(BaseModel):
+    name: str
+    measured: float | int | str | bool | None
+    limit: str = ""
+    unit: str | None = None
+    passed: bool
+    note: str = ""
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        limit = f" (limit {self.limit})" if self.limit else ""
+        note = f" — {self.note}" if self.note else ""
+        return f"{self.name}: {self.measured}{unit}{limit}{note}"
+
+
+class CheckRecord(BaseModel):
+    """One line of checks.jsonl."""
+
+    id: str
+    title: str
+    suite: str
+    clauses: list[str]
+    dut: str
+    verdict: Verdict
+    reason: str = ""
+    measurements: list[Measurement] = Field(default_factory=list)
+    nodeid: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.finished - self.started)
+
+
+class CheckFailed(AssertionError):
+    """A measurement was outside its limit."""
+
+
+class Check:
+    """Handed to every conformance test as the ``check`` fixture."""
+
+    def __init__(self, check_id: str, title: str, suite: str, clauses: list[str], dut: str) -> None:
+        self.id, self.title, self.suite, self.clauses, self.dut = check_id, title, suite, clauses, dut
+        self.measurements: list[Measurement] = []
+
+    # -- recording --------------------------------------------------------------------------------
+    def measure(self, name: str, measured: Any, *, passed: bool, limit: str = "", unit: str | None = None,
+                note: str = "") -> Measurement:
+        m = Measurement(name=name, measured=_num(measured), limit=limit, unit=unit, passed=bool(passed),
+                        note=note)
+        self.measurements.append(m)
+        return m
+
+    def at_most(self, name: str, measured: float, limit: float, unit: str | None = None, note: str = "") -> bool:
+        return self.measure(name, measured, passed=measured <= limit, limit=f"≤ {_num(limit)}", unit=unit,
+                            note=note).passed
+
+    def at_least(self, name: str, measured: float, limit: float, unit: str | None = None,
+                 note: str = "") -> bool:
+        return self.measure(name, measured, passed=measured >= limit, limit=f"≥ {_num(limit)}", unit=unit,
+                            note=note).passed
+
+    def within(self, name: str, measured: float, low: float, high: float, unit: str | None = None,
+               note: str = "") -> bool:
+        return self.measure(name, measured, passed=low <= measured <= high,
+                            limit=f"{_num(low)} … {_num(high)}", unit=unit, note=note).passed
+
+    def equal(self, name: str, measured: Any, expected: Any, unit: str | None = None, note: str = "") -> bool:
+        return self.measure(name, measured, passed=measured == expected, limit=f"= {_num(expected)}",
+                            unit=unit, note=note).passed
+
+    # -- concluding -------------------------------------------------------------------------------
+    @property
+    def failures(self) -> list[Measurement]:
+        return [m for m in self.measurements if not m.passed]
+
+    def require(self) -> None:
+        """Fail the check if any measurement failed (call at the end of every check)."""
+        if self.failures:
+            shown = "; ".join(m.describe() for m in self.failures[:5])
+            more = f" (+{len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+            raise CheckFailed(f"{self.id}: {shown}{more}")
+        if not self.measurements:
+            raise CheckFailed(f"{self.id}: no measurement was made — a check must measure something")
