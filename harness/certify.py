@@ -41,7 +41,7 @@ def _plugin_args() -> list[str]:
 
 
 def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects: list[str],
-            transcript: bool = True, verbose: bool = False) -> int:
+            transcript: bool = True, verbose: bool = False, checks: list[str] | None = None) -> int:
     import pytest
 
     from harness import registry
@@ -81,6 +81,8 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
         args += ["--harness-suite", s]
     for d in defects:
         args += ["--harness-defect", d]
+    for c in checks or []:
+        args += ["--harness-check", c]
     if not transcript:
         args.append("--harness-no-transcript")
     args += ["-v"] if verbose else ["-p", "no:terminal"]

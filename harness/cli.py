@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, help="output directory (default harness-out/<UTC time>-<rig>/)")
     c.add_argument("--suite", action="append", default=[], metavar="NAME",
                    help="run only this suite (repeatable); the run is then not certification-grade")
+    c.add_argument("--check", action="append", default=[], metavar="ID",
+                   help="run only this check, e.g. KZ-95-07 (repeatable); not certification-grade")
     c.add_argument("--defect", action="append", default=[], metavar="NAME",
                    help="seed this defect into every simulated DUT (repeatable)")
     c.add_argument("--no-transcript", action="store_true", help="do not record Modbus exchanges")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         from harness.certify import certify
 
         return certify(rig_path=args.rig, out=args.out, suites=args.suite, defects=args.defect,
-                       transcript=not args.no_transcript, verbose=args.verbose)
+                       transcript=not args.no_transcript, verbose=args.verbose, checks=args.check)
     if args.command == "check":
         return _check(args.files)
     if args.command == "schema":

@@ -29,6 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--rig", type=Path, help="rig YAML: run the conformance suites against its DUTs")
     g.addoption("--harness-out", type=Path, help="where checks.jsonl, verdicts.json, transcript go")
     g.addoption("--harness-suite", action="append", default=[], help="run only these suites")
+    g.addoption("--harness-check", action="append", default=[], help="run only these check ids")
     g.addoption("--harness-defect", action="append", default=[], help="seed defects into simulated DUTs")
     g.addoption("--harness-no-transcript", action="store_true", help="do not record device exchanges")
     g.addoption("--harness-quiet", action="store_true", help="no per-check lines (certify prints its own)")
@@ -68,6 +69,7 @@ class HarnessRun:
         self.deselected: dict[str, list[tuple[str, list[str]]]] = {}
         self.started = time.time()
         self.quiet = config.getoption("--harness-quiet")
+        self.total = 0
 
     def emit(self, record: CheckRecord) -> None:
         self.records.append(record)
@@ -78,9 +80,9 @@ class HarnessRun:
             capture = self.config.pluginmanager.get_plugin("capturemanager")
             if capture is not None:
                 with capture.global_and_fixture_disabled():
-                    print_check_line(record)
+                    print_check_line(record, len(self.records), self.total)
             else:
-                print_check_line(record)
+                print_check_line(record, len(self.records), self.total)
 
     def write_verdicts(self) -> dict[str, Any]:
         from harness import __version__
@@ -106,10 +108,11 @@ class HarnessRun:
         return verdicts
 
 
-def print_check_line(record: CheckRecord) -> None:
+def print_check_line(record: CheckRecord, done: int, total: int) -> None:
     reason = f" — {record.reason}" if record.reason and record.verdict != Verdict.PASS else ""
-    sys.stdout.write(f"  {record.id:9} {record.verdict.value:12} {record.dut:10} {record.title}"
-                     f" ({record.duration_s:.1f} s){reason}\n")
+    width = len(str(total))
+    sys.stdout.write(f"  [{done:>{width}}/{total}] {record.id:9} {record.verdict.value:12} {record.dut:10} "
+                     f"{record.title} ({record.duration_s:.1f} s){reason}\n")
     sys.stdout.flush()
 
 
@@ -149,14 +152,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if run is None:
         return
     suites = set(config.getoption("--harness-suite"))
+    only = set(config.getoption("--harness-check"))
     keep, drop = [], []
+    known = {m[0] for m in map(_check_marker, items) if m}
+    if only - known:
+        raise pytest.UsageError(f"unknown check id(s) {', '.join(sorted(only - known))}; known: "
+                                f"{', '.join(sorted(known))}")
     for item in items:
         marker = _check_marker(item)
         if marker is None:
             keep.append(item)
             continue
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
-        excluded = (suites and _suite_of(item) not in suites) or (
+        excluded = (suites and _suite_of(item) not in suites) or (only and marker[0] not in only) or (
             item.get_closest_marker("destructive") and not run.loaded.rig.allow_destructive)
         if excluded:
             drop.append(item)
@@ -168,6 +176,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
+    run.total = sum(1 for it in keep if _check_marker(it))
 
 
 # ---- fixtures -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ layout (DEVICES.md lists four real meters that all do it differently).
 
 from __future__ import annotations
 
+import itertools
 from enum import StrEnum
 from typing import Literal
 
@@ -134,7 +135,7 @@ class ModbusMap(Strict):
         if self.clock:
             spans.append((self.clock.table, self.clock.address, self.clock.register_count, "clock"))
         spans.sort()
-        for (t1, a1, c1, n1), (t2, a2, _, n2) in zip(spans, spans[1:], strict=False):
+        for (t1, a1, c1, n1), (t2, a2, _, n2) in itertools.pairwise(spans):
             if t1 == t2 and a2 < a1 + c1:
                 raise ValueError(f"{n1} and {n2} overlap in the {t1.value} registers ({a1}+{c1} > {a2})")
         return self

@@ -50,6 +50,7 @@ class Reading:
     resolution: float | None  # smallest step the register can show, canonical units
     t_sent: float
     t_received: float
+    floating: bool = False  # a floating-point register: its value is rounded, not counted in steps
 
 
 @dataclass(frozen=True)

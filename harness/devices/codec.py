@@ -46,7 +46,7 @@ def decode_point(point: ModbusPoint, registers: Sequence[int]) -> float | int | 
 def encode_point(point: ModbusPoint, value: float | int) -> list[int]:
     raw = value / point.factor
     if not point.type.is_float:
-        raw = int(round(raw))
+        raw = round(raw)
     return _registers(struct.pack(">" + _STRUCT[point.type], raw), point.word_order)
 
 

@@ -94,7 +94,7 @@ class ModbusDevice(Device):
     # ---- connection --------------------------------------------------------------------------
     def _make_client(self) -> Any:
         from pymodbus import FramerType
-        from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+        from pymodbus.client import ModbusTcpClient
 
         transport = self._dut.transport
         if transport.tcp is not None:
@@ -103,9 +103,11 @@ class ModbusDevice(Device):
             return ModbusTcpClient(host, port=int(port), timeout=self.timeout, retries=0)
         serial = transport.serial
         assert serial is not None
-        return ModbusSerialClient(self._endpoint.get("serial_port", serial.port), framer=FramerType.RTU,
-                                  baudrate=serial.baudrate, parity=serial.parity, stopbits=serial.stopbits,
-                                  bytesize=serial.bytesize, timeout=self.timeout, retries=0)
+        from harness.devices.rtu_client import RtuSerialClient  # answers without pymodbus's polling sleeps
+
+        return RtuSerialClient(self._endpoint.get("serial_port", serial.port), framer=FramerType.RTU,
+                               baudrate=serial.baudrate, parity=serial.parity, stopbits=serial.stopbits,
+                               bytesize=serial.bytesize, timeout=self.timeout, retries=0)
 
     def _connected_client(self) -> Any:
         if self._client is None:
@@ -209,7 +211,8 @@ class ModbusDevice(Device):
                 off = point.address - batch.address
                 value = codec.decode_point(point, regs[off:off + point.register_count])
                 unit = None if point.type.value == "string" else point.canonical_unit
-                out[name] = Reading(name, value, unit, codec.resolution(point, value), t0, t1)
+                out[name] = Reading(name, value, unit, codec.resolution(point, value), t0, t1,
+                                    point.type.is_float)
         return out
 
     def read_clock(self) -> ClockReading:

@@ -8,6 +8,7 @@ launched exactly like our own simulators.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -101,10 +102,8 @@ class DutProcess:
     def _signal(self, sig: signal.Signals) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)  # the group we made with start_new_session: pgid == pid
-        except ProcessLookupError:
-            pass
         if sig == signal.SIGKILL:
             self.proc.wait(timeout=10)
 

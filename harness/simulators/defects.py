@@ -31,6 +31,8 @@ METER_DEFECTS: dict[str, Defect] = {
                "every fifth read returns energy totals a few steps lower (a counter that steps back)"),
         Defect("tariff_total_mismatch", "95", "KZ-95-04",
                "total registers run 0.5 % above the sum of the tariff registers"),
+        Defect("tariff_swapped", "95", "KZ-95-05",
+               "energy of the T2 and T3 periods lands in each other's registers (mis-programmed register map)"),
         Defect("tariff_stuck", "95", "KZ-95-06",
                "all energy goes to T1 whatever the time-of-day schedule says"),
         Defect("nvm_write_lag", "95", "KZ-95-07",

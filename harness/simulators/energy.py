@@ -47,6 +47,7 @@ class EnergyMeter:
     last_phys: float
     counted: set[str] = field(default_factory=set)  # channels that count (a defect may drop some)
     stuck_tariff: int | None = None
+    remap: dict[int, int] = field(default_factory=dict)  # tariff -> register it lands in (a defect)
 
     def accumulate_to(self, phys: float, timeline: Timeline) -> None:
         """Count energy from the last accumulation up to ``phys``, splitting at tariff switches."""
@@ -61,6 +62,7 @@ class EnergyMeter:
             if seg_end <= t:  # float corner: never stall
                 seg_end = min(phys, t + 1e-3)
             tariff = self.stuck_tariff or self.tariff_at(sod)
+            tariff = self.remap.get(tariff, tariff)
             dt = seg_end - t
             for name, counter in self.counters.items():
                 if name in self.counted:

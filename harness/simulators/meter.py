@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config.modbus_map import ModbusPoint, RegisterTable
+from harness.config.modbus_map import RegisterTable
 from harness.config.profile import Profile
 from harness.quantities import (
     ACTIVE_TARIFF,
@@ -107,6 +107,7 @@ class MeterSimulator:
             boundaries=sorted(p.time_of_day.hour * 3600 + p.time_of_day.minute * 60 for p in tariffs.schedule),
             last_phys=self.timeline.physical(), counted=counted,
             stuck_tariff=1 if "tariff_stuck" in defects else None,
+            remap={2: 3, 3: 2} if "tariff_swapped" in defects and tariffs.count >= 3 else {},
         )
         self._energy_saved = self.meter.snapshot()
         self._lag_grid = math.floor(self.timeline.physical() / LAG_PERIOD_S)

@@ -28,7 +28,7 @@ def encode_point(point: ModbusPoint, value: float | int | str) -> list[int]:
         return [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
     scaled = value / point.factor if not isinstance(value, str) else 0
     if not point.type.is_float:
-        scaled = int(round(scaled))
+        scaled = round(scaled)
     return ModbusClientMixin.convert_to_registers(scaled, _PYMODBUS_TYPES[point.type],
                                                   word_order=point.word_order.value)
 

@@ -91,7 +91,7 @@ def _observe(dut, regs, seconds: float) -> tuple[Snapshot, Snapshot]:
 
 def _judge_active(check, regs, before: Snapshot, after: Snapshot, active: int, label: str) -> None:
     """Only ``active`` advanced, on every loaded channel (and by at least one step)."""
-    for channel, rs in regs.items():
+    for rs in regs.values():
         for r in rs:
             delta = after.value(r) - before.value(r)
             if r.tariff == active:

@@ -1,0 +1,193 @@
+"""How much does the Device API cost over a bare pymodbus client? Read throughput on loopback.
+
+Why: every check reads through ``ModbusDevice`` (timeouts, retries, reconnects, transcript, codec).
+That layer must not be what limits a run: the target is Device API ≥ 0.8 × raw pymodbus.
+
+How: one simulated meter (``harness sim meter``) is started as a subprocess on a free loopback port
+with a throw-away state directory, and stopped by its PID at the end. Three clients then read all
+20 energy registers of the built-in profile, in alternating rounds of a few seconds each so that
+drift of the machine or of the simulator hits all of them alike:
+
+* ``raw``        pymodbus ``ModbusTcpClient`` issuing exactly the requests the driver issues
+                 (the same address/count batches, from ``plan_batches``), checking ``isError()``;
+* ``api``        ``ModbusDevice.read_many(names)``, no transcript;
+* ``api+tx``     the same with a ``Transcript`` written to a temporary file.
+
+"requests/s" counts Modbus requests, "reads/s" counts complete reads of the 20 registers (one
+``read_many`` call, or one pass over the batches for ``raw``). Figures are the median over rounds.
+The simulator sits on the same machine, so its own cost is in every figure and the ratio is the
+end-to-end slowdown a check sees, not the client overhead alone.
+
+Run: ``python benchmarks/read_throughput.py [--rounds 5] [--seconds 2] [--json FILE]``.
+The last line of stdout is the JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pymodbus.client import ModbusTcpClient
+
+from harness.config import load_rig
+from harness.config.modbus_map import RegisterTable
+from harness.devices.modbus import ModbusDevice, plan_batches
+from harness.devices.transcript import Transcript
+from harness.fault_injection.ports import free_port
+from harness.quantities import energy_registers
+from harness.resources import builtin_rig
+
+HOST = "127.0.0.1"
+DUT = "meter"
+TARGET_RATIO = 0.8
+
+
+def start_simulator(profile: Path, state_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "harness", "sim", "meter", "--profile", str(profile),
+            "--state-dir", str(state_dir), "--tcp", f"{HOST}:{port}"]
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"simulator exited with code {proc.returncode} before listening")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"simulator not listening on {HOST}:{port} after {timeout_s:g} s")
+
+
+def stop_simulator(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (orderly save), then SIGKILL; always this PID, never by name."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def raw_reader(client: ModbusTcpClient, batches: list[tuple[int, int, int]], unit: int) -> Callable[[], None]:
+    def read_all() -> None:
+        for fc, address, count in batches:
+            reader = client.read_input_registers if fc == 4 else client.read_holding_registers
+            response = reader(address, count=count, device_id=unit)
+            if response.isError() or len(response.registers) < count:
+                raise RuntimeError(f"raw read fc{fc} {address}+{count} failed: {response}")
+    return read_all
+
+
+def api_reader(device: ModbusDevice, names: list[str]) -> Callable[[], None]:
+    def read_all() -> None:
+        device.read_many(names)
+    return read_all
+
+
+def measure(read_all: Callable[[], None], seconds: float) -> tuple[int, float]:
+    """Complete reads done in about ``seconds`` of wall time, and the exact time they took."""
+    done, t0 = 0, time.perf_counter()
+    deadline = t0 + seconds
+    while True:
+        read_all()
+        done += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            return done, now - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5, help="rounds per client (default 5)")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds per round (default 2)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the summary here")
+    args = p.parse_args(argv)
+    if not (1 <= args.rounds <= 50 and 0.1 <= args.seconds <= 30):
+        p.error("--rounds must be 1..50 and --seconds 0.1..30")
+
+    loaded = load_rig(builtin_rig())
+    spec, profile, timing = loaded.dut(DUT), loaded.profiles[DUT], loaded.rig.timing
+    assert profile.modbus is not None and profile.tariffs is not None
+    names = [r.name for r in energy_registers(profile.tariffs.count)]
+    modbus = profile.modbus
+    plan = plan_batches([(n, modbus.points[n]) for n in names], modbus.max_registers_per_request)
+    batches = [(4 if b.table == RegisterTable.INPUT else 3, b.address, b.count) for b in plan]
+    per_read = len(batches)
+
+    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp_name:
+        tmp = Path(tmp_name)
+        port = free_port(HOST)
+        proc = start_simulator(loaded.profile_paths[DUT], tmp / "state", port, tmp / "sim.log")
+        clients: list[Any] = []
+        try:
+            wait_listening(proc, port)
+            endpoint = {"host": HOST, "port": port}
+            raw = ModbusTcpClient(HOST, port=port, timeout=timing.request_timeout_s, retries=0)
+            transcript = Transcript(tmp / "transcript.jsonl")
+            api = ModbusDevice(DUT, profile, spec, timing, transcript=None, endpoint=endpoint)
+            api_tx = ModbusDevice(DUT, profile, spec, timing, transcript=transcript, endpoint=endpoint)
+            clients += [raw, api, api_tx, transcript]
+            if not raw.connect():
+                raise RuntimeError(f"raw client cannot connect to {HOST}:{port}")
+            modes: dict[str, Callable[[], None]] = {
+                "raw": raw_reader(raw, batches, spec.unit_id),
+                "api": api_reader(api, names),
+                "api+tx": api_reader(api_tx, names),
+            }
+            for read_all in modes.values():  # connect, plan and warm up outside the clock
+                measure(read_all, 0.3)
+            rates: dict[str, list[float]] = {m: [] for m in modes}
+            order = list(modes)
+            for r in range(args.rounds):
+                for mode in order[r % len(order):] + order[:r % len(order)]:  # rotate who goes first
+                    done, elapsed = measure(modes[mode], args.seconds)
+                    rates[mode].append(done / elapsed)
+        finally:
+            for c in clients:
+                c.close()
+            stop_simulator(proc)
+
+    summary: dict[str, Any] = {"batches": [list(b) for b in batches], "requests_per_read": per_read,
+                               "registers_read": len(names), "rounds": args.rounds, "seconds": args.seconds}
+    for mode, reads in rates.items():
+        med = statistics.median(reads)
+        summary[mode] = {"reads_per_s": round(med, 1), "requests_per_s": round(med * per_read, 1),
+                         "reads_per_s_rounds": [round(x, 1) for x in reads]}
+    raw_rate = summary["raw"]["reads_per_s"]
+    summary["ratio_api_raw"] = round(summary["api"]["reads_per_s"] / raw_rate, 3)
+    summary["ratio_api_tx_raw"] = round(summary["api+tx"]["reads_per_s"] / raw_rate, 3)
+    summary["target_ratio"] = TARGET_RATIO
+
+    print(f"{len(names)} energy registers in {per_read} requests {batches} (fc, address, count); "
+          f"{args.rounds} rounds × {args.seconds:g} s, medians")
+    print(f"{'client':8} {'requests/s':>11} {'reads/s':>9} {'vs raw':>7}   reads/s per round")
+    for mode in rates:
+        s = summary[mode]
+        print(f"{mode:8} {s['requests_per_s']:>11.1f} {s['reads_per_s']:>9.1f} "
+              f"{s['reads_per_s'] / raw_rate:>7.3f}   {s['reads_per_s_rounds']}")
+    verdict = "meets" if summary["ratio_api_raw"] >= TARGET_RATIO else "MISSES"
+    print(f"Device API / raw = {summary['ratio_api_raw']:.3f} ({verdict} the ≥ {TARGET_RATIO} target); "
+          f"with transcript {summary['ratio_api_tx_raw']:.3f}")
+    line = json.dumps(summary, separators=(",", ":"))
+    if args.json:
+        args.json.write_text(line + "\n", encoding="utf-8")
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Shared fixtures for the harness's own tests: real simulator processes on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_rig
+from harness.config.loading import LoadedRig
+from harness.fault_injection.ports import free_port
+from harness.resources import builtin_profile, builtin_rig
+from harness.simulators.control import serve_control  # noqa: F401  (import proves the simulator side imports)
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclass
+class SimMeter:
+    """A running simulated meter process, stopped by PID at teardown."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    control_port: int
+    state_dir: Path
+    profile: Path
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def start_sim(state_dir: Path, profile: Path | None = None, defects: str = "") -> SimMeter:
+    port, control = free_port(), free_port()
+    profile = profile or builtin_profile("tek-sim-em4.yaml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "sim", "meter", "--profile", str(profile), "--state-dir", str(state_dir),
+         "--tcp", f"127.0.0.1:{port}", "--control", str(control), "--defects", defects],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return SimMeter(proc, port, control, state_dir, profile)
+
+
+@pytest.fixture
+def sim_meter(tmp_path: Path) -> Iterator[SimMeter]:
+    sim = start_sim(tmp_path / "state")
+    try:
+        yield sim
+    finally:
+        sim.kill()
+
+
+@pytest.fixture(scope="session")
+def builtin_loaded_rig() -> LoadedRig:
+    return load_rig(builtin_rig())
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The `harness` command exactly as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)

@@ -1,0 +1,73 @@
+"""End to end through the CLI, as a user runs it: the golden meter passes every cl. 95 check, and
+every seeded defect fails cl. 95 with the check id the defect catalogue promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.simulators.defects import METER_DEFECTS
+from tests.conftest import run_cli
+
+ALL_CHECKS = [f"KZ-95-{n:02d}" for n in range(1, 12)]
+
+
+def _verdicts(out: Path) -> dict:
+    return json.loads((out / "verdicts.json").read_text())
+
+
+def _checks(out: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
+
+
+@pytest.mark.slow
+def test_golden_meter_certifies(tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("certify", "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    verdicts = _verdicts(out)
+    assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
+    meter = verdicts["duts"]["meter"]
+    assert meter["serial_number"] == "95000001" and meter["model"] == "TEK-SIM-EM4"
+    assert meter["clauses"]["95"]["verdict"] == "PASS"
+    checks = _checks(out)
+    assert sorted(checks) == ALL_CHECKS
+    assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values())
+    for check_id in ALL_CHECKS:  # a line per check as it runs, and the final table
+        assert check_id in res.stdout
+    assert "cl. 95" in res.stdout and "overall: PASS" in res.stdout
+    assert (out / "transcript.jsonl").stat().st_size > 0
+    results = list((out / "allure-results").glob("*-result.json"))
+    labels = {(lab["name"], lab["value"]) for r in results for lab in json.loads(r.read_text())["labels"]}
+    assert ("feature", "cl. 95") in labels and ("as_id", "KZ-95-07") in labels and ("story", "nvm") in labels
+    assert (out / "config" / "rig-sim-meter.yaml").exists()
+
+
+@pytest.mark.parametrize("defect", sorted(METER_DEFECTS))
+def test_seeded_defect_fails_its_check(tmp_path, defect):
+    expected = METER_DEFECTS[defect].expect
+    out = tmp_path / "out"
+    res = run_cli("certify", "--out", str(out), "--defect", defect, "--check", expected)
+    assert res.returncode == 1, res.stdout + res.stderr
+    verdicts = _verdicts(out)
+    clause = verdicts["duts"]["meter"]["clauses"][METER_DEFECTS[defect].clause]
+    assert clause["verdict"] == "FAIL"
+    caught = next(c for c in clause["checks"] if c["id"] == expected)
+    assert caught["verdict"] == "FAIL", caught
+    assert verdicts["certification_grade"] is False  # a single check was selected
+    assert f"{expected} FAIL" in res.stdout
+
+
+def test_every_check_has_a_defect():
+    assert {d.expect for d in METER_DEFECTS.values()} == set(ALL_CHECKS)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    res = run_cli("certify", "--out", str(tmp_path / "a"), "--defect", "no_such_defect")
+    assert res.returncode == 2 and "unknown defect" in res.stderr
+    res = run_cli("certify", "--out", str(tmp_path / "b"), "--suite", "no_such_suite")
+    assert res.returncode == 2 and "unknown suite" in res.stderr
+    res = run_cli("certify", "--out", str(tmp_path / "c"), "--check", "KZ-99-99")
+    assert res.returncode == 2 and "unknown check id" in res.stdout + res.stderr
