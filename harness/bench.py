@@ -49,12 +49,24 @@ class DutRuntime:
     time: Any = None
     identity: Identity | None = None
     started: bool = False
+    failure: Exception | None = None
 
     # ---- bring-up -----------------------------------------------------------------------------
     def start(self) -> None:
+        """Bring the DUT up once; a failure is remembered so later checks report it without retrying."""
+        if self.failure is not None:
+            raise self.failure
         if self.started:
             return
         self.started = True
+        try:
+            self._bring_up()
+        except Exception as exc:
+            self.failure = exc
+            self.stop()
+            raise
+
+    def _bring_up(self) -> None:
         self._resolve_endpoint()
         if self.spec.launch is not None:
             self.process = DutProcess(self.name, self.spec.launch, self._placeholders(),

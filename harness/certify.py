@@ -24,10 +24,6 @@ def _err(message: str) -> int:
     return EXIT_USAGE
 
 
-def default_out(rig_name: str) -> Path:
-    return Path("harness-out") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{rig_name}"
-
-
 def _known_defects() -> set[str]:
     from harness.simulators.defects import METER_DEFECTS
 
@@ -46,6 +42,7 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
 
     from harness import registry
     from harness.config import ConfigError, load_rig
+    from harness.reporting.outdir import default_out
     from harness.resources import builtin_rig
 
     rig_path = rig_path or builtin_rig()
@@ -71,8 +68,8 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
     out.mkdir(parents=True, exist_ok=True)
     _keep_configuration(loaded, out)
 
-    selected = [available[s] for s in (suites or available)]
-    args = [str(s.path) for s in selected] + [
+    # Every suite is collected; --suite/--check deselect in the plugin, so the run knows what it skipped.
+    args = [str(s.path) for s in available.values()] + [
         "--rig", str(loaded.path), "--harness-out", str(out), "--alluredir", str(out / "allure-results"),
         "-c", os.devnull, "--rootdir", str(Path(__file__).resolve().parent), "-p", "no:cacheprovider",
         "-o", "python_files=test_*.py",
@@ -98,12 +95,15 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not verdicts_path.exists():
         return _err(f"the run could not start (pytest exit {int(code)}); rerun with -v for details")
     verdicts = json.loads(verdicts_path.read_text(encoding="utf-8"))
+    if code == pytest.ExitCode.INTERRUPTED or verdicts.get("interrupted"):
+        print("\nthe run was interrupted: checks that did not finish are listed as not run", file=sys.stderr)
     from harness.reporting.table import clause_table
 
     print()
     print(clause_table(verdicts))
     print(f"\n{elapsed:.1f} s; evidence in {out}/ (checks.jsonl, verdicts.json, transcript.jsonl, allure-results/)")
-    return EXIT_OK if verdicts["verdict"] in ("PASS", "N/A") else EXIT_FAIL
+    complete = verdicts["certification_grade"] or not verdicts.get("interrupted")
+    return EXIT_OK if verdicts["verdict"] in ("PASS", "N/A") and complete else EXIT_FAIL
 
 
 def _keep_configuration(loaded: Any, out: Path) -> None:

@@ -9,6 +9,7 @@ verdicts.json at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -48,7 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
         loaded = load_rig(rig_path)
     except ConfigError as exc:
         raise pytest.UsageError(f"invalid rig:\n{exc}") from None
-    out = config.getoption("--harness-out") or Path("harness-out") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{loaded.rig.name}"  # noqa: E501
+    from harness.reporting.outdir import default_out
+
+    out = config.getoption("--harness-out") or default_out(loaded.rig.name)
     config.stash[STATE] = HarnessRun(config, loaded, out)
 
 
@@ -70,6 +73,7 @@ class HarnessRun:
         self.started = time.time()
         self.quiet = config.getoption("--harness-quiet")
         self.total = 0
+        self.selected: list[tuple[str, str, list[str]]] = []  # (dut, check id, clauses) meant to run
 
     def emit(self, record: CheckRecord) -> None:
         self.records.append(record)
@@ -78,10 +82,7 @@ class HarnessRun:
             f.flush()
         if not self.quiet:
             capture = self.config.pluginmanager.get_plugin("capturemanager")
-            if capture is not None:
-                with capture.global_and_fixture_disabled():
-                    print_check_line(record, len(self.records), self.total)
-            else:
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
                 print_check_line(record, len(self.records), self.total)
 
     def write_verdicts(self) -> dict[str, Any]:
@@ -98,7 +99,14 @@ class HarnessRun:
                 "firmware_version": ident.firmware_version if ident else None,
                 "defects": rt.defects,
             }
-        verdicts = aggregate(self.records, self.deselected, duts)
+        # A check that was meant to run but left no record (interrupted run) counts as not run.
+        done = {(r.dut, r.id) for r in self.records}
+        not_run = {dut: list(checks) for dut, checks in self.deselected.items()}
+        missing = [(dut, check_id, clauses) for dut, check_id, clauses in self.selected if (dut, check_id) not in done]
+        for dut, check_id, clauses in missing:
+            not_run.setdefault(dut, []).append((check_id, clauses))
+        verdicts = aggregate(self.records, not_run, duts)
+        verdicts["interrupted"] = bool(missing)
         verdicts = {"harness_version": __version__, "rig": self.loaded.rig.name, "rig_file": str(self.loaded.path),
                     "started": _iso(self.started), "finished": _iso(time.time()), **verdicts}
         path = self.out / "verdicts.json"
@@ -176,7 +184,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
-    run.total = sum(1 for it in keep if _check_marker(it))
+    run.selected = [(it.callspec.params.get("dut", "") if hasattr(it, "callspec") else "", *m[::2])
+                    for it in keep if (m := _check_marker(it))]
+    run.total = len(run.selected)
 
 
 # ---- fixtures -----------------------------------------------------------------------------------
@@ -304,3 +314,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         run.bench.close()
     finally:
         run.write_verdicts()
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A suite that cannot even be imported must be loud, also when certify hides pytest's output."""
+    if report.failed:
+        sys.stderr.write(f"harness: cannot collect {report.nodeid}:\n{report.longreprtext}\n")

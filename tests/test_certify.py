@@ -71,3 +71,61 @@ def test_usage_errors_exit_2(tmp_path):
     assert res.returncode == 2 and "unknown suite" in res.stderr
     res = run_cli("certify", "--out", str(tmp_path / "c"), "--check", "KZ-99-99")
     assert res.returncode == 2 and "unknown check id" in res.stdout + res.stderr
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_killed_run_keeps_finished_checks_and_leaves_no_simulator(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "certify", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lines = (out / "checks.jsonl").read_text().splitlines() if (out / "checks.jsonl").exists() else []
+            if len(lines) >= 2:
+                break
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    kept = [json.loads(line) for line in (out / "checks.jsonl").read_text().splitlines()]
+    assert len(kept) >= 2 and kept[0]["id"] == "KZ-95-01"
+    deadline = time.monotonic() + 5
+    while _processes_mentioning(str(out / "state")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_mentioning(str(out / "state")) == []
+
+
+def test_dut_that_never_answers_is_inconclusive_not_a_pass(tmp_path):
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(
+        "name: dead\nallow_destructive: true\nduts:\n  meter:\n"
+        f"    profile: {Path(__file__).resolve().parent.parent / 'device_profiles' / 'tek-sim-em4.yaml'}\n"
+        "    transport: {tcp: {host: 127.0.0.1, port: auto}}\n"
+        "    launch: {command: ['{python}', '-c', 'import sys; sys.exit(3)'], ready_timeout_s: 5}\n")
+    res = run_cli("certify", str(rig), "--out", str(tmp_path / "out"), "--suite", "registers")
+    assert res.returncode == 1
+    verdicts = _verdicts(tmp_path / "out")
+    assert verdicts["duts"]["meter"]["clauses"]["95"]["verdict"] == "INCONCLUSIVE"
+    assert verdicts["certification_grade"] is False
+    assert "exited with code 3" in res.stdout

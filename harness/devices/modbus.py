@@ -73,6 +73,21 @@ def _close(members: list[tuple[str, ModbusPoint]]) -> _Batch:
     return _Batch(first.table, first.address, last.address + last.register_count - first.address, tuple(members))
 
 
+# name, first and past-the-end offset in the batch's registers, (value, resolution) reader, unit, floating
+_Member = tuple[str, int, int, Callable[[Sequence[int]], tuple[Any, float | None]], str | None, bool]
+
+
+def _prepare(batch: _Batch) -> tuple[_Batch, list[_Member]]:
+    """What ``read_many`` needs per point, worked out once per plan rather than on every read."""
+    members: list[_Member] = []
+    for name, point in batch.members:
+        off = point.address - batch.address
+        unit = None if point.type.value == "string" else point.canonical_unit
+        members.append((name, off, off + point.register_count, codec.point_reader(point), unit,
+                        point.type.is_float))
+    return batch, members
+
+
 class ModbusDevice(Device):
     """A Modbus DUT reached over TCP or a serial line (RTU)."""
 
@@ -89,7 +104,7 @@ class ModbusDevice(Device):
         self._endpoint = endpoint or {}
         self._dut = dut
         self._client: Any = None
-        self._plans: dict[tuple[str, ...], list[_Batch]] = {}
+        self._plans: dict[tuple[str, ...], list[tuple[_Batch, list[_Member]]]] = {}
 
     # ---- connection --------------------------------------------------------------------------
     def _make_client(self) -> Any:
@@ -202,17 +217,15 @@ class ModbusDevice(Device):
         key = tuple(quantities)
         plan = self._plans.get(key)
         if plan is None:
-            plan = plan_batches([(q, self._point(q)) for q in quantities], self.map.max_registers_per_request)
+            batches = plan_batches([(q, self._point(q)) for q in quantities], self.map.max_registers_per_request)
+            plan = [_prepare(batch) for batch in batches]
             self._plans[key] = plan
         out: dict[str, Reading] = {}
-        for batch in plan:
+        for batch, members in plan:
             regs, t0, t1 = self.read_registers(batch.table, batch.address, batch.count)
-            for name, point in batch.members:
-                off = point.address - batch.address
-                value = codec.decode_point(point, regs[off:off + point.register_count])
-                unit = None if point.type.value == "string" else point.canonical_unit
-                out[name] = Reading(name, value, unit, codec.resolution(point, value), t0, t1,
-                                    point.type.is_float)
+            for name, start, end, read, unit, floating in members:
+                value, res = read(regs[start:end])
+                out[name] = Reading(name, value, unit, res, t0, t1, floating)
         return out
 
     def read_clock(self) -> ClockReading:

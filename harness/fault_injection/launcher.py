@@ -21,6 +21,17 @@ from typing import IO
 from harness.config.rig import Launch
 
 
+def die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGKILL it if the harness dies (even by kill -9),
+    so a crashed run never leaves a simulated DUT holding its port."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the harness's own stop() remains the only guard
+
+
 class LaunchError(RuntimeError):
     """The DUT process could not be started or never answered."""
 
@@ -53,7 +64,8 @@ class DutProcess:
         env = {**os.environ, **self.launch.env}
         try:
             self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                         preexec_fn=die_with_parent)
         except OSError as exc:
             raise LaunchError(f"{self.name}: cannot start {self.argv()[0]}: {exc.strerror}") from None
         self.starts += 1

@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness.fault_injection.launcher import die_with_parent
+
 
 class PtyPair:
     def __init__(self, directory: Path, name: str) -> None:
@@ -27,7 +29,7 @@ class PtyPair:
         self.proc = subprocess.Popen(
             [socat, "-d", f"pty,raw,echo=0,link={self.dut_end}", f"pty,raw,echo=0,link={self.harness_end}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.dut_end.exists() and self.harness_end.exists():

@@ -21,8 +21,11 @@ def clause_table(verdicts: dict[str, Any]) -> str:
         lines.append("  ".join(r[j].ljust(widths[j]) for j in range(3)) + "  " + r[3])
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 20)
-    grade = "certification-grade" if verdicts["certification_grade"] else \
-        "NOT certification-grade (checks were deselected)"
+    not_run = sorted({k for info in verdicts["duts"].values() for c in info["clauses"].values() for k in c["not_run"]})
     lines.append("")
-    lines.append(f"overall: {verdicts['verdict']}  ({grade})")
+    if verdicts["certification_grade"]:
+        lines.append(f"overall: {verdicts['verdict']}  (certification-grade)")
+    else:
+        lines.append(f"overall: {verdicts['verdict']} for the checks that ran — NOT certification-grade: "
+                     f"{len(not_run)} check(s) not run")
     return "\n".join(lines)

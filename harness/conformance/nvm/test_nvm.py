@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from harness.conformance.cleanup import restoring
 from harness.conformance.energy import declared_registers, elapse_device_time, snapshot
 from harness.conformance.power import power_switch
 from harness.verdicts import Inconclusive
@@ -62,7 +63,12 @@ def test_identity_and_settings_survive(dut, check):
             device.write(name, p.test_value)
             written[name] = p.test_value
     expected = {**original, **written}
-    try:
+
+    def put_back() -> None:
+        for name in written:
+            device.write(name, original[name])
+
+    with restoring(put_back):
         power.cut(dut.spec.power.off_time_s)
         identity_after = device.identity()
         check.equal("serial number", identity_after.serial_number, identity_before.serial_number)
@@ -73,7 +79,4 @@ def test_identity_and_settings_survive(dut, check):
         if not written:
             check.measure("settings written", 0, passed=True,
                           note="no writable setting declares a test_value: retention of found values only")
-    finally:
-        for name in written:
-            device.write(name, original[name])
     check.require()

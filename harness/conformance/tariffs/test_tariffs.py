@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from harness.conformance.cleanup import restoring
 from harness.conformance.energy import Snapshot, elapse_device_time, snapshot
 from harness.quantities import ACTIVE_TARIFF, EnergyChannel, EnergyRegister
 from harness.verdicts import Inconclusive, NotApplicable
@@ -130,7 +131,7 @@ def test_only_active_tariff_advances(dut, check):
     _preconditions(dut)
     regs = _tariff_regs(dut)
     day = _day_start(dut)
-    try:
+    with restoring(lambda: _restore_clock(dut)):
         seen = set()
         for sw in switches(dut):
             if sw.after in seen:
@@ -142,8 +143,6 @@ def test_only_active_tariff_advances(dut, check):
             _judge_active(check, regs, before, after, sw.after, f"T{sw.after} period")
         check.equal("tariffs visited", len(seen), dut.profile.tariff_count,
                     note="every declared tariff must be reachable through the schedule")
-    finally:
-        _restore_clock(dut)
     check.require()
 
 
@@ -154,7 +153,7 @@ def test_tariff_switches_at_boundary(dut, check):
     regs = _tariff_regs(dut)
     day = _day_start(dut)
     margin = _margin(dut)
-    try:
+    with restoring(lambda: _restore_clock(dut)):
         for sw in switches(dut):
             label = f"{_hhmm(sw.at)} T{sw.before}→T{sw.after}"
             w_before, w_after = _window(dut, sw.room_before), _window(dut, sw.room_after)
@@ -166,8 +165,6 @@ def test_tariff_switches_at_boundary(dut, check):
             _judge_active(check, regs, crossed, after, sw.after, f"{label} after")
             if dut.profile.declares(ACTIVE_TARIFF):
                 check.equal(f"{label}: active tariff register", dut.device.read(ACTIVE_TARIFF).value, sw.after)
-    finally:
-        _restore_clock(dut)
     check.require()
 
 

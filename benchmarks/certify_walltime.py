@@ -1,0 +1,118 @@
+"""Wall time of a whole certification of the built-in rig, and where it goes per check.
+
+Why: ``harness certify`` is what users and CI wait for. Its time is mostly deliberate waiting
+(power-off times, the clock-drift observation window), not Modbus traffic; this shows which
+check ids own the time, so that a speed-up is sought where the time actually is.
+
+How: runs ``harness certify --out TMPDIR`` (the default built-in rig, a simulated meter on
+loopback) as a subprocess ``--runs`` times, each bounded by ``--timeout`` seconds, and reports the
+wall time and exit code of each run, plus each check's duration (``finished - started`` from
+``TMPDIR/checks.jsonl``) and their sum. On a timeout certify gets SIGINT (pytest tears the bench
+down and stops its simulator), then SIGKILL by its PID after a grace period.
+
+Run: ``python benchmarks/certify_walltime.py [--runs 1] [--timeout 300] [--json FILE]``.
+The last line of stdout is the JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+GRACE_S = 20.0
+
+
+def harness_command() -> list[str]:
+    """The ``harness`` console script of this interpreter's environment (else ``python -m harness``)."""
+    script = Path(sys.executable).parent / "harness"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "harness"]
+
+
+def run_certify(out: Path, timeout_s: float, log: Path) -> tuple[int | None, float]:
+    """Exit code (None on timeout) and wall seconds of one ``harness certify --out OUT``."""
+    with log.open("wb") as sink:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*harness_command(), "certify", "--out", str(out)], stdout=sink,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            code: int | None = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            code = None
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        return code, time.perf_counter() - t0
+
+
+def check_durations(checks_jsonl: Path) -> list[dict[str, Any]]:
+    """One row per check record: id, dut, verdict, seconds."""
+    if not checks_jsonl.exists():
+        return []
+    rows = []
+    for line in checks_jsonl.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            rows.append({"id": rec["id"], "dut": rec.get("dut"), "verdict": rec.get("verdict"),
+                         "seconds": round(rec["finished"] - rec["started"], 3)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=1, help="certifications to run one after the other (default 1)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per run (default 300)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the summary here")
+    args = p.parse_args(argv)
+    if not (1 <= args.runs <= 20 and 10 <= args.timeout <= 3600):
+        p.error("--runs must be 1..20 and --timeout 10..3600")
+
+    runs: list[dict[str, Any]] = []
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="bench-certify-") as tmp_name:
+            tmp = Path(tmp_name)
+            code, wall = run_certify(tmp / "out", args.timeout, tmp / "certify.log")
+            checks = check_durations(tmp / "out" / "checks.jsonl")
+            runs.append({"run": i + 1, "exit_code": code, "timed_out": code is None, "wall_s": round(wall, 2),
+                         "checks_sum_s": round(sum(c["seconds"] for c in checks), 2), "checks": checks})
+            if code != 0:
+                print(f"run {i + 1}: exit {code}; last lines of its output:", file=sys.stderr)
+                tail = (tmp / "certify.log").read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+                print("\n".join(tail), file=sys.stderr)
+
+    per_check: dict[str, list[float]] = defaultdict(list)  # check id -> its seconds in each run (all DUTs)
+    for run in runs:
+        in_run: dict[str, float] = defaultdict(float)
+        for c in run["checks"]:
+            in_run[c["id"]] += c["seconds"]
+        for cid, secs in in_run.items():
+            per_check[cid].append(secs)
+    print(f"{'run':>3} {'exit':>5} {'wall s':>8} {'Σ checks s':>11} {'outside checks s':>17}")
+    for run in runs:
+        outside = run["wall_s"] - run["checks_sum_s"]
+        print(f"{run['run']:>3} {run['exit_code']!s:>5} {run['wall_s']:>8.1f} {run['checks_sum_s']:>11.1f} "
+              f"{outside:>17.1f}")
+    means = {cid: sum(secs) / len(secs) for cid, secs in per_check.items()}
+    total = sum(means.values()) or 1.0
+    print(f"\n{'check':10} {'mean s':>8} {'max s':>8} {'share':>6}")
+    for cid, mean in sorted(means.items(), key=lambda kv: -kv[1]):
+        print(f"{cid:10} {mean:>8.2f} {max(per_check[cid]):>8.2f} {mean / total:>6.0%}")
+    line = json.dumps({"runs": runs, "timeout_s": args.timeout}, separators=(",", ":"))
+    if args.json:
+        args.json.write_text(line + "\n", encoding="utf-8")
+    print(line)
+    return 0 if all(r["exit_code"] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
