@@ -132,10 +132,8 @@ class DutRuntime:
         return self._device
 
     def probe(self) -> None:
-        """Does the DUT answer? One read of the first quantity its profile declares."""
-        assert self.profile.modbus is not None
-        first = next(iter(self.profile.modbus.points))
-        self.device.read(first)
+        """Does the DUT answer? (Raises until it does.)"""
+        self.device.probe()
 
     def stop(self) -> None:
         try:

@@ -133,7 +133,7 @@ def list_suites() -> int:
 
     suites = registry.suites()
     collector = _Collector()
-    pytest.main([str(s.path) for s in suites.values()] + ["--collect-only", "-q", "-p", "no:terminal", "-c",
+    pytest.main([str(s.path) for s in suites.values()] + ["--collect-only", "-p", "no:terminal", "-c",
                                                           os.devnull, "-p", "no:cacheprovider",
                                                           *_plugin_args()], plugins=[collector])
     for name, spec in suites.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import pluggy
 
@@ -26,34 +28,26 @@ def plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _flatten(results: list[list]) -> list:
-    return [item for group in results for item in (group or [])]
+def _unique(groups: list[list[Any]], key: Callable[[Any], str], what: str) -> dict[str, Any]:
+    """Flatten the hook results into name -> spec; two plugins claiming one name is an error."""
+    out: dict[str, Any] = {}
+    for spec in (item for group in groups for item in (group or [])):
+        name = key(spec)
+        if name in out:
+            raise PluginConflict(f"two {what} named {name!r}")
+        out[name] = spec
+    return out
 
 
 def drivers() -> dict[str, DriverSpec]:
-    out: dict[str, DriverSpec] = {}
-    for spec in _flatten(plugin_manager().hook.harness_add_drivers()):
-        if spec.protocol in out:
-            raise PluginConflict(f"two drivers for protocol {spec.protocol!r}")
-        out[spec.protocol] = spec
-    return out
+    return _unique(plugin_manager().hook.harness_add_drivers(), lambda s: s.protocol, "drivers for protocols")
 
 
 def fault_injectors(kind: str) -> dict[str, FaultInjectorSpec]:
-    out: dict[str, FaultInjectorSpec] = {}
-    for spec in _flatten(plugin_manager().hook.harness_add_fault_injectors()):
-        if spec.kind != kind:
-            continue
-        if spec.name in out:
-            raise PluginConflict(f"two {kind} injectors named {spec.name!r}")
-        out[spec.name] = spec
-    return out
+    groups = [[s for s in group or [] if s.kind == kind]
+              for group in plugin_manager().hook.harness_add_fault_injectors()]
+    return _unique(groups, lambda s: s.name, f"{kind} injectors")
 
 
 def suites() -> dict[str, SuiteSpec]:
-    out: dict[str, SuiteSpec] = {}
-    for spec in _flatten(plugin_manager().hook.harness_add_suites()):
-        if spec.name in out:
-            raise PluginConflict(f"two suites named {spec.name!r}")
-        out[spec.name] = spec
-    return out
+    return _unique(plugin_manager().hook.harness_add_suites(), lambda s: s.name, "suites")

@@ -35,3 +35,12 @@ def test_a_third_party_driver_plugs_in_through_the_hook():
     pm.check_pending()
     specs = [s for group in pm.hook.harness_add_drivers() for s in group]
     assert [s.protocol for s in specs] == ["dlms"]
+
+
+def test_cli_lists_suites_and_checks():
+    from tests.conftest import run_cli
+
+    res = run_cli("suites")
+    assert res.returncode == 0, res.stderr
+    for n in range(1, 12):
+        assert f"KZ-95-{n:02d}" in res.stdout

@@ -104,6 +104,10 @@ class Device(ABC):
         return Identity(str(serial.value) if serial else None, str(firmware.value) if firmware else None)
 
     @abstractmethod
+    def probe(self) -> None:
+        """The cheapest exchange that proves the DUT answers; raises DeviceError until it does."""
+
+    @abstractmethod
     def settings(self) -> list[str]:
         """Names of the settings the profile declares."""
 

@@ -254,5 +254,8 @@ class ModbusDevice(Device):
             raise DeviceError(f"{self.name}: {quantity} is not declared writable")
         self.write_registers(point.address, codec.encode_point(point, value))
 
+    def probe(self) -> None:
+        self.read(next(iter(self.map.points)))
+
     def settings(self) -> list[str]:
         return list(self.map.settings)

@@ -62,21 +62,9 @@ def aggregate(records: list[CheckRecord], deselected: dict[str, list[tuple[str, 
                 overall.append(verdict)
         dut_verdicts = [Verdict(c["verdict"]) for c in clauses.values() if c["checks"]]
         out_duts[dut] = {**duts.get(dut, {}), "clauses": clauses,
-                         "verdict": _overall(dut_verdicts).value}
+                         "verdict": clause_verdict(dut_verdicts).value}
     grade = not any(deselected.values())
-    return {"certification_grade": grade, "verdict": _overall(overall).value, "duts": out_duts}
-
-
-def _overall(verdicts: list[Verdict]) -> Verdict:
-    if not verdicts:
-        return Verdict.NOT_TESTED
-    if Verdict.FAIL in verdicts:
-        return Verdict.FAIL
-    if Verdict.INCONCLUSIVE in verdicts:
-        return Verdict.INCONCLUSIVE
-    if all(v == Verdict.NOT_APPLICABLE for v in verdicts):
-        return Verdict.NOT_APPLICABLE
-    return Verdict.PASS
+    return {"certification_grade": grade, "verdict": clause_verdict(overall).value, "duts": out_duts}
 
 
 def _clause_key(clause: str) -> tuple[int, str]:

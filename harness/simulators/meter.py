@@ -40,6 +40,7 @@ LAG_PERIOD_S = 300.0  # nvm_write_lag: energy saved only on this grid of device 
 GLITCH_EVERY = 5  # counter_glitch: every n-th read steps back
 CLOCK_RESET_TO = 946684800.0  # 2000-01-01 00:00:00 device local time, where an RTC without battery restarts
 DRIFT = 0.005
+FACTORY_SETTINGS = {"ct_ratio": 1, "demand_period_min": 15}  # any other declared setting starts at 0
 
 log = logging.getLogger("harness.sim.meter")
 
@@ -69,9 +70,7 @@ class MeterSimulator:
         self._persisted_key: tuple[Any, ...] | None = None
         self._lag_grid = -math.inf
         self._energy_saved: dict[str, Any] | None = None
-        self.factory_settings = {name: 0 for name in profile.modbus.settings}
-        self.factory_settings.update({"ct_ratio": 1, "demand_period_min": 15})
-        self.factory_settings = {k: v for k, v in self.factory_settings.items() if k in profile.modbus.settings}
+        self.factory_settings = {name: FACTORY_SETTINGS.get(name, 0) for name in profile.modbus.settings}
 
         counters = {}
         for ch in EnergyChannel:
@@ -138,8 +137,8 @@ class MeterSimulator:
         self.persist()
 
     def persist(self, force: bool = False) -> None:
-        key = (tuple((c.total, *c.tariffs) for c in self.meter.counters.values()) if hasattr(self, "meter")
-               else None, tuple(sorted(self.settings.items())), self.timeline.rtc_offset)
+        key = (tuple((c.total, *c.tariffs) for c in self.meter.counters.values()),
+               tuple(sorted(self.settings.items())), self.timeline.rtc_offset)
         if not force and key == self._persisted_key:
             return
         settings = self.factory_settings if "settings_volatile" in self.defects else self.settings
