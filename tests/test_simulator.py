@@ -56,7 +56,7 @@ def test_state_survives_sigkill_and_clock_keeps_running(tmp_path):
         try:
             status = _wait(sim2)
             assert status["rtc_local"] >= rtc_before + 0.5  # battery-backed RTC ran while off
-            assert json.loads((tmp_path / "state" / "nvm.json").read_text())["energy"] == saved["energy"]
+            assert json.loads((tmp_path / "state" / "nvm.json").read_text())["metering"] == saved["metering"]
         finally:
             sim2.kill()
     finally:
