@@ -47,6 +47,7 @@ class DutRuntime:
     _device: Device | None = None
     power: Any = None
     time: Any = None
+    tamper: Any = None  # tamper inputs (cover, magnetic field), when the rig can drive them
     identity: Identity | None = None
     started: bool = False
     failure: Exception | None = None
@@ -77,6 +78,7 @@ class DutRuntime:
             self.probe()
         self.power = self._injector("power", self.spec.power.kind) if self.spec.power else None
         self.time = self._injector("time", "simulator" if self.control_port else "wall")
+        self.tamper = self._injector("tamper", "simulator") if self.control_port else None
         self.identity = self.device.identity() if any(self.profile.declares(q) for q in IDENTITY_QUANTITIES) \
             else Identity(None, None)
 

@@ -25,9 +25,9 @@ def _err(message: str) -> int:
 
 
 def _known_defects() -> set[str]:
-    from harness.simulators.defects import METER_DEFECTS
+    from harness.simulators.defects import HEAT_DEFECTS, METER_DEFECTS
 
-    return set(METER_DEFECTS)
+    return set(METER_DEFECTS) | set(HEAT_DEFECTS)
 
 
 def _plugin_args() -> list[str]:
@@ -60,7 +60,8 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
             return _err("--defect needs a simulated DUT (one with `launch`) in the rig")
         bad = [d for d in defects if d not in _known_defects()]
         if bad:
-            return _err(f"unknown defect(s) {', '.join(bad)}; see `harness sim meter --list-defects`")
+            return _err(f"unknown defect(s) {', '.join(bad)}; see `harness sim meter --list-defects` "
+                        "and `harness sim heat-meter --list-defects`")
 
     out = out or default_out(loaded.rig.name)
     if (out / "checks.jsonl").exists():

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# `harness sim DEVICE`: the module whose main(argv) runs it (imported only when asked for).
+SIMULATORS = {"meter": "harness.simulators.meter", "heat-meter": "harness.simulators.heat_meter"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("kind", choices=["profile", "rig"])
 
     sim = sub.add_parser("sim", help="run a simulated device (for rigs and by hand)")
-    sim.add_argument("device", choices=["meter"])
+    sim.add_argument("device", choices=sorted(SIMULATORS))
     sim.add_argument("args", nargs=argparse.REMAINDER, help="device options; see `harness sim meter --help`")
 
     sub.add_parser("suites", help="list the conformance suites and their checks")
@@ -50,12 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and argv[0] == "sim":  # the simulator parses its own options (incl. --help)
-        from harness.simulators.meter import main as meter_main
-
-        if argv[1] != "meter":
-            print(f"harness sim: unknown device {argv[1]!r}; devices: meter", file=sys.stderr)
+        if argv[1] not in SIMULATORS:
+            print(f"harness sim: unknown device {argv[1]!r}; devices: {', '.join(SIMULATORS)}", file=sys.stderr)
             return EXIT_USAGE
-        return meter_main(argv[2:])
+        import importlib
+
+        return int(importlib.import_module(SIMULATORS[argv[1]]).main(argv[2:]))
     args = _parser().parse_args(argv)
     if args.command == "certify":
         from harness.certify import certify

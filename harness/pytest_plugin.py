@@ -172,6 +172,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
             continue
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
+        if not isinstance(dut, str):  # empty parameter set: no DUT of the check's kinds on this rig
+            drop.append(item)  # it does not apply here, so it is not "not run" either
+            continue
         excluded = (suites and _suite_of(item) not in suites) or (only and marker[0] not in only) or (
             item.get_closest_marker("destructive") and not run.loaded.rig.allow_destructive)
         if excluded:

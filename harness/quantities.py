@@ -105,6 +105,23 @@ CLOCK = "clock"
 # Optional: the tariff the device says is active (Schneider 4191, Siemens 211 …).
 ACTIVE_TARIFF = "active_tariff"
 
+# Heat meter quantities (cl. 96: thermal energy, thermal power, volume and mass of the heat
+# carrier), plus the flow, temperatures and volume flow a heat meter measures them from
+# (EN 1434; M-Bus VIFs in DEVICES.md). Canonical unit of each:
+HEAT_ENERGY = "heat_energy"
+HEAT_POWER = "heat_power"
+VOLUME = "volume"
+MASS = "mass"
+FLOW_TEMPERATURE = "flow_temperature"
+RETURN_TEMPERATURE = "return_temperature"
+VOLUME_FLOW = "volume_flow"
+HEAT_QUANTITIES: dict[str, str] = {
+    HEAT_ENERGY: "Wh", HEAT_POWER: "W", VOLUME: "m3", MASS: "t",
+    FLOW_TEMPERATURE: "degC", RETURN_TEMPERATURE: "degC", VOLUME_FLOW: "m3/h",
+}
+HEAT_RECORDED = (HEAT_ENERGY, HEAT_POWER, VOLUME, MASS)  # what cl. 96 names explicitly
+HEAT_COUNTERS = (HEAT_ENERGY, VOLUME, MASS)  # accumulating registers: never decrease, kept in NVM
+
 # Units a profile may declare, as factors to the canonical unit of their dimension.
 UNIT_FACTORS: dict[str, tuple[str, float]] = {
     "Wh": ("Wh", 1.0),
@@ -118,6 +135,20 @@ UNIT_FACTORS: dict[str, tuple[str, float]] = {
     "var": ("var", 1.0),
     "kvar": ("var", 1e3),
     "1": ("1", 1.0),
+    # Heat meters (cl. 96): thermal energy is canonically Wh like electrical energy, so one
+    # vocabulary covers both; J/GJ are M-Bus VIF 0x08-0x0F units, Gcal the CIS billing unit
+    # (international-table calorie, 4.1868 J, as used in Gcal tariffs).
+    "J": ("Wh", 1.0 / 3600.0),
+    "MJ": ("Wh", 1e6 / 3600.0),
+    "GJ": ("Wh", 1e9 / 3600.0),
+    "Gcal": ("Wh", 4.1868e9 / 3600.0),
+    "m3": ("m3", 1.0),
+    "l": ("m3", 1e-3),
+    "t": ("t", 1.0),
+    "kg": ("t", 1e-3),
+    "degC": ("degC", 1.0),
+    "m3/h": ("m3/h", 1.0),
+    "l/h": ("m3/h", 1e-3),
 }
 
 
@@ -131,4 +162,4 @@ def canonical_unit_of(quantity: str) -> str | None:
     reg = EnergyRegister.parse(quantity)
     if reg is not None:
         return reg.unit
-    return None
+    return HEAT_QUANTITIES.get(quantity)

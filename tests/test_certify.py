@@ -1,5 +1,5 @@
-"""End to end through the CLI, as a user runs it: the golden meter passes every cl. 95 check, and
-every seeded defect fails cl. 95 with the check id the defect catalogue promises."""
+"""End to end through the CLI, as a user runs it: the golden meter passes every cl. 95 and cl. 97
+check, and every seeded defect fails its clause with the check id the defect catalogue promises."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 from harness.simulators.defects import METER_DEFECTS
 from tests.conftest import run_cli
 
-ALL_CHECKS = [f"KZ-95-{n:02d}" for n in range(1, 12)]
+# The checks the built-in meter rig runs, by clause: cl. 95 (registers, tariffs, nvm, clock), cl. 97 (journal).
+CHECKS_BY_CLAUSE = {"95": [f"KZ-95-{n:02d}" for n in range(1, 12)], "97": [f"KZ-97-{n:02d}" for n in range(1, 8)]}
+ALL_CHECKS = [check for ids in CHECKS_BY_CLAUSE.values() for check in ids]
 
 
 def _verdicts(out: Path) -> dict:
@@ -31,17 +33,19 @@ def test_golden_meter_certifies(tmp_path):
     assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
     meter = verdicts["duts"]["meter"]
     assert meter["serial_number"] == "95000001" and meter["model"] == "TEK-SIM-EM4"
-    assert meter["clauses"]["95"]["verdict"] == "PASS"
+    for clause in CHECKS_BY_CLAUSE:
+        assert meter["clauses"][clause]["verdict"] == "PASS", meter["clauses"][clause]
     checks = _checks(out)
     assert sorted(checks) == ALL_CHECKS
     assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values())
     for check_id in ALL_CHECKS:  # a line per check as it runs, and the final table
         assert check_id in res.stdout
-    assert "cl. 95" in res.stdout and "overall: PASS" in res.stdout
+    assert all(f"cl. {c}" in res.stdout for c in CHECKS_BY_CLAUSE) and "overall: PASS" in res.stdout
     assert (out / "transcript.jsonl").stat().st_size > 0
     results = list((out / "allure-results").glob("*-result.json"))
     labels = {(lab["name"], lab["value"]) for r in results for lab in json.loads(r.read_text())["labels"]}
     assert ("feature", "cl. 95") in labels and ("as_id", "KZ-95-07") in labels and ("story", "nvm") in labels
+    assert ("feature", "cl. 97") in labels and ("as_id", "KZ-97-06") in labels and ("story", "journal") in labels
     assert (out / "config" / "rig-sim-meter.yaml").exists()
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.events import EventKind, WhenFull
 from harness.quantities import UNIT_FACTORS
 
 
@@ -117,6 +118,136 @@ class ModbusClock(Strict):
         return 6 if self.encoding == ClockEncoding.YMDHMS else 4
 
 
+# ---- event journal (cl. 97) ---------------------------------------------------------------------
+IntType = Literal["u16", "i16", "u32", "i32"]
+
+
+class JournalWord(Strict):
+    """A register holding a number about the journal (head slot, entry count, selector)."""
+
+    address: int = Field(ge=0, le=65535)
+    type: Literal["u16", "u32"] = "u16"
+    word_order: WordOrder = WordOrder.BIG
+
+    @property
+    def register_count(self) -> int:
+        return DataType(self.type).register_count
+
+
+class JournalField(Strict):
+    """An integer field at ``offset`` registers into one journal entry."""
+
+    offset: int = Field(ge=0, le=124)
+    type: IntType = "u16"
+    word_order: WordOrder = WordOrder.BIG
+
+    @property
+    def register_count(self) -> int:
+        return DataType(self.type).register_count
+
+
+class JournalTime(Strict):
+    """The entry's timestamp, in one of the clock encodings (unix, ymdhms, packed4)."""
+
+    offset: int = Field(ge=0, le=124)
+    encoding: ClockEncoding
+    type: Literal["u32", "u64", "i64"] = Field("u32", description="for encoding unix only")
+    word_order: WordOrder = WordOrder.BIG
+
+    @property
+    def clock(self) -> ModbusClock:
+        """The same encoding as a clock point at the field's offset, so both codecs reuse theirs."""
+        return ModbusClock(address=self.offset, encoding=self.encoding, type=self.type, word_order=self.word_order)
+
+    @property
+    def register_count(self) -> int:
+        return self.clock.register_count
+
+
+class JournalEntryLayout(Strict):
+    """Registers of one entry: sequence number, timestamp, event code and optional detail fields."""
+
+    size: int = Field(ge=1, le=125, description="registers per entry")
+    sequence: JournalField
+    timestamp: JournalTime
+    code: JournalField
+    details: dict[str, JournalField] = Field(default_factory=dict, description="e.g. subject, old, new")
+
+    @model_validator(mode="after")
+    def _fits(self) -> JournalEntryLayout:
+        fields = [("sequence", self.sequence.offset, self.sequence.register_count),
+                  ("timestamp", self.timestamp.offset, self.timestamp.register_count),
+                  ("code", self.code.offset, self.code.register_count),
+                  *((n, f.offset, f.register_count) for n, f in self.details.items())]
+        fields.sort(key=lambda f: f[1])
+        for name, off, count in fields:
+            if off + count > self.size:
+                raise ValueError(f"entry field {name} runs past the entry size {self.size}")
+        for (n1, o1, c1), (n2, o2, _) in itertools.pairwise(fields):
+            if o2 < o1 + c1:
+                raise ValueError(f"entry fields {n1} and {n2} overlap")
+        return self
+
+
+class RingLayout(Strict):
+    """(a) A ring buffer: ``capacity`` slots from ``base``; ``head`` = slot the next entry goes to."""
+
+    type: Literal["ring"]
+    head: JournalWord
+    count: JournalWord
+    base: int = Field(ge=0, le=65535, description="address of slot 0")
+
+
+class WindowLayout(Strict):
+    """(b) A selector window (ABB EQ style): write the index of the first wanted entry (0 = oldest
+    held) to ``selector``, then read ``entries_per_block`` entries from ``block``."""
+
+    type: Literal["window"]
+    selector: JournalWord
+    count: JournalWord
+    block: int = Field(ge=0, le=65535, description="address of the first entry of the window")
+    entries_per_block: int = Field(ge=1, le=125)
+
+
+class ModbusJournal(Strict):
+    """The device's event journal: its code table, capacity, behaviour and register layout."""
+
+    table: RegisterTable = RegisterTable.HOLDING
+    codes: dict[int, EventKind] = Field(min_length=1, description="device event code -> canonical kind")
+    capacity: int = Field(ge=1, le=65535)
+    when_full: WhenFull
+    events_per_day: float = Field(gt=0, description="declared event rate the retention figure is judged at")
+    timestamp_tolerance_s: float = Field(gt=0, description="how far an entry's time may be from the event")
+    entry: JournalEntryLayout
+    layout: Annotated[RingLayout | WindowLayout, Field(discriminator="type")]
+
+    @model_validator(mode="after")
+    def _check(self) -> ModbusJournal:
+        if len(set(self.codes.values())) != len(self.codes):
+            raise ValueError("two device codes map to the same event kind")
+        if isinstance(self.layout, WindowLayout):
+            if self.layout.entries_per_block * self.entry.size > 125:
+                raise ValueError("a window block is more than 125 registers (one Modbus read)")
+        elif self.layout.base + self.capacity * self.entry.size > 65536:
+            raise ValueError("the ring buffer runs past register 65535")
+        return self
+
+    def code_of(self, kind: EventKind) -> int | None:
+        """The device's code for a canonical kind, or None when the device does not log it."""
+        return next((c for c, k in self.codes.items() if k == kind), None)
+
+    def spans(self) -> list[tuple[RegisterTable, int, int, str]]:
+        """(table, address, registers, name) of everything the journal occupies."""
+        lay = self.layout
+        if isinstance(lay, RingLayout):
+            return [(self.table, lay.head.address, lay.head.register_count, "journal head"),
+                    (self.table, lay.count.address, lay.count.register_count, "journal count"),
+                    (self.table, lay.base, self.capacity * self.entry.size, "journal entries")]
+        return [(RegisterTable.HOLDING, lay.selector.address, lay.selector.register_count, "journal selector"),
+                (self.table, lay.count.address, lay.count.register_count, "journal count"),
+                (self.table, lay.block, lay.entries_per_block * self.entry.size, "journal window")]
+
+
 class ModbusMap(Strict):
     """The Modbus side of a profile: the PIXIT of a Modbus device."""
 
@@ -128,12 +259,19 @@ class ModbusMap(Strict):
         default_factory=dict, description="device settings that must survive power loss"
     )
     max_registers_per_request: int = Field(125, ge=1, le=125)
+    journal: ModbusJournal | None = None
 
     @model_validator(mode="after")
     def _no_overlap(self) -> ModbusMap:
         spans = [(p.table, p.address, p.register_count, n) for n, p in {**self.points, **self.settings}.items()]
         if self.clock:
             spans.append((self.clock.table, self.clock.address, self.clock.register_count, "clock"))
+        if self.journal:
+            spans.extend(self.journal.spans())
+            lay = self.journal.layout
+            if isinstance(lay, WindowLayout) and lay.entries_per_block * self.journal.entry.size > \
+                    self.max_registers_per_request:
+                raise ValueError("the journal window is longer than max_registers_per_request")
         spans.sort()
         for (t1, a1, c1, n1), (t2, a2, _, n2) in itertools.pairwise(spans):
             if t1 == t2 and a2 < a1 + c1:

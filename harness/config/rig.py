@@ -88,6 +88,25 @@ class ReferenceLoad(Strict):
         return float(getattr(self, f"{channel}_{unit}"))
 
 
+class ReferenceFlow(Strict):
+    """The heat carrier the bench runs through a heat meter: the expected flow and temperatures.
+
+    Checks of cl. 96 take from here what the meter should see and how closely (``tolerance_pct``,
+    the bench's accuracy plus the meter's class, e.g. EN 1434 class 2 calculator and flow sensor).
+    """
+
+    volume_flow_m3_h: float = Field(gt=0, description="volume flow through the flow sensor")
+    flow_temperature_c: float = Field(ge=0, le=150, description="supply (flow) pipe temperature")
+    return_temperature_c: float = Field(ge=0, le=150, description="return pipe temperature")
+    tolerance_pct: float = Field(1.0, gt=0, le=100, description="accuracy of the bench + meter class")
+
+    @model_validator(mode="after")
+    def _check(self) -> ReferenceFlow:
+        if self.return_temperature_c > self.flow_temperature_c:
+            raise ValueError("return temperature above flow temperature: a heat meter would meter cooling")
+        return self
+
+
 class Timing(Strict):
     """Timeouts and observation windows; labs lengthen windows, CI keeps them short."""
 
@@ -113,6 +132,7 @@ class Dut(Strict):
     power: PowerSpec | None = None
     control: ControlChannel | None = None
     reference_load: ReferenceLoad | None = None
+    reference_flow: ReferenceFlow | None = None
     defects: list[str] = Field(default_factory=list, description="seeded defects for a simulated DUT")
 
     @model_validator(mode="after")

@@ -1,7 +1,10 @@
-"""Helpers the cl. 95 suites share: snapshots of energy registers and the energy a load implies."""
+"""Helpers the counter suites share: snapshots of counter registers, device time between them, the
+energy a load implies. Snapshots and step-back sampling take any counter (cl. 95 energy registers,
+cl. 96 heat, volume and mass counters) by canonical name or as an ``EnergyRegister``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +27,15 @@ class Snapshot:
     def t_last_received(self) -> float:
         return max(r.t_received for r in self.readings.values())
 
-    def value(self, reg: EnergyRegister) -> float:
-        return float(self.readings[reg.name].value)
+    def value(self, reg: EnergyRegister | str) -> float:
+        return float(self.readings[_name(reg)].value)
 
-    def resolution(self, reg: EnergyRegister) -> float:
-        return float(self.readings[reg.name].resolution or 0.0)
+    def resolution(self, reg: EnergyRegister | str) -> float:
+        return float(self.readings[_name(reg)].resolution or 0.0)
+
+
+def _name(q: EnergyRegister | str) -> str:
+    return q if isinstance(q, str) else q.name
 
 
 def declared_registers(dut: Any) -> list[EnergyRegister]:
@@ -36,8 +43,28 @@ def declared_registers(dut: Any) -> list[EnergyRegister]:
     return [r for r in energy_registers(dut.profile.tariff_count) if dut.profile.declares(r.name)]
 
 
-def snapshot(dut: Any, regs: list[EnergyRegister]) -> Snapshot:
-    return Snapshot(dut.device.read_many([r.name for r in regs]))
+def snapshot(dut: Any, regs: Sequence[EnergyRegister | str]) -> Snapshot:
+    return Snapshot(dut.device.read_many([_name(r) for r in regs]))
+
+
+def largest_steps_back(dut: Any, regs: Sequence[EnergyRegister | str], rounds: int,
+                       reads_per_round: int) -> dict[str, float]:
+    """The largest decrease seen on each counter between consecutive snapshots, by name.
+
+    Rounds of back-to-back reads (a glitch may show on any single read) with device time passing
+    between rounds (a counter may step back only when it carries over).
+    """
+    worst = {_name(r): 0.0 for r in regs}
+    previous = None
+    for _ in range(rounds):
+        for _ in range(reads_per_round):
+            current = snapshot(dut, regs)
+            if previous is not None:
+                for r in regs:
+                    worst[_name(r)] = max(worst[_name(r)], previous.value(r) - current.value(r))
+            previous = current
+        elapse_device_time(dut, dut.timing.energy_window_s / rounds)
+    return worst
 
 
 def reference_power(dut: Any, reg: EnergyRegister) -> float:

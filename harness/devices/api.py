@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from harness.config.profile import Profile
+from harness.events import JournalEntry
 
 
 class DeviceError(Exception):
@@ -102,6 +103,13 @@ class Device(ABC):
         serial = got.get(SERIAL_NUMBER)
         firmware = got.get(FIRMWARE_VERSION)
         return Identity(str(serial.value) if serial else None, str(firmware.value) if firmware else None)
+
+    @abstractmethod
+    def read_journal(self) -> list[JournalEntry]:
+        """Every entry the event journal holds, oldest first, read over the device's interface.
+
+        Raises NotDeclared when the profile declares no journal (cl. 97 then FAILs: the Rules
+        require one of every meter)."""
 
     @abstractmethod
     def probe(self) -> None:

@@ -12,7 +12,17 @@ import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timezone
 
-from harness.config.modbus_map import ClockEncoding, DataType, ModbusClock, ModbusPoint, WordOrder
+from harness.config.modbus_map import (
+    ClockEncoding,
+    DataType,
+    JournalField,
+    JournalWord,
+    ModbusClock,
+    ModbusJournal,
+    ModbusPoint,
+    WordOrder,
+)
+from harness.events import JournalEntry
 
 _STRUCT = {DataType.U16: "H", DataType.I16: "h", DataType.U32: "I", DataType.I32: "i",
            DataType.U64: "Q", DataType.I64: "q", DataType.F32: "f", DataType.F64: "d"}
@@ -120,3 +130,26 @@ def clock_resolution_s(clock: ModbusClock) -> float:
     return 0.001 if clock.encoding == ClockEncoding.PACKED4 else 1.0
 
 
+
+
+def decode_word(word: JournalWord, registers: Sequence[int]) -> int:
+    """A journal bookkeeping register (head, count, selector)."""
+    return int(decode_raw(DataType(word.type), registers, word.word_order))
+
+
+def encode_word(word: JournalWord, value: int) -> list[int]:
+    return _registers(struct.pack(">" + _STRUCT[DataType(word.type)], value), word.word_order)
+
+
+def decode_journal_entry(journal: ModbusJournal, registers: Sequence[int], tz: timezone) -> JournalEntry:
+    """One entry from its ``entry.size`` registers; ValueError when its timestamp is no valid date."""
+    lay = journal.entry
+
+    def field(f: JournalField) -> int:
+        return int(decode_raw(DataType(f.type), registers[f.offset:f.offset + f.register_count], f.word_order))
+
+    ts = lay.timestamp
+    when = decode_clock(ts.clock, registers[ts.offset:ts.offset + ts.register_count], tz)
+    code = field(lay.code)
+    return JournalEntry(sequence=field(lay.sequence), timestamp=when, kind=journal.codes.get(code), code=code,
+                        details={name: field(f) for name, f in lay.details.items()})

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.config.modbus_map import ModbusMap, ModbusPoint, RegisterTable
@@ -30,6 +30,7 @@ from harness.devices.api import (
     Reading,
 )
 from harness.devices.transcript import Transcript
+from harness.events import JournalEntry
 from harness.quantities import CLOCK
 
 # pymodbus logs every refused connection with a traceback; the transcript and our errors say it better.
@@ -253,6 +254,16 @@ class ModbusDevice(Device):
         if not point.writable or point.table != RegisterTable.HOLDING:
             raise DeviceError(f"{self.name}: {quantity} is not declared writable")
         self.write_registers(point.address, codec.encode_point(point, value))
+
+    def read_journal(self) -> list[JournalEntry]:
+        from harness.devices.modbus_journal import read_journal
+
+        if self.map.journal is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no event journal "
+                              "(modbus.journal)")
+        tz = self.profile.clock.tzinfo if self.profile.clock else UTC
+        return read_journal(self.map.journal, lambda t, a, n: self.read_registers(t, a, n)[0],
+                            self.write_registers, tz, self.map.max_registers_per_request)
 
     def probe(self) -> None:
         self.read(next(iter(self.map.points)))

@@ -32,6 +32,14 @@ def _simulator_time(runtime: Any) -> Any:
     return SimulatorTime(runtime.control_host, runtime.control_port)
 
 
+def _simulator_tamper(runtime: Any) -> Any:
+    from harness.fault_injection.tamper import SimulatorTamper
+
+    if runtime.control_port is None:
+        return None
+    return SimulatorTamper(runtime.control_host, runtime.control_port)
+
+
 def _wall_time(runtime: Any) -> Any:
     from harness.fault_injection.time_control import WallTime
 
@@ -49,6 +57,8 @@ def harness_add_fault_injectors() -> list[FaultInjectorSpec]:
         FaultInjectorSpec("power", "process", _process_power, "SIGKILL the DUT process; relaunch it"),
         FaultInjectorSpec("time", "simulator", _simulator_time, "fast-forward through a simulator's control"),
         FaultInjectorSpec("time", "wall", _wall_time, "wait in real time (any device)"),
+        FaultInjectorSpec("tamper", "simulator", _simulator_tamper, "cover / magnetic field through a "
+                          "simulator's control channel"),
     ]
 
 
@@ -59,4 +69,6 @@ def harness_add_suites() -> list[SuiteSpec]:
         SuiteSpec("tariffs", _CONFORMANCE / "tariffs", "cl. 95 per-tariff accumulation and switching"),
         SuiteSpec("nvm", _CONFORMANCE / "nvm", "cl. 95 non-volatile memory across power cuts"),
         SuiteSpec("clock", _CONFORMANCE / "clock", "cl. 95 date and time: readable, settable, kept, drift"),
+        SuiteSpec("journal", _CONFORMANCE / "journal", "cl. 97 event journals: triggers, survival, order, "
+                  "capacity, retention"),
     ]

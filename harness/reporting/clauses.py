@@ -40,6 +40,13 @@ CLAUSES: dict[str, Clause] = {
         "значений потребленной активной и реактивной электроэнергии в прямом и обратном направлении, как "
         "суммарно, так и по каждому тарифу.",
     ),
+    # The Russian wording of cl. 96 is to be quoted from the Rules themselves (not paraphrased).
+    "96": Clause(
+        "96", 15,
+        "heat meter: non-volatile memory holding main parameters with date and time; records thermal "
+        "energy, thermal power, volume and mass of the heat carrier",
+    ),
+    "97": Clause("97", 15, "meters have built-in event journals that record, register, store and transmit events"),
 }
 
 

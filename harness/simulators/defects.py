@@ -18,6 +18,34 @@ class Defect:
     description: str
 
 
+def _device_body(clause: str, settings: str, clock_set: str, clock_reset: str, drift: str) -> tuple[Defect, ...]:
+    """Defects of the body every simulated Modbus device shares (settings and RTC), with the ids of
+    the checks that catch them on a device of the given clause."""
+    return (
+        Defect("settings_volatile", clause, settings,
+               "settings are kept in RAM only and return to factory values after a power cut"),
+        Defect("clock_set_ignored", clause, clock_set, "clock writes are acknowledged but do not change the clock"),
+        Defect("clock_resets_on_power_loss", clause, clock_reset,
+               "the clock restarts from 2000-01-01 00:00 after every power-on (no RTC battery)"),
+        Defect("clock_drift", clause, drift, "the RTC crystal runs 0.5 % fast (7 minutes a day)"),
+    )
+
+
+# The journal lives in the shared device body too (simulators/journal.py): every device has these.
+JOURNAL_DEFECTS = (
+    Defect("journal_time_skew", "97", "KZ-97-01", "journal entries are stamped an hour behind the device clock"),
+    Defect("journal_missing_power_events", "97", "KZ-97-02", "power failures and returns are not logged"),
+    Defect("journal_volatile", "97", "KZ-97-03",
+           "the journal is kept in RAM only and starts empty after every power cut"),
+    Defect("journal_sequence_gap", "97", "KZ-97-04", "the sequence counter skips a number after every fifth entry"),
+    Defect("journal_stops_when_full", "97", "KZ-97-05",
+           "a full journal stops recording although the profile declares overwrite_oldest"),
+    Defect("journal_capacity_short", "97", "KZ-97-06",
+           "only a quarter of the declared capacity is really kept (the oldest entries go early)"),
+    Defect("journal_unreadable", "97", "KZ-97-07",
+           "the journal registers answer exception 02: events are recorded but cannot be transmitted"),
+)
+
 METER_DEFECTS: dict[str, Defect] = {
     d.name: d
     for d in (
@@ -37,14 +65,27 @@ METER_DEFECTS: dict[str, Defect] = {
                "all energy goes to T1 whatever the time-of-day schedule says"),
         Defect("nvm_write_lag", "95", "KZ-95-07",
                "energy is persisted only every 300 s of device time; a power cut loses the rest"),
-        Defect("settings_volatile", "95", "KZ-95-08",
-               "settings are kept in RAM only and return to factory values after a power cut"),
-        Defect("clock_set_ignored", "95", "KZ-95-09",
-               "clock writes are acknowledged but do not change the clock"),
-        Defect("clock_resets_on_power_loss", "95", "KZ-95-10",
-               "the clock restarts from 2000-01-01 00:00 after every power-on (no RTC battery)"),
-        Defect("clock_drift", "95", "KZ-95-11",
-               "the RTC crystal runs 0.5 % fast (7 minutes a day)"),
+        *_device_body("95", "KZ-95-08", "KZ-95-09", "KZ-95-10", "KZ-95-11"),
+        *JOURNAL_DEFECTS,
+    )
+}
+
+# The heat meter (cl. 96).
+HEAT_DEFECTS: dict[str, Defect] = {
+    d.name: d
+    for d in (
+        Defect("heat_mass_not_recorded", "96", "KZ-96-01",
+               "the meter does not record the heat carrier's mass: its register is not served (exception 02)"),
+        Defect("heat_counter_glitch", "96", "KZ-96-02",
+               "every fifth read returns the energy, volume and mass counters a few steps lower"),
+        Defect("heat_energy_inconsistent", "96", "KZ-96-03",
+               "the calculator integrates 3 % more energy than its own power register shows (wrong c_p)"),
+        Defect("heat_mass_fixed_density", "96", "KZ-96-04",
+               "mass is computed as volume × 1000 kg/m³ whatever the flow temperature"),
+        Defect("heat_nvm_write_lag", "96", "KZ-96-05",
+               "counters are persisted only every 300 s of device time; a power cut loses the rest"),
+        *_device_body("96", "KZ-96-06", "KZ-96-07", "KZ-96-08", "KZ-96-09"),
+        *JOURNAL_DEFECTS,
     )
 }
 

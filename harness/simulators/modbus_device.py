@@ -15,6 +15,7 @@ import logging
 import math
 import signal
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +24,12 @@ from typing import Any
 
 from harness.config.modbus_map import RegisterTable
 from harness.config.profile import Profile
+from harness.events import EventKind
 from harness.quantities import CLOCK, FIRMWARE_VERSION, SERIAL_NUMBER
 from harness.simulators.defects import Defect, parse_defects
+from harness.simulators.journal import SimJournal
 from harness.simulators.nvstate import NvStore
-from harness.simulators.regimage import decode_clock, decode_point, encode_clock, encode_point
+from harness.simulators.regimage import decode_clock, decode_int, decode_point, encode_clock, encode_point
 from harness.simulators.timeline import Timeline
 
 FIRMWARE = "1.4.2"
@@ -47,7 +50,7 @@ class Span:
     count: int
     table: RegisterTable
     name: str
-    kind: str  # point | clock | setting
+    kind: str  # point | clock | setting | journal
     point: Any  # ModbusPoint or ModbusClock
 
 
@@ -83,9 +86,14 @@ class SimulatedModbusDevice(ABC):
                 self.timeline.set_rtc(CLOCK_RESET_TO)
         now = self.timeline.physical()
         self.metering_resync(now)  # nothing was metered while the power was off
+        self.journal = SimJournal.power_on(profile.modbus.journal, state_dir, defects, self.utc_offset_s, state,
+                                           self.timeline.rtc()) if profile.modbus.journal else None
         self._saved_metering = self.metering_state()
         self._lag_grid = math.floor(now / self.lag_period_s) if self.lag_period_s else 0
         self.persist(force=True)
+
+    def _utc(self, local: float) -> int:
+        return int(local - self.utc_offset_s)
 
     # ---- what a device model supplies -----------------------------------------------------------
     @abstractmethod
@@ -142,13 +150,15 @@ class SimulatedModbusDevice(ABC):
         self.persist()
 
     def persist(self, force: bool = False) -> None:
+        rtc = self.timeline.rtc()
         key = (self.metering_key(), tuple(sorted(self.settings.items())), self.timeline.rtc_offset)
         if not force and key == self._persisted_key:
             return
         settings = self.factory_settings if "settings_volatile" in self.defects else self.settings
         self.nvm.save({"version": 2, "serial": self.serial, "metering": self._saved_metering,
-                       "settings": settings, "timeline": self.timeline.to_state()})
+                       "settings": settings, "timeline": self.timeline.to_state(), "rtc_at_save": rtc})
         self._persisted_key = key
+        self._saved_wall = time.monotonic()
 
     # ---- registers ----------------------------------------------------------------------------
     def spans_for(self, table: RegisterTable, address: int, count: int) -> list[Span] | None:
@@ -170,6 +180,9 @@ class SimulatedModbusDevice(ABC):
             return encode_clock(span.point, self.timeline.rtc(), self.utc_offset_s)
         if span.kind == "setting":
             return encode_point(span.point, self.settings[span.name])
+        if span.kind == "journal":
+            assert self.journal is not None
+            return self.journal.render(span.name)
         if span.name in (SERIAL_NUMBER, FIRMWARE_VERSION):
             return encode_point(span.point, self.serial if span.name == SERIAL_NUMBER else FIRMWARE)
         return self.render_point(span)
@@ -182,7 +195,8 @@ class SimulatedModbusDevice(ABC):
             return ExcCodes.ILLEGAL_FUNCTION
         table = RegisterTable.INPUT if fc == 4 else RegisterTable.HOLDING
         spans = self.spans_for(table, address, count)
-        if spans is None or self.refuses(spans):
+        if spans is None or self.refuses(spans) or (
+                "journal_unreadable" in self.defects and any(s.kind == "journal" for s in spans)):
             return ExcCodes.ILLEGAL_ADDRESS
         if set_values is None:
             self.reads += 1
@@ -205,14 +219,28 @@ class SimulatedModbusDevice(ABC):
             except ValueError:
                 return ExcCodes.ILLEGAL_VALUE
             self.refresh()  # what was metered up to now belongs to the old time of day
+            old = self.timeline.rtc()
             if "clock_set_ignored" not in self.defects:
                 self.timeline.set_rtc(local)
                 self.metering_resync(self.timeline.physical())
             self.persist(force=True)
+            if self.journal:  # persisted before the write is answered, like the clock itself
+                self.journal.log(EventKind.CLOCK_SET, self.timeline.rtc(), old=self._utc(old), new=self._utc(local))
             return None
         if span.kind == "setting" and span.point.writable:
+            old_value = self.settings[span.name]
             self.settings[span.name] = int(decode_point(span.point, values))
             self.persist(force=True)
+            if self.journal:
+                self.journal.log(EventKind.CONFIG_CHANGE, self.timeline.rtc(), subject=span.start, old=old_value,
+                                 new=self.settings[span.name])
+            return None
+        if span.kind == "journal" and span.name == "selector" and self.journal:
+            word = span.point
+            index = decode_int(word.type, word.word_order.value, values)
+            if not 0 <= index < max(1, self.journal.spec.capacity):
+                return ExcCodes.ILLEGAL_VALUE
+            self.journal.selector = index
             return None
         return ExcCodes.ILLEGAL_ADDRESS
 
@@ -245,16 +273,29 @@ class SimulatedModbusDevice(ABC):
                 raise ValueError("speed must be in (0, 1e6]")
             self.refresh()
             self.timeline.set_speed(speed)
+        elif op == "tamper":
+            if self.journal is None:
+                raise ValueError("this device's profile declares no journal to log tamper events in")
+            self.refresh()
+            self.journal.set_tamper(str(req["input"]), bool(req["active"]), self.timeline.rtc())
         elif op != "status" and not self.extra_control(op, req):
-            raise ValueError(f"unknown op {op!r}; ops: status, advance, set_speed and the device's own")
+            raise ValueError(f"unknown op {op!r}; ops: status, advance, set_speed, tamper and the device's own")
         return {"ok": True, "physical": self.timeline.physical(), "rtc_local": self.timeline.rtc(),
-                "speed": self.timeline.speed, "nvm_writes": self.nvm.writes}
+                "speed": self.timeline.speed, "nvm_writes": self.nvm.writes,
+                "journal": self.journal.status() if self.journal else None}
 
     async def tick(self) -> None:
-        """Metering runs between requests too (and so does the NVM policy)."""
+        """Metering runs between requests too (and so does the NVM policy).
+
+        The device also saves at least once a second while alive, so that a power-down can be
+        stamped on the next power-up with the last moment it was known to run. That save happens
+        here, off the request path and out of phase with the clock's second ticks, so that it
+        never delays the answer that shows a new second (which a drift measurement times)."""
         while True:
             await asyncio.sleep(0.25)
             self.refresh()
+            if time.monotonic() - self._saved_wall >= 1.0:
+                self.persist(force=True)
 
 
 def build_spans(profile: Profile) -> dict[RegisterTable, list[Span]]:
@@ -268,6 +309,12 @@ def build_spans(profile: Profile) -> dict[RegisterTable, list[Span]]:
     if m.clock:
         spans[m.clock.table].append(Span(m.clock.address, m.clock.register_count, m.clock.table, CLOCK, "clock",
                                          m.clock))
+    if m.journal:
+        j = m.journal
+        for address, count, name, writable in SimJournal.spans_of(j):
+            table = RegisterTable.HOLDING if writable else j.table
+            word = getattr(j.layout, name, None) if name in ("head", "count", "selector") else None
+            spans[table].append(Span(address, count, table, name, "journal", word))
     for table in spans:
         spans[table].sort(key=lambda s: s.start)
     return spans

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from pymodbus.client.mixin import ModbusClientMixin
 
-from harness.config.modbus_map import ClockEncoding, DataType, ModbusClock, ModbusPoint
+from harness.config.modbus_map import ClockEncoding, DataType, ModbusClock, ModbusJournal, ModbusPoint
 
 _DT = ModbusClientMixin.DATATYPE
 _PYMODBUS_TYPES = {
@@ -68,3 +68,43 @@ def decode_clock(clock: ModbusClock, regs: list[int], utc_offset_s: float) -> fl
         s, ms = divmod(ms_total, 1000)
     dt = datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=UTC)  # raises ValueError when impossible
     return calendar.timegm(dt.timetuple()) + ms / 1000.0
+
+
+def _wrap(value: int, type_: DataType) -> int:
+    """An integer as the field's width holds it (a u16 sequence number rolls over at 65536)."""
+    bits = 16 * type_.register_count
+    value &= (1 << bits) - 1
+    if type_ in (DataType.I16, DataType.I32) and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return value
+
+
+def encode_int(type_name: str, word_order: str, value: int) -> list[int]:
+    """Registers of an integer journal field or bookkeeping word (head, count, selector)."""
+    type_ = DataType(type_name)
+    return ModbusClientMixin.convert_to_registers(_wrap(int(value), type_), _PYMODBUS_TYPES[type_],
+                                                  word_order=word_order)
+
+
+def decode_int(type_name: str, word_order: str, registers: list[int]) -> int:
+    raw = ModbusClientMixin.convert_from_registers(registers, _PYMODBUS_TYPES[DataType(type_name)],
+                                                   word_order=word_order)
+    return int(raw)  # type: ignore[arg-type]
+
+
+def encode_journal_entry(journal: ModbusJournal, sequence: int, local: float, code: int,
+                         details: dict[str, int], utc_offset_s: float) -> list[int]:
+    """The ``entry.size`` registers of one entry; detail fields the entry lacks are left 0."""
+    lay = journal.entry
+    regs = [0] * lay.size
+
+    def put(offset: int, words: list[int]) -> None:
+        regs[offset:offset + len(words)] = words
+
+    put(lay.sequence.offset, encode_int(lay.sequence.type, lay.sequence.word_order.value, sequence))
+    put(lay.timestamp.offset, encode_clock(lay.timestamp.clock, local, utc_offset_s))
+    put(lay.code.offset, encode_int(lay.code.type, lay.code.word_order.value, code))
+    for name, f in lay.details.items():
+        if name in details:
+            put(f.offset, encode_int(f.type, f.word_order.value, details[name]))
+    return regs

@@ -9,6 +9,7 @@ from harness.conformance.energy import (
     declared_registers,
     device_seconds_between,
     elapse_device_time,
+    largest_steps_back,
     reference_power,
     snapshot,
     tolerance_pct,
@@ -73,18 +74,9 @@ def test_registers_monotonic(dut, check):
     regs = declared_registers(dut)
     if not regs:
         raise Inconclusive("the profile declares no energy registers")
-    worst = {r: 0.0 for r in regs}
-    previous = None
-    for _ in range(SAMPLE_ROUNDS):
-        for _ in range(READS_PER_ROUND):
-            current = snapshot(dut, regs)
-            if previous is not None:
-                for r in regs:
-                    worst[r] = max(worst[r], previous.value(r) - current.value(r))
-            previous = current
-        elapse_device_time(dut, dut.timing.energy_window_s / SAMPLE_ROUNDS)
+    worst = largest_steps_back(dut, regs, SAMPLE_ROUNDS, READS_PER_ROUND)
     for r in regs:
-        check.at_most(f"{r.label} largest step back", worst[r], 0.0, unit=r.unit,
+        check.at_most(f"{r.label} largest step back", worst[r.name], 0.0, unit=r.unit,
                       note=f"{SAMPLE_ROUNDS * READS_PER_ROUND} reads")
     check.require()
 

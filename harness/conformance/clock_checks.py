@@ -1,0 +1,127 @@
+"""The date-and-time checks every metering clause asks for (cl. 95 electricity, cl. 96 heat …).
+
+The Rules word the clock requirement the same for each kind of meter ("non-volatile memory holding
+main parameters with date and time"), so the checks are one body here and each clause's suite
+gives them its own stable ids (KZ-95-09…11, KZ-96-07…09). The clock is readable and settable,
+keeps running through a power cut, and its drift against the harness's clock is measured (from
+two time fixes, NTP-style) and judged against the accuracy the profile declares.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from harness.conformance.power import power_switch
+from harness.verdicts import Inconclusive, NotApplicable
+
+FIX_SAMPLES = 100  # reads averaged per time fix when the clock shows sub-second resolution
+EDGE_TIMEOUT_S = 2.5  # a seconds-resolution clock must tick within this while we watch it
+
+
+@dataclass(frozen=True)
+class TimeFix:
+    """Device clock minus harness clock at one moment, in seconds, with its uncertainty."""
+
+    offset: float
+    uncertainty: float
+    at: float  # harness wall time of the fix
+
+
+def _clock_declared(dut: Any, clause: str) -> None:
+    if dut.profile.clock is None or dut.profile.modbus is None or dut.profile.modbus.clock is None:
+        raise Inconclusive(f"the profile declares no device clock; cl. {clause} requires date and time")
+
+
+def time_fix(device: Any) -> TimeFix:
+    """Where the device clock stands against ours, as precisely as its resolution allows."""
+    first = device.read_clock()
+    if first.resolution_s < 0.5:
+        samples = []
+        for _ in range(FIX_SAMPLES):
+            r = device.read_clock()
+            mid = (r.t_sent + r.t_received) / 2
+            # a truncating clock shows on average half a step less than the true time
+            samples.append((r.t_received - r.t_sent, r.value.timestamp() + r.resolution_s / 2 - mid, mid))
+        # NTP-style: the quickest exchanges say most about when the device read its clock.
+        kept = sorted(samples)[: len(samples) // 2]
+        offsets = [s[1] for s in kept]
+        se = statistics.stdev(offsets) / math.sqrt(len(offsets))
+        half_rtt = statistics.median(s[0] for s in kept) / 2
+        return TimeFix(statistics.fmean(offsets), 2 * se + half_rtt, statistics.fmean(s[2] for s in kept))
+    # Seconds only: watch for the tick; the new second began between the two reads around it.
+    prev = first
+    deadline = time.monotonic() + EDGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        cur = device.read_clock()
+        if cur.value != prev.value:
+            edge = (prev.t_sent + cur.t_received) / 2
+            return TimeFix(cur.value.timestamp() - edge, (cur.t_received - prev.t_sent) / 2, edge)
+        prev = cur
+    raise Inconclusive(f"the device clock did not tick within {EDGE_TIMEOUT_S} s of watching")
+
+
+def clock_readable_and_settable(dut: Any, check: Any, clause: str) -> None:
+    """The date and time are readable, and a time set over the interface reads back."""
+    _clock_declared(dut, clause)
+    device, tol = dut.device, dut.timing.clock_tolerance_s
+    reading = device.read_clock()
+    check.measure("clock read", reading.value.isoformat(), passed=True, note="decodes to a valid date-time")
+    if not dut.profile.clock.writable:
+        fix = time_fix(device)
+        check.measure("offset to harness UTC (not settable)", round(fix.offset, 3), passed=True, unit="s",
+                      note="clock declared not writable; synchronisation is the operator's")
+        check.require()
+        return
+    # Set a time far from the present first: a clock that ignores writes cannot pass by luck.
+    for label, shift in (("set to UTC+3 h 7 min", timedelta(hours=3, minutes=7)), ("set back to UTC", timedelta())):
+        target = datetime.now(UTC) + shift
+        device.set_clock(target)
+        fix = time_fix(device)
+        check.within(f"{label}: error after set", fix.offset - shift.total_seconds(), -tol, tol, unit="s")
+    check.require()
+
+
+def clock_continues_after_power_cut(dut: Any, check: Any, clause: str) -> None:
+    """After a power cut the clock continues from where it was (not reset, not stopped)."""
+    _clock_declared(dut, clause)
+    power = power_switch(dut)
+    if dut.profile.clock.writable:
+        dut.device.set_clock(datetime.now(UTC))
+    before = time_fix(dut.device)
+    _t_off, _t_on, ready = power.cut(dut.spec.power.off_time_s)
+    after = time_fix(dut.device)
+    tol = dut.timing.clock_tolerance_s
+    check.within("clock error across the cut", after.offset - before.offset, -tol, tol, unit="s",
+                 note=f"power off {dut.spec.power.off_time_s:g} s, answered {ready:.2f} s after power-on")
+    check.require()
+
+
+def clock_drift_within_declared(dut: Any, check: Any, clause: str) -> None:
+    """Clock drift against the harness's clock is within the declared accuracy."""
+    _clock_declared(dut, clause)
+    window = dut.timing.clock_drift_window_s
+    limit_ppm = dut.profile.clock.max_drift_s_per_day / 86400 * 1e6
+    start = time_fix(dut.device)
+    time.sleep(window)
+    end = time_fix(dut.device)
+    span = end.at - start.at
+    if span <= 0:
+        raise NotApplicable("the harness clock went backwards during the measurement")
+    drift = (end.offset - start.offset) / span * 1e6
+    uncertainty = (start.uncertainty + end.uncertainty) / span * 1e6
+    note = f"over {span:.1f} s, ±{uncertainty:.1f} ppm; {drift * 86400 / 1e6:+.3f} s/day"
+    if abs(drift) - uncertainty > limit_ppm:
+        check.at_most("clock drift", abs(drift), limit_ppm, unit="ppm", note=note)
+    elif abs(drift) + uncertainty <= limit_ppm:
+        check.at_most("clock drift (with uncertainty)", abs(drift) + uncertainty, limit_ppm, unit="ppm", note=note)
+    else:
+        needed = (start.uncertainty + end.uncertainty) / (limit_ppm / 1e6 - min(abs(drift), limit_ppm) / 1e6
+                                                          + 1e-12)
+        raise Inconclusive(f"drift {drift:+.1f} ppm ±{uncertainty:.1f} ppm cannot be told from the limit "
+                           f"{limit_ppm:.1f} ppm; lengthen timing.clock_drift_window_s (≳ {needed:.0f} s)")
+    check.require()

@@ -1,0 +1,141 @@
+"""What the journal checks share: the declared journal, entry identity, and the events the bench
+can provoke (clock set, configuration write, tamper input) — each undone afterwards.
+
+Every provocation goes through the Device API or a fault injector of the rig, never a driver or
+a simulator, so the same matrix runs on a real bench with whatever injectors it wires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from harness.events import TAMPER_INPUTS, EventKind, JournalEntry
+from harness.verdicts import Inconclusive
+
+POWER_KINDS = (EventKind.POWER_DOWN, EventKind.POWER_UP)
+Key = tuple[int, int, float, tuple[tuple[str, int], ...]]
+
+
+def journal_of(dut: Any) -> Any:
+    """The profile's journal declaration; its absence FAILs (cl. 97 requires a journal of every meter)."""
+    journal = dut.profile.modbus.journal if dut.profile.modbus else None
+    if journal is None:
+        raise AssertionError(f"profile {dut.profile.model} declares no event journal (modbus.journal); "
+                             "cl. 97 requires meters to record, store and transmit events")
+    return journal
+
+
+def declared_kinds(dut: Any) -> list[EventKind]:
+    return sorted(set(journal_of(dut).codes.values()), key=lambda k: list(EventKind).index(k))
+
+
+def key(entry: JournalEntry) -> Key:
+    """What makes an entry the same entry when read again (sequence alone may restart)."""
+    return entry.sequence, entry.code, entry.timestamp.timestamp(), tuple(sorted(entry.details.items()))
+
+
+def new_entries(before: Iterable[JournalEntry], after: Iterable[JournalEntry]) -> list[JournalEntry]:
+    seen = {key(e) for e in before}
+    return [e for e in after if key(e) not in seen]
+
+
+def device_clock(dut: Any) -> Any:
+    """A clock reading, or INCONCLUSIVE: without the device's time no timestamp can be judged."""
+    if dut.profile.clock is None or dut.profile.modbus is None or dut.profile.modbus.clock is None:
+        raise Inconclusive("the profile declares no device clock, so journal timestamps cannot be judged")
+    return dut.device.read_clock()
+
+
+def outside(ts: datetime, low: datetime, high: datetime) -> float:
+    """Seconds ``ts`` lies outside [low, high] (negative before, positive after, 0 inside)."""
+    if ts < low:
+        return (ts - low).total_seconds()
+    if ts > high:
+        return (ts - high).total_seconds()
+    return 0.0
+
+
+@dataclass
+class Provocation:
+    """One way to make the DUT log one event of ``kind``: ``do`` provokes, ``undo`` restores."""
+
+    kind: EventKind
+    how: str
+    do: Callable[[], None]
+    undo: Callable[[], None] = lambda: None
+
+
+def writable_setting(dut: Any) -> tuple[str, float] | None:
+    """A declared setting the harness may write (with its safe test value), or None."""
+    points = dut.profile.modbus.settings if dut.profile.modbus else {}
+    for name, p in points.items():
+        if p.writable and p.test_value is not None:
+            return name, p.test_value
+    return None
+
+
+def provocations(dut: Any) -> tuple[list[Provocation], dict[EventKind, str]]:
+    """For each declared kind except power events (KZ-97-02 cuts power): how to provoke it on this
+    bench, or why it cannot be."""
+    out: list[Provocation] = []
+    cannot: dict[EventKind, str] = {}
+    device = dut.device
+    for kind in declared_kinds(dut):
+        if kind in POWER_KINDS:
+            continue
+        if kind == EventKind.CLOCK_SET:
+            if dut.profile.clock is not None and dut.profile.clock.writable:
+                out.append(Provocation(kind, "clock set to the harness's UTC time",
+                                       lambda: device.set_clock(datetime.now(UTC))))
+            else:
+                cannot[kind] = "the clock is not declared writable"
+        elif kind == EventKind.CONFIG_CHANGE:
+            setting = writable_setting(dut)
+            if setting is None:
+                cannot[kind] = "no writable setting declares a test_value"
+                continue
+            name, value = setting
+            original = device.read(name).value
+            out.append(Provocation(kind, f"setting {name} written", lambda n=name, v=value: device.write(n, v),
+                                   lambda n=name, v=original: device.write(n, v)))
+        elif (inp := _tamper_input(kind)) is not None:
+            if dut.tamper is None or inp not in dut.tamper.inputs():
+                cannot[kind] = f"the rig drives no {inp} tamper input (no control channel or relay)"
+                continue
+            on, _off = TAMPER_INPUTS[inp]
+            active = kind == on
+            out.append(Provocation(kind, f"{inp} input {'activated' if active else 'released'}",
+                                   lambda i=inp, a=active: _tamper_edge(dut, i, a),
+                                   lambda i=inp: dut.tamper.set(i, False)))
+        else:
+            cannot[kind] = "the bench has no way to provoke it (no injector for this event)"
+    return out, cannot
+
+
+def _tamper_input(kind: EventKind) -> str | None:
+    return next((name for name, (on, off) in TAMPER_INPUTS.items() if kind in (on, off)), None)
+
+
+def _tamper_edge(dut: Any, name: str, active: bool) -> None:
+    """An edge of the input: to log a release, the input must first be active."""
+    if not active:
+        dut.tamper.set(name, True)
+    dut.tamper.set(name, active)
+
+
+def config_writer(dut: Any) -> tuple[Callable[[int], None], Callable[[], None]] | None:
+    """(write, restore): ``write(i)`` makes one config_change (alternating the test value and the
+    original), ``restore()`` puts the original back; None when the bench cannot write a setting."""
+    setting = writable_setting(dut)
+    if setting is None or EventKind.CONFIG_CHANGE not in declared_kinds(dut):
+        return None
+    name, value = setting
+    original = dut.device.read(name).value
+
+    def write(i: int) -> None:
+        dut.device.write(name, value if i % 2 == 0 else original)
+
+    return write, lambda: dut.device.write(name, original)

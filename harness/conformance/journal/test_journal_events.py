@@ -1,0 +1,140 @@
+"""cl. 97 event journals, what is recorded and transmitted: each event the bench can provoke is
+logged once with the right kind and time, a power cut is logged and loses nothing, and the
+journal is readable over the device's interface."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from harness.conformance.cleanup import restoring
+from harness.conformance.journal.provoke import (
+    POWER_KINDS,
+    config_writer,
+    declared_kinds,
+    device_clock,
+    journal_of,
+    key,
+    new_entries,
+    outside,
+    provocations,
+)
+from harness.conformance.power import power_switch
+from harness.events import EventKind
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
+
+
+def _one_of(check, label: str, kind: EventKind, new, low, high, tol: float) -> None:
+    """Exactly one new entry of ``kind``, stamped within ``tol`` of the device-time window [low, high]."""
+    matching = [e for e in new if e.kind == kind]
+    check.equal(f"{label}: new {kind.value} entries", len(matching), 1,
+                note=f"{len(new)} new entries in all: {', '.join(str(e.kind or e.code) for e in new) or 'none'}")
+    if len(matching) == 1:
+        check.within(f"{label}: timestamp error", outside(matching[0].timestamp, low, high), -tol, tol, unit="s",
+                     note=f"stamped {matching[0].timestamp.isoformat()}, event between {low.isoformat()} "
+                          f"and {high.isoformat()} device time")
+
+
+@pytest.mark.check("KZ-97-01", "trigger matrix: each declared event the bench can provoke (clock set, "
+                   "configuration write, tamper input) is logged once, with its kind and a timestamp within the "
+                   "declared tolerance")
+def test_trigger_matrix(dut, check):
+    journal = journal_of(dut)
+    tol = journal.timestamp_tolerance_s
+    matrix, cannot = provocations(dut)
+    device_clock(dut)  # no clock, no judgement of timestamps
+    for p in matrix:
+        before = dut.device.read_journal()
+        with restoring(p.undo):
+            c0 = dut.device.read_clock()
+            p.do()
+            c1 = dut.device.read_clock()
+            new = new_entries(before, dut.device.read_journal())
+        low, high = min(c0.value, c1.value), max(c0.value, c1.value)
+        _one_of(check, p.how, p.kind, new, low, high, tol)
+    for kind, why in cannot.items():
+        check.measure(f"{kind.value}: not provoked", why, passed=True, note="INCONCLUSIVE for this kind")
+    check.require()
+    if cannot:
+        raise Inconclusive("declared kinds the bench cannot provoke: "
+                           + "; ".join(f"{k.value} ({why})" for k, why in cannot.items()))
+    if not matrix:
+        raise Inconclusive("no declared event kind other than power events could be provoked")
+
+
+@pytest.mark.destructive
+@pytest.mark.check("KZ-97-02", "a power cut logs exactly one power-down and one power-up, stamped within the "
+                   "declared tolerance of the cut and of the return of power")
+def test_power_events(dut, check):
+    journal = journal_of(dut)
+    tol = journal.timestamp_tolerance_s
+    power = power_switch(dut)
+    kinds = declared_kinds(dut)
+    for kind in POWER_KINDS:
+        check.measure(f"{kind.value} code declared", kind in kinds, passed=kind in kinds,
+                      note="a meter's journal must record loss and return of supply (cl. 63-64, 97)")
+    check.require()
+    before = dut.device.read_journal()
+    c0 = device_clock(dut)
+    t_off, t_on, ready = power.cut(dut.spec.power.off_time_s)
+    c1 = dut.device.read_clock()
+    new = new_entries(before, dut.device.read_journal())
+    at_cut = c0.value + timedelta(seconds=t_off - c0.t_received)
+    _one_of(check, "power cut", EventKind.POWER_DOWN, new, c0.value, at_cut, tol)
+    at_on = c1.value - timedelta(seconds=c1.t_received - t_on)
+    _one_of(check, "power return", EventKind.POWER_UP, new, at_on, c1.value, tol)
+    downs = [e.sequence for e in new if e.kind == EventKind.POWER_DOWN]
+    ups = [e.sequence for e in new if e.kind == EventKind.POWER_UP]
+    if len(downs) == 1 and len(ups) == 1:
+        check.measure("power-down logged before power-up", downs[0] < ups[0], passed=downs[0] < ups[0],
+                      note=f"sequence {downs[0]} and {ups[0]}; ready {ready:.2f} s after power-on")
+    check.require()
+
+
+@pytest.mark.destructive
+@pytest.mark.check("KZ-97-03", "every journal entry survives a power cut unchanged (non-volatile storage)")
+def test_entries_survive_power_cut(dut, check):
+    journal = journal_of(dut)
+    power = power_switch(dut)
+    writer = config_writer(dut)
+    if writer is not None:  # make sure there is something recent to lose
+        write, restore = writer
+        with restoring(restore):
+            write(0)
+    before = dut.device.read_journal()
+    if not before:
+        raise Inconclusive("the journal is empty and the bench could not provoke an entry to keep")
+    power.cut(dut.spec.power.off_time_s)
+    after = dut.device.read_journal()
+    added = len(new_entries(before, after))
+    may_drop = max(0, len(before) + added - journal.capacity) if journal.when_full == "overwrite_oldest" else 0
+    kept = {key(e) for e in after}
+    lost = [e for e in before if key(e) not in kept]
+    check.at_most("entries lost across the cut", len(lost) - may_drop, 0,
+                  note=f"{len(before)} before, {len(after)} after ({added} new, {may_drop} may be overwritten)"
+                       + (f"; first lost: #{lost[0].sequence} {lost[0].kind or lost[0].code}" if lost else ""))
+    check.require()
+
+
+@pytest.mark.check("KZ-97-07", "the journal is transmitted over the device's communication interface: every "
+                   "entry reads back and decodes to a declared event kind")
+def test_journal_readable(dut, check):
+    journal = journal_of(dut)
+    writer = config_writer(dut)
+    if writer is not None:
+        write, restore = writer
+        with restoring(restore):
+            write(0)
+    t0 = time.monotonic()
+    entries = dut.device.read_journal()
+    took = time.monotonic() - t0
+    check.at_least("entries transmitted", len(entries), 1, note=f"read in {took:.3f} s")
+    check.at_most("entries held", len(entries), journal.capacity, note="declared capacity")
+    unknown = sorted({e.code for e in entries if e.kind is None})
+    check.equal("entries with an undeclared event code", len(unknown), 0,
+                note=f"codes {unknown}" if unknown else "every code maps to a canonical kind")
+    check.require()

@@ -1,0 +1,134 @@
+"""cl. 97 event journals, how they are stored: sequence numbers without gaps or duplicates and time
+that only runs backwards across a logged clock set; declared behaviour when full; and how much
+history the journal keeps at the declared event rate over 12 months of device time (cl. 69)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from harness.conformance.cleanup import restoring
+from harness.conformance.journal.provoke import config_writer, journal_of, new_entries
+from harness.events import EventKind, WhenFull
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
+
+YEAR_DAYS = 365
+ORDER_EVENTS = 8  # configuration writes KZ-97-04 adds, so a journal of any age has enough to judge
+
+
+@pytest.mark.check("KZ-97-04", "sequence numbers have no gaps or duplicates, and timestamps never go backwards "
+                   "except across a logged clock set")
+def test_sequence_and_time_order(dut, check):
+    journal = journal_of(dut)
+    writer = config_writer(dut)
+    device = dut.device
+    settable = dut.profile.clock is not None and dut.profile.clock.writable
+    if writer is not None:
+        write, restore = writer
+        with restoring(restore):
+            for i in range(ORDER_EVENTS):
+                if settable and i == ORDER_EVENTS // 2:  # a backward step the journal must explain
+                    device.set_clock(datetime.now(UTC) - timedelta(hours=1))
+                write(i)
+            if settable:
+                device.set_clock(datetime.now(UTC))
+    entries = device.read_journal()
+    if len(entries) < 2:
+        raise Inconclusive(f"the journal holds {len(entries)} entries and the bench could not provoke more")
+    modulo = 1 << (16 * (1 if journal.entry.sequence.type in ("u16", "i16") else 2))
+    seqs = [e.sequence for e in entries]
+    gaps = [(a, b) for a, b in itertools.pairwise(seqs) if (b - a) % modulo != 1]
+    check.equal("duplicate sequence numbers", len(seqs) - len(set(seqs)), 0)
+    check.equal("sequence steps other than +1", len(gaps), 0,
+                note=f"{len(entries)} entries #{seqs[0]}..#{seqs[-1]}"
+                     + (f"; first: #{gaps[0][0]} -> #{gaps[0][1]}" if gaps else ""))
+    backwards = []
+    for a, b in itertools.pairwise(entries):
+        if b.timestamp < a.timestamp and EventKind.CLOCK_SET not in (a.kind, b.kind):
+            backwards.append((a, b))
+    explained = sum(1 for a, b in itertools.pairwise(entries) if b.timestamp < a.timestamp) - len(backwards)
+    check.equal("backward time steps not across a logged clock set", len(backwards), 0,
+                note=f"{explained} backward step(s) across a clock set"
+                     + (f"; first: #{backwards[0][0].sequence} -> #{backwards[0][1].sequence}" if backwards else ""))
+    check.require()
+
+
+@pytest.mark.destructive
+@pytest.mark.check("KZ-97-05", "filled past its capacity the journal behaves as declared (oldest overwritten "
+                   "and count = capacity, or recording stops)")
+def test_capacity_when_full(dut, check):
+    journal = journal_of(dut)
+    writer = config_writer(dut)
+    if writer is None:
+        raise Inconclusive("the bench cannot provoke events in bulk (no writable setting with a test_value "
+                           "and no config_change code declared)")
+    write, restore = writer
+    before = dut.device.read_journal()
+    extra = max(3, journal.capacity // 20)
+    generated = journal.capacity - len(before) + extra
+    t0 = time.monotonic()
+    with restoring(restore):  # (the restoring write is logged too: read before it)
+        for i in range(generated):
+            write(i)
+        after = dut.device.read_journal()
+    took = time.monotonic() - t0
+    new = new_entries(before, after)
+    ours = [e for e in new if e.kind == EventKind.CONFIG_CHANGE]
+    check.equal("entries held when full", len(after), journal.capacity,
+                note=f"{generated} events provoked onto {len(before)} entries in {took:.1f} s")
+    if journal.when_full == WhenFull.OVERWRITE_OLDEST:
+        check.equal("provoked events held (the newest must be kept)", len(ours), min(generated, journal.capacity),
+                    note="declared overwrite_oldest")
+        newest_first = after[-1].kind == EventKind.CONFIG_CHANGE
+        check.measure("newest entry is the last event provoked", newest_first, passed=newest_first)
+    else:
+        check.equal("provoked events held before recording stopped", len(ours), journal.capacity - len(before),
+                    note=f"declared stop: recording stops when full; {generated - len(ours)} events not recorded")
+    check.require()
+
+
+@pytest.mark.destructive
+@pytest.mark.check("KZ-97-06", "retention: at the declared event rate over 12 months of device time, the "
+                   "journal holds what its capacity promises; the history held is reported (cl. 69: 12 months)")
+def test_retention_over_a_year(dut, check):
+    journal = journal_of(dut)
+    if not dut.time.fast:
+        raise Inconclusive("12 months of device time need a DUT whose time can be fast-forwarded (a simulator's "
+                           "control channel); on a real device retention follows from capacity ÷ rate only")
+    writer = config_writer(dut)
+    if writer is None:
+        raise Inconclusive("the bench cannot provoke events in bulk (no writable setting with a test_value)")
+    write, restore = writer
+    rate = journal.events_per_day
+    n = math.ceil(YEAR_DAYS * rate)
+    interval = 86400.0 / rate
+    before = dut.device.read_journal()
+    t0 = time.monotonic()
+    with restoring(restore):  # (the restoring write is logged too: read before it)
+        for i in range(n):
+            dut.time.elapse(interval)
+            write(i)
+        after = dut.device.read_journal()
+    wall = time.monotonic() - t0
+    ours = [e for e in new_entries(before, after) if e.kind == EventKind.CONFIG_CHANGE]
+    if journal.when_full == WhenFull.OVERWRITE_OLDEST:
+        expected = min(n, journal.capacity)
+    else:
+        expected = min(n, max(0, journal.capacity - len(before)))
+    check.measure("events generated", n, passed=True, note=f"{rate:g}/day (declared) for {YEAR_DAYS} days")
+    check.at_least("generated events still held", len(ours), expected,
+                   note=f"capacity {journal.capacity}, {journal.when_full.value}")
+    days = ((ours[-1].timestamp - ours[0].timestamp).total_seconds() + interval) / 86400 if ours else 0.0
+    promised = journal.capacity / rate
+    check.measure("history held", round(days, 1), passed=True, unit="d",
+                  limit=f"≥ {YEAR_DAYS} d for control systems (cl. 69); informative for meters",
+                  note=f"capacity ÷ declared rate = {promised:.0f} d; "
+                       + ("covers 12 months" if days >= YEAR_DAYS - 1 else "less than 12 months"))
+    check.measure("wall time", round(wall, 2), passed=True, unit="s", note="simulated time")
+    check.require()

@@ -1,0 +1,132 @@
+"""cl. 96 registers of a heat meter: thermal energy, thermal power, volume and mass of the heat
+carrier present in their units; the counters never decrease; energy is the integral of the
+meter's own power, and mass is volume times the density of water at the flow temperature."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.conformance.energy import (
+    device_seconds_between,
+    elapse_device_time,
+    largest_steps_back,
+    snapshot,
+)
+from harness.conformance.heat import declared, reference_flow, water_density
+from harness.devices.api import DeviceError
+from harness.quantities import (
+    HEAT_COUNTERS,
+    HEAT_ENERGY,
+    HEAT_POWER,
+    HEAT_QUANTITIES,
+    HEAT_RECORDED,
+    MASS,
+    VOLUME,
+)
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("heat_meter")
+
+SAMPLE_ROUNDS = 6  # KZ-96-02: rounds of back-to-back reads, with device time passing between rounds
+READS_PER_ROUND = 5
+POWER_SAMPLES = 4  # KZ-96-03: sub-windows over which the power register is sampled
+MIN_STEPS = 10  # a window must move a counter this many register steps to judge a rate
+LABELS = {HEAT_ENERGY: "thermal energy", HEAT_POWER: "thermal power", VOLUME: "volume", MASS: "mass"}
+
+
+def _label(q: str) -> str:
+    return LABELS.get(q, q.replace("_", " "))
+
+
+@pytest.mark.check("KZ-96-01", "thermal energy, thermal power, volume and mass of the heat carrier are declared "
+                   "and readable in their units (and the temperatures and flow they come from, where declared)")
+def test_heat_quantities_present(dut, check):
+    for q, unit in HEAT_QUANTITIES.items():
+        required = q in HEAT_RECORDED
+        if not dut.profile.declares(q):
+            check.measure(_label(q), "not declared in the profile", passed=not required,
+                          limit="declared" if required else "",
+                          note="named by cl. 96" if required else "not named by cl. 96; not exercised")
+            continue
+        try:
+            reading = dut.device.read(q)
+        except DeviceError as exc:
+            check.measure(_label(q), str(exc), passed=False, limit="readable")
+            continue
+        ok = reading.unit == unit and isinstance(reading.value, int | float)
+        if q in HEAT_COUNTERS or q == HEAT_POWER:
+            ok = ok and reading.value >= 0
+        check.measure(_label(q), reading.value, unit=reading.unit, passed=ok,
+                      limit=f"a number ≥ 0 in {unit}" if q in HEAT_RECORDED else f"a number in {unit}")
+    check.require()
+
+
+@pytest.mark.check("KZ-96-02", "the energy, volume and mass counters never decrease")
+def test_heat_counters_monotonic(dut, check):
+    counters = declared(dut, HEAT_COUNTERS)
+    if not counters:
+        raise Inconclusive("the profile declares no heat meter counters")
+    worst = largest_steps_back(dut, counters, SAMPLE_ROUNDS, READS_PER_ROUND)
+    for q in counters:
+        check.at_most(f"{_label(q)} largest step back", worst[q], 0.0, unit=HEAT_QUANTITIES[q],
+                      note=f"{SAMPLE_ROUNDS * READS_PER_ROUND} reads")
+    check.require()
+
+
+@pytest.mark.check("KZ-96-03", "thermal energy advances as the integral of the meter's thermal power, within "
+                   "the declared accuracy")
+def test_heat_energy_is_integral_of_power(dut, check):
+    if declared(dut, (HEAT_ENERGY, HEAT_POWER)) != [HEAT_ENERGY, HEAT_POWER]:
+        raise Inconclusive("the profile does not declare both thermal energy and power (KZ-96-01 reports it)")
+    tol = reference_flow(dut).tolerance_pct / 100.0
+    qs = [HEAT_ENERGY, HEAT_POWER]
+    snaps, low, high = [snapshot(dut, qs)], 0.0, 0.0
+    for _ in range(POWER_SAMPLES):
+        forwarded, _ = elapse_device_time(dut, dut.timing.energy_window_s / POWER_SAMPLES)
+        snaps.append(snapshot(dut, qs))
+        a, b = snaps[-2], snaps[-1]
+        least, most = device_seconds_between(dut, a, b, forwarded)
+        # Power is sampled at the ends of each sub-window; between them it is bounded by those samples.
+        low += min(a.value(HEAT_POWER), b.value(HEAT_POWER)) * least / 3600.0
+        high += max(a.value(HEAT_POWER), b.value(HEAT_POWER)) * most / 3600.0
+    res = max(s.resolution(HEAT_ENERGY) for s in snaps)
+    if low < MIN_STEPS * res:
+        raise Inconclusive(f"the integral of power over {dut.timing.energy_window_s:g} s is {low:.1f} Wh, under "
+                           f"{MIN_STEPS} energy register steps of {res:g} Wh: is heat flowing? else lengthen "
+                           "timing.energy_window_s")
+    delta = snaps[-1].value(HEAT_ENERGY) - snaps[0].value(HEAT_ENERGY)
+    check.within("thermal energy increase", delta, low * (1 - tol) - 2 * res, high * (1 + tol) + 2 * res,
+                 unit="Wh", note=f"∫ power = {low:.1f}…{high:.1f} Wh from {POWER_SAMPLES + 1} power samples, "
+                                 f"± {tol * 100:g} % ± 2 steps")
+    check.require()
+
+
+@pytest.mark.check("KZ-96-04", "volume advances at the reference flow and mass equals volume × water density at "
+                   "the flow temperature, within the declared accuracy")
+def test_heat_mass_is_volume_times_density(dut, check):
+    if declared(dut, (VOLUME, MASS)) != [VOLUME, MASS]:
+        raise Inconclusive("the profile does not declare both volume and mass (KZ-96-01 reports it)")
+    ref = reference_flow(dut)
+    tol = ref.tolerance_pct / 100.0
+    before = snapshot(dut, [VOLUME, MASS])
+    forwarded, _ = elapse_device_time(dut, dut.timing.energy_window_s)
+    after = snapshot(dut, [VOLUME, MASS])
+    least, most = device_seconds_between(dut, before, after, forwarded)
+    res_v = max(before.resolution(VOLUME), after.resolution(VOLUME))
+    res_m = max(before.resolution(MASS), after.resolution(MASS))
+    expected_v = ref.volume_flow_m3_h * least / 3600.0
+    if expected_v < MIN_STEPS * res_v:
+        raise Inconclusive(f"{ref.volume_flow_m3_h:g} m3/h over {least:.0f} s is under {MIN_STEPS} volume register "
+                           f"steps of {res_v:g} m3; lengthen timing.energy_window_s")
+    d_volume = after.value(VOLUME) - before.value(VOLUME)
+    check.within("volume increase", d_volume, expected_v * (1 - tol) - 2 * res_v,
+                 ref.volume_flow_m3_h * most / 3600.0 * (1 + tol) + 2 * res_v, unit="m3",
+                 note=f"{ref.volume_flow_m3_h:g} m3/h over {least:.1f}…{most:.1f} device s")
+    rho_t = water_density(ref.flow_temperature_c) / 1000.0  # t/m³
+    d_mass = after.value(MASS) - before.value(MASS)
+    apparent = d_mass / d_volume * 1000.0 if d_volume > 0 else float("nan")
+    check.within("mass increase", d_mass, (d_volume - 2 * res_v) * rho_t * (1 - tol) - 2 * res_m,
+                 (d_volume + 2 * res_v) * rho_t * (1 + tol) + 2 * res_m, unit="t",
+                 note=f"volume increase × {rho_t * 1000:.2f} kg/m3 (water at {ref.flow_temperature_c:g} °C); "
+                      f"the meter's mass/volume is {apparent:.2f} kg/m3")
+    check.require()

@@ -1,0 +1,136 @@
+"""The heat meter (cl. 96): its physics, its simulator, and end to end through the CLI — the golden
+heat meter passes every cl. 96 check and each seeded defect fails the check the catalogue names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.conformance.heat import water_density as harness_density
+from harness.quantities import HEAT_QUANTITIES, UNIT_FACTORS, canonical_unit_of
+from harness.resources import builtin_rig
+from harness.simulators.defects import HEAT_DEFECTS, JOURNAL_DEFECTS
+from harness.simulators.heat import HeatFlow, HeatIntegrator, StepCounter, thermal_power_w, water_density
+from harness.simulators.modbus_device import COMMON_DEFECTS
+from tests.conftest import run_cli
+
+ALL_CHECKS = [f"KZ-96-{n:02d}" for n in range(1, 10)] + [f"KZ-97-{n:02d}" for n in range(1, 8)]
+# The journal defects live in the body every simulated device shares; one of them proves the heat
+# meter has that body (the electricity meter's tests cover each of them).
+OWN_DEFECTS = sorted(set(HEAT_DEFECTS) - {d.name for d in JOURNAL_DEFECTS} | {"journal_volatile"})
+RIG = str(builtin_rig("sim-heat-meter.yaml"))
+
+
+# ---- physics ------------------------------------------------------------------------------------
+def test_water_density_matches_reference_values():
+    assert water_density(4.0) == pytest.approx(999.97, abs=0.01)  # the density maximum
+    assert water_density(90.0) == pytest.approx(965.3, abs=0.1)
+    for t in range(0, 151, 5):  # the simulator's formula and the harness's table, two independent readings
+        assert water_density(float(t)) == pytest.approx(harness_density(float(t)), rel=5e-4)
+    with pytest.raises(ValueError):
+        water_density(160.0)
+
+
+def test_power_is_mass_flow_times_cp_times_delta_t():
+    p = thermal_power_w(1.2, 90.0, 55.0)
+    assert p == pytest.approx(1.2 / 3600 * 965.32 * 4190 * 35, rel=1e-4)  # ≈ 47.2 kW
+    assert thermal_power_w(1.2, 70.0, 70.0) == 0.0
+
+
+def _integrator(flow: HeatFlow, **defects: object) -> HeatIntegrator:
+    return HeatIntegrator(flow=flow, energy=StepCounter(10.0), volume=StepCounter(1e-3), mass=StepCounter(1e-3),
+                          **defects)  # type: ignore[arg-type]
+
+
+def test_energy_is_integral_of_power_and_mass_is_volume_times_density():
+    flow = HeatFlow(1.2, 90.0, 55.0)
+    heat = _integrator(flow)
+    t = 0.0
+    for dt in [0.3, 1.7, 12.5, 600.0, 2985.5]:  # uneven steps: remainders must carry
+        t += dt
+        heat.accumulate_to(t)
+    assert t == 3600.0
+    assert heat.energy.value == pytest.approx(flow.power_w, abs=heat.energy.step)  # W × 1 h = Wh
+    assert heat.volume.value == pytest.approx(1.2, abs=heat.volume.step)
+    assert heat.mass.value == pytest.approx(heat.volume.value * water_density(90.0) / 1000, abs=2 * heat.mass.step)
+    # changing conditions: energy is the integral piecewise
+    heat.flow = HeatFlow(0.6, 70.0, 40.0)
+    heat.accumulate_to(7200.0)
+    expected = flow.power_w + heat.flow.power_w
+    assert heat.energy.value == pytest.approx(expected, abs=heat.energy.step)
+
+
+def test_counters_never_go_back_and_time_going_back_counts_nothing():
+    heat = _integrator(HeatFlow(1.0, 80.0, 50.0))
+    heat.accumulate_to(100.0)
+    before = heat.snapshot()
+    heat.accumulate_to(50.0)
+    assert heat.snapshot() == before
+
+
+def test_heat_defects_change_the_physics():
+    flow = HeatFlow(1.2, 90.0, 55.0)
+    wrong_cp = _integrator(flow, energy_gain=1.03)
+    fixed = _integrator(flow, fixed_density=1000.0)
+    for h in (wrong_cp, fixed):
+        h.accumulate_to(3600.0)
+    assert wrong_cp.energy.value == pytest.approx(1.03 * flow.power_w, abs=10.0)
+    assert fixed.mass.value == pytest.approx(fixed.volume.value, abs=2e-3)
+
+
+def test_heat_units_and_vocabulary():
+    assert UNIT_FACTORS["GJ"] == ("Wh", pytest.approx(277_777.78))
+    assert UNIT_FACTORS["Gcal"][1] == pytest.approx(1_163_000.0)  # 1 Gcal = 1.163 MWh
+    assert UNIT_FACTORS["l"] == ("m3", 1e-3) and UNIT_FACTORS["kg"] == ("t", 1e-3)
+    for q, unit in HEAT_QUANTITIES.items():
+        assert canonical_unit_of(q) == unit and UNIT_FACTORS[unit] == (unit, 1.0)
+
+
+# ---- catalogue and CLI --------------------------------------------------------------------------
+def test_heat_catalogue_covers_every_check_and_the_common_defects():
+    assert {d.expect for d in HEAT_DEFECTS.values()} == set(ALL_CHECKS)
+    assert set(COMMON_DEFECTS) <= set(HEAT_DEFECTS)
+    assert {d.clause for d in HEAT_DEFECTS.values()} == {"96", "97"}
+
+
+def test_list_defects():
+    res = run_cli("sim", "heat-meter", "--list-defects", timeout=60)
+    assert res.returncode == 0, res.stderr
+    for name in HEAT_DEFECTS:
+        assert name in res.stdout
+
+
+def _verdicts(out: Path) -> dict:
+    return json.loads((out / "verdicts.json").read_text())
+
+
+@pytest.mark.slow
+def test_golden_heat_meter_certifies(tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("certify", RIG, "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    verdicts = _verdicts(out)
+    assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
+    hm = verdicts["duts"]["heat_meter"]
+    assert hm["kind"] == "heat_meter" and hm["serial_number"] == "96000001"
+    assert list(hm["clauses"]) == ["96", "97"]
+    assert hm["clauses"]["96"]["verdict"] == "PASS" and hm["clauses"]["97"]["verdict"] == "PASS"
+    checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
+    assert sorted(checks) == ALL_CHECKS
+    assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values())
+    assert "cl. 96" in res.stdout and "overall: PASS" in res.stdout
+
+
+@pytest.mark.parametrize("defect", OWN_DEFECTS)
+def test_heat_defect_fails_its_check(tmp_path, defect):
+    expected = HEAT_DEFECTS[defect].expect
+    out = tmp_path / "out"
+    res = run_cli("certify", RIG, "--out", str(out), "--defect", defect, "--check", expected)
+    assert res.returncode == 1, res.stdout + res.stderr
+    clause = _verdicts(out)["duts"]["heat_meter"]["clauses"][HEAT_DEFECTS[defect].clause]
+    assert clause["verdict"] == "FAIL"
+    caught = next(c for c in clause["checks"] if c["id"] == expected)
+    assert caught["verdict"] == "FAIL", caught
+    assert f"{expected} FAIL" in res.stdout
