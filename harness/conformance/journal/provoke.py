@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.conformance.cleanup import restoring
 from harness.events import TAMPER_INPUTS, EventKind, JournalEntry
 from harness.verdicts import Inconclusive
 
@@ -139,3 +140,21 @@ def config_writer(dut: Any) -> tuple[Callable[[int], None], Callable[[], None]] 
         dut.device.write(name, value if i % 2 == 0 else original)
 
     return write, lambda: dut.device.write(name, original)
+
+
+def bulk_writer(dut: Any) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """``config_writer`` for checks that must provoke many events; INCONCLUSIVE when it cannot."""
+    writer = config_writer(dut)
+    if writer is None:
+        raise Inconclusive("the bench cannot provoke events in bulk (no writable setting with a test_value "
+                           "and no config_change code declared)")
+    return writer
+
+
+def provoke_config_change(dut: Any) -> None:
+    """One recent config_change entry, if the bench can make one (and the setting put back)."""
+    writer = config_writer(dut)
+    if writer is not None:
+        write, restore = writer
+        with restoring(restore):
+            write(0)

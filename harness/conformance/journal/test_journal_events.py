@@ -12,7 +12,6 @@ import pytest
 from harness.conformance.cleanup import restoring
 from harness.conformance.journal.provoke import (
     POWER_KINDS,
-    config_writer,
     declared_kinds,
     device_clock,
     journal_of,
@@ -20,6 +19,7 @@ from harness.conformance.journal.provoke import (
     new_entries,
     outside,
     provocations,
+    provoke_config_change,
 )
 from harness.conformance.power import power_switch
 from harness.events import EventKind
@@ -100,11 +100,7 @@ def test_power_events(dut, check):
 def test_entries_survive_power_cut(dut, check):
     journal = journal_of(dut)
     power = power_switch(dut)
-    writer = config_writer(dut)
-    if writer is not None:  # make sure there is something recent to lose
-        write, restore = writer
-        with restoring(restore):
-            write(0)
+    provoke_config_change(dut)  # make sure there is something recent to lose
     before = dut.device.read_journal()
     if not before:
         raise Inconclusive("the journal is empty and the bench could not provoke an entry to keep")
@@ -124,11 +120,7 @@ def test_entries_survive_power_cut(dut, check):
                    "entry reads back and decodes to a declared event kind")
 def test_journal_readable(dut, check):
     journal = journal_of(dut)
-    writer = config_writer(dut)
-    if writer is not None:
-        write, restore = writer
-        with restoring(restore):
-            write(0)
+    provoke_config_change(dut)
     t0 = time.monotonic()
     entries = dut.device.read_journal()
     took = time.monotonic() - t0

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness.conformance.cleanup import restoring
-from harness.conformance.journal.provoke import config_writer, journal_of, new_entries
+from harness.conformance.journal.provoke import bulk_writer, config_writer, journal_of, new_entries
 from harness.events import EventKind, WhenFull
 from harness.verdicts import Inconclusive
 
@@ -64,11 +64,7 @@ def test_sequence_and_time_order(dut, check):
                    "and count = capacity, or recording stops)")
 def test_capacity_when_full(dut, check):
     journal = journal_of(dut)
-    writer = config_writer(dut)
-    if writer is None:
-        raise Inconclusive("the bench cannot provoke events in bulk (no writable setting with a test_value "
-                           "and no config_change code declared)")
-    write, restore = writer
+    write, restore = bulk_writer(dut)
     before = dut.device.read_journal()
     extra = max(3, journal.capacity // 20)
     generated = journal.capacity - len(before) + extra
@@ -101,10 +97,7 @@ def test_retention_over_a_year(dut, check):
     if not dut.time.fast:
         raise Inconclusive("12 months of device time need a DUT whose time can be fast-forwarded (a simulator's "
                            "control channel); on a real device retention follows from capacity ÷ rate only")
-    writer = config_writer(dut)
-    if writer is None:
-        raise Inconclusive("the bench cannot provoke events in bulk (no writable setting with a test_value)")
-    write, restore = writer
+    write, restore = bulk_writer(dut)
     rate = journal.events_per_day
     n = math.ceil(YEAR_DAYS * rate)
     interval = 86400.0 / rate
