@@ -40,6 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "check(id, title, also=()): a conformance check with a stable KZ id")
     config.addinivalue_line("markers", "dut_kind(*kinds): device kinds a suite applies to")
     config.addinivalue_line("markers", "destructive: needs the rig's allow_destructive (power cuts …)")
+    config.addinivalue_line("markers", "documentary: the check judges declared evidence, not a measurement")
     rig_path = config.getoption("--rig")
     if rig_path is None:
         return
@@ -273,7 +274,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
         item.stash[_RECORD] = CheckRecord(
             id=marker[0], title=marker[1], suite=_suite_of(item), clauses=marker[2], dut=dut, verdict=verdict,
-            reason=reason, measurements=c.measurements if c else [], nodeid=item.nodeid,
+            reason=reason, measurements=c.measurements if c else [], charts=c.charts if c else [],
+            kind="documentary" if item.get_closest_marker("documentary") else "measured", nodeid=item.nodeid,
             started=item.stash.get(_STARTED, time.time()), finished=time.time())
     return report
 

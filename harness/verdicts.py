@@ -15,6 +15,7 @@ class Verdict(StrEnum):
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
     NOT_APPLICABLE = "N/A"
+    FLAKY = "FLAKY"  # failed, then passed on a re-run: counts as INCONCLUSIVE for certification
     NOT_TESTED = "NOT TESTED"  # clause level only: no check ran
 
 

@@ -8,7 +8,7 @@ measurement into an AssertionError so pytest's outcome agrees with the record.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +36,29 @@ class Measurement(BaseModel):
         return f"{self.name}: {self.measured}{unit}{limit}{note}"
 
 
+class Chart(BaseModel):
+    """A picture of the evidence for the readable report: named (x, y) series and marked events.
+
+    ``kind`` says how to draw it: ``line`` (values over time), ``step`` (a state over time, e.g. the
+    active channel), ``scatter`` (points, e.g. journal entries by kind) or ``histogram`` (x = bin,
+    y = count, e.g. response times). Events are vertical markers (a power cut, a switchover).
+    """
+
+    title: str
+    x_label: str
+    y_label: str
+    kind: Literal["line", "step", "scatter", "histogram"] = "line"
+    series: dict[str, list[tuple[float, float]]]
+    events: list[tuple[float, str]] = Field(default_factory=list)
+
+
+class Attempt(BaseModel):
+    """One run of a check that was re-run after a failure (flake detection)."""
+
+    verdict: Verdict
+    reason: str = ""
+
+
 class CheckRecord(BaseModel):
     """One line of checks.jsonl."""
 
@@ -46,7 +69,10 @@ class CheckRecord(BaseModel):
     dut: str
     verdict: Verdict
     reason: str = ""
+    kind: Literal["measured", "documentary"] = "measured"
     measurements: list[Measurement] = Field(default_factory=list)
+    charts: list[Chart] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(default_factory=list, description="earlier runs, when re-run")
     nodeid: str = ""
     started: float = 0.0
     finished: float = 0.0
@@ -66,6 +92,7 @@ class Check:
     def __init__(self, check_id: str, title: str, suite: str, clauses: list[str], dut: str) -> None:
         self.id, self.title, self.suite, self.clauses, self.dut = check_id, title, suite, clauses, dut
         self.measurements: list[Measurement] = []
+        self.charts: list[Chart] = []
 
     # -- recording --------------------------------------------------------------------------------
     def measure(self, name: str, measured: Any, *, passed: bool, limit: str = "", unit: str | None = None,
@@ -92,6 +119,16 @@ class Check:
     def equal(self, name: str, measured: Any, expected: Any, unit: str | None = None, note: str = "") -> bool:
         return self.measure(name, measured, passed=measured == expected, limit=f"= {_num(expected)}",
                             unit=unit, note=note).passed
+
+    def chart(self, title: str, series: dict[str, list[tuple[float, float]]], *, x_label: str, y_label: str,
+              kind: Literal["line", "step", "scatter", "histogram"] = "line",
+              events: list[tuple[float, str]] | None = None) -> Chart:
+        """Keep a picture of what was measured for the readable report (never a verdict by itself)."""
+        c = Chart(title=title, x_label=x_label, y_label=y_label, kind=kind,
+                  series={k: [(float(x), float(y)) for x, y in v] for k, v in series.items()},
+                  events=[(float(x), str(label)) for x, label in events or []])
+        self.charts.append(c)
+        return c
 
     # -- concluding -------------------------------------------------------------------------------
     @property
