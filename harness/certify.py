@@ -7,14 +7,18 @@ applicable clause passed, 1 when any failed or was inconclusive, 2 for bad confi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from harness.reporting.signing import BUILTIN_SIGNER
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -36,21 +40,70 @@ def _plugin_args() -> list[str]:
     return [] if any(ep.value == "harness.pytest_plugin" for ep in eps) else ["-p", "harness.pytest_plugin"]
 
 
+@dataclass
+class RunRequest:
+    """What a run was asked to do; kept in OUTDIR/run.json so that --resume asks the same."""
+
+    rig: str
+    suites: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+    transcript: bool = True
+    reruns: int | None = None
+    signer: str = BUILTIN_SIGNER
+    started: float = 0.0
+    config_sha256: dict[str, str] = field(default_factory=dict)  # rig and profiles as they were
+
+
 def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects: list[str],
-            transcript: bool = True, verbose: bool = False, checks: list[str] | None = None) -> int:
+            transcript: bool = True, verbose: bool = False, checks: list[str] | None = None,
+            reruns: int | None = None, signer: str = BUILTIN_SIGNER, key_dir: Path | None = None) -> int:
+    from harness.resources import builtin_rig
+
+    request = RunRequest(rig=str((rig_path or builtin_rig()).resolve()), suites=suites, checks=checks or [],
+                         defects=defects, transcript=transcript, reruns=reruns, signer=signer)
+    return _run(request, out, verbose=verbose, key_dir=key_dir, resume=False)
+
+
+def resume(out: Path, verbose: bool = False, key_dir: Path | None = None) -> int:
+    """Complete a run that was stopped (even by kill -9): keep its finished checks, run the rest."""
+    try:
+        request = RunRequest(**json.loads((out / "run.json").read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return _err(f"{out} holds no run to resume (no run.json)")
+    except (ValueError, TypeError) as exc:
+        return _err(f"{out}/run.json is not readable: {exc}")
+    from harness.reporting.seal import SIGNATURE, verify
+
+    if (out / SIGNATURE).exists():
+        sealed = verify(out)
+        if not sealed.ok:
+            return _err("the evidence changed since the run was sealed; not resuming:\n  "
+                        + "\n  ".join(sealed.problems))
+    return _run(request, out, verbose=verbose, key_dir=key_dir, resume=True)
+
+
+def _config_hashes(loaded: Any) -> dict[str, str]:
+    hashes = {"rig": hashlib.sha256(loaded.path.read_bytes()).hexdigest()}
+    hashes.update({f"profile:{name}": loaded.profile_hash(name) for name in loaded.profiles})
+    return hashes
+
+
+def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path | None, resume: bool) -> int:
     import pytest
 
     from harness import registry
     from harness.config import ConfigError, load_rig
     from harness.reporting.outdir import default_out
-    from harness.resources import builtin_rig
 
-    rig_path = rig_path or builtin_rig()
+    suites, defects, checks = request.suites, request.defects, request.checks
     try:
-        loaded = load_rig(rig_path)
+        loaded = load_rig(Path(request.rig))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
+    if request.signer not in registry.signers():
+        return _err(f"unknown signer {request.signer!r}; signers: {', '.join(registry.signers())}")
     available = registry.suites()
     unknown = [s for s in suites if s not in available]
     if unknown:
@@ -64,10 +117,19 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
                         "and `harness sim heat-meter --list-defects`")
 
     out = out or default_out(loaded.rig.name)
-    if (out / "checks.jsonl").exists():
-        return _err(f"{out} already holds a run; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    _keep_configuration(loaded, out)
+    if resume:
+        if request.config_sha256 and _config_hashes(loaded) != request.config_sha256:
+            return _err(f"the rig or a profile changed since the run in {out} started; resuming would mix "
+                        "two configurations — start a new run")
+        for stale in ("verdicts.json", "manifest.json", "certificate.sig.json"):  # rewritten at the end
+            (out / stale).unlink(missing_ok=True)
+    else:
+        if (out / "checks.jsonl").exists() or (out / "run.json").exists():
+            return _err(f"{out} already holds a run; choose another --out (or --resume it)")
+        out.mkdir(parents=True, exist_ok=True)
+        _keep_configuration(loaded, out)
+        request.started, request.config_sha256 = time.time(), _config_hashes(loaded)
+        (out / "run.json").write_text(json.dumps(asdict(request), indent=2) + "\n", encoding="utf-8")
 
     # Every suite is collected; --suite/--check deselect in the plugin, so the run knows what it skipped.
     args = [str(s.path) for s in available.values()] + [
@@ -81,12 +143,17 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
         args += ["--harness-defect", d]
     for c in checks or []:
         args += ["--harness-check", c]
-    if not transcript:
+    if not request.transcript:
         args.append("--harness-no-transcript")
+    if request.reruns is not None:
+        args += ["--harness-reruns", str(request.reruns)]
+    if resume:
+        args.append("--harness-resume")
     args += ["-v"] if verbose else ["-p", "no:terminal"]
     args += _plugin_args()
 
-    print(f"Certifying rig {loaded.rig.name!r} ({len(loaded.rig.duts)} DUT(s)) → {out}")
+    verb = "Resuming" if resume else "Certifying"
+    print(f"{verb} rig {loaded.rig.name!r} ({len(loaded.rig.duts)} DUT(s)) → {out}")
     if defects:
         print(f"  seeded defects: {', '.join(defects)}")
     t0 = time.monotonic()
@@ -102,9 +169,32 @@ def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects:
 
     print()
     print(clause_table(verdicts))
-    print(f"\n{elapsed:.1f} s; evidence in {out}/ (checks.jsonl, verdicts.json, transcript.jsonl, allure-results/)")
+    sealed = _finish(out, request.signer, key_dir, loaded.rig.lab)
+    print(f"\n{elapsed:.1f} s; evidence in {out}/")
+    if sealed is not None:
+        print(f"  certificate.json, certificate.html{', allure-report.html' if sealed else ''} — signed "
+              f"(certificate.sig.json, manifest.json); check with `harness verify {out}`")
+    if verdicts.get("interrupted"):
+        print(f"  complete it with `harness certify --resume {out}`")
     complete = verdicts["certification_grade"] or not verdicts.get("interrupted")
-    return EXIT_OK if verdicts["verdict"] in ("PASS", "N/A") and complete else EXIT_FAIL
+    ok = verdicts["verdict"] in ("PASS", "N/A") and complete and sealed is not None
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def _finish(out: Path, signer: str, key_dir: Path | None, lab: Any) -> bool | None:
+    """Certificate, reports and seal; True/False: with/without the Allure report; None: not sealed."""
+    from harness.reporting.finalize import ALLURE_HTML, finalize, print_notes
+    from harness.reporting.seal import SealError
+    from harness.reporting.signing import KeyMissing, default_key_dir
+
+    try:
+        result = finalize(out, signer=signer, key_dir=key_dir or default_key_dir(),
+                          lab=lab.model_dump() if lab else None)
+    except (KeyMissing, SealError) as exc:
+        print(f"harness certify: the certificate is not signed: {exc}", file=sys.stderr)
+        return None
+    print_notes(result)
+    return (out / ALLURE_HTML).exists()
 
 
 def _keep_configuration(loaded: Any, out: Path) -> None:

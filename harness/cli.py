@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("certify", help="run the conformance suites against a rig and give clause verdicts")
     c.add_argument("rig", nargs="?", type=Path, help="rig YAML (default: the built-in simulated meter rig)")
+    c.add_argument("--resume", type=Path, metavar="OUTDIR",
+                   help="complete a stopped run: keep its finished checks, run the rest, same options")
     c.add_argument("--out", type=Path, help="output directory (default harness-out/<UTC time>-<rig>/)")
     c.add_argument("--suite", action="append", default=[], metavar="NAME",
                    help="run only this suite (repeatable); the run is then not certification-grade")
@@ -33,7 +35,33 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--defect", action="append", default=[], metavar="NAME",
                    help="seed this defect into every simulated DUT (repeatable)")
     c.add_argument("--no-transcript", action="store_true", help="do not record Modbus exchanges")
+    c.add_argument("--reruns", type=int, metavar="N",
+                   help="re-run a failing check up to N times (default: the rig's reruns, 2); a pass on a "
+                        "re-run is FLAKY")
     c.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output too")
+    _signing_options(c)
+
+    r = sub.add_parser("report", help="rebuild certificate.html and the Allure report of a run, and re-sign it")
+    r.add_argument("outdir", type=Path)
+    _signing_options(r)
+
+    v = sub.add_parser("verify", help="check a run's signature and the SHA-256 of every evidence file")
+    v.add_argument("outdir", type=Path)
+    v.add_argument("--trust", type=Path, metavar="CERT.pem",
+                   help="the lab certificate the run must be signed with (otherwise any valid signer is named)")
+
+    b = sub.add_parser("bundle", help="one archive of a sealed run for the ICI operator")
+    b.add_argument("outdir", type=Path)
+    b.add_argument("-o", "--output", type=Path, help="archive path (default OUTDIR.tar.gz)")
+
+    keys = sub.add_parser("keys", help="the lab's signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    ki = keys_sub.add_parser("init", help="make a lab key and a self-signed X.509 certificate")
+    ki.add_argument("--name", required=True, help="the lab's name, as the certificate should show it")
+    ki.add_argument("--force", action="store_true", help="replace an existing key")
+    _signing_options(ki)
+    ks = keys_sub.add_parser("show", help="where the lab key is and whose it is")
+    _signing_options(ks)
 
     k = sub.add_parser("check", help="validate profile and rig files")
     k.add_argument("files", nargs="+", type=Path)
@@ -49,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _signing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--signer", default="ed25519-x509", help="signing plugin (default ed25519-x509)")
+    p.add_argument("--key-dir", type=Path, help="the lab key's directory (default $HARNESS_KEY_DIR or "
+                   "~/.config/tek-harness/lab-key)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and argv[0] == "sim":  # the simulator parses its own options (incl. --help)
@@ -60,10 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         return int(importlib.import_module(SIMULATORS[argv[1]]).main(argv[2:]))
     args = _parser().parse_args(argv)
     if args.command == "certify":
-        from harness.certify import certify
+        from harness.certify import certify, resume
 
+        if args.resume:
+            if args.rig or args.out or args.suite or args.check or args.defect or args.reruns is not None:
+                print("harness certify: --resume takes the run's own options from OUTDIR/run.json; give only "
+                      "--resume OUTDIR", file=sys.stderr)
+                return EXIT_USAGE
+            return resume(args.resume, verbose=args.verbose, key_dir=args.key_dir)
         return certify(rig_path=args.rig, out=args.out, suites=args.suite, defects=args.defect,
-                       transcript=not args.no_transcript, verbose=args.verbose, checks=args.check)
+                       transcript=not args.no_transcript, verbose=args.verbose, checks=args.check,
+                       reruns=args.reruns, signer=args.signer, key_dir=args.key_dir)
+    if args.command in ("report", "verify", "bundle", "keys"):
+        from harness import evidence_cli
+
+        return int(getattr(evidence_cli, args.command)(args))
     if args.command == "check":
         return _check(args.files)
     if args.command == "schema":

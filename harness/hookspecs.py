@@ -50,6 +50,22 @@ class SuiteSpec:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class SignerSpec:
+    """A signing scheme for certificates (``harness.reporting.signing``).
+
+    ``load(key_dir) -> signer`` with ``sign(payload) -> dict``; ``verify(payload, block) -> subject``
+    raising ``SignatureInvalid``; ``init(key_dir, name, force=) -> description`` makes a new key, or
+    None when keys come from elsewhere (a token, a national PKI).
+    """
+
+    name: str
+    load: Callable[..., Any]
+    verify: Callable[..., str]
+    init: Callable[..., str] | None = None
+    description: str = ""
+
+
 class HarnessSpecs:
     @hookspec
     def harness_add_drivers(self) -> list[DriverSpec]:
@@ -64,5 +80,5 @@ class HarnessSpecs:
         """Conformance suites this plugin provides."""
 
     @hookspec
-    def harness_add_signers(self) -> list[Any]:
-        """Certificate signers this plugin provides (used by the certificate, issue 7)."""
+    def harness_add_signers(self) -> list[SignerSpec]:
+        """Certificate signers this plugin provides."""

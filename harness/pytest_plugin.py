@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from harness.reporting.clauses import CHAPTER_TITLES, chapter_of, clause_of_check
-from harness.reporting.records import Check, CheckRecord
+from harness.reporting.progress import Progress
+from harness.reporting.records import Attempt, Check, CheckRecord, read_records
 from harness.verdicts import Inconclusive, NotApplicable, Verdict
 
 STATE = pytest.StashKey["HarnessRun"]()
@@ -34,6 +35,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--harness-defect", action="append", default=[], help="seed defects into simulated DUTs")
     g.addoption("--harness-no-transcript", action="store_true", help="do not record device exchanges")
     g.addoption("--harness-quiet", action="store_true", help="no per-check lines (certify prints its own)")
+    g.addoption("--harness-resume", action="store_true",
+                help="keep the checks already in checks.jsonl and run only the rest")
+    g.addoption("--harness-reruns", type=int, default=None,
+                help="re-runs of a failing check (default: the rig's `reruns`)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,27 +74,41 @@ class HarnessRun:
         self.checks_path = out / "checks.jsonl"
         self.bench = Bench(loaded, out, config.getoption("--harness-defect"),
                            transcript=not config.getoption("--harness-no-transcript"))
-        self.records: list[CheckRecord] = []
         self.deselected: dict[str, list[tuple[str, list[str]]]] = {}
-        self.started = time.time()
+        reruns = config.getoption("--harness-reruns")
+        self.reruns: int = loaded.rig.reruns if reruns is None else max(0, reruns)
         self.quiet = config.getoption("--harness-quiet")
-        self.total = 0
         self.selected: list[tuple[str, str, list[str]]] = []  # (dut, check id, clauses) meant to run
+        self.progress = Progress(0)
+        # A resumed run starts from what the killed one finished; the rest of the state is rebuilt.
+        self.records: list[CheckRecord] = read_records(self.checks_path) if config.getoption("--harness-resume") \
+            else []
+        self.started = _run_started(out)
+        self.duts_path = out / "duts.json"
+        self.known_duts: dict[str, Any] = (json.loads(self.duts_path.read_text(encoding="utf-8"))
+                                           if self.records and self.duts_path.exists() else {})
 
     def emit(self, record: CheckRecord) -> None:
         self.records.append(record)
         with self.checks_path.open("a", encoding="utf-8") as f:
             f.write(record.model_dump_json() + "\n")
             f.flush()
+        self._keep_duts()
         if not self.quiet:
             capture = self.config.pluginmanager.get_plugin("capturemanager")
             with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-                print_check_line(record, len(self.records), self.total)
+                self.progress.finished(record)
 
-    def write_verdicts(self) -> dict[str, Any]:
-        from harness import __version__
-        from harness.reporting.aggregate import aggregate
+    def _keep_duts(self) -> None:
+        """DUT identities as soon as known: a resumed run may never start a DUT whose checks are done."""
+        duts = {**self.known_duts, **self.dut_info()}
+        if duts != self.known_duts:
+            self.known_duts = duts
+            tmp = self.duts_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(duts, indent=2, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(self.duts_path)
 
+    def dut_info(self) -> dict[str, Any]:
         duts: dict[str, Any] = {}
         for name, rt in self.bench.runtimes.items():
             ident = rt.identity
@@ -100,6 +119,13 @@ class HarnessRun:
                 "firmware_version": ident.firmware_version if ident else None,
                 "defects": rt.defects,
             }
+        return duts
+
+    def write_verdicts(self) -> dict[str, Any]:
+        from harness import __version__
+        from harness.reporting.aggregate import aggregate
+
+        duts = {**self.known_duts, **self.dut_info()}
         # A check that was meant to run but left no record (interrupted run) counts as not run.
         done = {(r.dut, r.id) for r in self.records}
         not_run = {dut: list(checks) for dut, checks in self.deselected.items()}
@@ -117,12 +143,12 @@ class HarnessRun:
         return verdicts
 
 
-def print_check_line(record: CheckRecord, done: int, total: int) -> None:
-    reason = f" — {record.reason}" if record.reason and record.verdict != Verdict.PASS else ""
-    width = len(str(total))
-    sys.stdout.write(f"  [{done:>{width}}/{total}] {record.id:9} {record.verdict.value:12} {record.dut:10} "
-                     f"{record.title} ({record.duration_s:.1f} s){reason}\n")
-    sys.stdout.flush()
+def _run_started(out: Path) -> float:
+    """A resumed run keeps the start time of the run it completes (run.json, written by certify)."""
+    try:
+        return float(json.loads((out / "run.json").read_text(encoding="utf-8"))["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return time.time()
 
 
 def _iso(t: float) -> str:
@@ -167,6 +193,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if only - known:
         raise pytest.UsageError(f"unknown check id(s) {', '.join(sorted(only - known))}; known: "
                                 f"{', '.join(sorted(known))}")
+    done = {(r.dut, r.id) for r in run.records}
     for item in items:
         marker = _check_marker(item)
         if marker is None:
@@ -175,6 +202,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
         if not isinstance(dut, str):  # empty parameter set: no DUT of the check's kinds on this rig
             drop.append(item)  # it does not apply here, so it is not "not run" either
+            continue
+        if (dut, marker[0]) in done:  # finished before a resume: its record stands
+            drop.append(item)
             continue
         excluded = (suites and _suite_of(item) not in suites) or (only and marker[0] not in only) or (
             item.get_closest_marker("destructive") and not run.loaded.rig.allow_destructive)
@@ -190,7 +220,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = keep
     run.selected = [(it.callspec.params.get("dut", "") if hasattr(it, "callspec") else "", *m[::2])
                     for it in keep if (m := _check_marker(it))]
-    run.total = len(run.selected)
+    run.progress = Progress(len(run.selected) + len(done), done=len(done))
 
 
 # ---- fixtures -----------------------------------------------------------------------------------
@@ -224,6 +254,7 @@ def check(request: pytest.FixtureRequest) -> Check:
 _CHECK = pytest.StashKey[Check]()
 _STARTED = pytest.StashKey[float]()
 _RECORD = pytest.StashKey[CheckRecord]()
+_ATTEMPTS = pytest.StashKey[list[Attempt]]()
 
 
 def _allure_labels(c: Check) -> None:
@@ -243,6 +274,46 @@ def _allure_labels(c: Check) -> None:
 # ---- outcomes -----------------------------------------------------------------------------------
 def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[_STARTED] = time.time()
+    run, marker = _run(item.config), _check_marker(item)
+    if run is not None and marker is not None and not run.quiet:
+        dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
+        capture = item.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            run.progress.started(_suite_of(item), marker[0], dut)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run a check, and re-run it after a FAIL up to the rig's ``reruns`` times.
+
+    A check that fails and then passes is FLAKY — reported, and INCONCLUSIVE for the clause, never
+    PASS. Only FAILs are re-run: an INCONCLUSIVE or N/A would answer the same again. The check's
+    measurements start afresh each time; every earlier attempt is kept in the record.
+    """
+    from harness.devices.api import DeviceError
+
+    run, c = _run(pyfuncitem.config), pyfuncitem.stash.get(_CHECK, None)
+    if run is None or c is None or run.reruns == 0 or pyfuncitem.get_closest_marker("documentary"):
+        return None  # declared papers read the same on every attempt
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    attempts: list[Attempt] = []
+    pyfuncitem.stash[_ATTEMPTS] = attempts
+    for attempt in range(run.reruns + 1):
+        try:
+            pyfuncitem.obj(**args)
+            if not c.failures:
+                return True
+            reason = "; ".join(m.describe() for m in c.failures[:3])
+        except (AssertionError, DeviceError) as exc:
+            if attempt == run.reruns:
+                raise
+            reason = str(exc).strip() or type(exc).__name__
+        if attempt == run.reruns:
+            return True  # the failed measurements make the verdict FAIL
+        attempts.append(Attempt(verdict=Verdict.FAIL, reason=reason))
+        c.measurements.clear()
+        c.charts.clear()
+    return True
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -270,12 +341,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     if report.when == "call" or (report.when == "setup" and report.failed):
         verdict, reason = _verdict(item, call)
+        attempts = item.stash.get(_ATTEMPTS, [])
+        if attempts and verdict == Verdict.PASS:
+            verdict = Verdict.FLAKY
+            reason = f"failed {len(attempts)} time(s), then passed on a re-run; first failure: {attempts[0].reason}"
         c = item.stash.get(_CHECK, None)
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
         item.stash[_RECORD] = CheckRecord(
             id=marker[0], title=marker[1], suite=_suite_of(item), clauses=marker[2], dut=dut, verdict=verdict,
             reason=reason, measurements=c.measurements if c else [], charts=c.charts if c else [],
-            kind="documentary" if item.get_closest_marker("documentary") else "measured", nodeid=item.nodeid,
+            kind="documentary" if item.get_closest_marker("documentary") else "measured", attempts=attempts,
+            nodeid=item.nodeid,
             started=item.stash.get(_STARTED, time.time()), finished=time.time())
     return report
 

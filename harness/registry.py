@@ -8,7 +8,7 @@ from typing import Any
 
 import pluggy
 
-from harness.hookspecs import DriverSpec, FaultInjectorSpec, HarnessSpecs, SuiteSpec
+from harness.hookspecs import DriverSpec, FaultInjectorSpec, HarnessSpecs, SignerSpec, SuiteSpec
 
 
 class PluginConflict(RuntimeError):
@@ -51,3 +51,7 @@ def fault_injectors(kind: str) -> dict[str, FaultInjectorSpec]:
 
 def suites() -> dict[str, SuiteSpec]:
     return _unique(plugin_manager().hook.harness_add_suites(), lambda s: s.name, "suites")
+
+
+def signers() -> dict[str, SignerSpec]:
+    return _unique(plugin_manager().hook.harness_add_signers(), lambda s: s.name, "signers")

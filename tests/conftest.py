@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ from harness.simulators.control import serve_control  # noqa: F401  (import prov
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+# The harness's own runs sign with a throwaway lab key, never the user's own (inherited by subprocesses).
+os.environ["HARNESS_KEY_DIR"] = tempfile.mkdtemp(prefix="tek-harness-test-key-")
 
 
 @dataclass

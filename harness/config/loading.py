@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from harness.config.documentation import BASE_DIR
 from harness.config.errors import ConfigError, ConfigProblem
 from harness.config.profile import Profile
 from harness.config.rig import Dut, Rig
@@ -22,7 +23,8 @@ def _validate(model: type[M], source: YamlSource) -> M:
     if not isinstance(source.data, dict):
         raise ConfigError.single(source.path, f"expected a mapping at the top (a {model.__name__})", 1)
     try:
-        return model.model_validate(source.data)
+        # Paths inside a file (documents) are relative to that file: the models resolve them with this.
+        return model.model_validate(source.data, context={BASE_DIR: source.path.parent.resolve()})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -11,6 +11,7 @@ from datetime import time, timedelta, timezone
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.config.documentation import Documentation
 from harness.config.modbus_map import ModbusMap, Strict
 from harness.quantities import DeviceKind, EnergyRegister
 
@@ -99,6 +100,8 @@ class Profile(Strict):
     tariffs: Tariffs | None = None
     clock: ClockSpec | None = None
     modbus: ModbusMap | None = None
+    documentation: Documentation | None = Field(
+        None, description="registry entry, verification, certificates and documents of the model (cl. 50-93)")
 
     @model_validator(mode="after")
     def _check(self) -> Profile:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from harness.config.documentation import Documentation
 from harness.config.modbus_map import Strict
 
 Port = int | Literal["auto"]
@@ -134,6 +135,9 @@ class Dut(Strict):
     reference_load: ReferenceLoad | None = None
     reference_flow: ReferenceFlow | None = None
     defects: list[str] = Field(default_factory=list, description="seeded defects for a simulated DUT")
+    documentation: Documentation | None = Field(
+        None, description="facts of this one instrument (e.g. its verification); each field declared here "
+        "replaces the profile's")
 
     @model_validator(mode="after")
     def _check(self) -> Dut:
@@ -146,6 +150,14 @@ class Dut(Strict):
         return self
 
 
+class Lab(Strict):
+    """Who runs the bench: printed on the certificate next to the signer's key."""
+
+    name: str = Field(min_length=1)
+    address: str = ""
+    accreditation: str = Field("", description="accreditation certificate of the lab, if any")
+
+
 class Rig(Strict):
     """One bench."""
 
@@ -153,5 +165,7 @@ class Rig(Strict):
     description: str = ""
     allow_destructive: bool = Field(False, description="power cycling and other destructive checks may run")
     seed: int = Field(1, description="seed for every random choice, so a run can be reproduced")
+    lab: Lab | None = None
+    reruns: int = Field(2, ge=0, le=10, description="re-runs of a failing check; a pass on a re-run is FLAKY")
     timing: Timing = Field(default_factory=Timing)
     duts: dict[str, Dut] = Field(min_length=1)

@@ -34,6 +34,13 @@ def counters_survive_power_cuts(dut: Any, check: Any, counters: list[Counter]) -
     names = [c.name for c in counters]
     rng = random.Random(f"{dut.name}-{dut.spec.unit_id}-nvm-{dut.seed}")
     timing = dut.timing
+    # The picture: change since the first read (absolute values would hide a cut's step), totals only
+    # when the device has per-tariff registers too, so the legend stays readable.
+    charted = [c for c in counters if c.name.endswith("_total")] or counters
+    series: dict[str, list[tuple[float, float]]] = {c.label: [] for c in charted}
+    base: dict[str, float] = {}
+    events: list[tuple[float, str]] = []
+    t0 = time.time()
     for cut in range(1, timing.power_cuts + 1):
         elapse_device_time(dut, rng.uniform(0.05, 0.25) * timing.energy_window_s)
         before = snapshot(dut, names)
@@ -42,7 +49,11 @@ def counters_survive_power_cuts(dut: Any, check: Any, counters: list[Counter]) -
         t_off, t_on, ready = power.cut(dut.spec.power.off_time_s)
         after = snapshot(dut, names)
         powered = max(0.0, t_off - before.t_first_sent) + max(0.0, after.t_last_received - t_on)
-        for c in counters:
+        events.append((t_off - t0, f"cut {cut}"))
+        for c in charted:
+            first = base.setdefault(c.label, before.value(c.name))
+            series[c.label] += [(before.t_first_sent - t0, before.value(c.name) - first),
+                                (after.t_last_received - t0, after.value(c.name) - first)]
             res = max(before.resolution(c.name), after.resolution(c.name))
             delta = after.value(c.name) - before.value(c.name)
             if c.max_rate is None:
@@ -51,6 +62,8 @@ def counters_survive_power_cuts(dut: Any, check: Any, counters: list[Counter]) -
                 continue
             check.within(f"cut {cut}: {c.label} change", delta, 0.0, c.max_rate * powered + res, unit=c.unit,
                          note=f"powered {powered:.2f} s around the cut, ready after {ready:.2f} s")
+    check.chart("Registers across each power cut", series, x_label="wall time since the first cut, s",
+                y_label="change since the first read", events=events)
     check.require()
 
 

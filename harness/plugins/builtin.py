@@ -1,11 +1,11 @@
-"""The built-in drivers, fault injectors and suites, offered through the public hooks."""
+"""The built-in drivers, fault injectors, suites and signer, offered through the public hooks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from harness.hookspecs import DriverSpec, FaultInjectorSpec, SuiteSpec, hookimpl
+from harness.hookspecs import DriverSpec, FaultInjectorSpec, SignerSpec, SuiteSpec, hookimpl
 
 _CONFORMANCE = Path(__file__).resolve().parent.parent / "conformance"
 
@@ -71,4 +71,13 @@ def harness_add_suites() -> list[SuiteSpec]:
         SuiteSpec("clock", _CONFORMANCE / "clock", "cl. 95 date and time: readable, settable, kept, drift"),
         SuiteSpec("journal", _CONFORMANCE / "journal", "cl. 97 event journals: triggers, survival, order, "
                   "capacity, retention"),
+        SuiteSpec("documentation", _CONFORMANCE / "documentation", "cl. 50, 58, 59, 72, 79, 87, 93 (documentary): "
+                  "state registry, verification, certificates, documents"),
     ]
+
+
+@hookimpl
+def harness_add_signers() -> list[SignerSpec]:
+    from harness.reporting.signing import BUILTIN
+
+    return [BUILTIN]

@@ -3,6 +3,7 @@
 Rules (DESIGN.md): a clause is FAIL if any check failed; INCONCLUSIVE if none failed but one
 could not decide; PASS only if every applicable check that ran passed and at least one did;
 N/A only if every check was not applicable; NOT TESTED if none ran. Never PASS by default.
+A FLAKY check (failed, passed on a re-run) counts as INCONCLUSIVE: a certificate never rests on luck.
 A run is certification-grade only when no applicable check was deselected.
 """
 
@@ -23,12 +24,20 @@ def clause_verdict(verdicts: Iterable[Verdict]) -> Verdict:
         return Verdict.NOT_TESTED
     if Verdict.FAIL in vs:
         return Verdict.FAIL
-    if Verdict.INCONCLUSIVE in vs:
+    if Verdict.INCONCLUSIVE in vs or Verdict.FLAKY in vs:
         return Verdict.INCONCLUSIVE
     applicable = [v for v in vs if v != Verdict.NOT_APPLICABLE]
     if not applicable:
         return Verdict.NOT_APPLICABLE
     return Verdict.PASS if all(v == Verdict.PASS for v in applicable) else Verdict.INCONCLUSIVE
+
+
+def verdict_kind(kinds: Iterable[str]) -> str:
+    """measured | documentary | mixed, or none when no check ran: reports keep the two apart."""
+    found = set(kinds)
+    if not found:
+        return "none"
+    return found.pop() if len(found) == 1 else "mixed"
 
 
 def aggregate(records: list[CheckRecord], deselected: dict[str, list[tuple[str, list[str]]]],
@@ -54,7 +63,9 @@ def aggregate(records: list[CheckRecord], deselected: dict[str, list[tuple[str, 
                 "gist": CLAUSES[clause].gist if clause in CLAUSES else "",
                 "verdict": verdict.value,
                 "complete": not not_run.get(clause),
-                "checks": [{"id": r.id, "title": r.title, "verdict": r.verdict.value, "reason": r.reason}
+                "verdict_kind": verdict_kind(r.kind for r in recs),
+                "checks": [{"id": r.id, "title": r.title, "verdict": r.verdict.value, "reason": r.reason,
+                            "kind": r.kind, "attempts": [a.model_dump(mode="json") for a in r.attempts]}
                            for r in sorted(recs, key=lambda r: r.id)],
                 "not_run": sorted(set(not_run.get(clause, []))),
             }

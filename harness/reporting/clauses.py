@@ -1,13 +1,25 @@
-"""The clauses of the Rules the harness knows: chapter, the Russian wording and an English gist.
+"""The clauses of the Rules the harness certifies against: chapter, kind, suites, an English gist and the
+Russian wording.
 
-The Russian text is authoritative and reports quote it. Chapters 9-15 are the requirements on
-equipment; the full matrix of every clause is the certificate's business (issue 7), this
-catalogue grows with the suites.
+The certificate's clause matrix lists every clause of chapters 9-15 (the requirements on equipment) and the
+clauses elsewhere that the suites give evidence for, each with an honest kind -- measured by the harness,
+judged on declared documents, both, or out of the harness's scope -- so that no clause is silently left out
+and none is passed by default. The Russian text is authoritative and reports quote it verbatim, so the
+catalogue is data, not code: ``rules.yaml`` beside this module (shipped in the wheel), whose Russian text
+``tools/extract_rules.py`` refreshes from the official text of the Rules, which CI does not have.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+KINDS = ("automatic", "documentary", "automatic+documentary", "out of scope")
+SUITES = ("registers", "tariffs", "nvm", "clock", "journal", "interval_data", "failover", "buffering", "update",
+          "access_control", "robustness", "protocol", "availability", "amr", "documentation")
 
 
 @dataclass(frozen=True)
@@ -16,43 +28,60 @@ class Clause:
     chapter: int
     gist: str
     text_ru: str = ""
+    kind: str = "automatic"
+    suites: tuple[str, ...] = ()
+    note: str = ""  # why the kind/suites are what they are, where REQUIREMENTS.md does not say it alone
 
 
+def clause_sort_key(number: str) -> tuple[int, ...]:
+    """The Rules' order: ``8.1`` < ``16`` < ``38`` < ``38.2`` < ``39``. ValueError for a non-numeric clause."""
+    return tuple(int(part) for part in number.split("."))
+
+
+# Chapter -> its points, for clauses not in the catalogue (e.g. a sub-item ``95.1`` of a catalogued point).
 _CHAPTERS = [(9, 49, 51), (10, 52, 57), (11, 58, 62), (12, 63, 72), (13, 73, 79), (14, 80, 86), (15, 87, 97)]
 
-CHAPTER_TITLES = {
-    9: "Requirements for ICI objects of fuel and energy companies",
-    10: "Requirements for informatisation objects of heat and power",
-    11: "Requirements for AMR hardware-software complexes",
-    12: "Requirements for process control systems (ASUTP)",
-    13: "Requirements for AMR server equipment and operating system",
-    14: "Requirements for data transfer in smart metering systems",
-    15: "Requirements for measuring instruments and metering equipment",
-}
 
-CLAUSES: dict[str, Clause] = {
-    "95": Clause(
-        "95", 15,
-        "electricity meter: non-volatile memory holding main parameters with date and time; records active "
-        "and reactive energy, import and export, total and per tariff",
-        "Приборы учета электрической энергии имеют энергонезависимую память, обеспечивающую хранение "
-        "основных параметров с фиксацией даты и времени, а также обеспечивают запись и сохранение в памяти "
-        "значений потребленной активной и реактивной электроэнергии в прямом и обратном направлении, как "
-        "суммарно, так и по каждому тарифу.",
-    ),
-    # The Russian wording of cl. 96 is to be quoted from the Rules themselves (not paraphrased).
-    "96": Clause(
-        "96", 15,
-        "heat meter: non-volatile memory holding main parameters with date and time; records thermal "
-        "energy, thermal power, volume and mass of the heat carrier",
-    ),
-    "97": Clause("97", 15, "meters have built-in event journals that record, register, store and transmit events"),
-}
+def _load() -> tuple[dict[str, Clause], dict[int, str], dict[int, str]]:
+    """The catalogue from rules.yaml, checked so that a bad edit fails at import, not in a certificate."""
+    raw: dict[str, Any] = yaml.safe_load(
+        resources.files("harness.reporting").joinpath("rules.yaml").read_text(encoding="utf-8"))
+    titles = {int(n): str(ch["title"]) for n, ch in raw["chapters"].items()}
+    titles_ru = {int(n): str(ch["title_ru"]) for n, ch in raw["chapters"].items()}
+    clauses: dict[str, Clause] = {}
+    for row in raw["clauses"]:
+        number = row["number"]
+        if not isinstance(number, str):
+            raise ValueError(f"rules.yaml: clause number {number!r} must be a quoted string")
+        clause_sort_key(number)
+        if number in clauses:
+            raise ValueError(f"rules.yaml: clause {number} listed twice")
+        clause = Clause(number=number, chapter=int(row["chapter"]), gist=str(row["gist"]),
+                        text_ru=str(row.get("text_ru", "")), kind=str(row["kind"]),
+                        suites=tuple(row.get("suites") or ()), note=str(row.get("note", "")))
+        if clause.kind not in KINDS:
+            raise ValueError(f"rules.yaml: clause {number}: kind {clause.kind!r} is not one of {KINDS}")
+        if unknown := set(clause.suites) - set(SUITES):
+            raise ValueError(f"rules.yaml: clause {number}: unknown suites {sorted(unknown)}")
+        if clause.chapter not in titles:
+            raise ValueError(f"rules.yaml: clause {number}: chapter {clause.chapter} has no title")
+        clauses[number] = clause
+    ordered = dict(sorted(clauses.items(), key=lambda item: clause_sort_key(item[0])))
+    return ordered, titles, titles_ru
+
+
+CLAUSES, CHAPTER_TITLES, CHAPTER_TITLES_RU = _load()
 
 
 def chapter_of(clause: str) -> int | None:
+    """The chapter of ``clause``: the catalogue's, else that of the point it is a sub-item of (``34.1``), else
+    by the point ranges of chapters 9-15; None if unknown."""
+    head = clause.split(".")[0]
+    for key in (clause, head):
+        if key in CLAUSES:
+            return CLAUSES[key].chapter
     try:
-        n = int(clause.split(".")[0])
+        n = int(head)
     except ValueError:
         return None
     return next((ch for ch, lo, hi in _CHAPTERS if lo <= n <= hi), None)

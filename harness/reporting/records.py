@@ -8,6 +8,7 @@ measurement into an AssertionError so pytest's outcome agrees with the record.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -143,3 +144,23 @@ class Check:
             raise CheckFailed(f"{self.id}: {shown}{more}")
         if not self.measurements:
             raise CheckFailed(f"{self.id}: no measurement was made — a check must measure something")
+
+
+def read_records(path: Path) -> list[CheckRecord]:
+    """checks.jsonl as written so far; a line cut short by a kill is dropped (its check runs again)."""
+    if not path.exists():
+        return []
+    records, good = [], 0
+    raw = path.read_bytes()
+    for line in raw.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            records.append(CheckRecord.model_validate_json(line))
+        except ValueError:
+            break
+        good += len(line)
+    if good != len(raw):  # cut the torn tail so that new records start on a line of their own
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return records

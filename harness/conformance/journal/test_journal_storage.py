@@ -56,7 +56,19 @@ def test_sequence_and_time_order(dut, check):
     check.equal("backward time steps not across a logged clock set", len(backwards), 0,
                 note=f"{explained} backward step(s) across a clock set"
                      + (f"; first: #{backwards[0][0].sequence} -> #{backwards[0][1].sequence}" if backwards else ""))
+    chart_timeline(check, entries)
     check.require()
+
+
+def chart_timeline(check, entries) -> None:
+    """The journal as a picture: each entry by device time and sequence number, one series per kind."""
+    t0 = entries[0].timestamp
+    series: dict[str, list[tuple[float, float]]] = {}
+    for e in entries:
+        label = e.kind.value if e.kind else f"code {e.code} (unmapped)"
+        series.setdefault(label, []).append(((e.timestamp - t0).total_seconds() / 3600.0, e.sequence))
+    check.chart("Journal timeline", series, kind="scatter", x_label="device time since the first entry held, h",
+                y_label="sequence number")
 
 
 @pytest.mark.destructive

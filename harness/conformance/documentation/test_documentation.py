@@ -1,0 +1,117 @@
+"""cl. 50, 58, 59, 72, 79, 87, 93: the evidence that cannot be read off the device — state registry,
+metrological verification, conformity and information-security certificates, documents kept in
+electronic form — judged as declared in the profile (the model) and the rig (this instrument).
+
+These are documentary checks: they judge declarations against the day of the run and the files
+on disk, and say so in their records. They apply to every kind of DUT: each instrument the Rules
+cover must be registered, verified, certified and documented.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.conformance.documentation.evidence import (
+    certificate_in_force,
+    declared,
+    declared_in,
+    document_intact,
+    documents_of,
+    not_declared,
+    period_in_force,
+    run_date,
+    verification_due,
+)
+
+pytestmark = pytest.mark.documentary
+
+# cl. 93: the kinds of document that make up the technical and metrological documentation.
+TECHNICAL_KINDS = ("technical_description", "metrological_description")
+
+
+@pytest.mark.check("KZ-50-01", "the instrument type is in the state registry of measuring instruments of the "
+                   "RK, the entry in force on the day of the run", also=("87",))
+def test_state_registry(dut, check):
+    today, doc = run_date(), declared(dut)
+    entry = doc.state_registry if doc else None
+    if entry is None:
+        not_declared(check, "state_registry", "number, type_name, entered (and valid_until unless unlimited)")
+    else:
+        check.measure("state registry number", entry.number, passed=True, limit="declared",
+                      note=f"type {entry.type_name}; {declared_in(dut, 'state_registry')}")
+        period_in_force(check, "registry entry (type approval)", entry.entered, entry.valid_until, today,
+                        note="entered … valid until")
+    check.require()
+
+
+@pytest.mark.check("KZ-58-01", "the instrument has a conformity certificate in force on the day of the run")
+def test_instrument_certified(dut, check):
+    today, doc = run_date(), declared(dut)
+    certificate_in_force(check, doc.conformity_certificates if doc else [], "instrument", today,
+                         declared_in(dut, "conformity_certificates"))
+    check.require()
+
+
+@pytest.mark.check("KZ-59-01", "the instrument and its software have confirmed conformity, certificates in force "
+                   "on the day of the run")
+def test_elements_certified(dut, check):
+    today, doc = run_date(), declared(dut)
+    source = declared_in(dut, "conformity_certificates")
+    for subject in ("instrument", "software"):
+        certificate_in_force(check, doc.conformity_certificates if doc else [], subject, today, source)
+    check.require()
+
+
+@pytest.mark.check("KZ-72-01", "operating documentation (an operating manual) accompanies the device: declared, "
+                   "stored, readable")
+def test_operating_documentation(dut, check):
+    manuals = documents_of(declared(dut), "operating_manual")
+    if not manuals:
+        not_declared(check, "documents", "an entry with kind: operating_manual (title, file, sha256)")
+    for manual in manuals:
+        document_intact(check, manual)
+    check.require()
+
+
+@pytest.mark.check("KZ-79-01", "an information-security conformity certificate in force on the day of the run")
+def test_security_certificate(dut, check):
+    today, doc = run_date(), declared(dut)
+    cert = doc.security_certificate if doc else None
+    if cert is None:
+        not_declared(check, "security_certificate", "number, issuer, issued, valid_until")
+    else:
+        period_in_force(check, f"information-security certificate {cert.number}", cert.issued, cert.valid_until,
+                        today, note=f"issued by {cert.issuer}; {declared_in(dut, 'security_certificate')}")
+    check.require()
+
+
+@pytest.mark.check("KZ-87-01", "the instrument is metrologically verified: last verification ≤ run date < last "
+                   "+ interval", also=("50",))
+def test_verification(dut, check):
+    today, doc = run_date(), declared(dut)
+    v = doc.verification if doc else None
+    if v is None:
+        not_declared(check, "verification", "last, interval_months, certificate, by")
+    else:
+        source = declared_in(dut, "verification")
+        check.measure("last verification", v.last.isoformat(), passed=v.last <= today,
+                      limit=f"≤ {today.isoformat()} (run date, UTC)",
+                      note=f"certificate {v.certificate} by {v.by}; {source}")
+        due = verification_due(v.last, v.interval_months)
+        check.measure("next verification due", due.isoformat(), passed=today < due,
+                      limit=f"> {today.isoformat()} (run date, UTC)",
+                      note=f"last + {v.interval_months} months")
+    check.require()
+
+
+@pytest.mark.check("KZ-93-01", "technical and metrological documentation stored in electronic form: declared, "
+                   "present, intact")
+def test_technical_documentation(dut, check):
+    doc = declared(dut)
+    for kind in TECHNICAL_KINDS:
+        if not documents_of(doc, kind):
+            not_declared(check, "documents", f"an entry with kind: {kind} (title, file, sha256)")
+    for kind in (*TECHNICAL_KINDS, "software_description"):
+        for document in documents_of(doc, kind):
+            document_intact(check, document)
+    check.require()

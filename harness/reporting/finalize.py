@@ -1,0 +1,82 @@
+"""After the checks: certificate.json, certificate.html, the Allure report, then the seal.
+
+One sequence serves `harness certify` (at the end of a run, also an interrupted one) and
+`harness report` (rebuilding the readable reports of a sealed run, e.g. once Allure is installed):
+the seal always comes last, so it covers every file the run leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.reporting.seal import CERTIFICATE
+
+HTML, ALLURE_HTML = "certificate.html", "allure-report.html"
+
+
+@dataclass
+class Finalized:
+    certificate: dict[str, Any]
+    signer_subject: str = ""
+    notes: list[str] = field(default_factory=list)  # what a person should know (no Allure, a new key …)
+
+
+def ensure_key(signer_name: str, key_dir: Path, lab_name: str | None) -> str | None:
+    """Make a lab key on first use of the default location, so a first run ends signed; say so."""
+    from harness import registry
+    from harness.reporting.signing import KEY_FILE, default_key_dir
+
+    spec = registry.signers().get(signer_name)
+    if spec is None or spec.init is None or (key_dir / KEY_FILE).exists() or key_dir != default_key_dir():
+        return None
+    described = spec.init(key_dir, lab_name or "Unnamed lab (tek-harness self-signed key)")
+    return f"made a new self-signed lab key in {key_dir} ({described}); `harness keys init --force --name …` " \
+           f"replaces it with one that names your lab"
+
+
+def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | None = None,
+             rebuild_certificate: bool = True) -> Finalized:
+    from harness.reporting.allure_html import AllureUnavailable, build_allure_html
+    from harness.reporting.certificate import build_certificate
+    from harness.reporting.html import render_certificate_html
+    from harness.reporting.records import read_records
+    from harness.reporting.seal import seal
+
+    notes: list[str] = []
+    if rebuild_certificate:
+        certificate = build_certificate(out, lab)
+        _write(out / CERTIFICATE, json.dumps(certificate, indent=2, ensure_ascii=False) + "\n")
+    else:
+        certificate = json.loads((out / CERTIFICATE).read_text(encoding="utf-8"))
+    allure: str | None = None
+    results = out / "allure-results"
+    if results.is_dir() and any(results.iterdir()):
+        try:
+            build_allure_html(results, out / ALLURE_HTML, title=f"tek-harness — {certificate['rig']['name']}")
+            allure = ALLURE_HTML
+        except AllureUnavailable as exc:
+            notes.append(f"Allure report not built: {exc}")
+        except (RuntimeError, OSError, ValueError) as exc:
+            notes.append(f"Allure report not built: {exc}")
+    records = read_records(out / "checks.jsonl")
+    _write(out / HTML, render_certificate_html(certificate, records, allure_report=allure))
+    created = ensure_key(signer, key_dir, (lab or {}).get("name"))
+    if created:
+        notes.append(created)
+    block = seal(out, signer, key_dir)
+    return Finalized(certificate, str(block.get("subject", "")), notes)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def print_notes(result: Finalized) -> None:
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
