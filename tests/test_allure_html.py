@@ -2,7 +2,7 @@
 
 The tests that need the Allure CLI skip only when it is absent AND HARNESS_REQUIRE_ALLURE is unset (CI sets
 it after .ci/install-allure.sh, so a broken install fails there instead of silently skipping). The browser
-test likewise needs Debian's chromium; HARNESS_REQUIRE_CHROMIUM turns its skip into a failure.
+test needs Debian's chromium (tests/browser.py: missing, it fails).
 Everything else (finding the CLI, the error paths, sanitising) runs with stand-in executables and needs
 neither Node nor a browser.
 """
@@ -13,7 +13,6 @@ import base64
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import dump_dom
 
 from harness.reporting import allure_html
 from harness.reporting.allure_html import (
@@ -90,45 +90,12 @@ def _require_allure() -> list[str]:
     return cmd
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
-    if found is None:
-        if os.environ.get("HARNESS_REQUIRE_CHROMIUM"):
-            pytest.fail("HARNESS_REQUIRE_CHROMIUM is set but chromium is missing (apt-get install -y chromium)")
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
-    return found
-
-
 def _report_payloads(html: str) -> str:
     """The report's data, decoded: the single-file report stores each JSON file as d("name","<base64>")."""
     parts = []
     for m in re.finditer(r'd\("([^"]+)","([A-Za-z0-9+/=]*)"\)', html):
         parts.append(base64.b64decode(m.group(2)).decode("utf-8", errors="replace"))
     return "\n".join(parts)
-
-
-def _dump_dom(chromium: str, page: Path, profile: Path, timeout_s: float = 90) -> str:
-    """Load ``page`` from file:// in headless Chromium and return the DOM after scripts ran.
-
-    Own process group, killed by PID on timeout: Chromium forks zygote/renderer children that a plain kill of
-    the parent would orphan. The flags keep it from trying to reach the (closed) network at start-up.
-    """
-    argv = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri(),
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"chromium did not finish loading {page} within {timeout_s} s (killed)")
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
-    return out.decode("utf-8", errors="replace")
 
 
 # ---------------------------------------------------------------- real Allure: results → one HTML file
@@ -194,8 +161,7 @@ def test_report_loads_nothing_from_other_hosts(report: Path) -> None:
 
 
 def test_report_renders_from_file_url_in_chromium(report: Path, tmp_path: Path) -> None:
-    chromium = _chromium()
-    dom = _dump_dom(chromium, report, tmp_path / "chromium-profile")
+    dom = dump_dom(report, tmp_path, virtual_time_ms=10000)
     visible = re.sub(r"<script\b.*?</script>", "", dom, flags=re.DOTALL | re.IGNORECASE)  # rendered text only
     assert PASS_TITLE in visible
     assert FAIL_NAME in visible

@@ -8,19 +8,15 @@ chromium is a test dependency (`.ci/run` installs it): a missing browser fails l
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import os
 import re
-import signal
-import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import chromium
 
 from harness.reporting.clauses import CHAPTER_TITLES, CLAUSES
 from harness.reporting.html import clause_row_id, render_certificate_html
@@ -28,7 +24,6 @@ from harness.reporting.records import Attempt, Chart, CheckRecord, Measurement
 from harness.reporting.svg import SVG_NS, downsample, nice_ticks, render_chart_svg
 from harness.verdicts import Verdict
 
-CHROMIUM = Path("/usr/bin/chromium")
 RU_95 = "энергонезависимую память"
 TEXT_RU_95 = ("Приборы учета электрической энергии имеют энергонезависимую память, обеспечивающую хранение основных "
               "параметров с фиксацией даты и времени, а также обеспечивают запись и сохранение в памяти значений "
@@ -177,29 +172,6 @@ def _ids(html: str) -> _Ids:
 
 def _text(p: _Ids, eid: str) -> str:
     return re.sub(r"\s+", " ", "".join(p.text[eid]))
-
-
-# -- headless Chromium ------------------------------------------------------------------------------
-def chromium(tmp: Path, *args: str, timeout: float = 60) -> str:
-    """Run headless Chromium once in its own process group; on timeout kill that group, by its PID."""
-    assert CHROMIUM.exists(), (f"{CHROMIUM} is missing: the certificate test needs a real browser; .ci/run installs "
-                               "Debian's chromium (apt-get install chromium)")
-    profile = tmp / f"chromium-profile-{time.monotonic_ns()}"
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"chromium did not finish within {timeout} s: {' '.join(args)}")
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # helpers the browser left behind: its group, by PID
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, f"chromium exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}"
-    return out.decode("utf-8", errors="replace")
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from browser import dump_dom
 from conftest import run_cli
 
 from harness.reporting.clauses import CLAUSES
@@ -49,6 +50,16 @@ def test_certificate_lists_every_clause_once_with_a_reason_for_each_non_pass(sea
     assert sum(cert["counts"].values()) == len(rows)
     assert cert["duts"]["meter"]["serial_number"]
     assert (sealed_run / cert["rig"]["file"]).exists()
+
+
+def test_the_real_certificate_renders_in_a_browser(sealed_run, tmp_path):
+    dom = dump_dom(sealed_run / "certificate.html", tmp_path)
+    assert 'id="clause-matrix-meter"' in dom and 'id="clause-95"' in dom
+    row = dom[dom.index('id="clause-95"'):]
+    row = row[:row.index("</tr>")]
+    assert "PASS" in row and "KZ-95-01" in row and "Приборы учета" in row
+    assert "NOT TESTED" in dom and "out of scope" in dom
+    assert "allure-report.html" in dom  # the Allure report is linked when the CLI was there
 
 
 def test_verify_accepts_the_untouched_run(sealed_run):

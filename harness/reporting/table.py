@@ -14,7 +14,8 @@ def clause_table(verdicts: dict[str, Any]) -> str:
             summary = ", ".join(failing) if failing else f"{passed} passed"
             if c["not_run"]:
                 summary += f"; not run: {', '.join(c['not_run'])}"
-            rows.append((dut, f"cl. {clause}", c["verdict"], summary))
+            kind = " (documentary)" if c.get("verdict_kind") == "documentary" else ""
+            rows.append((dut, f"cl. {clause}", c["verdict"] + kind, summary))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = []
     for i, r in enumerate(rows):
