@@ -49,6 +49,7 @@ class DutRuntime:
     time: Any = None
     tamper: Any = None  # tamper inputs (cover, magnetic field), when the rig can drive them
     identity: Identity | None = None
+    upstream: Any = None  # harness.upstream.UpstreamRuntime: brokers, link proxies, head-end (pushing DUTs)
     started: bool = False
     failure: Exception | None = None
 
@@ -69,6 +70,8 @@ class DutRuntime:
 
     def _bring_up(self) -> None:
         self._resolve_endpoint()
+        if self.spec.upstream is not None:
+            self._start_upstream()
         if self.spec.launch is not None:
             self.process = DutProcess(self.name, self.spec.launch, self._placeholders(),
                                       self.out_dir / "logs" / f"{self.name}.log")
@@ -99,6 +102,17 @@ class DutRuntime:
             self.control_host = c.host if c.host != "localhost" else "127.0.0.1"
             self.control_port = free_port(self.control_host) if c.port == "auto" else c.port
 
+    def _start_upstream(self) -> None:
+        from harness.upstream import UpstreamRuntime
+
+        uplink = getattr(self.profile, "uplink", None)
+        if uplink is None:
+            raise BenchError(f"{self.name}: the rig gives upstream channels but the profile declares no `uplink` "
+                             "(protocol, topics, declared switchover time)")
+        self.upstream = UpstreamRuntime(self.name, self.spec.upstream, uplink.topic_prefix, self.out_dir, self.faults,
+                                        seed=self.seed)
+        self.upstream.start()
+
     def _placeholders(self) -> dict[str, str]:
         state_dir = self.out_dir / "state" / self.name
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +126,7 @@ class DutRuntime:
             "baudrate": str(serial.baudrate if serial else ""),
             "control_port": str(self.control_port or ""),
             "defects": ",".join(self.defects),
+            **(self.upstream.placeholders() if self.upstream is not None else {}),
         }
 
     def _injector(self, kind: str, name: str) -> Any:
@@ -146,8 +161,12 @@ class DutRuntime:
                 if self.process is not None:
                     self.process.stop()
             finally:
-                if self.pty is not None:
-                    self.pty.close()
+                try:
+                    if self.pty is not None:
+                        self.pty.close()
+                finally:
+                    if self.upstream is not None:
+                        self.upstream.stop()
 
 
 class Bench:

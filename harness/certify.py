@@ -29,9 +29,9 @@ def _err(message: str) -> int:
 
 
 def _known_defects() -> set[str]:
-    from harness.simulators.defects import HEAT_DEFECTS, METER_DEFECTS
+    from harness.simulators.defects import CONCENTRATOR_DEFECTS, HEAT_DEFECTS, METER_DEFECTS
 
-    return set(METER_DEFECTS) | set(HEAT_DEFECTS)
+    return set(METER_DEFECTS) | set(HEAT_DEFECTS) | set(CONCENTRATOR_DEFECTS)
 
 
 def _plugin_args() -> list[str]:
@@ -113,8 +113,8 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
             return _err("--defect needs a simulated DUT (one with `launch`) in the rig")
         bad = [d for d in defects if d not in _known_defects()]
         if bad:
-            return _err(f"unknown defect(s) {', '.join(bad)}; see `harness sim meter --list-defects` "
-                        "and `harness sim heat-meter --list-defects`")
+            return _err(f"unknown defect(s) {', '.join(bad)}; see `harness sim meter --list-defects`, "
+                        "`harness sim heat-meter --list-defects` and `harness sim concentrator --list-defects`")
 
     out = out or default_out(loaded.rig.name)
     if resume:
@@ -183,13 +183,13 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
 
 def _finish(out: Path, signer: str, key_dir: Path | None, lab: Any) -> bool | None:
     """Certificate, reports and seal; True/False: with/without the Allure report; None: not sealed."""
-    from harness.reporting.finalize import ALLURE_HTML, finalize, print_notes
+    from harness.reporting.finalize import ALLURE_HTML, allure_wanted, finalize, print_notes
     from harness.reporting.seal import SealError
     from harness.reporting.signing import KeyMissing, default_key_dir
 
     try:
         result = finalize(out, signer=signer, key_dir=key_dir or default_key_dir(),
-                          lab=lab.model_dump() if lab else None)
+                          lab=lab.model_dump() if lab else None, allure_report=allure_wanted())
     except (KeyMissing, SealError) as exc:
         print(f"harness certify: the certificate is not signed: {exc}", file=sys.stderr)
         return None

@@ -12,7 +12,8 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # `harness sim DEVICE`: the module whose main(argv) runs it (imported only when asked for).
-SIMULATORS = {"meter": "harness.simulators.meter", "heat-meter": "harness.simulators.heat_meter"}
+SIMULATORS = {"meter": "harness.simulators.meter", "heat-meter": "harness.simulators.heat_meter",
+              "concentrator": "harness.simulators.concentrator", "mqtt-broker": "harness.simulators.mqtt_broker"}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ class DeviceKind(StrEnum):
     ELECTRICITY_METER = "electricity_meter"
     HEAT_METER = "heat_meter"
     CONTROLLER = "controller"
-    CONCENTRATOR = "concentrator"
+    DATA_CONCENTRATOR = "data_concentrator"
+    CONCENTRATOR = "data_concentrator"  # an alias: one kind, both names
     AMR_SERVER = "amr_server"
 
 

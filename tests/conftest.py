@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 # The harness's own runs sign with a throwaway lab key, never the user's own (inherited by subprocesses).
 os.environ["HARNESS_KEY_DIR"] = tempfile.mkdtemp(prefix="tek-harness-test-key-")
+# Dozens of certify runs here are not about reports: skip their Allure HTML (~1.5 s each). The report
+# tests (test_evidence, test_certify's golden run, test_allure_html) ask for it with allure_env().
+os.environ["HARNESS_NO_ALLURE_REPORT"] = "1"
+
+
+def allure_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "HARNESS_NO_ALLURE_REPORT"}
 
 
 @dataclass
@@ -64,7 +71,8 @@ def builtin_loaded_rig() -> LoadedRig:
     return load_rig(builtin_rig())
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The `harness` command exactly as a user runs it."""
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+                          timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL, env=env)

@@ -1,5 +1,5 @@
-"""End to end through the CLI, as a user runs it: the golden meter passes every cl. 95 and cl. 97
-check, and every seeded defect fails its clause with the check id the defect catalogue promises."""
+"""End to end through the CLI, as a user runs it: the golden meter passes every cl. 31, cl. 95 and
+cl. 97 check, and every seeded defect fails its clause with the check id the defect catalogue promises."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from harness.simulators.defects import METER_DEFECTS
-from tests.conftest import run_cli
+from tests.conftest import allure_env, run_cli
 
-# The checks the built-in meter rig runs, by clause: cl. 95 (registers, tariffs, nvm, clock), cl. 97 (journal).
-CHECKS_BY_CLAUSE = {"95": [f"KZ-95-{n:02d}" for n in range(1, 12)], "97": [f"KZ-97-{n:02d}" for n in range(1, 8)]}
+# The checks the built-in meter rig runs, by clause: cl. 31 (interval_data), cl. 95 (registers, tariffs, nvm,
+# clock), cl. 97 (journal).
+CHECKS_BY_CLAUSE = {"31": [f"KZ-31-{n:02d}" for n in range(1, 6)], "95": [f"KZ-95-{n:02d}" for n in range(1, 12)],
+                    "97": [f"KZ-97-{n:02d}" for n in range(1, 8)]}
 ALL_CHECKS = [check for ids in CHECKS_BY_CLAUSE.values() for check in ids]
 # Documentary checks (suite documentation) run on every DUT; their "defects" are lapsed papers (test_documentation).
 DOC_CHECKS = ["KZ-50-01", "KZ-58-01", "KZ-59-01", "KZ-72-01", "KZ-79-01", "KZ-87-01", "KZ-93-01"]
@@ -29,7 +31,7 @@ def _checks(out: Path) -> dict[str, dict]:
 @pytest.mark.slow
 def test_golden_meter_certifies(tmp_path):
     out = tmp_path / "out"
-    res = run_cli("certify", "--out", str(out))
+    res = run_cli("certify", "--out", str(out), env=allure_env())
     assert res.returncode == 0, res.stdout + res.stderr
     verdicts = _verdicts(out)
     assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
@@ -51,7 +53,8 @@ def test_golden_meter_certifies(tmp_path):
     assert ("feature", "cl. 97") in labels and ("as_id", "KZ-97-06") in labels and ("story", "journal") in labels
     assert (out / "config" / "rig-sim-meter.yaml").exists()
     # The run ends sealed: certificate, readable report, manifest and signature, and it verifies.
-    for name in ("certificate.json", "certificate.html", "manifest.json", "certificate.sig.json"):
+    for name in ("certificate.json", "certificate.html", "allure-report.html", "manifest.json",
+                 "certificate.sig.json"):
         assert (out / name).exists(), name
     assert json.loads((out / "certificate.json").read_text())["verdict"] == "PASS"
     assert run_cli("verify", str(out)).returncode == 0
@@ -122,7 +125,7 @@ def test_killed_run_keeps_finished_checks_and_leaves_no_simulator(tmp_path):
             proc.kill()
             proc.wait(timeout=10)
     kept = [json.loads(line) for line in (out / "checks.jsonl").read_text().splitlines()]
-    assert len(kept) >= 2 and kept[0]["id"] == "KZ-50-01"
+    assert len(kept) >= 2 and kept[0]["id"] == "KZ-31-01"
     deadline = time.monotonic() + 5
     while _processes_mentioning(str(out / "state")) and time.monotonic() < deadline:
         time.sleep(0.1)

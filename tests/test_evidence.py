@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser import dump_dom
-from conftest import run_cli
+from conftest import allure_env, run_cli
 
 from harness.reporting.clauses import CLAUSES
 
@@ -20,7 +20,7 @@ from harness.reporting.clauses import CLAUSES
 @pytest.fixture(scope="module")
 def sealed_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sealed") / "run"
-    res = run_cli("certify", "--out", str(out), "--suite", "registers")
+    res = run_cli("certify", "--out", str(out), "--suite", "registers", env=allure_env())
     assert res.returncode == 0, res.stdout + res.stderr
     assert "harness verify" in res.stdout
     return out
@@ -142,7 +142,7 @@ def test_bundle_and_report_refuse_a_broken_seal(run_copy):
 
 def test_report_on_an_intact_run_rewrites_the_html_and_still_verifies(run_copy):
     before = (run_copy / "certificate.sig.json").read_text()
-    res = run_cli("report", str(run_copy))
+    res = run_cli("report", str(run_copy), env=allure_env())
     assert res.returncode == 0, res.stderr
     assert (run_copy / "certificate.html").exists()
     assert run_cli("verify", str(run_copy)).returncode == 0

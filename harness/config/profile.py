@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.config.documentation import Documentation
 from harness.config.modbus_map import ModbusMap, Strict
+from harness.config.uplink import Uplink
 from harness.quantities import DeviceKind, EnergyRegister
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -100,6 +101,7 @@ class Profile(Strict):
     tariffs: Tariffs | None = None
     clock: ClockSpec | None = None
     modbus: ModbusMap | None = None
+    uplink: Uplink | None = None
     documentation: Documentation | None = Field(
         None, description="registry entry, verification, certificates and documents of the model (cl. 50-93)")
 

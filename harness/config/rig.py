@@ -53,7 +53,9 @@ class Launch(Strict):
     """How the harness starts a simulated DUT: any command line, with placeholders.
 
     Placeholders: {python} {profile} {state_dir} {host} {port} {serial_port} {baudrate}
-    {control_port} {defects}. The harness waits, bounded, until the DUT answers.
+    {control_port} {defects}, and for a DUT with `upstream` channels {upstream_main} {upstream_reserve}
+    (mqtt://host:port the DUT must push to — the link-fault proxy's address when the link is proxied).
+    The harness waits, bounded, until the DUT answers.
     """
 
     command: list[str] = Field(min_length=1)
@@ -123,6 +125,40 @@ class Timing(Strict):
     power_cuts: int = Field(5, ge=1, le=1000, description="power cuts in the nvm suite")
 
 
+class Broker(Strict):
+    """A broker the DUT pushes its data to. ``run: true``: the harness runs one itself on loopback
+    (``harness sim mqtt-broker``, amqtt); ``run: false``: the lab's own broker at host/port."""
+
+    run: bool = True
+    host: str = "127.0.0.1"
+    port: Port = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> Broker:
+        if self.run and self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("a broker the harness runs listens on loopback only (host 127.0.0.1 or ::1)")
+        if not self.run and self.port == "auto":
+            raise ValueError("give the port of the lab's broker (auto only for a broker the harness runs)")
+        return self
+
+
+class UpstreamChannel(Strict):
+    """One upstream channel of a DUT that pushes (a concentrator): its broker and how the link is faulted."""
+
+    broker: Broker = Field(default_factory=Broker)
+    link: Literal["proxy", "direct"] = Field(
+        "proxy", description="proxy: the DUT reaches the broker through the harness's link-fault proxy")
+
+
+class Upstream(Strict):
+    """The head-end side of a pushing DUT: main and reserve channels (cl. 83–85). The harness
+    subscribes to every broker as the collecting head-end. Launch placeholders {upstream_main} and
+    {upstream_reserve} give the URL the DUT must use (the proxy's, when the link is proxied)."""
+
+    main: UpstreamChannel = Field(default_factory=UpstreamChannel)
+    reserve: UpstreamChannel | None = Field(default_factory=UpstreamChannel)
+
+
 class Dut(Strict):
     """One device under test on this bench."""
 
@@ -135,6 +171,7 @@ class Dut(Strict):
     reference_load: ReferenceLoad | None = None
     reference_flow: ReferenceFlow | None = None
     defects: list[str] = Field(default_factory=list, description="seeded defects for a simulated DUT")
+    upstream: Upstream | None = None
     documentation: Documentation | None = Field(
         None, description="facts of this one instrument (e.g. its verification); each field declared here "
         "replaces the profile's")

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from harness.config.profile import Profile
 from harness.events import JournalEntry
+from harness.intervals import IntervalData
 
 
 class DeviceError(Exception):
@@ -110,6 +111,14 @@ class Device(ABC):
 
         Raises NotDeclared when the profile declares no journal (cl. 97 then FAILs: the Rules
         require one of every meter)."""
+
+    def read_load_profile(self) -> list[IntervalData]:
+        """Every interval record the load profile holds, oldest first, read over the device's interface.
+
+        Raises NotDeclared when the profile declares no load profile (cl. 31 then FAILs: meters must
+        collect data at intervals down to 15 minutes). Not abstract, so drivers written before load
+        profiles existed keep working and say so."""
+        raise NotDeclared(f"{self.name}: the {type(self).__name__} driver reads no load profile")
 
     @abstractmethod
     def probe(self) -> None:

@@ -15,14 +15,16 @@ from datetime import UTC, datetime, timezone
 from harness.config.modbus_map import (
     ClockEncoding,
     DataType,
-    JournalField,
-    JournalWord,
+    IntField,
+    LayoutWord,
     ModbusClock,
     ModbusJournal,
+    ModbusLoadProfile,
     ModbusPoint,
     WordOrder,
 )
 from harness.events import JournalEntry
+from harness.intervals import IntervalData
 
 _STRUCT = {DataType.U16: "H", DataType.I16: "h", DataType.U32: "I", DataType.I32: "i",
            DataType.U64: "Q", DataType.I64: "q", DataType.F32: "f", DataType.F64: "d"}
@@ -130,14 +132,12 @@ def clock_resolution_s(clock: ModbusClock) -> float:
     return 0.001 if clock.encoding == ClockEncoding.PACKED4 else 1.0
 
 
-
-
-def decode_word(word: JournalWord, registers: Sequence[int]) -> int:
-    """A journal bookkeeping register (head, count, selector)."""
+def decode_word(word: LayoutWord, registers: Sequence[int]) -> int:
+    """A record store's bookkeeping register (head, count, selector)."""
     return int(decode_raw(DataType(word.type), registers, word.word_order))
 
 
-def encode_word(word: JournalWord, value: int) -> list[int]:
+def encode_word(word: LayoutWord, value: int) -> list[int]:
     return _registers(struct.pack(">" + _STRUCT[DataType(word.type)], value), word.word_order)
 
 
@@ -145,11 +145,28 @@ def decode_journal_entry(journal: ModbusJournal, registers: Sequence[int], tz: t
     """One entry from its ``entry.size`` registers; ValueError when its timestamp is no valid date."""
     lay = journal.entry
 
-    def field(f: JournalField) -> int:
-        return int(decode_raw(DataType(f.type), registers[f.offset:f.offset + f.register_count], f.word_order))
+    def field(f: IntField) -> int:
+        return _field(f, registers)
 
     ts = lay.timestamp
     when = decode_clock(ts.clock, registers[ts.offset:ts.offset + ts.register_count], tz)
     code = field(lay.code)
     return JournalEntry(sequence=field(lay.sequence), timestamp=when, kind=journal.codes.get(code), code=code,
                         details={name: field(f) for name, f in lay.details.items()})
+
+
+def _field(f: IntField, registers: Sequence[int]) -> int:
+    return int(decode_raw(DataType(f.type), registers[f.offset:f.offset + f.register_count], f.word_order))
+
+
+def decode_interval_entry(profile: ModbusLoadProfile, registers: Sequence[int], tz: timezone) -> IntervalData:
+    """One load-profile record from its ``entry.size`` registers: end time in UTC, increments in Wh /
+    varh, the flags the status bits set; ValueError when its end time is no valid date."""
+    lay = profile.entry
+    t = lay.end_time
+    end = decode_clock(t.clock, registers[t.offset:t.offset + t.register_count], tz).astimezone(UTC)
+    status = _field(lay.status, registers)
+    increments = {ch: _field(f, registers) * f.factor for ch, f in lay.channels().items()}
+    flags = frozenset(flag for flag, bit in profile.status_bits.items() if (status >> bit) & 1)
+    sequence = _field(lay.sequence, registers) if lay.sequence is not None else None
+    return IntervalData(end=end, increments=increments, flags=flags, status=status, sequence=sequence)

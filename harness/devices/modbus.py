@@ -31,6 +31,7 @@ from harness.devices.api import (
 )
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
+from harness.intervals import IntervalData
 from harness.quantities import CLOCK
 
 # pymodbus logs every refused connection with a traceback; the transcript and our errors say it better.
@@ -264,6 +265,16 @@ class ModbusDevice(Device):
         tz = self.profile.clock.tzinfo if self.profile.clock else UTC
         return read_journal(self.map.journal, lambda t, a, n: self.read_registers(t, a, n)[0],
                             self.write_registers, tz, self.map.max_registers_per_request)
+
+    def read_load_profile(self) -> list[IntervalData]:
+        from harness.devices.modbus_journal import read_load_profile
+
+        if self.map.load_profile is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no load profile "
+                              "(modbus.load_profile)")
+        tz = self.profile.clock.tzinfo if self.profile.clock else UTC
+        return read_load_profile(self.map.load_profile, lambda t, a, n: self.read_registers(t, a, n)[0],
+                                 self.write_registers, tz, self.map.max_registers_per_request)
 
     def probe(self) -> None:
         self.read(next(iter(self.map.points)))

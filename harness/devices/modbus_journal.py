@@ -1,102 +1,129 @@
-"""Reading an event journal from any declared Modbus layout — no code per meter.
+"""Reading a record store — event journal or load profile — from any declared Modbus layout, with
+no code per meter.
 
-Real meters expose journals as a ring buffer at fixed registers (head and count registers say
+Real meters expose stored records as a ring buffer at fixed registers (head and count registers say
 which slots are live) or through a selector window (write an entry index, read a block, as ABB
-EQ meters do). The profile says which and where; this module only follows the declaration. A
-journal can grow while it is read, so a read is repeated (a bounded number of times) until the
-bookkeeping registers are the same before and after it.
+EQ meters do). The profile says which and where; this module only follows the declaration, and
+the entry decoder (``codec.py``) is the only thing that differs between a journal and a load
+profile. A store can grow while it is read, so a read is repeated (a bounded number of times)
+until the bookkeeping registers are the same before and after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timezone
+from typing import TypeVar
 
-from harness.config.modbus_map import JournalWord, ModbusJournal, RegisterTable, RingLayout, WindowLayout
+from harness.config.modbus_map import (
+    LayoutWord,
+    ModbusJournal,
+    ModbusLoadProfile,
+    RecordStore,
+    RegisterTable,
+    RingLayout,
+    WindowLayout,
+)
 from harness.devices import codec
 from harness.devices.api import DeviceError
 from harness.events import JournalEntry
+from harness.intervals import IntervalData
 
+T = TypeVar("T")
 ReadFn = Callable[[RegisterTable, int, int], list[int]]
 WriteFn = Callable[[int, list[int]], None]
-ATTEMPTS = 3  # a journal that changes under every one of these reads is reported, not chased forever
+Decode = Callable[[Sequence[int]], T]
+ATTEMPTS = 3  # a store that changes under every one of these reads is reported, not chased forever
 
 
 def read_journal(journal: ModbusJournal, read: ReadFn, write: WriteFn, tz: timezone,
                  max_registers: int) -> list[JournalEntry]:
-    """All entries held, oldest first."""
+    """All journal entries held, oldest first."""
+    return read_records(journal, lambda regs: codec.decode_journal_entry(journal, regs, tz), read, write,
+                        max_registers, "journal")
+
+
+def read_load_profile(profile: ModbusLoadProfile, read: ReadFn, write: WriteFn, tz: timezone,
+                      max_registers: int) -> list[IntervalData]:
+    """All load-profile records held, oldest first."""
+    return read_records(profile, lambda regs: codec.decode_interval_entry(profile, regs, tz), read, write,
+                        max_registers, "load profile")
+
+
+def read_records(store: RecordStore, decode: Decode[T], read: ReadFn, write: WriteFn, max_registers: int,
+                 what: str) -> list[T]:
+    """All entries ``store`` holds, oldest first, each decoded by ``decode`` (ValueError = invalid)."""
     for _ in range(ATTEMPTS):
-        if isinstance(journal.layout, RingLayout):
-            before, entries = _read_ring(journal, read, tz, max_registers)
-            after = _bookkeeping(journal, read)
+        if isinstance(store.layout, RingLayout):
+            before, entries = _read_ring(store, decode, read, max_registers, what)
+            after = _bookkeeping(store, read, what)
         else:
-            before = _word(journal.table, journal.layout.count, read)
-            entries = _read_window(journal, read, write, tz, before)
-            after = _word(journal.table, journal.layout.count, read)
+            before = _word(store.table, store.layout.count, read)
+            entries = _read_window(store, decode, read, write, before, what)
+            after = _word(store.table, store.layout.count, read)
         if before == after:
             return entries
-    raise DeviceError(f"the journal changed during each of {ATTEMPTS} reads; no consistent copy could be taken")
+    raise DeviceError(f"the {what} changed during each of {ATTEMPTS} reads; no consistent copy could be taken")
 
 
-def _word(table: RegisterTable, word: JournalWord, read: ReadFn) -> int:
+def _word(table: RegisterTable, word: LayoutWord, read: ReadFn) -> int:
     return codec.decode_word(word, read(table, word.address, word.register_count))
 
 
-def _bookkeeping(journal: ModbusJournal, read: ReadFn) -> tuple[int, int]:
-    lay = journal.layout
+def _bookkeeping(store: RecordStore, read: ReadFn, what: str) -> tuple[int, int]:
+    lay = store.layout
     assert isinstance(lay, RingLayout)
-    head, count = _word(journal.table, lay.head, read), _word(journal.table, lay.count, read)
-    if not (0 <= head < journal.capacity and 0 <= count <= journal.capacity):
-        raise DeviceError(f"journal head {head} / count {count} are outside the declared capacity "
-                          f"{journal.capacity}")
+    head, count = _word(store.table, lay.head, read), _word(store.table, lay.count, read)
+    if not (0 <= head < store.capacity and 0 <= count <= store.capacity):
+        raise DeviceError(f"{what} head {head} / count {count} are outside the declared capacity "
+                          f"{store.capacity}")
     return head, count
 
 
-def _decode(journal: ModbusJournal, regs: Sequence[int], n: int, tz: timezone, where: str) -> list[JournalEntry]:
-    size = journal.entry.size
+def _decode(decode: Decode[T], regs: Sequence[int], n: int, size: int, what: str, where: str) -> list[T]:
     out = []
     for i in range(n):
         try:
-            out.append(codec.decode_journal_entry(journal, regs[i * size:(i + 1) * size], tz))
+            out.append(decode(regs[i * size:(i + 1) * size]))
         except ValueError as exc:
-            raise DeviceError(f"journal entry {i} of {where} holds no valid timestamp ({exc})") from None
+            raise DeviceError(f"{what} entry {i} of {where} holds no valid timestamp ({exc})") from None
     return out
 
 
-def _read_ring(journal: ModbusJournal, read: ReadFn, tz: timezone,
-               max_registers: int) -> tuple[tuple[int, int], list[JournalEntry]]:
-    lay = journal.layout
+def _read_ring(store: RecordStore, decode: Decode[T], read: ReadFn, max_registers: int,
+               what: str) -> tuple[tuple[int, int], list[T]]:
+    lay = store.layout
     assert isinstance(lay, RingLayout)
-    head, count = _bookkeeping(journal, read)
-    size, cap = journal.entry.size, journal.capacity
+    head, count = _bookkeeping(store, read, what)
+    size, cap = store.entry_size, store.capacity
     per_request = max(1, max_registers // size)
     start = (head - count) % cap
     runs = [(start, min(count, cap - start)), (0, count - min(count, cap - start))]
-    entries: list[JournalEntry] = []
+    entries: list[T] = []
     for first, n in runs:
         done = 0
         while done < n:
             k = min(per_request, n - done)
             slot = first + done
-            regs = read(journal.table, lay.base + slot * size, k * size)
-            entries.extend(_decode(journal, regs, k, tz, f"slots {slot}..{slot + k - 1}"))
+            regs = read(store.table, lay.base + slot * size, k * size)
+            entries.extend(_decode(decode, regs, k, size, what, f"slots {slot}..{slot + k - 1}"))
             done += k
     return (head, count), entries
 
 
-def _read_window(journal: ModbusJournal, read: ReadFn, write: WriteFn, tz: timezone,
-                 count: int) -> list[JournalEntry]:
-    lay = journal.layout
+def _read_window(store: RecordStore, decode: Decode[T], read: ReadFn, write: WriteFn, count: int,
+                 what: str) -> list[T]:
+    lay = store.layout
     assert isinstance(lay, WindowLayout)
-    if not 0 <= count <= journal.capacity:
-        raise DeviceError(f"journal count {count} is outside the declared capacity {journal.capacity}")
-    size = journal.entry.size
-    entries: list[JournalEntry] = []
+    if not 0 <= count <= store.capacity:
+        raise DeviceError(f"{what} count {count} is outside the declared capacity {store.capacity}")
+    size = store.entry_size
+    entries: list[T] = []
     index = 0
     while index < count:
         write(lay.selector.address, codec.encode_word(lay.selector, index))
-        regs = read(journal.table, lay.block, lay.entries_per_block * size)
+        regs = read(store.table, lay.block, lay.entries_per_block * size)
         n = min(lay.entries_per_block, count - index)
-        entries.extend(_decode(journal, regs, n, tz, f"the block from entry {index}"))
+        entries.extend(_decode(decode, regs, n, size, what, f"the block from entry {index}"))
         index += n
     return entries

@@ -40,6 +40,28 @@ def _simulator_tamper(runtime: Any) -> Any:
     return SimulatorTamper(runtime.control_host, runtime.control_port)
 
 
+def _link_proxy(runtime: Any) -> Any:
+    """A proxy in front of the DUT's TCP endpoint, not yet started: whoever routes a channel through it
+    starts it (and closes it). None for a DUT without a TCP endpoint."""
+    from harness.fault_injection.link_proxy import LinkProxy
+
+    endpoint = runtime.endpoint or {}
+    if not endpoint.get("host") or not endpoint.get("port"):
+        return None
+    return LinkProxy((endpoint["host"], int(endpoint["port"])), name=runtime.name, seed=runtime.seed,
+                     faults=runtime.faults, dut=runtime.name)
+
+
+def _netns_link(runtime: Any) -> Any:
+    """A namespace for a DUT the harness launches, not yet created (root only). None for a DUT the
+    harness does not launch, or where namespaces cannot be used (``netns_available`` says why)."""
+    from harness.fault_injection.netns import NetnsLink, netns_available
+
+    if runtime.spec.launch is None or netns_available() is not None:
+        return None
+    return NetnsLink(name_hint=runtime.name, faults=runtime.faults, dut=runtime.name)
+
+
 def _wall_time(runtime: Any) -> Any:
     from harness.fault_injection.time_control import WallTime
 
@@ -59,6 +81,10 @@ def harness_add_fault_injectors() -> list[FaultInjectorSpec]:
         FaultInjectorSpec("time", "wall", _wall_time, "wait in real time (any device)"),
         FaultInjectorSpec("tamper", "simulator", _simulator_tamper, "cover / magnetic field through a "
                           "simulator's control channel"),
+        FaultInjectorSpec("link", "proxy", _link_proxy, "TCP proxy per channel: cut, blackhole, delay, drop, "
+                          "corrupt, flap (unprivileged)"),
+        FaultInjectorSpec("link", "netns", _netns_link, "DUT in its own network namespace behind a veth pair: "
+                          "netem, silent cut (root)"),
     ]
 
 
@@ -71,6 +97,12 @@ def harness_add_suites() -> list[SuiteSpec]:
         SuiteSpec("clock", _CONFORMANCE / "clock", "cl. 95 date and time: readable, settable, kept, drift"),
         SuiteSpec("journal", _CONFORMANCE / "journal", "cl. 97 event journals: triggers, survival, order, "
                   "capacity, retention"),
+        SuiteSpec("interval_data", _CONFORMANCE / "interval_data", "cl. 31, 30, 60, 80 load profile: period, "
+                  "complete days, increments vs registers, power-cut and clock-set flags"),
+        SuiteSpec("failover", _CONFORMANCE / "failover", "cl. 85, 84, 71 main and reserve channels: switchover, "
+                  "return, flapping and lossy links, status reporting, nothing lost"),
+        SuiteSpec("buffering", _CONFORMANCE / "buffering", "cl. 83, 61 data kept through channel outages and "
+                  "power loss, back-filled once and in order"),
         SuiteSpec("documentation", _CONFORMANCE / "documentation", "cl. 50, 58, 59, 72, 79, 87, 93 (documentary): "
                   "state registry, verification, certificates, documents"),
     ]

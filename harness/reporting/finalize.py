@@ -8,6 +8,7 @@ the seal always comes last, so it covers every file the run leaves.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,14 @@ def ensure_key(signer_name: str, key_dir: Path, lab_name: str | None) -> str | N
            f"replaces it with one that names your lab"
 
 
+def allure_wanted() -> bool:
+    """The Allure report is built unless HARNESS_NO_ALLURE_REPORT=1 (it costs ~1.5 s a run; the harness's
+    own tests set it for the dozens of runs that are not about reports)."""
+    return os.environ.get("HARNESS_NO_ALLURE_REPORT", "") not in ("1", "true", "yes")
+
+
 def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | None = None,
-             rebuild_certificate: bool = True) -> Finalized:
+             rebuild_certificate: bool = True, allure_report: bool = True) -> Finalized:
     from harness.reporting.allure_html import AllureUnavailable, build_allure_html
     from harness.reporting.certificate import build_certificate
     from harness.reporting.html import render_certificate_html
@@ -54,7 +61,9 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
         certificate = json.loads((out / CERTIFICATE).read_text(encoding="utf-8"))
     allure: str | None = None
     results = out / "allure-results"
-    if results.is_dir() and any(results.iterdir()):
+    if not allure_report:
+        notes.append("Allure report not built (asked not to); `harness report OUTDIR` builds it later")
+    elif results.is_dir() and any(results.iterdir()):
         try:
             build_allure_html(results, out / ALLURE_HTML, title=f"tek-harness — {certificate['rig']['name']}")
             allure = ALLURE_HTML

@@ -46,6 +46,21 @@ JOURNAL_DEFECTS = (
            "the journal registers answer exception 02: events are recorded but cannot be transmitted"),
 )
 
+# The load profile (simulators/load_profile.py) of every simulated electricity meter (cl. 31).
+INTERVAL_DEFECTS = (
+    Defect("interval_period_mismatch", "31", "KZ-31-01",
+           "records are captured every 30 minutes although the profile declares 15"),
+    Defect("interval_gap", "31", "KZ-31-02", "every seventh interval record is lost (never stored, never sent)"),
+    Defect("interval_misaligned", "31", "KZ-31-02",
+           "interval end times are stamped 37 s after the period boundary"),
+    Defect("interval_increments_wrong", "31", "KZ-31-03",
+           "each increment is cut to whole 100 Wh / varh; the rest of every interval's energy is lost"),
+    Defect("interval_power_cut_unflagged", "31", "KZ-31-04",
+           "an interval with a power failure is not flagged (nor are the intervals of the outage)"),
+    Defect("interval_clock_set_unflagged", "31", "KZ-31-05",
+           "an interval in which the clock was set is not flagged clock-changed"),
+)
+
 METER_DEFECTS: dict[str, Defect] = {
     d.name: d
     for d in (
@@ -67,6 +82,7 @@ METER_DEFECTS: dict[str, Defect] = {
                "energy is persisted only every 300 s of device time; a power cut loses the rest"),
         *_device_body("95", "KZ-95-08", "KZ-95-09", "KZ-95-10", "KZ-95-11"),
         *JOURNAL_DEFECTS,
+        *INTERVAL_DEFECTS,
     )
 }
 
@@ -86,6 +102,37 @@ HEAT_DEFECTS: dict[str, Defect] = {
                "counters are persisted only every 300 s of device time; a power cut loses the rest"),
         *_device_body("96", "KZ-96-06", "KZ-96-07", "KZ-96-08", "KZ-96-09"),
         *JOURNAL_DEFECTS,
+    )
+}
+
+
+# The data concentrator's uplink (cl. 83-85): main and reserve channel, link status, the NVM buffer.
+# Its embedded meter is the golden meter; these break only the concentrator's own duties.
+CONCENTRATOR_DEFECTS: dict[str, Defect] = {
+    d.name: d
+    for d in (
+        Defect("failover_never_switches", "85", "KZ-85-01",
+               "the reserve channel is never used: while main is down records only pile up in the buffer"),
+        Defect("failover_slow", "85", "KZ-85-01",
+               "the switchover to the reserve happens only 3x the declared switchover time after main is lost"),
+        Defect("failover_never_returns", "85", "KZ-85-02",
+               "once on the reserve the device stays there while the reserve works: main is not probed again"),
+        Defect("status_not_reported", "84", "KZ-84-02",
+               "the link status always shows main up (no failures) whatever happened to the link"),
+        Defect("buffer_in_ram", "83", "KZ-83-02",
+               "records awaiting delivery are kept in RAM only: a power cut loses the backlog (all but the last "
+               "record, which the meter offers again at power-up)"),
+        Defect("buffer_duplicates", "83", "KZ-83-01",
+               "back-fill after a link returns re-sends the last records that were already acknowledged"),
+        Defect("backfill_out_of_order", "83", "KZ-83-01",
+               "back-fill sends the buffered records newest first"),
+        Defect("failover_skips_record", "71", "KZ-71-01",
+               "on leaving the main channel the next record is dropped as if it had been delivered"),
+        Defect("uplink_gives_up", "84", "KZ-84-01",
+               "a channel whose link failed three times is never tried again: after a flapping link the "
+               "device stays off main for good"),
+        Defect("pushed_power_cut_unflagged", "61", "KZ-61-01",
+               "the embedded meter does not flag an interval with a power cut, so the pushed record does not either"),
     )
 }
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config.modbus_map import ModbusJournal, RingLayout
+from harness.config.modbus_map import ModbusJournal
 from harness.events import TAMPER_INPUTS, EventKind, WhenFull
+from harness.simulators.layout_image import render_store
 from harness.simulators.nvstate import NvStore
-from harness.simulators.regimage import encode_int, encode_journal_entry
+from harness.simulators.regimage import encode_journal_entry
 
 JOURNAL_DEFECTS = ("journal_volatile", "journal_missing_power_events", "journal_sequence_gap",
                    "journal_stops_when_full", "journal_time_skew", "journal_capacity_short", "journal_unreadable")
@@ -108,43 +109,15 @@ class SimJournal:
                          "head": self.head})
 
     # ---- serving --------------------------------------------------------------------------------
-    def _encode(self, entry: _Entry | None) -> list[int]:
-        if entry is None:
-            return [0] * self.spec.entry.size
+    def _encode(self, entry: _Entry) -> list[int]:
         code = self.spec.code_of(EventKind(entry.kind))
         assert code is not None
         return encode_journal_entry(self.spec, entry.seq, entry.t, code, entry.details, self.utc_offset_s)
 
     def render(self, name: str) -> list[int]:
         """Registers of one journal span: ``head``, ``count``, ``selector``, ``slot:<i>``, ``window``."""
-        lay = self.spec.layout
-        if name in ("head", "count", "selector"):
-            word = getattr(lay, name)
-            value = {"head": self.head, "count": len(self.entries), "selector": self.selector}[name]
-            return encode_int(word.type, word.word_order.value, value)
-        if name.startswith("slot:"):
-            n = len(self.entries)
-            k = (int(name[5:]) - (self.head - n)) % self.spec.capacity
-            return self._encode(self.entries[k] if k < n else None)
-        assert not isinstance(lay, RingLayout)
-        block = self.entries[self.selector:self.selector + lay.entries_per_block]
-        regs: list[int] = []
-        for i in range(lay.entries_per_block):
-            regs.extend(self._encode(block[i] if i < len(block) else None))
-        return regs
-
-    @staticmethod
-    def spans_of(spec: ModbusJournal) -> list[tuple[int, int, str, bool]]:
-        """(address, registers, name, writable) of the registers the layout occupies; a ring is served
-        slot by slot, so a read renders only the entries it asks for."""
-        lay, size = spec.layout, spec.entry.size
-        if isinstance(lay, RingLayout):
-            return [(lay.head.address, lay.head.register_count, "head", False),
-                    (lay.count.address, lay.count.register_count, "count", False),
-                    *((lay.base + i * size, size, f"slot:{i}", False) for i in range(spec.capacity))]
-        return [(lay.selector.address, lay.selector.register_count, "selector", True),
-                (lay.count.address, lay.count.register_count, "count", False),
-                (lay.block, lay.entries_per_block * size, "window", False)]
+        return render_store(self.spec, name, len(self.entries), self.head, self.selector,
+                            lambda k: self._encode(self.entries[k]))
 
     def status(self) -> dict[str, Any]:
         return {"entries": len(self.entries), "next_seq": self.next_seq, "tamper": dict(self.tamper)}

@@ -9,15 +9,10 @@ and the clock/NVM/settings defects behave the same on every simulated device, as
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
 import math
-import signal
-import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +21,13 @@ from harness.config.modbus_map import RegisterTable
 from harness.config.profile import Profile
 from harness.events import EventKind
 from harness.quantities import CLOCK, FIRMWARE_VERSION, SERIAL_NUMBER
-from harness.simulators.defects import Defect, parse_defects
+from harness.simulators.intervals import IntervalRecord
 from harness.simulators.journal import SimJournal
+from harness.simulators.layout_image import store_spans
+from harness.simulators.load_profile import SimLoadProfile
 from harness.simulators.nvstate import NvStore
+from harness.simulators.process import common_parser as common_parser  # re-exported: the process around a
+from harness.simulators.process import run_simulator as run_simulator  # device lives in process.py
 from harness.simulators.regimage import decode_clock, decode_int, decode_point, encode_clock, encode_point
 from harness.simulators.timeline import Timeline
 
@@ -50,7 +49,7 @@ class Span:
     count: int
     table: RegisterTable
     name: str
-    kind: str  # point | clock | setting | journal
+    kind: str  # point | clock | setting | journal | load_profile
     point: Any  # ModbusPoint or ModbusClock
 
 
@@ -88,9 +87,14 @@ class SimulatedModbusDevice(ABC):
         self.metering_resync(now)  # nothing was metered while the power was off
         self.journal = SimJournal.power_on(profile.modbus.journal, state_dir, defects, self.utc_offset_s, state,
                                            self.timeline.rtc()) if profile.modbus.journal else None
+        totals = self.interval_totals()
+        self.load_profile = SimLoadProfile.power_on(profile.modbus.load_profile, state_dir, defects, self.utc_offset_s,
+                                                    state is None, self.timeline.rtc() - self.utc_offset_s, totals) \
+            if totals or profile.modbus.load_profile else None
         self._saved_metering = self.metering_state()
         self._lag_grid = math.floor(now / self.lag_period_s) if self.lag_period_s else 0
         self.persist(force=True)
+        self.save_intervals()
 
     def _utc(self, local: float) -> int:
         return int(local - self.utc_offset_s)
@@ -128,14 +132,28 @@ class SimulatedModbusDevice(ABC):
         """A defect may make some registers unreadable."""
         return False
 
+    def interval_totals(self) -> dict[str, int]:
+        """Register totals (Wh / varh) of the energy channels a load profile records, metered up to now;
+        a device that meters no such channel keeps no load profile unless its profile declares one."""
+        return {}
+
+    def on_interval_closed(self, record: IntervalRecord) -> None:
+        """Called once a closed interval is on disk, in order (again after a power-up if the call may
+        not have finished before it): a concentrator pushes the record upstream here."""
+        return None
+
     def extra_control(self, op: str, req: dict[str, Any]) -> bool:
         """Device-specific control ops (e.g. set_load); True when handled."""
         return False
 
     # ---- metering and NVM -------------------------------------------------------------------
     def refresh(self) -> None:
-        """Bring metering up to now and save it as the NVM policy says (golden: whenever it changed)."""
+        """Bring metering up to now and save it as the NVM policy says (golden: whenever it changed).
+        Load-profile intervals that ended meanwhile close first, each with the energy up to its end."""
         now = self.timeline.physical()
+        if self.load_profile is not None:
+            self.load_profile.close_due(now, self.timeline, self.metering_accumulate_to, self.interval_totals,
+                                        self.save_intervals)
         if self.lag_period_s:
             grid = math.floor(now / self.lag_period_s)
             if grid > self._lag_grid:
@@ -144,10 +162,18 @@ class SimulatedModbusDevice(ABC):
                 self._lag_grid = grid
                 self.persist(force=True)
             self.metering_accumulate_to(now)
-            return
-        self.metering_accumulate_to(now)
-        self._saved_metering = self.metering_state()
-        self.persist()
+        else:
+            self.metering_accumulate_to(now)
+            self._saved_metering = self.metering_state()
+            self.persist()
+
+    def save_intervals(self) -> None:
+        """Save closed intervals, then hand them to the hook. Off the request path (tick, control) or
+        before a read that shows them, and always after the metering NVM: a cut before the save leaves
+        energy the next power-up books to the interval in progress, never a record ahead of the registers."""
+        if self.load_profile is not None:
+            for record in self.load_profile.save():
+                self.on_interval_closed(record)
 
     def persist(self, force: bool = False) -> None:
         rtc = self.timeline.rtc()
@@ -183,6 +209,9 @@ class SimulatedModbusDevice(ABC):
         if span.kind == "journal":
             assert self.journal is not None
             return self.journal.render(span.name)
+        if span.kind == "load_profile":
+            assert self.load_profile is not None
+            return self.load_profile.render(span.name)
         if span.name in (SERIAL_NUMBER, FIRMWARE_VERSION):
             return encode_point(span.point, self.serial if span.name == SERIAL_NUMBER else FIRMWARE)
         return self.render_point(span)
@@ -201,6 +230,8 @@ class SimulatedModbusDevice(ABC):
         if set_values is None:
             self.reads += 1
             self.refresh()
+            if any(span.kind == "load_profile" for span in spans):
+                self.save_intervals()
             for span in spans:
                 off = span.start - start_address
                 registers[off:off + span.count] = self.render(span)
@@ -223,6 +254,8 @@ class SimulatedModbusDevice(ABC):
             if "clock_set_ignored" not in self.defects:
                 self.timeline.set_rtc(local)
                 self.metering_resync(self.timeline.physical())
+                if self.load_profile is not None:
+                    self.load_profile.clock_set(local - self.utc_offset_s, self.interval_totals())
             self.persist(force=True)
             if self.journal:  # persisted before the write is answered, like the clock itself
                 self.journal.log(EventKind.CLOCK_SET, self.timeline.rtc(), old=self._utc(old), new=self._utc(local))
@@ -235,12 +268,13 @@ class SimulatedModbusDevice(ABC):
                 self.journal.log(EventKind.CONFIG_CHANGE, self.timeline.rtc(), subject=span.start, old=old_value,
                                  new=self.settings[span.name])
             return None
-        if span.kind == "journal" and span.name == "selector" and self.journal:
+        store = {"journal": self.journal, "load_profile": self.load_profile}.get(span.kind)
+        if span.name == "selector" and store is not None:
             word = span.point
             index = decode_int(word.type, word.word_order.value, values)
-            if not 0 <= index < max(1, self.journal.spec.capacity):
+            if not 0 <= index < max(1, store.spec.capacity):
                 return ExcCodes.ILLEGAL_VALUE
-            self.journal.selector = index
+            store.selector = index
             return None
         return ExcCodes.ILLEGAL_ADDRESS
 
@@ -280,9 +314,11 @@ class SimulatedModbusDevice(ABC):
             self.journal.set_tamper(str(req["input"]), bool(req["active"]), self.timeline.rtc())
         elif op != "status" and not self.extra_control(op, req):
             raise ValueError(f"unknown op {op!r}; ops: status, advance, set_speed, tamper and the device's own")
+        self.save_intervals()  # a day of advance is one load-profile save, before anything can read it
         return {"ok": True, "physical": self.timeline.physical(), "rtc_local": self.timeline.rtc(),
                 "speed": self.timeline.speed, "nvm_writes": self.nvm.writes,
-                "journal": self.journal.status() if self.journal else None}
+                "journal": self.journal.status() if self.journal else None,
+                "load_profile": self.load_profile.status() if self.load_profile else None}
 
     async def tick(self) -> None:
         """Metering runs between requests too (and so does the NVM policy).
@@ -290,10 +326,12 @@ class SimulatedModbusDevice(ABC):
         The device also saves at least once a second while alive, so that a power-down can be
         stamped on the next power-up with the last moment it was known to run. That save happens
         here, off the request path and out of phase with the clock's second ticks, so that it
-        never delays the answer that shows a new second (which a drift measurement times)."""
+        never delays the answer that shows a new second (which a drift measurement times). Closed
+        load-profile intervals are saved here for the same reason (and before a read that shows them)."""
         while True:
             await asyncio.sleep(0.25)
             self.refresh()
+            self.save_intervals()
             if time.monotonic() - self._saved_wall >= 1.0:
                 self.persist(force=True)
 
@@ -309,89 +347,11 @@ def build_spans(profile: Profile) -> dict[RegisterTable, list[Span]]:
     if m.clock:
         spans[m.clock.table].append(Span(m.clock.address, m.clock.register_count, m.clock.table, CLOCK, "clock",
                                          m.clock))
-    if m.journal:
-        j = m.journal
-        for address, count, name, writable in SimJournal.spans_of(j):
-            table = RegisterTable.HOLDING if writable else j.table
-            word = getattr(j.layout, name, None) if name in ("head", "count", "selector") else None
-            spans[table].append(Span(address, count, table, name, "journal", word))
+    for kind, store in (("journal", m.journal), ("load_profile", m.load_profile)):
+        for address, count, name, writable in store_spans(store) if store else []:
+            table = RegisterTable.HOLDING if writable else store.table
+            word = getattr(store.layout, name, None) if name in ("head", "count", "selector") else None
+            spans[table].append(Span(address, count, table, name, kind, word))
     for table in spans:
         spans[table].sort(key=lambda s: s.start)
     return spans
-
-
-# ---- the process ----------------------------------------------------------------------------------
-def common_parser(prog: str, description: str, default_profile: str, default_serial: int) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--profile", type=Path, help=f"the simulator's profile (default: built-in {default_profile})")
-    p.add_argument("--state-dir", type=Path, help="non-volatile state lives here")
-    p.add_argument("--tcp", metavar="HOST:PORT", help="serve Modbus TCP (loopback only)")
-    p.add_argument("--rtu", metavar="TTY", help="serve Modbus RTU on this serial device / pty")
-    p.add_argument("--baudrate", type=int, default=9600)
-    p.add_argument("--parity", choices="NEO", default="N")
-    p.add_argument("--unit-id", type=int, default=1)
-    p.add_argument("--control", metavar="PORT", type=int, help="control channel port on 127.0.0.1")
-    p.add_argument("--serial", type=int, default=default_serial)
-    p.add_argument("--defects", default="", help="comma-separated seeded defects")
-    p.add_argument("--list-defects", action="store_true", help="list the seeded defects and exit")
-    return p
-
-
-def run_simulator(args: argparse.Namespace, prog: str, catalogue: dict[str, Defect], default_profile: str,
-                  make: Callable[[Profile, set[str]], SimulatedModbusDevice]) -> int:
-    """Parse-checked arguments in, a serving device out, until SIGTERM/SIGINT."""
-    if args.list_defects:
-        for d in catalogue.values():
-            print(f"{d.name:28} cl. {d.clause}  {d.expect}  {d.description}")
-        return 0
-    if not (args.tcp or args.rtu) or args.state_dir is None:
-        print(f"{prog}: needs --state-dir and at least one of --tcp / --rtu", file=sys.stderr)
-        return 2
-    from harness.config import ConfigError, load_profile
-    from harness.resources import builtin_profile
-
-    try:
-        defects = parse_defects(args.defects, catalogue)
-        profile = load_profile(args.profile or builtin_profile(default_profile))
-        device = make(profile, defects)
-    except (ValueError, ConfigError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_serve(device, args, prog))
-    return 0
-
-
-async def _serve(device: SimulatedModbusDevice, args: argparse.Namespace, prog: str) -> None:
-    from pymodbus import FramerType
-    from pymodbus.server import ModbusSerialServer, ModbusTcpServer
-
-    from harness.simulators.control import serve_control
-
-    servers: list[Any] = []
-    if args.tcp:
-        host, port = args.tcp.rsplit(":", 1)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit(f"{prog}: the simulator serves loopback only")
-        servers.append(ModbusTcpServer(device.sim_device(args.unit_id), address=(host, int(port))))
-    if args.rtu:
-        servers.append(ModbusSerialServer(device.sim_device(args.unit_id), framer=FramerType.RTU, port=args.rtu,
-                                          baudrate=args.baudrate, parity=args.parity))
-    control = await serve_control("127.0.0.1", args.control, device.control) if args.control else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    for server in servers:
-        await server.serve_forever(background=True)
-    ticker = asyncio.create_task(device.tick())
-    print(f"{prog} ready (serial {device.serial}, defects: {', '.join(sorted(device.defects)) or 'none'})",
-          flush=True)
-    await stop.wait()
-    ticker.cancel()
-    device.refresh()  # an orderly shutdown saves everything, like a meter's power-fail interrupt
-    device.persist(force=True)
-    for server in servers:
-        await server.shutdown()
-    if control:
-        control.close()

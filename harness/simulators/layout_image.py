@@ -1,0 +1,46 @@
+"""Serving a record store (event journal, load profile) in its profile's register layout.
+
+A simulated device keeps its records oldest first; this module says which registers the declared
+layout occupies and renders any of them — the bookkeeping words (head, count, selector), one slot
+of a ring, or the window the selector points at. The entries themselves are encoded by the store
+(``journal.py``, ``load_profile.py``), so every store is laid out by this one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.config.record_layout import RecordStore, RingLayout
+from harness.simulators.regimage import encode_int
+
+Encode = Callable[[int], list[int]]  # index of a held entry (0 = oldest) -> its registers
+
+
+def store_spans(store: RecordStore) -> list[tuple[int, int, str, bool]]:
+    """(address, registers, name, writable) of the registers the layout occupies; a ring is served
+    slot by slot, so a read renders only the entries it asks for."""
+    lay, size = store.layout, store.entry_size
+    if isinstance(lay, RingLayout):
+        return [(lay.head.address, lay.head.register_count, "head", False),
+                (lay.count.address, lay.count.register_count, "count", False),
+                *((lay.base + i * size, size, f"slot:{i}", False) for i in range(store.capacity))]
+    return [(lay.selector.address, lay.selector.register_count, "selector", True),
+            (lay.count.address, lay.count.register_count, "count", False),
+            (lay.block, lay.entries_per_block * size, "window", False)]
+
+
+def render_store(store: RecordStore, name: str, held: int, head: int, selector: int, encode: Encode) -> list[int]:
+    """Registers of one span of ``store_spans``: ``held`` entries, the ring's ``head`` slot (where the
+    next entry goes) and the window's ``selector``; empty slots read as zeros."""
+    lay, size = store.layout, store.entry_size
+    if name in ("head", "count", "selector"):
+        word = getattr(lay, name)
+        return encode_int(word.type, word.word_order.value, {"head": head, "count": held, "selector": selector}[name])
+    if name.startswith("slot:"):
+        k = (int(name[5:]) - (head - held)) % store.capacity
+        return encode(k) if k < held else [0] * size
+    assert not isinstance(lay, RingLayout)
+    regs: list[int] = []
+    for i in range(selector, selector + lay.entries_per_block):
+        regs.extend(encode(i) if i < held else [0] * size)
+    return regs
