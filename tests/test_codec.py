@@ -32,6 +32,15 @@ def test_scale_and_unit_give_canonical_values():
     assert codec.resolution(point, 0) == pytest.approx(10.0)
 
 
+def test_declared_counting_step_is_the_resolution_when_coarser_than_the_encoding():
+    """A float kWh register fed by a 1 Wh pulse counter changes in 1 Wh steps, not in float ulps."""
+    floating = ModbusPoint(address=0, type=DataType.F32, unit="kWh")
+    counted = ModbusPoint(address=0, type=DataType.F32, unit="kWh", resolution=0.001)
+    assert codec.resolution(floating, 900_000.0) == pytest.approx(2 ** -14 * 1000)  # ulp of 900 kWh, in Wh
+    assert codec.resolution(counted, 900_000.0) == pytest.approx(1.0)
+    assert codec.resolution(counted, 1e10) == pytest.approx(1000.0)  # 10 GWh: the encoding is coarser
+
+
 def test_strings_agree():
     point = ModbusPoint(address=0, type=DataType.STRING, length=4)
     assert codec.decode_point(point, regimage.encode_point(point, "1.4.2")) == "1.4.2"

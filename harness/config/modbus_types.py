@@ -65,6 +65,9 @@ class ModbusPoint(Strict):
     scale: float = Field(1.0, description="raw value x scale = value in `unit`")
     unit: str = Field("1", description="unit of raw x scale: Wh, kWh, MWh, varh, kvarh, Mvarh, W, kW, 1")
     length: int | None = Field(None, ge=1, le=64, description="registers, for type string only")
+    resolution: float | None = Field(
+        None, gt=0, description="the device's counting step in `unit`, when coarser than the encoding shows "
+        "(a float register fed by a 1 Wh pulse counter changes in 1 Wh steps, not in float ulps)")
     writable: bool = Field(False, description="the device accepts writes (settings, clock)")
     test_value: float | None = Field(
         None, description="a safe value the nvm suite may write to this setting (restored afterwards)"

@@ -87,9 +87,16 @@ def encode_point(point: ModbusPoint, value: float | int) -> list[int]:
 
 
 def resolution(point: ModbusPoint, value: float | int | str) -> float | None:
-    """The smallest change the register can show near ``value``, in canonical units."""
+    """The smallest change the register can show near ``value``, in canonical units: the encoding's
+    step, or the device's declared counting step when that is coarser."""
     if point.type == DataType.STRING:
         return None
+    step = _encoding_step(point, value)
+    declared = point.resolution * point.factor if point.resolution is not None else 0.0
+    return max(step, declared)
+
+
+def _encoding_step(point: ModbusPoint, value: float | int | str) -> float:
     if point.type == DataType.F32:
         raw = abs(float(value)) / point.factor
         ulp = struct.unpack(">f", struct.pack(">f", raw))[0]

@@ -1,2 +1,3 @@
-"""Fault injectors: power switches, time control, serial lines for simulated DUTs (more to come:
-link faults, firmware forgery). Each is registered through ``harness_add_fault_injectors``."""
+"""Fault injectors: power switches, time control, serial lines for simulated DUTs, link faults (a TCP
+proxy per channel; network namespaces with tc netem where the kernel has it), tamper inputs — firmware
+forgery is to come. Each is registered through ``harness_add_fault_injectors``."""

@@ -36,7 +36,9 @@ class MeterSimulator(SimulatedModbusDevice):
         counters = {}
         for ch in EnergyChannel:
             point = profile.modbus.points.get(EnergyRegister(ch).name) if profile.modbus else None
-            step = point.factor if point and not point.type.is_float else 1.0
+            # counts in the declared counting step, else the register's own (1 Wh behind a float register)
+            step = (point.resolution * point.factor if point.resolution else
+                    point.factor if not point.type.is_float else 1.0) if point else 1.0
             counters[ch.value] = ChannelCounter(step=step, tariffs=[0] * tariffs.count)
         counted = {c.value for c in EnergyChannel}
         if "reactive_not_counted" in defects:
