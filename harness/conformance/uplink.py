@@ -69,9 +69,6 @@ def records(messages: list[Any]) -> list[PushedRecord]:
     return [PushedRecord.of(m) for m in messages if m.kind == "interval"]
 
 
-def delivered_until(dut: Any, mark: int) -> set[int]:
-    """Seqs the head-end had received before ``mark``."""
-    return {r.seq for r in records(dut.upstream.headend.before(mark))}
 
 
 def pump_until(dut: Any, predicate: Callable[[Any], bool], timeout_s: float, *, after: int) -> Any | None:
@@ -153,3 +150,26 @@ def completeness(check: Any, recs: list[PushedRecord], *, since_seq: int, allowe
                   note="at most one record in flight per link failure may arrive again"
                        + (f"; re-sent from before: seq {sorted(set(again))[:10]}" if again else ""))
     check.equal(f"{label}: duplicates with different content", differing, 0)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Where a sequence of faults starts: the newest record delivered, and the head-end's mark after it."""
+
+    last: PushedRecord
+    mark: int
+
+
+def baseline(dut: Any, uplink: Any) -> Baseline:
+    last = latest_delivered(dut, uplink)
+    return Baseline(last, dut.upstream.headend.mark())
+
+
+def nothing_lost_since(check: Any, dut: Any, base: Baseline, *, allowed_duplicates: int,
+                       label: str) -> list[PushedRecord]:
+    """``completeness`` of everything that arrived since ``base``; those records, for further checks."""
+    headend = dut.upstream.headend
+    recs = records(headend.after(base.mark))
+    completeness(check, recs, since_seq=base.last.seq, allowed_duplicates=allowed_duplicates, label=label,
+                 delivered_before={r.seq for r in records(headend.before(base.mark))})
+    return recs

@@ -15,11 +15,10 @@ import pytest
 from harness.conformance.power import power_switch
 from harness.conformance.uplink import (
     PushedRecord,
+    baseline,
     capture_period,
-    completeness,
-    delivered_until,
     device_utc,
-    latest_delivered,
+    nothing_lost_since,
     records,
     settle,
     uplink_of,
@@ -72,8 +71,8 @@ def test_backfill_after_outage(dut, check):
     uplink = uplink_of(dut)
     headend = dut.upstream.headend
     period = capture_period(dut)
-    before = latest_delivered(dut, uplink)
-    mark = headend.mark()
+    base = baseline(dut, uplink)
+    before, mark = base.last, base.mark
     with _all_channels_cut(dut):
         for _ in range(OUTAGE_INTERVALS):
             dut.time.elapse(period)
@@ -81,8 +80,7 @@ def test_backfill_after_outage(dut, check):
     recs = [r for r in records(headend.after(mark)) if r.seq > before.seq]
     check.at_least("intervals closed during the outage and delivered", len({r.seq for r in recs}),
                    OUTAGE_INTERVALS)
-    completeness(check, records(headend.after(mark)), since_seq=before.seq, allowed_duplicates=0,
-                 label="outage", delivered_before=delivered_until(dut, mark))
+    nothing_lost_since(check, dut, base, allowed_duplicates=0, label="outage")
     _arrival_order(check, recs, "outage")
     _values_consistent(check, recs, before, period, "outage")
     check.require()
@@ -95,8 +93,8 @@ def test_buffer_survives_power_cut(dut, check):
     power = power_switch(dut)
     headend = dut.upstream.headend
     period = capture_period(dut)
-    before = latest_delivered(dut, uplink)
-    mark = headend.mark()
+    base = baseline(dut, uplink)
+    before, mark = base.last, base.mark
     with _all_channels_cut(dut):
         for _ in range(OUTAGE_INTERVALS // 2):
             dut.time.elapse(period)
@@ -110,8 +108,7 @@ def test_buffer_survives_power_cut(dut, check):
     lost = [s for s in buffered_before_cut if s not in got]
     check.equal("records buffered before the power cut and lost", len(lost), 0,
                 note=f"seq {lost}" if lost else f"seq {buffered_before_cut[0]}…{buffered_before_cut[-1]} delivered")
-    completeness(check, records(headend.after(mark)), since_seq=before.seq, allowed_duplicates=0,
-                 label="outage with power cut", delivered_before=delivered_until(dut, mark))
+    nothing_lost_since(check, dut, base, allowed_duplicates=0, label="outage with power cut")
     _arrival_order(check, recs, "outage with power cut")
     check.require()
 
@@ -124,8 +121,8 @@ def test_power_cut_mid_interval_is_flagged(dut, check):
     power = power_switch(dut)
     headend = dut.upstream.headend
     period = capture_period(dut)
-    before = latest_delivered(dut, uplink)
-    mark = headend.mark()
+    base = baseline(dut, uplink)
+    before, mark = base.last, base.mark
     now = device_utc(dut)  # cut in the middle of what is left of the interval in progress
     dut.time.elapse(((math.floor(now / period) + 1) * period - now) / 2)
     cut_at = device_utc(dut)
@@ -145,6 +142,5 @@ def test_power_cut_mid_interval_is_flagged(dut, check):
     flagged_elsewhere = [r.seq for r in recs if r.status & POWER_FAILED and r.seq not in touched]
     check.equal("intervals outside the outage flagged power-failed", len(flagged_elsewhere), 0,
                 note=f"seq {flagged_elsewhere}" if flagged_elsewhere else f"outage touched seq {sorted(touched)}")
-    completeness(check, records(headend.after(mark)), since_seq=before.seq, allowed_duplicates=0,
-                 label="power cut", delivered_before=delivered_until(dut, mark))
+    nothing_lost_since(check, dut, base, allowed_duplicates=0, label="power cut")
     check.require()

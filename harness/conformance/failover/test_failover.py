@@ -13,15 +13,13 @@ import pytest
 from harness.conformance.cleanup import restoring
 from harness.conformance.uplink import (
     CADENCE_S,
+    baseline,
     capture_period,
-    completeness,
-    delivered_until,
     ensure_flowing,
-    latest_delivered,
+    nothing_lost_since,
     on,
     patience,
     pump_until,
-    records,
     settle,
     uplink_of,
 )
@@ -88,8 +86,7 @@ def test_flapping_and_lossy_link(dut, check):
     uplink = uplink_of(dut)
     link = dut.upstream.link("main")
     headend = dut.upstream.headend
-    last = latest_delivered(dut, uplink)
-    mark = headend.mark()
+    base = baseline(dut, uplink)
     connections_before = link.stats["accepted"]
     flap = max(0.5, uplink.switchover_s / 5)  # faster than the DUT is meant to switch: it must ride it out
     with restoring(link.restore):
@@ -114,8 +111,7 @@ def test_flapping_and_lossy_link(dut, check):
     # Each connection the DUT had to make again means one link failure it lived through: one record
     # may have been in flight on each, and may arrive twice.
     failures = max(0, link.stats["accepted"] - connections_before)
-    completeness(check, records(headend.after(mark)), since_seq=last.seq, allowed_duplicates=failures,
-                 label="whole episode", delivered_before=delivered_until(dut, mark))
+    nothing_lost_since(check, dut, base, allowed_duplicates=failures, label="whole episode")
     check.require()
 
 
@@ -171,20 +167,16 @@ def _main_up(m) -> bool | None:
 def test_no_interval_lost_across_failover(dut, check):
     uplink = uplink_of(dut)
     link = dut.upstream.link("main")
-    headend = dut.upstream.headend
-    last = latest_delivered(dut, uplink)
-    mark = headend.mark()
+    base = baseline(dut, uplink)
     with restoring(link.restore):
         t_cut = time.time()
         switched = _switch_to_reserve(dut, check, uplink, link)
         link.restore()
         t_restore = link.last_transition
     settle(dut, uplink, "main")
-    recs = records(headend.after(mark))
+    recs = nothing_lost_since(check, dut, base, allowed_duplicates=1, label="cut and return")
     check.measure("records on the reserve during the outage", sum(1 for r in recs if r.channel == "reserve"),
                   passed=switched is not None, limit="≥ 1")
-    completeness(check, recs, since_seq=last.seq, allowed_duplicates=1,
-                 label="cut and return", delivered_before=delivered_until(dut, mark))
     t0 = recs[0].t if recs else t_cut
     check.chart("Failover timeline: which channel carried each interval record", {
         "main": [(r.t - t0, r.seq) for r in recs if r.channel == "main"],
