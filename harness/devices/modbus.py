@@ -259,22 +259,20 @@ class ModbusDevice(Device):
     def read_journal(self) -> list[JournalEntry]:
         from harness.devices.modbus_journal import read_journal
 
-        if self.map.journal is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no event journal "
-                              "(modbus.journal)")
-        tz = self.profile.clock.tzinfo if self.profile.clock else UTC
-        return read_journal(self.map.journal, lambda t, a, n: self.read_registers(t, a, n)[0],
-                            self.write_registers, tz, self.map.max_registers_per_request)
+        return self._read_store(read_journal, self.map.journal, "event journal (modbus.journal)")
 
     def read_load_profile(self) -> list[IntervalData]:
         from harness.devices.modbus_journal import read_load_profile
 
-        if self.map.load_profile is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no load profile "
-                              "(modbus.load_profile)")
+        return self._read_store(read_load_profile, self.map.load_profile, "load profile (modbus.load_profile)")
+
+    def _read_store(self, reader: Any, spec: Any, what: str) -> Any:
+        """A declared record store (journal, load profile) through its generic layout reader."""
+        if spec is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no {what}")
         tz = self.profile.clock.tzinfo if self.profile.clock else UTC
-        return read_load_profile(self.map.load_profile, lambda t, a, n: self.read_registers(t, a, n)[0],
-                                 self.write_registers, tz, self.map.max_registers_per_request)
+        return reader(spec, lambda t, a, n: self.read_registers(t, a, n)[0], self.write_registers, tz,
+                      self.map.max_registers_per_request)
 
     def probe(self) -> None:
         self.read(next(iter(self.map.points)))
