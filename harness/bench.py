@@ -13,7 +13,7 @@ from typing import Any
 from harness import registry
 from harness.config.loading import LoadedRig
 from harness.config.profile import Profile
-from harness.config.rig import Dut, Timing
+from harness.config.rig import Dut, Timing, Transport
 from harness.devices.api import Device, Identity
 from harness.devices.transcript import Transcript
 from harness.fault_injection.launcher import DutProcess
@@ -42,6 +42,10 @@ class DutRuntime:
     endpoint: dict[str, Any] = field(default_factory=dict)
     process: DutProcess | None = None
     pty: PtyPair | None = None
+    reserve_endpoint: dict[str, Any] = field(default_factory=dict)  # the second interface (`reserve_transport`)
+    reserve_pty: PtyPair | None = None
+    main_link: Any = None  # LinkProxy or NetnsLink on the main transport (rig `link: proxy | netns`)
+    _reserve_device: Device | None = None
     control_host: str = "127.0.0.1"
     control_port: int | None = None
     _device: Device | None = None
@@ -52,6 +56,9 @@ class DutRuntime:
     upstream: Any = None  # harness.upstream.UpstreamRuntime: brokers, link proxies, head-end (pushing DUTs)
     started: bool = False
     failure: Exception | None = None
+    # One costly observation several checks judge (e.g. the failover suite's main-interface outage),
+    # kept here by the suite that made it; see harness.conformance.peer_channels.
+    observations: dict[str, Any] = field(default_factory=dict)
 
     # ---- bring-up -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -70,10 +77,23 @@ class DutRuntime:
 
     def _bring_up(self) -> None:
         self._resolve_endpoint()
+        if self.spec.link == "netns":
+            self.main_link = self._injector("link", "netns")
+            if self.main_link is None:
+                from harness.fault_injection.netns import netns_available
+
+                raise BenchError(f"{self.name}: link netns cannot be used here: {netns_available()}")
+            self.main_link.create()
+            self.endpoint["host"] = self.control_host = self.main_link.ns_address
         if self.spec.upstream is not None:
             self._start_upstream()
+        if self.spec.link == "proxy":
+            self.main_link = self._injector("link", "proxy").start()  # the Device connects through it
         if self.spec.launch is not None:
-            self.process = DutProcess(self.name, self.spec.launch, self._placeholders(),
+            launch = self.spec.launch
+            if self.spec.link == "netns":
+                launch = launch.model_copy(update={"command": self.main_link.command(launch.command)})
+            self.process = DutProcess(self.name, launch, self._placeholders(),
                                       self.out_dir / "logs" / f"{self.name}.log")
             self.process.start()
             self.process.wait_ready(self.probe)
@@ -86,21 +106,25 @@ class DutRuntime:
             else Identity(None, None)
 
     def _resolve_endpoint(self) -> None:
-        t = self.spec.transport
-        if t.tcp is not None:
-            port = free_port(t.tcp.host) if t.tcp.port == "auto" else t.tcp.port
-            self.endpoint = {"host": t.tcp.host, "port": port}
-        elif t.serial is not None:
-            if t.serial.port == "pty":
-                self.pty = PtyPair(self.out_dir / "state" / self.name, "rtu")
-                self.pty.open()
-                self.endpoint = {"serial_port": str(self.pty.harness_end), "dut_serial_port": str(self.pty.dut_end)}
-            else:
-                self.endpoint = {"serial_port": t.serial.port, "dut_serial_port": t.serial.port}
+        self.endpoint, self.pty = self._endpoint_of(self.spec.transport, "rtu")
+        if self.spec.reserve_transport is not None:
+            self.reserve_endpoint, self.reserve_pty = self._endpoint_of(self.spec.reserve_transport, "reserve-rtu")
         if self.spec.control is not None:
             c = self.spec.control
             self.control_host = c.host if c.host != "localhost" else "127.0.0.1"
             self.control_port = free_port(self.control_host) if c.port == "auto" else c.port
+
+    def _endpoint_of(self, t: Transport, pty_name: str) -> tuple[dict[str, Any], PtyPair | None]:
+        """Where a transport is reached (a free port for ``auto``; a socat pair for ``pty``)."""
+        if t.tcp is not None:
+            port = free_port(t.tcp.host) if t.tcp.port == "auto" else t.tcp.port
+            return {"host": t.tcp.host, "port": port}, None
+        assert t.serial is not None
+        if t.serial.port != "pty":
+            return {"serial_port": t.serial.port, "dut_serial_port": t.serial.port}, None
+        pty = PtyPair(self.out_dir / "state" / self.name, pty_name)
+        pty.open()
+        return {"serial_port": str(pty.harness_end), "dut_serial_port": str(pty.dut_end)}, pty
 
     def _start_upstream(self) -> None:
         from harness.upstream import UpstreamRuntime
@@ -113,8 +137,13 @@ class DutRuntime:
                                         seed=self.seed)
         self.upstream.start()
 
+    @property
+    def state_dir(self) -> Path:
+        """The launched DUT's state directory (placeholder ``{state_dir}``; the rig's firmware paths use it)."""
+        return self.out_dir / "state" / self.name
+
     def _placeholders(self) -> dict[str, str]:
-        state_dir = self.out_dir / "state" / self.name
+        state_dir = self.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         serial = self.spec.transport.serial
         return {
@@ -125,9 +154,30 @@ class DutRuntime:
             "serial_port": str(self.endpoint.get("dut_serial_port", "")),
             "baudrate": str(serial.baudrate if serial else ""),
             "control_port": str(self.control_port or ""),
+            "control": f"{self.control_host}:{self.control_port}" if self.control_port else "",
+            "reserve_serial_port": str(self.reserve_endpoint.get("dut_serial_port", "")),
+            "reserve_host": str(self.reserve_endpoint.get("host", "")),
+            "reserve_port": str(self.reserve_endpoint.get("port", "")),
             "defects": ",".join(self.defects),
             **(self.upstream.placeholders() if self.upstream is not None else {}),
+            **self._pki_placeholders(),
         }
+
+    def _pki_placeholders(self) -> dict[str, str]:
+        """{client_cert}: the harness's trusted OPC UA client certificate (DER) for a simulator to trust,
+        made before launch when the command names it (the driver finds the same files in OUTDIR/pki)."""
+        launch = self.spec.launch
+        if launch is None or not any("{client_cert}" in arg for arg in launch.command):
+            return {"client_cert": ""}
+        return {"client_cert": str(self.pki.client_cert)}
+
+    @property
+    def pki(self) -> Any:
+        """The harness's OPC UA client certificates in OUTDIR/pki (``harness.devices.opcua_pki.Pki``: trusted,
+        untrusted; the rig's ``client_certificate`` replaces the trusted one), made on first use."""
+        from harness.devices.opcua_pki import ensure_pki
+
+        return ensure_pki(self.out_dir / "pki", self.spec.client_certificate, self.spec.client_key)
 
     def _injector(self, kind: str, name: str) -> Any:
         specs = registry.fault_injectors(kind)
@@ -138,35 +188,53 @@ class DutRuntime:
     # ---- the Device ---------------------------------------------------------------------------
     @property
     def device(self) -> Device:
+        """The DUT on its main transport (through the link proxy when the rig puts one there)."""
         if self._device is None:
-            drivers = registry.drivers()
-            spec = drivers.get(self.profile.protocol)
-            if spec is None:
-                raise BenchError(f"{self.name}: no driver for protocol {self.profile.protocol!r}; installed: "
-                                 f"{', '.join(drivers)}")
-            self._device = spec.factory(self.name, self.profile, self.spec, self.timing, self.transcript,
-                                        self.endpoint)
+            endpoint = self.endpoint
+            if self.spec.link == "proxy" and self.main_link is not None:
+                host, port = self.main_link.address
+                endpoint = {**self.endpoint, "host": host, "port": port}
+            self._device = self._driver(self.name, self.spec, endpoint)
         return self._device
+
+    @property
+    def reserve_device(self) -> Device | None:
+        """The same DUT on its second interface (rig ``reserve_transport``), or None without one."""
+        if self._reserve_device is None and self.spec.reserve_transport is not None:
+            spec = self.spec.model_copy(update={"transport": self.spec.reserve_transport})
+            self._reserve_device = self._driver(f"{self.name}/reserve", spec, self.reserve_endpoint)
+        return self._reserve_device
+
+    def _driver(self, name: str, spec: Dut, endpoint: dict[str, Any]) -> Device:
+        drivers = registry.drivers()
+        driver = drivers.get(self.profile.protocol)
+        if driver is None:
+            raise BenchError(f"{self.name}: no driver for protocol {self.profile.protocol!r}; installed: "
+                             f"{', '.join(drivers)}")
+        return driver.factory(name, self.profile, spec, self.timing, self.transcript,
+                              {**endpoint, "pki_dir": str(self.out_dir / "pki")})
 
     def probe(self) -> None:
         """Does the DUT answer? (Raises until it does.)"""
         self.device.probe()
 
     def stop(self) -> None:
-        try:
-            if self._device is not None:
-                self._device.close()
-        finally:
+        """Close and stop everything this DUT's bring-up made, in reverse order; one failing step
+        never keeps the others from running (the first error is raised at the end)."""
+        steps = [self._device, self._reserve_device, self.process,
+                 self.main_link if self.spec.link == "proxy" else None,
+                 self.pty, self.reserve_pty, self.upstream,
+                 self.main_link if self.spec.link == "netns" else None]  # a namespace goes after its processes
+        error: BaseException | None = None
+        for step in steps:
+            if step is None:
+                continue
             try:
-                if self.process is not None:
-                    self.process.stop()
-            finally:
-                try:
-                    if self.pty is not None:
-                        self.pty.close()
-                finally:
-                    if self.upstream is not None:
-                        self.upstream.stop()
+                step.stop() if hasattr(step, "stop") else step.close()
+            except BaseException as exc:  # keep stopping the rest; re-raised below
+                error = error or exc
+        if error is not None:
+            raise error
 
 
 class Bench:

@@ -29,9 +29,9 @@ def _err(message: str) -> int:
 
 
 def _known_defects() -> set[str]:
-    from harness.simulators.defects import CONCENTRATOR_DEFECTS, HEAT_DEFECTS, METER_DEFECTS
+    from harness.simulators.defects import CONCENTRATOR_DEFECTS, CONTROLLER_DEFECTS, HEAT_DEFECTS, METER_DEFECTS
 
-    return set(METER_DEFECTS) | set(HEAT_DEFECTS) | set(CONCENTRATOR_DEFECTS)
+    return set(METER_DEFECTS) | set(HEAT_DEFECTS) | set(CONCENTRATOR_DEFECTS) | set(CONTROLLER_DEFECTS)
 
 
 def _plugin_args() -> list[str]:
@@ -114,7 +114,8 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
         bad = [d for d in defects if d not in _known_defects()]
         if bad:
             return _err(f"unknown defect(s) {', '.join(bad)}; see `harness sim meter --list-defects`, "
-                        "`harness sim heat-meter --list-defects` and `harness sim concentrator --list-defects`")
+                        "`harness sim heat-meter --list-defects`, `harness sim concentrator --list-defects` and "
+                        "`harness sim controller --list-defects`")
 
     out = out or default_out(loaded.rig.name)
     if resume:

@@ -13,7 +13,8 @@ from pathlib import Path
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # `harness sim DEVICE`: the module whose main(argv) runs it (imported only when asked for).
 SIMULATORS = {"meter": "harness.simulators.meter", "heat-meter": "harness.simulators.heat_meter",
-              "concentrator": "harness.simulators.concentrator", "mqtt-broker": "harness.simulators.mqtt_broker"}
+              "concentrator": "harness.simulators.concentrator", "mqtt-broker": "harness.simulators.mqtt_broker",
+              "controller": "harness.simulators.controller"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("device", choices=sorted(SIMULATORS))
     sim.add_argument("args", nargs=argparse.REMAINDER, help="device options; see `harness sim meter --help`")
 
+    rp = sub.add_parser("replay", help="send a kept robustness reproducer (pcap) to a rig's DUT again")
+    rp.add_argument("pcap", type=Path, help="a reproducer from a run's reproducers/ directory")
+    rp.add_argument("--rig", type=Path, required=True, help="rig YAML whose DUT receives it")
+    rp.add_argument("--dut", metavar="NAME", help="the DUT (needed when the rig has several)")
+    rp.add_argument("--defect", action="append", default=[], metavar="NAME",
+                    help="seed this defect into a simulated DUT (repeatable)")
+    rp.add_argument("--out", type=Path, help="where the bench keeps logs and transcript (default: a temp dir)")
+
     sub.add_parser("suites", help="list the conformance suites and their checks")
     return p
 
@@ -117,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json_schema(args.kind))
         return EXIT_OK
+    if args.command == "replay":
+        from harness.replay import replay
+
+        return replay(args.pcap, args.rig, args.dut, args.defect, args.out)
     if args.command == "suites":
         from harness.certify import list_suites
 

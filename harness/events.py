@@ -58,3 +58,41 @@ class JournalEntry:
     kind: EventKind | None
     code: int
     details: dict[str, int] = field(default_factory=dict)
+
+
+# ---- control-system audit log (cl. 69) ------------------------------------------------------------
+# Controllers keep an audit log rather than a meter journal: who did what, when, with which outcome.
+# A profile maps the device's category strings to these kinds (opcua.audit_log.kinds).
+
+
+class AuditKind(StrEnum):
+    """What an audit-log entry records, whatever the device calls its category."""
+
+    CONTROL_ACTION = "control_action"
+    LOGIN_SUCCESS = "login_success"
+    LOGIN_FAILURE = "login_failure"
+    SETTINGS_CHANGE = "settings_change"
+    ALARM = "alarm"
+    FIRMWARE_UPDATE = "firmware_update"
+    SECURITY_EVENT = "security_event"
+    LOG_CLEARED = "log_cleared"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit-log entry as read from a device, in canonical terms.
+
+    ``kind`` is None when the device's category is not mapped by its profile; ``raw`` keeps every
+    field the device sent (by property name) as evidence. Absent fields are None: a check that needs
+    the user of every entry (cl. 69) sees exactly which ones lack it.
+    """
+
+    time: datetime | None
+    kind: AuditKind | None
+    category: str | None
+    user: str | None
+    outcome: bool | None
+    subject: str | None
+    old: object = None
+    new: object = None
+    raw: dict[str, object] = field(default_factory=dict, compare=False, hash=False)

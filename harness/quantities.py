@@ -103,6 +103,9 @@ IDENTITY_QUANTITIES = (SERIAL_NUMBER, FIRMWARE_VERSION)
 # The device clock is a quantity of its own (it has a date-time encoding, not a scalar one).
 CLOCK = "clock"
 
+# Optional: which of the device's declared interfaces are up (a bit field; profile `interfaces`, cl. 84).
+LINK_STATUS = "link_status"
+
 # Optional: the tariff the device says is active (Schneider 4191, Siemens 211 …).
 ACTIVE_TARIFF = "active_tariff"
 

@@ -47,12 +47,21 @@ class SimMeter:
             self.proc.wait(timeout=10)
 
 
+def builtin_unlock_password() -> str:
+    """The password of the built-in meter rig's write protection (rigs/sim-meter.yaml credentials.unlock)."""
+    cred = load_rig(builtin_rig()).rig.duts["meter"].credentials["unlock"]
+    assert cred.password is not None
+    return cred.password
+
+
 def start_sim(state_dir: Path, profile: Path | None = None, defects: str = "") -> SimMeter:
+    """The meter simulator with the built-in rig's unlock password, as the built-in rig launches it."""
     port, control = free_port(), free_port()
     profile = profile or builtin_profile("tek-sim-em4.yaml")
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "sim", "meter", "--profile", str(profile), "--state-dir", str(state_dir),
-         "--tcp", f"127.0.0.1:{port}", "--control", str(control), "--defects", defects],
+         "--tcp", f"127.0.0.1:{port}", "--control", str(control), "--unlock-password", builtin_unlock_password(),
+         "--defects", defects],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     return SimMeter(proc, port, control, state_dir, profile)
 

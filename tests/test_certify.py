@@ -1,5 +1,5 @@
-"""End to end through the CLI, as a user runs it: the golden meter passes every cl. 31, cl. 95 and
-cl. 97 check, and every seeded defect fails its clause with the check id the defect catalogue promises."""
+"""End to end through the CLI, as a user runs it: the golden meter passes every cl. 31, cl. 94, cl. 95
+and cl. 97 check, and every seeded defect fails its clause with the check id the defect catalogue promises."""
 
 from __future__ import annotations
 
@@ -8,16 +8,36 @@ from pathlib import Path
 
 import pytest
 
-from harness.simulators.defects import METER_DEFECTS
+from harness.simulators.defects import (
+    ACCESS_DEFECTS,
+    AVAILABILITY_DEFECTS,
+    CHANNEL_DEFECTS,
+    METER_DEFECTS,
+    WIRE_DEFECTS,
+)
 from tests.conftest import allure_env, run_cli
 
-# The checks the built-in meter rig runs, by clause: cl. 31 (interval_data), cl. 95 (registers, tariffs, nvm,
-# clock), cl. 97 (journal).
-CHECKS_BY_CLAUSE = {"31": [f"KZ-31-{n:02d}" for n in range(1, 6)], "95": [f"KZ-95-{n:02d}" for n in range(1, 12)],
-                    "97": [f"KZ-97-{n:02d}" for n in range(1, 8)]}
+# The checks the built-in meter rig runs, by clause: cl. 31 (interval_data), cl. 94 (access_control), cl. 95
+# (registers, tariffs, nvm, clock), cl. 97 (journal), cl. 67 (availability).
+CHECKS_BY_CLAUSE = {"31": [f"KZ-31-{n:02d}" for n in range(1, 6)], "94": [f"KZ-94-{n:02d}" for n in range(1, 4)],
+                    "95": [f"KZ-95-{n:02d}" for n in range(1, 12)], "97": [f"KZ-97-{n:02d}" for n in range(1, 8)],
+                    "67": ["KZ-67-01"]}
 ALL_CHECKS = [check for ids in CHECKS_BY_CLAUSE.values() for check in ids]
 # Documentary checks (suite documentation) run on every DUT; their "defects" are lapsed papers (test_documentation).
 DOC_CHECKS = ["KZ-50-01", "KZ-58-01", "KZ-59-01", "KZ-72-01", "KZ-79-01", "KZ-87-01", "KZ-93-01"]
+# The peer-switching checks are N/A for this single-interface meter; their defects need the dual rig
+# (tests/test_peer_channels.py).
+PEER_CHECKS = ["KZ-84-03", "KZ-84-04", "KZ-85-03", "KZ-85-04"]
+# The access-control defects run in tests/test_access_control_modbus.py, with the symptom each check must show.
+# The availability defect runs in tests/test_availability.py (a soak per run).
+SINGLE_INTERFACE_DEFECTS = sorted(set(METER_DEFECTS) - {d.name for d in (*CHANNEL_DEFECTS, *ACCESS_DEFECTS,
+                                                                       *WIRE_DEFECTS, *AVAILABILITY_DEFECTS)})
+# Suites protocol and robustness (cl. 68/81, 49); their defects run in tests/test_protocol_suite.py and
+# tests/test_robustness_suite.py. On this TCP meter the RTU check and the OPC UA checks are N/A.
+WIRE_CHECKS = [f"KZ-68-{n:02d}" for n in range(1, 12)] + [f"KZ-49-{n:02d}" for n in range(1, 5)]
+WIRE_NOT_APPLICABLE = ["KZ-68-07", "KZ-68-08", "KZ-68-09", "KZ-68-10", "KZ-68-11"]
+# KZ-73-01 judges recovery under a link-fault schedule; the built-in rig declares none.
+NOT_APPLICABLE = [*PEER_CHECKS, *WIRE_NOT_APPLICABLE, "KZ-73-01"]
 
 
 def _verdicts(out: Path) -> dict:
@@ -40,8 +60,9 @@ def test_golden_meter_certifies(tmp_path):
     for clause in CHECKS_BY_CLAUSE:
         assert meter["clauses"][clause]["verdict"] == "PASS", meter["clauses"][clause]
     checks = _checks(out)
-    assert sorted(checks) == sorted(ALL_CHECKS + DOC_CHECKS)
-    assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values())
+    assert sorted(checks) == sorted(ALL_CHECKS + DOC_CHECKS + PEER_CHECKS + WIRE_CHECKS + ["KZ-73-01"])
+    assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values() if c["id"] not in NOT_APPLICABLE)
+    assert {checks[c]["verdict"] for c in NOT_APPLICABLE} == {"N/A"}
     assert {c["kind"] for c in checks.values() if c["id"] in DOC_CHECKS} == {"documentary"}
     for check_id in ALL_CHECKS:  # a line per check as it runs, and the final table
         assert check_id in res.stdout
@@ -60,7 +81,7 @@ def test_golden_meter_certifies(tmp_path):
     assert run_cli("verify", str(out)).returncode == 0
 
 
-@pytest.mark.parametrize("defect", sorted(METER_DEFECTS))
+@pytest.mark.parametrize("defect", SINGLE_INTERFACE_DEFECTS)
 def test_seeded_defect_fails_its_check(tmp_path, defect):
     expected = METER_DEFECTS[defect].expect
     out = tmp_path / "out"
@@ -77,7 +98,9 @@ def test_seeded_defect_fails_its_check(tmp_path, defect):
 
 
 def test_every_check_has_a_defect():
-    assert {d.expect for d in METER_DEFECTS.values()} == set(ALL_CHECKS)
+    """Every check a Modbus meter can run (on this rig, the dual rig or the RTU rig) has a seeded defect."""
+    modbus_wire = [c for c in WIRE_CHECKS if c not in WIRE_NOT_APPLICABLE] + ["KZ-68-07"]
+    assert {d.expect for d in METER_DEFECTS.values()} == set(ALL_CHECKS + PEER_CHECKS + modbus_wire)
 
 
 def test_usage_errors_exit_2(tmp_path):

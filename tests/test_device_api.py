@@ -56,7 +56,8 @@ def test_reads_identity_clock_and_energy(builtin_loaded_rig, sim_meter, tmp_path
             dev.read("heat_energy")
     transcript.close()
     lines = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
-    assert {x["op"] for x in lines} == {"read", "write"} and all("latency_ms" in x for x in lines)
+    assert {x["op"] for x in lines} == {"read", "unlock", "write"} and all("latency_ms" in x for x in lines)
+    assert all("values" not in x for x in lines if x["op"] == "unlock")  # the lab's password is not evidence
 
 
 def test_protocol_exception_is_reported_not_retried(builtin_loaded_rig, sim_meter):

@@ -30,7 +30,7 @@ from harness.resources import builtin_profile, builtin_rig
 from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.intervals import IntervalRecord, IntervalStatus
 from harness.simulators.meter import MeterSimulator
-from harness.simulators.regimage import encode_clock
+from harness.simulators.regimage import encode_clock, encode_point
 from tests.conftest import DATA, run_cli
 
 CHECKS = [f"KZ-31-{n:02d}" for n in range(1, 6)]
@@ -151,7 +151,13 @@ def test_hook_gets_the_last_batch_again_after_a_power_cut(tmp_path):
 
 
 def _set_clock(sim: MeterSimulator, utc: float) -> None:
-    clock = sim.profile.modbus.clock
+    clock, protection = sim.profile.modbus.clock, sim.profile.modbus.write_protection
+    if protection is not None:  # the lab's password opens a write session first, as the driver does
+        unlock = protection.unlock
+        sim.set_unlock_password("1")
+        password = encode_point(unlock.as_point(), unlock.password_value("1"))
+        assert asyncio.run(sim.action(16, unlock.address, unlock.address, len(password), [0] * len(password),
+                                      password)) is None
     regs = encode_clock(clock, utc + sim.utc_offset_s, sim.utc_offset_s)
     assert asyncio.run(sim.action(16, clock.address, clock.address, len(regs), [0] * len(regs), regs)) is None
 

@@ -15,6 +15,7 @@ import itertools
 from pydantic import Field, model_validator
 
 from harness.config.load_profile import EnergyField, IntervalEntryLayout, ModbusLoadProfile
+from harness.config.modbus_server import ModbusServerTraits
 from harness.config.modbus_types import (
     ClockEncoding,
     DataType,
@@ -34,12 +35,13 @@ from harness.config.record_layout import (
     WindowLayout,
     check_entry_fields,
 )
+from harness.config.write_protection import UnlockRegister, WriteProtection
 from harness.events import EventKind, WhenFull
 
 __all__ = ["ClockEncoding", "DataType", "EnergyField", "IntField", "IntType", "IntervalEntryLayout",
            "JournalEntryLayout", "JournalField", "JournalTime", "JournalWord", "LayoutWord", "ModbusClock",
            "ModbusJournal", "ModbusLoadProfile", "ModbusMap", "ModbusPoint", "RecordStore", "RegisterTable",
-           "RingLayout", "Strict", "TimeField", "WindowLayout", "WordOrder"]
+           "RingLayout", "Strict", "TimeField", "UnlockRegister", "WindowLayout", "WordOrder", "WriteProtection"]
 
 # ---- event journal (cl. 97) ---------------------------------------------------------------------
 # The journal's names for the shared layout pieces (older code and profiles' schema know them so).
@@ -91,8 +93,8 @@ class ModbusJournal(RecordStore):
         return next((c for c, k in self.codes.items() if k == kind), None)
 
 
-class ModbusMap(Strict):
-    """The Modbus side of a profile: the PIXIT of a Modbus device."""
+class ModbusMap(ModbusServerTraits):
+    """The Modbus side of a profile: the PIXIT of a Modbus device (server traits: ``modbus_server.py``)."""
 
     points: dict[str, ModbusPoint] = Field(
         description="canonical quantity name -> register (energy, identity, active_tariff)"
@@ -105,22 +107,37 @@ class ModbusMap(Strict):
     journal: ModbusJournal | None = None
     load_profile: ModbusLoadProfile | None = Field(
         None, description="interval data (cl. 31): one record per capture period, in a ring or window layout")
+    write_protection: WriteProtection | None = Field(
+        None, description="how the meter guards its clock and settings: unlock register, session, what it protects "
+        "(cl. 66, 78, 94); the password is the rig's credentials.unlock")
 
     def stores(self) -> dict[str, RecordStore]:
         """The record stores the profile declares, by the name errors and reports use."""
         found = {"journal": self.journal, "load profile": self.load_profile}
         return {name: store for name, store in found.items() if store is not None}
 
-    @model_validator(mode="after")
-    def _no_overlap(self) -> ModbusMap:
+    def spans(self) -> list[tuple[RegisterTable, int, int, str]]:
+        """Every run of registers the profile declares: (table, address, registers, what it is)."""
         spans = [(p.table, p.address, p.register_count, n) for n, p in {**self.points, **self.settings}.items()]
         if self.clock:
             spans.append((self.clock.table, self.clock.address, self.clock.register_count, "clock"))
+        if self.write_protection:
+            unlock = self.write_protection.unlock
+            spans.append((RegisterTable.HOLDING, unlock.address, unlock.register_count, "unlock"))
         for name, store in self.stores().items():
             spans.extend(store.spans(name))
+        return sorted(spans)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> ModbusMap:
+        for name, store in self.stores().items():
             if store.block_registers() > self.max_registers_per_request:
                 raise ValueError(f"the {name} window is longer than max_registers_per_request")
-        spans.sort()
+        if self.write_protection and self.write_protection.guards("clock") and self.clock is None:
+            raise ValueError("write_protection protects the clock, but no `clock` register is declared")
+        if self.write_protection and self.write_protection.guards("settings") and not self.settings:
+            raise ValueError("write_protection protects settings, but no `settings` are declared")
+        spans = self.spans()
         for (t1, a1, c1, n1), (t2, a2, _, n2) in itertools.pairwise(spans):
             if t1 == t2 and a2 < a1 + c1:
                 raise ValueError(f"{n1} and {n2} overlap in the {t1.value} registers ({a1}+{c1} > {a2})")

@@ -11,10 +11,13 @@ from datetime import time, timedelta, timezone
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.config.availability import DeclaredAvailability
 from harness.config.documentation import Documentation
+from harness.config.interfaces import Interfaces
 from harness.config.modbus_map import ModbusMap, Strict
+from harness.config.opcua_map import OpcuaMap
 from harness.config.uplink import Uplink
-from harness.quantities import DeviceKind, EnergyRegister
+from harness.quantities import CLOCK, DeviceKind, EnergyRegister
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _UTC_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
@@ -101,29 +104,42 @@ class Profile(Strict):
     tariffs: Tariffs | None = None
     clock: ClockSpec | None = None
     modbus: ModbusMap | None = None
+    opcua: OpcuaMap | None = None
     uplink: Uplink | None = None
+    interfaces: Interfaces | None = Field(
+        None, description="main and reserve interface serving the same data (the peer switches; cl. 85)")
     documentation: Documentation | None = Field(
         None, description="registry entry, verification, certificates and documents of the model (cl. 50-93)")
+    availability: DeclaredAvailability | None = Field(
+        None, description="declared polling interval and recovery time after a link fault (cl. 67, 73)")
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
-        if self.modbus is None:
-            raise ValueError("no protocol section: declare `modbus:` (the only built-in protocol so far)")
-        for name in self.modbus.points:
+        if (self.modbus is None) == (self.opcua is None):
+            raise ValueError("declare exactly one protocol section: `modbus:` or `opcua:`" if self.modbus
+                             else "no protocol section: declare `modbus:` or `opcua:`")
+        if self.opcua is not None and CLOCK in self.opcua.points and self.clock is None:
+            raise ValueError("an `opcua.points.clock` needs a `clock:` section (utc_offset, writable)")
+        for name in self.modbus.points if self.modbus is not None else self.opcua.points:  # type: ignore[union-attr]
             reg = EnergyRegister.parse(name)
             if reg and reg.tariff is not None and (self.tariffs is None or reg.tariff > self.tariffs.count):
                 raise ValueError(f"point {name} names tariff T{reg.tariff}, beyond the declared tariffs")
-        if self.modbus.clock is not None and self.clock is None:
+        if self.interfaces is not None and self.interfaces.link_status is not None \
+                and not self.declares(self.interfaces.link_status):
+            raise ValueError(f"interfaces.link_status names {self.interfaces.link_status!r}, which is not a point")
+        if self.modbus is not None and self.modbus.clock is not None and self.clock is None:
             raise ValueError("a `modbus.clock` mapping needs a `clock:` section (utc_offset, writable)")
         return self
 
     @property
     def protocol(self) -> str:
-        return "modbus"
+        return "opcua" if self.opcua is not None else "modbus"
 
     @property
     def tariff_count(self) -> int:
         return self.tariffs.count if self.tariffs else 0
 
     def declares(self, quantity: str) -> bool:
+        if self.opcua is not None:
+            return quantity in self.opcua.points
         return self.modbus is not None and quantity in self.modbus.points

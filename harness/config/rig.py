@@ -11,8 +11,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from harness.config.availability import AvailabilitySoak
 from harness.config.documentation import Documentation
 from harness.config.modbus_map import Strict
+from harness.config.rig_security import Credential, FirmwareImages, RigPath
+from harness.config.robustness import CidrList, Robustness
 
 Port = int | Literal["auto"]
 
@@ -53,8 +56,10 @@ class Launch(Strict):
     """How the harness starts a simulated DUT: any command line, with placeholders.
 
     Placeholders: {python} {profile} {state_dir} {host} {port} {serial_port} {baudrate}
-    {control_port} {defects}, and for a DUT with `upstream` channels {upstream_main} {upstream_reserve}
-    (mqtt://host:port the DUT must push to — the link-fault proxy's address when the link is proxied).
+    {control_port} {control} {defects}, for a DUT with a `reserve_transport` {reserve_serial_port}
+    {reserve_host} {reserve_port}, and for a DUT with `upstream` channels {upstream_main} {upstream_reserve}
+    (mqtt://host:port the DUT must push to — the link-fault proxy's address when the link is proxied),
+    and {client_cert}: the harness's trusted OPC UA client certificate (DER, made in OUTDIR/pki).
     The harness waits, bounded, until the DUT answers.
     """
 
@@ -71,7 +76,8 @@ class PowerSpec(Strict):
 
 
 class ControlChannel(Strict):
-    """A simulator's control channel (time acceleration); real devices have none."""
+    """A simulator's control channel (time acceleration); real devices have none. Placeholder
+    {control_port} is its port, {control} its HOST:PORT (inside a namespace with ``link: netns``)."""
 
     host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
     port: Port = "auto"
@@ -172,9 +178,23 @@ class Dut(Strict):
     reference_flow: ReferenceFlow | None = None
     defects: list[str] = Field(default_factory=list, description="seeded defects for a simulated DUT")
     upstream: Upstream | None = None
+    reserve_transport: Transport | None = Field(
+        None, description="the DUT's second interface (a profile with `interfaces`): the harness reads it too and "
+        "checks it keeps serving while the main one is cut")
+    link: Literal["direct", "proxy", "netns"] = Field(
+        "direct", description="how the harness reaches the main transport: direct; proxy — through its link-fault "
+        "proxy (TCP, unprivileged); netns — the launched DUT runs in a network namespace behind a veth pair (root)")
     documentation: Documentation | None = Field(
         None, description="facts of this one instrument (e.g. its verification); each field declared here "
         "replaces the profile's")
+    credentials: dict[str, Credential] = Field(
+        default_factory=dict, description="the lab's account per role the profile declares (OPC UA): role -> "
+        "{user, password} or {certificate, key}; for a Modbus meter's write protection: unlock -> {password}")
+    firmware: FirmwareImages | None = Field(None, description="vendor images the update suite may install")
+    client_certificate: RigPath | None = Field(
+        None, description="the OPC UA application certificate (DER) the DUT already trusts; default: the harness "
+        "makes one per run in OUTDIR/pki")
+    client_key: RigPath | None = Field(None, description="its private key (PEM)")
 
     @model_validator(mode="after")
     def _check(self) -> Dut:
@@ -184,6 +204,10 @@ class Dut(Strict):
             raise ValueError("a control channel belongs to a launched simulator (`launch`)")
         if self.defects and self.launch is None:
             raise ValueError("defects can only be seeded into a launched simulator")
+        if self.link != "direct" and self.transport.tcp is None:
+            raise ValueError(f"link {self.link} faults a TCP transport; the main transport here is serial")
+        if self.link == "netns" and self.launch is None:
+            raise ValueError("link netns runs the DUT inside a namespace: it needs `launch`")
         return self
 
 
@@ -205,4 +229,11 @@ class Rig(Strict):
     lab: Lab | None = None
     reruns: int = Field(2, ge=0, le=10, description="re-runs of a failing check; a pass on a re-run is FLAKY")
     timing: Timing = Field(default_factory=Timing)
+    lab_allow_list: CidrList = Field(
+        default_factory=list, description="addresses or networks (CIDR) of the lab's own DUTs that fuzzing and "
+        "storms (suite robustness) may target besides loopback and the harness's network namespaces")
+    robustness: Robustness = Field(default_factory=Robustness, description="bounds of the robustness campaigns")
+    availability: AvailabilitySoak = Field(
+        default_factory=AvailabilitySoak, description="the availability soak (cl. 67, 73): duration, poll interval, "
+        "target, link faults")
     duts: dict[str, Dut] = Field(min_length=1)

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from harness.config.profile import Profile
 from harness.events import JournalEntry
@@ -136,3 +137,33 @@ class Device(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@runtime_checkable
+class WriteGuarded(Protocol):
+    """What a driver offers for a device that guards writes with a password (cl. 66, 78, 94) — Modbus meters
+    with an unlock register today. The driver opens the device's write session with the lab's password by
+    itself before a protected write; access-control checks use the rest to do what anyone on the bus could:
+    write without the unlock, unlock with a wrong password, write a register the profile does not declare
+    writable. Checks ask ``isinstance(device, WriteGuarded)``; a driver without these is not judged by them."""
+
+    def unlock(self, password: str | None = None) -> None:
+        """Open a write session with the rig's password, or with ``password`` (any, for negative checks).
+        Raises DeviceRefused when the device answers with a protocol exception."""
+
+    def wrong_password(self) -> str:
+        """A password of the declared form that is not the lab's."""
+
+    def session_closes_in(self) -> float:
+        """Seconds until a write session this driver opened or extended has surely closed; 0 when none can be
+        open (none opened, or the link was lost since)."""
+
+    def write(self, quantity: str, value: float | int, *, unlock: bool = True) -> None:
+        """``Device.write``; with ``unlock=False`` the driver sends the write as it is, without opening a session."""
+
+    def set_clock(self, when: datetime, *, unlock: bool = True) -> None:
+        """``Device.set_clock``; ``unlock`` as for ``write``."""
+
+    def force_write(self, quantity: str, value: float | int) -> None:
+        """Write any declared quantity in its own encoding at its own address — writable or not, never
+        unlocking: what an intruder would send to, say, an energy register."""

@@ -79,7 +79,12 @@ def point_reader(point: ModbusPoint) -> Callable[[Sequence[int]], tuple[float | 
     return integer
 
 
-def encode_point(point: ModbusPoint, value: float | int) -> list[int]:
+def encode_point(point: ModbusPoint, value: float | int | str) -> list[int]:
+    if point.type == DataType.STRING:  # ASCII, two characters a register, NUL-padded to the declared length
+        assert point.length is not None
+        return _registers(str(value).encode("ascii")[: 2 * point.length].ljust(2 * point.length, b"\0"),
+                          WordOrder.BIG)
+    assert not isinstance(value, str)
     raw = value / point.factor
     if not point.type.is_float:
         raw = round(raw)

@@ -3,21 +3,24 @@
 Every call has a timeout and a bounded number of retries, reconnects after a broken link or a
 power cut, and is recorded to the transcript. Reads of several quantities are merged into as
 few requests as the profile's register map allows (contiguous registers of one table), which is
-both faster and atomic for the quantities in one request.
+both faster and atomic for the quantities in one request. A meter that guards its clock and
+settings (``modbus.write_protection``) is unlocked with the rig's password before a protected write.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.config.modbus_map import ModbusMap, ModbusPoint, RegisterTable
+from harness.config.modbus_map import ModbusMap, ModbusPoint, RegisterTable, WriteProtection
 from harness.config.profile import Profile
 from harness.config.rig import Dut, Timing
+from harness.config.write_protection import Protected
 from harness.devices import codec
 from harness.devices.api import (
     ClockReading,
@@ -39,6 +42,7 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
                    4: "server device failure", 6: "server device busy"}
+UNLOCK_ROLE = "unlock"  # the rig's credentials entry that holds the password of modbus.write_protection
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,11 @@ class ModbusDevice(Device):
         self._dut = dut
         self._client: Any = None
         self._plans: dict[tuple[str, ...], list[tuple[_Batch, list[_Member]]]] = {}
+        # Write sessions (monotonic times): until when the driver counts on the session it opened — forgotten
+        # on a reconnect, as a device may tie sessions to a connection — and until when the device may still
+        # hold one open whatever happened to the link (what a check waits out to write "without the unlock").
+        self._session_until: float | None = None
+        self._may_be_open_until = 0.0
 
     # ---- connection --------------------------------------------------------------------------
     def _make_client(self) -> Any:
@@ -135,6 +144,7 @@ class ModbusDevice(Device):
         return self._client
 
     def _drop(self) -> None:
+        self._session_until = None  # unlocked again after the reconnect
         if self._client is not None:
             try:
                 self._client.close()
@@ -202,11 +212,13 @@ class ModbusDevice(Device):
                               f"{len(response.registers)}")
         return list(response.registers[:count]), t0, t1
 
-    def write_registers(self, address: int, values: list[int]) -> None:
+    def write_registers(self, address: int, values: list[int], op: str = "write", secret: bool = False) -> None:
+        """FC16 of ``values`` at ``address``; ``secret``: the transcript keeps the length, not the values."""
         def call(client: Any) -> Any:
             return client.write_registers(address, values, device_id=self.unit_id)
 
-        self._exchange("write", call, fc=16, address=address, values=values)
+        shown: dict[str, Any] = {"count": len(values), "redacted": True} if secret else {"values": values}
+        self._exchange(op, call, fc=16, address=address, **shown)
 
     # ---- Device API ---------------------------------------------------------------------------
     def _point(self, quantity: str) -> ModbusPoint:
@@ -239,22 +251,113 @@ class ModbusDevice(Device):
             raise DeviceError(f"{self.name}: clock registers {regs} hold no valid date-time ({exc})") from None
         return ClockReading(value, t0, t1, codec.clock_resolution_s(clock))
 
-    def set_clock(self, when: datetime) -> None:
+    def set_clock(self, when: datetime, *, unlock: bool = True) -> None:
+        """Set the clock, unlocking first when the profile protects it (``unlock=False``: send it as it is)."""
         clock, tz = self._clock()
         if clock.table != RegisterTable.HOLDING:
             raise DeviceError(f"{self.name}: the clock is in input registers and cannot be written")
-        self.write_registers(clock.address, codec.encode_clock(clock, when, tz))
+        registers = codec.encode_clock(clock, when, tz)
+        self._guarded("clock", lambda: self.write_registers(clock.address, registers), unlock)
 
     def _clock(self) -> tuple[Any, Any]:
         if self.map.clock is None or self.profile.clock is None:
             raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no clock ({CLOCK})")
         return self.map.clock, self.profile.clock.tzinfo
 
-    def write(self, quantity: str, value: float | int) -> None:
+    def write(self, quantity: str, value: float | int, *, unlock: bool = True) -> None:
+        """Write a setting, unlocking first when the profile protects settings (``unlock=False``: as it is)."""
         point = self._point(quantity)
         if not point.writable or point.table != RegisterTable.HOLDING:
             raise DeviceError(f"{self.name}: {quantity} is not declared writable")
-        self.write_registers(point.address, codec.encode_point(point, value))
+        registers = codec.encode_point(point, value)
+        what: Protected | None = "settings" if quantity in self.map.settings else None
+        self._guarded(what, lambda: self.write_registers(point.address, registers), unlock)
+
+    def force_write(self, quantity: str, value: float | int) -> None:
+        """FC16 of ``value`` in the quantity's own encoding at its own address, writable or not and never
+        unlocking — what an intruder would send. For an input register that is the holding register of the
+        same number (devices with one register space serve both tables from it)."""
+        point = self._point(quantity)
+        try:
+            registers = codec.encode_point(point, value)
+        except (struct.error, OverflowError) as exc:
+            raise ValueError(f"{value} does not fit {quantity} ({point.type.value}): {exc}") from None
+        self.write_registers(point.address, registers, op="forced write")
+
+    # ---- write protection (modbus.write_protection; cl. 66, 78, 94) ----------------------------------
+    def _protection(self) -> WriteProtection:
+        if self.map.write_protection is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no write protection "
+                              "(modbus.write_protection)")
+        return self.map.write_protection
+
+    def _lab_password(self) -> str:
+        cred = self._dut.credentials.get(UNLOCK_ROLE)
+        if cred is None or cred.password is None:
+            dut = self.name.partition("/")[0]
+            raise DeviceError(f"{self.name}: profile {self.profile.model} declares modbus.write_protection, but the "
+                              f"rig gives no password to unlock it (duts.{dut}.credentials.{UNLOCK_ROLE}.password)")
+        return cred.password
+
+    def unlock(self, password: str | None = None) -> None:
+        """Write the unlock register: the rig's password (kept out of the transcript), or ``password`` (any, for
+        negative checks; recorded as sent). Raises DeviceRefused when the device refuses it."""
+        spec = self._protection()
+        lab = password is None
+        text = self._lab_password() if lab else password
+        assert text is not None
+        try:
+            registers = codec.encode_point(spec.unlock.as_point(), spec.unlock.password_value(text))
+        except ValueError as exc:
+            whose = f"the rig's password (duts.{self.name.partition('/')[0]}.credentials.{UNLOCK_ROLE})" if lab \
+                else f"password {text!r}"
+            raise DeviceError(f"{self.name}: {whose} cannot be written to the unlock register: {exc}") from None
+        self._session_until = None
+        self.write_registers(spec.unlock.address, registers, op="unlock", secret=lab)
+        if lab:
+            self._session_until = time.monotonic() + spec.session_s
+            self._may_be_open_until = max(self._may_be_open_until, self._session_until)
+
+    def wrong_password(self) -> str:
+        """A password of the declared form that is not the rig's (and tells nothing about it)."""
+        cred = self._dut.credentials.get(UNLOCK_ROLE)
+        return self._protection().unlock.other_password(cred.password or "" if cred is not None else "")
+
+    def session_closes_in(self) -> float:
+        return max(0.0, self._may_be_open_until - time.monotonic())
+
+    def _guarded(self, what: Protected | None, send: Callable[[], None], unlock: bool) -> None:
+        """A write the profile may protect: unlocked first (once per session, renewed when less than a request
+        timeout of it is left), and unlocked and sent once more when refused on a session the driver only
+        believed open (a power cut, device time fast-forwarded). Without protection or with ``unlock=False``
+        it is sent as it is."""
+        spec = self.map.write_protection
+        guarded = spec is not None and what is not None and spec.guards(what)
+        if not guarded or not unlock:
+            send()
+            if guarded:
+                self._wrote(spec)
+            return
+        fresh = self._session_until is None or self._session_until - time.monotonic() <= self.timeout
+        if fresh:
+            self.unlock()
+        try:
+            send()
+        except DeviceRefused:
+            if fresh:
+                raise
+            self.unlock()
+            send()
+        self._wrote(spec)
+
+    def _wrote(self, spec: WriteProtection | None) -> None:
+        """An accepted write keeps a session open for another ``session_s`` (when one may be open)."""
+        now = time.monotonic()
+        if spec is None or self._may_be_open_until <= now:
+            return
+        self._may_be_open_until = now + spec.session_s
+        if self._session_until is not None:
+            self._session_until = self._may_be_open_until
 
     def read_journal(self) -> list[JournalEntry]:
         from harness.devices.modbus_journal import read_journal

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,7 @@ class NetnsLink:
         self._made_ns = self._made_link = self._live = False
         self._event: int | None = None
         self._lock = threading.RLock()
+        self.last_transition = 0.0  # time.time() just after the last cut/impairment/restore took effect
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def create(self) -> NetnsLink:
@@ -252,6 +254,7 @@ class NetnsLink:
             self._clear_qdiscs()
             _run(["ip", "link", "set", "dev", self.host_if, "up"])
             self._ns(["link", "set", "dev", self.ns_if, "up"])
+            self.last_transition = time.time()
             self._end(reason="restore")
 
     def _impair(self, what: str, qdisc: list[str], **params: Any) -> None:
@@ -267,6 +270,7 @@ class NetnsLink:
                 if "netem" in qdisc and "unknown" in str(exc):
                     raise NetnsError(f"{exc} — this kernel has no sch_netem (CONFIG_NET_SCH_NETEM)") from None
                 raise
+            self.last_transition = time.time()
             self._end(replaced_by=what)
             self._event = self.faults.begin(self.dut, "link", what, channel=self.name_hint, injector="netns",
                                             namespace=self.namespace, params=params)

@@ -23,6 +23,12 @@ class TimeControl(ABC):
     def elapse(self, seconds: float) -> None:
         """Let ``seconds`` of device time pass (with the DUT metering as usual)."""
 
+    def synthesize_events(self, days: float, per_day: float) -> int:
+        """Let ``days`` of device time pass with ``per_day`` routine events logged (how many were): a year of
+        audit history for a retention check. Only a simulator can; anything else is INCONCLUSIVE."""
+        raise Inconclusive(f"{days:g} days of logged events need a DUT that can synthesize its own history (a "
+                           "simulator's control channel); on a real device retention follows from capacity ÷ rate")
+
 
 class WallTime(TimeControl):
     """A real device: time passes at one second per second."""
@@ -61,3 +67,10 @@ class SimulatorTime(TimeControl):
 
     def elapse(self, seconds: float) -> None:
         self.request(op="advance", seconds=seconds)
+
+    def synthesize_events(self, days: float, per_day: float) -> int:
+        try:
+            reply = self.request(op="synthesize_events", days=days, per_day=per_day)
+        except RuntimeError as exc:  # a simulator without the op (the meters log their own events)
+            raise Inconclusive(f"this simulator cannot synthesize event history: {exc}") from None
+        return int(reply.get("generated", 0))

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.durable import write_atomically
 from harness.hookspecs import SignerSpec
 
 KEY_FILE, CERT_FILE = "lab-key.pem", "lab-cert.pem"
@@ -69,11 +70,7 @@ def init_ed25519(key_dir: Path, name: str, *, force: bool = False, valid_days: i
             .sign(key, None))
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    tmp = key_path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    tmp.replace(key_path)
+    write_atomically(key_path, pem, mode=0o600)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return f"{cert.subject.rfc4514_string()}, SHA-256 fingerprint {cert_fingerprint(cert)}"
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.config.profile import Profile
+from harness.durable import write_atomically
 from harness.simulators.defects import CONCENTRATOR_DEFECTS
 from harness.simulators.intervals import IntervalRecord
 from harness.simulators.meter import MeterSimulator, parse_load
@@ -120,21 +121,9 @@ class RecordBuffer:
     def _compact(self) -> None:
         """Rewrite the log as just its content, atomically, and reopen it for appending."""
         self.close()
-        tmp = self.path.with_suffix(".tmp")
         lines = [json.dumps({"meta": {"dropped": self.dropped, "last_seq": self.last_seq}})]
         lines += [json.dumps({"rec": json.loads(r.to_json())}) for r in self.records]
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, ("\n".join(lines) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomically(self.path, ("\n".join(lines) + "\n").encode())
         self._lines = len(lines)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 

@@ -61,6 +61,70 @@ INTERVAL_DEFECTS = (
            "an interval in which the clock was set is not flagged clock-changed"),
 )
 
+# A device with two interfaces the peer switches between (profile `interfaces`; simulators/channels.py).
+CHANNEL_DEFECTS = (
+    Defect("reserve_dies_with_main", "85", "KZ-85-03",
+           "while the main interface is down the reserve answers every request with exception 04"),
+    Defect("main_stays_down", "85", "KZ-85-04",
+           "once the main interface has gone down it answers only exception 04 until the next power cycle"),
+    Defect("link_status_stuck", "84", "KZ-84-03", "the link-status register shows every interface up, always"),
+    Defect("channel_events_not_logged", "84", "KZ-84-04", "interface down and up are not logged in the journal"),
+)
+
+# Access control (cl. 94, 78): the shared body's write protection (simulators/write_guard.py) and tamper inputs
+# (simulators/journal.py), and the electricity meter's energy registers (simulators/meter.py).
+ACCESS_DEFECTS = (
+    Defect("meter_energy_writable", "94", "KZ-94-01",
+           "a write of a whole energy register is accepted and becomes its value (the meter's count changes)"),
+    Defect("meter_clock_unprotected", "94", "KZ-94-02",
+           "clock and settings writes are accepted without the unlock (the declared write protection is not "
+           "enforced)"),
+    Defect("tamper_not_logged", "94", "KZ-94-03",
+           "tamper inputs (cover, magnetic field) are sensed but not logged in the journal"),
+)
+# What of them every simulated device has (the heat meter's counters are input registers: nothing to write).
+ACCESS_BODY_DEFECTS = tuple(d for d in ACCESS_DEFECTS if d.name != "meter_energy_writable")
+
+# Availability (cl. 67, 73): the shared Modbus body (simulators/modbus_device.py `action`), catalogued for the meter.
+AVAILABILITY_DEFECTS = (
+    Defect("intermittent_unavailable", "67", "KZ-67-01",
+           "about 3 % of requests get no answer at all (seeded): the client times out"),
+)
+
+# The wire level of every simulated Modbus device (simulators/wire_faults.py): protocol conformance (cl. 68)
+# and communication robustness (cl. 49, IEC 62443-3-3 SR 3.5 input validation, SR 7.1 DoS protection).
+WIRE_DEFECTS = (
+    Defect("write_multiple_single_refused", "68", "KZ-68-01",
+           "FC16 (write multiple registers) is implemented for blocks of two or more registers only: a declared "
+           "FC16 of one register is answered with exception 01 (illegal function)"),
+    Defect("undeclared_fc_answered", "68", "KZ-68-02",
+           "the Modbus stack's diagnostics (FC08) and device identification (FC43) handlers are left enabled: "
+           "function codes the profile does not declare get a normal answer instead of exception 01"),
+    Defect("illegal_quantity_accepted", "68", "KZ-68-04",
+           "read quantities are not range-checked: a read of 0 or of 126+ registers is answered with a data field "
+           "of 2 x quantity bytes (zeros) instead of exception 03"),
+    Defect("wrong_exception_code", "68", "KZ-68-03",
+           "a request for an address outside the map is answered with exception 04 instead of 02"),
+    Defect("mbap_length_ignored", "68", "KZ-68-05",
+           "the MBAP length field is not checked: a frame is cut by its function code's own fields, so a frame "
+           "whose length field disagrees with its bytes is answered as valid"),
+    Defect("any_unit_id_answered", "68", "KZ-68-06",
+           "the unit id is not checked: requests for any unit id are answered (a second device on the same "
+           "line or gateway would be answered for)"),
+    Defect("answers_bad_crc", "68", "KZ-68-07", "RTU: a request with a bad CRC is answered as if it were sound"),
+    Defect("crash_on_malformed_frame", "49", "KZ-49-01",
+           "FC 0x17 with a byte count that disagrees with its write quantity (1..121) overruns the write buffer: "
+           "the process dies"),
+    Defect("hang_on_flood", "49", "KZ-49-02",
+           "after 1000 requests within one second the server stops answering for good (connections stay open)"),
+    Defect("connection_limit_exhausts", "49", "KZ-49-03",
+           "closed connections never free their slot: once as many connections as the limit (declared, else 8) "
+           "have been opened, every new one is closed at once"),
+    Defect("half_open_blocks", "49", "KZ-49-04",
+           "the server reads a frame to its end before it serves anything else, with no timeout: a connection "
+           "that stalls half-way through a frame stops every other connection until it completes or closes"),
+)
+
 METER_DEFECTS: dict[str, Defect] = {
     d.name: d
     for d in (
@@ -83,6 +147,10 @@ METER_DEFECTS: dict[str, Defect] = {
         *_device_body("95", "KZ-95-08", "KZ-95-09", "KZ-95-10", "KZ-95-11"),
         *JOURNAL_DEFECTS,
         *INTERVAL_DEFECTS,
+        *CHANNEL_DEFECTS,
+        *WIRE_DEFECTS,
+        *ACCESS_DEFECTS,
+        *AVAILABILITY_DEFECTS,
     )
 }
 
@@ -102,6 +170,7 @@ HEAT_DEFECTS: dict[str, Defect] = {
                "counters are persisted only every 300 s of device time; a power cut loses the rest"),
         *_device_body("96", "KZ-96-06", "KZ-96-07", "KZ-96-08", "KZ-96-09"),
         *JOURNAL_DEFECTS,
+        *ACCESS_BODY_DEFECTS,
     )
 }
 
@@ -133,6 +202,60 @@ CONCENTRATOR_DEFECTS: dict[str, Defect] = {
                "device stays off main for good"),
         Defect("pushed_power_cut_unflagged", "61", "KZ-61-01",
                "the embedded meter does not flag an interval with a power cut, so the pushed record does not either"),
+    )
+}
+
+
+# The simulated process controller (`harness sim controller`, OPC UA): software update (cl. 70), access
+# control (cl. 66, 76, 78) and the control-system event log (cl. 69).
+CONTROLLER_DEFECTS: dict[str, Defect] = {
+    d.name: d
+    for d in (
+        Defect("update_accepts_unsigned", "70", "KZ-70-02",
+               "an image without a signature is installed: the signature is checked only when one is present"),
+        Defect("update_accepts_corrupted", "70", "KZ-70-03",
+               "an image whose payload does not match its header's SHA-256 is installed unchecked (an error "
+               "path skips the signature check)"),
+        Defect("update_no_auto_rollback", "70", "KZ-70-04",
+               "an activation that fails its health check or is never confirmed stays running: no automatic "
+               "rollback"),
+        Defect("update_rollback_loses_config", "70", "KZ-70-05",
+               "a rollback to the previous version restores the factory configuration (setpoints, parameters)"),
+        Defect("update_power_loss_bricks", "70", "KZ-70-06",
+               "the boot pointer is switched before the new slot is written: a power cut during install boots "
+               "the half-written slot, which reports version 0.0.0"),
+        Defect("auth_allows_anonymous", "66", "KZ-66-01",
+               "anonymous sessions are accepted (with the least-privileged role) although not declared"),
+        Defect("auth_accepts_none_policy", "66", "KZ-66-02",
+               "a client that skips endpoint matching gets a session over SecurityPolicy None (credentials in clear)"),
+        Defect("auth_no_lockout", "76", "KZ-76-02",
+               "repeated wrong passwords never lock the account (failures are still logged)"),
+        Defect("auth_default_password", "76", "KZ-76-03",
+               "the factory account admin/admin exists with the administrator role"),
+        Defect("role_viewer_can_write", "78", "KZ-78-01", "users with the viewer role can write setpoints"),
+        Defect("log_missing_user", "69", "KZ-69-01", "audit log entries carry no user (ClientUserId empty)"),
+        Defect("log_clearable_by_operator", "69", "KZ-69-02",
+               "the audit log's clear method is allowed to operators, not only to the role with manage_log"),
+        Defect("log_volatile", "69", "KZ-69-03",
+               "the audit log is kept in RAM only and starts empty after a power cut"),
+        Defect("endpoint_extra_policy", "68", "KZ-68-08",
+               "the OPC UA stack's deprecated Basic128Rsa15 endpoints are left enabled: GetEndpoints lists a policy "
+               "the profile does not declare (in the declared modes)"),
+        Defect("unknown_node_wrong_status", "68", "KZ-68-09",
+               "the access layer looks every Read and Write up in its own tag table first and answers a node that "
+               "does not exist with Bad_InternalError instead of Bad_NodeIdUnknown"),
+        Defect("write_wrong_type_accepted", "68", "KZ-68-10",
+               "a setpoint or parameter written with another data type is accepted: a String is parsed as a number, "
+               "one that does not parse is acknowledged Good and dropped"),
+        Defect("access_denied_wrong_status", "68", "KZ-68-11",
+               "a write or call the role does not grant is still refused, but as Bad_NotWritable / "
+               "Bad_NotExecutable instead of Bad_UserAccessDenied"),
+        Defect("auth_trusts_any_certificate", "66", "KZ-66-03",
+               "no trust list: any client certificate opens a secure channel and is accepted as user identity "
+               "(with the role trusted certificates get by default)"),
+        Defect("auth_ignores_password", "76", "KZ-76-01",
+               "the password check is skipped for accounts of the most privileged role (a service back door): "
+               "their user name is accepted with any password"),
     )
 }
 

@@ -99,7 +99,7 @@ class SimJournal:
         self.tamper[name] = active
         on, off = TAMPER_INPUTS[name]
         kind = on if active else off
-        if kind is not None:
+        if kind is not None and "tamper_not_logged" not in self.defects:
             self.log(kind, local)
 
     def save(self) -> None:

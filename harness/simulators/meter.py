@@ -18,7 +18,7 @@ from harness.quantities import ACTIVE_TARIFF, EnergyChannel, EnergyRegister
 from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.energy import DAY, ChannelCounter, EnergyMeter
 from harness.simulators.modbus_device import SimulatedModbusDevice, Span, common_parser, run_simulator
-from harness.simulators.regimage import encode_point
+from harness.simulators.regimage import decode_point, encode_point
 
 PROG = "harness sim meter"
 LAG_PERIOD_S = 300.0  # nvm_write_lag: energy saved only on this grid of device time
@@ -84,6 +84,19 @@ class MeterSimulator(SimulatedModbusDevice):
 
     def refuses(self, spans: list[Span]) -> bool:
         return "register_missing" in self.defects and any(s.name == "reactive_export_total" for s in spans)
+
+    def take_point_write(self, span: Span, values: list[int]) -> bool:
+        """meter_energy_writable: a whole energy register written over the bus becomes that register's count."""
+        reg = EnergyRegister.parse(span.name)
+        if "meter_energy_writable" not in self.defects or reg is None:
+            return False
+        counter = self.meter.counters[reg.channel.value]
+        steps = max(0, round(decode_point(span.point, values) / counter.step))
+        if reg.tariff is None:
+            counter.total = steps
+        else:
+            counter.tariffs[reg.tariff - 1] = steps
+        return True
 
     def extra_control(self, op: str, req: dict[str, Any]) -> bool:
         if op != "set_load":

@@ -10,7 +10,9 @@ and the clock/NVM/settings defects behave the same on every simulated device, as
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+import random
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -20,7 +22,8 @@ from typing import Any
 from harness.config.modbus_map import RegisterTable
 from harness.config.profile import Profile
 from harness.events import EventKind
-from harness.quantities import CLOCK, FIRMWARE_VERSION, SERIAL_NUMBER
+from harness.quantities import CLOCK, FIRMWARE_VERSION, LINK_STATUS, SERIAL_NUMBER
+from harness.simulators.channels import SimChannels
 from harness.simulators.intervals import IntervalRecord
 from harness.simulators.journal import SimJournal
 from harness.simulators.layout_image import store_spans
@@ -30,11 +33,13 @@ from harness.simulators.process import common_parser as common_parser  # re-expo
 from harness.simulators.process import run_simulator as run_simulator  # device lives in process.py
 from harness.simulators.regimage import decode_clock, decode_int, decode_point, encode_clock, encode_point
 from harness.simulators.timeline import Timeline
+from harness.simulators.write_guard import SimWriteGuard
 
 FIRMWARE = "1.4.2"
 DAY = 86400.0
 CLOCK_RESET_TO = 946684800.0  # 2000-01-01 00:00:00 device local time, where an RTC without battery restarts
 RTC_DRIFT = 0.005  # clock_drift: the crystal runs 0.5 % fast
+DROP_SHARE = 0.03  # intermittent_unavailable: the share of requests left unanswered
 FACTORY_SETTINGS = {"ct_ratio": 1, "demand_period_min": 15}  # any other declared setting starts at 0
 
 # Defects every simulated device offers: they concern the RTC, the NVM policy and settings.
@@ -49,7 +54,7 @@ class Span:
     count: int
     table: RegisterTable
     name: str
-    kind: str  # point | clock | setting | journal | load_profile
+    kind: str  # point | clock | setting | unlock | journal | load_profile
     point: Any  # ModbusPoint or ModbusClock
 
 
@@ -91,6 +96,10 @@ class SimulatedModbusDevice(ABC):
         self.load_profile = SimLoadProfile.power_on(profile.modbus.load_profile, state_dir, defects, self.utc_offset_s,
                                                     state is None, self.timeline.rtc() - self.utc_offset_s, totals) \
             if totals or profile.modbus.load_profile else None
+        self.channels = SimChannels(profile.interfaces, self.journal, defects, self.timeline.rtc) \
+            if profile.interfaces else None
+        protection = profile.modbus.write_protection
+        self.guard = SimWriteGuard(protection, defects, lambda: self.timeline.physical()) if protection else None
         self._saved_metering = self.metering_state()
         self._lag_grid = math.floor(now / self.lag_period_s) if self.lag_period_s else 0
         self.persist(force=True)
@@ -145,6 +154,15 @@ class SimulatedModbusDevice(ABC):
     def extra_control(self, op: str, req: dict[str, Any]) -> bool:
         """Device-specific control ops (e.g. set_load); True when handled."""
         return False
+
+    def take_point_write(self, span: Span, values: list[int]) -> bool:
+        """A write to a measured point: refused (False) — a device model's defect may take it."""
+        return False
+
+    def set_unlock_password(self, password: str | None) -> None:
+        """The password that opens a write session (``--unlock-password``); ignored without write protection."""
+        if self.guard is not None:
+            self.guard.set_password(password)
 
     # ---- metering and NVM -------------------------------------------------------------------
     def refresh(self) -> None:
@@ -206,20 +224,44 @@ class SimulatedModbusDevice(ABC):
             return encode_clock(span.point, self.timeline.rtc(), self.utc_offset_s)
         if span.kind == "setting":
             return encode_point(span.point, self.settings[span.name])
+        if span.kind == "unlock":
+            return [0] * span.count  # reads never show the password
         if span.kind == "journal":
             assert self.journal is not None
             return self.journal.render(span.name)
         if span.kind == "load_profile":
             assert self.load_profile is not None
             return self.load_profile.render(span.name)
+        if span.name == LINK_STATUS and self.channels is not None:
+            return encode_point(span.point, self.channels.status_word())
         if span.name in (SERIAL_NUMBER, FIRMWARE_VERSION):
             return encode_point(span.point, self.serial if span.name == SERIAL_NUMBER else FIRMWARE)
         return self.render_point(span)
+
+    def interface_for(self, transport: str) -> str | None:
+        """The declared interface (main / reserve) a server on this transport (tcp / serial) is, if any."""
+        spec = self.profile.interfaces
+        return next((name for name, i in spec.named() if i.transport == transport), None) if spec else None
+
+    async def action_on(self, interface: str, fc: int, start_address: int, address: int, count: int,
+                        registers: list[int], set_values: list[int] | list[bool] | None) -> Any:
+        """A request that arrived on one declared interface: it keeps that interface up."""
+        from pymodbus.constants import ExcCodes
+
+        assert self.channels is not None
+        if not self.channels.serves(interface):
+            return ExcCodes.DEVICE_FAILURE
+        self.channels.seen(interface)
+        return await self.action(fc, start_address, address, count, registers, set_values)
 
     async def action(self, fc: int, start_address: int, address: int, count: int, registers: list[int],
                      set_values: list[int] | list[bool] | None) -> Any:
         from pymodbus.constants import ExcCodes
 
+        if "intermittent_unavailable" in self.defects and self._dropped.random() < DROP_SHARE:
+            # No answer at all: pymodbus answers when the request's own task ends, so a cancelled one is a
+            # request dropped on the floor — the client times out, other requests and connections carry on.
+            raise asyncio.CancelledError
         if fc not in (3, 4, 6, 16):
             return ExcCodes.ILLEGAL_FUNCTION
         table = RegisterTable.INPUT if fc == 4 else RegisterTable.HOLDING
@@ -238,13 +280,22 @@ class SimulatedModbusDevice(ABC):
             return None
         return self._write(spans, address, count, [int(v) for v in set_values])
 
+    @functools.cached_property
+    def _dropped(self) -> random.Random:
+        """The intermittent_unavailable defect's dice: seeded by the serial number, so a run repeats."""
+        return random.Random(f"intermittent_unavailable {self.serial}")
+
     def _write(self, spans: list[Span], address: int, count: int, values: list[int]) -> Any:
         from pymodbus.constants import ExcCodes
 
         if len(spans) != 1 or spans[0].start != address or spans[0].count != count:
             return ExcCodes.ILLEGAL_ADDRESS  # only whole points are writable
         span = spans[0]
+        if span.kind == "unlock":
+            return self._unlock(span, values)
         if span.kind == "clock" and self.profile.clock and self.profile.clock.writable:
+            if self.guard is not None and not self.guard.permits("clock"):
+                return ExcCodes.DEVICE_FAILURE  # no write session: the clock stays as it is
             try:
                 local = decode_clock(span.point, values, self.utc_offset_s)
             except ValueError:
@@ -259,8 +310,14 @@ class SimulatedModbusDevice(ABC):
             self.persist(force=True)
             if self.journal:  # persisted before the write is answered, like the clock itself
                 self.journal.log(EventKind.CLOCK_SET, self.timeline.rtc(), old=self._utc(old), new=self._utc(local))
+            if self.guard is not None:
+                self.guard.wrote("clock")
             return None
         if span.kind == "setting" and span.point.writable:
+            if self.guard is not None and not self.guard.permits("settings"):
+                return ExcCodes.DEVICE_FAILURE
+            if self.guard is not None:
+                self.guard.wrote("settings")
             old_value = self.settings[span.name]
             self.settings[span.name] = int(decode_point(span.point, values))
             self.persist(force=True)
@@ -276,9 +333,27 @@ class SimulatedModbusDevice(ABC):
                 return ExcCodes.ILLEGAL_VALUE
             store.selector = index
             return None
+        if span.kind == "point":
+            self.refresh()
+            if self.take_point_write(span, values):  # only a defect gets here: the metering really changed
+                self._saved_metering = self.metering_state()
+                self.persist(force=True)
+                return None
         return ExcCodes.ILLEGAL_ADDRESS
 
-    def sim_device(self, unit_id: int) -> Any:
+    def _unlock(self, span: Span, values: list[int]) -> Any:
+        """The unlock register: the right password opens a write session; a wrong one is refused and logged."""
+        from pymodbus.constants import ExcCodes
+
+        assert self.guard is not None
+        if self.guard.unlock(values):
+            return None
+        if self.journal:
+            self.journal.log(EventKind.AUTH_FAILURE, self.timeline.rtc(), subject=span.start)
+        return ExcCodes.ILLEGAL_VALUE
+
+    def sim_device(self, unit_id: int, interface: str | None = None) -> Any:
+        """The pymodbus device for one server; ``interface`` names the declared interface it is."""
         from pymodbus.simulator import DataType as SimType
         from pymodbus.simulator import SimData, SimDevice
 
@@ -288,8 +363,10 @@ class SimulatedModbusDevice(ABC):
             return data or [SimData(0, datatype=SimType.INVALID)]
 
         bits = [SimData(0, values=False, datatype=SimType.BITS)]  # never served: FC1/2 are refused
+        action = self.action if interface is None or self.channels is None \
+            else functools.partial(self.action_on, interface)
         return SimDevice(id=unit_id, simdata=(bits, list(bits), block(RegisterTable.HOLDING),
-                                              block(RegisterTable.INPUT)), action=self.action)
+                                              block(RegisterTable.INPUT)), action=action)
 
     # ---- control channel ----------------------------------------------------------------------
     async def control(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -332,6 +409,8 @@ class SimulatedModbusDevice(ABC):
             await asyncio.sleep(0.25)
             self.refresh()
             self.save_intervals()
+            if self.channels is not None:
+                self.channels.check()  # an interface goes down on silence, whether or not anyone reads
             if time.monotonic() - self._saved_wall >= 1.0:
                 self.persist(force=True)
 
@@ -347,6 +426,10 @@ def build_spans(profile: Profile) -> dict[RegisterTable, list[Span]]:
     if m.clock:
         spans[m.clock.table].append(Span(m.clock.address, m.clock.register_count, m.clock.table, CLOCK, "clock",
                                          m.clock))
+    if m.write_protection:
+        unlock = m.write_protection.unlock
+        spans[RegisterTable.HOLDING].append(Span(unlock.address, unlock.register_count, RegisterTable.HOLDING,
+                                                 "unlock", "unlock", unlock))
     for kind, store in (("journal", m.journal), ("load_profile", m.load_profile)):
         for address, count, name, writable in store_spans(store) if store else []:
             table = RegisterTable.HOLDING if writable else store.table

@@ -8,9 +8,10 @@ real meter's NVM with a power-fail capacitor guarantees.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from harness.durable import write_atomically
 
 
 class NvStore:
@@ -31,18 +32,5 @@ class NvStore:
             return None
 
     def save(self, state: dict[str, Any]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        data = json.dumps(state, sort_keys=True).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomically(self.path, json.dumps(state, sort_keys=True).encode())
         self.writes += 1

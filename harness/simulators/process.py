@@ -31,9 +31,12 @@ def common_parser(prog: str, description: str, default_profile: str, default_ser
     p.add_argument("--baudrate", type=int, default=9600)
     p.add_argument("--parity", choices="NEO", default="N")
     p.add_argument("--unit-id", type=int, default=1)
-    p.add_argument("--control", metavar="PORT", type=int, help="control channel port on 127.0.0.1")
+    p.add_argument("--control", metavar="[HOST:]PORT", help="control channel (default host 127.0.0.1)")
     p.add_argument("--serial", type=int, default=default_serial)
     p.add_argument("--defects", default="", help="comma-separated seeded defects")
+    p.add_argument("--unlock-password", metavar="PASSWORD",
+                   help="opens a write session when written to the profile's unlock register (modbus.write_protection);"
+                        " default: none, nothing unlocks")
     p.add_argument("--list-defects", action="store_true", help="list the seeded defects and exit")
     return p
 
@@ -55,6 +58,7 @@ def run_simulator(args: argparse.Namespace, prog: str, catalogue: dict[str, Defe
         defects = parse_defects(args.defects, catalogue)
         profile = load_profile(args.profile or builtin_profile(default_profile))
         device = make(profile, defects)
+        device.set_unlock_password(args.unlock_password)
     except (ValueError, ConfigError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
@@ -63,22 +67,41 @@ def run_simulator(args: argparse.Namespace, prog: str, catalogue: dict[str, Defe
     return 0
 
 
-async def _serve(device: SimulatedModbusDevice, args: argparse.Namespace, prog: str) -> None:
-    from pymodbus import FramerType
-    from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+def _allowed_host(host: str, prog: str) -> None:
+    """Loopback, or an address of a network namespace the harness made (``link: netns``) — nothing else."""
+    import ipaddress
 
+    from harness.fault_injection.netns import POOL
+
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return
+    try:
+        if ipaddress.ip_address(host) in POOL:
+            return
+    except ValueError:
+        pass
+    raise SystemExit(f"{prog}: the simulator serves loopback (or a harness namespace in {POOL}) only, not {host}")
+
+
+def _control_address(spec: str, prog: str) -> tuple[str, int]:
+    host, _, port = spec.rpartition(":")
+    host = host or "127.0.0.1"
+    _allowed_host(host, prog)
+    return host, int(port)
+
+
+async def _serve(device: SimulatedModbusDevice, args: argparse.Namespace, prog: str) -> None:
     from harness.simulators.control import serve_control
+    from harness.simulators.wire_faults import serial_server, tcp_server  # the profile's wire rules + defects
 
     servers: list[Any] = []
     if args.tcp:
         host, port = args.tcp.rsplit(":", 1)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise SystemExit(f"{prog}: the simulator serves loopback only")
-        servers.append(ModbusTcpServer(device.sim_device(args.unit_id), address=(host, int(port))))
+        _allowed_host(host, prog)
+        servers.append(tcp_server(device, args.unit_id, (host, int(port))))
     if args.rtu:
-        servers.append(ModbusSerialServer(device.sim_device(args.unit_id), framer=FramerType.RTU, port=args.rtu,
-                                          baudrate=args.baudrate, parity=args.parity))
-    control = await serve_control("127.0.0.1", args.control, device.control) if args.control else None
+        servers.append(serial_server(device, args.unit_id, args.rtu, args.baudrate, args.parity))
+    control = await serve_control(*_control_address(args.control, prog), device.control) if args.control else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

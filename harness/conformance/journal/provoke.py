@@ -1,5 +1,6 @@
 """What the journal checks share: the declared journal, entry identity, and the events the bench
-can provoke (clock set, configuration write, tamper input) — each undone afterwards.
+can provoke (clock set, configuration write, tamper input, a wrong password) — each undone afterwards —
+and how one provoked event is judged (also by the access-control suite's tamper check, KZ-94-03).
 
 Every provocation goes through the Device API or a fault injector of the rig, never a driver or
 a simulator, so the same matrix runs on a real bench with whatever injectors it wires.
@@ -7,12 +8,15 @@ a simulator, so the same matrix runs on a real bench with whatever injectors it 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from harness.conformance.cleanup import restoring
+from harness.conformance.peer_channels import brief_outage, untestable
+from harness.devices.api import DeviceRefused, WriteGuarded
 from harness.events import TAMPER_INPUTS, EventKind, JournalEntry
 from harness.verdicts import Inconclusive
 
@@ -67,6 +71,10 @@ class Provocation:
     how: str
     do: Callable[[], None]
     undo: Callable[[], None] = lambda: None
+    details: dict[str, int] | None = None  # the entry's details must include these (e.g. which interface)
+
+    def matches(self, entry: JournalEntry) -> bool:
+        return entry.kind == self.kind and all(entry.details.get(k) == v for k, v in (self.details or {}).items())
 
 
 def writable_setting(dut: Any) -> tuple[str, float] | None:
@@ -102,15 +110,27 @@ def provocations(dut: Any) -> tuple[list[Provocation], dict[EventKind, str]]:
             original = device.read(name).value
             out.append(Provocation(kind, f"setting {name} written", lambda n=name, v=value: device.write(n, v),
                                    lambda n=name, v=original: device.write(n, v)))
-        elif (inp := _tamper_input(kind)) is not None:
-            if dut.tamper is None or inp not in dut.tamper.inputs():
-                cannot[kind] = f"the rig drives no {inp} tamper input (no control channel or relay)"
+        elif _tamper_input(kind) is not None:
+            tamper = tamper_provocation(dut, kind)
+            if isinstance(tamper, str):
+                cannot[kind] = tamper
+            else:
+                out.append(tamper)
+        elif kind == EventKind.AUTH_FAILURE:
+            if not isinstance(device, WriteGuarded) or dut.profile.modbus is None \
+                    or dut.profile.modbus.write_protection is None:
+                cannot[kind] = "the device declares no password the bench could get wrong (modbus.write_protection)"
                 continue
-            on, _off = TAMPER_INPUTS[inp]
-            active = kind == on
-            out.append(Provocation(kind, f"{inp} input {'activated' if active else 'released'}",
-                                   lambda i=inp, a=active: _tamper_edge(dut, i, a),
-                                   lambda i=inp: dut.tamper.set(i, False)))
+            out.append(Provocation(kind, "unlock with a wrong password", lambda: _wrong_unlock(device)))
+        elif kind in (EventKind.CHANNEL_DOWN, EventKind.CHANNEL_UP):
+            why = untestable(dut)
+            if why is not None:
+                cannot[kind] = why
+                continue
+            subject = dut.profile.interfaces.main.journal_subject
+            out.append(Provocation(kind, "main interface cut until the device must notice, then restored",
+                                   lambda: brief_outage(dut), dut.main_link.restore,
+                                   None if subject is None else {"subject": subject}))
         else:
             cannot[kind] = "the bench has no way to provoke it (no injector for this event)"
     return out, cannot
@@ -118,6 +138,55 @@ def provocations(dut: Any) -> tuple[list[Provocation], dict[EventKind, str]]:
 
 def _tamper_input(kind: EventKind) -> str | None:
     return next((name for name, (on, off) in TAMPER_INPUTS.items() if kind in (on, off)), None)
+
+
+def tamper_provocation(dut: Any, kind: EventKind) -> Provocation | str:
+    """How the bench makes the device log a tamper kind (an edge of its input), or why it cannot."""
+    inp = _tamper_input(kind)
+    assert inp is not None, f"{kind} is not a tamper kind"
+    if dut.tamper is None or inp not in dut.tamper.inputs():
+        return f"the rig drives no {inp} tamper input (no control channel or relay)"
+    on, _off = TAMPER_INPUTS[inp]
+    active = kind == on
+    return Provocation(kind, f"{inp} input {'activated' if active else 'released'}",
+                       lambda: _tamper_edge(dut, inp, active), lambda: dut.tamper.set(inp, False))
+
+
+def tamper_kinds(dut: Any) -> list[EventKind]:
+    """The tamper kinds the profile's journal declares (cover opened/closed, magnetic field …)."""
+    return [k for k in declared_kinds(dut) if _tamper_input(k) is not None]
+
+
+def _wrong_unlock(device: Any) -> None:
+    """A wrong password, as anyone on the bus could try: the device may refuse it with an exception."""
+    with contextlib.suppress(DeviceRefused):
+        device.unlock(device.wrong_password())
+
+
+def one_new_entry(check: Any, label: str, kind: EventKind, new: list[JournalEntry], low: datetime, high: datetime,
+                  tol: float, matches: Callable[[JournalEntry], bool] | None = None) -> None:
+    """Exactly one new entry of ``kind`` (that ``matches``), stamped within ``tol`` of the device-time
+    window [low, high]."""
+    matching = [e for e in new if (matches(e) if matches else e.kind == kind)]
+    check.equal(f"{label}: new {kind.value} entries", len(matching), 1,
+                note=f"{len(new)} new entries in all: {', '.join(str(e.kind or e.code) for e in new) or 'none'}")
+    if len(matching) == 1:
+        check.within(f"{label}: timestamp error", outside(matching[0].timestamp, low, high), -tol, tol, unit="s",
+                     note=f"stamped {matching[0].timestamp.isoformat()}, event between {low.isoformat()} "
+                          f"and {high.isoformat()} device time")
+
+
+def provoke_and_judge(dut: Any, check: Any, p: Provocation) -> None:
+    """Provoke one event between two device clock reads (undone afterwards) and judge the journal's new
+    entries: exactly one of the kind, stamped within the declared tolerance."""
+    before = dut.device.read_journal()
+    with restoring(p.undo):
+        c0 = dut.device.read_clock()
+        p.do()
+        c1 = dut.device.read_clock()
+        new = new_entries(before, dut.device.read_journal())
+    low, high = min(c0.value, c1.value), max(c0.value, c1.value)
+    one_new_entry(check, p.how, p.kind, new, low, high, journal_of(dut).timestamp_tolerance_s, p.matches)
 
 
 def _tamper_edge(dut: Any, name: str, active: bool) -> None:

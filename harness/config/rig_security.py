@@ -1,0 +1,93 @@
+"""What a bench knows about a secured DUT: the lab's accounts, the vendor's firmware images, the client certificate.
+
+These are facts of one bench, not of the device model: the profile declares which roles exist
+and what they may do; the rig says which account the lab has for each role, where the images the
+update suite may install are, and (for a real device whose lab already trusts one) which client
+certificate to present. Paths are relative to the rig file; firmware paths may say ``{state_dir}``,
+the launched simulator's state directory, where a simulator keeps its vendor images.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, model_validator
+
+from harness.config.documentation import BASE_DIR
+from harness.config.modbus_types import Strict
+
+FIRMWARE_PLACEHOLDERS = ("state_dir",)
+
+
+def _from_rig_dir(value: str, info: ValidationInfo) -> str:
+    """Made absolute against the rig file's directory at load time, so whoever uses it needs no context."""
+    base = info.context.get(BASE_DIR) if info.context else None
+    return value if base is None or Path(value).is_absolute() else str(Path(base) / value)
+
+
+RigPath = Annotated[str, AfterValidator(_from_rig_dir)]
+
+
+class RigRelative(Strict):
+    """Remembers the rig file's directory (from the loader's context) to resolve relative paths."""
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_base(self, info: ValidationInfo) -> RigRelative:
+        if info.context and info.context.get(BASE_DIR) is not None:
+            self._base_dir = Path(info.context[BASE_DIR])
+        return self
+
+    def resolve(self, written: str, **placeholders: str) -> Path:
+        """A path as written in the rig, placeholders filled, relative to the rig file."""
+        path = Path(written.format(**placeholders)) if placeholders else Path(written)
+        return path if path.is_absolute() or self._base_dir is None else self._base_dir / path
+
+
+class Credential(Strict):
+    """One account of the lab on the DUT: a user name and password, a user certificate and its key, or a
+    password alone where the device has no user names (a Modbus meter's unlock password: ``{password}``)."""
+
+    user: str | None = Field(None, min_length=1)
+    password: str | None = None
+    certificate: RigPath | None = Field(None, description="user certificate (DER or PEM), relative to the rig file")
+    key: RigPath | None = Field(None, description="its private key (PEM), relative to the rig file")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Credential:
+        by_password = self.user is not None or self.password is not None
+        by_certificate = self.certificate is not None or self.key is not None
+        if by_password == by_certificate:
+            raise ValueError("give either {user, password}, {password} or {certificate, key}")
+        if by_password and self.password is None:
+            raise ValueError("a user account needs both `user` and `password`")
+        if by_certificate and (self.certificate is None or self.key is None):
+            raise ValueError("a certificate account needs both `certificate` and `key`")
+        return self
+
+
+class FirmwareImages(RigRelative):
+    """Vendor-supplied images the update suite may install (cl. 70)."""
+
+    current: str = Field(description="the running version's image: re-install and rollback target")
+    next: str = Field(description="a newer valid image")
+    below_min: str | None = Field(None, description="an image older than the profile's update.min_version")
+    unhealthy: str | None = Field(None, description="validly signed, fails its health check after activation")
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> FirmwareImages:
+        for name in ("current", "next", "below_min", "unhealthy"):
+            value = getattr(self, name)
+            for _, field, _, _ in string.Formatter().parse(value or ""):
+                if field is not None and field not in FIRMWARE_PLACEHOLDERS:
+                    raise ValueError(f"{name}: unknown placeholder {{{field}}}; known: "
+                                     f"{', '.join('{' + p + '}' for p in FIRMWARE_PLACEHOLDERS)}")
+        return self
+
+    def path(self, which: str, state_dir: Path | str = "") -> Path | None:
+        """The image ``which`` (current, next, below_min, unhealthy) as a file path, or None if not given."""
+        written = getattr(self, which)
+        return None if written is None else self.resolve(written, state_dir=str(state_dir))

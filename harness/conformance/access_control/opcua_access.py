@@ -1,0 +1,145 @@
+"""What the OPC UA access-control checks share: the declared security, the account a check logs in
+with, how a session attempt is judged, and keeping the device's lockout out of the next check's way.
+
+Access control is judged by what a device refuses, so every attempt is evidence: the driver hands
+back a ``SessionAttempt`` (accepted, or refused at which step with which status) and it becomes a
+measurement as it is. Nothing here knows a device: identities, roles, lockout and accounts come
+from the profile and the rig (docs/opcua.md); waiting out a lockout goes through the bench's time
+control (a simulator fast-forwards its device time, a real device is waited for, bounded by the
+rig's ``timing.max_wall_wait_s``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from harness.config.opcua_map import IdentityKind, Lockout, OpcuaMap
+from harness.config.rig_security import Credential
+from harness.devices.opcua_session import SessionAttempt
+from harness.reporting.records import Check
+from harness.verdicts import Inconclusive, NotApplicable
+
+# Factory accounts devices are known to ship with (ICS advisories, vendor manuals). KZ-76-03 tries these
+# besides the ones the profile's `security.default_credentials` names; none may open a session.
+COMMON_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("admin", "admin"), ("admin", "password"), ("admin", "1234"), ("admin", "12345"), ("admin", ""),
+    ("administrator", "administrator"), ("administrator", "admin"), ("root", "root"), ("root", "admin"),
+    ("user", "user"), ("operator", "operator"), ("guest", "guest"), ("service", "service"),
+    ("supervisor", "supervisor"), ("engineer", "engineer"), ("maintenance", "maintenance"), ("opcua", "opcua"),
+    ("default", "default"),
+)
+AUDIT_SLACK_S = 0.5  # audit windows start this much before the device clock read at a check's start
+
+
+def opcua_map(dut: Any) -> OpcuaMap:
+    """The profile's `opcua` section; a device without one is judged by the suite's Modbus checks."""
+    declared = getattr(dut.profile, "opcua", None)
+    if declared is None:
+        raise NotApplicable(f"profile {dut.profile.model} declares no OPC UA interface (no `opcua` section); the "
+                            "Modbus checks of this suite (KZ-94) judge its access control")
+    return declared
+
+
+def by_privilege(declared: OpcuaMap) -> list[str]:
+    """Declared roles, least privileged (fewest operations) first."""
+    return sorted(declared.roles, key=lambda r: len(declared.roles[r]))
+
+
+def password_accounts(dut: Any) -> list[tuple[str, Credential]]:
+    """(role, the rig's account) for every declared role the rig gives a user name and password for,
+    least privileged first."""
+    creds = dut.spec.credentials
+    return [(r, creds[r]) for r in by_privilege(opcua_map(dut)) if r in creds and creds[r].user is not None]
+
+
+def first_password_account(dut: Any) -> tuple[str, Credential]:
+    """The least privileged account with a user name and password: what a check that must fail logins,
+    or be locked out, spends (never more than a reader's rights are at stake)."""
+    declared = opcua_map(dut)
+    if IdentityKind.USERNAME not in declared.security.identities:
+        raise NotApplicable("the device declares no user name/password identities (opcua.security.identities)")
+    accounts = password_accounts(dut)
+    if not accounts:
+        raise Inconclusive(f"the rig gives no user name and password for any declared role "
+                           f"({', '.join(declared.roles) or 'none declared'}): set duts.{dut.name}.credentials")
+    return accounts[0]
+
+
+def login(dut: Any) -> dict[str, Any]:
+    """How a check that needs just *a* session logs in (``attempt_session`` keywords): the least privileged
+    role the rig has an account for, else the harness's certificate as identity, else anonymous if declared."""
+    declared = opcua_map(dut)
+    for role in by_privilege(declared):
+        if role in dut.spec.credentials:
+            return {"role": role}
+    if IdentityKind.CERTIFICATE in declared.security.identities:
+        return {"identity": "certificate"}
+    if IdentityKind.ANONYMOUS in declared.security.identities:
+        return {"identity": "anonymous"}
+    raise Inconclusive(f"no session can be opened: the rig gives no credentials (duts.{dut.name}.credentials) for "
+                       "a declared role and the device declares neither certificate nor anonymous identities")
+
+
+def described(attempt: SessionAttempt) -> str:
+    """An attempt's outcome in the words of the evidence."""
+    if attempt.accepted:
+        return "accepted"
+    if attempt.outcome == "timeout":
+        return f"no answer ({attempt.error})"
+    return f"refused at {attempt.step}: {attempt.status_name or attempt.error}"
+
+
+def _answered(name: str, attempt: SessionAttempt) -> None:
+    if attempt.outcome == "unreachable":
+        raise Inconclusive(f"{name}: nothing listens at the device's endpoint any more ({attempt.error})")
+
+
+def expect_refused(check: Check, name: str, attempt: SessionAttempt, note: str = "") -> bool:
+    """A session that must not be granted: refused (at any step, or never answered) passes."""
+    _answered(name, attempt)
+    return check.measure(name, described(attempt), passed=not attempt.accepted, limit="refused",
+                         note=note or f"{attempt.identity} over {attempt.policy}/{attempt.mode}").passed
+
+
+def expect_accepted(check: Check, name: str, attempt: SessionAttempt, note: str = "") -> bool:
+    _answered(name, attempt)
+    return check.measure(name, described(attempt), passed=attempt.accepted, limit="accepted",
+                         note=note or f"{attempt.identity} over {attempt.policy}/{attempt.mode}").passed
+
+
+def wrong_password(password: str | None) -> str:
+    """A password that is certainly not the account's (the evidence never shows either)."""
+    return f"{password or ''}#not-the-password"
+
+
+# ---- lockout ----------------------------------------------------------------------------------------------
+def lockout_of(dut: Any) -> Lockout | None:
+    return opcua_map(dut).security.lockout
+
+
+def lock_margin_s(lockout: Lockout) -> float:
+    """How long past the declared duration a lock may still hold (clock steps, the device's own tick)."""
+    return max(1.0, 0.1 * lockout.duration_s)
+
+
+def wait_out_lockout(dut: Any) -> None:
+    """Let the declared lock (or delay) run out, so the account is usable again for what follows."""
+    lockout = lockout_of(dut)
+    if lockout is not None:
+        dut.time.elapse(lockout.duration_s + lock_margin_s(lockout))
+
+
+def default_credentials(dut: Any) -> list[tuple[str, str]]:
+    """The profile's documented factory accounts, then the common ones, each once."""
+    declared = [(c.user, c.password) for c in opcua_map(dut).security.default_credentials]
+    return list(dict.fromkeys([*declared, *COMMON_DEFAULTS]))
+
+
+# ---- the audit log --------------------------------------------------------------------------------------------
+def audit_start(dut: Any) -> datetime | None:
+    """Where a check's audit window starts: the device clock now (less a little), or None (the whole log)
+    when the profile declares no clock to read."""
+    if dut.profile.clock is None or "clock" not in opcua_map(dut).points:
+        return None
+    return dut.device.read_clock().value - timedelta(seconds=AUDIT_SLACK_S)

@@ -1,0 +1,252 @@
+"""Trying each operation of the profile's vocabulary as one identity, and whether it left a trace.
+
+KZ-78-01 (and KZ-66-01 for anonymous sessions) ask, for every identity and operation: does the
+device do what the role grants, and does a refusal leave everything as it was? Each operation is
+tried the gentlest way the profile allows, the state is read before and after by an independent
+reader (the device's own default session, not the one under test), and whatever was changed is
+put back — also when a refusal that should have come did not:
+
+- ``read``: every declared point in one Read.
+- ``write_setpoint`` / ``write_parameter``: the first point of that kind with a declared range gets a
+  value 5 % of the range away from its own (the range makes it safe), read back, then restored.
+- ``control``: a role that may calls the first declared control method; one that may not calls them
+  all, and the device's discrete process state (Boolean and text process values: a pump's state)
+  must not move. Whatever moved is moved back by calling the control methods in turn.
+- ``firmware``: a call that has no effect in the update state the device is in — Confirm with nothing
+  on trial, else Install with nothing transferred — and never while an update is under way. The
+  update logic answers it (BadInvalidState) for a role that may; a role that may not must get an
+  access refusal, not a state one (a state answer means the role check was passed).
+- ``manage_log``: a role that may not calls the declared clear method; the log must keep its entries.
+  A role that may is not made to clear the device's audit trail (KZ-69-02 judges who may clear).
+- ``manage_users`` (and any other operation only methods of that kind exercise): a role that may not
+  calls them and must be refused; their effect for a role that may is unknown, so not tried.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from harness.config.opcua_map import Operation, PointKind
+from harness.conformance.access_control.opcua_access import opcua_map
+from harness.conformance.cleanup import restoring
+from harness.devices.api import DeviceRefused
+
+# Answers that name the caller's right, not the device's state: proof that a role check refused the call.
+ACCESS_DENIED = ("BadUserAccessDenied", "BadNotExecutable", "BadSecurityModeInsufficient", "BadNotWritable",
+                 "BadNotReadable", "BadIdentityTokenRejected")
+BUSY_UPDATE_STATES = ("Installing", "Activating", "Confirming")  # mid-update: the harness touches nothing
+WRITE_STEP = 0.05  # of the declared range
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one operation went for one identity, judged against whether its role grants it."""
+
+    passed: bool
+    measured: str
+    note: str = ""
+    exercised: bool = True  # False: the profile gives no safe way to try it here (note says why)
+
+
+def status_name(code: int) -> str:
+    from asyncua import ua
+
+    try:
+        return str(ua.StatusCode(code).name)
+    except Exception:
+        return f"0x{code:08X}"
+
+
+def attempt(action: Callable[[], object]) -> str | None:
+    """None when the device did it; the status name of its refusal otherwise (anything else propagates)."""
+    try:
+        action()
+    except DeviceRefused as exc:
+        return status_name(exc.code)
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+    return bool(a == b)
+
+
+def trial_value(current: float, low: float, high: float) -> float:
+    """A value inside [low, high] a step away from ``current``: safe to write, visibly different."""
+    step = (high - low) * WRITE_STEP
+    if not low <= current <= high:
+        return (low + high) / 2
+    return current + step if current + step <= high else current - step
+
+
+class Exerciser:
+    """Tries operations in a session under test; reads and restores through the device's default sessions."""
+
+    def __init__(self, dut: Any, audit_since: datetime | None) -> None:
+        self.dut = dut
+        self.device = dut.device
+        self.map = opcua_map(dut)
+        self.audit_since = audit_since
+
+    def run(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
+        if operation == Operation.READ:
+            return self._read(session, allowed)
+        if operation == Operation.WRITE_SETPOINT:
+            return self._write(session, PointKind.SETPOINT, allowed)
+        if operation == Operation.WRITE_PARAMETER:
+            return self._write(session, PointKind.PARAMETER, allowed)
+        if operation == Operation.CONTROL:
+            return self._control(session, allowed)
+        if operation == Operation.FIRMWARE:
+            return self._firmware(session, allowed)
+        if operation == Operation.MANAGE_LOG:
+            return self._manage_log(session, allowed)
+        return self._declared_methods(session, operation, allowed)
+
+    # ---- one operation each ------------------------------------------------------------------------------
+    def _read(self, session: Any, allowed: bool) -> Outcome:
+        status = attempt(lambda: session.read_many(list(self.map.points)))
+        if allowed:
+            return Outcome(status is None, "done" if status is None else f"refused ({status})",
+                           f"Read of all {len(self.map.points)} declared points")
+        return Outcome(status is not None, f"refused ({status})" if status else "done",
+                       f"Read of all {len(self.map.points)} declared points")
+
+    def _write(self, session: Any, kind: PointKind, allowed: bool) -> Outcome:
+        name = next((n for n, p in self.map.points.items() if p.kind == kind and p.range is not None), None)
+        if name is None:
+            return _not_exercised(f"no {kind.value} point with a declared range (a safe test value needs one)")
+        low, high = self.map.points[name].range or (0.0, 0.0)
+        before = self.device.read(name).value
+        target = trial_value(float(before), low, high)
+        with restoring(lambda: self._put_back(name, before)):
+            status = attempt(lambda: session.write(name, target))
+            after = self.device.read(name).value
+        how = f"{name} := {target:g} (was {before:g}; range {low:g} … {high:g}); restored afterwards"
+        if allowed:
+            if status is not None:
+                return Outcome(False, f"refused ({status})", how)
+            took = _same(after, target)
+            return Outcome(took, "done" if took else f"acknowledged, but {name} reads {after}", how)
+        if status is None:
+            return Outcome(False, f"done: {name} {before:g} → {after}", how)
+        unchanged = _same(after, before)
+        return Outcome(unchanged, f"refused ({status}), {name} unchanged" if unchanged
+                       else f"refused ({status}), yet {name} {before:g} → {after}", how)
+
+    def _put_back(self, name: str, value: Any) -> None:
+        if not _same(self.device.read(name).value, value):
+            self.device.write(name, value)
+
+    def _control(self, session: Any, allowed: bool) -> Outcome:
+        methods = [n for n, m in self.map.methods.items() if m.kind == Operation.CONTROL]
+        if not methods:
+            return _not_exercised("the profile declares no control method")
+        before = self._discrete()
+        tried = methods[:1] if allowed else methods
+        with restoring(lambda: self._restore_discrete(before, methods)):
+            statuses = {m: attempt(lambda m=m: session.call(m)) for m in tried}
+            after = self._discrete()
+        moved = {k: (before[k], after.get(k)) for k in before if not _same(before[k], after.get(k))}
+        how = f"called {', '.join(tried)}; watched {', '.join(before) or 'no discrete process value'}"
+        refusals = {m: s for m, s in statuses.items() if s is not None}
+        if allowed:
+            return Outcome(not refusals, "done" if not refusals else
+                           "refused (" + ", ".join(f"{m}: {s}" for m, s in refusals.items()) + ")", how)
+        done = [m for m, s in statuses.items() if s is None]
+        if done:
+            return Outcome(False, f"done: {', '.join(done)}", how)
+        codes = ", ".join(sorted(set(refusals.values())))
+        if moved:
+            return Outcome(False, f"refused ({codes}), yet " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in
+                                                                         moved.items()), how)
+        return Outcome(True, f"refused ({codes}), " + ("process state unchanged" if before else
+                                                       "no discrete process value to watch"), how)
+
+    def _discrete(self) -> dict[str, Any]:
+        """The device's discrete process state: Boolean and text process values (continuous ones drift)."""
+        names = [n for n, p in self.map.points.items() if p.kind == PointKind.PROCESS_VALUE]
+        if not names:
+            return {}
+        values = {n: r.value for n, r in self.device.read_many(names).items()}
+        return {n: v for n, v in values.items() if isinstance(v, bool | str)}
+
+    def _restore_discrete(self, before: dict[str, Any], methods: list[str]) -> None:
+        """Call the control methods in turn (as a role that may) until the discrete state is as it was."""
+        for method in methods:
+            if all(_same(v, before[k]) for k, v in self._discrete().items() if k in before):
+                return
+            self.device.call(method)
+
+    def _firmware(self, session: Any, allowed: bool) -> Outcome:
+        update = self.map.update
+        if update is None:
+            return _not_exercised("the profile declares no software update (opcua.update)")
+        helper = self.device.update
+        state, version = helper.state(), helper.running_version()
+        if state in BUSY_UPDATE_STATES:
+            return _not_exercised(f"the device is mid-update (state {state}): nothing is called")
+        if update.methods.confirm is not None:
+            method, how = update.methods.confirm, f"Confirm with nothing on trial (state {state})"
+        elif state != "Transferred":
+            method, how = update.methods.install, f"Install with nothing transferred (state {state})"
+        else:
+            return _not_exercised("an image is transferred and the profile declares no Confirm: any call could "
+                                  "install it")
+        status = attempt(lambda: session.call_node(update.object, method))
+        after = (helper.state(), helper.running_version())
+        unchanged = after == (state, version)
+        if allowed:
+            passed = status is None or status not in ACCESS_DENIED
+            return Outcome(passed, "done" if status is None else
+                           f"refused ({status})" if not passed else f"reached the update logic ({status})", how)
+        if status is None:
+            return Outcome(False, f"done: state {state} → {after[0]}, version {version} → {after[1]}", how)
+        if status not in ACCESS_DENIED:
+            return Outcome(False, f"answered {status}: refused for the device's state, not for the role", how)
+        return Outcome(unchanged, f"refused ({status})" + ("" if unchanged else
+                                                            f", yet state {state} → {after[0]}"), how)
+
+    def _manage_log(self, session: Any, allowed: bool) -> Outcome:
+        audit = self.map.audit_log
+        clear = audit.clear if audit is not None else None
+        if audit is None or clear is None:
+            return _not_exercised("the profile declares no way to clear the audit log (audit_log.clear)")
+        if allowed:
+            return _not_exercised("a role that may is not made to clear the device's audit trail (KZ-69-02 "
+                                  "judges who may clear)")
+        before = self.device.read_audit_log(start=self.audit_since)
+        status = attempt(lambda: session.call_node(clear.object, clear.method))
+        after = self.device.read_audit_log(start=self.audit_since)
+        kept = {_entry_key(e) for e in before} <= {_entry_key(e) for e in after}
+        how = f"clear of the audit log; {len(before)} entries since the check began before, {len(after)} after"
+        if status is None:
+            return Outcome(False, "done" + ("" if kept else ": the log was emptied"), how)
+        return Outcome(kept, f"refused ({status}), " + ("log kept" if kept else "yet entries are gone"), how)
+
+    def _declared_methods(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
+        methods = [n for n, m in self.map.methods.items() if m.kind == operation]
+        if not methods:
+            return _not_exercised(f"the profile gives no way to exercise {operation.value}")
+        if allowed:
+            return _not_exercised(f"{', '.join(methods)}: their effect is unknown, so a role that may is not made "
+                                  "to call them")
+        statuses = {m: attempt(lambda m=m: session.call(m)) for m in methods}
+        wrong = {m: s for m, s in statuses.items() if s is None or s not in ACCESS_DENIED}
+        how = f"called {', '.join(methods)} without arguments"
+        if wrong:
+            return Outcome(False, ", ".join(f"{m}: {s or 'done'}" for m, s in wrong.items()), how)
+        return Outcome(True, f"refused ({', '.join(sorted(set(filter(None, statuses.values()))))})", how)
+
+
+def _not_exercised(why: str) -> Outcome:
+    return Outcome(True, "not exercised", why, exercised=False)
+
+
+def _entry_key(entry: Any) -> tuple[Any, ...]:
+    return entry.time, entry.category, entry.user, entry.subject, entry.outcome

@@ -1,0 +1,271 @@
+"""cl. 66, 76, 78 access control of an OPC UA device (a controller of the ASUTP): who may open a session, over
+which security, with which credentials, how repeated failures are stopped, and what each role may do —
+each check tagged with the IEC 62443-3-3 system requirement (SR) it evidences.
+
+Everything is judged from outside over OPC UA against what the profile declares (policies × modes,
+identities, lockout, roles) with the rig's accounts and the harness's own client certificates
+(OUTDIR/pki: a trusted one the lab installs, an untrusted one nobody does). Every session attempt is
+kept as evidence: accepted, or refused at which step (endpoint, channel, session, activation, use) with
+which status.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config.opcua_map import IdentityKind, Operation, SecurityMode, SecurityPolicy
+from harness.conformance.access_control.opcua_access import (
+    audit_start,
+    by_privilege,
+    default_credentials,
+    expect_accepted,
+    expect_refused,
+    first_password_account,
+    lock_margin_s,
+    lockout_of,
+    login,
+    opcua_map,
+    password_accounts,
+    wait_out_lockout,
+    wrong_password,
+)
+from harness.conformance.access_control.opcua_operations import Exerciser, Outcome
+from harness.conformance.cleanup import restoring
+from harness.events import AuditKind
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("controller")
+
+
+@pytest.mark.check("KZ-66-01", "anonymous sessions are refused unless the profile declares them, and then get "
+                   "nothing beyond the least privileged role [SR 1.1, SR 1.2]")
+def test_anonymous_access(dut, check):
+    declared = opcua_map(dut)
+    if IdentityKind.ANONYMOUS not in declared.security.identities:
+        offering = [str(e) for e in dut.device.endpoints() if "anonymous" in e.identities]
+        check.equal("endpoints offering an anonymous identity token", ", ".join(offering) or "none", "none",
+                    note="the profile declares no anonymous identity")
+        expect_refused(check, "anonymous session over the declared security",
+                       dut.device.attempt_session(identity="anonymous"))
+        check.require()
+        return
+    least = by_privilege(declared)[0] if declared.roles else None
+    granted = set(declared.roles[least]) if least else {Operation.READ}
+    if not expect_accepted(check, "anonymous session (declared)", dut.device.attempt_session(identity="anonymous")):
+        check.require()
+    exerciser = Exerciser(dut, audit_start(dut))
+    with dut.device.session(identity="anonymous") as session:
+        for operation in Operation:
+            allowed = operation in granted
+            _judge(check, f"anonymous: {operation.value}", exerciser.run(session, operation, allowed), allowed,
+                   f" (the least privileged role {least or '(none declared)'} {'may' if allowed else 'may not'})")
+    check.require()
+
+
+def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "") -> None:
+    limit = "" if not outcome.exercised else "done" if allowed else "refused, nothing changed"
+    check.measure(name, outcome.measured, passed=outcome.passed, limit=limit, note=outcome.note + also)
+
+
+@pytest.mark.check("KZ-66-02", "no session without security: GetEndpoints lists no SecurityPolicy None unless "
+                   "declared, a session over None is refused also to a client that skips endpoint matching, "
+                   "and every declared policy and mode really works [SR 4.1, SR 3.1]")
+def test_no_session_without_security(dut, check):
+    security = opcua_map(dut).security
+    offered = dut.device.endpoints()
+    pairs = {(e.policy, e.mode) for e in offered}
+    declared = {(p.value, m.value) for p in security.policies for m in security.modes
+                if (p == SecurityPolicy.NONE) == (m == SecurityMode.NONE)}
+    extra = sorted(pairs - declared)
+    check.equal("endpoints offered beyond the declared policies × modes",
+                ", ".join(f"{p}/{m}" for p, m in extra) or "none", "none",
+                note=f"offered: {', '.join(str(e) for e in offered) or 'nothing'}")
+    how = login(dut)
+    if SecurityPolicy.NONE in security.policies:
+        check.measure("sessions over SecurityPolicy None", "declared", passed=True,
+                      note="the profile declares policy None: sessions without security are documented behaviour")
+    else:
+        expect_refused(check, "session over SecurityPolicy None (a client matching endpoints)",
+                       dut.device.attempt_session(**how, policy=SecurityPolicy.NONE))
+        expect_refused(check, "session over SecurityPolicy None (a client skipping endpoint matching)",
+                       dut.device.attempt_session(**how, skip_endpoint_matching=True),
+                       note="raw CreateSession/ActivateSession on a None channel; credentials would travel in clear")
+    for policy in security.secure_policies:
+        for mode in security.secure_modes:
+            check.equal(f"{policy.value}/{mode.value} listed in GetEndpoints", (policy.value, mode.value) in pairs,
+                        True)
+            expect_accepted(check, f"session over {policy.value}/{mode.value} (trusted client certificate)",
+                            dut.device.attempt_session(**how, policy=policy, mode=mode))
+    check.require()
+
+
+@pytest.mark.check("KZ-66-03", "a client certificate the device does not trust is refused, as application and as "
+                   "user identity [SR 1.2, SR 1.8]")
+def test_untrusted_certificate(dut, check):
+    declared = opcua_map(dut)
+    how = login(dut)
+    trusted = dut.device.attempt_session(**how)
+    if not trusted.accepted:
+        raise Inconclusive(f"the harness's trusted certificate is refused too ({trusted}): a refusal of the untrusted "
+                           "one would prove nothing. Install OUTDIR/pki/harness-client.der in the device's trust "
+                           "list, or name the certificate it trusts in the rig (client_certificate, client_key)")
+    check.measure("the same session with the trusted certificate (control)", "accepted", passed=True,
+                  note=f"{trusted.identity} over {trusted.policy}/{trusted.mode}")
+    expect_refused(check, "secure channel with an untrusted application certificate",
+                   dut.device.attempt_session(**how, application="untrusted"),
+                   note="OUTDIR/pki/untrusted-client.der, made for this run and trusted by nobody")
+    if IdentityKind.CERTIFICATE in declared.security.identities:
+        expect_refused(check, "untrusted certificate as user identity (over a trusted channel)",
+                       dut.device.attempt_session(identity="untrusted_certificate"))
+    check.require()
+
+
+@pytest.mark.check("KZ-76-01", "a wrong password or an unknown user is refused; the right password is accepted "
+                   "[SR 1.1, SR 1.5]")
+def test_wrong_password_refused(dut, check):
+    first_password_account(dut)  # N/A without password identities, INCONCLUSIVE without an account
+    lockout = lockout_of(dut)
+    for role, cred in password_accounts(dut):
+        expect_refused(check, f"{role}: wrong password for {cred.user}",
+                       dut.device.attempt_session(identity=(cred.user, wrong_password(cred.password))))
+        if lockout is not None and lockout.after_failures <= 1:
+            wait_out_lockout(dut)  # one failure locks: the right password is judged once the lock is over
+        expect_accepted(check, f"{role}: the rig's password for {cred.user}", dut.device.attempt_session(role=role))
+    known = {c.user for _, c in password_accounts(dut)}
+    unknown = next(f"tek-harness-nobody-{i}" for i in range(100) if f"tek-harness-nobody-{i}" not in known)
+    expect_refused(check, "unknown user name", dut.device.attempt_session(identity=(unknown, "whatever-1")))
+    check.require()
+
+
+@pytest.mark.check("KZ-76-02", "after the declared number of failed logins the account is locked or delayed for "
+                   "about the declared time, then usable again, and the failures and the lockout are in the "
+                   "audit log with the user [SR 1.11]")
+def test_lockout_after_failures(dut, check):
+    role, cred = first_password_account(dut)
+    lockout = lockout_of(dut)
+    if lockout is None:
+        check.measure("declared lockout", "none", passed=False, limit="declared",
+                      note="the profile declares no lockout after repeated failed logins (opcua.security.lockout)")
+        check.require()
+    assert lockout is not None
+    n, duration, margin = lockout.after_failures, lockout.duration_s, lock_margin_s(lockout)
+    since = audit_start(dut)
+    over = [False]
+
+    def unlock() -> None:  # whatever happens, the account is usable again for the checks that follow
+        if not over[0]:
+            wait_out_lockout(dut)
+
+    with restoring(unlock):
+        for i in range(n):
+            expect_refused(check, f"wrong password {i + 1} of {n} for {cred.user}",
+                           dut.device.attempt_session(identity=(cred.user, wrong_password(cred.password))))
+        if lockout.kind == "lock":
+            expect_refused(check, "the right password at once (account locked)", dut.device.attempt_session(role=role))
+            dut.time.elapse(duration / 2)
+            expect_refused(check, f"the right password after {duration / 2:g} s (still locked)",
+                           dut.device.attempt_session(role=role))
+            dut.time.elapse(duration / 2 + margin)
+            over[0] = True
+            expect_accepted(check, f"the right password after {duration + margin:g} s (lock over)",
+                            dut.device.attempt_session(role=role), note=f"declared lock {duration:g} s")
+        else:
+            delayed = dut.device.attempt_session(role=role)
+            # the harness gives up on an answer after the rig's request timeout: a longer delay shows as that
+            patience = dut.timing.request_timeout_s
+            limit = 0.8 * duration if 0.8 * duration < patience else 0.9 * patience
+            check.at_least("answer time of the next login (delayed)", round(delayed.duration_s, 3), limit,
+                           unit="s", note=f"declared delay {duration:g} s, the harness waits {patience:g} s for an "
+                                          f"answer; {delayed}")
+            wait_out_lockout(dut)
+            over[0] = True
+            prompt = dut.device.attempt_session(role=role)
+            expect_accepted(check, f"the right password after {duration + margin:g} s (delay over)", prompt)
+            check.at_most("answer time once the delay is over", round(prompt.duration_s, 3), 0.5 * duration,
+                          unit="s")
+    _lockout_logged(dut, check, cred.user, n, since)
+    check.require()
+
+
+def _lockout_logged(dut, check, user: str, failures: int, since) -> None:
+    audit = opcua_map(dut).audit_log
+    if audit is None:
+        check.measure("failed logins and the lockout in the audit log", "no audit log declared", passed=False,
+                      limit="logged", note="the profile declares no audit log (opcua.audit_log)")
+        return
+    mine = [e for e in dut.device.read_audit_log(start=since) if e.user == user]
+    check.at_least(f"failed logins of {user} in the audit log ({AuditKind.LOGIN_FAILURE.value})",
+                   sum(e.kind == AuditKind.LOGIN_FAILURE for e in mine), failures,
+                   note=f"category {audit.kinds.get(AuditKind.LOGIN_FAILURE, '(not mapped)')!r}")
+    check.at_least(f"lockout of {user} in the audit log ({AuditKind.SECURITY_EVENT.value})",
+                   sum(e.kind == AuditKind.SECURITY_EVENT for e in mine), 1,
+                   note=f"category {audit.kinds.get(AuditKind.SECURITY_EVENT, '(not mapped)')!r}")
+
+
+@pytest.mark.check("KZ-76-03", "no factory default credentials open a session (common defaults and those the "
+                   "profile documents) [SR 1.5]")
+def test_no_default_credentials(dut, check):
+    first_password_account(dut)  # N/A without password identities
+    lockout = lockout_of(dut)
+    rig_accounts = {c.user: role for role, c in password_accounts(dut)}
+    pairs = default_credentials(dut)
+    users = list(dict.fromkeys(u for u, _ in pairs))
+    opened: list[str] = []
+    waits = 0
+    for user in users:
+        failures = 0
+        for password in (p for u, p in pairs if u == user):
+            if lockout is not None and failures >= lockout.after_failures:
+                wait_out_lockout(dut)  # the next try must meet the password check, not a lock
+                waits, failures = waits + 1, 0
+            attempt = dut.device.attempt_session(identity=(user, password))
+            if attempt.outcome == "unreachable":
+                raise Inconclusive(f"{user}: nothing listens at the device's endpoint any more ({attempt.error})")
+            if attempt.accepted:
+                opened.append(f"{user}/{password or '(empty)'}")
+                failures = 0
+            else:
+                failures += 1
+        if user in rig_accounts and failures:  # a lab account that shares a factory name is left usable
+            if lockout is not None and failures >= lockout.after_failures:
+                wait_out_lockout(dut)
+            dut.device.attempt_session(role=rig_accounts[user])
+    check.equal("factory default credentials that open a session", ", ".join(opened) or "none", "none",
+                note=f"{len(pairs)} user name/password pairs tried ({', '.join(users)}); "
+                     f"{waits} pause(s) to let a lockout run out between tries of one name")
+    check.require()
+
+
+@pytest.mark.check("KZ-78-01", "every role may do what the profile grants it and nothing else: refused operations "
+                   "are refused and change nothing [SR 2.1]")
+def test_role_operation_matrix(dut, check):
+    declared = opcua_map(dut)
+    if not declared.roles:
+        check.measure("declared roles", "none", passed=False, limit="declared",
+                      note="the profile declares no roles (opcua.roles): who may do what cannot be checked")
+        check.require()
+    exerciser = Exerciser(dut, audit_start(dut))
+    missing: list[str] = []
+    refused_accounts: list[str] = []
+    for role, granted in declared.roles.items():
+        if role not in dut.spec.credentials:
+            missing.append(role)
+            continue
+        opened = dut.device.attempt_session(role=role)
+        if not opened.accepted:
+            refused_accounts.append(f"{role} ({opened})")
+            continue
+        with dut.device.session(role=role) as session:
+            for operation in Operation:
+                _judge(check, f"{role}: {operation.value}", exerciser.run(session, operation, operation in granted),
+                       operation in granted)
+    if check.failures or not (missing or refused_accounts):
+        check.require()
+    if missing or refused_accounts:
+        why = []
+        if missing:
+            why.append(f"the rig gives no credentials for role(s) {', '.join(missing)} "
+                       f"(duts.{dut.name}.credentials)")
+        if refused_accounts:
+            why.append(f"the device refused the rig's account for {', '.join(refused_accounts)}")
+        raise Inconclusive("; ".join(why) + ": their rows of the role × operation matrix are not checked")

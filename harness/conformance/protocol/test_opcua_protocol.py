@@ -1,0 +1,156 @@
+"""cl. 68 (and 81) on an OPC UA DUT: the Discovery and the View, Attribute and Method service sets answer as
+OPC UA Part 4 says — GetEndpoints lists exactly the declared security, and Browse, Read, Write and Call give
+Bad_NodeIdUnknown for nodes that do not exist, Bad_TypeMismatch for a value of the wrong type and
+Bad_UserAccessDenied for a user whose role lacks the right. Node ids, roles and accounts come from the
+profile and the rig; the unknown node is one the harness makes up in the device's own namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.conformance.cleanup import restoring
+from harness.devices.api import DeviceRefused
+from harness.verdicts import Inconclusive, NotApplicable
+
+ALSO = ("81",)
+# OPC UA Part 4 / Part 6 status codes (numeric, so that a suite needs no OPC UA library).
+BAD = {0x80340000: "BadNodeIdUnknown", 0x80750000: "BadMethodInvalid", 0x80740000: "BadTypeMismatch",
+       0x801F0000: "BadUserAccessDenied", 0x80AB0000: "BadInvalidArgument"}
+NODE_UNKNOWN, METHOD_INVALID, TYPE_MISMATCH, ACCESS_DENIED = 0x80340000, 0x80750000, 0x80740000, 0x801F0000
+WRITE_OPS = {"setpoint": "write_setpoint", "parameter": "write_parameter"}
+
+
+def _text(items: set[str]) -> str:
+    return ", ".join(sorted(items))
+
+
+def _opcua(dut) -> Any:
+    if dut.profile.opcua is None:
+        raise NotApplicable(f"{dut.name} speaks {dut.profile.protocol}, not OPC UA: the OPC UA checks do not apply")
+    return dut.profile.opcua
+
+
+def _status(call: Callable[[], object]) -> tuple[int | None, str]:
+    """The status a refused service call carries (None: it was accepted), and how to show it."""
+    try:
+        call()
+    except DeviceRefused as exc:
+        return exc.code, BAD.get(exc.code, f"0x{exc.code:08X}")
+    return None, "accepted (Good)"
+
+
+def _expect(check, label: str, call: Callable[[], object], *codes: int) -> bool:
+    code, shown = _status(call)
+    return check.measure(label, shown, passed=code in codes, limit=" or ".join(BAD[c] for c in codes)).passed
+
+
+def _roles(dut, operation: str, allowed: bool) -> list[str]:
+    """Roles the rig has accounts for that may (``allowed``) or may not perform ``operation``."""
+    ua = _opcua(dut)
+    return [r for r, ops in ua.roles.items()
+            if r in dut.spec.credentials and (operation in [str(o) for o in ops]) == allowed]
+
+
+def _writable(dut) -> tuple[str, Any, str] | None:
+    """A declared setpoint or parameter point: (name, point, operation its write needs)."""
+    for name, point in _opcua(dut).points.items():
+        op = WRITE_OPS.get(str(point.kind))
+        if op is not None:
+            return name, point, op
+    return None
+
+
+def _control_method(dut) -> tuple[str, Any] | None:
+    return next(((n, m) for n, m in _opcua(dut).methods.items() if str(m.kind) == "control"), None)
+
+
+def _role_or_inconclusive(dut, operation: str) -> str:
+    roles = _roles(dut, operation, True)
+    if not roles:
+        raise Inconclusive(f"the rig gives no account for a role that may {operation} (duts.{dut.name}.credentials)")
+    return roles[0]
+
+
+@pytest.mark.check("KZ-68-08", "GetEndpoints lists exactly the declared security policies and modes", also=ALSO)
+def test_endpoints_as_declared(dut, check):
+    security = _opcua(dut).security
+    offered = dut.device.endpoints()
+    policies = {str(p) for p in security.policies}
+    modes = {str(m) for m in security.modes} | ({"None"} if "None" in policies else set())
+    check.equal("security policies offered", _text({e.policy for e in offered}), _text(policies))
+    check.equal("security modes offered", _text({e.mode for e in offered}), _text(modes))
+    expected = {f"{p}/{m}" for p in policies for m in modes if (p == "None") == (m == "None")}
+    check.equal("policy/mode pairs offered", _text({f"{e.policy}/{e.mode}" for e in offered}), _text(expected),
+                note="every declared policy in every declared mode; None only with None")
+    check.require()
+
+
+@pytest.mark.check("KZ-68-09", "Browse, Read, Write and Call of a node that does not exist give "
+                   "Bad_NodeIdUnknown (a method that is no method of the object: Bad_MethodInvalid)", also=ALSO)
+def test_unknown_nodes(dut, check):
+    ua = _opcua(dut)
+    unknown = f"nsu={ua.namespace_uri};s=tek-harness.no-such-node.{dut.seed}"
+    with dut.device.session(role=_role_or_inconclusive(dut, "read")) as s:
+        _expect(check, f"Browse of {unknown}", lambda: s.browse(unknown), NODE_UNKNOWN)
+        _expect(check, f"Read of {unknown}", lambda: s.read_node(unknown), NODE_UNKNOWN)
+    writable = _writable(dut)
+    if writable is not None:
+        with dut.device.session(role=_role_or_inconclusive(dut, writable[2])) as s:
+            _expect(check, f"Write of {unknown}", lambda: s.write_node(unknown, 0.0, as_type="Double"), NODE_UNKNOWN)
+    method = _control_method(dut)
+    if method is not None:
+        name, m = method
+        with dut.device.session(role=_role_or_inconclusive(dut, "control")) as s:
+            _expect(check, f"Call of {name}'s method on object {unknown}", lambda: s.call_node(unknown, m.method),
+                    NODE_UNKNOWN)
+            _expect(check, f"Call of method {unknown} on {name}'s object", lambda: s.call_node(m.object, unknown),
+                    METHOD_INVALID, NODE_UNKNOWN)
+    check.require()
+
+
+@pytest.mark.check("KZ-68-10", "a Write of a value of the wrong data type gives Bad_TypeMismatch and changes "
+                   "nothing", also=ALSO)
+def test_wrong_type(dut, check):
+    writable = _writable(dut)
+    if writable is None:
+        raise Inconclusive("the profile declares no setpoint or parameter point to write")
+    name, point, op = writable
+    with dut.device.session(role=_role_or_inconclusive(dut, op)) as s:
+        before = s.read_node(point.node)
+        wrong, as_type = (1.0, "Double") if isinstance(before, str) else ("tek-harness", "String")
+        with restoring(lambda: s.read_node(point.node) != before and s.write_node(point.node, before)):
+            _expect(check, f"Write of {name} as {as_type} {wrong!r} (its value is {before!r})",
+                    lambda: s.write_node(point.node, wrong, as_type=as_type), TYPE_MISMATCH)
+            check.equal(f"{name} afterwards", s.read_node(point.node), before)
+    check.require()
+
+
+@pytest.mark.check("KZ-68-11", "Write and Call by a user whose role lacks the right give Bad_UserAccessDenied "
+                   "and change nothing", also=ALSO)
+def test_missing_rights(dut, check):
+    probed = 0
+    writable = _writable(dut)
+    if writable is not None:
+        name, point, op = writable
+        lacking = _roles(dut, op, False)
+        if lacking:
+            with dut.device.session(role=lacking[0]) as s:
+                value = s.read_node(point.node)
+                _expect(check, f"Write of {name} (its own value {value!r}) as {lacking[0]} (no {op})",
+                        lambda: s.write_node(point.node, value), ACCESS_DENIED)
+                probed += 1
+    method = _control_method(dut)
+    if method is not None:
+        name = method[0]
+        lacking = _roles(dut, "control", False)
+        if lacking:
+            with dut.device.session(role=lacking[0]) as s:
+                _expect(check, f"Call of {name} as {lacking[0]} (no control)", lambda: s.call(name), ACCESS_DENIED)
+                probed += 1
+    if not probed:
+        raise Inconclusive("no role the rig has an account for lacks the right to write or call what the profile "
+                           "declares, so refusal for missing rights cannot be provoked")
+    check.require()

@@ -1,0 +1,175 @@
+"""cl. 49 communication robustness, IEC 62443-3-3 SR 3.5 (input validation) and SR 7.1 (denial-of-service
+protection), in the manner of ISASecure's CRT: malformed and fuzzed frames, a storm of valid requests, a
+storm of connections past the declared limit, half-open connections — each while the essential function is
+monitored, each bounded by the rig's ``robustness`` settings and seeded by its ``seed``, and each followed
+by "fully functional, nothing lost". Destructive: only on rigs that allow it, and only against loopback,
+the harness's own namespaces or the rig's ``lab_allow_list``."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+
+from harness.conformance.robustness.attack import SR, Finding, under_attack
+from harness.conformance.robustness.essential import essential_quantities
+from harness.conformance.wire.modbus_targets import response_time_s
+from harness.devices.api import DeviceError
+from harness.verdicts import NotApplicable
+
+pytestmark = pytest.mark.destructive
+HELD_BY_HARNESS = 1  # the monitor's own connection to the DUT counts against its connection limit
+TRIES_AFTER = 3  # new connections that must be served, one after the other, once an attack is over
+
+
+@pytest.fixture
+def rig(harness_run):
+    return harness_run.loaded.rig
+
+
+def _limit(dut) -> int | None:
+    return dut.profile.modbus.max_connections if dut.profile.modbus is not None else None
+
+
+def _connections_only(dut, what: str) -> None:
+    """Connection storms and half-open connections are TCP notions: a serial line has no connections."""
+    if dut.spec.transport.tcp is None:
+        raise NotApplicable(f"the DUT is reached over a serial line (RTU): there are no connections to {what}")
+
+
+@pytest.mark.check("KZ-49-01", f"malformed and fuzzed frames (scapy; {', '.join(SR)}): the essential function "
+                   "continues within the declared response time, and afterwards nothing is lost")
+def test_malformed_and_fuzzed_frames(dut, check, rig):
+    settings = rig.robustness
+
+    def attack(campaign, monitor, target):
+        cases = target.cases(rig.seed, settings.fuzz_cases)
+        outcomes = campaign.fuzz(cases, lambda: monitor.down, response_time_s(dut))
+        sent = [o for o in outcomes if o.refused is None]
+        check.measure("fuzz cases sent", len(sent), passed=True,
+                      note=f"of {len(cases)} planned, seed {rig.seed}, in {campaign.elapsed_s:.2f} s "
+                           f"({len(sent) / max(campaign.elapsed_s, 1e-9):.0f} cases/s); "
+                           f"{sum(1 for o in sent if o.reply)} answered, {sum(1 for o in sent if o.closed)} "
+                           "closed by the DUT")
+        refused = next((o for o in outcomes if o.refused is not None), None)
+        if target.serial_port is None:
+            check.measure("connections taken throughout the campaign",
+                          f"refused before case {refused.case.index} ({refused.refused})" if refused else "all",
+                          passed=refused is None)
+        if refused is None and not monitor.down:
+            return Finding(meta={"cases_sent": len(sent)})
+        since = (monitor.last_good() or 0.0) - settings.monitor_interval_s
+        suspects = [o for o in sent if o.t_sent >= since]
+        return Finding({o.conn for o in suspects}, [o.case for o in suspects],
+                       {"cases_sent": len(sent), "suspect_cases": [o.case.index for o in suspects]})
+
+    under_attack(dut, check, rig, attack)
+
+
+@pytest.mark.check("KZ-49-02", f"a storm of valid requests ({', '.join(SR)}): the essential function continues "
+                   "within the declared response time during and after it, nothing lost")
+def test_request_storm(dut, check, rig):
+    settings = rig.robustness
+
+    def attack(campaign, monitor, target):
+        if target.request is None:
+            return _storm_through_device(dut, check, campaign, monitor)
+        flood = campaign.flood(target.request, target.valid, settings.flood_requests, settings.flood_connections,
+                               response_time_s(dut), lambda: monitor.down)
+        where = f"over {settings.flood_connections} connections" if target.serial_port is None \
+            else "back to back on the line (one exchange at a time)"
+        check.measure("requests sent in the storm", flood.sent, passed=True,
+                      note=f"{flood.answered} answered, {where} in {flood.elapsed_s:.2f} s "
+                           f"({flood.sent / max(flood.elapsed_s, 1e-9):.0f} requests/s); a device may shed such "
+                           "load, it must not lose its essential function")
+        return Finding(meta={"requests": flood.sent, "answered": flood.answered})
+
+    under_attack(dut, check, rig, attack)
+
+
+def _storm_through_device(dut, check, campaign, monitor) -> Finding:
+    """A protocol without a repeatable raw request (OPC UA): the storm is reads through the Device API's own
+    session, from ``flood_connections`` threads, bounded like every campaign."""
+    settings = campaign.settings
+    quantity = essential_quantities(dut)[0]
+    numbers, lock, counts = itertools.count(), threading.Lock(), {"sent": 0, "answered": 0}
+
+    def worker() -> None:
+        while not monitor.down and campaign.pacer.wait() and next(numbers) < settings.flood_requests:
+            try:
+                dut.device.read(quantity)
+                ok = 1
+            except DeviceError:
+                ok = 0
+            with lock:
+                counts["sent"] += 1
+                counts["answered"] += ok
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(settings.flood_connections)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=settings.max_duration_s + dut.timing.request_timeout_s * 3 + 1)
+    took = time.perf_counter() - t0
+    check.measure("requests sent in the storm (reads on the Device API's session)", counts["sent"], passed=True,
+                  note=f"{counts['answered']} answered in {took:.2f} s")
+    return Finding(meta=dict(counts))
+
+
+@pytest.mark.check("KZ-49-03", f"a storm of connections up to and past the declared limit ({', '.join(SR)}): "
+                   "connections within the limit are served, the essential function continues, and every "
+                   "connection closed is freed — new ones are served afterwards")
+def test_connection_storm(dut, check, rig):
+    _connections_only(dut, "storm")
+    settings = rig.robustness
+    limit = _limit(dut)
+    count = limit + settings.past_limit if limit else settings.connections
+
+    def attack(campaign, monitor, target):
+        wait = response_time_s(dut)
+        storm = campaign.storm(count, target.probe, target.valid, wait)
+        note = f"{storm.refused} refused or closed, {storm.unanswered} unanswered"
+        if limit:
+            check.at_least(f"of {count} connections (declared limit {limit}, {HELD_BY_HARNESS} held by the "
+                           "harness's monitor), served", storm.served, min(count, limit - HELD_BY_HARNESS), note=note)
+        else:
+            check.measure(f"of {count} connections, served", storm.served, passed=True,
+                          note=f"{note}; the profile declares no max_connections")
+        time.sleep(min(settings.hold_s, max(0.0, campaign.deadline - time.perf_counter())))
+        campaign.release(storm)
+        time.sleep(min(0.2, settings.hold_s))  # the FINs reach the device before the next SYN does
+        served = campaign.fresh_connections_served(target.probe, target.valid, TRIES_AFTER, wait)
+        check.equal("new connections served after the storm's were closed", served, TRIES_AFTER)
+        return Finding(meta={"connections": count, "served": storm.served, "served_after": served})
+
+    under_attack(dut, check, rig, attack)
+
+
+@pytest.mark.check("KZ-49-04", f"half-open connections — opened and never used, or stalled half-way through a "
+                   f"frame ({', '.join(SR)}): the essential function continues while they are held, and new "
+                   "connections are served once they are gone")
+def test_half_open_connections(dut, check, rig):
+    _connections_only(dut, "hold half-open")
+    settings = rig.robustness
+    limit = _limit(dut)
+    count = max(1, limit - HELD_BY_HARNESS) if limit else settings.half_open
+
+    def attack(campaign, monitor, target):
+        wait = response_time_s(dut)
+        # Held for at least twice the declared answer time: a device that stops serving while a frame is
+        # half-way in shows it only as a missed answer deadline of the monitor.
+        hold = max(settings.hold_s, 2 * wait)
+        held = campaign.half_open(count, target.probe, wait)
+        check.measure("half-open connections held", len(held.sockets), passed=True,
+                      note=f"for {hold:g} s, every other one with half a frame; {held.refused} refused")
+        time.sleep(min(hold, max(0.0, campaign.deadline - time.perf_counter())))
+        campaign.release(held)
+        time.sleep(min(0.2, settings.hold_s))
+        served = campaign.fresh_connections_served(target.probe, target.valid, TRIES_AFTER, wait)
+        check.equal("new connections served after the half-open ones were closed", served, TRIES_AFTER)
+        return Finding(meta={"half_open": count, "served_after": served})
+
+    under_attack(dut, check, rig, attack)

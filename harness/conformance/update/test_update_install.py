@@ -1,0 +1,124 @@
+"""cl. 70, what a device installs: the vendor's valid signed image (reported and logged with the user),
+never a forged one (unsigned, wrongly signed, truncated, corrupted — made by the ``firmware`` fault
+injector from the vendor's image), an image below the declared minimum version only as the profile
+declares, and a newer image it has received announced as a new version."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.conformance.cleanup import restoring
+from harness.conformance.update.steps import RESTING, AuditMark, Updater, names_version, wait_for
+from harness.events import AuditKind
+from harness.firmware.image import version_key
+from harness.verdicts import Inconclusive
+
+# Installing firmware — forged images included, which a faulty device might accept — is destructive (DESIGN.md):
+# these checks run only where the rig allows destructive tests.
+pytestmark = [pytest.mark.dut_kind("controller"), pytest.mark.destructive]
+
+
+@pytest.mark.check("KZ-70-01", "a valid signed image transfers, installs, activates and is confirmed; the new "
+                   "version is reported and the update is logged with the user")
+def test_valid_image_installs(dut, check):
+    up = Updater(dut)
+    new = up.image("next")
+    mark = AuditMark(dut.device)
+    with restoring(up.return_to):
+        seconds = up.update_to(new, check)
+        check.equal("running version after the update", up.steps.running_version(), new.version)
+        if up.spec.previous_version is None:
+            check.measure("previous version shown", "not declared", passed=False, limit=f"= {up.original}",
+                          note="the profile declares no update.previous_version node: which version a rollback "
+                               "returns to is not shown")
+        else:
+            check.equal("previous version shown", up.steps.previous_version(), up.original)
+        check.measure("time for the whole update", round(seconds, 3), passed=True, unit="s",
+                      note=f"{len(new.data)} bytes in chunks of {up.spec.chunk_bytes}; transfer to confirm")
+        logged = [e for e in mark.entries(AuditKind.FIRMWARE_UPDATE) if names_version(e, new.version)]
+    check.at_least(f"firmware_update entries naming {new.version}", len(logged), 1)
+    mine = [e for e in logged if e.user and (up.account is None or e.user == up.account)]
+    check.at_least(f"… of them with the harness's account ({up.account or 'any user'}) as user", len(mine), 1,
+                   note=f"users logged: {sorted({str(e.user) for e in logged})}")
+    check.require()
+
+
+def _forgeries_refused(dut, check, kinds: tuple[str, ...]) -> None:
+    """Offer each forgery of the rig's ``next`` image: refused, version unchanged, state at rest, logged."""
+    up = Updater(dut)
+    source = up.image("next")
+    with restoring(up.return_to):
+        for kind in kinds:
+            forged = up.forger.forge_file(kind, source.path)  # kept as evidence, recorded in the fault log
+            mark = AuditMark(dut.device)
+            offer = up.offer(forged.read_bytes())
+            check.equal(f"{kind} image refused", offer.refused, True, note=f"{forged.name}: {offer.describe()}")
+            check.equal(f"running version after the {kind} image", up.steps.running_version(), up.original)
+            check.measure(f"update state after the {kind} image", offer.state, passed=offer.state in RESTING,
+                          limit=" | ".join(RESTING))
+            check.at_least(f"security events logged for the {kind} image",
+                           len(mark.entries(AuditKind.SECURITY_EVENT)), 1)
+    check.require()
+
+
+@pytest.mark.check("KZ-70-02", "unsigned and wrongly signed images are refused: the running version is unchanged "
+                   "and a security event is logged")
+def test_unsigned_and_wrongly_signed_refused(dut, check):
+    _forgeries_refused(dut, check, ("unsigned", "wrongly_signed"))
+
+
+@pytest.mark.check("KZ-70-03", "truncated and corrupted images are refused: the running version is unchanged and "
+                   "a security event is logged")
+def test_truncated_and_corrupted_refused(dut, check):
+    _forgeries_refused(dut, check, ("truncated", "corrupted"))
+
+
+@pytest.mark.check("KZ-70-07", "an image below the declared minimum version is handled as the profile declares "
+                   "(refused, or installed)")
+def test_below_minimum_version(dut, check):
+    up = Updater(dut)
+    low = up.spec.min_version
+    if low is None:
+        check.measure("declared minimum version", "none", passed=False,
+                      note="the profile declares no update.min_version: nothing keeps a known-vulnerable older "
+                           "version from being installed")
+        check.require()
+    old = up.image("below_min")
+    if version_key(old.version) >= version_key(low):
+        raise Inconclusive(f"the rig's below_min image is version {old.version}, not below the declared minimum "
+                           f"{low} (duts.{dut.name}.firmware.below_min)")
+    policy = up.spec.below_min_version
+    with restoring(up.return_to):
+        if policy == "refuse":
+            offer = up.offer(old.data)
+            check.equal(f"{old.version} (below {low}) refused", offer.refused, True,
+                        note=f"declared below_min_version: refuse; {offer.describe()}")
+            check.equal("running version afterwards", up.steps.running_version(), up.original)
+        else:
+            up.update_to(old, check)
+            check.equal(f"running version after installing {old.version}", up.steps.running_version(), old.version,
+                        note=f"declared below_min_version: allow (minimum {low})")
+    check.require()
+
+
+@pytest.mark.check("KZ-70-08", "a newer valid image received by the device is indicated as a new version available")
+def test_new_version_indicated(dut, check):
+    up = Updater(dut)
+    if up.spec.available_version is None:
+        check.measure("new-version indication", "not declared", passed=False,
+                      note="the profile declares no update.available_version node; cl. 70 requires notification "
+                           "of new versions")
+        check.require()
+    new = up.image("next")
+    if version_key(new.version) <= version_key(up.original):
+        raise Inconclusive(f"the rig's next image {new.version} is not newer than the running {up.original} "
+                           f"(duts.{dut.name}.firmware.next)")
+    before = up.steps.available_version()
+    with restoring(up.return_to):
+        up.steps.transfer(new.data)
+        shown, took = wait_for(up.steps.available_version, lambda v: v == new.version, up.step_s)
+        check.equal("new version indicated after the transfer", shown, new.version,
+                    note=f"before the transfer: {before or 'nothing'}; "
+                         + (f"shown {took:.2f} s after it" if took is not None else f"not within {up.step_s:g} s"))
+        check.equal("running version (transferred, not installed)", up.steps.running_version(), up.original)
+    check.require()

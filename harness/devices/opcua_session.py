@@ -1,0 +1,445 @@
+"""Opening OPC UA sessions step by step, so that every refusal is evidence, not just an exception.
+
+Access-control checks (cl. 66/76/78/94) are about what a device *refuses*: a wrong password, an
+untrusted certificate, a policy it does not offer, a client that skips endpoint matching and asks
+for a session over SecurityPolicy None (LIBRARIES.md: a stock asyncua server grants it). So a
+session is opened one step at a time — endpoint, channel, session, activation (and, for the
+skip-endpoint-matching attempt, a first read: "use") — and the outcome is a ``SessionAttempt``
+that says which step refused and with which OPC UA status, whether or not it was accepted.
+
+Everything here runs on the device's private loop (``opcua_loop.py``); ``opcua.py`` is the
+synchronous face.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config.opcua_map import SecurityMode, SecurityPolicy
+from harness.devices.api import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnreachable
+from harness.devices.opcua_pki import ClientCertificate
+
+STEPS = ("endpoint", "channel", "session", "activation", "use")
+SESSION_TIMEOUT_MS = 120_000  # an abandoned session (harness killed) is dropped by the device after this
+
+
+# ---- identities -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Anonymous:
+    def describe(self) -> str:
+        return "anonymous"
+
+
+@dataclass(frozen=True)
+class UserPassword:
+    """Any user name and password — the lab's (from the rig) or a wrong one, for negative checks."""
+
+    user: str
+    password: str = field(repr=False)
+
+    def describe(self) -> str:
+        return f"username:{self.user}"
+
+
+@dataclass(frozen=True)
+class X509Identity:
+    """A user certificate and its key; ``label`` names it in evidence (trusted, untrusted, a rig role)."""
+
+    certificate: Path
+    key: Path
+    label: str = "certificate"
+
+    def describe(self) -> str:
+        return f"certificate:{self.label}"
+
+
+Identity = Anonymous | UserPassword | X509Identity
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything a session is opened with; also the key under which a device keeps it open."""
+
+    url: str
+    policy: SecurityPolicy
+    mode: SecurityMode
+    identity: Identity
+    application: ClientCertificate = field(compare=True)
+    timeout_s: float = 1.0
+    skip_endpoint_matching: bool = False
+
+    def describe(self) -> str:
+        attack = " (skipping endpoint matching)" if self.skip_endpoint_matching else ""
+        return f"{self.identity.describe()} over {self.policy.value}/{self.mode.value}{attack}"
+
+
+@dataclass(frozen=True)
+class SessionAttempt:
+    """How one attempt to open a session ended: accepted, or refused at ``step`` with this status."""
+
+    accepted: bool
+    outcome: str  # accepted | refused | unreachable (nothing listens) | timeout (no answer in time)
+    step: str | None  # where it was refused (endpoint, channel, session, activation, use); None if accepted
+    status_code: int | None  # OPC UA StatusCode value of the refusal, when the device sent one
+    status_name: str | None  # e.g. BadUserAccessDenied
+    error: str | None  # what happened, in words (also for refusals without a status: a closed socket)
+    policy: str
+    mode: str
+    identity: str
+    skip_endpoint_matching: bool
+    duration_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        how = f"{self.identity} over {self.policy}/{self.mode}"
+        if self.accepted:
+            return f"session accepted: {how} ({self.duration_s * 1000:.0f} ms)"
+        return f"session refused at {self.step}: {how}: {self.status_name or self.error}"
+
+
+class SessionRefused(DeviceRefused):
+    """The device would not open the session; ``attempt`` says where and why."""
+
+    def __init__(self, attempt: SessionAttempt) -> None:
+        super().__init__(str(attempt), attempt.status_code or 0)
+        self.attempt = attempt
+
+
+# ---- exceptions as data -------------------------------------------------------------------------------
+class BadStatus(Exception):
+    """A bad StatusCode inside a result (a write's, a call's, a read value's), with what it answered."""
+
+    def __init__(self, code: int, what: str) -> None:
+        from asyncua import ua
+
+        super().__init__(f"{what}: {ua.StatusCode(code).name}")
+        self.code = code
+        self.what = what
+
+
+def status_of(exc: BaseException) -> tuple[int | None, str | None]:
+    """(StatusCode value, name) an asyncua exception (ServiceFault) or a BadStatus carries, or (None, None)."""
+    from asyncua import ua
+
+    code = getattr(exc, "code", None)
+    if isinstance(exc, ua.UaStatusCodeError | BadStatus) and isinstance(code, int):
+        return code, ua.StatusCode(code).name
+    return None, None
+
+
+def is_transport_failure(exc: BaseException) -> bool:
+    """The link or the device went away (retry on a new connection), as opposed to a refusal."""
+    return isinstance(exc, OSError | ConnectionError | TimeoutError | asyncio.TimeoutError | EOFError)
+
+
+# asyncua's gate refuses to send on a client it already knows is disconnected (asyncua/client/client.py)
+_NOT_SENT = ("client is disconnected", "client is disconnecting")
+
+
+def never_sent(exc: BaseException) -> bool:
+    """The request never left the harness (the session died earlier, e.g. with a power cut), so even a method
+    call that must not run twice may be sent again on a new session."""
+    return isinstance(exc, ConnectionError) and str(exc) in _NOT_SENT
+
+
+def as_device_error(exc: BaseException, device: str, what: str, timeout_s: float) -> DeviceError:
+    """The Device API's error for a failed exchange (see DeviceRefused: code = StatusCode value)."""
+    code, name = status_of(exc)
+    if code is not None:
+        what = exc.what if isinstance(exc, BadStatus) else what
+        return DeviceRefused(f"{device}: {what} refused with {name} (0x{code:08X})", code)
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return DeviceTimeout(f"{device}: no answer to {what} within {timeout_s:g} s")
+    if isinstance(exc, ConnectionRefusedError):
+        return DeviceUnreachable(f"{device}: cannot connect for {what} (connection refused)")
+    if isinstance(exc, OSError | ConnectionError | EOFError):
+        return DeviceUnreachable(f"{device}: connection lost during {what} ({type(exc).__name__}: {exc})")
+    return DeviceError(f"{device}: {what} failed: {type(exc).__name__}: {exc}")
+
+
+# ---- opening --------------------------------------------------------------------------------------------
+class LiveSession:
+    """An activated session and what it has learned: namespace array, resolved nodes."""
+
+    def __init__(self, client: Any, spec: SessionSpec, attempt: SessionAttempt) -> None:
+        self.client = client
+        self.spec = spec
+        self.attempt = attempt
+        self._namespaces: list[str] | None = None
+        self._nodes: dict[str, Any] = {}
+        self.cache: dict[str, Any] = {}  # what other modules learn once per session (e.g. the audit filter)
+
+    async def node_id(self, text: str) -> Any:
+        """A profile's node string as a NodeId of this session (``nsu=`` and browse paths resolved once)."""
+        from asyncua import Node, ua
+
+        cached = self._nodes.get(text)
+        if cached is not None:
+            return cached
+        if text.startswith("/"):
+            objects = Node(self.client.uaclient.session, ua.NodeId(ua.ObjectIds.ObjectsFolder))
+            nid = (await objects.get_child(text)).nodeid
+        elif text.startswith("nsu="):
+            uri, _, rest = text[4:].partition(";")
+            if self._namespaces is None:
+                self._namespaces = await self.client.get_namespace_array()
+            if uri not in self._namespaces:
+                raise DeviceError(f"the device has no namespace {uri!r} (node {text}); it has "
+                                  f"{', '.join(self._namespaces)}")
+            nid = ua.NodeId.from_string(f"ns={self._namespaces.index(uri)};{rest}")
+        else:
+            nid = ua.NodeId.from_string(text)
+        self._nodes[text] = nid
+        return nid
+
+    def node(self, nid: Any) -> Any:
+        from asyncua import Node
+
+        return Node(self.client.uaclient.session, nid)
+
+    async def read_values(self, nids: list[Any]) -> list[Any]:
+        """One Read request for all ``nids``: their DataValues (status per value, not raised)."""
+        from asyncua import ua
+
+        params = ua.ReadParameters()
+        params.NodesToRead = [ua.ReadValueId(NodeId=n, AttributeId=ua.AttributeIds.Value) for n in nids]
+        return list(await self.client.uaclient.read(params))
+
+    async def write_value(self, nid: Any, variant: Any) -> Any:
+        """The device's StatusCode for writing ``variant`` to ``nid`` (not raised)."""
+        from asyncua import ua
+
+        params = ua.WriteParameters()
+        params.NodesToWrite = [ua.WriteValue(NodeId=nid, AttributeId=ua.AttributeIds.Value,
+                                             Value=ua.DataValue(variant))]
+        return (await self.client.uaclient.write(params))[0]
+
+    async def call(self, object_id: Any, method_id: Any, variants: list[Any]) -> Any:
+        """The CallMethodResult (status, per-argument results, outputs) — not raised."""
+        from asyncua import ua
+
+        request = ua.CallMethodRequest(ObjectId=object_id, MethodId=method_id, InputArguments=variants)
+        return (await self.client.uaclient.call([request]))[0]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # the device is gone or refuses: the socket goes anyway
+            await asyncio.wait_for(self.client.close_session(), self.spec.timeout_s)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.close_secure_channel(), self.spec.timeout_s)
+        self.client.disconnect_socket()
+
+
+@dataclass(frozen=True)
+class OfferedEndpoint:
+    """One endpoint a device lists in GetEndpoints: what an ordinary client may match against."""
+
+    url: str
+    policy: str  # SecurityPolicy name, the fragment of its URI (None, Basic256Sha256, ...)
+    mode: str  # None | Sign | SignAndEncrypt
+    identities: tuple[str, ...]  # user token types offered: anonymous, username, certificate, issued
+
+    def __str__(self) -> str:
+        return f"{self.policy}/{self.mode} ({', '.join(self.identities) or 'no identity tokens'})"
+
+
+async def get_endpoints(url: str, timeout_s: float) -> list[OfferedEndpoint]:
+    """GetEndpoints over a transient SecurityPolicy None channel, as every client asks first."""
+    from asyncua import Client, ua
+
+    tokens = {ua.UserTokenType.Anonymous: "anonymous", ua.UserTokenType.UserName: "username",
+              ua.UserTokenType.Certificate: "certificate", ua.UserTokenType.IssuedToken: "issued"}
+    client = Client(url, timeout=timeout_s)
+    try:
+        described = await client.connect_and_get_server_endpoints()
+    finally:
+        client.disconnect_socket()
+    return [OfferedEndpoint(e.EndpointUrl, (e.SecurityPolicyUri or "").rpartition("#")[2] or "None",
+                            {ua.MessageSecurityMode.None_: "None"}.get(e.SecurityMode, e.SecurityMode.name),
+                            tuple(tokens.get(t.TokenType, str(t.TokenType)) for t in e.UserIdentityTokens or []))
+            for e in described]
+
+
+async def open_session(spec: SessionSpec) -> tuple[LiveSession | None, SessionAttempt]:
+    """Open a session as ``spec`` says; never raises for what the device does — the attempt says it."""
+    from asyncua import Client
+
+    client = Client(spec.url, timeout=spec.timeout_s)
+    client.name = client.description = "tek-harness"
+    client.application_uri = spec.application.application_uri
+    client.product_uri = "urn:tek-harness"
+    client.session_timeout = SESSION_TIMEOUT_MS
+    t0 = time.monotonic()
+    try:
+        credentials = await _load_identity(client, spec.identity)
+    except (OSError, ValueError) as exc:  # a missing or unreadable key file is the rig's fault, not the device's
+        raise DeviceError(f"cannot load identity {spec.identity.describe()}: {exc}") from None
+    step = "endpoint"
+    created = False
+    try:
+        if spec.skip_endpoint_matching:
+            steps = _open_skipping_endpoint_matching(client, spec, credentials)
+        else:
+            steps = _open_matched(client, spec, credentials)
+        async for step in steps:
+            created = created or step == "activation"
+        attempt = _attempt(spec, t0, None, None)
+        return LiveSession(client, spec, attempt), attempt
+    except Exception as exc:
+        await _abandon(client, created, spec.timeout_s)
+        return None, _attempt(spec, t0, step, exc)
+    except BaseException:  # cancelled (the caller's bound ran out): no await left, just the socket
+        client.disconnect_socket()
+        raise
+
+
+async def _open_matched(client: Any, spec: SessionSpec, credentials: tuple[str | None, str | None, Any]) -> Any:
+    """The ordinary client: endpoint matching (GetEndpoints over a None channel, as every client does
+    first), then channel, session, activation."""
+    from asyncua import ua
+
+    user, password, certificate = credentials
+    yield "endpoint"
+    if spec.policy != SecurityPolicy.NONE:
+        policy_class = _policy_class(spec.policy)
+        await client.set_security(policy_class, str(spec.application.der), str(spec.application.key),
+                                  mode=getattr(ua.MessageSecurityMode, spec.mode.value))
+    elif spec.mode != SecurityMode.NONE:
+        raise ValueError("policy None goes with mode None")
+    yield "channel"
+    client.uaclient.clear_disconnect_request()
+    await client.connect_socket()
+    await client.send_hello()
+    await client.open_secure_channel()
+    yield "session"
+    await client.create_session()
+    yield "activation"
+    await client.activate_session(username=user, password=password, certificate=certificate)
+    _keep_channel_renewed(client)
+
+
+async def _open_skipping_endpoint_matching(client: Any, spec: SessionSpec,
+                                           credentials: tuple[str | None, str | None, Any]) -> Any:
+    """The attack: a SecurityPolicy None channel, CreateSession/ActivateSession sent as they are.
+
+    A well-behaved client refuses to go on when the device lists no endpoint for policy None; an
+    attacker does not ask. The identity token is sent as the device's token policies describe it,
+    but unencrypted (a password travels in clear). Accepted only when a first Read also works."""
+    from asyncua import ua
+    from asyncua.common.utils import create_nonce
+    from asyncua.crypto import security_policies, uacrypto
+
+    user, password, certificate = credentials
+    yield "channel"
+    client.uaclient.clear_disconnect_request()
+    await client.connect_socket()
+    await client.send_hello()
+    await client.open_secure_channel()
+    yield "session"
+    params = ua.CreateSessionParameters()
+    params.ClientDescription = ua.ApplicationDescription(
+        ApplicationUri=client.application_uri, ProductUri=client.product_uri,
+        ApplicationName=ua.LocalizedText(client.name), ApplicationType=ua.ApplicationType.Client)
+    params.ClientNonce = create_nonce(32)
+    params.ClientCertificate = uacrypto.der_from_x509(certificate) if certificate is not None else None
+    params.EndpointUrl = spec.url
+    params.SessionName = "tek-harness skip-endpoint-matching"
+    params.RequestedSessionTimeout = SESSION_TIMEOUT_MS
+    params.MaxResponseMessageSize = 0
+    response = await client.uaclient.create_session(params)
+    token_policies = [p for ep in response.ServerEndpoints or [] for p in ep.UserIdentityTokens or []]
+    yield "activation"
+    activate = ua.ActivateSessionParameters()
+    activate.LocaleIds = ["en"]
+    if isinstance(spec.identity, UserPassword):
+        token = ua.UserNameIdentityToken(PolicyId=_policy_id(token_policies, ua.UserTokenType.UserName, "username"),
+                                         UserName=user, Password=(password or "").encode("utf-8"),
+                                         EncryptionAlgorithm=None)
+    elif isinstance(spec.identity, X509Identity):
+        policy = next((p for p in token_policies if p.TokenType == ua.UserTokenType.Certificate), None)
+        server_cert = uacrypto.der_from_x509(uacrypto.x509_from_der(response.ServerCertificate)) \
+            if response.ServerCertificate else b""
+        token = ua.X509IdentityToken(PolicyId=policy.PolicyId if policy else "certificate",
+                                     CertificateData=uacrypto.der_from_x509(certificate))
+        signature, algorithm = security_policies.sign_asymmetric(
+            client.user_private_key, server_cert + (response.ServerNonce or b""),
+            policy.SecurityPolicyUri if policy and policy.SecurityPolicyUri else
+            security_policies.SecurityPolicyBasic256Sha256.URI)
+        activate.UserTokenSignature = ua.SignatureData(Algorithm=algorithm, Signature=signature)
+    else:
+        token = ua.AnonymousIdentityToken(PolicyId=_policy_id(token_policies, ua.UserTokenType.Anonymous,
+                                                              "anonymous"))
+    activate.UserIdentityToken = token
+    await client.uaclient.activate_session(activate)
+    yield "use"
+    state = await client.uaclient.read(ua.ReadParameters(NodesToRead=[ua.ReadValueId(
+        NodeId=ua.NodeId(ua.ObjectIds.Server_ServerStatus_State), AttributeId=ua.AttributeIds.Value)]))
+    state[0].StatusCode.check()
+    _keep_channel_renewed(client)
+
+
+def _policy_id(policies: list[Any], token_type: Any, default: str) -> str:
+    return next((p.PolicyId for p in policies if p.TokenType == token_type), default)
+
+
+async def _load_identity(client: Any, identity: Identity) -> tuple[str | None, str | None, Any]:
+    """(user, password, user certificate) for ActivateSession; a certificate's key is loaded on the client."""
+    if isinstance(identity, UserPassword):
+        return identity.user, identity.password, None
+    if isinstance(identity, X509Identity):
+        await client.load_client_certificate(str(identity.certificate))
+        await client.load_private_key(identity.key)
+        return None, None, client.user_certificate
+    return None, None, None
+
+
+def _keep_channel_renewed(client: Any) -> None:
+    """asyncua renews the secure channel before its lifetime ends only from connect(); we open step by step."""
+    start = getattr(client, "_start_renew_loop", None)
+    if start is not None:
+        start()
+
+
+def _policy_class(policy: SecurityPolicy) -> Any:
+    from asyncua.crypto import security_policies
+
+    for name in dir(security_policies):
+        cls = getattr(security_policies, name)
+        if isinstance(cls, type) and getattr(cls, "URI", None) == policy.uri:
+            return cls
+    raise DeviceError(f"asyncua implements no security policy {policy.value}")
+
+
+async def _abandon(client: Any, created: bool, timeout_s: float) -> None:
+    if created:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.uaclient.close_session(True), timeout_s)
+    with contextlib.suppress(Exception):
+        client.disconnect_socket()
+
+
+def _attempt(spec: SessionSpec, t0: float, step: str | None, exc: BaseException | None) -> SessionAttempt:
+    code, name = status_of(exc) if exc is not None else (None, None)
+    error = None
+    if exc is not None:
+        error = f"{type(exc).__name__}: {exc}".strip().rstrip(":") if str(exc) else type(exc).__name__
+        if "No matching endpoints" in str(exc):
+            step = "endpoint"
+    if exc is None:
+        outcome = "accepted"
+    elif isinstance(exc, ConnectionRefusedError):
+        outcome = "unreachable"
+    elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        outcome = "timeout"
+    else:
+        outcome = "refused"
+    return SessionAttempt(accepted=exc is None, outcome=outcome, step=step, status_code=code, status_name=name,
+                          error=error, policy=spec.policy.value, mode=spec.mode.value,
+                          identity=spec.identity.describe(), skip_endpoint_matching=spec.skip_endpoint_matching,
+                          duration_s=round(time.monotonic() - t0, 6))

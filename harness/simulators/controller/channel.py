@@ -1,0 +1,61 @@
+"""Closing asyncua's SecurityPolicy None gap: sessions are checked against the secure channel they use.
+
+An asyncua server always accepts an OpenSecureChannel with policy None (clients need it for
+GetEndpoints) and then processes CreateSession/ActivateSession on it whatever endpoints it
+declared, so a client that skips endpoint matching gets a session — and sends its password — in
+clear (LIBRARIES.md). A device must refuse that. The per-connection ``UaProcessor`` is the only
+place that sees both the channel's policy and the session services, so the controller runs a
+subclass of it: before CreateSession and ActivateSession (also the reattach of an existing session
+from a new channel) it asks the Authenticator, which refuses a None channel unless the profile
+declares None (or the auth_accepts_none_policy defect restores the gap) and a channel whose client
+certificate is not trusted. Lockout of kind ``delay`` holds the ActivateSession answer here,
+without blocking the event loop.
+
+asyncua 2.1 builds the processor by module-global name in binary_server_asyncio; ``install``
+points that name at the subclass — in the simulator's own process, which runs one server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asyncua import ua
+from asyncua.common.utils import ServiceError
+from asyncua.server import binary_server_asyncio
+from asyncua.server.uaprocessor import UaProcessor
+from asyncua.ua.ua_binary import struct_from_binary
+
+_CREATE = ua.NodeId(ua.ObjectIds.CreateSessionRequest_Encoding_DefaultBinary)
+_ACTIVATE = ua.NodeId(ua.ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary)
+
+
+class GuardedProcessor(UaProcessor):
+    async def _process_message(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        auth = getattr(getattr(self.iserver, "device", None), "auth", None)
+        if auth is not None and typeid in (_CREATE, _ACTIVATE):
+            policy = self._connection.security_policy
+            step = "CreateSession" if typeid == _CREATE else "ActivateSession"
+            refusal = auth.refuse_channel(step, policy.URI, policy.peer_certificate, self.name)
+            if refusal is not None:
+                raise ServiceError(refusal)
+            if typeid == _ACTIVATE:
+                await self._hold_if_delayed(auth, body)
+        return await super()._process_message(typeid, requesthdr, seqhdr, body)
+
+    @staticmethod
+    async def _hold_if_delayed(auth: Any, body: Any) -> None:
+        try:
+            params = struct_from_binary(ua.ActivateSessionParameters, body.copy())
+        except Exception:  # a malformed request: asyncua itself will answer it
+            return
+        token = params.UserIdentityToken
+        if isinstance(token, ua.UserNameIdentityToken) and token.UserName:
+            delay = auth.delay_s(token.UserName)
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
+def install() -> None:
+    """Make every new client connection of this process use the guarded processor."""
+    binary_server_asyncio.UaProcessor = GuardedProcessor  # type: ignore[misc]

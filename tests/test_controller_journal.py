@@ -1,0 +1,72 @@
+"""cl. 69 control-system event logging end to end, as a user runs it: the built-in simulated controller
+passes every check of the `journal` suite for controllers, and each log_* defect fails the check its
+catalogue entry names (run alone, as tests/test_failover.py does: a whole-suite run per defect costs
+twice as much; with the whole suite each defect still fails only its own check, checked by hand)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from harness.fault_injection.time_control import WallTime
+from harness.simulators.defects import CONTROLLER_DEFECTS
+from harness.verdicts import Inconclusive
+
+RIG = str(ROOT / "rigs" / "sim-controller.yaml")
+CHECKS = {"KZ-69-01", "KZ-69-02", "KZ-69-03", "KZ-69-04"}
+LOG_DEFECTS = {name: d for name, d in CONTROLLER_DEFECTS.items() if d.clause == "69"}
+
+
+def _certify(out: Path, *extra: str):
+    return run_cli("certify", RIG, "--out", str(out), "--suite", "journal", "--reruns", "0", *extra)
+
+
+def _clause(out: Path) -> dict:
+    return json.loads((out / "verdicts.json").read_text())["duts"]["plc"]["clauses"]["69"]
+
+
+def _checks(out: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
+
+
+def test_golden_controller_logs_as_cl69_requires(tmp_path):
+    out = tmp_path / "out"
+    res = _certify(out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    clause = _clause(out)
+    assert clause["verdict"] == "PASS", clause
+    checks = _checks(out)
+    assert set(checks) == CHECKS
+    assert all(c["verdict"] == "PASS" for c in checks.values()), {k: c["verdict"] for k, c in checks.items()}
+    matrix = [m["name"] for m in checks["KZ-69-01"]["measurements"]]
+    for kind in ("control_action", "login_success", "login_failure", "settings_change", "alarm"):
+        assert any(name.endswith(f"new {kind} entries") for name in matrix), f"{kind} not provoked: {matrix}"
+    held = next(m for m in checks["KZ-69-04"]["measurements"] if m["name"] == "history held")
+    assert held["measured"] >= 365
+    faults = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
+    assert {f["kind"] for f in faults if f["phase"] == "begin"} >= {"alarm", "power"}
+
+
+@pytest.mark.parametrize("defect", sorted(LOG_DEFECTS))
+def test_log_defect_fails_exactly_its_check(tmp_path, defect):
+    d = LOG_DEFECTS[defect]
+    out = tmp_path / "out"
+    res = _certify(out, "--defect", defect, "--check", d.expect)
+    assert res.returncode == 1, res.stdout + res.stderr
+    clause = _clause(out)
+    assert clause["verdict"] == "FAIL", clause
+    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+
+
+def test_log_defects_cover_the_behavioural_checks():
+    """KZ-69-04 has no defect: the simulator's capacity is the profile's, and a shorter one is a profile error
+    the check reports from the declaration alone."""
+    assert {d.expect for d in LOG_DEFECTS.values()} == CHECKS - {"KZ-69-04"}
+
+
+def test_real_device_cannot_synthesize_history():
+    with pytest.raises(Inconclusive, match="synthesize"):
+        WallTime(max_wait_s=1).synthesize_events(366, 100)

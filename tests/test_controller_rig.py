@@ -1,0 +1,27 @@
+"""The built-in simulated controller rig, certified as a user runs it: every suite that applies to an OPC UA
+process controller passes and the run exits 0, with cl. 66, 69, 70, 76 and 78 PASS (issue 5's acceptance)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.mark.slow
+def test_golden_controller_rig_certifies(tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("certify", str(ROOT / "rigs" / "sim-controller.yaml"), "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
+    plc = verdicts["duts"]["plc"]
+    assert plc["kind"] == "controller" and plc["model"] == "TEK-SIM-PC1"
+    for clause in ("66", "69", "70", "76", "78"):
+        assert plc["clauses"][clause]["verdict"] == "PASS", plc["clauses"][clause]
+    checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
+    assert {c[:5] for c in checks} >= {"KZ-66", "KZ-69", "KZ-70", "KZ-76", "KZ-78"}
+    assert (out / "pki" / "harness-client.der").exists()  # the client certificates are made per run, in the run
+    assert run_cli("verify", str(out)).returncode == 0

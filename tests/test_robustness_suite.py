@@ -1,0 +1,113 @@
+"""Suite `robustness` (cl. 49; IEC 62443-3-3 SR 3.5, SR 7.1) end to end: the golden meter passes it (and the
+protocol suite, in the same run), each robustness defect fails exactly its check and leaves a reproducer
+(pcap + seed), `harness replay` of the crash reproducer kills a defective simulator again and leaves the
+golden one answering, and nothing is sent to an address the safety rules refuse."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from harness.config import ConfigError, load_rig
+from harness.conformance.robustness.attack import under_attack
+from harness.conformance.wire.safety import refusal
+from harness.replay import replay
+from harness.simulators.defects import METER_DEFECTS, WIRE_DEFECTS
+from harness.verdicts import Inconclusive
+from tests.conftest import ROOT, run_cli
+
+RIG = str(ROOT / "rigs" / "sim-meter.yaml")
+ROBUSTNESS_CHECKS = [f"KZ-49-{n:02d}" for n in range(1, 5)]
+
+
+def _run(out: Path, *args: str) -> tuple[int, str, dict, dict[str, dict]]:
+    res = run_cli("certify", RIG, *args, "--out", str(out), "--reruns", "0", timeout=180)
+    assert "Traceback" not in res.stderr, res.stderr
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
+    return res.returncode, res.stdout + res.stderr, verdicts, checks
+
+
+def test_golden_meter_passes_robustness_and_protocol(tmp_path):
+    out = tmp_path / "out"
+    code, output, verdicts, checks = _run(out, "--suite", "robustness", "--suite", "protocol")
+    assert code == 0, output
+    clauses = verdicts["duts"]["meter"]["clauses"]
+    assert clauses["49"]["verdict"] == clauses["68"]["verdict"] == clauses["81"]["verdict"] == "PASS"
+    assert {checks[c]["verdict"] for c in ROBUSTNESS_CHECKS} == {"PASS"}
+    assert {checks[f"KZ-68-{n:02d}"]["verdict"] for n in range(1, 7)} == {"PASS"}
+    fuzz = {m["name"]: m for m in checks["KZ-49-01"]["measurements"]}
+    assert fuzz["fuzz cases sent"]["measured"] == 200 and fuzz["essential function: reads that failed"]["passed"]
+    storm = next(m for m in checks["KZ-49-03"]["measurements"] if m["name"].startswith("of 12 connections"))
+    assert storm["measured"] == 7  # the declared limit 8, less the monitor's own connection
+    transcript = [json.loads(line) for line in (out / "transcript.jsonl").read_text().splitlines()]
+    assert sum(1 for t in transcript if t.get("op") == "fuzz") == 200
+    assert any(t.get("op") == "raw" and t.get("what") == "MBAP: protocol id 1" for t in transcript)
+    assert not (out / "reproducers").exists()  # nothing failed, nothing kept
+
+
+@pytest.mark.parametrize("defect", [d.name for d in WIRE_DEFECTS if d.clause == "49"])
+def test_robustness_defect_fails_its_check_and_keeps_a_reproducer(tmp_path, defect):
+    d = METER_DEFECTS[defect]
+    out = tmp_path / "out"
+    code, output, verdicts, _checks = _run(out, "--defect", defect, "--check", d.expect)
+    assert code == 1, output
+    clause = verdicts["duts"]["meter"]["clauses"][d.clause]
+    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+    pcap = out / "reproducers" / f"{d.expect}-meter.pcap"
+    meta = json.loads(pcap.with_suffix(".json").read_text())
+    assert pcap.stat().st_size > 0 and meta["seed"] == 95 and meta["check"] == d.expect
+    if defect != "crash_on_malformed_frame":
+        return
+    # The crash: the cases under suspicion include an FC 0x17 whose byte count disagrees with its quantity.
+    assert any(c["frame"][14:16] == "17" for c in meta["cases"]), meta["cases"]
+    again = run_cli("replay", str(pcap), "--rig", RIG, "--defect", defect, "--out", str(tmp_path / "replay"))
+    assert again.returncode == 1 and "exited (status 70)" in again.stdout, again.stdout + again.stderr
+    golden = run_cli("replay", str(pcap), "--rig", RIG, "--out", str(tmp_path / "golden"))
+    assert golden.returncode == 0 and "answers a valid request" in golden.stdout, golden.stdout + golden.stderr
+
+
+def _far_rig(tmp_path: Path, allow: list[str]) -> Path:
+    """A rig with a DUT at 192.0.2.10 (TEST-NET-1: nobody's) and destructive suites allowed."""
+    rig = tmp_path / "far.yaml"
+    rig.write_text(json.dumps({
+        "name": "far", "allow_destructive": True, "lab_allow_list": allow,
+        "duts": {"meter": {"profile": str(ROOT / "device_profiles" / "tek-sim-em4.yaml"),
+                           "transport": {"tcp": {"host": "192.0.2.10", "port": 502}}}}}))
+    return rig
+
+
+class _NoSockets:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a socket was opened although the target is refused")
+
+
+def test_unsafe_target_is_refused_before_a_single_packet(tmp_path, monkeypatch):
+    loaded = load_rig(_far_rig(tmp_path, []))
+    spec = loaded.rig.duts["meter"]
+    runtime = SimpleNamespace(spec=spec, endpoint={"host": "192.0.2.10", "port": 502}, main_link=None, name="meter")
+    reason = refusal(runtime, loaded.rig)
+    assert reason is not None and "192.0.2.10" in reason and "lab_allow_list" in reason
+    monkeypatch.setattr(socket, "socket", _NoSockets)
+    with pytest.raises(Inconclusive, match=r"192\.0\.2\.10 is not loopback"):
+        under_attack(runtime, SimpleNamespace(), loaded.rig, lambda *a: pytest.fail("attacked"))
+    pcap = tmp_path / "none.pcap"
+    pcap.write_bytes(b"")
+    assert replay(pcap, tmp_path / "far.yaml", None, [], tmp_path / "replay-out") == 2  # refused, no bench
+    assert not (tmp_path / "replay-out").exists()
+    # The lab's own device, listed explicitly, may be attacked; a rig without allow_destructive never.
+    assert refusal(runtime, load_rig(_far_rig(tmp_path, ["192.0.2.0/24"])).rig) is None
+    tame = loaded.rig.model_copy(update={"allow_destructive": False})
+    assert "allow_destructive" in refusal(SimpleNamespace(**{**vars(runtime), "endpoint": {"host": "127.0.0.1"}}),
+                                          tame)
+
+
+def test_lab_allow_list_takes_addresses_and_networks_only(tmp_path):
+    with pytest.raises(ConfigError, match="not an address or network"):
+        load_rig(_far_rig(tmp_path, ["lab-meter.example"]))
+    assert load_rig(_far_rig(tmp_path, ["192.0.2.10", "2001:db8::/32"])).rig.lab_allow_list == \
+        ["192.0.2.10/32", "2001:db8::/32"]

@@ -1,0 +1,98 @@
+"""The `update` suite (cl. 70) end to end, as a user runs it: the built-in simulated controller passes
+every check, and each seeded update defect fails the check its catalogue entry names — by the
+measurement that shows that defect's symptom, and no other check.
+
+Cost: three certify runs (~50 s together, in parallel under xdist). The four defects that need no
+power cut share one run (a process start is most of such a run); each failing check is tied to its
+defect by the name of the measurement that fails. ``update_power_loss_bricks`` runs alone, on KZ-70-06.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from harness.simulators.defects import CONTROLLER_DEFECTS
+
+RIG = str(ROOT / "rigs" / "sim-controller.yaml")
+UPDATE_CHECKS = [f"KZ-70-0{i}" for i in range(1, 9)]
+# the measurement (by a word of its name) in which each defect shows; nothing else may fail
+SYMPTOM = {
+    "update_accepts_unsigned": "unsigned",
+    "update_accepts_corrupted": "corrupted",
+    "update_no_auto_rollback": "automatic rollback",
+    "update_rollback_loses_config": "after the rollback",
+    "update_power_loss_bricks": "during install",
+}
+POWER_DEFECTS = ["update_power_loss_bricks"]  # its check cuts power three times: a run of its own
+
+
+def _checks(out: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
+
+
+def _certify(out: Path, *args: str):
+    return run_cli("certify", RIG, "--out", str(out), "--suite", "update", "--reruns", "0", *args)
+
+
+@pytest.mark.slow
+def test_golden_controller_passes_the_update_suite(tmp_path):
+    out = tmp_path / "out"
+    res = _certify(out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    checks = _checks(out)
+    assert sorted(checks) == UPDATE_CHECKS
+    assert all(c["verdict"] == "PASS" for c in checks.values()), {k: c["reason"] for k, c in checks.items()}
+    assert json.loads((out / "verdicts.json").read_text())["duts"]["plc"]["clauses"]["70"]["verdict"] == "PASS"
+    rollback = next(m for m in checks["KZ-70-04"]["measurements"] if m["name"] == "automatic rollback after Activate")
+    assert rollback["passed"] and rollback["measured"] <= 3.0, rollback  # within the declared health_check_s
+    assert checks["KZ-70-04"]["charts"], "the activation timeline is kept for the report"
+    faults = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
+    forged = {f["what"] for f in faults if f.get("kind") == "firmware" and f["phase"] == "begin"}
+    assert forged == {"unsigned", "wrongly_signed", "truncated", "corrupted"}, faults
+    assert sum(1 for f in faults if f.get("kind") == "power" and f["phase"] == "begin") == 3
+    assert sorted(p.name for p in (out / "firmware" / "plc").iterdir()) == [
+        "pc1-2.2.0-corrupted.img", "pc1-2.2.0-truncated.img", "pc1-2.2.0-unsigned.img",
+        "pc1-2.2.0-wrongly_signed.img"]
+
+
+def _fails_only_by_symptom(checks: dict[str, dict], defects: list[str]) -> None:
+    expected = {CONTROLLER_DEFECTS[d].expect: d for d in defects}
+    failed = {k for k, c in checks.items() if c["verdict"] != "PASS"}
+    assert failed == set(expected), {k: checks[k]["reason"] for k in failed | set(expected)}
+    for check_id, defect in expected.items():
+        assert checks[check_id]["verdict"] == "FAIL", checks[check_id]
+        wrong = [m["name"] for m in checks[check_id]["measurements"]
+                 if not m["passed"] and SYMPTOM[defect] not in m["name"]]
+        assert not wrong, f"{check_id} under {defect} failed on {wrong}"
+
+
+def test_defects_without_power_cuts_fail_exactly_their_checks(tmp_path):
+    defects = sorted(set(SYMPTOM) - set(POWER_DEFECTS))
+    out = tmp_path / "out"
+    checks_run = [c for c in UPDATE_CHECKS if c not in {CONTROLLER_DEFECTS[d].expect for d in POWER_DEFECTS}]
+    res = _certify(out, *(a for d in defects for a in ("--defect", d)),
+                   *(a for c in checks_run for a in ("--check", c)))
+    assert res.returncode == 1, res.stdout + res.stderr
+    _fails_only_by_symptom(_checks(out), defects)
+
+
+@pytest.mark.parametrize("defect", POWER_DEFECTS)
+def test_power_loss_defect_fails_its_check(tmp_path, defect):
+    out = tmp_path / "out"
+    res = _certify(out, "--defect", defect, "--check", CONTROLLER_DEFECTS[defect].expect)
+    assert res.returncode == 1, res.stdout + res.stderr
+    checks = _checks(out)
+    _fails_only_by_symptom(checks, [defect])
+    bricked = next(m for m in checks[CONTROLLER_DEFECTS[defect].expect]["measurements"] if not m["passed"])
+    assert bricked["measured"] == "0.0.0", bricked
+
+
+def test_every_update_defect_is_covered():
+    update = {name for name, d in CONTROLLER_DEFECTS.items() if d.clause == "70"}
+    assert update == set(SYMPTOM)
+    assert {CONTROLLER_DEFECTS[d].expect for d in update} == set(UPDATE_CHECKS) - {"KZ-70-01", "KZ-70-07",
+                                                                                   "KZ-70-08"}
