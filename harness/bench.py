@@ -190,28 +190,37 @@ class DutRuntime:
     def device(self) -> Device:
         """The DUT on its main transport (through the link proxy when the rig puts one there)."""
         if self._device is None:
-            endpoint = self.endpoint
-            if self.spec.link == "proxy" and self.main_link is not None:
-                host, port = self.main_link.address
-                endpoint = {**self.endpoint, "host": host, "port": port}
-            self._device = self._driver(self.name, self.spec, endpoint)
+            self._device = self._driver(self.name, self.spec, self._main_endpoint(), self.timing, self.transcript)
         return self._device
+
+    def extra_device(self, label: str, timing: Timing, transcript: Transcript | None = None) -> Device:
+        """Another Device on the main transport with its own timing (e.g. the availability soak's: no retries,
+        no transcript). The caller closes it; on a serial line it must not use it while ``device`` does."""
+        return self._driver(f"{self.name}/{label}", self.spec, self._main_endpoint(), timing, transcript)
+
+    def _main_endpoint(self) -> dict[str, Any]:
+        if self.spec.link == "proxy" and self.main_link is not None:
+            host, port = self.main_link.address
+            return {**self.endpoint, "host": host, "port": port}
+        return self.endpoint
 
     @property
     def reserve_device(self) -> Device | None:
         """The same DUT on its second interface (rig ``reserve_transport``), or None without one."""
         if self._reserve_device is None and self.spec.reserve_transport is not None:
             spec = self.spec.model_copy(update={"transport": self.spec.reserve_transport})
-            self._reserve_device = self._driver(f"{self.name}/reserve", spec, self.reserve_endpoint)
+            self._reserve_device = self._driver(f"{self.name}/reserve", spec, self.reserve_endpoint, self.timing,
+                                                self.transcript)
         return self._reserve_device
 
-    def _driver(self, name: str, spec: Dut, endpoint: dict[str, Any]) -> Device:
+    def _driver(self, name: str, spec: Dut, endpoint: dict[str, Any], timing: Timing,
+                transcript: Transcript | None) -> Device:
         drivers = registry.drivers()
         driver = drivers.get(self.profile.protocol)
         if driver is None:
             raise BenchError(f"{self.name}: no driver for protocol {self.profile.protocol!r}; installed: "
                              f"{', '.join(drivers)}")
-        return driver.factory(name, self.profile, spec, self.timing, self.transcript,
+        return driver.factory(name, self.profile, spec, timing, transcript,
                               {**endpoint, "pki_dir": str(self.out_dir / "pki")})
 
     def probe(self) -> None:

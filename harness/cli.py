@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("args", nargs=argparse.REMAINDER, help="device options; see `harness sim meter --help`")
 
     rp = sub.add_parser("replay", help="send a kept robustness reproducer (pcap) to a rig's DUT again")
-    rp.add_argument("pcap", type=Path, help="a reproducer from a run's reproducers/ directory")
+    rp.add_argument("pcap", type=Path, help="a reproducer from a run's reproducers/ directory (a serial line's: "
+                    "its pcap or its JSON)")
     rp.add_argument("--rig", type=Path, required=True, help="rig YAML whose DUT receives it")
     rp.add_argument("--dut", metavar="NAME", help="the DUT (needed when the rig has several)")
     rp.add_argument("--defect", action="append", default=[], metavar="NAME",

@@ -6,6 +6,10 @@ seeded if asked), replays the client's side of that conversation — connections
 recorded, the recorded gaps (each at most a second), every reply awaited as in the campaign — and then asks
 whether the DUT still answers a valid request. Exit 0: it does; 1: it does not (the reproducer reproduces);
 2: usage, configuration, or a target the safety rules refuse — refused before a single packet.
+
+A reproducer of a DUT on a serial line (Modbus RTU: a DLT_USER0 pcap, or its JSON) is sent over the rig's
+serial port, frame by frame with the recorded gaps, each separated by the line's silence. A serial line
+reaches nothing but the DUT on it: it needs a rig that allows destructive suites, no allow-list.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import socket
 
+    from harness.bench import DutRuntime
     from harness.config.loading import LoadedRig
+    from harness.config.robustness import Robustness
     from harness.conformance.wire.campaign import Campaign
     from harness.conformance.wire.reproducer import ReplayStep
+    from harness.conformance.wire.targets import WireTarget
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 MAX_GAP_S = 1.0
@@ -51,15 +58,17 @@ def replay(pcap: Path, rig_path: Path, dut_name: str | None, defects: list[str],
     if not rig.allow_destructive:
         return _err(f"refused: rig {rig.name!r} does not allow destructive suites (allow_destructive: false), and "
                     "a reproducer is an attack")
-    if spec.transport.tcp is None:
-        return _err(f"{name} is on a serial line; reproducers are TCP conversations")
-    if spec.link != "netns":  # a namespace the harness makes is allowed by construction
+    serial = spec.transport.tcp is None
+    if not serial and spec.link != "netns":  # a namespace the harness makes is allowed by construction
         refused = target_refusal(spec.transport.tcp.host, rig.lab_allow_list)
         if refused is not None:
             return _err(refused)
     try:
-        steps = reproducer.read(pcap)
-    except (OSError, ValueError) as exc:
+        if reproducer.is_serial(pcap) != serial:
+            return _err(f"{pcap} is a {'TCP' if serial else 'serial line'} conversation and {name} is on "
+                        f"{'a serial line' if serial else 'TCP'}: replay it on a DUT of its own transport")
+        steps = reproducer.read_serial(pcap) if serial else reproducer.read(pcap)
+    except (OSError, ValueError, KeyError) as exc:
         return _err(f"cannot read {pcap}: {exc}")
     if not steps:
         return _err(f"{pcap} holds no client packets to send")
@@ -92,6 +101,8 @@ def _replay_on_bench(loaded: LoadedRig, name: str, defects: list[str], out: Path
         except Inconclusive as exc:
             return _err(str(exc))
         wait = (rt.profile.modbus.response_time_s if rt.profile.modbus else None) or rt.timing.request_timeout_s
+        if target.serial_port is not None:
+            return _replay_on_line(rt, target, rig.robustness, out, steps, wait)
         campaign = Campaign(target.host, target.port, rig.robustness, target.length)
         print(f"replaying {len(steps)} client steps to {name} at {target.host}:{target.port} "
               f"({target.protocol}; defects: {', '.join(rt.defects) or 'none'}; evidence in {out})")
@@ -106,6 +117,37 @@ def _replay_on_bench(loaded: LoadedRig, name: str, defects: list[str], out: Path
         return EXIT_OK if alive else EXIT_FAIL
     finally:
         bench.close()
+
+
+def _replay_on_line(rt: DutRuntime, target: WireTarget, settings: Robustness, out: Path,
+                    steps: list[ReplayStep], wait: float) -> int:
+    """The frames the harness sent, on the rig's serial line, with the recorded gaps (each at most a second),
+    every reply awaited as in the campaign; then a valid request."""
+    from harness.conformance.wire.serial_campaign import SerialCampaign
+
+    name = rt.name
+    line = SerialCampaign(rt, settings, monitor=None)
+    try:
+        print(f"replaying {len(steps)} frames to {name} on the serial line {target.serial_port} "
+              f"(defects: {', '.join(rt.defects) or 'none'}; evidence in {out})")
+        answered = 0
+        for n, step in enumerate(steps):
+            if time.perf_counter() > line.deadline:
+                print("  … stopped: the rig's robustness.max_duration_s is up")
+                break
+            time.sleep(min(step.gap_s, MAX_GAP_S))
+            reply = line.exchange(n + 1, step.data, settings.case_timeout_s)
+            answered += bool(reply)
+            shown = reply.hex() if reply else "no reply"
+            print(f"  [{n}] sent {step.data.hex()[:64]}{'…' if len(step.data) > 32 else ''} → {shown[:64]}")
+        time.sleep(0.2)
+        alive = line.fresh_connections_served(target.probe, target.valid, 1, wait) == 1
+    finally:
+        line.close()
+    exited = rt.process is not None and not rt.process.running
+    status = f" — the DUT process has exited (status {rt.process.proc.returncode})" if exited else ""
+    print(f"{answered} replies; afterwards {name} {'answers' if alive else 'does NOT answer'} a valid request{status}")
+    return EXIT_OK if alive else EXIT_FAIL
 
 
 def _send(c: Campaign, steps: list[ReplayStep], reply_wait_s: float) -> int:

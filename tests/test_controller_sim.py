@@ -8,11 +8,13 @@ a power cut shows.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -30,13 +32,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+import harness.conformance
+from harness.conformance.wire.opcua_fuzz import hello
 from harness.fault_injection.firmware import corrupted, truncated, unsigned, wrongly_signed
 from harness.fault_injection.ports import free_port
 from harness.resources import builtin_profile
-from harness.simulators.controller.audit import AuditLog
+from harness.simulators.controller.audit import SHORT_CAPACITY_DIVISOR, AuditLog
 from harness.simulators.controller.profile import ControllerProfile, Lockout, load_controller_profile
 from harness.simulators.controller.users import LockoutTracker
 from harness.simulators.defects import CONTROLLER_DEFECTS
+from harness.simulators.wire_faults import CRASH_EXIT
 from tests.conftest import run_cli
 
 # Under xdist every worker that runs one of these tests starts its own simulators (module scope is per
@@ -263,7 +268,13 @@ def test_catalogue_and_command_line():
                 "update_power_loss_bricks": "KZ-70-06", "auth_allows_anonymous": "KZ-66-01",
                 "auth_accepts_none_policy": "KZ-66-02", "auth_no_lockout": "KZ-76-02",
                 "auth_default_password": "KZ-76-03", "role_viewer_can_write": "KZ-78-01",
-                "log_missing_user": "KZ-69-01", "log_clearable_by_operator": "KZ-69-02", "log_volatile": "KZ-69-03"}
+                "log_missing_user": "KZ-69-01", "log_clearable_by_operator": "KZ-69-02", "log_volatile": "KZ-69-03",
+                "endpoint_extra_policy": "KZ-68-08", "unknown_node_wrong_status": "KZ-68-09",
+                "write_wrong_type_accepted": "KZ-68-10", "access_denied_wrong_status": "KZ-68-11",
+                "auth_trusts_any_certificate": "KZ-66-03", "auth_ignores_password": "KZ-76-01",
+                "log_capacity_short": "KZ-69-04", "update_not_logged": "KZ-70-01",
+                "update_accepts_downgrade": "KZ-70-07", "update_no_indication": "KZ-70-08",
+                "crash_on_malformed_hello": "KZ-49-01"}
     assert {d.name: d.expect for d in CONTROLLER_DEFECTS.values()} == expected
     res = run_cli("sim", "controller", "--list-defects")
     assert res.returncode == 0 and "update_power_loss_bricks" in res.stdout and "KZ-70-06" in res.stdout
@@ -632,6 +643,34 @@ def test_defect_roles_and_log(bad_sim):
     run(body)
 
 
+def test_defect_protocol_answers_certificate_trust_and_password(bad_sim):
+    start_pump = PROFILE.methods["start_pump"]
+
+    async def body():
+        client = Client(bad_sim.url, timeout=5)
+        try:
+            policies = {e.SecurityPolicyUri.rpartition("#")[2] for e in await client.connect_and_get_server_endpoints()}
+        finally:
+            client.disconnect_socket()
+        assert "Basic128Rsa15" in policies and "Basic128Rsa15" not in PROFILE.policies  # endpoint_extra_policy
+        admin = USERS["administrator"][0]
+        async with Session(bad_sim, user=(admin, "not-the-password"), cert="untrusted") as s:
+            # auth_trusts_any_certificate (an untrusted channel), auth_ignores_password (the most privileged role)
+            unknown = s.client.get_node(ua.NodeId("tek-no-such-node", s.ns.index(PROFILE.namespace_uri)))
+            assert await refused(unknown.read_value()) == "BadInternalError"  # unknown_node_wrong_status
+            assert await refused(unknown.write_value(ua.Variant(1.0, ua.VariantType.Double))) == "BadInternalError"
+            await s.write("supply_setpoint", 74.0)
+            await s.write("supply_setpoint", "tek-harness", ua.VariantType.String)  # write_wrong_type_accepted:
+            assert await s.read("supply_setpoint") == 74.0                          # Good, and dropped
+            await s.write("supply_setpoint", "75,5", ua.VariantType.String)  # a number in text is converted
+            assert await s.read("supply_setpoint") == 75.5
+        async with Session(bad_sim, "viewer") as s:  # access_denied_wrong_status
+            assert await refused(s.write("ramp_rate", 4.0)) == "BadNotWritable"
+            assert await refused(s.call(start_pump.object.text, start_pump.method.text)) == "BadNotExecutable"
+        assert await refused(connect(bad_sim, user=(USERS["viewer"][0], "not-the-password"))) == "BadUserAccessDenied"
+    run(body)
+
+
 def test_defect_update_checks(bad_sim):
     async def body():
         async with Session(bad_sim, "administrator") as s:
@@ -679,3 +718,113 @@ def test_profile_is_the_contract_shape():
     res = run_cli("check", str(builtin_profile("tek-sim-pc1.yaml")))
     assert res.returncode == 0, res.stderr
     assert isinstance(PROFILE, ControllerProfile)
+
+
+# ---- every check the controller rig runs has its seeded defect -------------------------------------------
+# Checks that run on a controller but are proven elsewhere, each with the reason:
+NO_CONTROLLER_DEFECT = {
+    # documentary (suite `documentation`): judged from the vendor's declarations, not from the device
+    **dict.fromkeys(("KZ-50-01", "KZ-58-01", "KZ-59-01", "KZ-72-01", "KZ-79-01", "KZ-87-01", "KZ-93-01"),
+                    "documentary"),
+    # availability (cl. 67, 73): the soak polls through the Device API whatever the protocol; its defect is the
+    # meter's intermittent_unavailable (AVAILABILITY_DEFECTS)
+    "KZ-67-01": "availability", "KZ-73-01": "availability",
+    # Modbus wire checks of suite `protocol`: N/A on an OPC UA DUT (their defects are the meter's WIRE_DEFECTS)
+    **{f"KZ-68-{n:02d}": "modbus only" for n in range(1, 8)},
+    # robustness storms (cl. 49): their defects are the Modbus meter's hang_on_flood, connection_limit_exhausts and
+    # half_open_blocks; the controller has none for their OPC UA path yet
+    "KZ-49-02": "meter's wire", "KZ-49-03": "meter's wire", "KZ-49-04": "meter's wire",
+}
+
+
+def _checks_for(kind: str) -> set[str]:
+    """Check ids of the built-in suites that apply to ``kind``: from their ``check`` markers, kept when neither
+    the module's nor the test's ``dut_kind`` marker excludes the kind (read from the source, not collected)."""
+    def kinds(nodes: list[ast.expr]) -> set[str]:
+        return {a.value for n in nodes for c in ast.walk(n) if isinstance(c, ast.Call)
+                and getattr(c.func, "attr", None) == "dut_kind" for a in c.args if isinstance(a, ast.Constant)}
+
+    found = set()
+    for path in Path(harness.conformance.__file__).parent.rglob("test_*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module = kinds([n.value for n in tree.body if isinstance(n, ast.Assign)
+                        and any(getattr(t, "id", None) == "pytestmark" for t in n.targets)])
+        for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+            marks = [d for d in fn.decorator_list
+                     if isinstance(d, ast.Call) and getattr(d.func, "attr", None) == "check"]
+            applies = module | kinds(fn.decorator_list)
+            if marks and (not applies or kind in applies):
+                found.add(marks[0].args[0].value)  # type: ignore[attr-defined]
+    return found
+
+
+def test_every_controller_check_has_a_seeded_defect():
+    checks = _checks_for("controller")
+    assert {"KZ-69-04", "KZ-70-01", "KZ-49-01", "KZ-68-08"} <= checks and "KZ-95-01" not in checks  # the scan works
+    assert set(NO_CONTROLLER_DEFECT) <= checks, "an exemption names a check that no longer runs on a controller"
+    missing = checks - set(NO_CONTROLLER_DEFECT) - {d.expect for d in CONTROLLER_DEFECTS.values()}
+    assert not missing, f"checks that run on the controller rig without a seeded defect: {sorted(missing)}"
+
+
+# ---- seeded defects of the checks that had none (KZ-69-04, KZ-70-01/07/08, KZ-49-01) -----------------------
+def test_defect_downgrade_indication_and_update_log(bad_sim):
+    assert PROFILE.update is not None and PROFILE.update.available_version is not None
+
+    async def body():
+        since = device_now(bad_sim, -1)
+        async with Session(bad_sim, "administrator") as s:
+            await s.transfer(kit(bad_sim, "below_min"))
+            await s.update("install")  # update_accepts_downgrade: 1.9.0 is below min_version 2.0.0
+            assert await s.wait_state("Installed", "Failed") == "Installed"
+            await s.transfer(kit(bad_sim, "next"))
+            available = s.client.get_node(s.nid(PROFILE.update.available_version.text))
+            assert await available.read_value() == ""  # update_no_indication
+            entries = await s.history(since)
+        # update_not_logged: of the firmware entries only the device's own announcements are left (1.9.0 too when an
+        # earlier test left the simulator bricked, running 0.0.0)
+        logged = [e.Message.Text for e in entries if e.Category == "firmware"]
+        assert logged[-1:] == ["new version available: 2.2.0"] and all("available" in m for m in logged), logged
+    run(body)
+
+
+def test_defect_log_keeps_a_quarter_of_its_capacity(bad_sim):
+    audit = PROFILE.audit
+    assert audit is not None and audit.clear is not None
+    days = 2 * (audit.capacity // SHORT_CAPACITY_DIVISOR) // audit.events_per_day  # twice what the log keeps
+
+    async def body():
+        start = device_now(bad_sim)
+        assert bad_sim.control(op="synthesize_events", days=days)["generated"] == days * audit.events_per_day
+        async with Session(bad_sim, "administrator") as s:
+            try:
+                assert await s.history(start, start + timedelta(days=1)) == []  # log_capacity_short: gone early
+                last_day = await s.history(start + timedelta(days=days - 1), start + timedelta(days=days))
+                assert len(last_day) >= audit.events_per_day - 1
+            finally:  # a whole-log read of what is left would take seconds
+                await s.call(audit.clear.object.text, audit.clear.method.text)
+    run(body)
+
+
+def _exchange(port: int, frame: bytes) -> bytes:
+    """Send one UA-TCP message on a new connection; the reply ('' when the peer closes or stays silent)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(frame)
+        try:
+            return conn.recv(4096)
+        except (TimeoutError, ConnectionResetError):
+            return b""
+
+
+def test_defect_crash_on_malformed_hello(sim, bad_sim):
+    """The last test of the defective simulator: it dies, and is started again for whoever comes next."""
+    sound = hello(bad_sim.url)
+    lying = sound[:28] + struct.pack("<i", -2) + sound[32:]  # EndpointUrl length -2: 4 GiB - 2 read as UInt32
+    _exchange(sim.port, lying)
+    assert _exchange(sim.port, hello(sim.url))[:3] == b"ACK" and sim.proc.poll() is None  # the golden lives on
+    try:
+        assert _exchange(bad_sim.port, sound)[:3] == b"ACK"  # a sound Hello is answered
+        _exchange(bad_sim.port, lying)
+        assert bad_sim.proc.wait(timeout=10) == CRASH_EXIT  # crash_on_malformed_hello
+    finally:
+        bad_sim.kill()
+        bad_sim.start()

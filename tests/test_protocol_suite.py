@@ -1,7 +1,8 @@
 """Suite `protocol` (cl. 68, 81) end to end, as a user runs it: the golden simulators pass — the meter on
 Modbus/TCP, the meter on RTU over a pseudo-terminal (the CRC check), the controller on OPC UA — and each
-protocol defect of the simulated meter's wire level fails exactly its check. The suite and the robustness
-suite share one golden Modbus/TCP run (in tests/test_robustness_suite.py, to save a simulator start)."""
+protocol defect of the simulated meter's wire level, and of the simulated controller's OPC UA services, fails
+exactly its check. The suite and the robustness suite share one golden Modbus/TCP run and one golden RTU run
+(in tests/test_robustness_suite.py, to save simulator starts)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.config.modbus_map import ModbusMap
-from harness.simulators.defects import METER_DEFECTS, WIRE_DEFECTS
+from harness.simulators.defects import CONTROLLER_DEFECTS, METER_DEFECTS, WIRE_DEFECTS
 from tests.conftest import ROOT, run_cli
+from tests.defect_rigs import not_passing, rig_per_defect
 
 TCP_RIG, RTU_RIG, UA_RIG = (str(ROOT / "rigs" / f"{name}.yaml") for name in ("sim-meter", "sim-meter-rtu",
                                                                              "sim-controller"))
@@ -30,18 +33,6 @@ def _run(out: Path, *args: str) -> tuple[int, str, dict, dict[str, dict]]:
     return res.returncode, res.stdout + res.stderr, verdicts, checks
 
 
-@needs_socat
-@pytest.mark.serial
-def test_golden_meter_on_rtu_passes(tmp_path):
-    code, output, _verdicts, checks = _run(tmp_path / "out", RTU_RIG, "--suite", "protocol")
-    assert code == 0, output
-    assert {c: checks[c]["verdict"] for c in MODBUS_CHECKS} == {
-        **{c: "PASS" for c in MODBUS_CHECKS}, "KZ-68-05": "N/A"}  # no MBAP on a serial line
-    crc = checks["KZ-68-07"]["measurements"]
-    assert crc[0]["measured"] == "no answer" and crc[1]["passed"]
-    assert {checks[c]["verdict"] for c in OPCUA_CHECKS} == {"N/A"}
-
-
 def test_golden_controller_passes_the_opcua_checks(tmp_path):
     code, output, verdicts, checks = _run(tmp_path / "out", UA_RIG, "--suite", "protocol")
     assert code == 0, output
@@ -53,17 +44,61 @@ def test_golden_controller_passes_the_opcua_checks(tmp_path):
     assert unknown["Browse"] == unknown["Read"] == unknown["Write"] == "BadNodeIdUnknown"
 
 
-@pytest.mark.parametrize("defect", [d.name for d in WIRE_DEFECTS if d.clause == "68"])
-def test_protocol_defect_fails_its_check(tmp_path, defect):
-    d = METER_DEFECTS[defect]
-    rig = RTU_RIG if defect == "answers_bad_crc" else TCP_RIG
-    if rig == RTU_RIG and shutil.which("socat") is None:
-        pytest.skip("RTU over a pty pair needs socat")
-    code, output, verdicts, _checks = _run(tmp_path / "out", rig, "--defect", defect, "--check", d.expect)
+@needs_socat
+@pytest.mark.serial
+def test_bad_crc_defect_fails_its_check(tmp_path):
+    d = METER_DEFECTS["answers_bad_crc"]
+    code, output, verdicts, _checks = _run(tmp_path / "out", RTU_RIG, "--defect", d.name, "--check", d.expect)
     assert code == 1, output
     clause = verdicts["duts"]["meter"]["clauses"][d.clause]
     assert clause["verdict"] == "FAIL"
     assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+
+
+def test_modbus_tcp_defects_fail_exactly_their_checks(tmp_path):
+    """The whole suite once over one simulated meter per Modbus/TCP protocol defect (tests/defect_rigs.py):
+    each DUT fails exactly the check its defect names, with the symptom the defect describes."""
+    defects = {d.name: d for d in WIRE_DEFECTS if d.clause == "68" and d.name != "answers_bad_crc"}
+    assert sorted(d.expect for d in defects.values()) == [c for c in MODBUS_CHECKS if c != "KZ-68-07"]
+    rig = rig_per_defect(Path(TCP_RIG), defects, tmp_path / "rig.yaml")
+    data = yaml.safe_load(rig.read_text())
+    data["timing"]["request_timeout_s"] = 0.25  # loopback answers in ms; "no answer" is waited for 4 times a DUT
+    rig.write_text(yaml.safe_dump(data, sort_keys=False))
+    code, output, verdicts, _checks = _run(tmp_path / "out", str(rig), "--suite", "protocol")
+    assert code == 1, output
+    assert not_passing(tmp_path / "out") == {name: {d.expect: "FAIL"} for name, d in defects.items()}
+    for name, d in defects.items():
+        assert verdicts["duts"][name]["clauses"][d.clause]["verdict"] == "FAIL"
+    shown = {(r["dut"], r["id"]): r for r in map(json.loads, (tmp_path / "out" / "checks.jsonl").read_text()
+                                                 .splitlines())}
+    failed = {name: {m["name"]: m["measured"] for m in shown[name, d.expect]["measurements"] if not m["passed"]}
+              for name, d in defects.items()}
+    assert [m for m in failed["write_multiple_single_refused"] if m.startswith("FC16 write")] and \
+        set(failed["write_multiple_single_refused"].values()) == {"exception 01 (function code 0x90)"}
+    assert set(failed["undeclared_fc_answered"]) == {"FC08 (not declared)", "FC43 (not declared)"}
+    assert sorted(failed["illegal_quantity_accepted"].values()) == ["answer, function code 0x03, 2 PDU bytes",
+                                                                    "answer, function code 0x03, 254 PDU bytes"]
+    assert list(failed["any_unit_id_answered"]) == ["unit 2 (not the configured 1)"]
+
+
+def test_opcua_defects_fail_exactly_their_checks(tmp_path):
+    """The whole suite once over one simulated controller per OPC UA protocol defect (tests/defect_rigs.py):
+    each DUT fails exactly the check its defect names, everything else of the suite passes or is N/A."""
+    defects = {name: d for name, d in CONTROLLER_DEFECTS.items() if d.expect in OPCUA_CHECKS}
+    assert sorted(d.expect for d in defects.values()) == OPCUA_CHECKS  # every OPC UA check has its defect
+    rig = rig_per_defect(Path(UA_RIG), defects, tmp_path / "rig.yaml")
+    code, output, verdicts, _checks = _run(tmp_path / "out", str(rig), "--suite", "protocol")
+    assert code == 1, output
+    assert not_passing(tmp_path / "out") == {name: {d.expect: "FAIL"} for name, d in defects.items()}
+    for name, d in defects.items():
+        assert verdicts["duts"][name]["clauses"][d.clause]["verdict"] == "FAIL"
+    shown = {(r["dut"], r["id"]): r for r in map(json.loads, (tmp_path / "out" / "checks.jsonl").read_text()
+                                                 .splitlines())}
+    reasons = {name: shown[name, d.expect]["reason"] for name, d in defects.items()}
+    assert "Basic128Rsa15/Sign" in reasons["endpoint_extra_policy"]
+    assert "Read of" in reasons["unknown_node_wrong_status"] and "Browse of" not in reasons["unknown_node_wrong_status"]
+    assert "accepted (Good)" in reasons["write_wrong_type_accepted"]
+    assert "Call of" in reasons["access_denied_wrong_status"] and "Write of" in reasons["access_denied_wrong_status"]
 
 
 def test_declared_function_codes_come_from_the_map_or_the_override():

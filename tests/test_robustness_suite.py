@@ -1,12 +1,15 @@
 """Suite `robustness` (cl. 49; IEC 62443-3-3 SR 3.5, SR 7.1) end to end: the golden meter passes it (and the
-protocol suite, in the same run), each robustness defect fails exactly its check and leaves a reproducer
-(pcap + seed), `harness replay` of the crash reproducer kills a defective simulator again and leaves the
-golden one answering, and nothing is sent to an address the safety rules refuse."""
+protocol suite, in the same run) on Modbus/TCP and on RTU over a pseudo-terminal, each robustness defect fails
+exactly its check and leaves a reproducer (pcap + seed), the crash is caught over RTU too, `harness replay`
+of the crash reproducer (TCP and serial) kills a defective simulator again and leaves the golden one
+answering, and nothing is sent to an address the safety rules refuse."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,18 +17,25 @@ import pytest
 
 from harness.config import ConfigError, load_rig
 from harness.conformance.robustness.attack import under_attack
+from harness.conformance.wire import reproducer
+from harness.conformance.wire.modbus_raw import crc
+from harness.conformance.wire.rtu_fuzz import LINE_FAMILIES, MAX_ADU, rtu_cases
 from harness.conformance.wire.safety import refusal
 from harness.replay import replay
-from harness.simulators.defects import METER_DEFECTS, WIRE_DEFECTS
+from harness.simulators.defects import CONTROLLER_DEFECTS, METER_DEFECTS, WIRE_DEFECTS
 from harness.verdicts import Inconclusive
 from tests.conftest import ROOT, run_cli
 
 RIG = str(ROOT / "rigs" / "sim-meter.yaml")
+RTU_RIG = str(ROOT / "rigs" / "sim-meter-rtu.yaml")
+UA_RIG = str(ROOT / "rigs" / "sim-controller.yaml")
 ROBUSTNESS_CHECKS = [f"KZ-49-{n:02d}" for n in range(1, 5)]
+MODBUS_PROTOCOL_CHECKS = [f"KZ-68-{n:02d}" for n in range(1, 8)]
+needs_socat = pytest.mark.skipif(shutil.which("socat") is None, reason="RTU over a pty pair needs socat")
 
 
-def _run(out: Path, *args: str) -> tuple[int, str, dict, dict[str, dict]]:
-    res = run_cli("certify", RIG, *args, "--out", str(out), "--reruns", "0", timeout=180)
+def _run(out: Path, *args: str, rig: str = RIG) -> tuple[int, str, dict, dict[str, dict]]:
+    res = run_cli("certify", rig, *args, "--out", str(out), "--reruns", "0", timeout=180)
     assert "Traceback" not in res.stderr, res.stderr
     verdicts = json.loads((out / "verdicts.json").read_text())
     checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
@@ -71,6 +81,69 @@ def test_robustness_defect_fails_its_check_and_keeps_a_reproducer(tmp_path, defe
     assert golden.returncode == 0 and "answers a valid request" in golden.stdout, golden.stdout + golden.stderr
 
 
+@needs_socat
+@pytest.mark.serial
+def test_golden_meter_on_rtu_passes_robustness_and_protocol(tmp_path):
+    """Over the line: fuzzing and the storm pass with the essential function read between frames; connection
+    storms and half-open connections are N/A; the protocol suite passes (no MBAP; the CRC check)."""
+    out = tmp_path / "out"
+    code, output, _verdicts, checks = _run(out, "--suite", "robustness", "--suite", "protocol", rig=RTU_RIG)
+    assert code == 0, output
+    assert {c: checks[c]["verdict"] for c in ROBUSTNESS_CHECKS} == {
+        "KZ-49-01": "PASS", "KZ-49-02": "PASS", "KZ-49-03": "N/A", "KZ-49-04": "N/A"}
+    assert "serial line" in checks["KZ-49-03"]["reason"] and "serial line" in checks["KZ-49-04"]["reason"]
+    fuzz = {m["name"]: m for m in checks["KZ-49-01"]["measurements"]}
+    assert fuzz["fuzz cases sent"]["measured"] == 200 and fuzz["essential function: reads that failed"]["passed"]
+    assert fuzz["essential function: reads during the campaign"]["measured"] >= 10  # between the frames
+    storm = {m["name"]: m for m in checks["KZ-49-02"]["measurements"]}
+    assert storm["requests sent in the storm"]["measured"] == 300  # the rig's flood_requests
+    assert {c: checks[c]["verdict"] for c in MODBUS_PROTOCOL_CHECKS} == {
+        **{c: "PASS" for c in MODBUS_PROTOCOL_CHECKS}, "KZ-68-05": "N/A"}  # no MBAP on a serial line
+    crc = checks["KZ-68-07"]["measurements"]
+    assert crc[0]["measured"] == "no answer" and crc[1]["passed"]
+    transcript = [json.loads(line) for line in (out / "transcript.jsonl").read_text().splitlines()]
+    assert {t["family"] for t in transcript if t.get("op") == "fuzz"} >= set(LINE_FAMILIES)
+    assert not (out / "reproducers").exists()
+
+
+@needs_socat
+@pytest.mark.serial
+def test_crash_is_caught_over_rtu_and_replayed_on_the_line(tmp_path):
+    d = METER_DEFECTS["crash_on_malformed_frame"]
+    out = tmp_path / "out"
+    code, output, verdicts, _checks = _run(out, "--defect", d.name, "--check", d.expect, rig=RTU_RIG)
+    assert code == 1, output
+    clause = verdicts["duts"]["meter"]["clauses"][d.clause]
+    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+    pcap = out / "reproducers" / f"{d.expect}-meter.pcap"
+    meta = json.loads(pcap.with_suffix(".json").read_text())
+    assert meta["seed"] == 95 and meta["link"] == "serial" and reproducer.is_serial(pcap)
+    # The suspects hold an FC 0x17 (unit 1, CRC sound) whose byte count disagrees with its write quantity.
+    assert any(c["frame"][2:4] == "17" for c in meta["cases"]), meta["cases"]
+    sent = [bytes.fromhex(f["hex"]) for f in meta["frames"] if f["dir"] == "sent"]
+    assert [s.data for s in reproducer.read_serial(pcap)] == sent == \
+        [s.data for s in reproducer.read_serial(pcap.with_suffix(".json"))]
+    again = run_cli("replay", str(pcap), "--rig", RTU_RIG, "--defect", d.name, "--out", str(tmp_path / "replay"))
+    assert again.returncode == 1 and "exited (status 70)" in again.stdout, again.stdout + again.stderr
+    golden = run_cli("replay", str(pcap.with_suffix(".json")), "--rig", RTU_RIG, "--out", str(tmp_path / "golden"))
+    assert golden.returncode == 0 and "answers a valid request" in golden.stdout, golden.stdout + golden.stderr
+    wrong = run_cli("replay", str(pcap), "--rig", RIG, "--out", str(tmp_path / "tcp"))
+    assert wrong.returncode == 2 and "serial line conversation" in wrong.stderr
+
+
+def test_rtu_cases_are_seeded_and_framed_for_the_line():
+    cases = rtu_cases(95, 200, 1)
+    assert cases == rtu_cases(95, 200, 1) and cases != rtu_cases(96, 200, 1)
+    assert {c.family for c in cases} >= set(LINE_FAMILIES) | {"fuzz", "counts", "truncated", "trailing"}
+    assert all(c.frame[0] == 1 and _crc_ok(c.frame) for c in cases if c.family not in LINE_FAMILIES)
+    assert all(len(c.frame) > MAX_ADU and _crc_ok(c.frame) for c in cases if c.family == "overlong")
+    assert not any(_crc_ok(c.frame) for c in cases if c.family in ("bad_crc", "cut_frame"))
+
+
+def _crc_ok(frame: bytes) -> bool:
+    return len(frame) >= 4 and crc(frame[:-2]) == frame[-2:]
+
+
 def _far_rig(tmp_path: Path, allow: list[str]) -> Path:
     """A rig with a DUT at 192.0.2.10 (TEST-NET-1: nobody's) and destructive suites allowed."""
     rig = tmp_path / "far.yaml"
@@ -111,3 +184,27 @@ def test_lab_allow_list_takes_addresses_and_networks_only(tmp_path):
         load_rig(_far_rig(tmp_path, ["lab-meter.example"]))
     assert load_rig(_far_rig(tmp_path, ["192.0.2.10", "2001:db8::/32"])).rig.lab_allow_list == \
         ["192.0.2.10/32", "2001:db8::/32"]
+
+
+def test_opcua_crash_on_malformed_hello_fails_its_check_and_keeps_a_reproducer(tmp_path):
+    """The controller's OPC UA path of KZ-49-01: the rig's seeded campaign (seed 70) reaches a Hello whose
+    EndpointUrl length runs past the message, the simulated controller dies, the check FAILs with the Hello among
+    the suspects. The golden controller passes the suite in tests/test_controller_rig.py. With the defect the
+    other robustness checks (KZ-49-02…04) pass: a whole-suite run showed it, not repeated here (it costs 4.5 s more)."""
+    d = CONTROLLER_DEFECTS["crash_on_malformed_hello"]
+    out = tmp_path / "out"
+    code, output, verdicts, _checks = _run(out, "--defect", d.name, "--check", d.expect, rig=UA_RIG)
+    assert code == 1, output
+    clause = verdicts["duts"]["plc"]["clauses"][d.clause]
+    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+    meta = json.loads((out / "reproducers" / f"{d.expect}-plc.json").read_text())
+    assert meta["seed"] == 70 and meta["protocol"] == "opcua"
+    assert any(_hello_url_overruns(bytes.fromhex(c["frame"])) for c in meta["cases"]), meta["cases"]
+
+
+def _hello_url_overruns(frame: bytes) -> bool:
+    """A whole Hello whose EndpointUrl length (as UInt32; -1 is the null string) runs past the message."""
+    if frame[:3] != b"HEL" or len(frame) < 32 or struct.unpack("<I", frame[4:8])[0] != len(frame):
+        return False
+    (length,) = struct.unpack("<i", frame[28:32])
+    return length != -1 and length & 0xFFFFFFFF > len(frame) - 32

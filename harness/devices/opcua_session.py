@@ -313,15 +313,20 @@ async def _open_matched(client: Any, spec: SessionSpec, credentials: tuple[str |
     elif spec.mode != SecurityMode.NONE:
         raise ValueError("policy None goes with mode None")
     yield "channel"
-    client.uaclient.clear_disconnect_request()
-    await client.connect_socket()
-    await client.send_hello()
-    await client.open_secure_channel()
+    await _open_channel(client)
     yield "session"
     await client.create_session()
     yield "activation"
     await client.activate_session(username=user, password=password, certificate=certificate)
     _keep_channel_renewed(client)
+
+
+async def _open_channel(client: Any) -> None:
+    """Socket, Hello and OpenSecureChannel with the client's security as set (None when unset)."""
+    client.uaclient.clear_disconnect_request()
+    await client.connect_socket()
+    await client.send_hello()
+    await client.open_secure_channel()
 
 
 async def _open_skipping_endpoint_matching(client: Any, spec: SessionSpec,
@@ -337,10 +342,7 @@ async def _open_skipping_endpoint_matching(client: Any, spec: SessionSpec,
 
     user, password, certificate = credentials
     yield "channel"
-    client.uaclient.clear_disconnect_request()
-    await client.connect_socket()
-    await client.send_hello()
-    await client.open_secure_channel()
+    await _open_channel(client)
     yield "session"
     params = ua.CreateSessionParameters()
     params.ClientDescription = ua.ApplicationDescription(

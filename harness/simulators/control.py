@@ -32,3 +32,15 @@ async def serve_control(host: str, port: int, handler: Handler) -> asyncio.Serve
             writer.close()
 
     return await asyncio.start_server(client, host, port, reuse_address=True)
+
+
+DAY_S = 86400.0
+MAX_ADVANCE_S = 400 * DAY_S  # a year and a bit: every retention check fits, a typo of a million days does not
+
+
+def advance_seconds(req: dict[str, Any]) -> float:
+    """The ``seconds`` of an ``advance`` request, checked (every simulator's control channel takes it)."""
+    seconds = float(req["seconds"])
+    if not 0 <= seconds <= MAX_ADVANCE_S:
+        raise ValueError("advance takes 0..400 days")
+    return seconds

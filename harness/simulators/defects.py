@@ -1,8 +1,9 @@
 """The catalogue of seeded defects: each breaks one requirement the way real devices do.
 
 Every conformance check lands with a defect here that makes it fail on the right clause; the
-harness's own tests prove it (tests/test_defects.py). ``expect`` names the check that must
-catch the defect — it is the contract between a simulator and the suites, kept as data.
+harness's own tests prove it (tests/test_certify.py and each suite's tests/test_*.py run every defect and
+look for its check's FAIL). ``expect`` names the check that must catch the defect — it is the contract
+between a simulator and the suites, kept as data.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ AVAILABILITY_DEFECTS = (
 WIRE_DEFECTS = (
     Defect("write_multiple_single_refused", "68", "KZ-68-01",
            "FC16 (write multiple registers) is implemented for blocks of two or more registers only: a declared "
-           "FC16 of one register is answered with exception 01 (illegal function)"),
+           "FC16 of one mapped register is answered with exception 01 (illegal function; address and byte count are "
+           "checked first)"),
     Defect("undeclared_fc_answered", "68", "KZ-68-02",
            "the Modbus stack's diagnostics (FC08) and device identification (FC43) handlers are left enabled: "
            "function codes the profile does not declare get a normal answer instead of exception 01"),
@@ -256,6 +258,23 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
         Defect("auth_ignores_password", "76", "KZ-76-01",
                "the password check is skipped for accounts of the most privileged role (a service back door): "
                "their user name is accepted with any password"),
+        Defect("log_capacity_short", "69", "KZ-69-04",
+               "only a quarter of the declared audit-log capacity is really kept (the oldest entries go early): "
+               "12 months at the declared event rate do not fit"),
+        Defect("update_not_logged", "70", "KZ-70-01",
+               "the success path of the update service has no audit call: transfer, install, activate, confirm "
+               "and rollback commanded by a user leave no firmware_update entry (what the device does by itself "
+               "and refusals are still logged)"),
+        Defect("update_accepts_downgrade", "70", "KZ-70-07",
+               "the version policy is not applied: an image below the declared min_version installs although the "
+               "profile declares below_min_version: refuse"),
+        Defect("update_no_indication", "70", "KZ-70-08",
+               "the new-version indication is not wired: a newer valid image that was received is logged as "
+               "available, but AvailableVersion stays empty"),
+        Defect("crash_on_malformed_hello", "49", "KZ-49-01",
+               "the UA-TCP Hello's EndpointUrl length is read as unsigned and trusted: a Hello whose length field "
+               "runs past the end of the message (a negative length other than -1 included) overruns the receive "
+               "buffer: the process dies"),
     )
 }
 

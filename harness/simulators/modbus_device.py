@@ -24,6 +24,7 @@ from harness.config.profile import Profile
 from harness.events import EventKind
 from harness.quantities import CLOCK, FIRMWARE_VERSION, LINK_STATUS, SERIAL_NUMBER
 from harness.simulators.channels import SimChannels
+from harness.simulators.control import advance_seconds
 from harness.simulators.intervals import IntervalRecord
 from harness.simulators.journal import SimJournal
 from harness.simulators.layout_image import store_spans
@@ -372,9 +373,7 @@ class SimulatedModbusDevice(ABC):
     async def control(self, req: dict[str, Any]) -> dict[str, Any]:
         op = str(req.get("op"))
         if op == "advance":
-            seconds = float(req["seconds"])
-            if not 0 <= seconds <= 400 * DAY:
-                raise ValueError("advance takes 0..400 days")
+            seconds = advance_seconds(req)
             self.refresh()
             self.timeline.advance(seconds)
             self.refresh()

@@ -62,6 +62,9 @@ class WireRules:
         self.active = 0
         self.hung = False
         self._recent: collections.deque[float] = collections.deque()
+        # write_multiple_single_refused: the declared holding registers (an address outside them is refused 02)
+        self.holding = {a + i for t, a, n, _ in m.spans() if t.value == "holding" for i in range(n)} \
+            if "write_multiple_single_refused" in defects else set()
         self.stalled_by: Any = None  # half_open_blocks: the connection whose half frame the server waits for
         self.waiting: list[Any] = []  # half_open_blocks: connections with a frame that wait behind it
 
@@ -92,8 +95,6 @@ class WireRules:
             os._exit(CRASH_EXIT)
         if unit != self.unit_id and self.policy != "any" and "any_unit_id_answered" not in self.defects:
             return bytes([(fc | 0x80) & 0xFF, GATEWAY_NO_RESPONSE]) if self.policy == "gateway" else None
-        if fc == 16 and "write_multiple_single_refused" in self.defects and pdu[3:5] == b"\x00\x01":
-            return bytes([fc | 0x80, ILLEGAL_FUNCTION])  # one register goes by FC06 only, whatever is declared
         if fc not in self.codes:
             if fc in STACK_EXTRAS and "undeclared_fc_answered" in self.defects:
                 return True  # the stack's own handlers answer it (diagnostics echo, device identification)
@@ -104,6 +105,11 @@ class WireRules:
                 return bytes([fc, (2 * count) & 0xFF]) + bytes(2 * count)  # no range check: a buffer of zeros
         if not _well_formed(pdu):
             return bytes([fc | 0x80, ILLEGAL_VALUE])
+        if fc == 16 and "write_multiple_single_refused" in self.defects and pdu[3:5] == b"\x00\x01" \
+                and struct.unpack(">H", pdu[1:3])[0] in self.holding:
+            # address and structure are checked first (02, 03), then a block of one is refused: FC06 writes
+            # single registers
+            return bytes([fc | 0x80, ILLEGAL_FUNCTION])
         return True
 
     # ---- half_open_blocks: one frame at a time, read to its end --------------------------------------
@@ -160,6 +166,8 @@ def _well_formed(pdu: bytes) -> bool:
     expected = request_length(pdu)
     if expected is not None and len(pdu) != expected:
         return False
+    if expected is None and fc in (15, 16, 0x17):
+        return False  # too short to hold its own quantity and byte count
     if fc in (3, 4):
         (count,) = struct.unpack(">H", pdu[3:5])
         return 1 <= count <= MAX_READ

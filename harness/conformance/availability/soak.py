@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import registry
 from harness.conformance.availability.figures import (
     NONE,
     Availability,
@@ -88,15 +87,9 @@ def declared_points(profile: Any) -> list[str]:
 
 def soak_device(dut: Any) -> Device:
     """A Device for the soak alone: ``dut.device``'s driver and endpoint, no retries, no transcript."""
-    endpoint = dict(dut.endpoint)
-    if dut.spec.link == "proxy" and dut.main_link is not None:  # the same way in as dut.device
-        endpoint["host"], endpoint["port"] = dut.main_link.address
     if dut.spec.transport.serial is not None:  # a serial line has one master: the main Device lets go of the
         dut.device.close()                      # port for the soak (a Modbus driver reconnects on its next use)
-    timing = dut.timing.model_copy(update={"retries": 0})
-    driver = registry.drivers()[dut.profile.protocol]
-    return driver.factory(f"{dut.name}/soak", dut.profile, dut.spec, timing, None,
-                          {**endpoint, "pki_dir": str(dut.out_dir / "pki")})
+    return dut.extra_device("soak", dut.timing.model_copy(update={"retries": 0}), transcript=None)
 
 
 class SoakLog:

@@ -38,8 +38,19 @@ def _status(call: Callable[[], object]) -> tuple[int | None, str]:
     try:
         call()
     except DeviceRefused as exc:
-        return exc.code, BAD.get(exc.code, f"0x{exc.code:08X}")
+        return exc.code, _name(exc.code)
     return None, "accepted (Good)"
+
+
+def _name(code: int) -> str:
+    """The status code's name from OPC UA Part 6's table (asyncua carries it), else its hex value."""
+    from asyncua.ua.status_codes import get_name_and_doc
+
+    try:
+        name = BAD.get(code) or get_name_and_doc(code)[0]
+    except Exception:
+        name = ""
+    return name if name not in ("", "Bad", "Good", "Uncertain") else f"0x{code:08X}"  # vendor-specific: hex
 
 
 def _expect(check, label: str, call: Callable[[], object], *codes: int) -> bool:

@@ -3,7 +3,8 @@ protection), in the manner of ISASecure's CRT: malformed and fuzzed frames, a st
 storm of connections past the declared limit, half-open connections — each while the essential function is
 monitored, each bounded by the rig's ``robustness`` settings and seeded by its ``seed``, and each followed
 by "fully functional, nothing lost". Destructive: only on rigs that allow it, and only against loopback,
-the harness's own namespaces or the rig's ``lab_allow_list``."""
+the harness's own namespaces, the rig's ``lab_allow_list`` or a serial line of the rig (Modbus RTU: fuzzing
+and the storm on the line, the essential function read between frames; connections are a TCP notion)."""
 
 from __future__ import annotations
 

@@ -208,7 +208,9 @@ def read_rtu_reply(port: Any, deadline: float, baudrate: int) -> bytes:
     buf = b""
     last = time.perf_counter()
     while time.perf_counter() < deadline:
-        chunk = port.read(256)
+        chunk = port.read(1)  # blocks until a byte arrives (or the port's short timeout), then takes the rest
+        if chunk and port.in_waiting:
+            chunk += port.read(port.in_waiting)
         now = time.perf_counter()
         if chunk:
             buf += chunk

@@ -6,7 +6,8 @@ came mid-write) is dropped at power-up. The log holds ``capacity`` entries and o
 oldest; the file is compacted (temp + fsync + rename) when it has grown well past that. Kinds are
 the canonical ones of the contract; the OPC UA side (audit_events.py) maps them to the profile's
 category strings. Defects: ``log_volatile`` keeps the same structure in RAM only,
-``log_missing_user`` records no user.
+``log_missing_user`` records no user, ``log_capacity_short`` (device.py) is made with a
+``SHORT_CAPACITY_DIVISOR``-th of the declared capacity.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.durable import write_atomically
 KINDS = ("control_action", "login_success", "login_failure", "settings_change", "alarm", "firmware_update",
          "security_event", "log_cleared")
 SYSTEM = "system"  # the user of what the device does by itself (health check, scheduled actions)
+SHORT_CAPACITY_DIVISOR = 4  # log_capacity_short: the log really holds capacity ÷ this
 
 
 @dataclass(frozen=True)

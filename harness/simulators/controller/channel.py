@@ -13,11 +13,19 @@ without blocking the event loop.
 
 asyncua 2.1 builds the processor by module-global name in binary_server_asyncio; ``install``
 points that name at the subclass — in the simulator's own process, which runs one server.
+
+The same processor sees every UA-TCP message first, so the defect ``crash_on_malformed_hello`` lives
+here too: a Hello whose EndpointUrl length field runs past the end of the message (read as unsigned,
+so a negative length other than -1 does) is "copied" and the process dies with the status a fault
+handler would give (the Modbus wire's crash defect's), as a stack written in C would crash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import struct
+import sys
 from typing import Any
 
 from asyncua import ua
@@ -26,11 +34,33 @@ from asyncua.server import binary_server_asyncio
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.ua_binary import struct_from_binary
 
+from harness.simulators.wire_faults import CRASH_EXIT
+
 _CREATE = ua.NodeId(ua.ObjectIds.CreateSessionRequest_Encoding_DefaultBinary)
 _ACTIVATE = ua.NodeId(ua.ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary)
+HELLO_FIXED_BYTES = 20  # ProtocolVersion, ReceiveBufferSize, SendBufferSize, MaxMessageSize, MaxChunkCount
+
+
+def url_overruns_hello(body: Any, body_size: int) -> bool:
+    """Does a Hello's EndpointUrl length (read as UInt32, the defect's mistake) run past the message's end?"""
+    message = body.copy(body_size)
+    if len(message) < HELLO_FIXED_BYTES + 4:
+        return False
+    message.skip(HELLO_FIXED_BYTES)
+    (length,) = struct.unpack("<i", message.read(4))
+    return length != -1 and length & 0xFFFFFFFF > len(message)
 
 
 class GuardedProcessor(UaProcessor):
+    async def process(self, header: Any, body: Any) -> Any:
+        defects = getattr(getattr(self.iserver, "device", None), "defects", ())
+        if "crash_on_malformed_hello" in defects and header.MessageType == ua.MessageType.Hello \
+                and url_overruns_hello(body, header.body_size):
+            sys.stderr.write("opcua: Hello EndpointUrl length runs past the message — process dies\n")
+            sys.stderr.flush()
+            os._exit(CRASH_EXIT)
+        return await super().process(header, body)
+
     async def _process_message(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
         auth = getattr(getattr(self.iserver, "device", None), "auth", None)
         if auth is not None and typeid in (_CREATE, _ACTIVATE):

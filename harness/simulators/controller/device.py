@@ -19,8 +19,9 @@ from typing import Any
 
 from asyncua import ua
 
+from harness.simulators.control import advance_seconds
 from harness.simulators.controller.access import DeviceUser, RoleTable
-from harness.simulators.controller.audit import SYSTEM, AuditLog
+from harness.simulators.controller.audit import SHORT_CAPACITY_DIVISOR, SYSTEM, AuditLog
 from harness.simulators.controller.auth import Authenticator, TrustList
 from harness.simulators.controller.process_model import FACTORY_CONFIG, HeatingCircuit
 from harness.simulators.controller.profile import ControllerProfile, Point
@@ -59,7 +60,10 @@ class Controller:
         self.namespace_index = -1
 
         audit = profile.audit
-        self.audit = AuditLog(state_dir, audit.capacity if audit else 10000, volatile="log_volatile" in defects,
+        capacity = audit.capacity if audit else 10000
+        if "log_capacity_short" in defects:  # the log's memory is a fraction of what the profile declares
+            capacity = max(1, capacity // SHORT_CAPACITY_DIVISOR)
+        self.audit = AuditLog(state_dir, capacity, volatile="log_volatile" in defects,
                               record_user="log_missing_user" not in defects)
         self.roles = RoleTable(profile.roles, defects)
         self.accounts = UserStore(UserFile(state_dir))
@@ -227,9 +231,7 @@ class Controller:
     async def control(self, req: dict[str, Any]) -> dict[str, Any]:
         op = str(req.get("op"))
         if op == "advance":
-            seconds = float(req["seconds"])
-            if not 0 <= seconds <= 400 * DAY:
-                raise ValueError("advance takes 0..400 days")
+            seconds = advance_seconds(req)
             self.timeline.advance(seconds)
             self.persist()
             self.tick()

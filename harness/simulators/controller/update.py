@@ -19,7 +19,10 @@ unconfirmed (trial) activation boots back to the previous slot. Rejected images 
 events, every other step a firmware event. Defects: ``update_accepts_unsigned``,
 ``update_accepts_corrupted``, ``update_no_auto_rollback``, ``update_rollback_loses_config``
 (the rollback callback is told), ``update_power_loss_bricks`` (slot written in place with the
-boot pointer switched first: a cut during install boots a half-written slot, version 0.0.0).
+boot pointer switched first: a cut during install boots a half-written slot, version 0.0.0),
+``update_not_logged`` (a user's successful steps leave no firmware_update entry),
+``update_accepts_downgrade`` (no version policy), ``update_no_indication`` (AvailableVersion never set,
+although the new version is logged).
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ class SoftwareUpdate:
     def __init__(self, spec: UpdateSpec, state_dir: Path, vendor_key: PublicKey, identity: DeviceIdentity,
                  defects: set[str], now: Callable[[], float], log: Log, on_rollback: Callable[[], None]) -> None:
         self.spec, self.vendor_key, self.identity, self.defects = spec, vendor_key, identity, defects
-        self.now, self.log, self.on_rollback = now, log, on_rollback
+        self.now, self.on_rollback = now, on_rollback
+        self.log = _without_user_steps(log) if "update_not_logged" in defects else log
         self.slots = SlotStore(state_dir)
         self.staging = bytearray()
         self.staging_total = 0
@@ -289,6 +293,8 @@ class SoftwareUpdate:
             raise Refused(ua.StatusCodes.BadNotSupported, f"image is for {h.vendor} {h.model}, this device is "
                                 f"{self.identity.vendor} {self.identity.model}")
         low = self.spec.min_version
+        if "update_accepts_downgrade" in self.defects:
+            return image  # the defect: the version policy is never applied
         if low and self.spec.below_min_version == "refuse" and version_key(h.version) < version_key(low):
             raise Refused(ua.StatusCodes.BadRequestNotAllowed,
                                 f"version {h.version} is below the minimum version {low}")
@@ -321,8 +327,9 @@ class SoftwareUpdate:
         self.log("firmware_update", user, True, f"image {image.version} received ({len(data)} bytes)",
                  new=image.version)
         if version_key(image.version) > version_key(self.running_version) and image.version != self.available_version:
-            self.slots.record["available"] = image.version
-            self.slots.save()
+            if "update_no_indication" not in self.defects:  # the defect: the indication node is never set
+                self.slots.record["available"] = image.version
+                self.slots.save()
             self.log("firmware_update", SYSTEM, True, f"new version available: {image.version}",
                      old=self.running_version, new=image.version)
 
@@ -350,3 +357,13 @@ class SoftwareUpdate:
     @staticmethod
     def _info(image: FirmwareImage) -> dict[str, object]:
         return {"version": image.version, "health": image.header.health, "bootable": True}
+
+
+def _without_user_steps(log: Log) -> Log:
+    """Defect update_not_logged: the success path of a step a user commands has no audit call, so only what the
+    device does by itself (user ``system``) and failures reach the log."""
+    def log_some(kind: str, user: str, outcome: bool, message: str, old: object = None, new: object = None) -> None:
+        if kind == "firmware_update" and outcome and user != SYSTEM:
+            return
+        log(kind, user, outcome, message, old=old, new=new)
+    return log_some

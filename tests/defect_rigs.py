@@ -1,0 +1,38 @@
+"""One certify run for several seeded defects: a copy of a built-in rig with one simulated DUT per defect.
+
+Proving that a defect fails exactly its check means running the whole suite with it; one harness run per
+defect pays the harness's start-up and report each time. A rig whose DUTs are the same simulator, each
+seeded with one defect (the rig's own `defects:`), runs the suite once over all of them — every DUT's
+verdicts stand alone, so each still shows what its defect, and only it, breaks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+PASSING = {"PASS", "N/A"}
+
+
+def rig_per_defect(rig: Path, defects: Iterable[str], out: Path) -> Path:
+    """Write ``out``: ``rig`` with its single DUT replaced by one DUT per defect, named after it."""
+    data = yaml.safe_load(rig.read_text(encoding="utf-8"))
+    (_name, dut), = data["duts"].items()
+    dut["profile"] = str((rig.parent / dut["profile"]).resolve())
+    data["duts"] = {defect: {**copy.deepcopy(dut), "defects": [defect]} for defect in defects}
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out
+
+
+def not_passing(out_dir: Path) -> dict[str, dict[str, str]]:
+    """DUT -> {check id: verdict} of every check that neither passed nor was N/A, from OUT/checks.jsonl."""
+    found: dict[str, dict[str, str]] = {}
+    for record in map(json.loads, (out_dir / "checks.jsonl").read_text(encoding="utf-8").splitlines()):
+        found.setdefault(record["dut"], {})
+        if record["verdict"] not in PASSING:
+            found[record["dut"]][record["id"]] = record["verdict"]
+    return found
