@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +87,40 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
     """The `harness` command exactly as a user runs it."""
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL, env=env)
+
+
+# ---- a run's evidence, as the tests read it ---------------------------------------------------------------------
+def checks_of(out: Path) -> dict[str, dict]:
+    """checks.jsonl of a run, by check id."""
+    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
+
+
+def verdicts_of(out: Path) -> dict:
+    """verdicts.json of a run."""
+    return json.loads((out / "verdicts.json").read_text())
+
+
+@dataclass
+class DefectRun:
+    """`harness certify [RIG] --defect D --check ID --reruns 0`: what it printed and what it recorded."""
+
+    res: subprocess.CompletedProcess[str]
+    record: dict  # the expected check's record
+    clause: dict  # the defect's clause in verdicts.json, for the DUT
+    checks: dict[str, dict]
+
+
+def certify_defect(tmp_path: Path, defect: Any, *, rig: str | Path | None = None, dut: str = "meter") -> DefectRun:
+    """Seed ``defect`` (a catalogue Defect) into the rig's simulators and run only the check it names, once
+    (a deterministic defect fails every attempt; re-runs would only cost time: test_flaky.py). Asserts what
+    every such test needs: exit 1, and that check FAILed on the defect's clause."""
+    out = tmp_path / "out"
+    res = run_cli("certify", *([str(rig)] if rig else []), "--out", str(out), "--defect", defect.name,
+                  "--check", defect.expect, "--reruns", "0")
+    assert res.returncode == 1, res.stdout + res.stderr
+    checks = checks_of(out)
+    record = checks[defect.expect]
+    assert record["verdict"] == "FAIL", record
+    clause = verdicts_of(out)["duts"][dut]["clauses"][defect.clause]
+    assert clause["verdict"] == "FAIL", clause
+    return DefectRun(res, record, clause, checks)

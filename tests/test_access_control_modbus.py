@@ -14,7 +14,6 @@ import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import yaml
@@ -28,7 +27,7 @@ from harness.devices.modbus import ModbusDevice
 from harness.devices.transcript import Transcript
 from harness.resources import builtin_profile, builtin_rig
 from harness.simulators.defects import ACCESS_DEFECTS, METER_DEFECTS
-from tests.conftest import SimMeter, builtin_unlock_password, run_cli, start_sim
+from tests.conftest import SimMeter, builtin_unlock_password, certify_defect, checks_of, run_cli, start_sim
 
 CHECKS = ["KZ-94-01", "KZ-94-02", "KZ-94-03"]
 SYMPTOM = {  # what the failing check must say it measured
@@ -38,8 +37,6 @@ SYMPTOM = {  # what the failing check must say it measured
 }
 
 
-def _records(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 # ---- end to end ---------------------------------------------------------------------------------------------
@@ -47,7 +44,7 @@ def test_golden_meter_passes_access_control(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", "--out", str(out), "--suite", "access_control")
     assert res.returncode == 0, res.stdout + res.stderr
-    records = _records(out)
+    records = checks_of(out)
     assert sorted(records) == CHECKS and all(r["verdict"] == "PASS" for r in records.values()), records
     clauses = json.loads((out / "verdicts.json").read_text())["duts"]["meter"]["clauses"]
     assert clauses["94"]["verdict"] == "PASS" and clauses["78"]["verdict"] == "PASS"
@@ -66,15 +63,8 @@ def test_catalogue():
 
 @pytest.mark.parametrize("defect", list(SYMPTOM))
 def test_access_defect_fails_its_check(tmp_path, defect):
-    expected = METER_DEFECTS[defect].expect
-    out = tmp_path / "out"
-    res = run_cli("certify", "--out", str(out), "--defect", defect, "--check", expected, "--reruns", "0")
-    assert res.returncode == 1, res.stdout + res.stderr
-    record = _records(out)[expected]
-    assert record["verdict"] == "FAIL", record
-    assert SYMPTOM[defect] in record["reason"], record["reason"]
-    clause = json.loads((out / "verdicts.json").read_text())["duts"]["meter"]["clauses"]["94"]
-    assert clause["verdict"] == "FAIL"
+    run = certify_defect(tmp_path, METER_DEFECTS[defect])
+    assert SYMPTOM[defect] in run.record["reason"], run.record["reason"]
 
 
 def test_meter_without_write_protection_fails(tmp_path):
@@ -87,7 +77,7 @@ def test_meter_without_write_protection_fails(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", str(tmp_path / "rig.yaml"), "--out", str(out), "--check", "KZ-94-02", "--reruns", "0")
     assert res.returncode == 1, res.stdout + res.stderr
-    record = _records(out)["KZ-94-02"]
+    record = checks_of(out)["KZ-94-02"]
     assert record["verdict"] == "FAIL"
     assert "the meter declares no write protection: anyone on the bus can set its clock" in record["reason"]
 

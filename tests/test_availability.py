@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, checks_of
 from pydantic import ValidationError
 
 from harness.config.availability import AvailabilitySoak, DeclaredAvailability
@@ -124,8 +124,6 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str
     return proc.returncode, out
 
 
-def _checks(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 def _lines(path: Path) -> list[dict]:
@@ -146,7 +144,7 @@ def test_soak_passes_the_golden_meter_fails_the_defect_and_recovers_after_link_f
 
     code, log = results["golden"]
     assert code == 0, log
-    checks = _checks(tmp_path / "golden")
+    checks = checks_of(tmp_path / "golden")
     assert checks["KZ-67-01"]["verdict"] == "PASS", log
     assert checks["KZ-73-01"]["verdict"] == "N/A" and "no link-fault schedule" in checks["KZ-73-01"]["reason"]
     evidence = _lines(tmp_path / "golden" / "availability" / "meter-1.jsonl")
@@ -159,7 +157,7 @@ def test_soak_passes_the_golden_meter_fails_the_defect_and_recovers_after_link_f
 
     code, log = results["defect"]
     assert code == 1, log
-    caught = _checks(tmp_path / "defect")["KZ-67-01"]
+    caught = checks_of(tmp_path / "defect")["KZ-67-01"]
     assert caught["verdict"] == "FAIL" and _measured(caught, "availability")["measured"] < 99, caught
     assert len(caught["attempts"]) == 2  # re-runs re-judge the one soak: no second soak was made
     assert sorted(p.name for p in (tmp_path / "defect" / "availability").iterdir()) == ["meter-1.jsonl"]
@@ -170,7 +168,7 @@ def test_soak_passes_the_golden_meter_fails_the_defect_and_recovers_after_link_f
 
     code, log = results["faults"]
     assert code == 0, log
-    checks = _checks(tmp_path / "faults")
+    checks = checks_of(tmp_path / "faults")
     assert checks["KZ-67-01"]["verdict"] == "PASS" and checks["KZ-73-01"]["verdict"] == "PASS", log
     recovered = [m for m in checks["KZ-73-01"]["measurements"] if "answered again" in m["name"]]
     assert len(recovered) == 2 and all(m["passed"] and m["measured"] <= 1.08 for m in recovered), recovered

@@ -15,7 +15,7 @@ from harness.simulators.defects import (
     METER_DEFECTS,
     WIRE_DEFECTS,
 )
-from tests.conftest import allure_env, run_cli
+from tests.conftest import allure_env, certify_defect, checks_of, run_cli, verdicts_of
 
 # The checks the built-in meter rig runs, by clause: cl. 31 (interval_data), cl. 94 (access_control), cl. 95
 # (registers, tariffs, nvm, clock), cl. 97 (journal), cl. 67 (availability).
@@ -40,12 +40,8 @@ WIRE_NOT_APPLICABLE = ["KZ-68-07", "KZ-68-08", "KZ-68-09", "KZ-68-10", "KZ-68-11
 NOT_APPLICABLE = [*PEER_CHECKS, *WIRE_NOT_APPLICABLE, "KZ-73-01"]
 
 
-def _verdicts(out: Path) -> dict:
-    return json.loads((out / "verdicts.json").read_text())
 
 
-def _checks(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 @pytest.mark.slow
@@ -53,13 +49,13 @@ def test_golden_meter_certifies(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", "--out", str(out), env=allure_env())
     assert res.returncode == 0, res.stdout + res.stderr
-    verdicts = _verdicts(out)
+    verdicts = verdicts_of(out)
     assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
     meter = verdicts["duts"]["meter"]
     assert meter["serial_number"] == "95000001" and meter["model"] == "TEK-SIM-EM4"
     for clause in CHECKS_BY_CLAUSE:
         assert meter["clauses"][clause]["verdict"] == "PASS", meter["clauses"][clause]
-    checks = _checks(out)
+    checks = checks_of(out)
     assert sorted(checks) == sorted(ALL_CHECKS + DOC_CHECKS + PEER_CHECKS + WIRE_CHECKS + ["KZ-73-01"])
     assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values() if c["id"] not in NOT_APPLICABLE)
     assert {checks[c]["verdict"] for c in NOT_APPLICABLE} == {"N/A"}
@@ -83,18 +79,11 @@ def test_golden_meter_certifies(tmp_path):
 
 @pytest.mark.parametrize("defect", SINGLE_INTERFACE_DEFECTS)
 def test_seeded_defect_fails_its_check(tmp_path, defect):
+    run = certify_defect(tmp_path, METER_DEFECTS[defect])
     expected = METER_DEFECTS[defect].expect
-    out = tmp_path / "out"
-    # A deterministic defect fails every attempt; re-runs would only cost time here (test_flaky.py).
-    res = run_cli("certify", "--out", str(out), "--defect", defect, "--check", expected, "--reruns", "0")
-    assert res.returncode == 1, res.stdout + res.stderr
-    verdicts = _verdicts(out)
-    clause = verdicts["duts"]["meter"]["clauses"][METER_DEFECTS[defect].clause]
-    assert clause["verdict"] == "FAIL"
-    caught = next(c for c in clause["checks"] if c["id"] == expected)
-    assert caught["verdict"] == "FAIL", caught
-    assert verdicts["certification_grade"] is False  # a single check was selected
-    assert f"{expected} FAIL" in res.stdout
+    assert next(c for c in run.clause["checks"] if c["id"] == expected)["verdict"] == "FAIL"
+    assert verdicts_of(tmp_path / "out")["certification_grade"] is False  # a single check was selected
+    assert f"{expected} FAIL" in run.res.stdout
 
 
 def test_every_check_has_a_defect():
@@ -164,7 +153,7 @@ def test_dut_that_never_answers_is_inconclusive_not_a_pass(tmp_path):
         "    launch: {command: ['{python}', '-c', 'import sys; sys.exit(3)'], ready_timeout_s: 5}\n")
     res = run_cli("certify", str(rig), "--out", str(tmp_path / "out"), "--suite", "registers")
     assert res.returncode == 1
-    verdicts = _verdicts(tmp_path / "out")
+    verdicts = verdicts_of(tmp_path / "out")
     assert verdicts["duts"]["meter"]["clauses"]["95"]["verdict"] == "INCONCLUSIVE"
     assert verdicts["certification_grade"] is False
     assert "exited with code 3" in res.stdout

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, checks_of, run_cli
 
 from harness.fault_injection.time_control import WallTime
 from harness.simulators.defects import CONTROLLER_DEFECTS
@@ -28,8 +28,6 @@ def _clause(out: Path) -> dict:
     return json.loads((out / "verdicts.json").read_text())["duts"]["plc"]["clauses"]["69"]
 
 
-def _checks(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 def test_golden_controller_logs_as_cl69_requires(tmp_path):
@@ -38,7 +36,7 @@ def test_golden_controller_logs_as_cl69_requires(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     clause = _clause(out)
     assert clause["verdict"] == "PASS", clause
-    checks = _checks(out)
+    checks = checks_of(out)
     assert set(checks) == CHECKS
     assert all(c["verdict"] == "PASS" for c in checks.values()), {k: c["verdict"] for k, c in checks.items()}
     matrix = [m["name"] for m in checks["KZ-69-01"]["measurements"]]

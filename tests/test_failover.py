@@ -5,10 +5,9 @@ check and clause its catalogue entry names."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
 
 from harness.simulators.defects import CONCENTRATOR_DEFECTS
 
@@ -16,12 +15,8 @@ RIG = str(ROOT / "rigs" / "sim-concentrator.yaml")
 UPLINK_CLAUSES = ["61", "71", "83", "84", "85"]
 
 
-def _verdicts(out: Path) -> dict:
-    return json.loads((out / "verdicts.json").read_text())
 
 
-def _checks(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 @pytest.mark.slow
@@ -29,11 +24,11 @@ def test_golden_concentrator_certifies(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", RIG, "--out", str(out), "--suite", "failover", "--suite", "buffering")
     assert res.returncode == 0, res.stdout + res.stderr
-    dc = _verdicts(out)["duts"]["dc"]
+    dc = verdicts_of(out)["duts"]["dc"]
     assert dc["kind"] == "data_concentrator"
     for clause in UPLINK_CLAUSES:
         assert dc["clauses"][clause]["verdict"] == "PASS", dc["clauses"][clause]
-    checks = _checks(out)
+    checks = checks_of(out)
     assert {"KZ-85-01", "KZ-85-02", "KZ-84-01", "KZ-84-02", "KZ-71-01", "KZ-83-01", "KZ-83-02",
             "KZ-61-01"} <= set(checks)
     switch = next(m for m in checks["KZ-85-01"]["measurements"] if m["name"].startswith("switchover"))
@@ -47,12 +42,8 @@ def test_golden_concentrator_certifies(tmp_path):
 @pytest.mark.parametrize("defect", sorted(CONCENTRATOR_DEFECTS))
 def test_concentrator_defect_fails_its_check(tmp_path, defect):
     d = CONCENTRATOR_DEFECTS[defect]
-    out = tmp_path / "out"
-    res = run_cli("certify", RIG, "--out", str(out), "--defect", defect, "--check", d.expect, "--reruns", "0")
-    assert res.returncode == 1, res.stdout + res.stderr
-    clause = _verdicts(out)["duts"]["dc"]["clauses"][d.clause]
-    assert clause["verdict"] == "FAIL", clause
-    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+    run = certify_defect(tmp_path, d, rig=RIG, dut="dc")
+    assert [c["id"] for c in run.clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
 
 
 def test_every_uplink_check_has_a_defect():

@@ -4,7 +4,6 @@ heat meter passes every cl. 96 check and each seeded defect fails the check the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from harness.resources import builtin_rig
 from harness.simulators.defects import ACCESS_BODY_DEFECTS, HEAT_DEFECTS, JOURNAL_DEFECTS
 from harness.simulators.heat import HeatFlow, HeatIntegrator, StepCounter, thermal_power_w, water_density
 from harness.simulators.modbus_device import COMMON_DEFECTS
-from tests.conftest import run_cli
+from tests.conftest import certify_defect, run_cli, verdicts_of
 
 ALL_CHECKS = sorted([f"KZ-94-{n:02d}" for n in range(1, 4)] + [f"KZ-96-{n:02d}" for n in range(1, 10)]
                     + [f"KZ-97-{n:02d}" for n in range(1, 8)])
@@ -106,8 +105,6 @@ def test_list_defects():
         assert name in res.stdout
 
 
-def _verdicts(out: Path) -> dict:
-    return json.loads((out / "verdicts.json").read_text())
 
 
 @pytest.mark.slow
@@ -115,7 +112,7 @@ def test_golden_heat_meter_certifies(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", RIG, "--out", str(out))
     assert res.returncode == 0, res.stdout + res.stderr
-    verdicts = _verdicts(out)
+    verdicts = verdicts_of(out)
     assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
     hm = verdicts["duts"]["heat_meter"]
     assert hm["kind"] == "heat_meter" and hm["serial_number"] == "96000001"
@@ -136,12 +133,5 @@ def test_golden_heat_meter_certifies(tmp_path):
 
 @pytest.mark.parametrize("defect", OWN_DEFECTS)
 def test_heat_defect_fails_its_check(tmp_path, defect):
-    expected = HEAT_DEFECTS[defect].expect
-    out = tmp_path / "out"
-    res = run_cli("certify", RIG, "--out", str(out), "--defect", defect, "--check", expected, "--reruns", "0")
-    assert res.returncode == 1, res.stdout + res.stderr
-    clause = _verdicts(out)["duts"]["heat_meter"]["clauses"][HEAT_DEFECTS[defect].clause]
-    assert clause["verdict"] == "FAIL"
-    caught = next(c for c in clause["checks"] if c["id"] == expected)
-    assert caught["verdict"] == "FAIL", caught
-    assert f"{expected} FAIL" in res.stdout
+    run = certify_defect(tmp_path, HEAT_DEFECTS[defect], rig=RIG, dut="heat_meter")
+    assert f"{HEAT_DEFECTS[defect].expect} FAIL" in run.res.stdout

@@ -31,7 +31,7 @@ from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.intervals import IntervalRecord, IntervalStatus
 from harness.simulators.meter import MeterSimulator
 from harness.simulators.regimage import encode_clock, encode_point
-from tests.conftest import DATA, run_cli
+from tests.conftest import DATA, certify_defect, checks_of, run_cli
 
 CHECKS = [f"KZ-31-{n:02d}" for n in range(1, 6)]
 INTERVAL_DEFECTS = sorted(name for name, d in METER_DEFECTS.items() if d.clause == "31")
@@ -49,8 +49,6 @@ PERIOD = 900
 A_PLUS_PER_INTERVAL = 750  # Wh: 3000 W for 15 minutes
 
 
-def _records(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 # ---- the simulator, in-process -------------------------------------------------------------------
@@ -275,7 +273,7 @@ def test_golden_meter_passes_the_interval_data_suite(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", "--out", str(out), "--suite", "interval_data")
     assert res.returncode == 0, res.stdout + res.stderr
-    records = _records(out)
+    records = checks_of(out)
     assert sorted(records) == CHECKS
     assert all(r["verdict"] == "PASS" and r["measurements"] for r in records.values()), records
     chart = records["KZ-31-02"]["charts"][0]
@@ -287,22 +285,15 @@ def test_golden_meter_passes_the_interval_data_suite(tmp_path):
 
 @pytest.mark.parametrize("defect", INTERVAL_DEFECTS)
 def test_interval_defect_fails_its_check(tmp_path, defect):
-    expected = METER_DEFECTS[defect].expect
-    out = tmp_path / "out"
-    res = run_cli("certify", "--out", str(out), "--defect", defect, "--check", expected, "--reruns", "0")
-    assert res.returncode == 1, res.stdout + res.stderr
-    record = _records(out)[expected]
-    assert record["verdict"] == "FAIL" and "31" in record["clauses"], record
-    assert SYMPTOM[defect] in record["reason"], record["reason"]
-    clause = json.loads((out / "verdicts.json").read_text())["duts"]["meter"]["clauses"]["31"]
-    assert clause["verdict"] == "FAIL"
+    run = certify_defect(tmp_path, METER_DEFECTS[defect])
+    assert "31" in run.record["clauses"] and SYMPTOM[defect] in run.record["reason"], run.record
 
 
 def test_variant_profile_passes(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", str(DATA / "variant-rig.yaml"), "--out", str(out), "--suite", "interval_data")
     assert res.returncode == 0, res.stdout + res.stderr
-    records = _records(out)
+    records = checks_of(out)
     assert sorted(records) == CHECKS and all(r["verdict"] == "PASS" for r in records.values()), records
 
 
@@ -315,6 +306,6 @@ def test_declared_30_minute_period_fails_kz_31_01(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", str(rig_path), "--out", str(out), "--check", "KZ-31-01", "--reruns", "0")
     assert res.returncode == 1, res.stdout + res.stderr
-    record = _records(out)["KZ-31-01"]
+    record = checks_of(out)["KZ-31-01"]
     assert record["verdict"] == "FAIL" and "declared capture period: 1800 s (limit ≤ 900)" in record["reason"]
     assert len(record["measurements"]) == 1  # the declaration alone decides it

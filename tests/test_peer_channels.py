@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, checks_of, run_cli
 
 from harness.config import load_profile
 from harness.fault_injection.netns import netns_available
@@ -18,8 +18,6 @@ RIG = ROOT / "rigs" / "sim-meter-dual.yaml"
 PEER_CHECKS = {"KZ-85-03", "KZ-85-04", "KZ-84-03", "KZ-84-04"}
 
 
-def _checks(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 def _certify(tmp_path: Path, rig: Path, *defects: str) -> tuple[int, dict[str, dict], str]:
@@ -28,7 +26,7 @@ def _certify(tmp_path: Path, rig: Path, *defects: str) -> tuple[int, dict[str, d
     for d in defects:
         args += ["--defect", d]
     res = run_cli(*args)
-    return res.returncode, _checks(out), res.stdout + res.stderr
+    return res.returncode, checks_of(out), res.stdout + res.stderr
 
 
 def _passes(tmp_path: Path, rig: Path) -> dict[str, dict]:
@@ -80,7 +78,7 @@ def test_single_interface_meter_is_not_applicable(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", str(ROOT / "rigs" / "sim-meter.yaml"), "--out", str(out), "--check", "KZ-85-03")
     assert res.returncode == 0, res.stdout + res.stderr
-    record = _checks(out)["KZ-85-03"]
+    record = checks_of(out)["KZ-85-03"]
     assert record["verdict"] == "N/A" and "one interface" in record["reason"], record
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import ROOT, checks_of, run_cli
 from defect_rigs import not_passing, rig_per_defect
 
 from harness.simulators.defects import CONTROLLER_DEFECTS
@@ -38,8 +38,6 @@ POWER_DEFECTS = ["update_power_loss_bricks"]  # its check cuts power three times
 ABSENCE_DEFECTS = ["update_no_indication"]
 
 
-def _checks(out: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
 def _certify(out: Path, *args: str):
@@ -51,7 +49,7 @@ def test_golden_controller_passes_the_update_suite(tmp_path):
     out = tmp_path / "out"
     res = _certify(out)
     assert res.returncode == 0, res.stdout + res.stderr
-    checks = _checks(out)
+    checks = checks_of(out)
     assert sorted(checks) == UPDATE_CHECKS
     assert all(c["verdict"] == "PASS" for c in checks.values()), {k: c["reason"] for k, c in checks.items()}
     assert json.loads((out / "verdicts.json").read_text())["duts"]["plc"]["clauses"]["70"]["verdict"] == "PASS"
@@ -85,7 +83,7 @@ def test_defects_without_power_cuts_fail_exactly_their_checks(tmp_path):
     res = _certify(out, *(a for d in defects for a in ("--defect", d)),
                    *(a for c in checks_run for a in ("--check", c)))
     assert res.returncode == 1, res.stdout + res.stderr
-    _fails_only_by_symptom(_checks(out), defects)
+    _fails_only_by_symptom(checks_of(out), defects)
 
 
 @pytest.mark.parametrize("defect", POWER_DEFECTS)
@@ -93,7 +91,7 @@ def test_power_loss_defect_fails_its_check(tmp_path, defect):
     out = tmp_path / "out"
     res = _certify(out, "--defect", defect, "--check", CONTROLLER_DEFECTS[defect].expect)
     assert res.returncode == 1, res.stdout + res.stderr
-    checks = _checks(out)
+    checks = checks_of(out)
     _fails_only_by_symptom(checks, [defect])
     bricked = next(m for m in checks[CONTROLLER_DEFECTS[defect].expect]["measurements"] if not m["passed"])
     assert bricked["measured"] == "0.0.0", bricked
@@ -118,6 +116,6 @@ def test_absence_defect_fails_its_check(tmp_path, defect):
     res = run_cli("certify", str(rig), "--out", str(out), "--suite", "update", "--reruns", "0", "--check", check_id)
     assert res.returncode == 1, res.stdout + res.stderr
     assert not_passing(out) == {defect: {check_id: "FAIL"}}
-    failed = [m for m in _checks(out)[check_id]["measurements"] if not m["passed"]]
+    failed = [m for m in checks_of(out)[check_id]["measurements"] if not m["passed"]]
     assert [m["name"] for m in failed] == [f"{SYMPTOM[defect]} after the transfer"], failed
     assert failed[0]["measured"] in ("", None), failed  # nothing shown: not a wrong version, no version

@@ -8,6 +8,7 @@ journal's seeded defects are implemented here, so they apply to any simulated de
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,17 +56,23 @@ class SimJournal:
         self.entries = [_Entry(**e) for e in state["entries"]] if state else []
         self.next_seq: int = state["next_seq"] if state else 1
         self.head: int = state["head"] if state else 0
+        # (wall time, device local time) of the last entry: the device was alive then, perhaps after its last
+        # NVM save — a power-down must not be stamped before an event the device logged.
+        self.alive: tuple[float, float] | None = tuple(state["alive"]) if state and state.get("alive") else None
         self._logged = 0
 
     @classmethod
     def power_on(cls, spec: ModbusJournal, state_dir: Path, defects: set[str], utc_offset_s: float,
                  device_state: dict[str, Any] | None, rtc_now: float) -> SimJournal:
         """Open the journal and log the power cycle. The power-down is stamped, as real meters do, with
-        the last time the device saved its state before it lost power (``rtc_at_save`` in its NVM)."""
+        the last moment the device is known to have run: its last NVM save (``rtc_at_save``), or its last
+        journal entry if that came later."""
         journal = cls(spec, state_dir, defects, utc_offset_s)
         if device_state is not None:
             timeline = device_state["timeline"]
             last_alive = device_state.get("rtc_at_save", timeline["phys"] + timeline["rtc_offset"])
+            if journal.alive is not None and journal.alive[0] > device_state.get("wall_at_save", 0.0):
+                last_alive = journal.alive[1]
             journal.log(EventKind.POWER_DOWN, float(last_alive))
         journal.log(EventKind.POWER_UP, rtc_now)
         return journal
@@ -88,6 +95,7 @@ class SimJournal:
         self._logged += 1
         self.next_seq += 2 if "journal_sequence_gap" in self.defects and self._logged % GAP_EVERY == 0 else 1
         self.head = (self.head + 1) % self.spec.capacity
+        self.alive = (time.time(), local)
         self.save()
 
     def set_tamper(self, name: str, active: bool, local: float) -> None:
@@ -106,7 +114,7 @@ class SimJournal:
         if "journal_volatile" in self.defects:
             return
         self.store.save({"entries": [e.__dict__ for e in self.entries], "next_seq": self.next_seq,
-                         "head": self.head})
+                         "head": self.head, "alive": self.alive})
 
     # ---- serving --------------------------------------------------------------------------------
     def _encode(self, entry: _Entry) -> list[int]:

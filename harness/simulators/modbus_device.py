@@ -201,7 +201,8 @@ class SimulatedModbusDevice(ABC):
             return
         settings = self.factory_settings if "settings_volatile" in self.defects else self.settings
         self.nvm.save({"version": 2, "serial": self.serial, "metering": self._saved_metering,
-                       "settings": settings, "timeline": self.timeline.to_state(), "rtc_at_save": rtc})
+                       "settings": settings, "timeline": self.timeline.to_state(), "rtc_at_save": rtc,
+                       "wall_at_save": time.time()})
         self._persisted_key = key
         self._saved_wall = time.monotonic()
 
