@@ -9,9 +9,9 @@ put back — also when a refusal that should have come did not:
 - ``read``: every declared point in one Read.
 - ``write_setpoint`` / ``write_parameter``: the first point of that kind with a declared range gets a
   value 5 % of the range away from its own (the range makes it safe), read back, then restored.
-- ``control``: a role that may calls the first declared control method; one that may not calls them
-  all, and the device's discrete process state (Boolean and text process values: a pump's state)
-  must not move. Whatever moved is moved back by calling the control methods in turn.
+- ``control``: a role that may calls a control method whose ``undo`` the profile declares, then the undo
+  (``conformance/opcua_control.py``); one that may not calls them all, and the device's discrete process
+  state (Boolean and text process values: a pump's state) must not move — whatever moved is undone.
 - ``firmware``: a call that has no effect in the update state the device is in — Confirm with nothing
   on trial, else Install with nothing transferred — and never while an update is under way. The
   update logic answers it (BadInvalidState) for a role that may; a role that may not must get an
@@ -33,6 +33,7 @@ from typing import Any
 from harness.config.opcua_map import Operation, PointKind
 from harness.conformance.access_control.opcua_access import opcua_map
 from harness.conformance.cleanup import restoring
+from harness.conformance.opcua_control import NO_UNDO, control_methods, undoable_control
 from harness.devices.api import DeviceRefused
 
 # Answers that name the caller's right, not the device's state: proof that a role check refused the call.
@@ -144,24 +145,29 @@ class Exerciser:
             self.device.write(name, value)
 
     def _control(self, session: Any, allowed: bool) -> Outcome:
-        methods = [n for n, m in self.map.methods.items() if m.kind == Operation.CONTROL]
+        methods = control_methods(self.dut.profile)
         if not methods:
             return _not_exercised("the profile declares no control method")
+        if allowed:  # act on the plant only through a method the profile says how to undo
+            chosen = undoable_control(self.dut.profile, self.device)
+            if chosen is None:
+                return _not_exercised(NO_UNDO)
+            name, method = chosen
+            status = attempt(lambda: session.call(name))
+            if status is None:
+                self.device.call(method.undo)
+            return Outcome(status is None, "done" if status is None else f"refused ({status})",
+                           f"called {name}, then {method.undo} to put it back")
         before = self._discrete()
-        tried = methods[:1] if allowed else methods
         with restoring(lambda: self._restore_discrete(before, methods)):
-            statuses = {m: attempt(lambda m=m: session.call(m)) for m in tried}
+            statuses = {m: attempt(lambda m=m: session.call(m)) for m in methods}
             after = self._discrete()
         moved = {k: (before[k], after.get(k)) for k in before if not _same(before[k], after.get(k))}
-        how = f"called {', '.join(tried)}; watched {', '.join(before) or 'no discrete process value'}"
-        refusals = {m: s for m, s in statuses.items() if s is not None}
-        if allowed:
-            return Outcome(not refusals, "done" if not refusals else
-                           "refused (" + ", ".join(f"{m}: {s}" for m, s in refusals.items()) + ")", how)
+        how = f"called {', '.join(methods)}; watched {', '.join(before) or 'no discrete process value'}"
         done = [m for m, s in statuses.items() if s is None]
         if done:
             return Outcome(False, f"done: {', '.join(done)}", how)
-        codes = ", ".join(sorted(set(refusals.values())))
+        codes = ", ".join(sorted(set(statuses.values())))
         if moved:
             return Outcome(False, f"refused ({codes}), yet " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in
                                                                          moved.items()), how)
@@ -176,12 +182,14 @@ class Exerciser:
         values = {n: r.value for n, r in self.device.read_many(names).items()}
         return {n: v for n, v in values.items() if isinstance(v, bool | str)}
 
-    def _restore_discrete(self, before: dict[str, Any], methods: list[str]) -> None:
-        """Call the control methods in turn (as a role that may) until the discrete state is as it was."""
-        for method in methods:
+    def _restore_discrete(self, before: dict[str, Any], methods: dict[str, Any]) -> None:
+        """After a refused role's calls: undo (as a role that may) every method that did act, where declared."""
+        for method in methods.values():
             if all(_same(v, before[k]) for k, v in self._discrete().items() if k in before):
                 return
-            self.device.call(method)
+            if method.undo is not None and any(not _same(self.device.read(p).value, before.get(p))
+                                               for p in method.sets if p in before):
+                self.device.call(method.undo)
 
     def _firmware(self, session: Any, allowed: bool) -> Outcome:
         update = self.map.update

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness import registry
 from harness.config.opcua_map import AuditLog, Operation, PointKind
+from harness.conformance.opcua_control import NO_UNDO, control_methods, undoable_control
 from harness.events import AuditEntry, AuditKind
 from harness.verdicts import Inconclusive
 
@@ -212,28 +213,20 @@ def _settings_change(dut: Any) -> AuditProvocation | str:
 
 
 def _control_action(dut: Any) -> AuditProvocation | str:
-    """A declared control method the profile pairs with its ``undo``, called by the least privileged role
-    allowed: of a pair that ``sets`` a point, the one that changes the point's present value (start_pump when
-    pump_running is false), then its undo. A harness does not act on a plant it cannot put back, so without
-    a declared undo the kind cannot be provoked here."""
-    methods = {n: m for n, m in dut.profile.opcua.methods.items() if m.kind == Operation.CONTROL}
-    if not methods:
+    """A declared control method with its ``undo`` (``harness.conformance.opcua_control``), called by the least
+    privileged role allowed, then undone."""
+    if not control_methods(dut.profile):
         return "the profile declares no method of kind control"
     role = role_for(dut, Operation.CONTROL)
     if role is None:
         return "the rig gives no account for a role that may call control methods"
-    undoable = [(n, m) for n, m in methods.items() if m.undo is not None]
-    if not undoable:
-        return "no control method declares its `undo` (the harness acts on a plant only where it can put it back)"
-    name, method = next(((n, m) for n, m in undoable if _changes_state(dut, m)), undoable[0])
+    chosen = undoable_control(dut.profile, dut.device)
+    if chosen is None:
+        return NO_UNDO
+    name, method = chosen
     return AuditProvocation(AuditKind.CONTROL_ACTION, f"{name} called as {role} ({method.undo} puts it back)",
                             lambda: dut.device.call(name, role=role),
                             lambda: dut.device.call(method.undo, role=role), user=account(dut, role))
-
-
-def _changes_state(dut: Any, method: Any) -> bool:
-    """Whether calling ``method`` would change a point it declares it sets (False when it sets none)."""
-    return any(dut.device.read(point).value != value for point, value in method.sets.items())
 
 
 def _alarm(dut: Any) -> AuditProvocation | str:
