@@ -364,3 +364,13 @@ def test_cli_usage_errors() -> None:
     assert res.returncode == 2 and "mqtt://" in res.stderr
     res = run_cli("sim", "mqtt-broker", "--host", "10.0.0.1", "--port", "1883")
     assert res.returncode == 2 and "loopback" in res.stderr
+
+
+def test_embedded_meter_profile_is_the_em4_meter():
+    """TEK-SIM-DC1 repeats the EM4 meter it embeds: its register map, clock and tariffs must stay EM4's."""
+    em4 = load_profile(builtin_profile("tek-sim-em4.yaml")).model_dump()
+    dc1 = load_profile(builtin_profile("tek-sim-dc1.yaml")).model_dump()
+    for key in ("tariffs", "clock"):
+        assert dc1[key] == em4[key], key
+    for key in ("points", "settings", "clock", "max_registers_per_request"):
+        assert dc1["modbus"][key] == em4["modbus"][key], key
