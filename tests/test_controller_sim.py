@@ -274,7 +274,8 @@ def test_catalogue_and_command_line():
                 "auth_trusts_any_certificate": "KZ-66-03", "auth_ignores_password": "KZ-76-01",
                 "log_capacity_short": "KZ-69-04", "update_not_logged": "KZ-70-01",
                 "update_accepts_downgrade": "KZ-70-07", "update_no_indication": "KZ-70-08",
-                "crash_on_malformed_hello": "KZ-49-01"}
+                "crash_on_malformed_hello": "KZ-49-01", "opcua_hang_on_flood": "KZ-49-02",
+                "opcua_connection_limit_exhausts": "KZ-49-03", "opcua_half_open_blocks": "KZ-49-04"}
     assert {d.name: d.expect for d in CONTROLLER_DEFECTS.values()} == expected
     res = run_cli("sim", "controller", "--list-defects")
     assert res.returncode == 0 and "update_power_loss_bricks" in res.stdout and "KZ-70-06" in res.stdout
@@ -731,9 +732,6 @@ NO_CONTROLLER_DEFECT = {
     "KZ-67-01": "availability", "KZ-73-01": "availability",
     # Modbus wire checks of suite `protocol`: N/A on an OPC UA DUT (their defects are the meter's WIRE_DEFECTS)
     **{f"KZ-68-{n:02d}": "modbus only" for n in range(1, 8)},
-    # robustness storms (cl. 49): their defects are the Modbus meter's hang_on_flood, connection_limit_exhausts and
-    # half_open_blocks; the controller has none for their OPC UA path yet
-    "KZ-49-02": "meter's wire", "KZ-49-03": "meter's wire", "KZ-49-04": "meter's wire",
 }
 
 
@@ -760,7 +758,7 @@ def _checks_for(kind: str) -> set[str]:
 
 def test_every_controller_check_has_a_seeded_defect():
     checks = _checks_for("controller")
-    assert {"KZ-69-04", "KZ-70-01", "KZ-49-01", "KZ-68-08"} <= checks and "KZ-95-01" not in checks  # the scan works
+    assert {"KZ-69-04", "KZ-70-01", "KZ-49-01", "KZ-49-04", "KZ-68-08"} <= checks and "KZ-95-01" not in checks
     assert set(NO_CONTROLLER_DEFECT) <= checks, "an exemption names a check that no longer runs on a controller"
     missing = checks - set(NO_CONTROLLER_DEFECT) - {d.expect for d in CONTROLLER_DEFECTS.values()}
     assert not missing, f"checks that run on the controller rig without a seeded defect: {sorted(missing)}"

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from harness.config import ConfigError, load_rig
 from harness.conformance.robustness.attack import under_attack
@@ -25,6 +26,7 @@ from harness.replay import replay
 from harness.simulators.defects import CONTROLLER_DEFECTS, METER_DEFECTS, WIRE_DEFECTS
 from harness.verdicts import Inconclusive
 from tests.conftest import ROOT, run_cli
+from tests.defect_rigs import not_passing, rig_per_defect
 
 RIG = str(ROOT / "rigs" / "sim-meter.yaml")
 RTU_RIG = str(ROOT / "rigs" / "sim-meter-rtu.yaml")
@@ -208,3 +210,77 @@ def _hello_url_overruns(frame: bytes) -> bool:
         return False
     (length,) = struct.unpack("<i", frame[28:32])
     return length != -1 and length & 0xFFFFFFFF > len(frame) - 32
+
+
+UA_WIRE_DEFECTS = ["opcua_hang_on_flood", "opcua_connection_limit_exhausts", "opcua_half_open_blocks"]
+DECLARED_LIMIT = 6  # opcua.max_connections of the copy of the profile the connection-limit DUT is given
+
+
+def _controller_wire_rig(tmp_path: Path) -> Path:
+    """One simulated controller per OPC UA wire defect in one rig; the connection-limit one declares
+    opcua.max_connections (the check's declared-limit path). To keep the run short the rig's own bounds are
+    tighter: answers due within 1 s (request_timeout_s: half the hold of half-open connections, and a hung
+    server's timeouts), storms held 0.5 s, power off for 0.3 s when a hung or exhausted DUT is restored."""
+    rig = rig_per_defect(Path(UA_RIG), UA_WIRE_DEFECTS, tmp_path / "ua-wire.yaml")
+    data = yaml.safe_load(rig.read_text(encoding="utf-8"))
+    data["timing"]["request_timeout_s"] = 1.0
+    data["robustness"] = {**data.get("robustness", {}), "hold_s": 0.5}
+    for dut in data["duts"].values():
+        dut["power"]["off_time_s"] = 0.3
+    leak = data["duts"]["opcua_connection_limit_exhausts"]
+    profile = yaml.safe_load(Path(leak["profile"]).read_text(encoding="utf-8"))
+    profile["opcua"]["max_connections"] = DECLARED_LIMIT
+    limited = tmp_path / "tek-sim-pc1-limited.yaml"
+    limited.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    leak["profile"] = str(limited)
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return rig
+
+
+def test_opcua_storm_defects_each_fail_their_check(tmp_path):
+    """The controller's OPC UA paths of KZ-49-02…04 in one certify run: each wire defect FAILs exactly its own
+    check among the three and leaves its reproducer (seed and settings). With a declared opcua.max_connections the
+    storm is judged against it: the limit less the monitor's connection is served, the rest closed at once. A
+    whole-suite run (KZ-49-01 too) showed each defect failing only its check; not repeated here (~12 s more)."""
+    out = tmp_path / "out"
+    rig = _controller_wire_rig(tmp_path)
+    res = run_cli("certify", str(rig), *(a for c in ROBUSTNESS_CHECKS[1:] for a in ("--check", c)), "--out", str(out),
+                  "--reruns", "0", timeout=180)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    assert not_passing(out) == {d: {CONTROLLER_DEFECTS[d].expect: "FAIL"} for d in UA_WIRE_DEFECTS}
+    for d in UA_WIRE_DEFECTS:
+        meta = json.loads((out / "reproducers" / f"{CONTROLLER_DEFECTS[d].expect}-{d}.json").read_text())
+        assert meta["seed"] == 70 and meta["protocol"] == "opcua"
+    records = [json.loads(line) for line in (out / "checks.jsonl").read_text().splitlines()]
+    storm = next(r for r in records if r["dut"] == "opcua_connection_limit_exhausts" and r["id"] == "KZ-49-03")
+    found = {m["name"]: m for m in storm["measurements"]}
+    served = next(m for n, m in found.items() if n.startswith(f"of {DECLARED_LIMIT + 4} connections (declared limit"))
+    assert served["measured"] == DECLARED_LIMIT - 1 and served["passed"]  # the limit itself is enforced
+    assert found["new connections served after the storm's were closed"]["measured"] == 0
+    assert found["DUT after the check"]["measured"].startswith("power-cycled")  # the later checks run on
+
+
+@needs_socat
+@pytest.mark.serial
+def test_hang_on_flood_is_reached_at_line_rate(tmp_path):
+    """Over RTU the line carries ~100-150 requests/s, not the 1000/s of the TCP trigger: hang_on_flood's trigger
+    on a serial line is reachable by the rig's back-to-back storm (KZ-49-02 FAILs) and not by fuzzing with reads
+    between the frames (a whole-suite run showed KZ-49-01 passing with the defect; not repeated here). The rig's
+    retries (none: the hung line is seen at the first unanswered read) and power-off time are cut to keep the run
+    short."""
+    d = METER_DEFECTS["hang_on_flood"]
+    rig = rig_per_defect(Path(RTU_RIG), [d.name], tmp_path / "rtu.yaml")
+    data = yaml.safe_load(rig.read_text(encoding="utf-8"))
+    data["timing"]["retries"] = 0
+    data["duts"][d.name]["power"]["off_time_s"] = 0.3
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, output, verdicts, checks = _run(out, "--check", d.expect, rig=str(rig))
+    assert code == 1, output
+    clause = verdicts["duts"][d.name]["clauses"][d.clause]
+    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+    found = {m["name"]: m for m in checks[d.expect]["measurements"]}
+    assert found["requests sent in the storm"]["measured"] < 300  # it stopped answering before the storm's end
+    assert not found["essential function: reads that failed"]["passed"]
+    meta = json.loads((out / "reproducers" / f"{d.expect}-{d.name}.json").read_text())
+    assert meta["link"] == "serial" and meta["seed"] == 95

@@ -298,6 +298,9 @@ class OpcuaMap(Strict):
                                               "perform (everything else is refused)")
     audit_log: AuditLog | None = None
     update: OpcuaUpdate | None = None
+    max_connections: int | None = Field(
+        None, ge=1, le=4096, description="UA-TCP connections the server takes at once; further ones may be "
+        "closed at once, never lock it up (suite robustness, KZ-49-03/04)")
 
     @field_validator("endpoint_path")
     @classmethod

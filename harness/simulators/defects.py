@@ -275,6 +275,17 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
                "the UA-TCP Hello's EndpointUrl length is read as unsigned and trusted: a Hello whose length field "
                "runs past the end of the message (a negative length other than -1 included) overruns the receive "
                "buffer: the process dies"),
+        Defect("opcua_hang_on_flood", "49", "KZ-49-02",
+               "after 500 service requests within one second (all connections together) the server stops "
+               "answering for good: open connections get no answer to anything, new ones are closed at once"),
+        Defect("opcua_connection_limit_exhausts", "49", "KZ-49-03",
+               "the refusal path breaks the connection table's free list: once a connection has been refused for "
+               "want of a slot (limit declared, else 8), closed connections never free theirs — every new one is "
+               "closed at once"),
+        Defect("opcua_half_open_blocks", "49", "KZ-49-04",
+               "the server reads a UA-TCP message to its end before it serves anything else, with no timeout: a "
+               "connection that stalls half-way through a HEL or MSG stops every other client until it completes "
+               "or closes"),
     )
 }
 

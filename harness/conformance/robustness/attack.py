@@ -35,6 +35,7 @@ class Finding:
     suspects: set[int] | None = None
     cases: list[Case] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    serves_no_one_new: bool = False  # the DUT takes no new client any more: restored like a dead one
 
 
 Attack = Callable[[Campaign | SerialCampaign, Monitor, WireTarget], Finding]
@@ -69,7 +70,7 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
             campaign.close()
     if check.failures:
         _keep_reproducer(dut, check, rig, campaign, target, finding)
-    if not alive:
+    if not alive or finding.serves_no_one_new:
         done = restore(dut)
         if done:
             check.measure("DUT after the check", done, passed=True, note="the failure stands; later checks run")

@@ -31,7 +31,9 @@ def rig(harness_run):
 
 
 def _limit(dut) -> int | None:
-    return dut.profile.modbus.max_connections if dut.profile.modbus is not None else None
+    """The profile's declared connection limit (``modbus.max_connections`` / ``opcua.max_connections``)."""
+    declared = dut.profile.modbus or dut.profile.opcua
+    return getattr(declared, "max_connections", None)
 
 
 def _connections_only(dut, what: str) -> None:
@@ -92,18 +94,23 @@ def test_request_storm(dut, check, rig):
 
 def _storm_through_device(dut, check, campaign, monitor) -> Finding:
     """A protocol without a repeatable raw request (OPC UA): the storm is reads through the Device API's own
-    session, from ``flood_connections`` threads, bounded like every campaign."""
+    session, from ``flood_connections`` threads, bounded like every campaign. It stops at its first read that
+    fails after the driver's retries: the device no longer keeps up, the monitor judges its essential function,
+    and storming on would only queue the driver's reconnect bounds one behind the other."""
     settings = campaign.settings
     quantity = essential_quantities(dut)[0]
     numbers, lock, counts = itertools.count(), threading.Lock(), {"sent": 0, "answered": 0}
+    failed = threading.Event()
 
     def worker() -> None:
-        while not monitor.down and campaign.pacer.wait() and next(numbers) < settings.flood_requests:
+        while not monitor.down and not failed.is_set() and campaign.pacer.wait() \
+                and next(numbers) < settings.flood_requests:
             try:
                 dut.device.read(quantity)
                 ok = 1
             except DeviceError:
                 ok = 0
+                failed.set()
             with lock:
                 counts["sent"] += 1
                 counts["answered"] += ok
@@ -144,7 +151,8 @@ def test_connection_storm(dut, check, rig):
         time.sleep(min(0.2, settings.hold_s))  # the FINs reach the device before the next SYN does
         served = campaign.fresh_connections_served(target.probe, target.valid, TRIES_AFTER, wait)
         check.equal("new connections served after the storm's were closed", served, TRIES_AFTER)
-        return Finding(meta={"connections": count, "served": storm.served, "served_after": served})
+        return Finding(meta={"connections": count, "served": storm.served, "served_after": served},
+                       serves_no_one_new=served == 0)
 
     under_attack(dut, check, rig, attack)
 
@@ -171,6 +179,6 @@ def test_half_open_connections(dut, check, rig):
         time.sleep(min(0.2, settings.hold_s))
         served = campaign.fresh_connections_served(target.probe, target.valid, TRIES_AFTER, wait)
         check.equal("new connections served after the half-open ones were closed", served, TRIES_AFTER)
-        return Finding(meta={"half_open": count, "served_after": served})
+        return Finding(meta={"half_open": count, "served_after": served}, serves_no_one_new=served == 0)
 
     under_attack(dut, check, rig, attack)

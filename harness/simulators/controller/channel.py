@@ -17,7 +17,9 @@ points that name at the subclass — in the simulator's own process, which runs 
 The same processor sees every UA-TCP message first, so the defect ``crash_on_malformed_hello`` lives
 here too: a Hello whose EndpointUrl length field runs past the end of the message (read as unsigned,
 so a negative length other than -1 does) is "copied" and the process dies with the status a fault
-handler would give (the Modbus wire's crash defect's), as a stack written in C would crash.
+handler would give (the Modbus wire's crash defect's), as a stack written in C would crash. It also counts
+the service requests for ``opcua_hang_on_flood`` and, once that has hung the server, drops every message
+unanswered (ua_wire.py, which holds the connection-level robustness defects).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from asyncua.server import binary_server_asyncio
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.ua_binary import struct_from_binary
 
+from harness.simulators.controller.ua_wire import GuardedProtocol, wire_of
 from harness.simulators.wire_faults import CRASH_EXIT
 
 _CREATE = ua.NodeId(ua.ObjectIds.CreateSessionRequest_Encoding_DefaultBinary)
@@ -59,9 +62,15 @@ class GuardedProcessor(UaProcessor):
             sys.stderr.write("opcua: Hello EndpointUrl length runs past the message — process dies\n")
             sys.stderr.flush()
             os._exit(CRASH_EXIT)
+        wire = wire_of(self.iserver)
+        if wire is not None and wire.hung:
+            return True  # opcua_hang_on_flood: nothing is answered any more, the connection stays open
         return await super().process(header, body)
 
     async def _process_message(self, typeid: ua.NodeId, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        wire = wire_of(self.iserver)
+        if wire is not None:
+            wire.count_request()
         auth = getattr(getattr(self.iserver, "device", None), "auth", None)
         if auth is not None and typeid in (_CREATE, _ACTIVATE):
             policy = self._connection.security_policy
@@ -87,5 +96,6 @@ class GuardedProcessor(UaProcessor):
 
 
 def install() -> None:
-    """Make every new client connection of this process use the guarded processor."""
+    """Make every new client connection of this process use the guarded processor and protocol."""
     binary_server_asyncio.UaProcessor = GuardedProcessor  # type: ignore[misc]
+    binary_server_asyncio.OPCUAProtocol = GuardedProtocol  # type: ignore[misc]

@@ -117,6 +117,7 @@ class ControllerProfile:
     roles: dict[str, frozenset[str]]
     audit: AuditSpec | None
     update: UpdateSpec | None
+    max_connections: int | None = None  # UA-TCP connections taken at once (None: asyncua's own bound)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -194,7 +195,8 @@ def load_controller_profile(path: Path) -> ControllerProfile:
         modes=[str(m) for m in _get(sec, "modes", "opcua.security")],
         identities=[str(i) for i in _get(sec, "identities", "opcua.security")],
         lockout=Lockout(int(lock["after_failures"]), str(lock["kind"]), float(lock["duration_s"])) if lock else None,
-        points=points, methods=methods, roles=roles, audit=audit, update=update, raw=raw)
+        points=points, methods=methods, roles=roles, audit=audit, update=update,
+        max_connections=int(ua["max_connections"]) if ua.get("max_connections") else None, raw=raw)
     if not profile.roles:
         raise ProfileError(f"{where}: opcua.roles is empty; the controller enforces roles on every write and call")
     return profile
