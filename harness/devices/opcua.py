@@ -6,18 +6,14 @@ timeout, retried on a fresh connection after a lost link (``timing.retries``), r
 transcript, and a failure becomes DeviceUnreachable / DeviceTimeout / DeviceRefused (code = the
 OPC UA StatusCode value, message naming it, e.g. BadUserAccessDenied) / NotDeclared.
 
-Which account a plain Device API call uses: the least privileged declared role that may perform
-the operation and for which the rig has credentials (a read as viewer, a setpoint write as
-operator), else anonymous if the device accepts it. Which endpoint: the profile's first declared
-security policy, SignAndEncrypt when declared. Suites that care say so (``session(...)``,
-``role=``).
+Accounts: ``opcua_accounts``; endpoint: the first declared policy, SignAndEncrypt when declared (suites
+that care say so: ``session(...)``, ``role=``); a suite's own session: ``opcua_handle``; values: ``opcua_values``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import tempfile
 import threading
@@ -25,7 +21,6 @@ import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -42,25 +37,33 @@ from harness.devices.api import (
     NotDeclared,
     Reading,
 )
+from harness.devices.opcua_accounts import Accounts, IdentityArg
 from harness.devices.opcua_audit import AuditWatch, read_history, sort_entries, to_entry
+from harness.devices.opcua_handle import Session
 from harness.devices.opcua_loop import LoopThread
 from harness.devices.opcua_pki import Pki, ensure_pki
 from harness.devices.opcua_session import (
     Anonymous,
-    BadStatus,
-    Identity,
     LiveSession,
     OfferedEndpoint,
     SessionAttempt,
     SessionRefused,
     SessionSpec,
-    UserPassword,
-    X509Identity,
     as_device_error,
     get_endpoints,
     is_transport_failure,
     never_sent,
     open_session,
+)
+from harness.devices.opcua_values import (
+    cast,
+    check_status,
+    input_types,
+    jsonable,
+    plain,
+    reading,
+    summary,
+    to_device,
 )
 from harness.devices.transcript import Transcript
 from harness.events import AuditEntry, JournalEntry
@@ -73,7 +76,6 @@ logging.getLogger("asyncua").setLevel(logging.CRITICAL)
 _SESSION_GONE = ("BadSessionIdInvalid", "BadSessionClosed", "BadSessionNotActivated", "BadSecureChannelIdInvalid",
                  "BadSecureChannelClosed", "BadConnectionClosed", "BadServerHalted")
 CLOCK_RESOLUTION_S = 1e-7  # OPC UA DateTime counts 100 ns ticks
-IdentityArg = Identity | str | tuple[str, str] | None
 
 
 @dataclass
@@ -115,6 +117,7 @@ class OpcuaDevice(Device):
         self._argument_types: dict[str, list[Any] | None] = {}  # method node -> input VariantTypes
         self._lock = threading.RLock()
         self._update: Any = None
+        self.accounts = Accounts(name, profile.model, self.map, dut, lambda: self.pki)
 
     # ---- plumbing: loop, PKI, specs ---------------------------------------------------------------
     @property
@@ -139,7 +142,7 @@ class OpcuaDevice(Device):
         """What a session is opened with (see ``session``)."""
         if role is not None and identity is not None:
             raise ValueError("give a role (the rig's account for it) or an identity, not both")
-        chosen = self._identity(identity) if identity is not None else self._role_identity(role, operation)
+        chosen = self.accounts.identity(identity) if identity is not None else self.accounts.for_role(role, operation)
         sec = self.map.security
         pol = SecurityPolicy(policy) if policy is not None else (sec.secure_policies or [SecurityPolicy.NONE])[0]
         if skip_endpoint_matching:
@@ -157,44 +160,6 @@ class OpcuaDevice(Device):
             raise ValueError("application is trusted or untrusted (which harness certificate the channel uses)")
         app = self.pki.trusted if application == "trusted" else self.pki.untrusted
         return SessionSpec(self.url, pol, mod, chosen, app, self.timeout, skip_endpoint_matching)
-
-    def _identity(self, identity: IdentityArg) -> Identity:
-        if isinstance(identity, Anonymous | UserPassword | X509Identity):
-            return identity
-        if isinstance(identity, tuple):
-            return UserPassword(*identity)
-        if identity == "anonymous":
-            return Anonymous()
-        if identity in ("certificate", "untrusted_certificate"):
-            cert = self.pki.trusted if identity == "certificate" else self.pki.untrusted
-            return X509Identity(cert.der, cert.key, "trusted" if identity == "certificate" else "untrusted")
-        raise ValueError(f"identity {identity!r}: anonymous, certificate, untrusted_certificate, (user, password), "
-                         "or an Anonymous/UserPassword/X509Identity")
-
-    def _role_identity(self, role: str | None, operation: Operation) -> Identity:
-        if role is None:
-            for candidate in self.map.roles_allowing(operation):
-                if candidate in self._dut.credentials:
-                    return self._credential(candidate)
-            if "anonymous" in self.map.security.identities:
-                return Anonymous()
-            allowed = ", ".join(self.map.roles_allowing(operation)) or "none declared"
-            raise NotDeclared(f"{self.name}: no account to {operation.value} with: the rig gives no credentials for "
-                              f"a role that may (profile: {allowed}) and the device accepts no anonymous session")
-        if role not in self.map.roles:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no role {role!r} "
-                              f"(declared: {', '.join(self.map.roles) or 'none'})")
-        return self._credential(role)
-
-    def _credential(self, role: str) -> Identity:
-        cred = self._dut.credentials.get(role)
-        if cred is None:
-            raise NotDeclared(f"{self.name}: the rig gives no credentials for role {role!r} (duts.{self.name}."
-                              "credentials)")
-        if cred.user is not None:
-            return UserPassword(cred.user, cred.password or "")
-        assert cred.certificate is not None and cred.key is not None
-        return X509Identity(Path(cred.certificate), Path(cred.key), role)
 
     # ---- sessions -------------------------------------------------------------------------------------
     def endpoints(self) -> list[OfferedEndpoint]:
@@ -338,7 +303,7 @@ class OpcuaDevice(Device):
         if self.transcript is not None:
             self.transcript.record(self.name, op=op, session=spec.describe(), attempt=attempt,
                                    latency_ms=round((t_received - t_sent) * 1000, 3),
-                                   **{k: _jsonable(v) for k, v in fields.items()})
+                                   **{k: jsonable(v) for k, v in fields.items()})
 
     # ---- reads, writes, calls (shared by the Device API and Session) ------------------------------------
     def _point(self, quantity: str) -> OpcuaPoint:
@@ -353,18 +318,18 @@ class OpcuaDevice(Device):
         async def work(live: LiveSession) -> list[Any]:
             values = await live.read_values([await live.node_id(p.node) for _, p in points])
             for (q, p), dv in zip(points, values, strict=True):
-                _check_status(dv.StatusCode, f"read of {q} ({p.node})")
+                check_status(dv.StatusCode, f"read of {q} ({p.node})")
             return [dv.Value.Value if dv.Value is not None else None for dv in values]
 
         values, t0, t1 = self._exchange("read", slot, work, what=f"read of {', '.join(q for q, _ in points)}",
                                         nodes=[p.node for _, p in points])
-        return {q: _reading(q, p, v, t0, t1) for (q, p), v in zip(points, values, strict=True)}
+        return {q: reading(q, p, v, t0, t1) for (q, p), v in zip(points, values, strict=True)}
 
     def _read_node(self, slot: _Slot, node: str) -> Any:
         async def work(live: LiveSession) -> Any:
             dv = (await live.read_values([await live.node_id(node)]))[0]
-            _check_status(dv.StatusCode, f"read of {node}")
-            return _plain(dv.Value.Value) if dv.Value is not None else None
+            check_status(dv.StatusCode, f"read of {node}")
+            return plain(dv.Value.Value) if dv.Value is not None else None
 
         return self._exchange("read", slot, work, what=f"read of {node}", nodes=[node])[0]
 
@@ -379,8 +344,8 @@ class OpcuaDevice(Device):
                 vtype = self._variant_types.get(node)
                 if vtype is None:
                     vtype = self._variant_types[node] = await live.node(nid).read_data_type_as_variant_type()
-                variant = ua.Variant(_cast(value, vtype), vtype)
-            _check_status(await live.write_value(nid, variant), what)
+                variant = ua.Variant(cast(value, vtype), vtype)
+            check_status(await live.write_value(nid, variant), what)
 
         typed = {"as_type": as_type} if as_type else {}
         self._exchange("write", slot, work, what=what, node=node, value=value, **typed)
@@ -392,19 +357,19 @@ class OpcuaDevice(Device):
 
             oid, mid = await live.node_id(object_node), await live.node_id(method_node)
             if method_node not in self._argument_types:
-                self._argument_types[method_node] = await _input_types(live, mid)
+                self._argument_types[method_node] = await input_types(live, mid)
             types = self._argument_types[method_node] or []
-            variants = [ua.Variant(_cast(a, types[i]), types[i]) if i < len(types) and types[i] is not None
+            variants = [ua.Variant(cast(a, types[i]), types[i]) if i < len(types) and types[i] is not None
                         else ua.Variant(a) for i, a in enumerate(args)]
             result = await live.call(oid, mid, variants)
             for i, status in enumerate(result.InputArgumentResults or []):
-                _check_status(status, f"{what}: argument {i + 1}")
-            _check_status(result.StatusCode, what)
-            outputs = [_plain(v.Value) for v in result.OutputArguments or []]
+                check_status(status, f"{what}: argument {i + 1}")
+            check_status(result.StatusCode, what)
+            outputs = [plain(v.Value) for v in result.OutputArguments or []]
             return None if not outputs else outputs[0] if len(outputs) == 1 else outputs
 
         return self._exchange("call", slot, work, budget_s=budget_s, what=what, idempotent=False, method=method_node,
-                              args=[_summary(a) for a in args])[0]
+                              args=[summary(a) for a in args])[0]
 
     # ---- Device API ---------------------------------------------------------------------------------------
     def read_many(self, quantities: Sequence[str]) -> dict[str, Reading]:
@@ -412,11 +377,11 @@ class OpcuaDevice(Device):
 
     def read_clock(self) -> ClockReading:
         point, tz = self._clock()
-        reading = self._read_points(self._slot(Operation.READ, None), [CLOCK])[CLOCK]
-        value: Any = reading.value
+        got = self._read_points(self._slot(Operation.READ, None), [CLOCK])[CLOCK]
+        value: Any = got.value
         if not isinstance(value, datetime):
             raise DeviceError(f"{self.name}: the clock node {point.node} holds {value!r}, not a DateTime")
-        return ClockReading(value.astimezone(tz), reading.t_sent, reading.t_received, CLOCK_RESOLUTION_S)
+        return ClockReading(value.astimezone(tz), got.t_sent, got.t_received, CLOCK_RESOLUTION_S)
 
     def set_clock(self, when: datetime, role: str | None = None) -> None:
         point, _ = self._clock()
@@ -440,7 +405,7 @@ class OpcuaDevice(Device):
         if operation is None or point.kind == PointKind.CLOCK:
             raise DeviceError(f"{self.name}: {quantity} is a {point.kind.value} point, not writable "
                               "(Session.write tries anyway, for negative checks)")
-        self._write_node(self._slot(operation, role), point.node, _to_device(point, value), f"write of {quantity}")
+        self._write_node(self._slot(operation, role), point.node, to_device(point, value), f"write of {quantity}")
 
     def call(self, method_name: str, *args: Any, role: str | None = None) -> Any:
         """Call a declared method as ``role`` (default: the least privileged role its kind allows)."""
@@ -527,147 +492,6 @@ class OpcuaDevice(Device):
 
             self._update = FirmwareUpdate(self, self.map.update)
         return self._update
-
-
-class Session:
-    """An open session as a suite holds it: everything runs under this session's identity and endpoint."""
-
-    def __init__(self, device: OpcuaDevice, slot: _Slot, attempt: SessionAttempt) -> None:
-        self.device = device
-        self._slot = slot
-        self.attempt = attempt
-
-    def read(self, quantity: str) -> Reading:
-        return self.device._read_points(self._slot, [quantity])[quantity]
-
-    def read_many(self, quantities: Sequence[str]) -> dict[str, Reading]:
-        return self.device._read_points(self._slot, quantities)
-
-    def read_node(self, node: str) -> Any:
-        """Any node (NodeId text or browse path), plain Python value."""
-        return self.device._read_node(self._slot, node)
-
-    def write(self, quantity: str, value: float | int | str) -> None:
-        """Write a declared point — also one not declared writable: a refusal is what a negative check wants."""
-        point = self.device._point(quantity)
-        self.device._write_node(self._slot, point.node, _to_device(point, value), f"write of {quantity}")
-
-    def write_node(self, node: str, value: Any, as_type: str | None = None) -> None:
-        """``as_type``: an OPC UA built-in type name (String, Boolean, …) to send the value as, whatever the
-        node's data type — what a type-mismatch check sends."""
-        self.device._write_node(self._slot, node, value, f"write of {node}", as_type)
-
-    def call(self, method_name: str, *args: Any) -> Any:
-        method = self.device.map.methods.get(method_name)
-        if method is None:
-            raise NotDeclared(f"{self.device.name}: profile declares no method {method_name!r}")
-        return self.device._call_node(self._slot, method.object, method.method, args, f"call of {method_name}")
-
-    def call_node(self, object_node: str, method_node: str, *args: Any) -> Any:
-        return self.device._call_node(self._slot, object_node, method_node, args, f"call of {method_node}")
-
-    def browse(self, node: str | None = None) -> list[dict[str, str]]:
-        """Children of ``node`` (default: Objects): browse name, node id and node class of each."""
-        async def work(live: LiveSession) -> list[dict[str, str]]:
-            from asyncua import ua
-
-            nid = await live.node_id(node) if node else ua.NodeId(ua.ObjectIds.ObjectsFolder)
-            desc = ua.BrowseDescription(NodeId=nid, BrowseDirection=ua.BrowseDirection.Forward,
-                                        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences),
-                                        IncludeSubtypes=True, ResultMask=ua.BrowseResultMask.All)
-            result = (await live.client.uaclient.browse(ua.BrowseParameters(NodesToBrowse=[desc])))[0]
-            _check_status(result.StatusCode, f"browse of {node or 'Objects'}")  # asyncua's helpers drop it
-            return [{"browse_name": r.BrowseName.to_string(), "node": r.NodeId.to_string(),
-                     "node_class": r.NodeClass.name} for r in result.References]
-
-        return self.device._exchange("browse", self._slot, work, node=node or "Objects")[0]
-
-
-# ---- values ---------------------------------------------------------------------------------------------
-def _check_status(status: Any, what: str) -> None:
-    if status is not None and not status.is_good():
-        raise BadStatus(status.value, what)
-
-
-def _reading(quantity: str, point: OpcuaPoint, value: Any, t0: float, t1: float) -> Reading:
-    value = _plain(value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and point.factor != 1.0:
-        value = value * point.factor
-    return Reading(quantity, value, point.canonical_unit, None, t0, t1, isinstance(value, float))
-
-
-def _to_device(point: OpcuaPoint, value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool) and point.factor != 1.0:
-        return value / point.factor
-    return value
-
-
-def _cast(value: Any, vtype: Any) -> Any:
-    """A Python value as the node's OPC UA type expects it (ints rounded, floats as floats)."""
-    from asyncua import ua
-
-    ints = {ua.VariantType.SByte, ua.VariantType.Byte, ua.VariantType.Int16, ua.VariantType.UInt16,
-            ua.VariantType.Int32, ua.VariantType.UInt32, ua.VariantType.Int64, ua.VariantType.UInt64}
-    if vtype in ints and isinstance(value, int | float) and not isinstance(value, bool):
-        return round(value)
-    if vtype in (ua.VariantType.Float, ua.VariantType.Double) and isinstance(value, int | float):
-        return float(value)
-    if vtype == ua.VariantType.String and not isinstance(value, str):
-        return str(value)
-    if vtype == ua.VariantType.ByteString and isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    return value
-
-
-async def _input_types(live: LiveSession, method_id: Any) -> list[Any] | None:
-    """The VariantTypes of a method's declared input arguments (None: the method declares none)."""
-    from asyncua import ua
-    from asyncua.common.ua_utils import data_type_to_variant_type
-
-    try:
-        prop = await live.node(method_id).get_child("0:InputArguments")
-        arguments = await prop.read_value()
-    except ua.UaStatusCodeError:
-        return None
-    types: list[Any] = []
-    for arg in arguments or []:
-        try:
-            types.append(await data_type_to_variant_type(live.node(arg.DataType)))
-        except Exception:
-            types.append(None)
-    return types
-
-
-def _plain(value: Any) -> Any:
-    from harness.devices.opcua_audit import plain
-
-    value = plain(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _summary(value: Any) -> Any:
-    """What the transcript keeps of an argument: bytes by length and digest, not a 64 KiB chunk."""
-    if isinstance(value, bytes | bytearray):
-        return {"bytes": len(value), "sha256": hashlib.sha256(value).hexdigest()[:16]}
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, bytes | bytearray):
-        return _summary(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    return str(value)
 
 
 async def _quick_close(live: LiveSession) -> None:
