@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,14 +34,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from pymodbus.client import ModbusTcpClient
-from read_throughput import HOST, measure, raw_reader, start_simulator, stop_simulator, wait_listening
+from read_throughput import HOST, interleaved, measure, raw_reader, request_plan, simulated_meter
 
 from harness.config import load_rig
 from harness.config.availability import AvailabilitySoak
-from harness.config.modbus_map import RegisterTable
 from harness.conformance.availability.soak import declared_points, run_soak
-from harness.devices.modbus import ModbusDevice, plan_batches
-from harness.fault_injection.ports import free_port
+from harness.devices.modbus import ModbusDevice
 from harness.resources import builtin_rig
 
 DUT = "meter"
@@ -75,17 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     timing = loaded.rig.timing.model_copy(update={"retries": 0})
     assert profile.modbus is not None
     names = declared_points(profile)
-    modbus = profile.modbus
-    plan = plan_batches([(n, modbus.points[n]) for n in names], modbus.max_registers_per_request)
-    batches = [(4 if b.table == RegisterTable.INPUT else 3, b.address, b.count) for b in plan]
+    batches = request_plan(profile.modbus, names)
 
-    with tempfile.TemporaryDirectory(prefix="bench-avail-") as tmp_name:
-        tmp = Path(tmp_name)
-        port = free_port(HOST)
-        proc = start_simulator(loaded.profile_paths[DUT], tmp / "state", port, tmp / "sim.log")
+    with simulated_meter(loaded.profile_paths[DUT], "bench-avail-") as (tmp, port):
         clients: list[Any] = []
         try:
-            wait_listening(proc, port)
             endpoint = {"host": HOST, "port": port}
             raw = ModbusTcpClient(HOST, port=port, timeout=timing.request_timeout_s, retries=0)
             api = ModbusDevice(DUT, profile, spec, timing, transcript=None, endpoint=endpoint)
@@ -94,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"raw client cannot connect to {HOST}:{port}")
             # What run_soak reads of a DutRuntime: the bench would make this from the rig.
             dut = SimpleNamespace(name=DUT, profile=profile, spec=spec, timing=loaded.rig.timing, endpoint=endpoint,
-                                  main_link=None, upstream=None, out_dir=tmp / "out", observations={})
+                                  main_link=None, upstream=None, out_dir=tmp / "out", observations={},
+                                  extra_device=lambda label, t, transcript=None: ModbusDevice(
+                                      f"{DUT}/{label}", profile, spec, t, transcript=transcript, endpoint=endpoint))
             pollers: dict[str, Callable[[float], tuple[int, float, float]]] = {
                 "raw": lambda s: measure(raw_reader(raw, batches, spec.unit_id), s),
                 "api": lambda s: measure(lambda: api.read_many(names), s),
@@ -102,21 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             }
             for poll in pollers.values():  # connect, plan and warm up outside the clock
                 poll(0.5)
-            rates: dict[str, list[float]] = {m: [] for m in pollers}
-            cpu_us: dict[str, list[float]] = {m: [] for m in pollers}
-            order = list(pollers)
-            for r in range(args.rounds):
-                for mode in order[r % len(order):] + order[:r % len(order)]:  # rotate who goes first
-                    done, elapsed, cpu = pollers[mode](args.seconds)
-                    rates[mode].append(done / elapsed)
-                    cpu_us[mode].append(cpu / done * 1e6)
+            rates, cpu_us = interleaved(pollers, args.rounds, args.seconds)
             evidence = sorted((tmp / "out" / "availability").glob("*.jsonl"))
             bytes_per_poll = sum(f.stat().st_size for f in evidence) / max(1, sum(
                 f.read_bytes().count(b'"type":"poll"') for f in evidence))
         finally:
             for c in clients:
                 c.close()
-            stop_simulator(proc)
 
     summary: dict[str, Any] = {"points": len(names), "requests_per_poll": len(batches), "rounds": args.rounds,
                                "seconds": args.seconds, "evidence_bytes_per_poll": round(bytes_per_poll, 1)}

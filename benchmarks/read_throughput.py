@@ -27,6 +27,7 @@ The last line of stdout is the JSON summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import statistics
@@ -34,14 +35,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pymodbus.client import ModbusTcpClient
 
 from harness.config import load_rig
-from harness.config.modbus_map import RegisterTable
+from harness.config.modbus_map import ModbusMap, RegisterTable
 from harness.devices.modbus import ModbusDevice, plan_batches
 from harness.devices.transcript import Transcript
 from harness.fault_injection.ports import free_port
@@ -82,6 +83,42 @@ def stop_simulator(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def simulated_meter(profile: Path, prefix: str) -> Iterator[tuple[Path, int]]:
+    """A simulated meter on a free loopback port with its state in a temporary directory: (that directory,
+    the port). Stopped by its PID on the way out, whatever happened."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
+        tmp = Path(tmp_name)
+        port = free_port(HOST)
+        proc = start_simulator(profile, tmp / "state", port, tmp / "sim.log")
+        try:
+            wait_listening(proc, port)
+            yield tmp, port
+        finally:
+            stop_simulator(proc)
+
+
+def request_plan(modbus: ModbusMap, names: list[str]) -> list[tuple[int, int, int]]:
+    """(function code, address, count) of the requests the driver makes to read ``names`` together."""
+    plan = plan_batches([(n, modbus.points[n]) for n in names], modbus.max_registers_per_request)
+    return [(4 if b.table == RegisterTable.INPUT else 3, b.address, b.count) for b in plan]
+
+
+def interleaved(measurers: dict[str, Callable[[float], tuple[int, float, float]]], rounds: int,
+                seconds: float) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Rounds of ``seconds`` per measurer, who goes first rotating (the machine is noisy): per measurer the
+    rate of each round and its CPU µs per unit."""
+    rates: dict[str, list[float]] = {m: [] for m in measurers}
+    cpu_us: dict[str, list[float]] = {m: [] for m in measurers}
+    order = list(measurers)
+    for r in range(rounds):
+        for mode in order[r % len(order):] + order[:r % len(order)]:
+            done, elapsed, cpu = measurers[mode](seconds)
+            rates[mode].append(done / elapsed)
+            cpu_us[mode].append(cpu / done * 1e6)
+    return rates, cpu_us
 
 
 def raw_reader(client: ModbusTcpClient, batches: list[tuple[int, int, int]], unit: int) -> Callable[[], None]:
@@ -125,18 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     spec, profile, timing = loaded.dut(DUT), loaded.profiles[DUT], loaded.rig.timing
     assert profile.modbus is not None and profile.tariffs is not None
     names = [r.name for r in energy_registers(profile.tariffs.count)]
-    modbus = profile.modbus
-    plan = plan_batches([(n, modbus.points[n]) for n in names], modbus.max_registers_per_request)
-    batches = [(4 if b.table == RegisterTable.INPUT else 3, b.address, b.count) for b in plan]
+    batches = request_plan(profile.modbus, names)
     per_read = len(batches)
 
-    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp_name:
-        tmp = Path(tmp_name)
-        port = free_port(HOST)
-        proc = start_simulator(loaded.profile_paths[DUT], tmp / "state", port, tmp / "sim.log")
+    with simulated_meter(loaded.profile_paths[DUT], "bench-read-") as (tmp, port):
         clients: list[Any] = []
         try:
-            wait_listening(proc, port)
             endpoint = {"host": HOST, "port": port}
             raw = ModbusTcpClient(HOST, port=port, timeout=timing.request_timeout_s, retries=0)
             transcript = Transcript(tmp / "transcript.jsonl")
@@ -152,18 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             }
             for read_all in modes.values():  # connect, plan and warm up outside the clock
                 measure(read_all, 0.3)
-            rates: dict[str, list[float]] = {m: [] for m in modes}
-            cpu_us: dict[str, list[float]] = {m: [] for m in modes}
-            order = list(modes)
-            for r in range(args.rounds):
-                for mode in order[r % len(order):] + order[:r % len(order)]:  # rotate who goes first
-                    done, elapsed, cpu = measure(modes[mode], args.seconds)
-                    rates[mode].append(done / elapsed)
-                    cpu_us[mode].append(cpu / done * 1e6)
+            rates, cpu_us = interleaved({m: lambda s, f=f: measure(f, s) for m, f in modes.items()}, args.rounds,
+                                        args.seconds)
         finally:
             for c in clients:
                 c.close()
-            stop_simulator(proc)
 
     summary: dict[str, Any] = {"batches": [list(b) for b in batches], "requests_per_read": per_read,
                                "registers_read": len(names), "rounds": args.rounds, "seconds": args.seconds}

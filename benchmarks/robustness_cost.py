@@ -22,7 +22,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,11 +33,10 @@ from harness.conformance.wire.campaign import Campaign
 from harness.conformance.wire.modbus_fuzz import modbus_cases
 from harness.conformance.wire.tcp import mbap_length
 from harness.devices.modbus import ModbusDevice
-from harness.fault_injection.ports import free_port
 from harness.resources import builtin_rig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from read_throughput import HOST, start_simulator, stop_simulator, wait_listening
+from read_throughput import HOST, simulated_meter
 
 DUT = "meter"
 
@@ -71,13 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = rig.robustness.model_copy(update={"rate_per_s": 1e6, "max_duration_s": 600.0})
     cases = modbus_cases(rig.seed, args.cases, spec.unit_id)
     rounds: dict[str, list[dict[str, float]]] = {"without": [], "with": []}
-    with tempfile.TemporaryDirectory(prefix="bench-robustness-") as tmp_name:
-        tmp = Path(tmp_name)
-        port = free_port(HOST)
-        proc = start_simulator(loaded.profile_paths[DUT], tmp / "state", port, tmp / "sim.log")
+    with simulated_meter(loaded.profile_paths[DUT], "bench-robustness-") as (_tmp, port):
         device = None
         try:
-            wait_listening(proc, port)
             device = ModbusDevice(DUT, profile, spec, timing, transcript=None, endpoint={"host": HOST, "port": port})
             dut = SimpleNamespace(device=device, timing=timing, profile=profile)
             quantities = essential_quantities(dut)
@@ -89,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if device is not None:
                 device.close()
-            stop_simulator(proc)
 
     ratio = [w["cpu_s"] / o["cpu_s"] for w, o in zip(rounds["with"], rounds["without"], strict=True)]
     summary: dict[str, Any] = {
