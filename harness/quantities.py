@@ -156,6 +156,26 @@ UNIT_FACTORS: dict[str, tuple[str, float]] = {
 }
 
 
+# The most tariffs a profile may declare (``tariffs.count``); names of registers beyond it are not canonical.
+MAX_TARIFFS = 8
+
+# Every name a point may carry that is not an energy register (those follow EnergyRegister.name).
+NAMED_QUANTITIES = (*IDENTITY_QUANTITIES, CLOCK, LINK_STATUS, ACTIVE_TARIFF, *HEAT_QUANTITIES)
+
+
+def is_canonical(name: str) -> bool:
+    """Whether ``name`` is a quantity of the shared vocabulary (spelt exactly as a suite asks for it)."""
+    if name in NAMED_QUANTITIES:
+        return True
+    reg = EnergyRegister.parse(name)
+    return reg is not None and reg.name == name and (reg.tariff or 0) <= MAX_TARIFFS
+
+
+def canonical_quantities() -> list[str]:
+    """Every canonical name, energy registers for up to MAX_TARIFFS tariffs included (for did-you-mean)."""
+    return [*NAMED_QUANTITIES, *(r.name for r in energy_registers(MAX_TARIFFS))]
+
+
 def to_canonical(unit: str) -> tuple[str, float]:
     """(canonical unit, factor) for a declared unit; KeyError names an unknown unit."""
     return UNIT_FACTORS[unit]

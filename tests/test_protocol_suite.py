@@ -102,10 +102,10 @@ def test_opcua_defects_fail_exactly_their_checks(tmp_path):
 
 
 def test_declared_function_codes_come_from_the_map_or_the_override():
-    base = {"points": {"energy": {"address": 0, "type": "u32"}}}
+    base = {"points": {"active_import_total": {"address": 0, "type": "u32"}}}
     assert ModbusMap.model_validate(base).served_function_codes(False) == [3]
-    writable = {"points": {"energy": {"address": 0, "type": "u32"},
-                           "p": {"address": 9, "table": "input"}},
+    writable = {"points": {"active_import_total": {"address": 0, "type": "u32"},
+                           "x_p": {"address": 9, "table": "input"}},
                 "settings": {"s": {"address": 4, "writable": True}}}
     assert ModbusMap.model_validate(writable).served_function_codes(False) == [3, 4, 6, 16]
     assert ModbusMap.model_validate({**base, "clock": {"address": 64, "encoding": "packed4"}}) \

@@ -25,6 +25,7 @@ from harness.config.modbus_types import (
     Strict,
     WordOrder,
 )
+from harness.config.point_names import PointName
 from harness.config.record_layout import (
     IntField,
     IntType,
@@ -96,8 +97,9 @@ class ModbusJournal(RecordStore):
 class ModbusMap(ModbusServerTraits):
     """The Modbus side of a profile: the PIXIT of a Modbus device (server traits: ``modbus_server.py``)."""
 
-    points: dict[str, ModbusPoint] = Field(
-        description="canonical quantity name -> register (energy, identity, active_tariff)"
+    points: dict[PointName, ModbusPoint] = Field(
+        description="canonical quantity name -> register (energy, identity, active_tariff, heat quantities); "
+        "a vendor's own point under the `x_` prefix"
     )
     clock: ModbusClock | None = None
     settings: dict[str, ModbusPoint] = Field(

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from harness.config.modbus_types import Strict
+from harness.config.point_names import FreePointName, check_point_name
 from harness.events import AuditKind
 from harness.quantities import CLOCK, UNIT_FACTORS
 
@@ -292,7 +293,9 @@ class OpcuaMap(Strict):
     endpoint_path: str = Field("", description="path of the endpoint URL; the rig gives host and port")
     namespace_uri: str = Field(min_length=1, description="the device's namespace (node ids may say nsu=<uri>)")
     security: OpcuaSecurity
-    points: dict[str, OpcuaPoint] = Field(min_length=1, description="canonical quantity -> node")
+    points: dict[FreePointName, OpcuaPoint] = Field(
+        min_length=1, description="canonical quantity (identity, clock, heat quantities) or the device's own "
+        "name of a process value, setpoint or parameter -> node")
     methods: dict[str, OpcuaMethod] = Field(default_factory=dict)
     roles: dict[str, list[Operation]] = Field(default_factory=dict, description="role -> operations it may "
                                               "perform (everything else is refused)")
@@ -327,6 +330,8 @@ class OpcuaMap(Strict):
         for name, point in v.items():
             if (name == CLOCK) != (point.kind == PointKind.CLOCK):
                 raise ValueError(f"point {name}: the device clock is the point named `{CLOCK}`, of kind clock")
+            if point.kind == PointKind.IDENTITY:
+                check_point_name(name)  # the certificate names the DUT by the canonical identity quantities
         return v
 
     @field_validator("methods")
