@@ -203,8 +203,8 @@ def _keep_configuration(loaded: Any, out: Path) -> None:
     dest = out / "config"
     dest.mkdir(exist_ok=True)
     shutil.copy2(loaded.path, dest / f"rig-{loaded.path.name}")
-    for path in set(loaded.profile_paths.values()):
-        shutil.copy2(path, dest / f"profile-{path.name}")
+    for dut, path in loaded.profile_paths.items():  # a profile that extends another: resolved (config/extends.py)
+        (dest / f"profile-{path.name}").write_bytes(loaded.profile_evidence(dut))
 
 
 class _Collector:

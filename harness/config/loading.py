@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.config.documentation import BASE_DIR
 from harness.config.errors import ConfigError, ConfigProblem
+from harness.config.extends import ProfileSource, resolve_profile
 from harness.config.profile import Profile
 from harness.config.rig import Dut, Rig
 from harness.config.yaml_source import YamlSource
@@ -19,7 +20,7 @@ from harness.config.yaml_source import YamlSource
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate(model: type[M], source: YamlSource) -> M:
+def _validate(model: type[M], source: YamlSource | ProfileSource) -> M:
     if not isinstance(source.data, dict):
         raise ConfigError.single(source.path, f"expected a mapping at the top (a {model.__name__})", 1)
     try:
@@ -29,10 +30,12 @@ def _validate(model: type[M], source: YamlSource) -> M:
         problems = []
         for err in exc.errors():
             loc = [p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-")]
+            # a profile that extends another: the file (of the chain) that declared the offending key
+            path, line = source.locate(loc) if isinstance(source, ProfileSource) else (source.path, source.line_of(loc))
             problems.append(
                 ConfigProblem(
-                    path=source.path,
-                    line=source.line_of(loc),
+                    path=path,
+                    line=line,
                     field=".".join(str(p) for p in loc) or model.__name__,
                     message=_explain(err),
                 )
@@ -53,7 +56,7 @@ def _explain(err: dict[str, Any]) -> str:
 
 
 def load_profile(path: Path) -> Profile:
-    return _validate(Profile, YamlSource.load(path))
+    return _validate(Profile, resolve_profile(path))
 
 
 @dataclass
@@ -64,13 +67,19 @@ class LoadedRig:
     rig: Rig
     profiles: dict[str, Profile]
     profile_paths: dict[str, Path]
+    profile_sources: dict[str, ProfileSource] = field(default_factory=dict)
 
     def dut(self, name: str) -> Dut:
         return self.rig.duts[name]
 
+    def profile_evidence(self, dut: str) -> bytes:
+        """The profile as used: the file, or the resolved profile of one that extends another."""
+        source = self.profile_sources.get(dut)
+        return source.evidence_bytes() if source is not None else self.profile_paths[dut].read_bytes()
+
     def profile_hash(self, dut: str) -> str:
-        """SHA-256 of the profile file as used, for the certificate's DUT identity."""
-        return hashlib.sha256(self.profile_paths[dut].read_bytes()).hexdigest()
+        """SHA-256 of the profile as used (``profile_evidence``), for the certificate's DUT identity."""
+        return hashlib.sha256(self.profile_evidence(dut)).hexdigest()
 
 
 def load_rig(path: Path) -> LoadedRig:
@@ -78,11 +87,13 @@ def load_rig(path: Path) -> LoadedRig:
     rig = _validate(Rig, source)
     profiles: dict[str, Profile] = {}
     paths: dict[str, Path] = {}
+    sources: dict[str, ProfileSource] = {}
     problems: list[ConfigProblem] = []
     for name, dut in rig.duts.items():
         ppath = (path.parent / dut.profile).resolve()
         try:
-            profiles[name] = load_profile(ppath)
+            sources[name] = resolve_profile(ppath)
+            profiles[name] = _validate(Profile, sources[name])
             paths[name] = ppath
         except ConfigError as exc:
             if not ppath.exists():
@@ -92,7 +103,7 @@ def load_rig(path: Path) -> LoadedRig:
                 problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return LoadedRig(path.resolve(), rig, profiles, paths)
+    return LoadedRig(path.resolve(), rig, profiles, paths, sources)
 
 
 def load_any(path: Path) -> Profile | LoadedRig:
@@ -100,7 +111,7 @@ def load_any(path: Path) -> Profile | LoadedRig:
     source = YamlSource.load(path)
     if isinstance(source.data, dict) and "duts" in source.data:
         return load_rig(path)
-    return _validate(Profile, source)
+    return _validate(Profile, resolve_profile(path, source))
 
 
 def json_schema(kind: str) -> str:
