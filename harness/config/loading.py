@@ -119,4 +119,7 @@ def json_schema(kind: str) -> str:
     schema = model.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"tek-harness {kind}"
+    if kind == "profile":  # resolved before validation (config/extends.py), so no field of the model
+        schema["properties"]["extends"] = {"type": "string", "description": "path of the profile this one "
+                                           "extends (relative to this file); state only what differs"}
     return json.dumps(schema, indent=2)
