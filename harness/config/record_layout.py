@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.config.modbus_types import ClockEncoding, DataType, ModbusClock, RegisterTable, Strict, WordOrder
 
@@ -78,12 +78,40 @@ def check_entry_fields(size: int, fields: Iterable[tuple[str, int, int]]) -> Non
 
 
 class RingLayout(Strict):
-    """(a) A ring buffer: ``capacity`` slots from ``base``; ``head`` = slot the next entry goes to."""
+    """(a) A ring buffer: ``capacity`` slots from ``base``. Its bookkeeping is either ``head`` (the
+    slot the next entry goes to) and ``count`` (entries held), or — as many meters keep it — one
+    ``written`` counter of entries ever written, u16 or u32, wrapping at its width: head = written
+    mod capacity, held = min(written, capacity) until the counter first wraps, the whole ring after."""
 
     type: Literal["ring"]
-    head: LayoutWord
-    count: LayoutWord
+    head: LayoutWord | None = None
+    count: LayoutWord | None = None
+    written: LayoutWord | None = Field(
+        None, description="instead of head and count: a counter of entries ever written (wraps at its width)")
     base: int = Field(ge=0, le=65535, description="address of slot 0")
+
+    @model_validator(mode="after")
+    def _bookkeeping(self) -> RingLayout:
+        if self.written is None and (self.head is None or self.count is None):
+            raise ValueError("a ring declares `head` and `count`, or one `written` counter of entries ever written")
+        if self.written is not None and (self.head is not None or self.count is not None):
+            raise ValueError("a ring with a `written` counter has no `head` or `count` of its own "
+                             "(head = written mod capacity, held = min(written, capacity))")
+        if self.head is not None and self.count is not None and self.head.address == self.count.address:
+            raise ValueError("head and count are one register: a ring whose only bookkeeping is a counter of "
+                             "entries ever written declares it as `written: {address, type}` instead")
+        return self
+
+    @property
+    def counter_modulus(self) -> int:
+        """Where the ``written`` counter wraps (65536 for a u16)."""
+        assert self.written is not None
+        return 1 << (16 * self.written.register_count)
+
+    def words(self) -> dict[str, LayoutWord]:
+        """The bookkeeping registers, by name (head and count, or written)."""
+        found = {"head": self.head, "count": self.count, "written": self.written}
+        return {name: word for name, word in found.items() if word is not None}
 
 
 class WindowLayout(Strict):
@@ -121,6 +149,12 @@ class RecordStore(Strict):
                 raise ValueError("a window block is more than 125 registers (one Modbus read)")
         elif lay.base + self.capacity * self.entry_size > 65536:
             raise ValueError("the ring buffer runs past register 65535")
+        elif lay.written is not None and lay.written.type == "u16" and lay.counter_modulus % self.capacity:
+            # At the wrap the device's next slot would jump from 65535 mod capacity to 0, and the ring's
+            # order with it; a u16 counter wraps within a meter's life (682 days of 15-minute records).
+            raise ValueError(f"a u16 `written` counter wraps at 65536, which capacity {self.capacity} does not "
+                             "divide: head = written mod capacity would jump at the wrap (a u32 counter never "
+                             "wraps in a meter's life)")
 
     def block_registers(self) -> int:
         """Registers one window read takes (0 for a ring, which is read in any split)."""
@@ -131,8 +165,7 @@ class RecordStore(Strict):
         """Everything the store occupies, named ``<what> head`` and so on for overlap errors."""
         lay = self.layout
         if isinstance(lay, RingLayout):
-            return [(self.table, lay.head.address, lay.head.register_count, f"{what} head"),
-                    (self.table, lay.count.address, lay.count.register_count, f"{what} count"),
+            return [*((self.table, w.address, w.register_count, f"{what} {name}") for name, w in lay.words().items()),
                     (self.table, lay.base, self.capacity * self.entry_size, f"{what} entries")]
         return [(RegisterTable.HOLDING, lay.selector.address, lay.selector.register_count, f"{what} selector"),
                 (self.table, lay.count.address, lay.count.register_count, f"{what} count"),

@@ -1,12 +1,12 @@
 """Reading a record store — event journal or load profile — from any declared Modbus layout, with
 no code per meter.
 
-Real meters expose stored records as a ring buffer at fixed registers (head and count registers say
-which slots are live) or through a selector window (write an entry index, read a block, as ABB
-EQ meters do). The profile says which and where; this module only follows the declaration, and
-the entry decoder (``codec.py``) is the only thing that differs between a journal and a load
-profile. A store can grow while it is read, so a read is repeated (a bounded number of times)
-until the bookkeeping registers are the same before and after it.
+Real meters expose stored records as a ring buffer at fixed registers (head and count registers, or
+a single counter of entries ever written, say which slots are live) or through a selector window
+(write an entry index, read a block, as ABB EQ meters do). The profile says which and where; this
+module only follows the declaration, and the entry decoder (``codec.py``) is the only thing that
+differs between a journal and a load profile. A store can grow while it is read, so a read is
+repeated (a bounded number of times) until the bookkeeping registers are the same before and after it.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def read_records(store: RecordStore, decode: Decode[T], read: ReadFn, write: Wri
     for _ in range(ATTEMPTS):
         if isinstance(store.layout, RingLayout):
             before, entries = _read_ring(store, decode, read, max_registers, what)
-            after = _bookkeeping(store, read, what)
+            after = _ring_words(store, read)
         else:
             before = _word(store.table, store.layout.count, read)
             entries = _read_window(store, decode, read, write, before, what)
@@ -70,14 +70,40 @@ def _word(table: RegisterTable, word: LayoutWord, read: ReadFn) -> int:
     return codec.decode_word(word, read(table, word.address, word.register_count))
 
 
-def _bookkeeping(store: RecordStore, read: ReadFn, what: str) -> tuple[int, int]:
+def _ring_words(store: RecordStore, read: ReadFn) -> tuple[int, ...]:
+    """The ring's bookkeeping registers as read: (head, count), or (written,)."""
     lay = store.layout
     assert isinstance(lay, RingLayout)
-    head, count = _word(store.table, lay.head, read), _word(store.table, lay.count, read)
+    return tuple(_word(store.table, word, read) for word in lay.words().values())
+
+
+def _bookkeeping(store: RecordStore, words: tuple[int, ...], read: ReadFn, what: str) -> tuple[int, int]:
+    """(head, held) of a ring from its bookkeeping ``words``."""
+    lay = store.layout
+    assert isinstance(lay, RingLayout)
+    if lay.written is not None:
+        return _from_counter(store, words[0], read)
+    head, count = words
     if not (0 <= head < store.capacity and 0 <= count <= store.capacity):
         raise DeviceError(f"{what} head {head} / count {count} are outside the declared capacity "
                           f"{store.capacity}")
     return head, count
+
+
+def _from_counter(store: RecordStore, written: int, read: ReadFn) -> tuple[int, int]:
+    """A ring whose only bookkeeping is a counter of entries ever written, wrapping at its width: head
+    = counter mod capacity; held = min(counter, capacity) — unless the counter has wrapped, which it can
+    only tell by the slot it would write next: before the first wrap that slot was never written (all
+    registers 0x0000 or all 0xFFFF, as a meter's erased memory reads), after it the slot holds the
+    oldest entry and the ring is full."""
+    lay = store.layout
+    assert isinstance(lay, RingLayout)
+    head = written % store.capacity
+    if written >= store.capacity:
+        return head, store.capacity
+    regs = read(store.table, lay.base + head * store.entry_size, store.entry_size)
+    never_written = all(r == 0 for r in regs) or all(r == 0xFFFF for r in regs)
+    return head, written if never_written else store.capacity
 
 
 def _decode(decode: Decode[T], regs: Sequence[int], n: int, size: int, what: str, where: str) -> list[T]:
@@ -91,10 +117,11 @@ def _decode(decode: Decode[T], regs: Sequence[int], n: int, size: int, what: str
 
 
 def _read_ring(store: RecordStore, decode: Decode[T], read: ReadFn, max_registers: int,
-               what: str) -> tuple[tuple[int, int], list[T]]:
+               what: str) -> tuple[tuple[int, ...], list[T]]:
     lay = store.layout
     assert isinstance(lay, RingLayout)
-    head, count = _bookkeeping(store, read, what)
+    words = _ring_words(store, read)
+    head, count = _bookkeeping(store, words, read, what)
     size, cap = store.entry_size, store.capacity
     per_request = max(1, max_registers // size)
     start = (head - count) % cap
@@ -108,7 +135,7 @@ def _read_ring(store: RecordStore, decode: Decode[T], read: ReadFn, max_register
             regs = read(store.table, lay.base + slot * size, k * size)
             entries.extend(_decode(decode, regs, k, size, what, f"slots {slot}..{slot + k - 1}"))
             done += k
-    return (head, count), entries
+    return words, entries
 
 
 def _read_window(store: RecordStore, decode: Decode[T], read: ReadFn, write: WriteFn, count: int,

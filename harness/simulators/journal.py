@@ -56,6 +56,8 @@ class SimJournal:
         self.entries = [_Entry(**e) for e in state["entries"]] if state else []
         self.next_seq: int = state["next_seq"] if state else 1
         self.head: int = state["head"] if state else 0
+        # entries ever written (a ring that keeps only this counter shows it; older NVM files lack it)
+        self.written: int = state.get("written", len(self.entries)) if state else 0
         # (wall time, device local time) of the last entry: the device was alive then, perhaps after its last
         # NVM save — a power-down must not be stamped before an event the device logged.
         self.alive: tuple[float, float] | None = tuple(state["alive"]) if state and state.get("alive") else None
@@ -95,6 +97,7 @@ class SimJournal:
         self._logged += 1
         self.next_seq += 2 if "journal_sequence_gap" in self.defects and self._logged % GAP_EVERY == 0 else 1
         self.head = (self.head + 1) % self.spec.capacity
+        self.written += 1
         self.alive = (time.time(), local)
         self.save()
 
@@ -114,7 +117,7 @@ class SimJournal:
         if "journal_volatile" in self.defects:
             return
         self.store.save({"entries": [e.__dict__ for e in self.entries], "next_seq": self.next_seq,
-                         "head": self.head, "alive": self.alive})
+                         "head": self.head, "written": self.written, "alive": self.alive})
 
     # ---- serving --------------------------------------------------------------------------------
     def _encode(self, entry: _Entry) -> list[int]:
@@ -125,7 +128,7 @@ class SimJournal:
     def render(self, name: str) -> list[int]:
         """Registers of one journal span: ``head``, ``count``, ``selector``, ``slot:<i>``, ``window``."""
         return render_store(self.spec, name, len(self.entries), self.head, self.selector,
-                            lambda k: self._encode(self.entries[k]))
+                            lambda k: self._encode(self.entries[k]), self.written)
 
     def status(self) -> dict[str, Any]:
         return {"entries": len(self.entries), "next_seq": self.next_seq, "tamper": dict(self.tamper)}

@@ -14,6 +14,7 @@ from harness.config.record_layout import RecordStore, RingLayout
 from harness.simulators.regimage import encode_int
 
 Encode = Callable[[int], list[int]]  # index of a held entry (0 = oldest) -> its registers
+BOOKKEEPING = ("head", "count", "selector", "written")  # spans that are one number about the store
 
 
 def store_spans(store: RecordStore) -> list[tuple[int, int, str, bool]]:
@@ -21,21 +22,26 @@ def store_spans(store: RecordStore) -> list[tuple[int, int, str, bool]]:
     slot by slot, so a read renders only the entries it asks for."""
     lay, size = store.layout, store.entry_size
     if isinstance(lay, RingLayout):
-        return [(lay.head.address, lay.head.register_count, "head", False),
-                (lay.count.address, lay.count.register_count, "count", False),
+        return [*((w.address, w.register_count, name, False) for name, w in lay.words().items()),
                 *((lay.base + i * size, size, f"slot:{i}", False) for i in range(store.capacity))]
     return [(lay.selector.address, lay.selector.register_count, "selector", True),
             (lay.count.address, lay.count.register_count, "count", False),
             (lay.block, lay.entries_per_block * size, "window", False)]
 
 
-def render_store(store: RecordStore, name: str, held: int, head: int, selector: int, encode: Encode) -> list[int]:
+def render_store(store: RecordStore, name: str, held: int, head: int, selector: int, encode: Encode,
+                 written: int = 0) -> list[int]:
     """Registers of one span of ``store_spans``: ``held`` entries, the ring's ``head`` slot (where the
-    next entry goes) and the window's ``selector``; empty slots read as zeros."""
+    next entry goes), the window's ``selector``, and ``written`` entries ever written (a ring that keeps
+    only that counter shows it at its width, wrapping, and puts entry ``written`` in slot
+    ``written mod capacity`` — the device's own formula); empty slots read as zeros."""
     lay, size = store.layout, store.entry_size
-    if name in ("head", "count", "selector"):
+    if isinstance(lay, RingLayout) and lay.written is not None:
+        head = written % lay.counter_modulus % store.capacity
+    if name in BOOKKEEPING:
         word = getattr(lay, name)
-        return encode_int(word.type, word.word_order.value, {"head": head, "count": held, "selector": selector}[name])
+        value = {"head": head, "count": held, "selector": selector, "written": written}[name]
+        return encode_int(word.type, word.word_order.value, value)
     if name.startswith("slot:"):
         k = (int(name[5:]) - (head - held)) % store.capacity
         return encode(k) if k < held else [0] * size

@@ -59,6 +59,7 @@ class SimLoadProfile:
         self.records: list[IntervalRecord] = []
         self.rows: list[list[int]] = []  # the records as saved, kept alongside: a save only dumps them
         self.head = 0
+        self.written = 0  # records ever stored (a ring that keeps only this counter shows it)
         self.selector = 0
         self.next_seq = 1
         self.open_end = 0  # device UTC seconds at which the interval in progress ends
@@ -124,6 +125,7 @@ class SimLoadProfile:
         if len(self.records) > self.capacity:
             del self.records[0], self.rows[0]
         self.head = (self.head + 1) % self.capacity
+        self.written += 1
         self.fresh.append(record)
 
     def _fill_to(self, now_utc: float, totals: dict[str, int], flags: int) -> None:
@@ -169,7 +171,8 @@ class SimLoadProfile:
         for the device's ``on_interval_closed`` hook."""
         if not self.dirty:
             return []
-        self.store.save({"version": 1, "records": self.rows, "head": self.head, "next_seq": self.next_seq,
+        self.store.save({"version": 1, "records": self.rows, "head": self.head, "written": self.written,
+                         "next_seq": self.next_seq,
                          "open": {"end": self.open_end, "totals": self.open_totals, "status": self.open_status},
                          "announced": self.announced})
         self.dirty = False
@@ -187,6 +190,7 @@ class SimLoadProfile:
                         for row in state["records"]]
         self.rows = [list(row) for row in state["records"]]
         self.head, self.next_seq, self.announced = state["head"], state["next_seq"], state["announced"]
+        self.written = state.get("written", len(self.records))
         opened = state["open"]
         self.open_end, self.open_totals, self.open_status = opened["end"], opened["totals"], opened["status"]
 
@@ -195,7 +199,7 @@ class SimLoadProfile:
         """Registers of one load-profile span (``head``, ``count``, ``selector``, ``slot:<i>``, ``window``)."""
         assert self.spec is not None
         return render_store(self.spec, name, len(self.records), self.head, self.selector,
-                            lambda k: self.encode(self.records[k]))
+                            lambda k: self.encode(self.records[k]), self.written)
 
     def encode(self, record: IntervalRecord) -> list[int]:
         """A record's registers, with pymodbus's converters (independent of the harness's codec).

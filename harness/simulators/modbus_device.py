@@ -27,7 +27,7 @@ from harness.simulators.channels import SimChannels
 from harness.simulators.control import advance_seconds
 from harness.simulators.intervals import IntervalRecord
 from harness.simulators.journal import SimJournal
-from harness.simulators.layout_image import store_spans
+from harness.simulators.layout_image import BOOKKEEPING, store_spans
 from harness.simulators.load_profile import SimLoadProfile
 from harness.simulators.nvstate import NvStore
 from harness.simulators.process import common_parser as common_parser  # re-exported: the process around a
@@ -433,7 +433,7 @@ def build_spans(profile: Profile) -> dict[RegisterTable, list[Span]]:
     for kind, store in (("journal", m.journal), ("load_profile", m.load_profile)):
         for address, count, name, writable in store_spans(store) if store else []:
             table = RegisterTable.HOLDING if writable else store.table
-            word = getattr(store.layout, name, None) if name in ("head", "count", "selector") else None
+            word = getattr(store.layout, name, None) if name in BOOKKEEPING else None
             spans[table].append(Span(address, count, table, name, kind, word))
     for table in spans:
         spans[table].sort(key=lambda s: s.start)
