@@ -211,15 +211,6 @@ def config_writer(dut: Any) -> tuple[Callable[[int], None], Callable[[], None]] 
     return write, lambda: dut.device.write(name, original)
 
 
-def bulk_writer(dut: Any) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """``config_writer`` for checks that must provoke many events; INCONCLUSIVE when it cannot."""
-    writer = config_writer(dut)
-    if writer is None:
-        raise Inconclusive("the bench cannot provoke events in bulk (no writable setting with a test_value "
-                           "and no config_change code declared)")
-    return writer
-
-
 def provoke_config_change(dut: Any) -> None:
     """One recent config_change entry, if the bench can make one (and the setting put back)."""
     writer = config_writer(dut)

@@ -12,30 +12,31 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness.conformance.cleanup import restoring
-from harness.conformance.journal.provoke import bulk_writer, config_writer, journal_of, new_entries
+from harness.conformance.journal.bulk import bulk_provocation, bulk_provocations
+from harness.conformance.journal.provoke import journal_of, new_entries
 from harness.events import EventKind, WhenFull
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
 
 YEAR_DAYS = 365
-ORDER_EVENTS = 8  # configuration writes KZ-97-04 adds, so a journal of any age has enough to judge
+ORDER_EVENTS = 8  # events KZ-97-04 provokes (bulk.py), so a journal of any age has enough to judge
 
 
 @pytest.mark.check("KZ-97-04", "sequence numbers have no gaps or duplicates, and timestamps never go backwards "
                    "except across a logged clock set")
 def test_sequence_and_time_order(dut, check):
     journal = journal_of(dut)
-    writer = config_writer(dut)
+    available, _ = bulk_provocations(dut)
     device = dut.device
     settable = dut.profile.clock is not None and dut.profile.clock.writable
-    if writer is not None:
-        write, restore = writer
-        with restoring(restore):
+    if available:
+        bulk = available[0]
+        with restoring(bulk.restore):
             for i in range(ORDER_EVENTS):
                 if settable and i == ORDER_EVENTS // 2:  # a backward step the journal must explain
                     device.set_clock(datetime.now(UTC) - timedelta(hours=1))
-                write(i)
+                bulk.step(i)
             if settable:
                 device.set_clock(datetime.now(UTC))
     entries = device.read_journal()
@@ -76,30 +77,30 @@ def chart_timeline(check, entries) -> None:
                    "and count = capacity, or recording stops)")
 def test_capacity_when_full(dut, check):
     journal = journal_of(dut)
-    write, restore = bulk_writer(dut)
+    bulk = bulk_provocation(dut)
     before = dut.device.read_journal()
     extra = max(3, journal.capacity // 20)
     generated = journal.capacity - len(before) + extra
     t0 = time.monotonic()
-    with restoring(restore):  # (the restoring write is logged too: read before it)
+    with restoring(bulk.restore):  # (the restoring action is logged too: read before it)
         for i in range(generated):
-            write(i)
+            bulk.step(i)
         after = dut.device.read_journal()
     took = time.monotonic() - t0
     new = new_entries(before, after)
-    ours = [e for e in new if e.kind == EventKind.CONFIG_CHANGE]
+    ours = [e for e in new if bulk.logged(e)]
     # A device may log events of its own meanwhile (an idle interface's channel_down, say): they take
-    # slots too, and may be newer than our last write.
-    own = [e for e in new if e.kind != EventKind.CONFIG_CHANGE]
+    # slots too, and may be newer than our last provocation.
+    own = [e for e in new if not bulk.logged(e)]
     check.equal("entries held when full", len(after), journal.capacity,
-                note=f"{generated} events provoked onto {len(before)} entries in {took:.1f} s")
+                note=f"{generated} events provoked onto {len(before)} entries in {took:.1f} s: {bulk.how}")
     if journal.when_full == WhenFull.OVERWRITE_OLDEST:
         kinds = ", ".join(str(e.kind) for e in own)
         taken = f"; {len(own)} slots taken by the device's own events ({kinds})" if own else ""
         check.equal("provoked events held (the newest must be kept)", len(ours),
                     min(generated, journal.capacity - len(own)), note="declared overwrite_oldest" + taken)
-        newest = next((e for e in reversed(after) if e.kind == EventKind.CONFIG_CHANGE or e not in own), None)
-        newest_first = newest is not None and newest.kind == EventKind.CONFIG_CHANGE
+        newest = next((e for e in reversed(after) if bulk.logged(e) or e not in own), None)
+        newest_first = newest is not None and bulk.logged(newest)
         check.measure("newest entry is the last event provoked", newest_first, passed=newest_first,
                       note="entries the device logged on its own after it are passed over")
     else:
@@ -116,24 +117,25 @@ def test_retention_over_a_year(dut, check):
     if not dut.time.fast:
         raise Inconclusive("12 months of device time need a DUT whose time can be fast-forwarded (a simulator's "
                            "control channel); on a real device retention follows from capacity ÷ rate only")
-    write, restore = bulk_writer(dut)
+    bulk = bulk_provocation(dut)
     rate = journal.events_per_day
     n = math.ceil(YEAR_DAYS * rate)
     interval = 86400.0 / rate
     before = dut.device.read_journal()
     t0 = time.monotonic()
-    with restoring(restore):  # (the restoring write is logged too: read before it)
+    with restoring(bulk.restore):  # (the restoring action is logged too: read before it)
         for i in range(n):
             dut.time.elapse(interval)
-            write(i)
+            bulk.step(i)
         after = dut.device.read_journal()
     wall = time.monotonic() - t0
-    ours = [e for e in new_entries(before, after) if e.kind == EventKind.CONFIG_CHANGE]
+    ours = [e for e in new_entries(before, after) if bulk.logged(e)]
     if journal.when_full == WhenFull.OVERWRITE_OLDEST:
         expected = min(n, journal.capacity)
     else:
         expected = min(n, max(0, journal.capacity - len(before)))
-    check.measure("events generated", n, passed=True, note=f"{rate:g}/day (declared) for {YEAR_DAYS} days")
+    check.measure("events generated", n, passed=True,
+                  note=f"{rate:g}/day (declared) for {YEAR_DAYS} days: {bulk.how}")
     check.at_least("generated events still held", len(ours), expected,
                    note=f"capacity {journal.capacity}, {journal.when_full.value}")
     days = ((ours[-1].timestamp - ours[0].timestamp).total_seconds() + interval) / 86400 if ours else 0.0

@@ -1,0 +1,43 @@
+"""Bulk provocation of journal events (issue 12, item 7): KZ-97-04/05/06 provoke events from any declared
+action the device logs and the bench can undo — on a plain meter with no writable setting and no
+config_change code, alternate clock sets that leave the clock right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from harness.resources import builtin_rig
+from harness.simulators.defects import METER_DEFECTS
+from tests.conftest import DATA, certify_defect, checks_of, run_cli
+
+CLOCK_ONLY = DATA / "variant-clock-only.yaml"
+BULK_CHECKS = ("KZ-97-04", "KZ-97-05", "KZ-97-06")
+
+
+def _rig(tmp_path: Path) -> Path:
+    data = yaml.safe_load(builtin_rig().read_text(encoding="utf-8"))
+    data["duts"]["meter"]["profile"] = str(CLOCK_ONLY)
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_a_meter_with_only_a_logged_writable_clock_is_judged_in_bulk(tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("certify", str(_rig(tmp_path)), "--out", str(out), "--reruns", "0",
+                  *(arg for check in BULK_CHECKS for arg in ("--check", check)))
+    records = checks_of(out)
+    assert {c: records[c]["verdict"] for c in BULK_CHECKS} == dict.fromkeys(BULK_CHECKS, "PASS"), \
+        res.stdout + res.stderr
+    held = next(m for m in records["KZ-97-05"]["measurements"] if m["name"] == "entries held when full")
+    assert held["measured"] == 60 and "clock set" in held["note"], held
+    kept = next(m for m in records["KZ-97-06"]["measurements"] if m["name"] == "generated events still held")
+    assert kept["measured"] >= 55, kept
+
+
+def test_clock_set_provocation_catches_a_journal_that_stops_when_full(tmp_path):
+    """The seeded journal_stops_when_full (declared overwrite_oldest) fails KZ-97-05 through clock sets too."""
+    run = certify_defect(tmp_path, METER_DEFECTS["journal_stops_when_full"], rig=_rig(tmp_path))
+    assert "provoked events held" in run.record["reason"], run.record["reason"]
