@@ -4,6 +4,7 @@ config_change code, alternate clock sets that leave the clock right."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -16,10 +17,10 @@ CLOCK_ONLY = DATA / "variant-clock-only.yaml"
 BULK_CHECKS = ("KZ-97-04", "KZ-97-05", "KZ-97-06")
 
 
-def _rig(tmp_path: Path) -> Path:
+def _rig(tmp_path: Path, profile: Path = CLOCK_ONLY) -> Path:
     data = yaml.safe_load(builtin_rig().read_text(encoding="utf-8"))
-    data["duts"]["meter"]["profile"] = str(CLOCK_ONLY)
-    path = tmp_path / "rig.yaml"
+    data["duts"]["meter"]["profile"] = str(profile)
+    path = tmp_path / f"rig-{profile.stem}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
@@ -41,3 +42,18 @@ def test_clock_set_provocation_catches_a_journal_that_stops_when_full(tmp_path):
     """The seeded journal_stops_when_full (declared overwrite_oldest) fails KZ-97-05 through clock sets too."""
     run = certify_defect(tmp_path, METER_DEFECTS["journal_stops_when_full"], rig=_rig(tmp_path))
     assert "provoked events held" in run.record["reason"], run.record["reason"]
+
+
+def test_without_setting_or_clock_a_tamper_input_provokes_in_bulk_and_without_any_it_is_inconclusive(tmp_path):
+    plain = {"extends": str(CLOCK_ONLY), "clock": {"writable": False},
+             "modbus": {"write_protection": None, "journal": {"codes": {5: None, 46: None}}}}
+    (tmp_path / "tamper.yaml").write_text(yaml.safe_dump(plain), encoding="utf-8")
+    nothing = {"extends": "tamper.yaml", "modbus": {"journal": {"codes": {40: None, 41: None, 42: None}}}}
+    (tmp_path / "nothing.yaml").write_text(yaml.safe_dump(nothing), encoding="utf-8")
+    for name, verdict, said in (("tamper", "PASS", "cover input switched and released alternately"),
+                                ("nothing", "INCONCLUSIVE", "no writable clock with a clock_set code")):
+        rig = _rig(tmp_path, tmp_path / f"{name}.yaml")
+        out = tmp_path / f"out-{name}"
+        run_cli("certify", str(rig), "--out", str(out), "--reruns", "0", "--check", "KZ-97-05")
+        record = checks_of(out)["KZ-97-05"]
+        assert record["verdict"] == verdict and said in json.dumps(record), record
