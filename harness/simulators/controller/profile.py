@@ -13,7 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
+from harness.config.errors import ConfigError
+from harness.config.extends import resolve_profile
 
 # NodeId text: optional ns=N; or nsu=URI; then i=, s=.
 _NODE = re.compile(r"^(?:(?:ns=(?P<ns>\d+)|nsu=(?P<nsu>[^;]+));)?(?:i=(?P<i>\d+)|s=(?P<s>.+))$")
@@ -138,9 +139,9 @@ def _method(name: str, d: dict[str, Any], where: str) -> Method:
 
 def load_controller_profile(path: Path) -> ControllerProfile:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"{path}: {exc}") from None
+        raw = resolve_profile(path).data  # a profile may extend another (config/extends.py)
+    except ConfigError as exc:
+        raise ProfileError(str(exc)) from None
     where = str(path)
     ua = _get(raw, "opcua", where)
     clock = raw.get("clock") or {}
