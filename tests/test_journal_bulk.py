@@ -5,7 +5,10 @@ config_change code, alternate clock sets that leave the clock right."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -57,3 +60,37 @@ def test_without_setting_or_clock_a_tamper_input_provokes_in_bulk_and_without_an
         run_cli("certify", str(rig), "--out", str(out), "--reruns", "0", "--check", "KZ-97-05")
         record = checks_of(out)["KZ-97-05"]
         assert record["verdict"] == verdict and said in json.dumps(record), record
+
+
+class _SecondsClock:
+    """A device clock with whole-second registers (a read or a set truncates), ``offset`` from UTC."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def read_clock(self) -> SimpleNamespace:
+        return SimpleNamespace(value=(datetime.now(UTC) + self.offset).replace(microsecond=0))
+
+    def set_clock(self, value: datetime) -> None:
+        time.sleep(0.015)  # the write's latency (a clock re-read before each set would lose it every time)
+        self.offset = value.replace(microsecond=0) - datetime.now(UTC)
+
+
+def test_clock_set_provocation_leaves_the_clock_right_and_follows_a_fast_forward():
+    from harness.conformance.journal.bulk import _ClockSteps
+
+    device = _SecondsClock()
+    steps = _ClockSteps(device)
+    worst = timedelta(0)
+    for i in range(200):  # a journal's capacity of sets: the error must not add up
+        steps.step(i)
+        worst = max(worst, abs(device.offset))
+    steps.restore()
+    # one truncation of the reading the offset is measured from, one of each set: < 2 s, however many sets
+    bound = timedelta(seconds=2.1)
+    assert worst < bound and abs(device.offset) < bound, (worst, device.offset)
+    for i in range(10):  # a day of device time passes between the sets (KZ-97-06): it is kept
+        device.offset += timedelta(days=1)
+        steps.step(i)
+    steps.restore()
+    assert abs(device.offset - timedelta(days=10)) < bound, device.offset

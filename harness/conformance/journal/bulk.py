@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness.conformance.journal.provoke import config_writer, declared_kinds, writable_setting
@@ -86,20 +86,42 @@ def _clock(dut: Any) -> BulkProvocation | str:
     clock = dut.profile.clock
     if clock is None or not clock.writable or EventKind.CLOCK_SET not in declared_kinds(dut):
         return "no writable clock with a clock_set code"
-    device = dut.device
-    ahead = [False]  # whether the last set left the clock CLOCK_STEP ahead
-
-    def step(_i: int) -> None:
-        now = device.read_clock().value
-        device.set_clock(now - CLOCK_STEP if ahead[0] else now + CLOCK_STEP)
-        ahead[0] = not ahead[0]
-
-    def restore() -> None:
-        if ahead[0]:
-            step(0)
-
     return BulkProvocation(f"clock set alternately {CLOCK_STEP.total_seconds():g} s ahead and back (it stays right)",
-                           frozenset({EventKind.CLOCK_SET}), step, restore)
+                           frozenset({EventKind.CLOCK_SET}), *_ClockSteps(dut.device).actions())
+
+
+class _ClockSteps:
+    """Clock sets that leave the clock right. Each target is the harness's UTC plus the device's offset
+    from it (``anchor``), measured once and again only when something else moved the device time by
+    more than RESYNC (a fast-forward between steps): re-reading the clock before every set would lose
+    the read's latency and, on a clock without sub-second registers, up to a second to truncation at
+    every step — minutes over a journal's capacity."""
+
+    RESYNC = timedelta(seconds=3)
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+        self.anchor: timedelta | None = None
+        self.ahead = False  # whether the last set left the clock CLOCK_STEP ahead
+
+    def _set(self, ahead: bool) -> None:
+        assert self.anchor is not None
+        self.device.set_clock(datetime.now(UTC) + self.anchor + (CLOCK_STEP if ahead else timedelta(0)))
+        self.ahead = ahead
+
+    def step(self, _i: int) -> None:
+        shown = self.device.read_clock().value - (CLOCK_STEP if self.ahead else timedelta(0))
+        offset = shown - datetime.now(UTC)
+        if self.anchor is None or abs(offset - self.anchor) > self.RESYNC:
+            self.anchor = offset
+        self._set(not self.ahead)
+
+    def restore(self) -> None:
+        if self.ahead:
+            self._set(False)
+
+    def actions(self) -> tuple[Callable[[int], None], Callable[[], None]]:
+        return self.step, self.restore
 
 
 def _tampers(dut: Any) -> list[BulkProvocation] | str:
