@@ -150,3 +150,23 @@ def test_sequence_check_catches_a_gap_across_the_wrap(tmp_path):
     age_journal(tmp_path / "out" / "state" / "meter", U16 - 6, 64)
     run = certify_defect(tmp_path, METER_DEFECTS["journal_sequence_gap"], rig=rig)
     assert "first: #65535 -> #1" in run.record["reason"], run.record["reason"]
+
+
+@pytest.mark.parametrize("erased", [0x0000, 0xFFFF])
+def test_the_counter_is_taken_as_wrapped_only_when_the_next_slot_holds_an_entry(erased):
+    """Held = min(counter, capacity) while the slot the counter points at was never written (erased memory
+    reads all 0x0000 or all 0xFFFF); the whole ring once it holds an entry (the counter has wrapped)."""
+    from harness.devices.modbus_journal import _from_counter
+
+    store = load_profile(VARIANT).modbus.journal  # 64 slots of 10 registers from 0x1000
+    written: set[int] = set()
+
+    def read(_table: RegisterTable, address: int, count: int) -> list[int]:
+        slot = (address - 0x1000) // 10
+        return [7] * count if slot in written else [erased] * count
+
+    written.update(range(5))
+    assert _from_counter(store, 5, read) == (5, 5)  # a new meter: five entries
+    written.update(range(64))
+    assert _from_counter(store, 5, read) == (5, 64)  # 65 541 written: the counter wrapped, the ring is full
+    assert _from_counter(store, 70, read) == (6, 64)
