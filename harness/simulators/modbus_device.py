@@ -418,7 +418,7 @@ class SimulatedModbusDevice(ABC):
 def build_spans(profile: Profile) -> dict[RegisterTable, list[Span]]:
     m = profile.modbus
     assert m is not None
-    spans: dict[RegisterTable, list[Span]] = {RegisterTable.HOLDING: [], RegisterTable.INPUT: []}
+    spans: dict[RegisterTable, list[Span]] = {table: [] for table in RegisterTable}
     for name, p in m.points.items():
         spans[p.table].append(Span(p.address, p.register_count, p.table, name, "point", p))
     for name, p in m.settings.items():
