@@ -176,3 +176,44 @@ def test_reserved_ranges_decide_kz_68_03_and_undeclared_writes_are_destructive(t
     assert kept == VENDOR_SETTING
     assert rough["verdict"] == "FAIL" and "FC06 write at unmapped holding 2" in _failed(rough)
     assert overwritten == 0
+
+
+def test_the_driver_reads_and_writes_coils_and_discrete_inputs(tmp_path):
+    """The Device API on a coil and a discrete input (FC1, FC2, FC5) of the pymodbus peer, next to registers."""
+    from harness.config import load_rig
+    from harness.devices.modbus import ModbusDevice
+
+    peer = start_peer(pymodbus_command())
+    try:
+        loaded = load_rig(peer_rig(tmp_path / "rig.yaml", DATA / "pymodbus-peer.yaml", peer.port))
+        device = ModbusDevice("peer", loaded.profiles["peer"], loaded.dut("peer"), loaded.rig.timing, None,
+                              {"host": "127.0.0.1", "port": peer.port})
+        try:
+            values = {q: r.value for q, r in device.read_many(["x_relay", "x_alarm", "x_unix_time"]).items()}
+            assert values == {"x_relay": 1, "x_alarm": 1, "x_unix_time": 0x6553F100}
+            device.write("x_relay", 0)
+            assert device.read("x_relay").value == 0
+            device.write("x_relay", 1)
+        finally:
+            device.close()
+        assert read_tables(peer.port, [(1, 0, 16)])[1, 0] == [a % 2 for a in range(8)] + [0] * 8
+    finally:
+        peer.stop()
+
+
+def test_a_coil_the_device_does_not_have_fails_kz_68_01(tmp_path, libmodbus_server):
+    """KZ-68-01 judges the coil read: a profile whose coil lies past libmodbus's block of 16 gets exception 02
+    where the spec's FC01 answer is due."""
+    data = yaml.safe_load((DATA / "libmodbus-peer.yaml").read_text(encoding="utf-8"))
+    data["modbus"]["points"]["x_relay"]["address"] = 20
+    for key in ("reserved", "address_space"):
+        del data["modbus"][key]["coil"]
+    profile = tmp_path / "libmodbus-coil-20.yaml"
+    profile.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    peer = start_peer([str(libmodbus_server)])
+    try:
+        record = _protocol_run(tmp_path, profile, peer.port, "--check", "KZ-68-01")["KZ-68-01"]
+    finally:
+        peer.stop()
+    assert record["verdict"] == "FAIL"
+    assert _failed(record)["FC01 read of x_relay (1 coil at 20)"] == "exception 02 (function code 0x81)"
