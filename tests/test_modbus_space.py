@@ -83,3 +83,23 @@ def test_block_writes_prefer_a_point_of_several_registers_and_the_clock_comes_la
 def test_the_profile_schema_lists_each_device_kind_once():
     kinds = json.loads(json_schema("profile"))["$defs"]["DeviceKind"]["enum"]
     assert len(kinds) == len(set(kinds)) and "data_concentrator" in kinds
+
+
+def test_a_check_left_with_only_destructive_probes_is_inconclusive_on_a_gentle_rig():
+    from harness.conformance.protocol.modbus_probes import Probe, ProbeRun
+    from harness.reporting.records import Check
+    from harness.verdicts import Inconclusive
+
+    class NoWire:
+        def request(self, *args, **kwargs):
+            raise AssertionError("a destructive probe went out on a rig that forbids it")
+
+        def close(self) -> None:
+            return None
+
+    check = Check("KZ-68-03", "t", "protocol", ["68"], "dut")
+    run = ProbeRun(check, NoWire(), allow_destructive=False)
+    run.expect(Probe("FC06 write at unmapped holding 2", bytes([6, 0, 2, 0, 0]), 2, "may hold a vendor setting"))
+    with pytest.raises(Inconclusive, match=r"nothing non-destructive remained.*may hold a vendor setting"):
+        run.conclude("no probe applies")
+    assert check.measurements == []
