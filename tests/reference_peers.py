@@ -31,7 +31,7 @@ def compile_libmodbus_server(out_dir: Path) -> tuple[Path | None, str]:
     if not Path("/usr/include/modbus/modbus.h").exists():
         return None, "no libmodbus headers (setup.sh installs Debian's libmodbus-dev)"
     binary = out_dir / "libmodbus_server"
-    res = subprocess.run([compiler, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary),
+    res = subprocess.run([compiler, "-O2", "-Wall", "-Wextra", "-o", str(binary),
                           str(PEERS / "libmodbus_server.c"), "-I/usr/include/modbus", "-lmodbus"],
                          capture_output=True, text=True, timeout=120)
     if res.returncode != 0:

@@ -43,11 +43,13 @@ EXPECTED_LIBMODBUS = {
     # registers that exist and answer with data.
     "KZ-68-03": "PASS",
     # Spec 6.5 (FC05 state diagram) checks the output value (0x0000 / 0xFF00, else 03) before the address, and
-    # 6.11 (FC15) quantity and byte count = N (else 03) before the address. libmodbus checks the address first
+    # 6.11 (FC15) quantity and byte count = N (else 03) before the address — every state diagram of the spec
+    # runs 01 (function), 03 (value), 02 (address), 04 (execution) in that order. libmodbus checks the address first
     # (02 for both) and never compares the FC15 byte count with the quantity: FAIL. Reads of quantity 0 / max+1
     # and the FC16 probes are answered 03 (after libmodbus's 0.5 s pause).
     "KZ-68-04": "FAIL",
-    # Messaging guide 3.1.3 / 4.4.1: protocol id 0 is Modbus, and the length field counts the bytes that follow.
+    # Messaging guide, MBAP header description (3.1.3): protocol id 0 is Modbus and the length field counts the
+    # bytes that follow; the server checks the MBAP header before it processes the PDU (server design, 4.4).
     # libmodbus frames by the function code and ignores both: a frame with protocol id 1 and frames whose length
     # field is 1 short or 2 long are answered as valid — FAIL.
     "KZ-68-05": "FAIL",
