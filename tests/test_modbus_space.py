@@ -103,3 +103,8 @@ def test_a_check_left_with_only_destructive_probes_is_inconclusive_on_a_gentle_r
     with pytest.raises(Inconclusive, match=r"nothing non-destructive remained.*may hold a vendor setting"):
         run.conclude("no probe applies")
     assert check.measurements == []
+
+
+def test_clock_and_record_stores_live_in_register_tables():
+    with pytest.raises(ValueError, match="the clock lives in registers"):
+        ModbusMap.model_validate({**BASE, "clock": {"address": 64, "table": "coil", "encoding": "unix"}})

@@ -56,9 +56,13 @@ class ModbusServerTraits(AddressSpace):
 
     @model_validator(mode="after")
     def _inside_space(self) -> ModbusServerTraits:
-        spans = getattr(self, "spans", None)  # the ModbusMap this is a base of
-        if spans is not None:
-            self.check_space(spans())
+        m: Any = self  # the ModbusMap this is a base of
+        if not hasattr(m, "spans"):
+            return self
+        for name, store in [("clock", m.clock), *m.stores().items()]:
+            if store is not None and store.table.is_bit:
+                raise ValueError(f"the {name} lives in registers: table holding or input, not {store.table.value}")
+        self.check_space(m.spans())
         return self
 
     def served_function_codes(self, clock_writable: bool) -> list[int]:
