@@ -213,6 +213,8 @@ def rtu_reply_length(head: bytes) -> int | None:
         return 5 + head[2] if len(head) >= 3 else None
     if fc in (5, 6, 15, 16):
         return 8
+    if fc == 22:  # mask write: the request echoed
+        return 10
     return None
 
 
