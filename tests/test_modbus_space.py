@@ -108,3 +108,10 @@ def test_a_check_left_with_only_destructive_probes_is_inconclusive_on_a_gentle_r
 def test_clock_and_record_stores_live_in_register_tables():
     with pytest.raises(ValueError, match="the clock lives in registers"):
         ModbusMap.model_validate({**BASE, "clock": {"address": 64, "table": "coil", "encoding": "unix"}})
+
+
+def test_an_address_inside_the_declared_space_is_never_taken_as_declared_absent():
+    dut = _dut({**BASE, "address_space": {"holding": {"first": 0, "last": 65535}}})
+    pick = unmapped_address(dut, "holding")
+    assert (pick.address, pick.declared_absent) == (2, False)
+    assert absent_address(dut, "holding") is None  # the whole table exists: no write is ever harmless
