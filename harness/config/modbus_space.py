@@ -54,11 +54,6 @@ class AddressSpace(Strict):
     def space_of(self, table: RegisterTable) -> AddressRange | None:
         return self.address_space.get(table)
 
-    def declared_absent(self, table: RegisterTable, address: int) -> bool:
-        """Does the profile declare ``address`` as not implemented (outside its table's declared space)?"""
-        space = self.space_of(table)
-        return space is not None and not space.covers(address)
-
     def check_space(self, spans: list[tuple[RegisterTable, int, int, str]]) -> None:
         """Every declared run and every reserved range lies inside its table's declared address space."""
         for table, space in self.address_space.items():
