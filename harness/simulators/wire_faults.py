@@ -8,7 +8,9 @@ number of TCP connections. A golden device must do what its profile says, so eve
 ``WireRules`` before pymodbus sees it (a request handler per connection, set in by subclassing the
 servers' ``callback_new_connection``): the declared function codes, unit-id policy and connection limit,
 and the structure the application protocol specification gives each request (quantity 1..125, byte count
-= 2 × quantity, a PDU exactly as long as its function code says). Frames the golden must not answer are
+= 2 × quantity, a PDU exactly as long as its function code says; coils: quantity 1..2000 / 1..1968, byte count
+= quantity / 8 rounded up, a coil value ON or OFF). Coils and discrete inputs a profile declares are served
+here too, from the device's own points and settings (``BitServer``). Frames the golden must not answer are
 dropped here; exceptions it must give are sent from here.
 
 The seeded defects break exactly one of those duties each (``WIRE_DEFECTS`` in defects.py):
@@ -28,6 +30,7 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pymodbus.framer.rtu import FramerRTU
@@ -50,13 +53,20 @@ PTY_SILENCE_S = 0.005  # shortest t3.5 on a pseudo-terminal, which has no charac
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
 
 Decision = bytes | None | bool  # reply PDU to send / None: drop the frame / True: hand it to pymodbus
+# (function code, address, count, bits to write or None to read) -> bits read ([] for a write) or exception code
+BitServer = Callable[[int, int, int, list[int] | None], list[int] | int]
+BIT_CODES = (1, 2, 5, 15)
+MAX_READ_BITS, MAX_WRITE_BITS = 2000, 1968  # FC1/FC2 and FC15 quantities (application protocol spec 6.1, 6.11)
+COIL_ON, COIL_OFF = 0xFF00, 0x0000
 
 
 class WireRules:
     """Per process: the declared server behaviour and the wire defects, shared by every connection."""
 
-    def __init__(self, profile: Any, defects: set[str], unit_id: int, flood_limit: int = FLOOD_LIMIT) -> None:
+    def __init__(self, profile: Any, defects: set[str], unit_id: int, flood_limit: int = FLOOD_LIMIT,
+                 bits: BitServer | None = None) -> None:
         m = profile.modbus
+        self.bits = bits  # the device's coils and discrete inputs (FC1/2/5/15), if it serves any
         self.flood_limit = flood_limit  # hang_on_flood's trigger: what the transport can carry in a second
         self.unit_id = unit_id
         self.codes = set(m.served_function_codes(profile.clock is not None and profile.clock.writable))
@@ -115,7 +125,31 @@ class WireRules:
             # single registers
             return bytes([fc | 0x80, ILLEGAL_FUNCTION])
         self._count_request()  # hang_on_flood counts the requests that reach the register work
+        if fc in BIT_CODES and self.bits is not None:
+            return self._serve_bits(pdu)
         return True
+
+    def _serve_bits(self, pdu: bytes) -> bytes:
+        """A well-formed FC1/2/5/15 request answered from the device's bit points (pymodbus's bit store is not
+        used: the device's own spans and settings are the truth, as for registers)."""
+        assert self.bits is not None
+        fc, address = pdu[0], struct.unpack(">H", pdu[1:3])[0]
+        if fc in (1, 2):
+            (count,) = struct.unpack(">H", pdu[3:5])
+            result = self.bits(fc, address, count, None)
+        elif fc == 5:
+            result = self.bits(fc, address, 1, [1 if pdu[3:5] == COIL_ON.to_bytes(2, "big") else 0])
+        else:
+            (count,) = struct.unpack(">H", pdu[3:5])
+            result = self.bits(fc, address, count, [(pdu[6 + i // 8] >> (i % 8)) & 1 for i in range(count)])
+        if isinstance(result, int):
+            return bytes([fc | 0x80, result])
+        if fc in (5, 15):
+            return pdu if fc == 5 else pdu[:5]
+        packed = bytearray((len(result) + 7) // 8)
+        for i, bit in enumerate(result):
+            packed[i // 8] |= (bit & 1) << (i % 8)
+        return bytes([fc, len(packed)]) + bytes(packed)
 
     # ---- half_open_blocks: one frame at a time, read to its end --------------------------------------
     def blocked(self, handler: Any) -> bool:
@@ -173,6 +207,14 @@ def _well_formed(pdu: bytes) -> bool:
         return False
     if expected is None and fc in (15, 16, 0x17):
         return False  # too short to hold its own quantity and byte count
+    if fc in (1, 2):
+        (count,) = struct.unpack(">H", pdu[3:5])
+        return 1 <= count <= MAX_READ_BITS
+    if fc == 5:
+        return struct.unpack(">H", pdu[3:5])[0] in (COIL_ON, COIL_OFF)
+    if fc == 15:
+        (count,) = struct.unpack(">H", pdu[3:5])
+        return 1 <= count <= MAX_WRITE_BITS and pdu[5] == (count + 7) // 8
     if fc in (3, 4):
         (count,) = struct.unpack(">H", pdu[3:5])
         return 1 <= count <= MAX_READ
@@ -369,7 +411,7 @@ class WireSerialServer(ModbusSerialServer):
 
 def tcp_server(device: Any, unit_id: int, address: tuple[str, int]) -> WireTcpServer:
     """The device's Modbus/TCP server (``device``: a SimulatedModbusDevice)."""
-    rules = WireRules(device.profile, device.defects, unit_id)
+    rules = WireRules(device.profile, device.defects, unit_id, bits=device.serve_bits)
     context = device.sim_device(unit_id, device.interface_for("tcp"))
     return WireTcpServer(context, rules, address=address, ignore_missing_devices=True)
 
@@ -378,7 +420,7 @@ def serial_server(device: Any, unit_id: int, port: str, baudrate: int, parity: s
     """The device's Modbus RTU server on a serial line."""
     from pymodbus import FramerType
 
-    rules = WireRules(device.profile, device.defects, unit_id, LINE_FLOOD_LIMIT)
+    rules = WireRules(device.profile, device.defects, unit_id, LINE_FLOOD_LIMIT, bits=device.serve_bits)
     context = device.sim_device(unit_id, device.interface_for("serial"))
     return WireSerialServer(context, rules, framer=FramerType.RTU, port=port, baudrate=baudrate, parity=parity,
                             ignore_missing_devices=True)
