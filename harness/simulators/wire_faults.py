@@ -30,13 +30,22 @@ import os
 import struct
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import ExceptionResponse
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
+
+from harness.simulators.wire_bits import (
+    BIT_CODES,
+    COIL_OFF,
+    COIL_ON,
+    MAX_READ_BITS,
+    MAX_WRITE_BITS,
+    BitServer,
+    answer_bits,
+)
 
 MAX_READ = 125  # registers per FC3/FC4 request (application protocol spec, 6.3/6.4)
 MAX_WRITE = 123  # registers per FC16 request (6.12)
@@ -53,11 +62,7 @@ PTY_SILENCE_S = 0.005  # shortest t3.5 on a pseudo-terminal, which has no charac
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
 
 Decision = bytes | None | bool  # reply PDU to send / None: drop the frame / True: hand it to pymodbus
-# (function code, address, count, bits to write or None to read) -> bits read ([] for a write) or exception code
-BitServer = Callable[[int, int, int, list[int] | None], list[int] | int]
-BIT_CODES = (1, 2, 5, 15)
-MAX_READ_BITS, MAX_WRITE_BITS = 2000, 1968  # FC1/FC2 and FC15 quantities (application protocol spec 6.1, 6.11)
-COIL_ON, COIL_OFF = 0xFF00, 0x0000
+
 
 
 class WireRules:
@@ -126,30 +131,8 @@ class WireRules:
             return bytes([fc | 0x80, ILLEGAL_FUNCTION])
         self._count_request()  # hang_on_flood counts the requests that reach the register work
         if fc in BIT_CODES and self.bits is not None:
-            return self._serve_bits(pdu)
+            return answer_bits(self.bits, pdu)
         return True
-
-    def _serve_bits(self, pdu: bytes) -> bytes:
-        """A well-formed FC1/2/5/15 request answered from the device's bit points (pymodbus's bit store is not
-        used: the device's own spans and settings are the truth, as for registers)."""
-        assert self.bits is not None
-        fc, address = pdu[0], struct.unpack(">H", pdu[1:3])[0]
-        if fc in (1, 2):
-            (count,) = struct.unpack(">H", pdu[3:5])
-            result = self.bits(fc, address, count, None)
-        elif fc == 5:
-            result = self.bits(fc, address, 1, [1 if pdu[3:5] == COIL_ON.to_bytes(2, "big") else 0])
-        else:
-            (count,) = struct.unpack(">H", pdu[3:5])
-            result = self.bits(fc, address, count, [(pdu[6 + i // 8] >> (i % 8)) & 1 for i in range(count)])
-        if isinstance(result, int):
-            return bytes([fc | 0x80, result])
-        if fc in (5, 15):
-            return pdu if fc == 5 else pdu[:5]
-        packed = bytearray((len(result) + 7) // 8)
-        for i, bit in enumerate(result):
-            packed[i // 8] |= (bit & 1) << (i % 8)
-        return bytes([fc, len(packed)]) + bytes(packed)
 
     # ---- half_open_blocks: one frame at a time, read to its end --------------------------------------
     def blocked(self, handler: Any) -> bool:
