@@ -18,7 +18,6 @@ class DeviceKind(StrEnum):
     HEAT_METER = "heat_meter"
     CONTROLLER = "controller"
     DATA_CONCENTRATOR = "data_concentrator"
-    CONCENTRATOR = "data_concentrator"  # an alias: one kind, both names
     AMR_SERVER = "amr_server"
 
 

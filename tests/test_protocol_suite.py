@@ -115,3 +115,30 @@ def test_declared_function_codes_come_from_the_map_or_the_override():
                 {"max_connections": 0}):
         with pytest.raises(ValueError):
             ModbusMap.model_validate({**base, **bad})
+
+
+def test_simulated_meter_serves_the_coils_and_discrete_inputs_its_profile_declares(tmp_path):
+    """A variant of EM4 that declares a coil setting and a discrete input: the simulator serves FC1/2/5/15 from
+    its own points and settings, and the protocol suite judges them (read, own value written back, unmapped
+    coil → 02, quantity and coil value → 03)."""
+    text = (ROOT / "device_profiles" / "tek-sim-em4.yaml").read_text(encoding="utf-8")
+    coil = "    x_relay: {address: 5, table: coil, type: bool, writable: true}\n"
+    discrete = "    x_cover_closed: {address: 2, table: discrete_input, type: bool}\n"
+    text = text.replace("  settings:\n", "  settings:\n" + coil).replace("  points:\n", "  points:\n" + discrete)
+    profile = tmp_path / "em4-bits.yaml"
+    profile.write_text(text, encoding="utf-8")
+    data = yaml.safe_load(Path(TCP_RIG).read_text(encoding="utf-8"))
+    data["duts"]["meter"]["profile"] = str(profile)
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    code, output, _verdicts, checks = _run(tmp_path / "out", str(rig), "--check", "KZ-68-01", "--check", "KZ-68-03",
+                                           "--check", "KZ-68-04")
+    assert code == 0, output
+    names = {m["name"]: m for c in ("KZ-68-01", "KZ-68-03", "KZ-68-04") for m in checks[c]["measurements"]}
+    assert names["FC01 read of x_relay (1 coil at 5)"]["passed"]
+    assert names["FC02 read of x_cover_closed (1 discrete_input at 2)"]["passed"]
+    assert names["FC05 write of x_relay (1 at 5) with its own value 0"]["passed"]
+    assert names["FC15 write of x_relay (1 at 5) with its own value 0"]["passed"]
+    assert names["FC01 read at unmapped coil 0"]["measured"] == "exception 02 (function code 0x81)"
+    assert names["FC05 at 5: value 0x1234 (neither ON nor OFF)"]["measured"] == "exception 03 (function code 0x85)"
+    assert names["FC15 at 5: byte count 2 for 1 coil"]["measured"] == "exception 03 (function code 0x8F)"

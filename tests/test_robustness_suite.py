@@ -284,3 +284,30 @@ def test_hang_on_flood_is_reached_at_line_rate(tmp_path):
     assert not found["essential function: reads that failed"]["passed"]
     meta = json.loads((out / "reproducers" / f"{d.expect}-{d.name}.json").read_text())
     assert meta["link"] == "serial" and meta["seed"] == 95
+
+
+@pytest.mark.parametrize(("rig_path", "check_id", "campaign", "bounds"), [
+    pytest.param(RIG, "KZ-49-01", "fuzz cases", {"fuzz_cases": 200, "max_duration_s": 0.4, "case_timeout_s": 0.02},
+                 id="tcp-fuzz"),
+    pytest.param(RTU_RIG, "KZ-49-02", "storm requests", {"flood_requests": 300, "max_duration_s": 0.5},
+                 id="rtu-storm", marks=[needs_socat, pytest.mark.serial]),
+])
+def test_a_campaign_cut_short_by_its_time_bound_is_inconclusive(tmp_path, rig_path, check_id, campaign, bounds):
+    """A campaign whose time bound runs out long before its planned count — 200 fuzz cases on TCP in 0.4 s, each
+    waiting up to 20 ms for an answer; 300 requests back to back on a line that carries ~100-150 a second, in
+    0.5 s. Nothing failed on the golden meter, yet that is no PASS: INCONCLUSIVE, with planned vs sent measured
+    and the setting to raise named."""
+    data = yaml.safe_load(Path(rig_path).read_text(encoding="utf-8"))
+    data["duts"]["meter"]["profile"] = str((ROOT / "rigs" / data["duts"]["meter"]["profile"]).resolve())
+    data["robustness"] = bounds
+    rig = tmp_path / "short.yaml"
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    _code, output, _verdicts, checks = _run(tmp_path / "out", "--check", check_id, rig=str(rig))
+    record = checks[check_id]
+    assert record["verdict"] == "INCONCLUSIVE", output
+    assert "robustness.max_duration_s" in record["reason"] and "min_coverage_pct" in record["reason"]
+    assert "rate_per_s" not in record["reason"]  # the rate bound alone would have let every one through
+    coverage = next(m for m in record["measurements"] if m["name"] == f"coverage: {campaign} sent of planned")
+    assert coverage["unit"] == "%" and 0 < coverage["measured"] < 90
+    assert coverage["note"].endswith("the campaign's time bound ran out")
+    assert not [m for m in record["measurements"] if not m["passed"]]  # the meter itself did nothing wrong

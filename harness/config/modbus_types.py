@@ -26,6 +26,20 @@ class Strict(BaseModel):
 class RegisterTable(StrEnum):
     HOLDING = "holding"  # FC03 read, FC06/FC16 write
     INPUT = "input"  # FC04 read only
+    COIL = "coil"  # FC01 read, FC05/FC15 write: one bit per address
+    DISCRETE_INPUT = "discrete_input"  # FC02 read only: one bit per address
+
+    @property
+    def is_bit(self) -> bool:
+        return self in (RegisterTable.COIL, RegisterTable.DISCRETE_INPUT)
+
+    @property
+    def read_function(self) -> int:
+        return {"holding": 3, "input": 4, "coil": 1, "discrete_input": 2}[self.value]
+
+    @property
+    def writable(self) -> bool:
+        return self in (RegisterTable.HOLDING, RegisterTable.COIL)
 
 
 class DataType(StrEnum):
@@ -38,10 +52,11 @@ class DataType(StrEnum):
     F32 = "f32"
     F64 = "f64"
     STRING = "string"
+    BOOL = "bool"  # one coil or discrete input: 0 or 1
 
     @property
     def register_count(self) -> int:
-        return {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "u64": 4, "i64": 4, "f32": 2, "f64": 4}.get(
+        return {"bool": 1, "u16": 1, "i16": 1, "u32": 2, "i32": 2, "u64": 4, "i64": 4, "f32": 2, "f64": 4}.get(
             self.value, 0
         )
 
@@ -83,6 +98,11 @@ class ModbusPoint(Strict):
             raise ValueError("`length` applies to type string only")
         if self.address + self.register_count > 65536:
             raise ValueError("point runs past register 65535")
+        if self.table.is_bit != (self.type == DataType.BOOL):
+            raise ValueError(f"table {self.table.value} holds " + ("bits: type bool" if self.table.is_bit else
+                             "registers: type bool belongs to table coil or discrete_input"))
+        if self.writable and not self.table.writable:
+            raise ValueError(f"table {self.table.value} is read-only: a writable point is a holding register or a coil")
         return self
 
     @property

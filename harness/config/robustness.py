@@ -35,6 +35,9 @@ class Robustness(Strict):
     hold_s: float = Field(1.0, gt=0, le=86400, description="how long storms and half-open connections are held")
     monitor_interval_s: float = Field(0.05, gt=0, le=60, description="how often the essential function is read "
                                       "while a campaign runs")
+    min_coverage_pct: float = Field(90.0, gt=0, le=100, description="share of a campaign's planned cases, requests "
+                                    "or connections that must be sent before its time bound runs out; below it the "
+                                    "check is INCONCLUSIVE (raise max_duration_s)")
 
 
 def check_cidrs(values: list[str]) -> list[str]:

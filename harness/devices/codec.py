@@ -26,7 +26,7 @@ from harness.config.modbus_map import (
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
 
-_STRUCT = {DataType.U16: "H", DataType.I16: "h", DataType.U32: "I", DataType.I32: "i",
+_STRUCT = {DataType.BOOL: "H", DataType.U16: "H", DataType.I16: "h", DataType.U32: "I", DataType.I32: "i",
            DataType.U64: "Q", DataType.I64: "q", DataType.F32: "f", DataType.F64: "d"}
 
 

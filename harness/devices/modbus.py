@@ -200,17 +200,24 @@ class ModbusDevice(Device):
                                    latency_ms=round((t_received - t_sent) * 1000, 3), **info, **result)
 
     def read_registers(self, table: RegisterTable, address: int, count: int) -> tuple[list[int], float, float]:
-        fc = 4 if table == RegisterTable.INPUT else 3
+        """``count`` registers (or bits, as 0 / 1, of a coil or discrete-input table) from ``address``."""
+        fc = table.read_function
 
         def call(client: Any) -> Any:
-            reader = client.read_input_registers if fc == 4 else client.read_holding_registers
+            reader = {1: client.read_coils, 2: client.read_discrete_inputs, 3: client.read_holding_registers,
+                      4: client.read_input_registers}[fc]
             return reader(address, count=count, device_id=self.unit_id)
 
         response, t0, t1 = self._exchange("read", call, fc=fc, address=address, count=count)
-        if len(response.registers) < count:
-            raise DeviceError(f"{self.name}: asked for {count} registers at {address}, got "
-                              f"{len(response.registers)}")
-        return list(response.registers[:count]), t0, t1
+        values = [int(bool(b)) for b in response.bits] if table.is_bit else list(response.registers)
+        if len(values) < count:
+            raise DeviceError(f"{self.name}: asked for {count} {table.value} values at {address}, got {len(values)}")
+        return values[:count], t0, t1
+
+    def write_coil(self, address: int, on: bool, op: str = "write") -> None:
+        """FC05 of one coil."""
+        self._exchange(op, lambda client: client.write_coil(address, on, device_id=self.unit_id), fc=5,
+                       address=address, values=[int(on)])
 
     def write_registers(self, address: int, values: list[int], op: str = "write", secret: bool = False) -> None:
         """FC16 of ``values`` at ``address``; ``secret``: the transcript keeps the length, not the values."""
@@ -267,10 +274,13 @@ class ModbusDevice(Device):
     def write(self, quantity: str, value: float | int, *, unlock: bool = True) -> None:
         """Write a setting, unlocking first when the profile protects settings (``unlock=False``: as it is)."""
         point = self._point(quantity)
-        if not point.writable or point.table != RegisterTable.HOLDING:
+        if not point.writable or not point.table.writable:
             raise DeviceError(f"{self.name}: {quantity} is not declared writable")
-        registers = codec.encode_point(point, value)
         what: Protected | None = "settings" if quantity in self.map.settings else None
+        if point.table == RegisterTable.COIL:
+            self._guarded(what, lambda: self.write_coil(point.address, bool(value)), unlock)
+            return
+        registers = codec.encode_point(point, value)
         self._guarded(what, lambda: self.write_registers(point.address, registers), unlock)
 
     def force_write(self, quantity: str, value: float | int) -> None:

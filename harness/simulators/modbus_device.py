@@ -282,6 +282,21 @@ class SimulatedModbusDevice(ABC):
             return None
         return self._write(spans, address, count, [int(v) for v in set_values])
 
+    def serve_bits(self, fc: int, address: int, count: int, values: list[int] | None) -> list[int] | int:
+        """FC01 / FC02 reads and FC05 / FC15 writes of the profile's coil and discrete-input points: the bits
+        read (or ``[]`` for a write done), else a Modbus exception code. Served from the wire layer, beside
+        pymodbus's register work: the same spans, settings and write rules as the registers."""
+        table = RegisterTable.DISCRETE_INPUT if fc == 2 else RegisterTable.COIL
+        spans = self.spans_for(table, address, count)
+        if spans is None or self.refuses(spans):
+            return 2  # illegal data address
+        if values is None:
+            self.reads += 1
+            self.refresh()
+            return [bit for span in spans for bit in self.render(span)][address - spans[0].start:][:count]
+        refused = self._write(spans, address, count, values)
+        return [] if refused is None else int(refused)
+
     @functools.cached_property
     def _dropped(self) -> random.Random:
         """The intermittent_unavailable defect's dice: seeded by the serial number, so a run repeats."""
@@ -418,7 +433,7 @@ class SimulatedModbusDevice(ABC):
 def build_spans(profile: Profile) -> dict[RegisterTable, list[Span]]:
     m = profile.modbus
     assert m is not None
-    spans: dict[RegisterTable, list[Span]] = {RegisterTable.HOLDING: [], RegisterTable.INPUT: []}
+    spans: dict[RegisterTable, list[Span]] = {table: [] for table in RegisterTable}
     for name, p in m.points.items():
         spans[p.table].append(Span(p.address, p.register_count, p.table, name, "point", p))
     for name, p in m.settings.items():

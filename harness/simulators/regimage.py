@@ -16,6 +16,7 @@ from harness.config.modbus_map import ClockEncoding, DataType, ModbusClock, Modb
 
 _DT = ModbusClientMixin.DATATYPE
 _PYMODBUS_TYPES = {
+    DataType.BOOL: _DT.UINT16,  # a coil or discrete input: 0 or 1
     DataType.U16: _DT.UINT16, DataType.I16: _DT.INT16, DataType.U32: _DT.UINT32, DataType.I32: _DT.INT32,
     DataType.U64: _DT.UINT64, DataType.I64: _DT.INT64, DataType.F32: _DT.FLOAT32, DataType.F64: _DT.FLOAT64,
 }

@@ -8,7 +8,9 @@ number of TCP connections. A golden device must do what its profile says, so eve
 ``WireRules`` before pymodbus sees it (a request handler per connection, set in by subclassing the
 servers' ``callback_new_connection``): the declared function codes, unit-id policy and connection limit,
 and the structure the application protocol specification gives each request (quantity 1..125, byte count
-= 2 × quantity, a PDU exactly as long as its function code says). Frames the golden must not answer are
+= 2 × quantity, a PDU exactly as long as its function code says; coils: quantity 1..2000 / 1..1968, byte count
+= quantity / 8 rounded up, a coil value ON or OFF). Coils and discrete inputs a profile declares are served
+here too, from the device's own points and settings (``BitServer``). Frames the golden must not answer are
 dropped here; exceptions it must give are sent from here.
 
 The seeded defects break exactly one of those duties each (``WIRE_DEFECTS`` in defects.py):
@@ -35,6 +37,16 @@ from pymodbus.pdu import ExceptionResponse
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 
+from harness.simulators.wire_bits import (
+    BIT_CODES,
+    COIL_OFF,
+    COIL_ON,
+    MAX_READ_BITS,
+    MAX_WRITE_BITS,
+    BitServer,
+    answer_bits,
+)
+
 MAX_READ = 125  # registers per FC3/FC4 request (application protocol spec, 6.3/6.4)
 MAX_WRITE = 123  # registers per FC16 request (6.12)
 FLOOD_LIMIT = 1000  # hang_on_flood: this many requests within one second and the server never answers again
@@ -52,11 +64,14 @@ ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
 Decision = bytes | None | bool  # reply PDU to send / None: drop the frame / True: hand it to pymodbus
 
 
+
 class WireRules:
     """Per process: the declared server behaviour and the wire defects, shared by every connection."""
 
-    def __init__(self, profile: Any, defects: set[str], unit_id: int, flood_limit: int = FLOOD_LIMIT) -> None:
+    def __init__(self, profile: Any, defects: set[str], unit_id: int, flood_limit: int = FLOOD_LIMIT,
+                 bits: BitServer | None = None) -> None:
         m = profile.modbus
+        self.bits = bits  # the device's coils and discrete inputs (FC1/2/5/15), if it serves any
         self.flood_limit = flood_limit  # hang_on_flood's trigger: what the transport can carry in a second
         self.unit_id = unit_id
         self.codes = set(m.served_function_codes(profile.clock is not None and profile.clock.writable))
@@ -115,6 +130,8 @@ class WireRules:
             # single registers
             return bytes([fc | 0x80, ILLEGAL_FUNCTION])
         self._count_request()  # hang_on_flood counts the requests that reach the register work
+        if fc in BIT_CODES and self.bits is not None:
+            return answer_bits(self.bits, pdu)
         return True
 
     # ---- half_open_blocks: one frame at a time, read to its end --------------------------------------
@@ -173,6 +190,14 @@ def _well_formed(pdu: bytes) -> bool:
         return False
     if expected is None and fc in (15, 16, 0x17):
         return False  # too short to hold its own quantity and byte count
+    if fc in (1, 2):
+        (count,) = struct.unpack(">H", pdu[3:5])
+        return 1 <= count <= MAX_READ_BITS
+    if fc == 5:
+        return struct.unpack(">H", pdu[3:5])[0] in (COIL_ON, COIL_OFF)
+    if fc == 15:
+        (count,) = struct.unpack(">H", pdu[3:5])
+        return 1 <= count <= MAX_WRITE_BITS and pdu[5] == (count + 7) // 8
     if fc in (3, 4):
         (count,) = struct.unpack(">H", pdu[3:5])
         return 1 <= count <= MAX_READ
@@ -369,7 +394,7 @@ class WireSerialServer(ModbusSerialServer):
 
 def tcp_server(device: Any, unit_id: int, address: tuple[str, int]) -> WireTcpServer:
     """The device's Modbus/TCP server (``device``: a SimulatedModbusDevice)."""
-    rules = WireRules(device.profile, device.defects, unit_id)
+    rules = WireRules(device.profile, device.defects, unit_id, bits=device.serve_bits)
     context = device.sim_device(unit_id, device.interface_for("tcp"))
     return WireTcpServer(context, rules, address=address, ignore_missing_devices=True)
 
@@ -378,7 +403,7 @@ def serial_server(device: Any, unit_id: int, port: str, baudrate: int, parity: s
     """The device's Modbus RTU server on a serial line."""
     from pymodbus import FramerType
 
-    rules = WireRules(device.profile, device.defects, unit_id, LINE_FLOOD_LIMIT)
+    rules = WireRules(device.profile, device.defects, unit_id, LINE_FLOOD_LIMIT, bits=device.serve_bits)
     context = device.sim_device(unit_id, device.interface_for("serial"))
     return WireSerialServer(context, rules, framer=FramerType.RTU, port=port, baudrate=baudrate, parity=parity,
                             ignore_missing_devices=True)

@@ -4,10 +4,10 @@ it — with raw frames, on fresh connections, every exchange in the transcript."
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 
+from harness.conformance.protocol.modbus_probes import Probe, ProbeRun, is_exception
+from harness.conformance.protocol.modbus_writeback import write_back
 from harness.conformance.wire.modbus_raw import (
     GATEWAY_NO_RESPONSE,
     ILLEGAL_ADDRESS,
@@ -18,20 +18,23 @@ from harness.conformance.wire.modbus_raw import (
     mbap,
     read_pdu,
     rtu,
+    write_coil_pdu,
+    write_coils_pdu,
     write_multiple_pdu,
     write_single_pdu,
 )
 from harness.conformance.wire.modbus_targets import (
+    MAX_READ_QUANTITY,
     TABLE_OF_FC,
+    Pick,
+    absent_address,
     declared_point,
-    guarded,
     modbus_map,
     probe_pdu,
     response_time_s,
     unmapped_address,
-    writable_register,
+    writable_point,
 )
-from harness.devices.api import WriteGuarded
 from harness.verdicts import Inconclusive, NotApplicable
 
 ALSO = ("81",)  # the data-exchange protocol is the standard one, as compatibility (cl. 81) asks
@@ -40,6 +43,14 @@ UNASSIGNED = (9, 0x41)  # an unassigned public code and a user-defined one nobod
 READ_LIKE = {1: read_pdu(1, 0, 1), 2: read_pdu(2, 0, 1), 3: read_pdu(3, 0, 1), 4: read_pdu(4, 0, 1),
              7: bytes([7]), 8: bytes([8, 0, 0, 0x12, 0x34]), 11: bytes([11]), 12: bytes([12]), 17: bytes([17]),
              20: bytes([20, 0]), 24: bytes([24, 0, 0]), 43: bytes([0x2B, 0x0E, 1, 0])}
+WRITE_TABLE = {5: "coil", 6: "holding", 15: "coil", 16: "holding"}  # write codes probed at unmapped addresses
+WRITTEN_BACK = (5, 6, 15, 16, 22, 23)  # write codes KZ-68-01 exercises with a point's own value
+
+
+@pytest.fixture
+def allow_destructive(harness_run) -> bool:
+    """The rig's allow_destructive: probes that could change the device run only where it is true."""
+    return bool(harness_run.loaded.rig.allow_destructive)
 
 
 def served_codes(dut) -> list[int]:
@@ -47,13 +58,9 @@ def served_codes(dut) -> list[int]:
     return modbus_map(dut).served_function_codes(clock is not None and clock.writable)
 
 
-def _is_exception(answer: Answer, fc: int, code: int) -> bool:
-    return answer.function_code == (fc | 0x80) & 0xFF and answer.exception == code
-
-
 def _expect_exception(check, raw: RawModbus, label: str, pdu: bytes, code: int) -> Answer:
     answer = raw.request(pdu, what=label)
-    check.measure(label, answer.describe(), passed=_is_exception(answer, pdu[0], code),
+    check.measure(label, answer.describe(), passed=is_exception(answer, pdu[0], code),
                   limit=f"exception {code:02X} (function code 0x{(pdu[0] | 0x80) & 0xFF:02X})",
                   note=f"sent {answer.sent.hex()}")
     return answer
@@ -63,29 +70,35 @@ def _valid_answer_to(answer: Answer, fc: int) -> bool:
     return answer.answered and answer.function_code == fc
 
 
+def _data_bytes(table: str, count: int) -> int:
+    """Data bytes of a read answer: two per register, one per eight bits."""
+    return (count + 7) // 8 if table in ("coil", "discrete_input") else 2 * count
+
+
 @pytest.mark.check("KZ-68-01", "every function code the profile declares answers correctly (reads: byte count "
-                   "= 2 x quantity; writes: the request echoed)", also=ALSO)
+                   "= 2 x quantity, or one byte per 8 bits; writes: a point's own value written back is echoed "
+                   "and the point unchanged)", also=ALSO)
 def test_declared_function_codes_answer(dut, check):
     raw = RawModbus(dut)
     untried: list[str] = []
     for fc in served_codes(dut):
         if fc in TABLE_OF_FC:
-            target = declared_point(dut, TABLE_OF_FC[fc])
+            table = TABLE_OF_FC[fc]
+            target = declared_point(dut, table)
             if target is None:
-                untried.append(f"FC{fc:02d}: the profile declares no {TABLE_OF_FC[fc]} register to read")
+                untried.append(f"FC{fc:02d}: the profile declares no {table} point to read")
                 continue
             answer = raw.request(read_pdu(fc, target.address, target.count), what=f"FC{fc:02d} {target.name}")
-            pdu = answer.pdu
-            ok = _valid_answer_to(answer, fc) and len(pdu) >= 2 and pdu[1] == 2 * target.count \
-                and len(pdu) == 2 + 2 * target.count
-            check.measure(f"FC{fc:02d} read of {target.name} ({target.count} registers at {target.address})",
-                          answer.describe(), passed=ok, limit=f"answer with {2 * target.count} data bytes")
-        elif fc in (6, 16):
-            _write_back(dut, check, raw, fc, untried)
+            pdu, size = answer.pdu, _data_bytes(table, target.count)
+            ok = _valid_answer_to(answer, fc) and len(pdu) >= 2 and pdu[1] == size and len(pdu) == 2 + size
+            check.measure(f"FC{fc:02d} read of {target.name} ({target.count} {table} at {target.address})",
+                          answer.describe(), passed=ok, limit=f"answer with {size} data bytes")
+        elif fc in WRITTEN_BACK:
+            write_back(dut, check, raw, fc, untried)
         elif fc in READ_LIKE:
             answer = raw.request(READ_LIKE[fc], what=f"FC{fc:02d}")
             check.measure(f"FC{fc:02d} implemented", answer.describe(),
-                          passed=answer.answered and not _is_exception(answer, fc, ILLEGAL_FUNCTION),
+                          passed=answer.answered and not is_exception(answer, fc, ILLEGAL_FUNCTION),
                           limit="any answer but exception 01", note="no target declared: only implementation")
         else:
             untried.append(f"FC{fc:02d}: a write the profile gives no target for (not sent blind)")
@@ -93,26 +106,6 @@ def test_declared_function_codes_answer(dut, check):
     check.require()
     if untried:
         raise Inconclusive("declared function codes not exercised: " + "; ".join(untried))
-
-
-def _write_back(dut, check, raw: RawModbus, fc: int, untried: list[str]) -> None:
-    """FC6 / FC16 of a writable register's own current value: the device must echo it and nothing changes."""
-    target = writable_register(dut)
-    if target is None:
-        untried.append(f"FC{fc:02d}: no writable one-register holding point or setting declared")
-        return
-    current = raw.request(read_pdu(3, target.address, 1), what=f"read {target.name} before FC{fc:02d}")
-    if not _valid_answer_to(current, 3) or len(current.pdu) != 4:
-        untried.append(f"FC{fc:02d}: {target.name} could not be read first ({current.describe()})")
-        return
-    (value,) = struct.unpack(">H", current.pdu[2:4])
-    if guarded(dut, target) and isinstance(dut.device, WriteGuarded):
-        dut.device.unlock()  # the profile protects settings: open the write session the lab's way
-    pdu = write_single_pdu(target.address, value) if fc == 6 else write_multiple_pdu(target.address, [value])
-    answer = raw.request(pdu, what=f"FC{fc:02d} {target.name} = {value} (its own value)")
-    echo = pdu if fc == 6 else pdu[:5]
-    check.measure(f"FC{fc:02d} write of {target.name} with its own value {value}", answer.describe(),
-                  passed=answer.pdu == echo, limit=f"echo {echo.hex()}")
 
 
 @pytest.mark.check("KZ-68-02", "a function code the profile does not declare is answered with exception 01 "
@@ -128,53 +121,86 @@ def test_undeclared_function_code_exception_01(dut, check):
     check.require()
 
 
-@pytest.mark.check("KZ-68-03", "an address outside the declared map is answered with exception 02 (illegal "
-                   "data address), for every declared read and write function code", also=ALSO)
-def test_address_outside_map_exception_02(dut, check):
-    raw = RawModbus(dut)
+def _write_of_nothing(fc: int, address: int) -> bytes:
+    """A write of the neutral value (0, OFF) at ``address``."""
+    return {5: write_coil_pdu(address, 0), 6: write_single_pdu(address, 0), 15: write_coils_pdu(address, [0]),
+            16: write_multiple_pdu(address, [0])}[fc]
+
+
+def _write_risk(table: str, pick: Pick) -> str | None:
+    if pick.declared_absent:
+        return None
+    return (f"a write to {table} {pick.address}, which the profile does not declare absent (no "
+            f"modbus.address_space.{table}): an undeclared address may hold a vendor setting")
+
+
+@pytest.mark.check("KZ-68-03", "an address outside the declared map (and its reserved ranges) is answered with "
+                   "exception 02 (illegal data address), for every declared read and write function code",
+                   also=ALSO)
+def test_address_outside_map_exception_02(dut, check, allow_destructive):
+    run = ProbeRun(check, RawModbus(dut), allow_destructive)
     declared = served_codes(dut)
     for fc in declared:
         if fc in TABLE_OF_FC:
-            address = unmapped_address(dut, TABLE_OF_FC[fc])
-            _expect_exception(check, raw, f"FC{fc:02d} read at unmapped {address}", read_pdu(fc, address, 1),
-                              ILLEGAL_ADDRESS)
-            _expect_exception(check, raw, f"FC{fc:02d} read of 2 registers at 65535 (past the address space)",
-                              read_pdu(fc, 0xFFFF, 2), ILLEGAL_ADDRESS)
-    hole = unmapped_address(dut, "holding")
-    if 6 in declared:
-        _expect_exception(check, raw, f"FC06 write at unmapped {hole}", write_single_pdu(hole, 0), ILLEGAL_ADDRESS)
-    if 16 in declared:
-        _expect_exception(check, raw, f"FC16 write at unmapped {hole}", write_multiple_pdu(hole, [0]),
-                          ILLEGAL_ADDRESS)
-    raw.close()
-    if not check.measurements:
-        raise Inconclusive("the profile declares no register function code (3, 4, 6, 16) to probe")
-    check.require()
+            table = TABLE_OF_FC[fc]
+            pick = unmapped_address(dut, table)
+            if pick is not None:
+                run.expect(Probe(f"FC{fc:02d} read at unmapped {table} {pick.address}", read_pdu(fc, pick.address, 1),
+                                 ILLEGAL_ADDRESS, why=pick.why))
+            run.expect(Probe(f"FC{fc:02d} read of 2 at 65535 (past the address space)", read_pdu(fc, 0xFFFF, 2),
+                             ILLEGAL_ADDRESS, why="the last address: a read of two runs past 65535"))
+    for fc, table in WRITE_TABLE.items():
+        if fc not in declared:
+            continue
+        pick = absent_address(dut, table) or unmapped_address(dut, table)
+        if pick is None:
+            continue  # every address declared or reserved, and none declared absent
+        run.expect(Probe(f"FC{fc:02d} write at unmapped {table} {pick.address}", _write_of_nothing(fc, pick.address),
+                         ILLEGAL_ADDRESS, _write_risk(table, pick), pick.why))
+    run.conclude("the profile declares no read or write function code (FC1-FC6, FC15, FC16) to probe, or every "
+                 "address is declared or reserved")
 
 
 @pytest.mark.check("KZ-68-04", "an illegal data value is answered with exception 03: a read quantity of 0 or "
-                   "above 125, a write whose byte count disagrees with its quantity", also=ALSO)
-def test_illegal_value_exception_03(dut, check):
-    raw = RawModbus(dut)
+                   "above the maximum, a write whose byte count disagrees with its quantity, a coil value other "
+                   "than ON or OFF", also=ALSO)
+def test_illegal_value_exception_03(dut, check, allow_destructive):
+    run = ProbeRun(check, RawModbus(dut), allow_destructive)
     declared = served_codes(dut)
     for fc in declared:
         if fc in TABLE_OF_FC:
-            target = declared_point(dut, TABLE_OF_FC[fc])
+            table = TABLE_OF_FC[fc]
+            target = declared_point(dut, table)
             address = target.address if target else 0
-            for quantity in (0, 126):
-                _expect_exception(check, raw, f"FC{fc:02d} quantity {quantity} at {address}",
-                                  read_pdu(fc, address, quantity), ILLEGAL_VALUE)
-    if 16 in declared:
-        target = writable_register(dut)
-        address = target.address if target else unmapped_address(dut, "holding")
-        _expect_exception(check, raw, f"FC16 at {address}: byte count 4 for 1 register",
-                          write_multiple_pdu(address, [0, 0], count=1), ILLEGAL_VALUE)
-        _expect_exception(check, raw, f"FC16 at {address}: quantity 0", write_multiple_pdu(address, [], count=0),
-                          ILLEGAL_VALUE)
-    raw.close()
-    if not check.measurements:
-        raise Inconclusive("the profile declares no register function code (3, 4, 16) to probe")
-    check.require()
+            for quantity in (0, MAX_READ_QUANTITY[table] + 1):
+                run.expect(Probe(f"FC{fc:02d} quantity {quantity} at {address}", read_pdu(fc, address, quantity),
+                                 ILLEGAL_VALUE))
+    for fc, table in WRITE_TABLE.items():
+        if fc not in declared or fc == 6:  # FC06 carries any 16-bit value: nothing illegal to send
+            continue
+        absent = absent_address(dut, table)
+        writable = writable_point(dut, table)
+        pick = absent or (Pick(writable.address, f"the declared writable {writable.name}", False) if writable
+                          else unmapped_address(dut, table))
+        if pick is None:
+            continue
+        address, why = pick.address, pick.why
+        risk = None if absent else f"a device that ignores the check would store the data at {table} {address} " \
+            f"({why})"
+        if fc == 16:
+            run.expect(Probe(f"FC16 at {address}: byte count 4 for 1 register",
+                             write_multiple_pdu(address, [0, 0], count=1), ILLEGAL_VALUE, risk, why))
+            run.expect(Probe(f"FC16 at {address}: quantity 0", write_multiple_pdu(address, [], count=0), ILLEGAL_VALUE,
+                             why=why + "; no data to store"))
+        elif fc == 15:
+            run.expect(Probe(f"FC15 at {address}: byte count 2 for 1 coil",
+                             write_coils_pdu(address, [0] * 9, count=1), ILLEGAL_VALUE, risk, why))
+            run.expect(Probe(f"FC15 at {address}: quantity 0", write_coils_pdu(address, [], count=0), ILLEGAL_VALUE,
+                             why=why + "; no data to store"))
+        else:
+            run.expect(Probe(f"FC05 at {address}: value 0x1234 (neither ON nor OFF)", write_coil_pdu(address, 0x1234),
+                             ILLEGAL_VALUE, risk, why))
+    run.conclude("the profile declares no read or multiple-write function code (FC1-FC4, FC5, FC15, FC16) to probe")
 
 
 @pytest.mark.check("KZ-68-05", "the MBAP header is honoured: transaction id echoed, protocol id 0, length "

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.conformance.robustness.coverage import Coverage
 from harness.conformance.robustness.essential import (
     Monitor,
     baseline,
@@ -38,11 +39,12 @@ class Finding:
     serves_no_one_new: bool = False  # the DUT takes no new client any more: restored like a dead one
 
 
-Attack = Callable[[Campaign | SerialCampaign, Monitor, WireTarget], Finding]
+Attack = Callable[[Campaign | SerialCampaign, Monitor, WireTarget, Coverage], Finding]
 
 
 def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
-    """Run ``attack`` against the DUT while its essential function is monitored, and judge the DUT by it."""
+    """Run ``attack`` against the DUT while its essential function is monitored, and judge the DUT by it; a
+    campaign the time bound cut below the rig's minimum coverage leaves the check INCONCLUSIVE (coverage.py)."""
     refused = refusal(dut, rig)
     if refused is not None:
         raise Inconclusive(refused)  # before a single packet: nothing below has sent anything yet
@@ -54,9 +56,10 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
     monitor = Monitor(dut, quantities, rig.robustness.monitor_interval_s, threaded=target.serial_port is None)
     campaign: Campaign | SerialCampaign = Campaign(target.host, target.port, rig.robustness, target.length, record) \
         if target.serial_port is None else SerialCampaign(dut, rig.robustness, monitor, record)
+    coverage = Coverage(rig.robustness)
     try:
         with monitor:
-            finding = attack(campaign, monitor, target)
+            finding = attack(campaign, monitor, target, coverage)
         judge_monitor(check, monitor, response_time_s(dut))
         if monitor.down and not campaign.fresh_connections_served(target.probe, target.valid, 1,
                                                                   response_time_s(dut)):
@@ -74,6 +77,9 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
         done = restore(dut)
         if done:
             check.measure("DUT after the check", done, passed=True, note="the failure stands; later checks run")
+    short = coverage.verdict(check)
+    if short is not None:
+        raise Inconclusive(short)
     check.require()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from harness.conformance.robustness.attack import SR, Finding, under_attack
 from harness.conformance.robustness.essential import essential_quantities
+from harness.conformance.wire.campaign import MISSES_BEFORE_GIVING_UP
 from harness.conformance.wire.modbus_targets import response_time_s
 from harness.devices.api import DeviceError
 from harness.verdicts import NotApplicable
@@ -47,10 +48,11 @@ def _connections_only(dut, what: str) -> None:
 def test_malformed_and_fuzzed_frames(dut, check, rig):
     settings = rig.robustness
 
-    def attack(campaign, monitor, target):
+    def attack(campaign, monitor, target, coverage):
         cases = target.cases(rig.seed, settings.fuzz_cases)
         outcomes = campaign.fuzz(cases, lambda: monitor.down, response_time_s(dut))
         sent = [o for o in outcomes if o.refused is None]
+        coverage.record(check, "fuzz cases", len(cases), len(sent), campaign)
         check.measure("fuzz cases sent", len(sent), passed=True,
                       note=f"of {len(cases)} planned, seed {rig.seed}, in {campaign.elapsed_s:.2f} s "
                            f"({len(sent) / max(campaign.elapsed_s, 1e-9):.0f} cases/s); "
@@ -76,11 +78,14 @@ def test_malformed_and_fuzzed_frames(dut, check, rig):
 def test_request_storm(dut, check, rig):
     settings = rig.robustness
 
-    def attack(campaign, monitor, target):
+    def attack(campaign, monitor, target, coverage):
         if target.request is None:
-            return _storm_through_device(dut, check, campaign, monitor)
+            return _storm_through_device(dut, check, campaign, monitor, coverage)
         flood = campaign.flood(target.request, target.valid, settings.flood_requests, settings.flood_connections,
                                response_time_s(dut), lambda: monitor.down)
+        coverage.record(check, "storm requests", settings.flood_requests, flood.sent, campaign,
+                        note=f"{flood.gave_up} connection(s) given up by the harness after "
+                             f"{MISSES_BEFORE_GIVING_UP} unanswered requests" if flood.gave_up else "")
         where = f"over {settings.flood_connections} connections" if target.serial_port is None \
             else "back to back on the line (one exchange at a time)"
         check.measure("requests sent in the storm", flood.sent, passed=True,
@@ -92,7 +97,7 @@ def test_request_storm(dut, check, rig):
     under_attack(dut, check, rig, attack)
 
 
-def _storm_through_device(dut, check, campaign, monitor) -> Finding:
+def _storm_through_device(dut, check, campaign, monitor, coverage) -> Finding:
     """A protocol without a repeatable raw request (OPC UA): the storm is reads through the Device API's own
     session, from ``flood_connections`` threads, bounded like every campaign. It stops at its first read that
     fails after the driver's retries: the device no longer keeps up, the monitor judges its essential function,
@@ -124,6 +129,7 @@ def _storm_through_device(dut, check, campaign, monitor) -> Finding:
     took = time.perf_counter() - t0
     check.measure("requests sent in the storm (reads on the Device API's session)", counts["sent"], passed=True,
                   note=f"{counts['answered']} answered in {took:.2f} s")
+    coverage.record(check, "storm reads", settings.flood_requests, counts["sent"], campaign)
     return Finding(meta=dict(counts))
 
 
@@ -136,9 +142,10 @@ def test_connection_storm(dut, check, rig):
     limit = _limit(dut)
     count = limit + settings.past_limit if limit else settings.connections
 
-    def attack(campaign, monitor, target):
+    def attack(campaign, monitor, target, coverage):
         wait = response_time_s(dut)
         storm = campaign.storm(count, target.probe, target.valid, wait)
+        coverage.record(check, "storm connections", count, storm.served + storm.refused + storm.unanswered, campaign)
         note = f"{storm.refused} refused or closed, {storm.unanswered} unanswered"
         if limit:
             check.at_least(f"of {count} connections (declared limit {limit}, {HELD_BY_HARNESS} held by the "
@@ -166,12 +173,13 @@ def test_half_open_connections(dut, check, rig):
     limit = _limit(dut)
     count = max(1, limit - HELD_BY_HARNESS) if limit else settings.half_open
 
-    def attack(campaign, monitor, target):
+    def attack(campaign, monitor, target, coverage):
         wait = response_time_s(dut)
         # Held for at least twice the declared answer time: a device that stops serving while a frame is
         # half-way in shows it only as a missed answer deadline of the monitor.
         hold = max(settings.hold_s, 2 * wait)
         held = campaign.half_open(count, target.probe, wait)
+        coverage.record(check, "half-open connections", count, len(held.sockets) + held.refused, campaign)
         check.measure("half-open connections held", len(held.sockets), passed=True,
                       note=f"for {hold:g} s, every other one with half a frame; {held.refused} refused")
         time.sleep(min(hold, max(0.0, campaign.deadline - time.perf_counter())))

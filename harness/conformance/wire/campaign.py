@@ -136,6 +136,7 @@ class Campaign:
         """Each case on a fresh connection (so that one case's leftovers never change the next one's meaning),
         its answer awaited for ``case_timeout_s``. Stops when the DUT no longer takes connections."""
         outcomes: list[CaseOutcome] = []
+        self.start_clock()  # building the cases (scapy) took none of the device's time
         for case in cases:
             if stop() or not self.pacer.wait():
                 break
@@ -245,6 +246,12 @@ class Campaign:
             _, reply, _ = self.exchange(probe, wait_s, wait_s)
             served += bool(valid(reply))
         return served
+
+    def start_clock(self) -> None:
+        """The time bound (``max_duration_s``) counts from now."""
+        self.started = time.perf_counter()
+        self.deadline = self.started + self.settings.max_duration_s
+        self.pacer = Pacer(self.settings.rate_per_s, self.deadline)
 
     @property
     def elapsed_s(self) -> float:

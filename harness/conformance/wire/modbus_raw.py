@@ -47,6 +47,21 @@ def write_single_pdu(address: int, value: int) -> bytes:
     return struct.pack(">BHH", 6, address, value)
 
 
+def write_coil_pdu(address: int, value: int) -> bytes:
+    """FC05; ``value`` as sent: 0xFF00 is ON, 0x0000 OFF, anything else illegal (exception 03)."""
+    return struct.pack(">BHH", 5, address, value)
+
+
+def write_coils_pdu(address: int, bits: list[int], byte_count: int | None = None,
+                    count: int | None = None) -> bytes:
+    """FC15 of ``bits`` (packed LSB first); ``count`` / ``byte_count`` override the header (a lying request)."""
+    packed = bytearray((len(bits) + 7) // 8)
+    for i, bit in enumerate(bits):
+        packed[i // 8] |= (1 if bit else 0) << (i % 8)
+    n = len(bits) if count is None else count
+    return struct.pack(">BHHB", 15, address, n, len(packed) if byte_count is None else byte_count) + bytes(packed)
+
+
 def write_multiple_pdu(address: int, values: list[int], byte_count: int | None = None,
                        count: int | None = None) -> bytes:
     n = len(values) if count is None else count
@@ -198,6 +213,8 @@ def rtu_reply_length(head: bytes) -> int | None:
         return 5 + head[2] if len(head) >= 3 else None
     if fc in (5, 6, 15, 16):
         return 8
+    if fc == 22:  # mask write: the request echoed
+        return 10
     return None
 
 

@@ -83,6 +83,7 @@ class SerialCampaign:
         """Each case on the line, its answer awaited for ``case_timeout_s``; the essential function read
         between cases. Stops when it is gone. (``connect_timeout_s``: no connections on a line.)"""
         outcomes: list[CaseOutcome] = []
+        self.start_clock()  # building the cases (scapy) took none of the device's time
         for case in cases:
             self.between()
             if stop() or not self.pacer.wait():
@@ -129,6 +130,12 @@ class SerialCampaign:
         """After an attack: how many of ``tries`` valid requests, one after the other, are answered (the line's
         counterpart of new connections being served)."""
         return sum(bool(valid(self.exchange(LINE, probe, wait_s))) for _ in range(tries))
+
+    def start_clock(self) -> None:
+        """The time bound (``max_duration_s``) counts from now."""
+        self.started = time.perf_counter()
+        self.deadline = self.started + self.settings.max_duration_s
+        self.pacer = Pacer(self.settings.rate_per_s, self.deadline)
 
     @property
     def elapsed_s(self) -> float:
