@@ -47,16 +47,27 @@ def test_golden_controller_passes_every_opcua_access_check(tmp_path):
     skipped = _measurement(checks["KZ-66-02"], "session over SecurityPolicy None (a client skipping endpoint "
                            "matching)")
     assert skipped["measured"] == "refused at session: BadSecurityPolicyRejected"
-    assert _measurement(checks["KZ-66-03"], "secure channel with an untrusted application certificate")[
-        "measured"] == "refused at session: BadCertificateUntrusted"
+    untrusted = _measurement(checks["KZ-66-03"], "secure channel with an untrusted application certificate")
+    assert untrusted["measured"] == "refused at session: BadCertificateUntrusted"
+    assert "channel untrusted-client.der; CreateSession ClientCertificate untrusted-client.der" in untrusted["note"]
+    bare = _measurement(checks["KZ-66-03"], "secure channel with an untrusted application certificate, "
+                        "CreateSession without ClientCertificate")
+    assert bare["measured"] == "refused at session: BadCertificateUntrusted"  # the channel's certificate counts
+    assert "channel untrusted-client.der; CreateSession ClientCertificate none" in bare["note"]
     lock = checks["KZ-76-02"]["measurements"]
     assert [m["measured"] for m in lock[3:6]] == ["refused at activation: BadUserAccessDenied"] * 2 + ["accepted"]
     assert _measurement(checks["KZ-76-02"], "lockout of view1 in the audit log (security_event)")["measured"] >= 1
     matrix = {m["name"]: m["measured"] for m in checks["KZ-78-01"]["measurements"]}
-    assert len(matrix) == 3 * 7  # every declared role × every operation of the vocabulary
+    assert len(matrix) == 3 * (7 + 1)  # every declared role × every operation of the vocabulary + read-only writes
     assert matrix["viewer: write_setpoint"] == "refused (BadUserAccessDenied), supply_setpoint unchanged"
     assert matrix["operator: firmware"] == "refused (BadUserAccessDenied)"
     assert matrix["administrator: firmware"] == "reached the update logic (BadInvalidState)"
+    # every row tried (issue 14.6): permitted log and user management only reach their argument checks
+    assert matrix["administrator: manage_log"] == "reached the method's own checks (BadTooManyArguments)"
+    assert matrix["administrator: manage_users"] == "reached the method's own checks (BadArgumentsMissing)"
+    assert matrix["viewer: manage_users"] == matrix["operator: manage_users"] == "refused (BadUserAccessDenied)"
+    assert all(matrix[f"{r}: write read-only points"] == "refused (BadNotWritable), unchanged"
+               for r in ("administrator", "operator", "viewer"))
     transcript = (tmp_path / "out" / "transcript.jsonl").read_text()
     assert '"op":"endpoints"' in transcript.replace(" ", "")
 

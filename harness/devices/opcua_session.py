@@ -72,10 +72,23 @@ class SessionSpec:
     application: ClientCertificate = field(compare=True)
     timeout_s: float = 1.0
     skip_endpoint_matching: bool = False
+    omit_client_certificate: bool = False  # the attack: a secured channel, CreateSession without ClientCertificate
 
     def describe(self) -> str:
-        attack = " (skipping endpoint matching)" if self.skip_endpoint_matching else ""
+        attack = " (skipping endpoint matching)" if self.skip_endpoint_matching else \
+            " (CreateSession without ClientCertificate)" if self.omit_client_certificate else ""
         return f"{self.identity.describe()} over {self.policy.value}/{self.mode.value}{attack}"
+
+    def certificates(self) -> str:
+        """Which certificates this attempt sends, by file name: the evidence says what the device was shown
+        (over SecurityPolicy None no application certificate is exchanged at all)."""
+        user = self.identity.certificate.name if isinstance(self.identity, X509Identity) else None
+        if self.policy == SecurityPolicy.NONE:
+            return "no application certificate (SecurityPolicy None)" + (f"; user certificate {user}" if user else "")
+        app = self.application.der.name
+        session = "none" if self.omit_client_certificate else app
+        return f"channel {app}; CreateSession ClientCertificate {session}" + (f"; user certificate {user}" if user
+                                                                             else "")
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,7 @@ class SessionAttempt:
     """How one attempt to open a session ended: accepted, or refused at ``step`` with this status."""
 
     accepted: bool
-    outcome: str  # accepted | refused | unreachable (nothing listens) | timeout (no answer in time)
+    outcome: str  # accepted | refused (by the device) | unreachable | timeout (no answer) | error (client-side)
     step: str | None  # where it was refused (endpoint, channel, session, activation, use); None if accepted
     status_code: int | None  # OPC UA StatusCode value of the refusal, when the device sent one
     status_name: str | None  # e.g. BadUserAccessDenied
@@ -93,6 +106,7 @@ class SessionAttempt:
     identity: str
     skip_endpoint_matching: bool
     duration_s: float
+    certificates: str = ""  # which certificates were sent (SessionSpec.certificates)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -315,10 +329,47 @@ async def _open_matched(client: Any, spec: SessionSpec, credentials: tuple[str |
     yield "channel"
     await _open_channel(client)
     yield "session"
-    await client.create_session()
+    if spec.omit_client_certificate:
+        await _create_session_without_certificate(client)
+    else:
+        await client.create_session()
     yield "activation"
     await client.activate_session(username=user, password=password, certificate=certificate)
+    if spec.omit_client_certificate:  # accepted only when the session is of use
+        yield "use"
+        await _read_server_state(client)
     _keep_channel_renewed(client)
+
+
+async def _create_session_without_certificate(client: Any) -> None:
+    """CreateSession over the secured channel as asyncua's client sends it, but with no ClientCertificate.
+
+    Part 4 (5.6.2) requires the field on every secured policy; a server that checks its trust list only
+    when the field is filled in (asyncua's does) lets a channel opened with any certificate get a session."""
+    from asyncua import ua
+    from asyncua.common.utils import create_nonce
+
+    params = ua.CreateSessionParameters()
+    params.ClientDescription = ua.ApplicationDescription(
+        ApplicationUri=client.application_uri, ProductUri=client.product_uri,
+        ApplicationName=ua.LocalizedText(client.name), ApplicationType=ua.ApplicationType.Client)
+    params.ClientNonce = create_nonce(32)
+    params.ClientCertificate = None
+    params.EndpointUrl = client.server_url.geturl()
+    params.SessionName = "tek-harness without ClientCertificate"
+    params.RequestedSessionTimeout = SESSION_TIMEOUT_MS
+    params.MaxResponseMessageSize = 0
+    response = await client.uaclient.create_session(params)
+    client._server_nonce = response.ServerNonce  # what ActivateSession's ClientSignature signs
+
+
+async def _read_server_state(client: Any) -> None:
+    """A first Read (ServerStatus.State): a session that cannot read has not been granted."""
+    from asyncua import ua
+
+    state = await client.uaclient.read(ua.ReadParameters(NodesToRead=[ua.ReadValueId(
+        NodeId=ua.NodeId(ua.ObjectIds.Server_ServerStatus_State), AttributeId=ua.AttributeIds.Value)]))
+    state[0].StatusCode.check()
 
 
 async def _open_channel(client: Any) -> None:
@@ -380,9 +431,7 @@ async def _open_skipping_endpoint_matching(client: Any, spec: SessionSpec,
     activate.UserIdentityToken = token
     await client.uaclient.activate_session(activate)
     yield "use"
-    state = await client.uaclient.read(ua.ReadParameters(NodesToRead=[ua.ReadValueId(
-        NodeId=ua.NodeId(ua.ObjectIds.Server_ServerStatus_State), AttributeId=ua.AttributeIds.Value)]))
-    state[0].StatusCode.check()
+    await _read_server_state(client)
     _keep_channel_renewed(client)
 
 
@@ -426,6 +475,21 @@ async def _abandon(client: Any, created: bool, timeout_s: float) -> None:
         client.disconnect_socket()
 
 
+def _outcome_of(exc: BaseException, code: int | None) -> str:
+    """Who ended an attempt that failed: only the device's own answer is a refusal — a Bad status, a GetEndpoints
+    that lists no such endpoint, a connection it closed. Silence is a timeout; anything the client raised by
+    itself (a signature it could not check, a bug) is an error: neither proves that the device refused."""
+    if code is not None or "No matching endpoints" in str(exc):
+        return "refused"
+    if isinstance(exc, ConnectionRefusedError):
+        return "unreachable"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionError | EOFError | OSError):
+        return "refused"  # the device closed or reset the connection
+    return "error"
+
+
 def _attempt(spec: SessionSpec, t0: float, step: str | None, exc: BaseException | None) -> SessionAttempt:
     code, name = status_of(exc) if exc is not None else (None, None)
     error = None
@@ -433,15 +497,8 @@ def _attempt(spec: SessionSpec, t0: float, step: str | None, exc: BaseException 
         error = f"{type(exc).__name__}: {exc}".strip().rstrip(":") if str(exc) else type(exc).__name__
         if "No matching endpoints" in str(exc):
             step = "endpoint"
-    if exc is None:
-        outcome = "accepted"
-    elif isinstance(exc, ConnectionRefusedError):
-        outcome = "unreachable"
-    elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        outcome = "timeout"
-    else:
-        outcome = "refused"
+    outcome = "accepted" if exc is None else _outcome_of(exc, code)
     return SessionAttempt(accepted=exc is None, outcome=outcome, step=step, status_code=code, status_name=name,
                           error=error, policy=spec.policy.value, mode=spec.mode.value,
                           identity=spec.identity.describe(), skip_endpoint_matching=spec.skip_endpoint_matching,
-                          duration_s=round(time.monotonic() - t0, 6))
+                          duration_s=round(time.monotonic() - t0, 6), certificates=spec.certificates())

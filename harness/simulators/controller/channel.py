@@ -75,7 +75,8 @@ class GuardedProcessor(UaProcessor):
         if auth is not None and typeid in (_CREATE, _ACTIVATE):
             policy = self._connection.security_policy
             step = "CreateSession" if typeid == _CREATE else "ActivateSession"
-            refusal = auth.refuse_channel(step, policy.URI, policy.peer_certificate, self.name)
+            presented = _client_certificate(body) if typeid == _CREATE else None
+            refusal = auth.refuse_channel(step, policy.URI, policy.peer_certificate, self.name, presented)
             if refusal is not None:
                 raise ServiceError(refusal)
             if typeid == _ACTIVATE:
@@ -93,6 +94,14 @@ class GuardedProcessor(UaProcessor):
             delay = auth.delay_s(token.UserName)
             if delay > 0:
                 await asyncio.sleep(delay)
+
+
+def _client_certificate(body: Any) -> bytes | None:
+    """CreateSession's ClientCertificate field (None when empty or the request does not parse)."""
+    try:
+        return struct_from_binary(ua.CreateSessionParameters, body.copy()).ClientCertificate or None
+    except Exception:  # a malformed request: asyncua itself will answer it
+        return None
 
 
 def install() -> None:
