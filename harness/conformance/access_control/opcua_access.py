@@ -54,12 +54,23 @@ def password_accounts(dut: Any) -> list[tuple[str, Credential]]:
     return [(r, creds[r]) for r in by_privilege(opcua_map(dut)) if r in creds and creds[r].user is not None]
 
 
+def require_user_names(dut: Any) -> str:
+    """Whether the device takes user names and passwords — asked of the device (the identity tokens its endpoints
+    offer), not only of the profile: N/A only when neither says so. Returns how it is known, for the evidence."""
+    declared = IdentityKind.USERNAME in opcua_map(dut).security.identities
+    offered = [str(e) for e in dut.device.endpoints() if "username" in e.identities]
+    if not declared and not offered:
+        raise NotApplicable("the device takes no user names: the profile declares none (opcua.security.identities) "
+                            "and no endpoint offers a user-name token in GetEndpoints")
+    if offered and not declared:
+        return "not declared, but offered by the device: " + ", ".join(offered)
+    return "declared" + (", offered: " + ", ".join(offered) if offered else ", yet offered by no endpoint")
+
+
 def first_password_account(dut: Any) -> tuple[str, Credential]:
     """The least privileged account with a user name and password: what a check that must fail logins,
-    or be locked out, spends (never more than a reader's rights are at stake)."""
+    or be locked out, spends (never more than a reader's rights are at stake). Ask ``require_user_names`` first."""
     declared = opcua_map(dut)
-    if IdentityKind.USERNAME not in declared.security.identities:
-        raise NotApplicable("the device declares no user name/password identities (opcua.security.identities)")
     accounts = password_accounts(dut)
     if not accounts:
         raise Inconclusive(f"the rig gives no user name and password for any declared role "

@@ -55,7 +55,8 @@ class Outcome:
     passed: bool
     measured: str
     note: str = ""
-    exercised: bool = True  # False: the profile gives no safe way to try it here (note says why)
+    exercised: bool = True  # False: the profile gives no safe way to try it here, or no answer (note says why)
+    silent: bool = False  # not exercised because the device never answered
 
 
 def status_name(code: int) -> str:
@@ -104,13 +105,13 @@ class Exerciser:
         try:
             return self._run(session, operation, allowed)
         except DeviceTimeout as exc:
-            return _not_exercised(f"no answer from the device: {exc}")
+            return Outcome(False, "no answer", f"no answer from the device: {exc}", exercised=False, silent=True)
 
     def read_only(self, session: Any) -> Outcome:
         try:
             return self._read_only(session)
         except DeviceTimeout as exc:
-            return _not_exercised(f"no answer from the device: {exc}")
+            return Outcome(False, "no answer", f"no answer from the device: {exc}", exercised=False, silent=True)
 
     def _run(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
         if operation == Operation.READ:
