@@ -9,8 +9,8 @@ not from what the harness happened to say: a verdict that disagrees is a failing
     permissive user manager takes any user name with any password (``admin`` as Admin) and anonymous users.
 (b) ``hardened`` — Basic256Sha256 SignAndEncrypt only, client certificates checked by a TrustStore-backed
     CertificateValidator, user names only, a user manager with three accounts, a viewer role without Write and
-    Call through ``permission_ruleset``. No lockout and no audit log (asyncua has neither; the profile says so
-    by declaring none).
+    Call through ``permission_ruleset``. No lockout and no audit log (asyncua has neither; the profile says so:
+    ``absent``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ EXPECTED = {
         "KZ-68-10": "PASS",  # Bad_TypeMismatch (Part 4 5.10.4) for a String into a Double
         "KZ-68-11": "INCONCLUSIVE",  # one declared role: nobody lacks a right to write or call
         "KZ-76-01": "FAIL",  # an unknown user name with any password gets a session (Part 4 5.6.3: BadUserAccessDenied)
-        "KZ-76-02": "FAIL",  # no lockout declared (none exists): judged without a lab account
+        "KZ-76-02": "FAIL",  # no lockout (declared absent): judged without a lab account
         "KZ-76-03": "FAIL",  # admin/admin (and every factory pair) opens a session — no lab account needed
         "KZ-78-01": "INCONCLUSIVE",  # the rig gives no account for the declared role: its rows are untried
     },
@@ -113,6 +113,9 @@ def test_reference_peer_verdicts(tmp_path, config):
                              "no: no secured endpoint, no application certificate is ever exchanged"}
         assert _measured(checks["KZ-76-03"])["factory default credentials that open a session"].startswith(
             "admin/admin")
+        # 12.14: absences declared honestly are judged against the Rules, not excused
+        assert _measured(checks["KZ-76-02"]) == {"declared lockout": "declared absent"}
+        assert _measured(checks["KZ-76-01"])["password check"] == "declared absent: any password works"
     else:
         assert untrusted["secure channel with an untrusted application certificate"].startswith("refused")
         assert untrusted["secure channel with an untrusted application certificate, CreateSession without "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config.opcua_map import IdentityKind, Operation, SecurityMode, SecurityPolicy
+from harness.config.opcua_map import Absent, IdentityKind, Operation, SecurityMode, SecurityPolicy
 from harness.conformance.access_control.opcua_access import (
     audit_start,
     by_privilege,
@@ -54,7 +54,7 @@ def test_anonymous_access(dut, check):
                        dut.device.attempt_session(identity="anonymous"))
         conclude(check)
         return
-    least = by_privilege(declared)[0] if declared.roles else None
+    least = declared.security.anonymous_role or (by_privilege(declared)[0] if declared.roles else None)
     granted = set(declared.roles[least]) if least else {Operation.READ}
     if not expect_accepted(check, "anonymous session (declared)", dut.device.attempt_session(identity="anonymous")):
         conclude(check)
@@ -63,7 +63,8 @@ def test_anonymous_access(dut, check):
         for operation in Operation:
             allowed = operation in granted
             _judge(check, f"anonymous: {operation.value}", exerciser.run(session, operation, allowed), allowed,
-                   f" (the least privileged role {least or '(none declared)'} {'may' if allowed else 'may not'})",
+                   f" (the role anonymous sessions get, {least or '(none declared)'}, "
+                   f"{'may' if allowed else 'may not'})",
                    offered=operation in _offered(declared) or not declared.roles)
         _judge(check, "anonymous: write read-only points", exerciser.read_only(session), False)
     conclude(check)
@@ -82,6 +83,17 @@ def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "", of
                       note=outcome.note + also)
     if not outcome.exercised:
         unsettled(check, m, f"{name} not tried ({outcome.note})")
+
+
+def _as_role(dut, role: str) -> dict[str, str] | None:
+    """How to open a session as ``role``: the rig's account for it, else the harness's trusted certificate when
+    the profile says certificate users get that role (``security.certificate_role``); None: no way."""
+    if role in dut.spec.credentials:
+        return {"role": role}
+    security = opcua_map(dut).security
+    if security.certificate_role == role and IdentityKind.CERTIFICATE in security.identities:
+        return {"identity": "certificate"}
+    return None
 
 
 def _offered(declared) -> set[Operation]:
@@ -176,6 +188,9 @@ def test_wrong_password_refused(dut, check):
     how = require_user_names(dut)
     lockout = lockout_of(dut)
     accounts = password_accounts(dut)
+    if Absent.PASSWORD_CHECK in opcua_map(dut).absent:  # declared honestly, tried all the same
+        check.measure("password check", "declared absent: any password works", passed=False, limit="present",
+                      note="opcua.absent lists password_check; the Rules ask for user authentication (cl. 66, 76)")
     if not accounts:
         unsettled(check, None, f"user names {how}, but the rig gives no user name and password for a declared role "
                                f"(duts.{dut.name}.credentials): a real account's wrong and right password are untried")
@@ -198,8 +213,11 @@ def test_lockout_after_failures(dut, check):
     require_user_names(dut)
     lockout = lockout_of(dut)
     if lockout is None:  # a FAIL on the declaration alone: no lab account is needed to know it
-        check.measure("declared lockout", "none", passed=False, limit="declared",
-                      note="the profile declares no lockout after repeated failed logins (opcua.security.lockout)")
+        said = Absent.LOCKOUT in opcua_map(dut).absent
+        check.measure("declared lockout", "declared absent" if said else "none", passed=False, limit="declared",
+                      note="the profile declares that the device has no lockout after repeated failed logins "
+                           "(opcua.absent)" if said else "the profile declares no lockout after repeated failed "
+                           "logins (opcua.security.lockout)")
         conclude(check)
     assert lockout is not None
     role, cred = first_password_account(dut)
@@ -245,8 +263,11 @@ def test_lockout_after_failures(dut, check):
 def _lockout_logged(dut, check, user: str, failures: int, since) -> None:
     audit = opcua_map(dut).audit_log
     if audit is None:
-        check.measure("failed logins and the lockout in the audit log", "no audit log declared", passed=False,
-                      limit="logged", note="the profile declares no audit log (opcua.audit_log)")
+        said = Absent.AUDIT_LOG in opcua_map(dut).absent
+        check.measure("failed logins and the lockout in the audit log", "declared absent" if said else
+                      "no audit log declared", passed=False, limit="logged",
+                      note="the profile declares that the device keeps no audit log (opcua.absent); cl. 69 asks for "
+                           "one" if said else "the profile declares no audit log (opcua.audit_log)")
         return
     mine = [e for e in dut.device.read_audit_log(start=since) if e.user == user]
     check.at_least(f"failed logins of {user} in the audit log ({AuditKind.LOGIN_FAILURE.value})",
@@ -308,14 +329,15 @@ def test_role_operation_matrix(dut, check):
     missing: list[str] = []
     refused_accounts: list[str] = []
     for role, granted in declared.roles.items():
-        if role not in dut.spec.credentials:
+        how = _as_role(dut, role)
+        if how is None:
             missing.append(role)
             continue
-        opened = dut.device.attempt_session(role=role)
+        opened = dut.device.attempt_session(**how)
         if not opened.accepted:
             refused_accounts.append(f"{role} ({opened})")
             continue
-        with dut.device.session(role=role) as session:
+        with dut.device.session(**how) as session:
             for operation in Operation:
                 _judge(check, f"{role}: {operation.value}", exerciser.run(session, operation, operation in granted),
                        operation in granted, offered=operation in _offered(declared))

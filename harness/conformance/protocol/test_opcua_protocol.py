@@ -84,15 +84,20 @@ def _entitled(dut, operation: str) -> list[tuple[str, dict[str, str]]]:
     """Every way the rig has to open a session that may ``operation``: (who, ``session`` keywords) — each role
     account whose declared rights include it, by rights then name, so that a verdict never rests on the order the
     profile lists its roles in and every answer is about the node or the value, not the access. Without such an
-    account: an anonymous session, when anonymous identities are declared and the role they get
-    (``security.anonymous_role``, else the least privileged) may do it."""
+    account: the harness's certificate when the role certificate users get (``security.certificate_role``) may
+    do it, else an anonymous session when the role anonymous ones get (``security.anonymous_role``, else the least
+    privileged) may."""
     roles = _roles(dut, operation, True)
     if roles:
         return [(r, {"role": r}) for r in roles]
     ua = _opcua(dut)
-    if "anonymous" in [str(i) for i in ua.security.identities]:
+    identities = [str(i) for i in ua.security.identities]
+    certified = ua.security.certificate_role
+    if certified is not None and "certificate" in identities and operation in [str(o) for o in ua.roles[certified]]:
+        return [(f"certificate ({certified})", {"identity": "certificate"})]
+    if "anonymous" in identities:
         ranked = sorted(ua.roles, key=lambda r: (len(ua.roles[r]), r))
-        role = getattr(ua.security, "anonymous_role", None) or (ranked[0] if ranked else None)
+        role = ua.security.anonymous_role or (ranked[0] if ranked else None)
         if role is None or operation in [str(o) for o in ua.roles[role]]:
             return [("anonymous", {"identity": "anonymous"})]
     raise Inconclusive(f"the rig gives no account for a role that may {operation} (duts.{dut.name}.credentials), "
