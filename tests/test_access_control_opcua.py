@@ -126,3 +126,24 @@ def test_a_lab_rig_that_trusts_any_certificate_and_lacks_an_account(tmp_path):
     matrix = checks["KZ-78-01"]
     assert matrix["verdict"] == "INCONCLUSIVE" and "viewer" in matrix["reason"], matrix["reason"]
     assert {m["name"].split(":")[0] for m in matrix["measurements"]} == {"administrator", "operator"}
+
+
+def test_a_permitted_operation_the_profile_gives_no_means_to_try_is_inconclusive(tmp_path):
+    """14.6: nothing untried counts as passed. The golden controller's profile without its user-management method:
+    the administrator is granted manage_users but the harness has no way to try it — KZ-78-01 is INCONCLUSIVE and
+    says so (the roles that may not manage users are likewise untried), instead of a PASS."""
+    rig = yaml.safe_load(RIG.read_text())
+    plc = rig["duts"]["plc"]
+    profile = yaml.safe_load((RIG.parent / plc["profile"]).read_text())
+    del profile["opcua"]["methods"]["set_password"]
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    plc["profile"] = str(tmp_path / "profile.yaml")
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig), encoding="utf-8")
+    code, output, _plc, checks = _certify(tmp_path / "rig.yaml", tmp_path / "out", "--check", "KZ-78-01")
+    assert code == 1, output
+    matrix = checks["KZ-78-01"]
+    assert matrix["verdict"] == "INCONCLUSIVE", matrix.get("reason")
+    assert "administrator: manage_users not tried" in matrix["reason"]
+    assert "viewer: manage_users not tried" in matrix["reason"]
+    rows = {m["name"]: m for m in matrix["measurements"]}
+    assert rows["administrator: manage_users"]["passed"] is False  # shown as not passed, never as a pass
