@@ -54,6 +54,8 @@ def test_golden_controller_passes_every_opcua_access_check(tmp_path):
                         "CreateSession without ClientCertificate")
     assert bare["measured"] == "refused at session: BadCertificateUntrusted"  # the channel's certificate counts
     assert "channel untrusted-client.der; CreateSession ClientCertificate none" in bare["note"]
+    assert _measurement(checks["KZ-66-03"], "ActivateSession with a forged ClientSignature (trusted certificate)")[
+        "measured"] == "refused at activation: BadApplicationSignatureInvalid"
     lock = checks["KZ-76-02"]["measurements"]
     assert [m["measured"] for m in lock[3:6]] == ["refused at activation: BadUserAccessDenied"] * 2 + ["accepted"]
     assert _measurement(checks["KZ-76-02"], "lockout of view1 in the audit log (security_event)")["measured"] >= 1

@@ -120,6 +120,9 @@ def test_reference_peer_verdicts(tmp_path, config):
         assert untrusted["secure channel with an untrusted application certificate"].startswith("refused")
         assert untrusted["secure channel with an untrusted application certificate, CreateSession without "
                          "ClientCertificate"] == "accepted"
+        # asyncua verifies ClientSignature, though it answers Bad_InternalError, not Bad_ApplicationSignatureInvalid
+        assert untrusted["ActivateSession with a forged ClientSignature (trusted certificate)"] == \
+            "refused at activation: BadInternalError"
         matrix = _measured(checks["KZ-78-01"])
         assert "serial_number: written" in matrix["administrator: write read-only points"]
         assert "supply_temperature: written" in matrix["administrator: write read-only points"]

@@ -43,6 +43,7 @@ from harness.devices.opcua_handle import Session
 from harness.devices.opcua_loop import LoopThread
 from harness.devices.opcua_pki import Pki, ensure_pki
 from harness.devices.opcua_session import (
+    TAMPERING,
     Anonymous,
     LiveSession,
     OfferedEndpoint,
@@ -139,9 +140,9 @@ class OpcuaDevice(Device):
     def spec(self, role: str | None = None, identity: IdentityArg = None, policy: SecurityPolicy | str | None = None,
              mode: SecurityMode | str | None = None, skip_endpoint_matching: bool = False,
              application: str = "trusted", operation: Operation = Operation.READ,
-             omit_client_certificate: bool = False) -> SessionSpec:
-        """What a session is opened with (see ``session``; ``omit_client_certificate``: the attack of a secured
-        channel whose CreateSession carries no ClientCertificate)."""
+             tamper: str | None = None) -> SessionSpec:
+        """What a session is opened with (see ``session``; ``tamper``: an attack on a secured channel's session
+        requests, one of ``opcua_session.TAMPERING``)."""
         if role is not None and identity is not None:
             raise ValueError("give a role (the rig's account for it) or an identity, not both")
         chosen = self.accounts.identity(identity) if identity is not None else self.accounts.for_role(role, operation)
@@ -160,11 +161,11 @@ class OpcuaDevice(Device):
                 else sec.secure_modes[0]
         if application not in ("trusted", "untrusted"):
             raise ValueError("application is trusted or untrusted (which harness certificate the channel uses)")
-        if omit_client_certificate and pol == SecurityPolicy.NONE:
-            raise ValueError("omitting the ClientCertificate is an attack on a secured channel: give a secure policy")
+        if tamper is not None and (tamper not in TAMPERING or pol == SecurityPolicy.NONE):
+            raise ValueError(f"tamper is one of {', '.join(TAMPERING)}, on a secured channel (a secure policy)")
         app = self.pki.trusted if application == "trusted" else self.pki.untrusted
         return SessionSpec(self.url, pol, mod, chosen, app, self.timeout, skip_endpoint_matching,
-                           omit_client_certificate)
+                           tamper)
 
     # ---- sessions -------------------------------------------------------------------------------------
     def endpoints(self) -> list[OfferedEndpoint]:

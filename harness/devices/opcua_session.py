@@ -25,6 +25,9 @@ from harness.devices.api import DeviceError, DeviceRefused, DeviceTimeout, Devic
 from harness.devices.opcua_pki import ClientCertificate
 
 STEPS = ("endpoint", "channel", "session", "activation", "use")
+# Requests a careless server may not check, sent over a secured channel (Part 4 5.6.2, 5.6.3 require both):
+TAMPERING = {"no_client_certificate": "CreateSession without ClientCertificate",
+             "forged_client_signature": "ActivateSession with a forged ClientSignature"}
 SESSION_TIMEOUT_MS = 120_000  # an abandoned session (harness killed) is dropped by the device after this
 
 
@@ -72,11 +75,11 @@ class SessionSpec:
     application: ClientCertificate = field(compare=True)
     timeout_s: float = 1.0
     skip_endpoint_matching: bool = False
-    omit_client_certificate: bool = False  # the attack: a secured channel, CreateSession without ClientCertificate
+    tamper: str | None = None  # an attack on a secured channel's session requests (TAMPERING)
 
     def describe(self) -> str:
         attack = " (skipping endpoint matching)" if self.skip_endpoint_matching else \
-            " (CreateSession without ClientCertificate)" if self.omit_client_certificate else ""
+            f" ({TAMPERING[self.tamper]})" if self.tamper else ""
         return f"{self.identity.describe()} over {self.policy.value}/{self.mode.value}{attack}"
 
     def certificates(self) -> str:
@@ -86,7 +89,7 @@ class SessionSpec:
         if self.policy == SecurityPolicy.NONE:
             return "no application certificate (SecurityPolicy None)" + (f"; user certificate {user}" if user else "")
         app = self.application.der.name
-        session = "none" if self.omit_client_certificate else app
+        session = "none" if self.tamper == "no_client_certificate" else app
         return f"channel {app}; CreateSession ClientCertificate {session}" + (f"; user certificate {user}" if user
                                                                              else "")
 
@@ -329,16 +332,31 @@ async def _open_matched(client: Any, spec: SessionSpec, credentials: tuple[str |
     yield "channel"
     await _open_channel(client)
     yield "session"
-    if spec.omit_client_certificate:
+    if spec.tamper == "no_client_certificate":
         await _create_session_without_certificate(client)
     else:
         await client.create_session()
     yield "activation"
-    await client.activate_session(username=user, password=password, certificate=certificate)
-    if spec.omit_client_certificate:  # accepted only when the session is of use
+    if spec.tamper == "forged_client_signature":
+        await _activate_with_forged_signature(client, user, password, certificate)
+    else:
+        await client.activate_session(username=user, password=password, certificate=certificate)
+    if spec.tamper:  # accepted only when the session is of use
         yield "use"
         await _read_server_state(client)
     _keep_channel_renewed(client)
+
+
+async def _activate_with_forged_signature(client: Any, user: str | None, password: str | None,
+                                          certificate: Any) -> None:
+    """ActivateSession as asyncua's client sends it, but its ClientSignature (the proof that the client holds the
+    key of the certificate it presented, Part 4 5.6.3) is zeros of the right length."""
+    crypto = client.security_policy.asymmetric_cryptography
+    crypto.signature = lambda data: bytes(len(type(crypto).signature(crypto, data)))
+    try:
+        await client.activate_session(username=user, password=password, certificate=certificate)
+    finally:
+        del crypto.signature  # the class's own again
 
 
 async def _create_session_without_certificate(client: Any) -> None:

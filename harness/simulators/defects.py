@@ -259,6 +259,9 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
                "the trust list is consulted only for a CreateSession that carries a ClientCertificate (the stock "
                "asyncua way): a channel opened with an untrusted certificate gets a session when CreateSession "
                "leaves the field empty"),
+        Defect("auth_skips_client_signature", "66", "KZ-66-03",
+               "ActivateSession's ClientSignature is never verified: a session is activated without proof that the "
+               "client holds the key of the certificate it presented"),
         Defect("identity_writable", "78", "KZ-78-01",
                "the serial number was left writable after commissioning: a role that may change parameters can "
                "overwrite it (Write answers Good), though it is read-only to everyone"),

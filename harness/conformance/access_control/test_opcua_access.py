@@ -173,9 +173,13 @@ def test_untrusted_certificate(dut, check):
     expect_refused(check, "secure channel with an untrusted application certificate, CreateSession without "
                    "ClientCertificate", dut.device.attempt_session(**how, policy=policy, mode=mode,
                                                                     application="untrusted",
-                                                                    omit_client_certificate=True),
+                                                                    tamper="no_client_certificate"),
                    note=f"{untrusted}; then ActivateSession and a Read of ServerStatus.State (Part 4 5.6.2: the "
                         "field is required on every secured channel)")
+    expect_refused(check, "ActivateSession with a forged ClientSignature (trusted certificate)",
+                   dut.device.attempt_session(**how, policy=policy, mode=mode, tamper="forged_client_signature"),
+                   note="zeros instead of the proof that the client holds its certificate's key, then a Read "
+                        "(Part 4 5.6.3: Bad_ApplicationSignatureInvalid)")
     if IdentityKind.CERTIFICATE in declared.security.identities:
         expect_refused(check, "untrusted certificate as user identity (over a trusted channel)",
                        dut.device.attempt_session(identity="untrusted_certificate", policy=policy, mode=mode))

@@ -35,6 +35,7 @@ from asyncua.common.utils import ServiceError
 from asyncua.server import binary_server_asyncio
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.ua_binary import struct_from_binary
+from cryptography.exceptions import InvalidSignature
 
 from harness.simulators.controller.ua_wire import GuardedProtocol, wire_of
 from harness.simulators.wire_faults import CRASH_EXIT
@@ -81,7 +82,22 @@ class GuardedProcessor(UaProcessor):
                 raise ServiceError(refusal)
             if typeid == _ACTIVATE:
                 await self._hold_if_delayed(auth, body)
+                if "auth_skips_client_signature" in auth.defects:
+                    return await self._without_signature_check(typeid, requesthdr, seqhdr, body)
+                try:
+                    return await super()._process_message(typeid, requesthdr, seqhdr, body)
+                except InvalidSignature:  # asyncua lets it through as Bad_InternalError; Part 4 5.6.3 names it
+                    raise ServiceError(ua.StatusCodes.BadApplicationSignatureInvalid) from None
         return await super()._process_message(typeid, requesthdr, seqhdr, body)
+
+    async def _without_signature_check(self, typeid: Any, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        """Defect auth_skips_client_signature: ActivateSession's ClientSignature is never verified."""
+        crypto = self._connection.security_policy.asymmetric_cryptography
+        crypto.verify = lambda data, signature: None
+        try:
+            return await super()._process_message(typeid, requesthdr, seqhdr, body)
+        finally:
+            del crypto.verify  # the class's own again
 
     @staticmethod
     async def _hold_if_delayed(auth: Any, body: Any) -> None:
