@@ -63,3 +63,18 @@ def test_an_accepted_session_that_timed_out_is_inconclusive_too():
     expect_accepted(check, "trusted", _attempt("timeout"))
     with pytest.raises(Inconclusive):
         conclude(check)
+
+
+def test_the_opcua_robustness_bound_is_the_opcua_response_time():
+    """12.14: the robustness checks hold an OPC UA DUT to `opcua.response_time_s`, not to a Modbus setting."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from harness.config.loading import load_profile
+    from harness.conformance.wire.modbus_targets import response_time_s
+
+    profile = load_profile(Path(__file__).parent / "data" / "opcua-reference-hardened.yaml")
+    timing = SimpleNamespace(request_timeout_s=2.0)
+    assert response_time_s(SimpleNamespace(profile=profile, timing=timing)) == 2.0  # none declared: the rig's
+    declared = profile.model_copy(update={"opcua": profile.opcua.model_copy(update={"response_time_s": 0.25})})
+    assert response_time_s(SimpleNamespace(profile=declared, timing=timing)) == 0.25
