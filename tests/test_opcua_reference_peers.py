@@ -146,3 +146,17 @@ def test_protocol_verdicts_do_not_depend_on_the_order_of_roles(tmp_path):
         assert _measured(first) == _measured(second), check
     writes = [n for n in _measured(runs[0]["KZ-68-09"]) if n.startswith("Write of")]
     assert [n.rsplit(" as ", 1)[1] for n in writes] == ["administrator", "operator"]  # every role that may write
+
+
+def test_user_name_checks_ask_the_device_not_only_the_profile(tmp_path):
+    """14.8: a profile that forgets to declare user-name logins does not make KZ-76-03 N/A while the device offers
+    them in GetEndpoints: the factory defaults are tried all the same, and the evidence says where it learnt it."""
+    profile = yaml.safe_load((HERE / "data" / "opcua-reference-hardened.yaml").read_text())
+    profile["opcua"]["security"]["identities"] = ["certificate"]
+    forgetful = tmp_path / "forgetful.yaml"
+    forgetful.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    checks = _certify(_rig(tmp_path, "hardened", forgetful), tmp_path / "out", "--check", "KZ-76-03")
+    record = checks["KZ-76-03"]
+    assert record["verdict"] == "PASS", record.get("reason")
+    note = record["measurements"][0]["note"]
+    assert "not declared, but offered by the device: Basic256Sha256/SignAndEncrypt (username)" in note
