@@ -43,6 +43,7 @@ from harness.devices.opcua_handle import Session
 from harness.devices.opcua_loop import LoopThread
 from harness.devices.opcua_pki import Pki, ensure_pki
 from harness.devices.opcua_session import (
+    SECURED_ONLY,
     TAMPERING,
     Anonymous,
     LiveSession,
@@ -161,8 +162,9 @@ class OpcuaDevice(Device):
                 else sec.secure_modes[0]
         if application not in ("trusted", "untrusted"):
             raise ValueError("application is trusted or untrusted (which harness certificate the channel uses)")
-        if tamper is not None and (tamper not in TAMPERING or pol == SecurityPolicy.NONE):
-            raise ValueError(f"tamper is one of {', '.join(TAMPERING)}, on a secured channel (a secure policy)")
+        if tamper is not None and (tamper not in TAMPERING or (tamper in SECURED_ONLY and pol == SecurityPolicy.NONE)):
+            raise ValueError(f"tamper is one of {', '.join(TAMPERING)} ({', '.join(SECURED_ONLY)} need a secure "
+                             "policy)")
         app = self.pki.trusted if application == "trusted" else self.pki.untrusted
         return SessionSpec(self.url, pol, mod, chosen, app, self.timeout, skip_endpoint_matching,
                            tamper)

@@ -262,6 +262,8 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
         Defect("auth_skips_client_signature", "66", "KZ-66-03",
                "ActivateSession's ClientSignature is never verified: a session is activated without proof that the "
                "client holds the key of the certificate it presented"),
+        Defect("session_usable_unactivated", "66", "KZ-66-01",
+               "a Read on a session that was created but never activated is served: no identity was ever given"),
         Defect("identity_writable", "78", "KZ-78-01",
                "the serial number was left writable after commissioning: a role that may change parameters can "
                "overwrite it (Write answers Good), though it is read-only to everyone"),

@@ -42,10 +42,13 @@ from harness.verdicts import Inconclusive
 pytestmark = pytest.mark.dut_kind("controller")
 
 
-@pytest.mark.check("KZ-66-01", "anonymous sessions are refused unless the profile declares them, and then get "
-                   "nothing beyond the least privileged role [SR 1.1, SR 1.2]")
+@pytest.mark.check("KZ-66-01", "no service without an activated session; anonymous sessions are refused unless the "
+                   "profile declares them, and then get nothing beyond their role [SR 1.1, SR 1.2]")
 def test_anonymous_access(dut, check):
     declared = opcua_map(dut)
+    expect_refused(check, "Read on a session created but never activated",
+                   dut.device.attempt_session(identity="anonymous", tamper="read_before_activation"),
+                   note="no identity given at all (Part 4 5.6.2: Bad_SessionNotActivated)")
     if IdentityKind.ANONYMOUS not in declared.security.identities:
         offering = [str(e) for e in dut.device.endpoints() if "anonymous" in e.identities]
         check.equal("endpoints offering an anonymous identity token", ", ".join(offering) or "none", "none",
