@@ -387,8 +387,9 @@ class OpcuaMap(Strict):
         return v
 
     def roles_allowing(self, operation: Operation) -> list[str]:
-        """Roles that may perform ``operation``, least privileged first (fewest operations)."""
-        return sorted((r for r, ops in self.roles.items() if operation in ops), key=lambda r: len(self.roles[r]))
+        """Roles that may perform ``operation``, least privileged first (fewest operations, then by name: never the
+        order the profile lists them in)."""
+        return sorted((r for r, ops in self.roles.items() if operation in ops), key=lambda r: (len(self.roles[r]), r))
 
     def settings(self) -> list[str]:
         """Points a write changes the device's configuration with (setpoints and parameters)."""

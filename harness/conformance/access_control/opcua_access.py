@@ -43,8 +43,9 @@ def opcua_map(dut: Any) -> OpcuaMap:
 
 
 def by_privilege(declared: OpcuaMap) -> list[str]:
-    """Declared roles, least privileged (fewest operations) first."""
-    return sorted(declared.roles, key=lambda r: len(declared.roles[r]))
+    """Declared roles, least privileged (fewest operations) first, then by name — never by the order the profile
+    lists them in."""
+    return sorted(declared.roles, key=lambda r: (len(declared.roles[r]), r))
 
 
 def password_accounts(dut: Any) -> list[tuple[str, Credential]]:
