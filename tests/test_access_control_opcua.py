@@ -21,7 +21,8 @@ OPCUA_CHECKS = ["KZ-66-01", "KZ-66-02", "KZ-66-03", "KZ-76-01", "KZ-76-02", "KZ-
 ACCESS_DEFECTS = sorted(name for name, d in CONTROLLER_DEFECTS.items() if d.expect in OPCUA_CHECKS)
 # Proven by one run of the whole suite over one simulated controller per defect (tests/defect_rigs.py), which
 # also shows that nothing else of the suite fails with them; the others by a run of their own check each.
-WHOLE_SUITE_DEFECTS = ["auth_trusts_any_certificate", "auth_ignores_password"]
+WHOLE_SUITE_DEFECTS = ["auth_trusts_any_certificate", "auth_ignores_password", "auth_session_certificate_optional",
+                       "identity_writable"]
 
 
 def _certify(rig: Path | str, out: Path, *args: str) -> tuple[int, str, dict, dict[str, dict]]:
@@ -98,6 +99,13 @@ def test_defects_fail_only_their_check_in_the_whole_suite(tmp_path):
     assert _measurement(trust, "secure channel with an untrusted application certificate")["measured"] == "accepted"
     assert _measurement(trust, "untrusted certificate as user identity (over a trusted channel)")[
         "measured"] == "accepted"
+    bare = checks["auth_session_certificate_optional", "KZ-66-03"]
+    assert _measurement(bare, "secure channel with an untrusted application certificate")["measured"].startswith(
+        "refused")  # the ordinary client still meets the trust list: only the certificate-less CreateSession gets in
+    assert _measurement(bare, "secure channel with an untrusted application certificate, CreateSession without "
+                        "ClientCertificate")["measured"] == "accepted"
+    serial = _measurement(checks["identity_writable", "KZ-78-01"], "administrator: write read-only points")
+    assert serial["measured"].startswith("serial_number: written"), serial
     password = {m["name"]: m["measured"] for m in checks["auth_ignores_password", "KZ-76-01"]["measurements"]}
     assert password["administrator: wrong password for admin1"] == "accepted"  # the most privileged role's
     assert password["viewer: wrong password for view1"].startswith("refused")  # the lockout's account is checked
