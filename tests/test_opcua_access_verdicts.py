@@ -32,6 +32,7 @@ def test_only_the_devices_answer_is_a_refusal():
     assert _outcome_of(ConnectionResetError("reset by peer"), None) == "refused"  # the device closed it
     assert _outcome_of(TimeoutError(), None) == "timeout"
     assert _outcome_of(ValueError("signature did not verify"), None) == "error"  # the harness's own failure
+    assert _outcome_of(FileNotFoundError("harness-client.der"), None) == "error"
     assert _outcome_of(ConnectionRefusedError(), None) == "unreachable"
 
 

@@ -349,8 +349,8 @@ def _outcome_of(exc: BaseException, code: int | None) -> str:
         return "unreachable"
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timeout"
-    if isinstance(exc, ConnectionError | EOFError | OSError):
-        return "refused"  # the device closed or reset the connection
+    if isinstance(exc, ConnectionError | EOFError):
+        return "refused"  # the device closed or reset the connection (a missing file of ours is an OSError: error)
     return "error"
 
 
