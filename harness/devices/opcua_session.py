@@ -4,8 +4,9 @@ Access-control checks (cl. 66/76/78/94) are about what a device *refuses*: a wro
 untrusted certificate, a policy it does not offer, a client that skips endpoint matching and asks
 for a session over SecurityPolicy None (LIBRARIES.md: a stock asyncua server grants it). So a
 session is opened one step at a time — endpoint, channel, session, activation (and, for the
-skip-endpoint-matching attempt, a first read: "use") — and the outcome is a ``SessionAttempt``
-that says which step refused and with which OPC UA status, whether or not it was accepted.
+attacks, a first read: "use"; the steps are ``opcua_steps.py``) — and the outcome is a
+``SessionAttempt`` that says which step refused and with which OPC UA status, whether or not it
+was accepted, and which certificates it sent.
 
 Everything here runs on the device's private loop (``opcua_loop.py``); ``opcua.py`` is the
 synchronous face.
