@@ -21,7 +21,8 @@ OPCUA_CHECKS = ["KZ-66-01", "KZ-66-02", "KZ-66-03", "KZ-76-01", "KZ-76-02", "KZ-
 ACCESS_DEFECTS = sorted(name for name, d in CONTROLLER_DEFECTS.items() if d.expect in OPCUA_CHECKS)
 # Proven by one run of the whole suite over one simulated controller per defect (tests/defect_rigs.py), which
 # also shows that nothing else of the suite fails with them; the others by a run of their own check each.
-WHOLE_SUITE_DEFECTS = ["auth_trusts_any_certificate", "auth_ignores_password"]
+WHOLE_SUITE_DEFECTS = ["auth_trusts_any_certificate", "auth_ignores_password", "auth_session_certificate_optional",
+                       "identity_writable"]
 
 
 def _certify(rig: Path | str, out: Path, *args: str) -> tuple[int, str, dict, dict[str, dict]]:
@@ -47,16 +48,29 @@ def test_golden_controller_passes_every_opcua_access_check(tmp_path):
     skipped = _measurement(checks["KZ-66-02"], "session over SecurityPolicy None (a client skipping endpoint "
                            "matching)")
     assert skipped["measured"] == "refused at session: BadSecurityPolicyRejected"
-    assert _measurement(checks["KZ-66-03"], "secure channel with an untrusted application certificate")[
-        "measured"] == "refused at session: BadCertificateUntrusted"
+    untrusted = _measurement(checks["KZ-66-03"], "secure channel with an untrusted application certificate")
+    assert untrusted["measured"] == "refused at session: BadCertificateUntrusted"
+    assert "channel untrusted-client.der; CreateSession ClientCertificate untrusted-client.der" in untrusted["note"]
+    bare = _measurement(checks["KZ-66-03"], "secure channel with an untrusted application certificate, "
+                        "CreateSession without ClientCertificate")
+    assert bare["measured"] == "refused at session: BadCertificateUntrusted"  # the channel's certificate counts
+    assert "channel untrusted-client.der; CreateSession ClientCertificate none" in bare["note"]
+    assert _measurement(checks["KZ-66-03"], "ActivateSession with a forged ClientSignature (trusted certificate)")[
+        "measured"] == "refused at activation: BadApplicationSignatureInvalid"
     lock = checks["KZ-76-02"]["measurements"]
     assert [m["measured"] for m in lock[3:6]] == ["refused at activation: BadUserAccessDenied"] * 2 + ["accepted"]
     assert _measurement(checks["KZ-76-02"], "lockout of view1 in the audit log (security_event)")["measured"] >= 1
     matrix = {m["name"]: m["measured"] for m in checks["KZ-78-01"]["measurements"]}
-    assert len(matrix) == 3 * 7  # every declared role × every operation of the vocabulary
+    assert len(matrix) == 3 * (7 + 1)  # every declared role × every operation of the vocabulary + read-only writes
     assert matrix["viewer: write_setpoint"] == "refused (BadUserAccessDenied), supply_setpoint unchanged"
     assert matrix["operator: firmware"] == "refused (BadUserAccessDenied)"
     assert matrix["administrator: firmware"] == "reached the update logic (BadInvalidState)"
+    # every row tried (issue 14.6): permitted log and user management only reach their argument checks
+    assert matrix["administrator: manage_log"] == "reached the method's own checks (BadTooManyArguments)"
+    assert matrix["administrator: manage_users"] == "reached the method's own checks (BadArgumentsMissing)"
+    assert matrix["viewer: manage_users"] == matrix["operator: manage_users"] == "refused (BadUserAccessDenied)"
+    assert all(matrix[f"{r}: write read-only points"] == "refused (BadNotWritable), unchanged"
+               for r in ("administrator", "operator", "viewer"))
     transcript = (tmp_path / "out" / "transcript.jsonl").read_text()
     assert '"op":"endpoints"' in transcript.replace(" ", "")
 
@@ -85,6 +99,13 @@ def test_defects_fail_only_their_check_in_the_whole_suite(tmp_path):
     assert _measurement(trust, "secure channel with an untrusted application certificate")["measured"] == "accepted"
     assert _measurement(trust, "untrusted certificate as user identity (over a trusted channel)")[
         "measured"] == "accepted"
+    bare = checks["auth_session_certificate_optional", "KZ-66-03"]
+    assert _measurement(bare, "secure channel with an untrusted application certificate")["measured"].startswith(
+        "refused")  # the ordinary client still meets the trust list: only the certificate-less CreateSession gets in
+    assert _measurement(bare, "secure channel with an untrusted application certificate, CreateSession without "
+                        "ClientCertificate")["measured"] == "accepted"
+    serial = _measurement(checks["identity_writable", "KZ-78-01"], "administrator: write read-only points")
+    assert serial["measured"].startswith("serial_number: written"), serial
     password = {m["name"]: m["measured"] for m in checks["auth_ignores_password", "KZ-76-01"]["measurements"]}
     assert password["administrator: wrong password for admin1"] == "accepted"  # the most privileged role's
     assert password["viewer: wrong password for view1"].startswith("refused")  # the lockout's account is checked
@@ -115,3 +136,24 @@ def test_a_lab_rig_that_trusts_any_certificate_and_lacks_an_account(tmp_path):
     matrix = checks["KZ-78-01"]
     assert matrix["verdict"] == "INCONCLUSIVE" and "viewer" in matrix["reason"], matrix["reason"]
     assert {m["name"].split(":")[0] for m in matrix["measurements"]} == {"administrator", "operator"}
+
+
+def test_a_permitted_operation_the_profile_gives_no_means_to_try_is_inconclusive(tmp_path):
+    """14.6: nothing untried counts as passed. The golden controller's profile without its user-management method:
+    the administrator is granted manage_users but the harness has no way to try it — KZ-78-01 is INCONCLUSIVE and
+    says so (the roles that may not manage users are likewise untried), instead of a PASS."""
+    rig = yaml.safe_load(RIG.read_text())
+    plc = rig["duts"]["plc"]
+    profile = yaml.safe_load((RIG.parent / plc["profile"]).read_text())
+    del profile["opcua"]["methods"]["set_password"]
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    plc["profile"] = str(tmp_path / "profile.yaml")
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig), encoding="utf-8")
+    code, output, _plc, checks = _certify(tmp_path / "rig.yaml", tmp_path / "out", "--check", "KZ-78-01")
+    assert code == 1, output
+    matrix = checks["KZ-78-01"]
+    assert matrix["verdict"] == "INCONCLUSIVE", matrix.get("reason")
+    assert "administrator: manage_users not tried" in matrix["reason"]
+    assert "viewer: manage_users not tried" in matrix["reason"]
+    rows = {m["name"]: m for m in matrix["measurements"]}
+    assert rows["administrator: manage_users"]["passed"] is False  # shown as not passed, never as a pass

@@ -272,6 +272,8 @@ def test_catalogue_and_command_line():
                 "endpoint_extra_policy": "KZ-68-08", "unknown_node_wrong_status": "KZ-68-09",
                 "write_wrong_type_accepted": "KZ-68-10", "access_denied_wrong_status": "KZ-68-11",
                 "auth_trusts_any_certificate": "KZ-66-03", "auth_ignores_password": "KZ-76-01",
+                "auth_session_certificate_optional": "KZ-66-03", "identity_writable": "KZ-78-01",
+                "auth_skips_client_signature": "KZ-66-03", "session_usable_unactivated": "KZ-66-01",
                 "log_capacity_short": "KZ-69-04", "update_not_logged": "KZ-70-01",
                 "update_accepts_downgrade": "KZ-70-07", "update_no_indication": "KZ-70-08",
                 "crash_on_malformed_hello": "KZ-49-01", "opcua_hang_on_flood": "KZ-49-02",

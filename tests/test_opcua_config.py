@@ -67,6 +67,13 @@ def test_every_policy_name_is_one_asyncua_implements():
     ("modes: [Sign, SignAndEncrypt]", "modes: [Sign, None]", "opcua.security", "go together", "  security:"),
     ("kind: setpoint, unit: degC, range: [20, 120]", "kind: setpoint, unit: degF, range: [20, 120]",
      "opcua.points.supply_setpoint", "unit 'degF' unknown", "    supply_setpoint:"),
+    # 12.14: honest declarations of what a device lacks, and which role anonymous / certificate users get
+    ("    identities: [username, certificate]", "    identities: [username, certificate]\n    anonymous_role: viewer",
+     "opcua.security", "needs identity anonymous", "  security:"),
+    ("    identities: [username, certificate]", "    identities: [username, certificate]\n    certificate_role: root",
+     "opcua", "names role 'root'", "opcua:"),
+    ("    capacity: 1000", "    capacity: 1000\n  absent: [audit_log]", "opcua", "absent lists audit_log", "opcua:"),
+    ("    capacity: 1000", "    capacity: 1000\n  absent: [firewall]", "opcua.absent.0", "lockout", "  absent:"),
 ])
 def test_mistakes_are_reported_with_file_line_and_field(tmp_path, old, new, field, message, line_at):
     assert old in TEXT

@@ -130,6 +130,11 @@ class OpcuaSecurity(Strict):
     default_credentials: list[FactoryCredential] = Field(
         default_factory=list, description="factory accounts the vendor's documents name; none may log in once "
         "commissioned (tried besides the common factory defaults)")
+    anonymous_role: str | None = Field(None, description="the declared role an anonymous session gets (default: "
+                                       "the least privileged); only with identity anonymous")
+    certificate_role: str | None = Field(None, description="the declared role the harness's trusted certificate "
+                                         "gets as user identity, so its rows can be checked without a password "
+                                         "account; only with identity certificate")
 
     @model_validator(mode="after")
     def _check(self) -> OpcuaSecurity:
@@ -142,6 +147,10 @@ class OpcuaSecurity(Strict):
             raise ValueError("a policy other than None needs mode Sign or SignAndEncrypt")
         if self.secure_modes and not self.secure_policies:
             raise ValueError("modes Sign/SignAndEncrypt need a policy other than None")
+        if self.anonymous_role is not None and IdentityKind.ANONYMOUS not in self.identities:
+            raise ValueError("anonymous_role needs identity anonymous in `identities`")
+        if self.certificate_role is not None and IdentityKind.CERTIFICATE not in self.identities:
+            raise ValueError("certificate_role needs identity certificate in `identities`")
         return self
 
     @property
@@ -287,6 +296,16 @@ class OpcuaUpdate(Strict):
         return v
 
 
+class Absent(StrEnum):
+    """What a device may declare it does not have — honestly, so that a check judges the absence against the Rules
+    (a Rules-required feature declared absent FAILs its check, it does not make it N/A)."""
+
+    LOCKOUT = "lockout"  # no lock or delay after failed logins (KZ-76-02)
+    AUDIT_LOG = "audit_log"  # no control-system event log (cl. 69)
+    PASSWORD_CHECK = "password_check"  # any password opens an account (KZ-76-01)
+    CONNECTION_LIMIT = "connection_limit"  # no bound on UA-TCP connections at once (robustness KZ-49-03)
+
+
 class OpcuaMap(Strict):
     """The `opcua:` section of a profile."""
 
@@ -304,6 +323,24 @@ class OpcuaMap(Strict):
     max_connections: int | None = Field(
         None, ge=1, le=4096, description="UA-TCP connections the server takes at once; further ones may be "
         "closed at once, never lock it up (suite robustness, KZ-49-03/04)")
+    response_time_s: float | None = Field(
+        None, gt=0, le=60, description="the longest a service request may take to answer (the robustness checks' "
+        "bound; default: the rig's request_timeout_s)")
+    absent: list[Absent] = Field(default_factory=list, description="features the device declares it does not have: "
+                                 "lockout, audit_log, password_check, connection_limit")
+
+    @model_validator(mode="after")
+    def _absent(self) -> OpcuaMap:
+        present = {Absent.LOCKOUT: self.security.lockout, Absent.AUDIT_LOG: self.audit_log,
+                   Absent.CONNECTION_LIMIT: self.max_connections}
+        for feature in self.absent:
+            if present.get(feature) is not None:
+                raise ValueError(f"absent lists {feature.value}, which the profile also declares: one or the other")
+        for field, role in (("anonymous_role", self.security.anonymous_role),
+                            ("certificate_role", self.security.certificate_role)):
+            if role is not None and role not in self.roles:
+                raise ValueError(f"security.{field} names role {role!r}, which `roles` does not declare")
+        return self
 
     @field_validator("endpoint_path")
     @classmethod
@@ -355,8 +392,9 @@ class OpcuaMap(Strict):
         return v
 
     def roles_allowing(self, operation: Operation) -> list[str]:
-        """Roles that may perform ``operation``, least privileged first (fewest operations)."""
-        return sorted((r for r, ops in self.roles.items() if operation in ops), key=lambda r: len(self.roles[r]))
+        """Roles that may perform ``operation``, least privileged first (fewest operations, then by name: never the
+        order the profile lists them in)."""
+        return sorted((r for r, ops in self.roles.items() if operation in ops), key=lambda r: (len(self.roles[r]), r))
 
     def settings(self) -> list[str]:
         """Points a write changes the device's configuration with (setpoints and parameters)."""

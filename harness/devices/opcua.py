@@ -43,6 +43,8 @@ from harness.devices.opcua_handle import Session
 from harness.devices.opcua_loop import LoopThread
 from harness.devices.opcua_pki import Pki, ensure_pki
 from harness.devices.opcua_session import (
+    SECURED_ONLY,
+    TAMPERING,
     Anonymous,
     LiveSession,
     OfferedEndpoint,
@@ -138,8 +140,10 @@ class OpcuaDevice(Device):
 
     def spec(self, role: str | None = None, identity: IdentityArg = None, policy: SecurityPolicy | str | None = None,
              mode: SecurityMode | str | None = None, skip_endpoint_matching: bool = False,
-             application: str = "trusted", operation: Operation = Operation.READ) -> SessionSpec:
-        """What a session is opened with (see ``session``)."""
+             application: str = "trusted", operation: Operation = Operation.READ,
+             tamper: str | None = None) -> SessionSpec:
+        """What a session is opened with (see ``session``; ``tamper``: an attack on a secured channel's session
+        requests, one of ``opcua_session.TAMPERING``)."""
         if role is not None and identity is not None:
             raise ValueError("give a role (the rig's account for it) or an identity, not both")
         chosen = self.accounts.identity(identity) if identity is not None else self.accounts.for_role(role, operation)
@@ -158,8 +162,12 @@ class OpcuaDevice(Device):
                 else sec.secure_modes[0]
         if application not in ("trusted", "untrusted"):
             raise ValueError("application is trusted or untrusted (which harness certificate the channel uses)")
+        if tamper is not None and (tamper not in TAMPERING or (tamper in SECURED_ONLY and pol == SecurityPolicy.NONE)):
+            raise ValueError(f"tamper is one of {', '.join(TAMPERING)} ({', '.join(SECURED_ONLY)} need a secure "
+                             "policy)")
         app = self.pki.trusted if application == "trusted" else self.pki.untrusted
-        return SessionSpec(self.url, pol, mod, chosen, app, self.timeout, skip_endpoint_matching)
+        return SessionSpec(self.url, pol, mod, chosen, app, self.timeout, skip_endpoint_matching,
+                           tamper)
 
     # ---- sessions -------------------------------------------------------------------------------------
     def endpoints(self) -> list[OfferedEndpoint]:
@@ -213,7 +221,7 @@ class OpcuaDevice(Device):
             live, attempt = None, SessionAttempt(False, "timeout", "channel", None, None,
                                                  f"no session within {bound:g} s", spec.policy.value,
                                                  spec.mode.value, spec.identity.describe(),
-                                                 spec.skip_endpoint_matching, bound)
+                                                 spec.skip_endpoint_matching, bound, spec.certificates())
         self._record("session", spec, 0, 0.0, attempt.duration_s, **attempt.as_dict())
         return live, attempt
 
@@ -229,6 +237,8 @@ class OpcuaDevice(Device):
         if live is None:
             if attempt.outcome == "unreachable":
                 raise DeviceUnreachable(f"{self.name}: cannot connect to {self.url} ({attempt.error})")
+            if attempt.outcome == "error":
+                raise DeviceError(f"{self.name}: opening a session failed in the harness: {attempt.error}")
             if attempt.outcome == "timeout":
                 raise DeviceTimeout(f"{self.name}: {self.url} did not answer within {self.timeout:g} s at "
                                     f"{attempt.step} ({attempt.error})")

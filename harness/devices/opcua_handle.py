@@ -48,6 +48,16 @@ class Session:
             raise NotDeclared(f"{self.device.name}: profile declares no method {method_name!r}")
         return self.device._call_node(self._slot, method.object, method.method, args, f"call of {method_name}")
 
+    def input_arguments(self, method_node: str) -> int:
+        """How many input arguments a method declares (its InputArguments property; 0 without one): what a
+        check needs to call it with the wrong number on purpose."""
+        from harness.devices.opcua_values import input_types
+
+        async def work(live: LiveSession) -> int:
+            return len(await input_types(live, await live.node_id(method_node)) or [])
+
+        return int(self.device._exchange("browse", self._slot, work, node=method_node)[0])
+
     def call_node(self, object_node: str, method_node: str, *args: Any) -> Any:
         return self.device._call_node(self._slot, object_node, method_node, args, f"call of {method_node}")
 

@@ -4,8 +4,9 @@ Access-control checks (cl. 66/76/78/94) are about what a device *refuses*: a wro
 untrusted certificate, a policy it does not offer, a client that skips endpoint matching and asks
 for a session over SecurityPolicy None (LIBRARIES.md: a stock asyncua server grants it). So a
 session is opened one step at a time — endpoint, channel, session, activation (and, for the
-skip-endpoint-matching attempt, a first read: "use") — and the outcome is a ``SessionAttempt``
-that says which step refused and with which OPC UA status, whether or not it was accepted.
+attacks, a first read: "use"; the steps are ``opcua_steps.py``) — and the outcome is a
+``SessionAttempt`` that says which step refused and with which OPC UA status, whether or not it
+was accepted, and which certificates it sent.
 
 Everything here runs on the device's private loop (``opcua_loop.py``); ``opcua.py`` is the
 synchronous face.
@@ -25,6 +26,11 @@ from harness.devices.api import DeviceError, DeviceRefused, DeviceTimeout, Devic
 from harness.devices.opcua_pki import ClientCertificate
 
 STEPS = ("endpoint", "channel", "session", "activation", "use")
+# Requests a careless server may not check, sent over a secured channel (Part 4 5.6.2, 5.6.3 require both):
+TAMPERING = {"no_client_certificate": "CreateSession without ClientCertificate",
+             "forged_client_signature": "ActivateSession with a forged ClientSignature",
+             "read_before_activation": "a Read on a session created but never activated"}
+SECURED_ONLY = ("no_client_certificate", "forged_client_signature")  # attacks on a secured channel's proofs
 SESSION_TIMEOUT_MS = 120_000  # an abandoned session (harness killed) is dropped by the device after this
 
 
@@ -72,10 +78,23 @@ class SessionSpec:
     application: ClientCertificate = field(compare=True)
     timeout_s: float = 1.0
     skip_endpoint_matching: bool = False
+    tamper: str | None = None  # an attack on a secured channel's session requests (TAMPERING)
 
     def describe(self) -> str:
-        attack = " (skipping endpoint matching)" if self.skip_endpoint_matching else ""
+        attack = " (skipping endpoint matching)" if self.skip_endpoint_matching else \
+            f" ({TAMPERING[self.tamper]})" if self.tamper else ""
         return f"{self.identity.describe()} over {self.policy.value}/{self.mode.value}{attack}"
+
+    def certificates(self) -> str:
+        """Which certificates this attempt sends, by file name: the evidence says what the device was shown
+        (over SecurityPolicy None no application certificate is exchanged at all)."""
+        user = self.identity.certificate.name if isinstance(self.identity, X509Identity) else None
+        if self.policy == SecurityPolicy.NONE:
+            return "no application certificate (SecurityPolicy None)" + (f"; user certificate {user}" if user else "")
+        app = self.application.der.name
+        session = "none" if self.tamper == "no_client_certificate" else app
+        return f"channel {app}; CreateSession ClientCertificate {session}" + (f"; user certificate {user}" if user
+                                                                             else "")
 
 
 @dataclass(frozen=True)
@@ -83,7 +102,7 @@ class SessionAttempt:
     """How one attempt to open a session ended: accepted, or refused at ``step`` with this status."""
 
     accepted: bool
-    outcome: str  # accepted | refused | unreachable (nothing listens) | timeout (no answer in time)
+    outcome: str  # accepted | refused (by the device) | unreachable | timeout (no answer) | error (client-side)
     step: str | None  # where it was refused (endpoint, channel, session, activation, use); None if accepted
     status_code: int | None  # OPC UA StatusCode value of the refusal, when the device sent one
     status_name: str | None  # e.g. BadUserAccessDenied
@@ -93,6 +112,7 @@ class SessionAttempt:
     identity: str
     skip_endpoint_matching: bool
     duration_s: float
+    certificates: str = ""  # which certificates were sent (SessionSpec.certificates)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -282,11 +302,13 @@ async def open_session(spec: SessionSpec) -> tuple[LiveSession | None, SessionAt
         raise DeviceError(f"cannot load identity {spec.identity.describe()}: {exc}") from None
     step = "endpoint"
     created = False
+    from harness.devices import opcua_steps  # the steps need this module's types: imported here, not at the top
+
     try:
         if spec.skip_endpoint_matching:
-            steps = _open_skipping_endpoint_matching(client, spec, credentials)
+            steps = opcua_steps.skipping_endpoint_matching(client, spec, credentials)
         else:
-            steps = _open_matched(client, spec, credentials)
+            steps = opcua_steps.matched(client, spec, credentials)
         async for step in steps:
             created = created or step == "activation"
         attempt = _attempt(spec, t0, None, None)
@@ -297,97 +319,6 @@ async def open_session(spec: SessionSpec) -> tuple[LiveSession | None, SessionAt
     except BaseException:  # cancelled (the caller's bound ran out): no await left, just the socket
         client.disconnect_socket()
         raise
-
-
-async def _open_matched(client: Any, spec: SessionSpec, credentials: tuple[str | None, str | None, Any]) -> Any:
-    """The ordinary client: endpoint matching (GetEndpoints over a None channel, as every client does
-    first), then channel, session, activation."""
-    from asyncua import ua
-
-    user, password, certificate = credentials
-    yield "endpoint"
-    if spec.policy != SecurityPolicy.NONE:
-        policy_class = _policy_class(spec.policy)
-        await client.set_security(policy_class, str(spec.application.der), str(spec.application.key),
-                                  mode=getattr(ua.MessageSecurityMode, spec.mode.value))
-    elif spec.mode != SecurityMode.NONE:
-        raise ValueError("policy None goes with mode None")
-    yield "channel"
-    await _open_channel(client)
-    yield "session"
-    await client.create_session()
-    yield "activation"
-    await client.activate_session(username=user, password=password, certificate=certificate)
-    _keep_channel_renewed(client)
-
-
-async def _open_channel(client: Any) -> None:
-    """Socket, Hello and OpenSecureChannel with the client's security as set (None when unset)."""
-    client.uaclient.clear_disconnect_request()
-    await client.connect_socket()
-    await client.send_hello()
-    await client.open_secure_channel()
-
-
-async def _open_skipping_endpoint_matching(client: Any, spec: SessionSpec,
-                                           credentials: tuple[str | None, str | None, Any]) -> Any:
-    """The attack: a SecurityPolicy None channel, CreateSession/ActivateSession sent as they are.
-
-    A well-behaved client refuses to go on when the device lists no endpoint for policy None; an
-    attacker does not ask. The identity token is sent as the device's token policies describe it,
-    but unencrypted (a password travels in clear). Accepted only when a first Read also works."""
-    from asyncua import ua
-    from asyncua.common.utils import create_nonce
-    from asyncua.crypto import security_policies, uacrypto
-
-    user, password, certificate = credentials
-    yield "channel"
-    await _open_channel(client)
-    yield "session"
-    params = ua.CreateSessionParameters()
-    params.ClientDescription = ua.ApplicationDescription(
-        ApplicationUri=client.application_uri, ProductUri=client.product_uri,
-        ApplicationName=ua.LocalizedText(client.name), ApplicationType=ua.ApplicationType.Client)
-    params.ClientNonce = create_nonce(32)
-    params.ClientCertificate = uacrypto.der_from_x509(certificate) if certificate is not None else None
-    params.EndpointUrl = spec.url
-    params.SessionName = "tek-harness skip-endpoint-matching"
-    params.RequestedSessionTimeout = SESSION_TIMEOUT_MS
-    params.MaxResponseMessageSize = 0
-    response = await client.uaclient.create_session(params)
-    token_policies = [p for ep in response.ServerEndpoints or [] for p in ep.UserIdentityTokens or []]
-    yield "activation"
-    activate = ua.ActivateSessionParameters()
-    activate.LocaleIds = ["en"]
-    if isinstance(spec.identity, UserPassword):
-        token = ua.UserNameIdentityToken(PolicyId=_policy_id(token_policies, ua.UserTokenType.UserName, "username"),
-                                         UserName=user, Password=(password or "").encode("utf-8"),
-                                         EncryptionAlgorithm=None)
-    elif isinstance(spec.identity, X509Identity):
-        policy = next((p for p in token_policies if p.TokenType == ua.UserTokenType.Certificate), None)
-        server_cert = uacrypto.der_from_x509(uacrypto.x509_from_der(response.ServerCertificate)) \
-            if response.ServerCertificate else b""
-        token = ua.X509IdentityToken(PolicyId=policy.PolicyId if policy else "certificate",
-                                     CertificateData=uacrypto.der_from_x509(certificate))
-        signature, algorithm = security_policies.sign_asymmetric(
-            client.user_private_key, server_cert + (response.ServerNonce or b""),
-            policy.SecurityPolicyUri if policy and policy.SecurityPolicyUri else
-            security_policies.SecurityPolicyBasic256Sha256.URI)
-        activate.UserTokenSignature = ua.SignatureData(Algorithm=algorithm, Signature=signature)
-    else:
-        token = ua.AnonymousIdentityToken(PolicyId=_policy_id(token_policies, ua.UserTokenType.Anonymous,
-                                                              "anonymous"))
-    activate.UserIdentityToken = token
-    await client.uaclient.activate_session(activate)
-    yield "use"
-    state = await client.uaclient.read(ua.ReadParameters(NodesToRead=[ua.ReadValueId(
-        NodeId=ua.NodeId(ua.ObjectIds.Server_ServerStatus_State), AttributeId=ua.AttributeIds.Value)]))
-    state[0].StatusCode.check()
-    _keep_channel_renewed(client)
-
-
-def _policy_id(policies: list[Any], token_type: Any, default: str) -> str:
-    return next((p.PolicyId for p in policies if p.TokenType == token_type), default)
 
 
 async def _load_identity(client: Any, identity: Identity) -> tuple[str | None, str | None, Any]:
@@ -401,29 +332,27 @@ async def _load_identity(client: Any, identity: Identity) -> tuple[str | None, s
     return None, None, None
 
 
-def _keep_channel_renewed(client: Any) -> None:
-    """asyncua renews the secure channel before its lifetime ends only from connect(); we open step by step."""
-    start = getattr(client, "_start_renew_loop", None)
-    if start is not None:
-        start()
-
-
-def _policy_class(policy: SecurityPolicy) -> Any:
-    from asyncua.crypto import security_policies
-
-    for name in dir(security_policies):
-        cls = getattr(security_policies, name)
-        if isinstance(cls, type) and getattr(cls, "URI", None) == policy.uri:
-            return cls
-    raise DeviceError(f"asyncua implements no security policy {policy.value}")
-
-
 async def _abandon(client: Any, created: bool, timeout_s: float) -> None:
     if created:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.uaclient.close_session(True), timeout_s)
     with contextlib.suppress(Exception):
         client.disconnect_socket()
+
+
+def _outcome_of(exc: BaseException, code: int | None) -> str:
+    """Who ended an attempt that failed: only the device's own answer is a refusal — a Bad status, a GetEndpoints
+    that lists no such endpoint, a connection it closed. Silence is a timeout; anything the client raised by
+    itself (a signature it could not check, a bug) is an error: neither proves that the device refused."""
+    if code is not None or "No matching endpoints" in str(exc):
+        return "refused"
+    if isinstance(exc, ConnectionRefusedError):
+        return "unreachable"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionError | EOFError):
+        return "refused"  # the device closed or reset the connection (a missing file of ours is an OSError: error)
+    return "error"
 
 
 def _attempt(spec: SessionSpec, t0: float, step: str | None, exc: BaseException | None) -> SessionAttempt:
@@ -433,15 +362,8 @@ def _attempt(spec: SessionSpec, t0: float, step: str | None, exc: BaseException 
         error = f"{type(exc).__name__}: {exc}".strip().rstrip(":") if str(exc) else type(exc).__name__
         if "No matching endpoints" in str(exc):
             step = "endpoint"
-    if exc is None:
-        outcome = "accepted"
-    elif isinstance(exc, ConnectionRefusedError):
-        outcome = "unreachable"
-    elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        outcome = "timeout"
-    else:
-        outcome = "refused"
+    outcome = "accepted" if exc is None else _outcome_of(exc, code)
     return SessionAttempt(accepted=exc is None, outcome=outcome, step=step, status_code=code, status_name=name,
                           error=error, policy=spec.policy.value, mode=spec.mode.value,
                           identity=spec.identity.describe(), skip_endpoint_matching=spec.skip_endpoint_matching,
-                          duration_s=round(time.monotonic() - t0, 6))
+                          duration_s=round(time.monotonic() - t0, 6), certificates=spec.certificates())

@@ -255,6 +255,18 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
         Defect("auth_trusts_any_certificate", "66", "KZ-66-03",
                "no trust list: any client certificate opens a secure channel and is accepted as user identity "
                "(with the role trusted certificates get by default)"),
+        Defect("auth_session_certificate_optional", "66", "KZ-66-03",
+               "the trust list is consulted only for a CreateSession that carries a ClientCertificate (the stock "
+               "asyncua way): a channel opened with an untrusted certificate gets a session when CreateSession "
+               "leaves the field empty"),
+        Defect("auth_skips_client_signature", "66", "KZ-66-03",
+               "ActivateSession's ClientSignature is never verified: a session is activated without proof that the "
+               "client holds the key of the certificate it presented"),
+        Defect("session_usable_unactivated", "66", "KZ-66-01",
+               "a Read on a session that was created but never activated is served: no identity was ever given"),
+        Defect("identity_writable", "78", "KZ-78-01",
+               "the serial number was left writable after commissioning: a role that may change parameters can "
+               "overwrite it (Write answers Good), though it is read-only to everyone"),
         Defect("auth_ignores_password", "76", "KZ-76-01",
                "the password check is skipped for accounts of the most privileged role (a service back door): "
                "their user name is accepted with any password"),

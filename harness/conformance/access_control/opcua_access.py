@@ -11,13 +11,14 @@ rig's ``timing.max_wall_wait_s``).
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
-from harness.config.opcua_map import IdentityKind, Lockout, OpcuaMap
+from harness.config.opcua_map import IdentityKind, Lockout, OpcuaMap, SecurityMode, SecurityPolicy
 from harness.config.rig_security import Credential
 from harness.devices.opcua_session import SessionAttempt
-from harness.reporting.records import Check
+from harness.reporting.records import Check, Measurement
 from harness.verdicts import Inconclusive, NotApplicable
 
 # Factory accounts devices are known to ship with (ICS advisories, vendor manuals). KZ-76-03 tries these
@@ -42,8 +43,9 @@ def opcua_map(dut: Any) -> OpcuaMap:
 
 
 def by_privilege(declared: OpcuaMap) -> list[str]:
-    """Declared roles, least privileged (fewest operations) first."""
-    return sorted(declared.roles, key=lambda r: len(declared.roles[r]))
+    """Declared roles, least privileged (fewest operations) first, then by name — never by the order the profile
+    lists them in."""
+    return sorted(declared.roles, key=lambda r: (len(declared.roles[r]), r))
 
 
 def password_accounts(dut: Any) -> list[tuple[str, Credential]]:
@@ -53,12 +55,23 @@ def password_accounts(dut: Any) -> list[tuple[str, Credential]]:
     return [(r, creds[r]) for r in by_privilege(opcua_map(dut)) if r in creds and creds[r].user is not None]
 
 
+def require_user_names(dut: Any) -> str:
+    """Whether the device takes user names and passwords — asked of the device (the identity tokens its endpoints
+    offer), not only of the profile: N/A only when neither says so. Returns how it is known, for the evidence."""
+    declared = IdentityKind.USERNAME in opcua_map(dut).security.identities
+    offered = [str(e) for e in dut.device.endpoints() if "username" in e.identities]
+    if not declared and not offered:
+        raise NotApplicable("the device takes no user names: the profile declares none (opcua.security.identities) "
+                            "and no endpoint offers a user-name token in GetEndpoints")
+    if offered and not declared:
+        return "not declared, but offered by the device: " + ", ".join(offered)
+    return "declared" + (", offered: " + ", ".join(offered) if offered else ", yet offered by no endpoint")
+
+
 def first_password_account(dut: Any) -> tuple[str, Credential]:
     """The least privileged account with a user name and password: what a check that must fail logins,
-    or be locked out, spends (never more than a reader's rights are at stake)."""
+    or be locked out, spends (never more than a reader's rights are at stake). Ask ``require_user_names`` first."""
     declared = opcua_map(dut)
-    if IdentityKind.USERNAME not in declared.security.identities:
-        raise NotApplicable("the device declares no user name/password identities (opcua.security.identities)")
     accounts = password_accounts(dut)
     if not accounts:
         raise Inconclusive(f"the rig gives no user name and password for any declared role "
@@ -81,12 +94,28 @@ def login(dut: Any) -> dict[str, Any]:
                        "a declared role and the device declares neither certificate nor anonymous identities")
 
 
+def secured_endpoint(dut: Any) -> tuple[SecurityPolicy, SecurityMode] | None:
+    """The secured policy and mode a certificate check opens its channels with: the first declared secure policy
+    (SignAndEncrypt when declared), else the first secured endpoint the device offers all the same; None when
+    there is no secured endpoint at all (no application certificate is ever exchanged)."""
+    security = opcua_map(dut).security
+    if security.secure_policies:
+        mode = SecurityMode.SIGN_AND_ENCRYPT if SecurityMode.SIGN_AND_ENCRYPT in security.modes else \
+            security.secure_modes[0]
+        return security.secure_policies[0], mode
+    known = {p.value for p in SecurityPolicy} - {SecurityPolicy.NONE.value}
+    offered = [(e.policy, e.mode) for e in dut.device.endpoints() if e.policy in known and e.mode != "None"]
+    return (SecurityPolicy(offered[0][0]), SecurityMode(offered[0][1])) if offered else None
+
+
 def described(attempt: SessionAttempt) -> str:
     """An attempt's outcome in the words of the evidence."""
     if attempt.accepted:
         return "accepted"
     if attempt.outcome == "timeout":
         return f"no answer ({attempt.error})"
+    if attempt.outcome == "error":
+        return f"not decided by the device: the harness failed at {attempt.step} ({attempt.error})"
     return f"refused at {attempt.step}: {attempt.status_name or attempt.error}"
 
 
@@ -96,16 +125,51 @@ def _answered(name: str, attempt: SessionAttempt) -> None:
 
 
 def expect_refused(check: Check, name: str, attempt: SessionAttempt, note: str = "") -> bool:
-    """A session that must not be granted: refused (at any step, or never answered) passes."""
+    """A session that must not be granted: only the device's refusal passes; silence or a failure of the
+    harness's own leaves the check unsettled (INCONCLUSIVE unless something else FAILs)."""
     _answered(name, attempt)
-    return check.measure(name, described(attempt), passed=not attempt.accepted, limit="refused",
-                         note=note or f"{attempt.identity} over {attempt.policy}/{attempt.mode}").passed
+    m = check.measure(name, described(attempt), passed=attempt.outcome == "refused", limit="refused",
+                      note=_noted(attempt, note))
+    if attempt.outcome in ("timeout", "error"):
+        unsettled(check, m, f"{name}: {described(attempt)}")
+    return m.passed
 
 
 def expect_accepted(check: Check, name: str, attempt: SessionAttempt, note: str = "") -> bool:
     _answered(name, attempt)
-    return check.measure(name, described(attempt), passed=attempt.accepted, limit="accepted",
-                         note=note or f"{attempt.identity} over {attempt.policy}/{attempt.mode}").passed
+    m = check.measure(name, described(attempt), passed=attempt.accepted, limit="accepted",
+                      note=_noted(attempt, note))
+    if attempt.outcome in ("timeout", "error"):
+        unsettled(check, m, f"{name}: {described(attempt)}")
+    return m.passed
+
+
+# ---- what a check tried without an answer ------------------------------------------------------------------
+_UNSETTLED: weakref.WeakKeyDictionary[Check, list[tuple[Measurement | None, str]]] = weakref.WeakKeyDictionary()
+
+
+def unsettled(check: Check, measurement: Measurement | None, why: str) -> None:
+    """``measurement`` (recorded as not passed; None: none recorded) is no verdict: nothing was tried, or the
+    device never answered."""
+    _UNSETTLED.setdefault(check, []).append((measurement, why))
+
+
+def conclude(check: Check) -> None:
+    """A check's end: FAIL on any real failure; else INCONCLUSIVE naming what stayed untried or unanswered;
+    else PASS. Nothing untried ever counts as passed."""
+    pending = _UNSETTLED.pop(check, [])
+    ids = {id(m) for m, _ in pending}
+    if any(id(m) not in ids for m in check.failures):
+        check.require()
+    if pending:
+        raise Inconclusive("not decided: " + "; ".join(why for _, why in pending))
+    check.require()
+
+
+def _noted(attempt: SessionAttempt, note: str) -> str:
+    """The evidence of an attempt: who over which security, and which certificates were sent."""
+    return "; ".join(filter(None, [note, f"{attempt.identity} over {attempt.policy}/{attempt.mode}",
+                                   attempt.certificates]))
 
 
 def wrong_password(password: str | None) -> str:

@@ -17,9 +17,14 @@ put back — also when a refusal that should have come did not:
   update logic answers it (BadInvalidState) for a role that may; a role that may not must get an
   access refusal, not a state one (a state answer means the role check was passed).
 - ``manage_log``: a role that may not calls the declared clear method; the log must keep its entries.
-  A role that may is not made to clear the device's audit trail (KZ-69-02 judges who may clear).
+  A role that may is not made to clear the device's audit trail: it calls the clear method with one
+  argument too many, and an argument answer (Bad_TooManyArguments) shows the role check let it through.
 - ``manage_users`` (and any other operation only methods of that kind exercise): a role that may not
-  calls them and must be refused; their effect for a role that may is unknown, so not tried.
+  calls them and must be refused; a role that may calls the first with the wrong number of arguments
+  (none when it declares some), so it does nothing but shows the role check was passed.
+- read-only points (identity, process values): every role writes each of them and must be refused.
+
+Anything not tried (nothing declared to try it with, or no answer) is no pass: the check is INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from harness.config.opcua_map import Operation, PointKind
 from harness.conformance.access_control.opcua_access import opcua_map
 from harness.conformance.cleanup import restoring
 from harness.conformance.opcua_control import NO_UNDO, control_methods, undoable_control
-from harness.devices.api import DeviceRefused
+from harness.devices.api import DeviceRefused, DeviceTimeout
 
 # Answers that name the caller's right, not the device's state: proof that a role check refused the call.
 ACCESS_DENIED = ("BadUserAccessDenied", "BadNotExecutable", "BadSecurityModeInsufficient", "BadNotWritable",
@@ -50,7 +55,8 @@ class Outcome:
     passed: bool
     measured: str
     note: str = ""
-    exercised: bool = True  # False: the profile gives no safe way to try it here (note says why)
+    exercised: bool = True  # False: the profile gives no safe way to try it here, or no answer (note says why)
+    silent: bool = False  # not exercised because the device never answered
 
 
 def status_name(code: int) -> str:
@@ -95,6 +101,19 @@ class Exerciser:
         self.audit_since = audit_since
 
     def run(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
+        """How ``operation`` went; silence is no refusal — a request the device never answered is untried."""
+        try:
+            return self._run(session, operation, allowed)
+        except DeviceTimeout as exc:
+            return Outcome(False, "no answer", f"no answer from the device: {exc}", exercised=False, silent=True)
+
+    def read_only(self, session: Any) -> Outcome:
+        try:
+            return self._read_only(session)
+        except DeviceTimeout as exc:
+            return Outcome(False, "no answer", f"no answer from the device: {exc}", exercised=False, silent=True)
+
+    def _run(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
         if operation == Operation.READ:
             return self._read(session, allowed)
         if operation == Operation.WRITE_SETPOINT:
@@ -139,6 +158,39 @@ class Exerciser:
         unchanged = _same(after, before)
         return Outcome(unchanged, f"refused ({status}), {name} unchanged" if unchanged
                        else f"refused ({status}), yet {name} {before:g} → {after}", how)
+
+    def _read_only(self, session: Any) -> Outcome:
+        """Writes of every declared read-only point (identity, process values): whoever asks, a device refuses them
+        (Part 4: Bad_NotWritable for the access level, Bad_UserAccessDenied for the user's) and nothing changes.
+
+        A text point gets a visibly different value; a number one 10 % (at least 1) away, so that a write that took
+        shows through a drifting measurement; a Boolean its own value (a process state is never switched by a
+        write here). Whatever took is written back at once in the same session."""
+        names = [n for n, p in self.map.points.items() if not p.writable]
+        if not names:
+            return _not_exercised("the profile declares no read-only point")
+        verdicts = [self._write_read_only(session, n) for n in names]
+        wrong = [v for ok, v in verdicts if not ok]
+        how = f"Write of {', '.join(names)}"
+        if wrong:
+            return Outcome(False, "; ".join(wrong), how)
+        return Outcome(True, "refused (" + ", ".join(sorted({v for _, v in verdicts})) + "), unchanged", how)
+
+    def _write_read_only(self, session: Any, name: str) -> tuple[bool, str]:
+        before = self.device.read(name).value
+        target: Any = before if isinstance(before, bool) else f"{before}-tek-harness" if isinstance(before, str) \
+            else float(before) + max(1.0, abs(float(before)) * 0.1)
+        status = attempt(lambda: session.write(name, target))
+        after = self.device.read(name).value
+        took = not isinstance(before, bool) and _same(after, target)
+        if took or status is None:
+            back = attempt(lambda: session.write(name, before)) if took else None
+            undone = "written back" if back is None else f"writing it back refused ({back})"
+            return False, f"{name}: " + ("written" if status is None else f"refused ({status}), yet written") + \
+                (f" ({before!r} → {after!r}, {undone})" if took else " (answered Good)")
+        if status not in ACCESS_DENIED:
+            return False, f"{name}: answered {status}, not a refusal for the access"
+        return True, status
 
     def _put_back(self, name: str, value: Any) -> None:
         if not _same(self.device.read(name).value, value):
@@ -225,9 +277,8 @@ class Exerciser:
         clear = audit.clear if audit is not None else None
         if audit is None or clear is None:
             return _not_exercised("the profile declares no way to clear the audit log (audit_log.clear)")
-        if allowed:
-            return _not_exercised("a role that may is not made to clear the device's audit trail (KZ-69-02 "
-                                  "judges who may clear)")
+        if allowed:  # never made to clear the device's audit trail: only its argument check is reached
+            return self._wrong_arguments(session, clear.object, clear.method, "the audit log's clear method")
         before = self.device.read_audit_log(start=self.audit_since)
         status = attempt(lambda: session.call_node(clear.object, clear.method))
         after = self.device.read_audit_log(start=self.audit_since)
@@ -237,19 +288,39 @@ class Exerciser:
             return Outcome(False, "done" + ("" if kept else ": the log was emptied"), how)
         return Outcome(kept, f"refused ({status}), " + ("log kept" if kept else "yet entries are gone"), how)
 
+    def _wrong_arguments(self, session: Any, object_node: str, method_node: str, what: str) -> Outcome:
+        """Call a method a role may call, with arguments it cannot take (none when it declares some, one too many
+        when it declares none), so that it does nothing but shows the role check was passed."""
+        declared = session.input_arguments(method_node)
+        extra = () if declared else ("tek-harness: one argument too many",)
+        status = attempt(lambda: session.call_node(object_node, method_node, *extra))
+        how = f"{what} called with {len(extra)} of its {declared} input argument(s): it must do nothing"
+        return _reached(status, how)
+
     def _declared_methods(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
         methods = [n for n, m in self.map.methods.items() if m.kind == operation]
         if not methods:
             return _not_exercised(f"the profile gives no way to exercise {operation.value}")
-        if allowed:
-            return _not_exercised(f"{', '.join(methods)}: their effect is unknown, so a role that may is not made "
-                                  "to call them")
+        if allowed:  # their effect is unknown: a role that may only reaches their argument check
+            method = self.map.methods[methods[0]]
+            return self._wrong_arguments(session, method.object, method.method, methods[0])
         statuses = {m: attempt(lambda m=m: session.call(m)) for m in methods}
         wrong = {m: s for m, s in statuses.items() if s is None or s not in ACCESS_DENIED}
         how = f"called {', '.join(methods)} without arguments"
         if wrong:
             return Outcome(False, ", ".join(f"{m}: {s or 'done'}" for m, s in wrong.items()), how)
         return Outcome(True, f"refused ({', '.join(sorted(set(filter(None, statuses.values()))))})", how)
+
+
+def _reached(status: str | None, how: str) -> Outcome:
+    """A permitted call made with the wrong number of arguments: the answer shows whether the role check let it
+    through (an argument or state answer) or refused it (an access answer)."""
+    if status is None:
+        return Outcome(True, "done", how + "; the device ran it all the same (Part 4 asks for Bad_ArgumentsMissing "
+                       "or Bad_TooManyArguments)")
+    if status in ACCESS_DENIED:
+        return Outcome(False, f"refused ({status})", how)
+    return Outcome(True, f"reached the method's own checks ({status})", how)
 
 
 def _not_exercised(why: str) -> Outcome:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config.opcua_map import IdentityKind, Operation, SecurityMode, SecurityPolicy
+from harness.config.opcua_map import Absent, IdentityKind, Operation, SecurityMode, SecurityPolicy
 from harness.conformance.access_control.opcua_access import (
     audit_start,
     by_privilege,
+    conclude,
     default_credentials,
+    described,
     expect_accepted,
     expect_refused,
     first_password_account,
@@ -26,6 +28,9 @@ from harness.conformance.access_control.opcua_access import (
     login,
     opcua_map,
     password_accounts,
+    require_user_names,
+    secured_endpoint,
+    unsettled,
     wait_out_lockout,
     wrong_password,
 )
@@ -37,34 +42,66 @@ from harness.verdicts import Inconclusive
 pytestmark = pytest.mark.dut_kind("controller")
 
 
-@pytest.mark.check("KZ-66-01", "anonymous sessions are refused unless the profile declares them, and then get "
-                   "nothing beyond the least privileged role [SR 1.1, SR 1.2]")
+@pytest.mark.check("KZ-66-01", "no service without an activated session; anonymous sessions are refused unless the "
+                   "profile declares them, and then get nothing beyond their role [SR 1.1, SR 1.2]")
 def test_anonymous_access(dut, check):
     declared = opcua_map(dut)
+    expect_refused(check, "Read on a session created but never activated",
+                   dut.device.attempt_session(identity="anonymous", tamper="read_before_activation"),
+                   note="no identity given at all (Part 4 5.6.2: Bad_SessionNotActivated)")
     if IdentityKind.ANONYMOUS not in declared.security.identities:
         offering = [str(e) for e in dut.device.endpoints() if "anonymous" in e.identities]
         check.equal("endpoints offering an anonymous identity token", ", ".join(offering) or "none", "none",
                     note="the profile declares no anonymous identity")
         expect_refused(check, "anonymous session over the declared security",
                        dut.device.attempt_session(identity="anonymous"))
-        check.require()
+        conclude(check)
         return
-    least = by_privilege(declared)[0] if declared.roles else None
+    least = declared.security.anonymous_role or (by_privilege(declared)[0] if declared.roles else None)
     granted = set(declared.roles[least]) if least else {Operation.READ}
     if not expect_accepted(check, "anonymous session (declared)", dut.device.attempt_session(identity="anonymous")):
-        check.require()
+        conclude(check)
     exerciser = Exerciser(dut, audit_start(dut))
     with dut.device.session(identity="anonymous") as session:
         for operation in Operation:
             allowed = operation in granted
             _judge(check, f"anonymous: {operation.value}", exerciser.run(session, operation, allowed), allowed,
-                   f" (the least privileged role {least or '(none declared)'} {'may' if allowed else 'may not'})")
-    check.require()
+                   f" (the role anonymous sessions get, {least or '(none declared)'}, "
+                   f"{'may' if allowed else 'may not'})",
+                   offered=operation in _offered(declared) or not declared.roles)
+        _judge(check, "anonymous: write read-only points", exerciser.read_only(session), False)
+    conclude(check)
 
 
-def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "") -> None:
-    limit = "" if not outcome.exercised else "done" if allowed else "refused, nothing changed"
-    check.measure(name, outcome.measured, passed=outcome.passed, limit=limit, note=outcome.note + also)
+def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "", offered: bool = True) -> None:
+    """One row of a role × operation matrix; a row that could not be tried is no pass (INCONCLUSIVE) — unless the
+    device offers the operation to nobody (no declared role is granted it) and declares no means to it: then there
+    is nothing to keep apart, and the row says so."""
+    limit = "done" if allowed else "refused, nothing changed"
+    if not outcome.exercised and not offered and not outcome.silent:
+        check.measure(name, "not offered by the device", passed=True, limit="",
+                      note=f"no declared role is granted it; {outcome.note}{also}")
+        return
+    m = check.measure(name, outcome.measured, passed=outcome.passed and outcome.exercised, limit=limit,
+                      note=outcome.note + also)
+    if not outcome.exercised:
+        unsettled(check, m, f"{name} not tried ({outcome.note})")
+
+
+def _as_role(dut, role: str) -> dict[str, str] | None:
+    """How to open a session as ``role``: the rig's account for it, else the harness's trusted certificate when
+    the profile says certificate users get that role (``security.certificate_role``); None: no way."""
+    if role in dut.spec.credentials:
+        return {"role": role}
+    security = opcua_map(dut).security
+    if security.certificate_role == role and IdentityKind.CERTIFICATE in security.identities:
+        return {"identity": "certificate"}
+    return None
+
+
+def _offered(declared) -> set[Operation]:
+    """Operations at least one declared role is granted."""
+    return {op for ops in declared.roles.values() for op in ops}
 
 
 @pytest.mark.check("KZ-66-02", "no session without security: GetEndpoints offers no SecurityPolicy None unless "
@@ -83,9 +120,18 @@ def test_no_session_without_security(dut, check):
                 ", ".join(f"{p}/{m}" for p, m in unsecured) or "none", "none",
                 note=f"offered: {', '.join(str(e) for e in offered) or 'nothing'}")
     how = login(dut)
+    if not security.secure_policies:
+        # Rules cl. 51 and 82 ask for cryptographic protection of the channels: declaring its absence is no excuse
+        expect_accepted(check, "session over SecurityPolicy None (declared: the only endpoint)",
+                        dut.device.attempt_session(**how, policy=SecurityPolicy.NONE), note="what the device offers")
+        check.measure("endpoints with message security (Sign or SignAndEncrypt)", "none declared", passed=False,
+                      limit="at least one", note="every session's messages, and its passwords, travel unprotected; "
+                      "the Rules ask for cryptographic protection of channels (cl. 51, 82)")
+        conclude(check)
     if SecurityPolicy.NONE in security.policies:
         check.measure("sessions over SecurityPolicy None", "declared", passed=True,
-                      note="the profile declares policy None: sessions without security are documented behaviour")
+                      note="the profile declares policy None next to secured endpoints: sessions without security "
+                           "are documented behaviour")
     else:
         expect_refused(check, "session over SecurityPolicy None (a client matching endpoints)",
                        dut.device.attempt_session(**how, policy=SecurityPolicy.NONE))
@@ -98,36 +144,64 @@ def test_no_session_without_security(dut, check):
                         True)
             expect_accepted(check, f"session over {policy.value}/{mode.value} (trusted client certificate)",
                             dut.device.attempt_session(**how, policy=policy, mode=mode))
-    check.require()
+    conclude(check)
 
 
-@pytest.mark.check("KZ-66-03", "a client certificate the device does not trust is refused, as application and as "
-                   "user identity [SR 1.2, SR 1.8]")
+@pytest.mark.check("KZ-66-03", "a client certificate the device does not trust is refused, as application (also "
+                   "when CreateSession leaves out the ClientCertificate) and as user identity [SR 1.2, SR 1.8]")
 def test_untrusted_certificate(dut, check):
     declared = opcua_map(dut)
     how = login(dut)
-    trusted = dut.device.attempt_session(**how)
+    secured = secured_endpoint(dut)
+    if secured is None:
+        check.measure("client applications authenticated by certificate", "no: no secured endpoint, no application "
+                      "certificate is ever exchanged", passed=False, limit="a trusted certificate on every session",
+                      note="offered: " + (", ".join(str(e) for e in dut.device.endpoints()) or "nothing")
+                      + "; any application gets a session (Part 2: applications authenticate by their instance "
+                      "certificates in the secure channel)")
+        conclude(check)
+        return
+    policy, mode = secured
+    trusted = dut.device.attempt_session(**how, policy=policy, mode=mode)
     if not trusted.accepted:
         raise Inconclusive(f"the harness's trusted certificate is refused too ({trusted}): a refusal of the untrusted "
                            "one would prove nothing. Install OUTDIR/pki/harness-client.der in the device's trust "
                            "list, or name the certificate it trusts in the rig (client_certificate, client_key)")
     check.measure("the same session with the trusted certificate (control)", "accepted", passed=True,
-                  note=f"{trusted.identity} over {trusted.policy}/{trusted.mode}")
+                  note=f"{trusted.identity} over {trusted.policy}/{trusted.mode}; {trusted.certificates}")
+    untrusted = "OUTDIR/pki/untrusted-client.der, made for this run and trusted by nobody"
     expect_refused(check, "secure channel with an untrusted application certificate",
-                   dut.device.attempt_session(**how, application="untrusted"),
-                   note="OUTDIR/pki/untrusted-client.der, made for this run and trusted by nobody")
+                   dut.device.attempt_session(**how, policy=policy, mode=mode, application="untrusted"),
+                   note=untrusted)
+    expect_refused(check, "secure channel with an untrusted application certificate, CreateSession without "
+                   "ClientCertificate", dut.device.attempt_session(**how, policy=policy, mode=mode,
+                                                                    application="untrusted",
+                                                                    tamper="no_client_certificate"),
+                   note=f"{untrusted}; then ActivateSession and a Read of ServerStatus.State (Part 4 5.6.2: the "
+                        "field is required on every secured channel)")
+    expect_refused(check, "ActivateSession with a forged ClientSignature (trusted certificate)",
+                   dut.device.attempt_session(**how, policy=policy, mode=mode, tamper="forged_client_signature"),
+                   note="zeros instead of the proof that the client holds its certificate's key, then a Read "
+                        "(Part 4 5.6.3: Bad_ApplicationSignatureInvalid)")
     if IdentityKind.CERTIFICATE in declared.security.identities:
         expect_refused(check, "untrusted certificate as user identity (over a trusted channel)",
-                       dut.device.attempt_session(identity="untrusted_certificate"))
-    check.require()
+                       dut.device.attempt_session(identity="untrusted_certificate", policy=policy, mode=mode))
+    conclude(check)
 
 
 @pytest.mark.check("KZ-76-01", "a wrong password or an unknown user is refused; the right password is accepted "
                    "[SR 1.1, SR 1.5]")
 def test_wrong_password_refused(dut, check):
-    first_password_account(dut)  # N/A without password identities, INCONCLUSIVE without an account
+    how = require_user_names(dut)
     lockout = lockout_of(dut)
-    for role, cred in password_accounts(dut):
+    accounts = password_accounts(dut)
+    if Absent.PASSWORD_CHECK in opcua_map(dut).absent:  # declared honestly, tried all the same
+        check.measure("password check", "declared absent: any password works", passed=False, limit="present",
+                      note="opcua.absent lists password_check; the Rules ask for user authentication (cl. 66, 76)")
+    if not accounts:
+        unsettled(check, None, f"user names {how}, but the rig gives no user name and password for a declared role "
+                               f"(duts.{dut.name}.credentials): a real account's wrong and right password are untried")
+    for role, cred in accounts:
         expect_refused(check, f"{role}: wrong password for {cred.user}",
                        dut.device.attempt_session(identity=(cred.user, wrong_password(cred.password))))
         if lockout is not None and lockout.after_failures <= 1:
@@ -136,20 +210,24 @@ def test_wrong_password_refused(dut, check):
     known = {c.user for _, c in password_accounts(dut)}
     unknown = next(f"tek-harness-nobody-{i}" for i in range(100) if f"tek-harness-nobody-{i}" not in known)
     expect_refused(check, "unknown user name", dut.device.attempt_session(identity=(unknown, "whatever-1")))
-    check.require()
+    conclude(check)
 
 
 @pytest.mark.check("KZ-76-02", "after the declared number of failed logins the account is locked or delayed for "
                    "about the declared time, then usable again, and the failures and the lockout are in the "
                    "audit log with the user [SR 1.11]")
 def test_lockout_after_failures(dut, check):
-    role, cred = first_password_account(dut)
+    require_user_names(dut)
     lockout = lockout_of(dut)
-    if lockout is None:
-        check.measure("declared lockout", "none", passed=False, limit="declared",
-                      note="the profile declares no lockout after repeated failed logins (opcua.security.lockout)")
-        check.require()
+    if lockout is None:  # a FAIL on the declaration alone: no lab account is needed to know it
+        said = Absent.LOCKOUT in opcua_map(dut).absent
+        check.measure("declared lockout", "declared absent" if said else "none", passed=False, limit="declared",
+                      note="the profile declares that the device has no lockout after repeated failed logins "
+                           "(opcua.absent)" if said else "the profile declares no lockout after repeated failed "
+                           "logins (opcua.security.lockout)")
+        conclude(check)
     assert lockout is not None
+    role, cred = first_password_account(dut)
     n, duration, margin = lockout.after_failures, lockout.duration_s, lock_margin_s(lockout)
     since = audit_start(dut)
     over = [False]
@@ -186,14 +264,17 @@ def test_lockout_after_failures(dut, check):
             check.at_most("answer time once the delay is over", round(prompt.duration_s, 3), 0.5 * duration,
                           unit="s")
     _lockout_logged(dut, check, cred.user, n, since)
-    check.require()
+    conclude(check)
 
 
 def _lockout_logged(dut, check, user: str, failures: int, since) -> None:
     audit = opcua_map(dut).audit_log
     if audit is None:
-        check.measure("failed logins and the lockout in the audit log", "no audit log declared", passed=False,
-                      limit="logged", note="the profile declares no audit log (opcua.audit_log)")
+        said = Absent.AUDIT_LOG in opcua_map(dut).absent
+        check.measure("failed logins and the lockout in the audit log", "declared absent" if said else
+                      "no audit log declared", passed=False, limit="logged",
+                      note="the profile declares that the device keeps no audit log (opcua.absent); cl. 69 asks for "
+                           "one" if said else "the profile declares no audit log (opcua.audit_log)")
         return
     mine = [e for e in dut.device.read_audit_log(start=since) if e.user == user]
     check.at_least(f"failed logins of {user} in the audit log ({AuditKind.LOGIN_FAILURE.value})",
@@ -207,12 +288,13 @@ def _lockout_logged(dut, check, user: str, failures: int, since) -> None:
 @pytest.mark.check("KZ-76-03", "no factory default credentials open a session (common defaults and those the "
                    "profile documents) [SR 1.5]")
 def test_no_default_credentials(dut, check):
-    first_password_account(dut)  # N/A without password identities
+    how = require_user_names(dut)  # no lab account needed: factory accounts are the device's, not the lab's
     lockout = lockout_of(dut)
     rig_accounts = {c.user: role for role, c in password_accounts(dut)}
     pairs = default_credentials(dut)
     users = list(dict.fromkeys(u for u, _ in pairs))
     opened: list[str] = []
+    silent: list[str] = []
     waits = 0
     for user in users:
         failures = 0
@@ -223,6 +305,8 @@ def test_no_default_credentials(dut, check):
             attempt = dut.device.attempt_session(identity=(user, password))
             if attempt.outcome == "unreachable":
                 raise Inconclusive(f"{user}: nothing listens at the device's endpoint any more ({attempt.error})")
+            if attempt.outcome in ("timeout", "error"):
+                silent.append(f"{user}/{password or '(empty)'}: {described(attempt)}")
             if attempt.accepted:
                 opened.append(f"{user}/{password or '(empty)'}")
                 failures = 0
@@ -233,9 +317,11 @@ def test_no_default_credentials(dut, check):
                 wait_out_lockout(dut)
             dut.device.attempt_session(role=rig_accounts[user])
     check.equal("factory default credentials that open a session", ", ".join(opened) or "none", "none",
-                note=f"{len(pairs)} user name/password pairs tried ({', '.join(users)}); "
+                note=f"user names {how}; {len(pairs)} user name/password pairs tried ({', '.join(users)}); "
                      f"{waits} pause(s) to let a lockout run out between tries of one name")
-    check.require()
+    if silent:
+        unsettled(check, None, "pairs the device gave no verdict on: " + ", ".join(silent))
+    conclude(check)
 
 
 @pytest.mark.check("KZ-78-01", "every role may do what the profile grants it and nothing else: refused operations "
@@ -245,29 +331,29 @@ def test_role_operation_matrix(dut, check):
     if not declared.roles:
         check.measure("declared roles", "none", passed=False, limit="declared",
                       note="the profile declares no roles (opcua.roles): who may do what cannot be checked")
-        check.require()
+        conclude(check)
     exerciser = Exerciser(dut, audit_start(dut))
     missing: list[str] = []
     refused_accounts: list[str] = []
     for role, granted in declared.roles.items():
-        if role not in dut.spec.credentials:
+        how = _as_role(dut, role)
+        if how is None:
             missing.append(role)
             continue
-        opened = dut.device.attempt_session(role=role)
+        opened = dut.device.attempt_session(**how)
         if not opened.accepted:
             refused_accounts.append(f"{role} ({opened})")
             continue
-        with dut.device.session(role=role) as session:
+        with dut.device.session(**how) as session:
             for operation in Operation:
                 _judge(check, f"{role}: {operation.value}", exerciser.run(session, operation, operation in granted),
-                       operation in granted)
-    if check.failures or not (missing or refused_accounts):
-        check.require()
-    if missing or refused_accounts:
-        why = []
-        if missing:
-            why.append(f"the rig gives no credentials for role(s) {', '.join(missing)} "
-                       f"(duts.{dut.name}.credentials)")
-        if refused_accounts:
-            why.append(f"the device refused the rig's account for {', '.join(refused_accounts)}")
-        raise Inconclusive("; ".join(why) + ": their rows of the role × operation matrix are not checked")
+                       operation in granted, offered=operation in _offered(declared))
+            _judge(check, f"{role}: write read-only points", exerciser.read_only(session), False)
+    if missing:
+        unsettled(check, None, f"the rig gives no credentials for role(s) {', '.join(missing)} "
+                               f"(duts.{dut.name}.credentials): their rows of the role × operation matrix are not "
+                               "checked")
+    if refused_accounts:
+        unsettled(check, None, f"the device refused the rig's account for {', '.join(refused_accounts)}: their "
+                               "rows of the role × operation matrix are not checked")
+    conclude(check)

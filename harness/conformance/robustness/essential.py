@@ -138,7 +138,7 @@ def judge_monitor(check: Any, monitor: Monitor, limit_s: float) -> None:
     if answered:
         slowest = max(s.latency_s for s in answered)
         check.at_most("essential function: slowest answer", slowest, limit_s, unit="s",
-                      note="the profile's modbus.response_time_s, else the rig's request_timeout_s")
+                      note="the profile's modbus/opcua response_time_s, else the rig's request_timeout_s")
     counters = [q for q in monitor.quantities if EnergyRegister.parse(q) is not None]
     back = largest_step_back([{q: s.values[q] for q in counters if q in s.values} for s in answered if s.values])
     if back is not None:

@@ -76,14 +76,23 @@ class Authenticator:
         return role
 
     # ---- the secure channel (asked by the guarded processor) ---------------------------------------
-    def refuse_channel(self, step: str, policy_uri: str, peer_certificate: bytes | None, peer: Any) -> int | None:
-        """A status code to refuse CreateSession/ActivateSession with, or None to go on."""
+    def refuse_channel(self, step: str, policy_uri: str, peer_certificate: bytes | None, peer: Any,
+                       session_certificate: bytes | None = None) -> int | None:
+        """A status code to refuse CreateSession/ActivateSession with, or None to go on.
+
+        The golden device judges the certificate the secure channel was opened with, whatever CreateSession
+        says; ``session_certificate`` (CreateSession's ClientCertificate field) matters only to the defect."""
         if policy_uri == SecurityPolicyNone.URI:
             if self.none_policy_allowed:
                 return None
             self.log("security_event", "", False, f"{step} over SecurityPolicy None from {_peer(peer)} refused: "
                      "the device offers no such endpoint")
             return ua.StatusCodes.BadSecurityPolicyRejected
+        if "auth_session_certificate_optional" in self.defects:
+            # the stock asyncua way: only a CreateSession that names a certificate has it checked
+            if step != "CreateSession" or not session_certificate:
+                return None
+            peer_certificate = session_certificate
         if self.trust.role_of(peer_certificate) is None and not self.trusts_any_certificate:
             self.log("security_event", "", False, f"{step} from {_peer(peer)} refused: client certificate "
                      f"{common_name(peer_certificate)!r} is not trusted")

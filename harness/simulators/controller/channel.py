@@ -33,14 +33,18 @@ from typing import Any
 from asyncua import ua
 from asyncua.common.utils import ServiceError
 from asyncua.server import binary_server_asyncio
+from asyncua.server.internal_session import SessionState
 from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.ua_binary import struct_from_binary
+from cryptography.exceptions import InvalidSignature
 
+from harness.simulators.controller.access import device_user
 from harness.simulators.controller.ua_wire import GuardedProtocol, wire_of
 from harness.simulators.wire_faults import CRASH_EXIT
 
 _CREATE = ua.NodeId(ua.ObjectIds.CreateSessionRequest_Encoding_DefaultBinary)
 _ACTIVATE = ua.NodeId(ua.ObjectIds.ActivateSessionRequest_Encoding_DefaultBinary)
+_READ = ua.NodeId(ua.ObjectIds.ReadRequest_Encoding_DefaultBinary)
 HELLO_FIXED_BYTES = 20  # ProtocolVersion, ReceiveBufferSize, SendBufferSize, MaxMessageSize, MaxChunkCount
 
 
@@ -72,15 +76,48 @@ class GuardedProcessor(UaProcessor):
         if wire is not None:
             wire.count_request()
         auth = getattr(getattr(self.iserver, "device", None), "auth", None)
+        if auth is not None and "session_usable_unactivated" in auth.defects and typeid == _READ \
+                and self.session is not None and self.session.state == SessionState.Created:
+            return await self._as_if_activated(typeid, requesthdr, seqhdr, body)
         if auth is not None and typeid in (_CREATE, _ACTIVATE):
             policy = self._connection.security_policy
             step = "CreateSession" if typeid == _CREATE else "ActivateSession"
-            refusal = auth.refuse_channel(step, policy.URI, policy.peer_certificate, self.name)
+            presented = _client_certificate(body) if typeid == _CREATE else None
+            refusal = auth.refuse_channel(step, policy.URI, policy.peer_certificate, self.name, presented)
             if refusal is not None:
                 raise ServiceError(refusal)
             if typeid == _ACTIVATE:
                 await self._hold_if_delayed(auth, body)
+                if "auth_skips_client_signature" in auth.defects:
+                    return await self._without_signature_check(typeid, requesthdr, seqhdr, body)
+                try:
+                    return await super()._process_message(typeid, requesthdr, seqhdr, body)
+                except InvalidSignature:  # asyncua lets it through as Bad_InternalError; Part 4 5.6.3 names it
+                    raise ServiceError(ua.StatusCodes.BadApplicationSignatureInvalid) from None
         return await super()._process_message(typeid, requesthdr, seqhdr, body)
+
+    async def _as_if_activated(self, typeid: Any, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        """Defect session_usable_unactivated: a Read on a session that was created but never activated is
+        served (the activation check looks at the wrong flag)."""
+        session, device = self.session, self.iserver.device  # type: ignore[attr-defined]
+        user, session.user = session.user, device_user("(not activated)", device.roles.least_privileged(),
+                                                       "anonymous")
+        session.state = SessionState.Activated
+        try:
+            return await super()._process_message(typeid, requesthdr, seqhdr, body)
+        finally:
+            session.user = user
+            if session.state == SessionState.Activated:
+                session.state = SessionState.Created
+
+    async def _without_signature_check(self, typeid: Any, requesthdr: Any, seqhdr: Any, body: Any) -> Any:
+        """Defect auth_skips_client_signature: ActivateSession's ClientSignature is never verified."""
+        crypto = self._connection.security_policy.asymmetric_cryptography
+        crypto.verify = lambda data, signature: None
+        try:
+            return await super()._process_message(typeid, requesthdr, seqhdr, body)
+        finally:
+            del crypto.verify  # the class's own again
 
     @staticmethod
     async def _hold_if_delayed(auth: Any, body: Any) -> None:
@@ -93,6 +130,14 @@ class GuardedProcessor(UaProcessor):
             delay = auth.delay_s(token.UserName)
             if delay > 0:
                 await asyncio.sleep(delay)
+
+
+def _client_certificate(body: Any) -> bytes | None:
+    """CreateSession's ClientCertificate field (None when empty or the request does not parse)."""
+    try:
+        return struct_from_binary(ua.CreateSessionParameters, body.copy()).ClientCertificate or None
+    except Exception:  # a malformed request: asyncua itself will answer it
+        return None
 
 
 def install() -> None:

@@ -139,6 +139,13 @@ class Controller:
         self.circuit.advance_to(self.timeline.physical())
         return self.circuit.values(self.timeline.rtc()).get(point.name, 0.0)
 
+    def _serial_writable(self, point: Point, user: DeviceUser | None) -> bool:
+        """Defect identity_writable: the serial number stays writable after commissioning, for any role that
+        may change parameters (the stack's administrator bypass of a node's access level)."""
+        return "identity_writable" in self.defects and point.kind == "identity" and \
+            point.name != self._version_point() and isinstance(user, DeviceUser) and \
+            self.roles.allows(user.device_role, "write_parameter")
+
     def _version_point(self) -> str:
         return self.profile.update.running_version if self.profile.update else "firmware_version"
 
@@ -146,6 +153,12 @@ class Controller:
         """A client's write of a point: role, type and range checked, applied, logged. A status code."""
         who = user.name or "" if user else ""
         operation = point.operation
+        if operation is None and self._serial_writable(point, user):
+            old_serial, self.serial = self.serial, str(value)
+            self.persist()
+            self.log("settings_change", who, True, f"serial number {old_serial} -> {self.serial}",
+                     subject=point.name, old=old_serial, new=self.serial)
+            return GOOD
         if operation is None or (point.kind == "clock" and not self.profile.raw.get("clock", {}).get("writable")):
             return ua.StatusCodes.BadNotWritable
         if not self.roles.allows(user.device_role if user else None, operation):

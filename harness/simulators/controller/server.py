@@ -135,7 +135,12 @@ class AddressSpace:
         for point in self.profile.points.values():
             await self._point(point)
         for m in self.profile.methods.values():
-            await self.method(m.object, m.method, self._guarded(m.name, m.operation, self._control(m.name)))
+            if m.operation == "manage_users":  # SetPassword(User: String, Password: String)
+                await self.method(m.object, m.method, self._guarded(m.name, m.operation, self._set_password, arity=2),
+                                  [_argument("User", ua.ObjectIds.String, "an existing account"),
+                                   _argument("Password", ua.ObjectIds.String, "its new password")])
+            else:
+                await self.method(m.object, m.method, self._guarded(m.name, m.operation, self._control(m.name)))
         if self.profile.update is not None:
             await self._update()
         if self.profile.audit is not None:
@@ -190,6 +195,13 @@ class AddressSpace:
             await self.method(spec.clear.object, spec.clear.method,
                               self._guarded("AuditLog.Clear", spec.clear.operation,
                                             lambda who, _a: self.device.clear_log(who)))
+
+    def _set_password(self, who: str, args: list[Any]) -> None:
+        if not all(isinstance(a, str) and a for a in args):
+            raise Refused(ua.StatusCodes.BadInvalidArgument, "User and Password are non-empty Strings")
+        if not self.device.auth.users.set_password(args[0], args[1]):
+            raise Refused(ua.StatusCodes.BadInvalidArgument, f"no account {args[0]!r}")
+        self.device.log("settings_change", who, True, f"password of {args[0]} changed", subject=f"user:{args[0]}")
 
     def _control(self, name: str) -> Callable[[str, list[Any]], None]:
         return lambda who, _args: self.device.control_action(name, who)

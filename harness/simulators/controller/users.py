@@ -64,6 +64,14 @@ class UserStore:
             self.users[name] = {"role": role, "password": hash_password(password)}
             self.store.save({"users": self.users})
 
+    def set_password(self, name: str, password: str) -> bool:
+        """A new password for an existing account (False: no such account)."""
+        if name not in self.users:
+            return False
+        self.users[name] = {"role": self.users[name]["role"], "password": hash_password(password)}
+        self.store.save({"users": self.users})
+        return True
+
     def role_of(self, name: str) -> str | None:
         user = self.users.get(name)
         return None if user is None else str(user["role"])
