@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harness.config.documentation import BASE_DIR
-from harness.config.errors import ConfigError, ConfigProblem
+from harness.config.errors import ConfigError, ConfigProblem, show_value
 from harness.config.profile import Profile
-from harness.config.rig import Dut, Rig
+from harness.config.rig import Dut, Rig, wall_waits_too_long
 from harness.config.yaml_source import YamlSource
 
 M = TypeVar("M", bound=BaseModel)
@@ -48,7 +48,7 @@ def _explain(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return "required field is missing"
     if "input" in err and not isinstance(err["input"], dict | list):
-        return f"{msg} (got {err['input']!r})"
+        return f"{msg} (got {show_value(err['input'])})"
     return msg
 
 
@@ -76,9 +76,10 @@ class LoadedRig:
 def load_rig(path: Path) -> LoadedRig:
     source = YamlSource.load(path)
     rig = _validate(Rig, source)
+    problems: list[ConfigProblem] = [
+        ConfigProblem(path, source.line_of(loc), ".".join(map(str, loc)), why) for loc, why in wall_waits_too_long(rig)]
     profiles: dict[str, Profile] = {}
     paths: dict[str, Path] = {}
-    problems: list[ConfigProblem] = []
     for name, dut in rig.duts.items():
         ppath = (path.parent / dut.profile).resolve()
         try:
