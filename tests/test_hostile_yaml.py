@@ -268,3 +268,17 @@ def test_output_piped_into_head_ends_quietly(command):
                          text=True, timeout=120, cwd=ROOT)
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
     assert len(res.stdout) == 10
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ("    client_certificate: /dev/zero\n", "duts.meter.client_certificate"),
+    ("    firmware: {current: /dev/zero, next: next.img}\n", "duts.meter.firmware"),
+])
+def test_rig_files_that_are_no_regular_files_are_refused(tmp_path, line, field):
+    """A certificate or firmware image the rig names is read during the run: /dev/zero would never end."""
+    text = builtin_rig().read_text().replace("    unit_id: 1\n", "    unit_id: 1\n" + line)
+    with pytest.raises(ConfigError) as err:
+        load_rig(_rig_in(tmp_path, text))
+    problem = err.value.problems[0]
+    assert problem.field == field and "not a regular file" in problem.message, str(err.value)
+    assert problem.line == _line(text, line.strip())

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, model_v
 from harness.config.documentation import BASE_DIR
 from harness.config.modbus_types import Strict
 from harness.config.robustness import CidrList
+from harness.config.safe_files import not_regular
 
 FIRMWARE_PLACEHOLDERS = ("state_dir",)
 
@@ -57,10 +58,20 @@ def refuse_broad_networks(networks: list[str]) -> list[str]:
 LabAllowList = Annotated[CidrList, AfterValidator(refuse_broad_networks)]
 
 
+def _regular_or_absent(path: Path) -> None:
+    """A key, certificate or image the rig names may be missing until the run (made there), but never a FIFO,
+    device or folder: reading one would hang or never end (``/dev/zero`` as a certificate)."""
+    why = not_regular(path)
+    if why is not None:
+        raise ValueError(f"{path} is {why}; give a regular file")
+
+
 def _from_rig_dir(value: str, info: ValidationInfo) -> str:
     """Made absolute against the rig file's directory at load time, so whoever uses it needs no context."""
     base = info.context.get(BASE_DIR) if info.context else None
-    return value if base is None or Path(value).is_absolute() else str(Path(base) / value)
+    path = value if base is None or Path(value).is_absolute() else str(Path(base) / value)
+    _regular_or_absent(Path(path))
+    return path
 
 
 RigPath = Annotated[str, AfterValidator(_from_rig_dir)]
@@ -117,10 +128,13 @@ class FirmwareImages(RigRelative):
     def _placeholders(self) -> FirmwareImages:
         for name in ("current", "next", "below_min", "unhealthy"):
             value = getattr(self, name)
-            for _, field, _, _ in string.Formatter().parse(value or ""):
-                if field is not None and field not in FIRMWARE_PLACEHOLDERS:
+            fields = [field for _, field, _, _ in string.Formatter().parse(value or "") if field is not None]
+            for field in fields:
+                if field not in FIRMWARE_PLACEHOLDERS:
                     raise ValueError(f"{name}: unknown placeholder {{{field}}}; known: "
                                      f"{', '.join('{' + p + '}' for p in FIRMWARE_PLACEHOLDERS)}")
+            if value is not None and not fields:
+                _regular_or_absent(self.resolve(value))
         return self
 
     def path(self, which: str, state_dir: Path | str = "") -> Path | None:
