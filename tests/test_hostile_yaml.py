@@ -282,3 +282,14 @@ def test_rig_files_that_are_no_regular_files_are_refused(tmp_path, line, field):
     problem = err.value.problems[0]
     assert problem.field == field and "not a regular file" in problem.message, str(err.value)
     assert problem.line == _line(text, line.strip())
+
+
+def test_a_merge_key_may_repeat_a_key_and_errors_point_at_the_mapping_own_line(tmp_path):
+    """`<<: *base` is no duplicate; an error in the overriding value is located on its own line."""
+    text = builtin_rig().read_text().replace("timing:\n", "base: &base {max_wall_wait_s: 100}\ntiming:\n"
+                                             "  <<: *base\n  max_wall_wait_s: -5\n", 1)
+    with pytest.raises(ConfigError) as err:
+        load_rig(_rig_in(tmp_path, text))
+    problems = {p.field: p for p in err.value.problems}
+    assert problems["timing.max_wall_wait_s"].line == _line(text, "max_wall_wait_s: -5")
+    assert "base" in problems  # unknown top-level key: reported, not a parse error

@@ -48,7 +48,8 @@ def _explain(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return "required field is missing"
     if "input" in err and not isinstance(err["input"], dict | list):
-        return f"{msg} (got {show_value(err['input'])})"
+        shown = show_value(err["input"])
+        return f"{msg.replace(repr(err['input']), shown)} (got {shown})"  # pydantic may quote it whole too
     return msg
 
 

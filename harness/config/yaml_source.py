@@ -166,11 +166,10 @@ class YamlSource:
         return line
 
     def _keys_of(self, node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """The mapping's keys as text (first occurrence wins, as in the data), indexed once per node."""
+        """The mapping's keys as text, indexed once per node; the last occurrence wins, as in the data (keys
+        are unique, but a merge ``<<: *base`` puts the base's pairs before the mapping's own)."""
         index = self._index.get(id(node))
         if index is None:
-            index = {}
-            for k, v in node.value:
-                index.setdefault(str(k.value), (k, v))
+            index = {str(k.value): (k, v) for k, v in node.value}
             self._index[id(node)] = index
         return index
