@@ -25,7 +25,7 @@ import yaml
 from harness.config.errors import ConfigError, show_value
 from harness.config.safe_files import read_regular_file
 
-MAX_CONFIG_BYTES = 16 * 1024 * 1024  # profiles and rigs are a few kB; this is room, not a target
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # profiles and rigs are a few kB (500x room); 4 MiB of typos load in ~6 s
 MAX_EXPANDED_VALUES = 1_000_000  # values the data holds once aliases are expanded (pydantic walks each)
 
 
