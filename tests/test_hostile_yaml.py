@@ -186,6 +186,7 @@ def test_error_location_is_linear_in_the_file(tmp_path):
     "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n",
     "a: &a [*a]\n",  # an alias inside its own anchor
     "? [1, 2]\n: x\n",  # a key that is no text
+    'duts: {m: {profile: "a\\0b", transport: {tcp: {}}}}\n',  # a NUL in a path (was a traceback)
 ])
 def test_parser_edge_cases_are_config_errors(tmp_path, text):
     path = tmp_path / "rig.yaml"

@@ -10,7 +10,8 @@ A rig or profile comes from outside, so whatever it holds ends in a ``ConfigErro
 and never in a traceback or a hang: a FIFO or device instead of a file, more than
 ``MAX_CONFIG_BYTES``, bytes that are not UTF-8, control characters, a key given twice (both lines
 named — YAML would let the last one win silently), nesting deeper than the parser recurses, an
-integer past Python's digit limit, a date that is no date, aliases that expand beyond
+integer past Python's digit limit, a date that is no date, a NUL character in a string (an escape
+``"\\0"``: no path, argument or environment variable can hold one), aliases that expand beyond
 ``MAX_EXPANDED_VALUES`` values (a "billion laughs") or into themselves.
 """
 
@@ -40,11 +41,15 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
-            return super().construct_object(node, deep=deep)
+            value = super().construct_object(node, deep=deep)
         except (ValueError, TypeError, OverflowError) as exc:  # int digit limit, 2026-13-45, …
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot read {show_value(node.value) if isinstance(node, yaml.ScalarNode) else 'this'}"
                 f" ({exc})", node.start_mark) from None
+        if isinstance(value, str) and "\0" in value:  # only "\0" escapes get here; paths and argv cannot hold one
+            raise yaml.constructor.ConstructorError(None, None, f"a NUL character in {show_value(value)}",
+                                                    node.start_mark)
+        return value
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Hashable, yaml.Node] = {}
