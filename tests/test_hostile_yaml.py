@@ -297,3 +297,13 @@ def test_a_merge_key_may_repeat_a_key_and_errors_point_at_the_mapping_own_line(t
     problems = {p.field: p for p in err.value.problems}
     assert problems["timing.max_wall_wait_s"].line == _line(text, "max_wall_wait_s: -5")
     assert "base" in problems  # unknown top-level key: reported, not a parse error
+
+
+@pytest.mark.parametrize("arg", ["{", "x}", "{0}", "{}", "{host.__class__}", "{port[0]}"])
+def test_a_malformed_launch_placeholder_is_refused_at_load(tmp_path, arg):
+    """Was accepted, and the launch failed with a ValueError or IndexError traceback (or reached into objects)."""
+    text = builtin_rig().read_text().replace('"--defects", "{defects}"]', f'"--defects", "{arg}"]')
+    assert arg in text
+    with pytest.raises(ConfigError) as err:
+        load_rig(_rig_in(tmp_path, text))
+    assert err.value.problems[0].field == "duts.meter.launch.command", str(err.value)

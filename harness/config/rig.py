@@ -7,9 +7,10 @@ device model* lives in its profile.
 
 from __future__ import annotations
 
+import string
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.config.availability import AvailabilitySoak
 from harness.config.documentation import Documentation
@@ -68,6 +69,22 @@ class Launch(Strict):
     command: list[str] = Field(min_length=1)
     ready_timeout_s: float = Field(20.0, gt=0, le=600)
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, command: list[str]) -> list[str]:
+        """Each argument a well-formed template of plain ``{name}`` placeholders (which names exist is the
+        launcher's to say); ``{`` alone, ``{0}`` or ``{host.__class__}`` would fail or reach into objects at
+        launch time."""
+        for arg in command:
+            try:
+                fields = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
+            except ValueError as exc:
+                raise ValueError(f"{arg!r}: {exc} (write a literal brace as {{{{ or }}}})") from None
+            for field in fields:
+                if not field.isidentifier():
+                    raise ValueError(f"{arg!r}: placeholder {{{field}}} is not a plain name like {{port}}")
+        return command
 
 
 class PowerSpec(Strict):
