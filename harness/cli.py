@@ -155,6 +155,7 @@ def _main(argv: list[str]) -> int:
 
 def _check(files: list[Path]) -> int:
     from harness.config import ConfigError, LoadedRig, load_any
+    from harness.config.errors import shorten
 
     status = EXIT_OK
     for path in files:
@@ -165,9 +166,9 @@ def _check(files: list[Path]) -> int:
             status = EXIT_USAGE
             continue
         if isinstance(loaded, LoadedRig):
-            print(f"{path}: rig {loaded.rig.name!r} OK ({len(loaded.rig.duts)} DUT(s), profiles valid)")
-        else:
-            print(f"{path}: profile {loaded.vendor} {loaded.model} ({loaded.kind}) OK")
+            print(f"{path}: rig {shorten(repr(loaded.rig.name))} OK ({len(loaded.rig.duts)} DUT(s), profiles valid)")
+        else:  # names are free text: a valid file may still hold a megabyte in one
+            print(f"{path}: profile {shorten(f'{loaded.vendor} {loaded.model}')} ({loaded.kind}) OK")
     return status
 
 

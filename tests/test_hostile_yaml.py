@@ -307,3 +307,10 @@ def test_a_malformed_launch_placeholder_is_refused_at_load(tmp_path, arg):
     with pytest.raises(ConfigError) as err:
         load_rig(_rig_in(tmp_path, text))
     assert err.value.problems[0].field == "duts.meter.launch.command", str(err.value)
+
+
+def test_a_valid_file_with_a_huge_name_is_reported_briefly(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(EM4.read_text().replace("vendor: ", "vendor: " + "V" * 1_000_000, 1))
+    res = run_cli("check", str(path))
+    assert res.returncode == 0 and "OK" in res.stdout and len(res.stdout) < 2 * MAX_VALUE_CHARS, res.stderr
