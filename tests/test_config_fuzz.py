@@ -1,5 +1,6 @@
 """Fuzz of the YAML loader (issue 13): random and mutated rigs and profiles through `harness check`, in
-process, each ending in exit 0 (valid) or 2 (a config error) within a second — never a traceback or a hang.
+process, each ending in exit 0 (valid) or 2 (a config error) within a second of CPU — never a traceback or a
+hang.
 
 The mutations start from the built-in rigs and profiles (so most cases get deep into the schema, not
 only the parser): lines deleted, duplicated, swapped and re-indented, values swapped between lines or
@@ -29,8 +30,9 @@ LONG_RUN = int(os.environ.get("HARNESS_FUZZ_EXAMPLES", "0"))
 
 def fuzz(examples: int) -> settings:
     """``examples`` cases in the default run (deterministic: CI never meets a new case by chance), else the
-    long run's count with fresh randomness; every case within hypothesis's deadline of a second."""
-    return settings(max_examples=LONG_RUN or examples, deadline=1000, derandomize=not LONG_RUN, database=None,
+    long run's count with fresh randomness. The second per case is enforced by ``_check`` in CPU time
+    (hypothesis's wall-clock deadline flaked at 1.3 s on this shared two-core machine)."""
+    return settings(max_examples=LONG_RUN or examples, deadline=None, derandomize=not LONG_RUN, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -92,16 +94,17 @@ def _check(folder: Path, content: bytes) -> None:
     path = folder / "case.yaml"
     path.write_bytes(content)
     out, err = io.StringIO(), io.StringIO()
-    start = time.monotonic()
+    start, start_cpu = time.monotonic(), time.process_time()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(["check", str(path)])
         except SystemExit as exc:  # argparse; nothing here should reach it
             code = exc.code
-    elapsed = time.monotonic() - start
+    cpu, elapsed = time.process_time() - start_cpu, time.monotonic() - start
     assert code in (0, 2), (code, err.getvalue()[:2000])
     assert "Traceback" not in err.getvalue()
-    assert elapsed < 1.0, elapsed
+    assert cpu < 1.0, cpu  # the work: within a second whatever else the machine runs
+    assert elapsed < 5.0, elapsed  # no waiting either (a FIFO, a device): CPU time would not show a hang
     assert len(err.getvalue()) < 60_000  # bounded: at most 50 problems of a few hundred characters
 
 
