@@ -45,6 +45,10 @@ HOSTILE_VALUES = [
     "2026-13-45", "2026-02-30", "null", "~", "[]", "{}", "''", "true", "\"\\x00\"", "\"\\ud800\"", "|\n  text",
     "../../../../etc/passwd", "/dev/zero", "0.0.0.0/0", "{port: auto}", "[1, 2, 3]", "yes", "=", "<<: {}",
 ]
+PATH_KEYS = ("profile", "file", "certificate", "key", "client_certificate", "client_key", "current", "next")
+HOSTILE_PATHS = ["/dev/zero", "/dev/null", "/proc/self/mem", "/etc/passwd", "../../../../etc/passwd", "/", ".",
+                 "..", "docs", "docs/../../x", "\"a\\0b\"", "''", "x" * 5000, "/" + "a/" * 3000, "~", "{state_dir}",
+                 "{nope}", "/proc/self/fd/0", "/dev/stdin", "/dev/tty"]
 
 
 def _mutate(text: str, data: st.DataObject) -> str:
@@ -52,7 +56,14 @@ def _mutate(text: str, data: st.DataObject) -> str:
     lines = text.splitlines(keepends=True) or ["\n"]
     i = data.draw(st.integers(0, len(lines) - 1), label="line")
     kind = data.draw(st.sampled_from(["delete", "duplicate", "swap_lines", "swap_values", "hostile_value",
-                                      "bytes", "cut", "indent", "key_typo"]), label="mutation")
+                                      "bytes", "cut", "indent", "key_typo", "hostile_path"]), label="mutation")
+    if kind == "hostile_path":  # aim at a line naming a file: what the loader opens or confines
+        paths = [n for n, x in enumerate(lines) if x.strip().lstrip("- ").partition(":")[0] in PATH_KEYS]
+        if paths:
+            i = data.draw(st.sampled_from(paths), label="path line")
+            key = lines[i].partition(":")[0]
+            lines[i] = f"{key}: {data.draw(st.sampled_from(HOSTILE_PATHS), label='path')}\n"
+        return "".join(lines)
     line = lines[i]
     if kind == "delete":
         del lines[i]

@@ -208,8 +208,19 @@ def test_a_fifo_or_device_is_refused_without_reading(tmp_path):
         load_profile(Path("/dev/zero"))
     rig = _rig_in(tmp_path, builtin_rig().read_text().replace(
         "profile: ../device_profiles/tek-sim-em4.yaml", "profile: /dev/zero"))
-    with pytest.raises(ConfigError, match="not a regular file"):
+    with pytest.raises(ConfigError, match="not a regular file") as err:
         load_rig(rig)
+    assert err.value.problems[0].field == "duts.meter.profile"  # named on the rig's own line
+
+
+def test_a_profile_path_too_long_for_the_system_is_a_config_error(tmp_path):
+    """Found by the fuzz: ENAMETOOLONG from checking whether the profile exists was a traceback."""
+    text = builtin_rig().read_text().replace("../device_profiles/tek-sim-em4.yaml", "x" * 5000)
+    with pytest.raises(ConfigError) as err:
+        load_rig(_rig_in(tmp_path, text))
+    problem = err.value.problems[0]
+    assert problem.field == "duts.meter.profile" and "too long" in problem.message, str(err.value)
+    assert len(str(err.value)) < 4 * MAX_VALUE_CHARS
 
 
 def test_an_oversized_file_is_refused(tmp_path, monkeypatch):

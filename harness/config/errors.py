@@ -48,7 +48,7 @@ class ConfigProblem:
         self.message = shorten(self.message, MAX_MESSAGE_CHARS)
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else f"{self.path}"
+        where = shorten(str(self.path)) + (f":{self.line}" if self.line else "")
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 

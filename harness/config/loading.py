@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harness.config.documentation import BASE_DIR
-from harness.config.errors import ConfigError, ConfigProblem, show_value
+from harness.config.errors import ConfigError, ConfigProblem, shorten, show_value
 from harness.config.profile import Profile
 from harness.config.rig import Dut, Rig, wall_waits_too_long
 from harness.config.yaml_source import YamlSource
@@ -87,9 +87,11 @@ def load_rig(path: Path) -> LoadedRig:
             profiles[name] = load_profile(ppath)
             paths[name] = ppath
         except ConfigError as exc:
-            if not ppath.exists():
+            unread = [p for p in exc.problems if p.path == ppath and p.line is None]
+            if unread:  # the file itself could not be read (missing, a FIFO, a name too long): the rig's line
+                why = "not found" if unread[0].message == "file not found" else unread[0].message
                 problems.append(ConfigProblem(path, source.line_of(["duts", name, "profile"]),
-                                              f"duts.{name}.profile", f"profile file {ppath} not found"))
+                                              f"duts.{name}.profile", f"profile file {shorten(str(ppath))} {why}"))
             else:
                 problems.extend(exc.problems)
     if problems:
