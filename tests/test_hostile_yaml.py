@@ -325,3 +325,17 @@ def test_a_valid_file_with_a_huge_name_is_reported_briefly(tmp_path):
     path.write_text(EM4.read_text().replace("vendor: ", "vendor: " + "V" * 1_000_000, 1))
     res = run_cli("check", str(path))
     assert res.returncode == 0 and "OK" in res.stdout and len(res.stdout) < 2 * MAX_VALUE_CHARS, res.stderr
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "garbage"])
+def test_replay_of_a_file_that_is_no_reproducer_exits_2(tmp_path, kind):
+    """Siblings of the rig's own bytes: `harness replay /dev/zero` was a Scapy_Exception traceback."""
+    from harness.replay import replay
+
+    pcap = {"device": Path("/dev/zero"), "fifo": tmp_path / "r.pcap", "garbage": tmp_path / "g.pcap"}[kind]
+    if kind == "fifo":
+        os.mkfifo(pcap)
+    elif kind == "garbage":
+        pcap.write_bytes(b"\x00" * 100)
+    assert replay(pcap, builtin_rig(), None, [], tmp_path / "out") == 2
+    assert not (tmp_path / "out").exists()
