@@ -1,16 +1,19 @@
 """The `harness` command. Thin: each subcommand hands over to the module that owns the work.
 
 Exit codes everywhere: 0 success / every applicable clause passed, 1 a clause failed or was
-inconclusive, 2 bad configuration or usage (with a message naming file, line and field).
+inconclusive, 2 bad configuration or usage (with a message naming file, line and field); 141 when
+whoever read the output stopped reading (``harness suites | head``), without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_READER_GONE = 128 + 13  # the reader of stdout went away: what a program killed by SIGPIPE reports
 # `harness sim DEVICE`: the module whose main(argv) runs it (imported only when asked for).
 SIMULATORS = {"meter": "harness.simulators.meter", "heat-meter": "harness.simulators.heat_meter",
               "concentrator": "harness.simulators.concentrator", "mqtt-broker": "harness.simulators.mqtt_broker",
@@ -95,7 +98,18 @@ def _signing_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command; a reader that stops reading (``harness suites | head``) ends it quietly, not in a traceback."""
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # Whatever is still buffered cannot be written; point stdout at /dev/null so exit's flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_READER_GONE
+
+
+def _main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "sim":  # the simulator parses its own options (incl. --help)
         if argv[1] not in SIMULATORS:
             print(f"harness sim: unknown device {argv[1]!r}; devices: {', '.join(SIMULATORS)}", file=sys.stderr)
@@ -141,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check(files: list[Path]) -> int:
     from harness.config import ConfigError, LoadedRig, load_any
+    from harness.config.errors import shorten
 
     status = EXIT_OK
     for path in files:
@@ -151,9 +166,9 @@ def _check(files: list[Path]) -> int:
             status = EXIT_USAGE
             continue
         if isinstance(loaded, LoadedRig):
-            print(f"{path}: rig {loaded.rig.name!r} OK ({len(loaded.rig.duts)} DUT(s), profiles valid)")
-        else:
-            print(f"{path}: profile {loaded.vendor} {loaded.model} ({loaded.kind}) OK")
+            print(f"{path}: rig {shorten(repr(loaded.rig.name))} OK ({len(loaded.rig.duts)} DUT(s), profiles valid)")
+        else:  # names are free text: a valid file may still hold a megabyte in one
+            print(f"{path}: profile {shorten(f'{loaded.vendor} {loaded.model}')} ({loaded.kind}) OK")
     return status
 
 

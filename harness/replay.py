@@ -63,12 +63,19 @@ def replay(pcap: Path, rig_path: Path, dut_name: str | None, defects: list[str],
         refused = target_refusal(spec.transport.tcp.host, rig.lab_allow_list)
         if refused is not None:
             return _err(refused)
+    from scapy.error import Scapy_Exception
+
+    from harness.config.safe_files import not_regular
+
+    why = not_regular(pcap)  # a FIFO would block the read, /dev/zero never end it
+    if why is not None:
+        return _err(f"cannot read {pcap}: {why}")
     try:
         if reproducer.is_serial(pcap) != serial:
             return _err(f"{pcap} is a {'TCP' if serial else 'serial line'} conversation and {name} is on "
                         f"{'a serial line' if serial else 'TCP'}: replay it on a DUT of its own transport")
         steps = reproducer.read_serial(pcap) if serial else reproducer.read(pcap)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, Scapy_Exception) as exc:  # whatever the file is, never a traceback
         return _err(f"cannot read {pcap}: {exc}")
     if not steps:
         return _err(f"{pcap} holds no client packets to send")

@@ -184,8 +184,8 @@ def test_unsafe_target_is_refused_before_a_single_packet(tmp_path, monkeypatch):
 def test_lab_allow_list_takes_addresses_and_networks_only(tmp_path):
     with pytest.raises(ConfigError, match="not an address or network"):
         load_rig(_far_rig(tmp_path, ["lab-meter.example"]))
-    assert load_rig(_far_rig(tmp_path, ["192.0.2.10", "2001:db8::/32"])).rig.lab_allow_list == \
-        ["192.0.2.10/32", "2001:db8::/32"]
+    assert load_rig(_far_rig(tmp_path, ["192.0.2.10", "2001:db8:1::/48"])).rig.lab_allow_list == \
+        ["192.0.2.10/32", "2001:db8:1::/48"]  # broader networks: tests/test_hostile_yaml.py
 
 
 def test_opcua_crash_on_malformed_hello_fails_its_check_and_keeps_a_reproducer(tmp_path):

@@ -19,9 +19,10 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from harness.config.modbus_map import Strict
+from harness.config.safe_files import inside, not_regular, read_inside
 
 BASE_DIR = "base_dir"  # validation-context key: the directory of the YAML file being loaded
 
@@ -101,6 +102,13 @@ class DocumentRef(Strict):
     The directory of that file is taken from the loader's validation context and kept privately,
     so ``path`` finds the document wherever the profile or rig lives (a checkout, an installed
     wheel, a lab's own folder) while ``file`` stays as written, for the evidence.
+
+    The document must lie inside that folder (symlinks resolved) and be a regular file: where a
+    path points is known when the file is loaded, so an escape (``../../etc/passwd``, an absolute
+    path elsewhere, a link out) or a FIFO, device or folder is a configuration error with its line.
+    Whether the file is there, non-empty, within ``MAX_DOCUMENT_BYTES`` and the hashed one is the
+    evidence on the day, judged by the documentary check (which checks the confinement again when
+    it reads, ``read``).
     """
 
     title: str = Field(min_length=1)
@@ -116,11 +124,26 @@ class DocumentRef(Strict):
             self._base_dir = Path(info.context[BASE_DIR])
         return self
 
+    @field_validator("file")
+    @classmethod
+    def _confined(cls, file: str, info: ValidationInfo) -> str:
+        base = info.context.get(BASE_DIR) if info.context else None
+        if base is not None:
+            why = not_regular(inside(Path(base), file))  # ValueError when it lies outside
+            if why is not None:
+                raise ValueError(f"{file} is {why}; a document must be a regular file")
+        return file
+
     @property
     def path(self) -> Path:
         """Where the file is: relative to the declaring YAML (or to the working directory without one)."""
         file = Path(self.file)
         return file if file.is_absolute() or self._base_dir is None else self._base_dir / file
+
+    def read(self) -> bytes:
+        """The document's bytes: OSError (with a reason for people) unless it is a regular file inside the
+        declaring file's folder (the working directory without one) of at most ``MAX_DOCUMENT_BYTES``."""
+        return read_inside(self._base_dir or Path.cwd(), self.file)
 
 
 class Documentation(Strict):

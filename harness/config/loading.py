@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harness.config.documentation import BASE_DIR
-from harness.config.errors import ConfigError, ConfigProblem
+from harness.config.errors import ConfigError, ConfigProblem, shorten, show_value
 from harness.config.extends import ProfileSource, resolve_profile
 from harness.config.profile import Profile
-from harness.config.rig import Dut, Rig
+from harness.config.rig import Dut, Rig, wall_waits_too_long
 from harness.config.yaml_source import YamlSource
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,7 +51,8 @@ def _explain(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return "required field is missing"
     if "input" in err and not isinstance(err["input"], dict | list):
-        return f"{msg} (got {err['input']!r})"
+        shown = show_value(err["input"])
+        return f"{msg.replace(repr(err['input']), shown)} (got {shown})"  # pydantic may quote it whole too
     return msg
 
 
@@ -85,10 +86,11 @@ class LoadedRig:
 def load_rig(path: Path) -> LoadedRig:
     source = YamlSource.load(path)
     rig = _validate(Rig, source)
+    problems: list[ConfigProblem] = [
+        ConfigProblem(path, source.line_of(loc), ".".join(map(str, loc)), why) for loc, why in wall_waits_too_long(rig)]
     profiles: dict[str, Profile] = {}
     paths: dict[str, Path] = {}
     sources: dict[str, ProfileSource] = {}
-    problems: list[ConfigProblem] = []
     for name, dut in rig.duts.items():
         ppath = (path.parent / dut.profile).resolve()
         try:
@@ -96,9 +98,11 @@ def load_rig(path: Path) -> LoadedRig:
             profiles[name] = _validate(Profile, sources[name])
             paths[name] = ppath
         except ConfigError as exc:
-            if not ppath.exists():
+            unread = [p for p in exc.problems if p.path == ppath and p.line is None]
+            if unread:  # the file itself could not be read (missing, a FIFO, a name too long): the rig's line
+                why = "not found" if unread[0].message == "file not found" else unread[0].message
                 problems.append(ConfigProblem(path, source.line_of(["duts", name, "profile"]),
-                                              f"duts.{name}.profile", f"profile file {ppath} not found"))
+                                              f"duts.{name}.profile", f"profile file {shorten(str(ppath))} {why}"))
             else:
                 problems.extend(exc.problems)
     if problems:

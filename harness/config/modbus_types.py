@@ -18,9 +18,11 @@ from harness.quantities import UNIT_FACTORS
 
 
 class Strict(BaseModel):
-    """Base for config models: unknown keys are errors, so typos never pass silently."""
+    """Base for config models: unknown keys are errors, so typos never pass silently; no float field
+    of any profile or rig takes inf or NaN (``.inf`` would make a window endless, NaN every comparison
+    false), whichever model declares it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RegisterTable(StrEnum):

@@ -7,17 +7,20 @@ device model* lives in its profile.
 
 from __future__ import annotations
 
+import string
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.config.availability import AvailabilitySoak
 from harness.config.documentation import Documentation
 from harness.config.modbus_map import Strict
-from harness.config.rig_security import Credential, FirmwareImages, RigPath
-from harness.config.robustness import CidrList, Robustness
+from harness.config.rig_security import Credential, FirmwareImages, LabAllowList, RigPath
+from harness.config.robustness import Robustness
 
 Port = int | Literal["auto"]
+MAX_WALL_WAIT_S = 7 * 86400.0  # a week of real waiting in one check: longer is a field trial, not a bench run
+MAX_DEVICE_WINDOW_S = 31 * 86400.0  # a month of device time: a simulator fast-forwards it, a real DUT waits
 
 
 class TcpTransport(Strict):
@@ -66,6 +69,22 @@ class Launch(Strict):
     command: list[str] = Field(min_length=1)
     ready_timeout_s: float = Field(20.0, gt=0, le=600)
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, command: list[str]) -> list[str]:
+        """Each argument a well-formed template of plain ``{name}`` placeholders (which names exist is the
+        launcher's to say); ``{`` alone, ``{0}`` or ``{host.__class__}`` would fail or reach into objects at
+        launch time."""
+        for arg in command:
+            try:
+                fields = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
+            except ValueError as exc:
+                raise ValueError(f"{arg!r}: {exc} (write a literal brace as {{{{ or }}}})") from None
+            for field in fields:
+                if not field.isidentifier():
+                    raise ValueError(f"{arg!r}: placeholder {{{field}}} is not a plain name like {{port}}")
+        return command
 
 
 class PowerSpec(Strict):
@@ -121,12 +140,15 @@ class Timing(Strict):
 
     request_timeout_s: float = Field(1.0, gt=0, le=60)
     retries: int = Field(2, ge=0, le=10)
-    energy_window_s: float = Field(3600, gt=0, description="device seconds to observe energy rates")
-    tariff_window_s: float = Field(900, gt=0, description="device seconds observed on each side of a switch")
+    energy_window_s: float = Field(3600, gt=0, le=MAX_DEVICE_WINDOW_S, description="device seconds to observe "
+                                   "energy rates")
+    tariff_window_s: float = Field(900, gt=0, le=MAX_DEVICE_WINDOW_S, description="device seconds observed on "
+                                   "each side of a switch")
     clock_tolerance_s: float = Field(2.0, gt=0, description="allowed clock error after a set or a cut")
     clock_drift_window_s: float = Field(60.0, gt=0, description="wall seconds over which drift is measured")
     max_wall_wait_s: float = Field(
-        120.0, gt=0, description="longest real wait a check may make when the DUT has no time control"
+        120.0, gt=0, le=MAX_WALL_WAIT_S, description="longest real wait a check may make (when the DUT has no time "
+        "control, and always for the rig's own wall-time settings: clock_drift_window_s, power off_time_s)"
     )
     power_cuts: int = Field(5, ge=1, le=1000, description="power cuts in the nvm suite")
 
@@ -229,11 +251,29 @@ class Rig(Strict):
     lab: Lab | None = None
     reruns: int = Field(2, ge=0, le=10, description="re-runs of a failing check; a pass on a re-run is FLAKY")
     timing: Timing = Field(default_factory=Timing)
-    lab_allow_list: CidrList = Field(
+    lab_allow_list: LabAllowList = Field(
         default_factory=list, description="addresses or networks (CIDR) of the lab's own DUTs that fuzzing and "
-        "storms (suite robustness) may target besides loopback and the harness's network namespaces")
+        "storms (suite robustness) may target besides loopback and the harness's network namespaces; no broader "
+        "than a /16 of private (a /24 of public) IPv4, a /48 (/64) of IPv6")
     robustness: Robustness = Field(default_factory=Robustness, description="bounds of the robustness campaigns")
     availability: AvailabilitySoak = Field(
         default_factory=AvailabilitySoak, description="the availability soak (cl. 67, 73): duration, poll interval, "
         "target, link faults")
     duts: dict[str, Dut] = Field(min_length=1)
+
+
+def wall_waits_too_long(rig: Rig) -> list[tuple[list[str | int], str]]:
+    """Settings that would make a check sleep longer than ``timing.max_wall_wait_s``, as (key path, why).
+
+    A rig is refused at load rather than capped: a capped window would measure something other than
+    what the lab wrote (a drift over 120 s is not a drift over 1e9 s), and a cap reported only in a
+    log is easy to miss. The key paths let the loader name each setting's own line.
+    """
+    limit = rig.timing.max_wall_wait_s
+    waits: list[tuple[list[str | int], float]] = [
+        (["timing", "clock_drift_window_s"], rig.timing.clock_drift_window_s),
+        *((["duts", name, "power", "off_time_s"], dut.power.off_time_s) for name, dut in rig.duts.items()
+          if dut.power is not None)]
+    return [(loc, f"{value:g} s of real waiting is longer than timing.max_wall_wait_s ({limit:g} s), the longest "
+                  "wait this rig allows a check; shorten it or raise max_wall_wait_s")
+            for loc, value in waits if value > limit]

@@ -9,6 +9,7 @@ the launched simulator's state directory, where a simulator keeps its vendor ima
 
 from __future__ import annotations
 
+import ipaddress
 import string
 from pathlib import Path
 from typing import Annotated
@@ -17,14 +18,60 @@ from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, model_v
 
 from harness.config.documentation import BASE_DIR
 from harness.config.modbus_types import Strict
+from harness.config.robustness import CidrList
+from harness.config.safe_files import not_regular
 
 FIRMWARE_PLACEHOLDERS = ("state_dir",)
+
+# The broadest network lab_allow_list may name: a bench subnet, not a site or the Internet. Fuzzing and
+# storms are attacks, so a typo (0.0.0.0/0) or a lazy wildcard must not aim them at everything.
+MIN_PREFIX = {(4, True): 16, (4, False): 24, (6, True): 48, (6, False): 64}  # (version, private) -> prefix
+_IPV4_IN_IPV6 = (ipaddress.IPv6Network("::ffff:0:0/96"), ipaddress.IPv6Network("64:ff9b::/96"))
+
+
+def _as_ipv4(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An IPv6 network that only spells IPv4 addresses (mapped ::ffff:a.b.c.d, NAT64 64:ff9b::a.b.c.d), as IPv4."""
+    for space in _IPV4_IN_IPV6:
+        if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(space):
+            return ipaddress.IPv4Network((int(net.network_address) & 0xFFFFFFFF, net.prefixlen - 96))
+    return net
+
+
+def refuse_broad_networks(networks: list[str]) -> list[str]:
+    """Refuse an allow-list entry that is no lab DUT: unspecified, multicast or reserved addresses, or a
+    network broader than ``MIN_PREFIX`` allows (a /16 of private IPv4, a /24 of public; /48 and /64 in IPv6)."""
+    for text in networks:
+        net = _as_ipv4(ipaddress.ip_network(text))
+        first = net.network_address
+        if first.is_unspecified or first.is_multicast or first.is_reserved:
+            kind = "unspecified" if first.is_unspecified else "multicast" if first.is_multicast else "reserved"
+            raise ValueError(f"{text}: {kind} addresses are no DUT; list the lab DUTs' own addresses")
+        private = net.is_private
+        least = MIN_PREFIX[(net.version, private)]
+        if net.prefixlen < least:
+            raise ValueError(f"{text} is broader than a /{least} of {'private' if private else 'public'} IPv"
+                             f"{net.version} addresses: fuzzing and storms may go only to the lab's own DUTs — list "
+                             "their addresses or their bench subnet")
+    return networks
+
+
+LabAllowList = Annotated[CidrList, AfterValidator(refuse_broad_networks)]
+
+
+def _regular_or_absent(path: Path) -> None:
+    """A key, certificate or image the rig names may be missing until the run (made there), but never a FIFO,
+    device or folder: reading one would hang or never end (``/dev/zero`` as a certificate)."""
+    why = not_regular(path)
+    if why is not None:
+        raise ValueError(f"{path} is {why}; give a regular file")
 
 
 def _from_rig_dir(value: str, info: ValidationInfo) -> str:
     """Made absolute against the rig file's directory at load time, so whoever uses it needs no context."""
     base = info.context.get(BASE_DIR) if info.context else None
-    return value if base is None or Path(value).is_absolute() else str(Path(base) / value)
+    path = value if base is None or Path(value).is_absolute() else str(Path(base) / value)
+    _regular_or_absent(Path(path))
+    return path
 
 
 RigPath = Annotated[str, AfterValidator(_from_rig_dir)]
@@ -81,10 +128,13 @@ class FirmwareImages(RigRelative):
     def _placeholders(self) -> FirmwareImages:
         for name in ("current", "next", "below_min", "unhealthy"):
             value = getattr(self, name)
-            for _, field, _, _ in string.Formatter().parse(value or ""):
-                if field is not None and field not in FIRMWARE_PLACEHOLDERS:
+            fields = [field for _, field, _, _ in string.Formatter().parse(value or "") if field is not None]
+            for field in fields:
+                if field not in FIRMWARE_PLACEHOLDERS:
                     raise ValueError(f"{name}: unknown placeholder {{{field}}}; known: "
                                      f"{', '.join('{' + p + '}' for p in FIRMWARE_PLACEHOLDERS)}")
+            if value is not None and not fields:
+                _regular_or_absent(self.resolve(value))
         return self
 
     def path(self, which: str, state_dir: Path | str = "") -> Path | None:

@@ -14,6 +14,8 @@ import hashlib
 from datetime import UTC, date, datetime
 from typing import Any
 
+from harness.config.safe_files import MAX_DOCUMENT_BYTES
+
 
 def run_date() -> date:
     """'Today' for a documentary check: the UTC date at the moment the check runs."""
@@ -110,18 +112,24 @@ def documents_of(documentation: Any, kind: str) -> list[Any]:
 def document_intact(check: Any, doc: Any) -> bool:
     """Record that a declared document is stored: a readable, non-empty file, the declared one if hashed.
 
+    It is read through ``DocumentRef.read``: a regular file inside the declaring file's folder, at most
+    ``MAX_DOCUMENT_BYTES`` — whatever it was swapped for since loading (a FIFO, a link out) is a FAIL
+    with the reason, never a hang or a read of something else.
+
     The file's SHA-256 goes into the evidence either way, so a certificate names the exact
     version of each document it rests on.
     """
     name = f"{doc.kind.value} “{doc.title}”"
+    limit = (f"a readable, non-empty regular file inside the declaring file's folder, at most "
+             f"{MAX_DOCUMENT_BYTES:,} bytes")
     try:
-        data = doc.path.read_bytes()
+        data = doc.read()
     except OSError as exc:
         return check.measure(name, f"{doc.file}: {exc.strerror or exc}", passed=False,
-                             limit="a readable file", note=f"looked for {doc.path}").passed
+                             limit=limit, note=f"looked for {doc.path}").passed
     digest = hashlib.sha256(data).hexdigest()
     ok = check.measure(name, f"{doc.file} ({len(data)} bytes)", passed=len(data) > 0,
-                       limit="a readable, non-empty file", note=f"sha256 {digest}").passed
+                       limit=limit, note=f"sha256 {digest}").passed
     if doc.sha256 is not None:
         ok = check.equal(f"{name} sha256", digest, doc.sha256.lower(),
                          note="declared sha256 of the document as issued") and ok
