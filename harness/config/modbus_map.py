@@ -74,7 +74,8 @@ class ModbusJournal(RecordStore):
 
     codes: dict[int, EventKind] = Field(min_length=1, description="device event code -> canonical kind")
     when_full: WhenFull
-    events_per_day: float = Field(gt=0, description="declared event rate the retention figure is judged at")
+    events_per_day: float = Field(gt=0, le=1440, description="declared event rate the retention figure is judged at "
+                                  "(at most one a minute: KZ-97-06 provokes a year of them)")
     timestamp_tolerance_s: float = Field(gt=0, description="how far an entry's time may be from the event")
     entry: JournalEntryLayout
 

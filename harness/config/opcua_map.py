@@ -235,8 +235,9 @@ class AuditLog(Strict):
     kinds: dict[AuditKind, str] = Field(description="canonical kind -> the device's category string")
     read: Literal["history"] = Field("history", description="history: HistoryRead of events on `source`")
     clear: OpcuaMethod | None = Field(None, description="how the log is cleared, if it can be")
-    capacity: int | None = Field(None, ge=1, description="events the log holds")
-    events_per_day: int | None = Field(None, ge=0, description="declared typical event rate (sizes retention)")
+    capacity: int | None = Field(None, ge=1, le=100_000_000, description="events the log holds")
+    events_per_day: int | None = Field(None, ge=0, le=100_000, description="declared typical event rate "
+                                       "(sizes retention; KZ-69-04 synthesizes a year of them)")
     timestamp_tolerance_s: float = Field(2.0, ge=0, le=3600, description="an entry's time may lie this far outside "
                                          "the device-clock window around the action it records")
 
