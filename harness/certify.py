@@ -53,6 +53,7 @@ class RunRequest:
     signer: str = BUILTIN_SIGNER
     started: float = 0.0
     config_sha256: dict[str, str] = field(default_factory=dict)  # rig and profiles as they were
+    run_id: str = ""  # in the lab key directory's register (harness.reporting.custody)
 
 
 def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects: list[str],
@@ -73,13 +74,12 @@ def resume(out: Path, verbose: bool = False, key_dir: Path | None = None) -> int
         return _err(f"{out} holds no run to resume (no run.json)")
     except (ValueError, TypeError) as exc:
         return _err(f"{out}/run.json is not readable: {exc}")
-    from harness.reporting.seal import SIGNATURE, verify
+    from harness.reporting.custody import resume_problem
+    from harness.reporting.signing import default_key_dir
 
-    if (out / SIGNATURE).exists():
-        sealed = verify(out)
-        if not sealed.ok:
-            return _err("the evidence changed since the run was sealed; not resuming:\n  "
-                        + "\n  ".join(sealed.problems))
+    problem = resume_problem(out, request.signer, key_dir or default_key_dir())
+    if problem:
+        return _err(f"not resuming {out}: {problem}")
     return _run(request, out, verbose=verbose, key_dir=key_dir, resume=True)
 
 
@@ -94,7 +94,9 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
 
     from harness import registry
     from harness.config import ConfigError, load_rig
+    from harness.reporting import custody
     from harness.reporting.outdir import default_out
+    from harness.reporting.signing import default_key_dir
 
     suites, defects, checks = request.suites, request.defects, request.checks
     try:
@@ -130,6 +132,8 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
         out.mkdir(parents=True, exist_ok=True)
         _keep_configuration(loaded, out)
         request.started, request.config_sha256 = time.time(), _config_hashes(loaded)
+        request.run_id = custody.new_run_id()
+        custody.record(key_dir or default_key_dir(), request.run_id, "started")
         (out / "run.json").write_text(json.dumps(asdict(request), indent=2) + "\n", encoding="utf-8")
 
     # Every suite is collected; --suite/--check deselect in the plugin, so the run knows what it skipped.

@@ -137,7 +137,7 @@ def test_bundle_and_report_refuse_a_broken_seal(run_copy):
     res = run_cli("bundle", str(run_copy))
     assert res.returncode == 1 and "checks.jsonl: changed" in res.stderr
     res = run_cli("report", str(run_copy))
-    assert res.returncode == 1 and "not re-signed" in res.stderr
+    assert res.returncode == 2 and "not re-signed" in res.stderr and "checks.jsonl: changed" in res.stderr
 
 
 def test_report_on_an_intact_run_rewrites_the_html_and_still_verifies(run_copy):
