@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -129,6 +128,9 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
     else:
         if (out / "checks.jsonl").exists() or (out / "run.json").exists():
             return _err(f"{out} already holds a run; choose another --out (or --resume it)")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            return _err(f"{out} is not an empty folder: the seal would cover (and the bundle hand over) files the "
+                        "harness did not write; choose a new or empty --out")
         out.mkdir(parents=True, exist_ok=True)
         _keep_configuration(loaded, out)
         request.started, request.config_sha256 = time.time(), _config_hashes(loaded)
@@ -174,7 +176,7 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
 
     print()
     print(clause_table(verdicts))
-    sealed = _finish(out, request.signer, key_dir, loaded.rig.lab)
+    sealed = _finish(out, request.signer, key_dir, loaded.rig)
     print(f"\n{elapsed:.1f} s; evidence in {out}/")
     if sealed is not None:
         print(f"  certificate.json, certificate.html{', allure-report.html' if sealed else ''} — signed "
@@ -186,15 +188,17 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
     return EXIT_OK if ok else EXIT_FAIL
 
 
-def _finish(out: Path, signer: str, key_dir: Path | None, lab: Any) -> bool | None:
+def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any) -> bool | None:
     """Certificate, reports and seal; True/False: with/without the Allure report; None: not sealed."""
     from harness.reporting.finalize import ALLURE_HTML, allure_wanted, finalize, print_notes
+    from harness.reporting.redaction import Redactor, rig_secrets
     from harness.reporting.seal import SealError
     from harness.reporting.signing import KeyMissing, default_key_dir
 
     try:
         result = finalize(out, signer=signer, key_dir=key_dir or default_key_dir(),
-                          lab=lab.model_dump() if lab else None, allure_report=allure_wanted())
+                          lab=rig.lab.model_dump() if rig.lab else None, allure_report=allure_wanted(),
+                          redactor=Redactor(rig_secrets(rig)))
     except (KeyMissing, SealError) as exc:
         print(f"harness certify: the certificate is not signed: {exc}", file=sys.stderr)
         return None
@@ -203,12 +207,15 @@ def _finish(out: Path, signer: str, key_dir: Path | None, lab: Any) -> bool | No
 
 
 def _keep_configuration(loaded: Any, out: Path) -> None:
-    """The rig and profiles exactly as used are part of the evidence."""
+    """The rig and profiles as used are part of the evidence — with the rig's secrets redacted (each as a
+    marker and its SHA-256, harness.reporting.redaction); run.json keeps the SHA-256 of the originals."""
+    from harness.reporting.redaction import Redactor, rig_secrets, write_redacted
+
+    redactor = Redactor(rig_secrets(loaded.rig))
     dest = out / "config"
-    dest.mkdir(exist_ok=True)
-    shutil.copy2(loaded.path, dest / f"rig-{loaded.path.name}")
+    write_redacted(dest / f"rig-{loaded.path.name}", loaded.path.read_bytes(), redactor)
     for path in set(loaded.profile_paths.values()):
-        shutil.copy2(path, dest / f"profile-{path.name}")
+        write_redacted(dest / f"profile-{path.name}", path.read_bytes(), redactor)
 
 
 class _Collector:

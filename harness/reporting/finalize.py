@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.reporting.redaction import Redactor
 from harness.reporting.seal import CERTIFICATE
 
 HTML, ALLURE_HTML = "certificate.html", "allure-report.html"
@@ -49,12 +50,14 @@ def allure_wanted() -> bool:
 
 
 def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | None = None,
-             rebuild_certificate: bool = True, allure_report: bool = True) -> Finalized:
+             rebuild_certificate: bool = True, allure_report: bool = True,
+             redactor: Redactor | None = None) -> Finalized:
     from harness.reporting import custody
     from harness.reporting.allure_html import AllureUnavailable, build_allure_html
     from harness.reporting.certificate import build_certificate
     from harness.reporting.html import render_certificate_html
     from harness.reporting.records import read_records
+    from harness.reporting.redaction import sweep
     from harness.reporting.seal import load_signer, seal
 
     notes: list[str] = []
@@ -81,6 +84,9 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
             notes.append(f"Allure report not built: {exc}")
     records = read_records(out / "checks.jsonl")
     _write(out / HTML, render_certificate_html(certificate, records, allure_report=allure))
+    swept = sweep(out, redactor or Redactor())  # the rule once more over everything, for what plugins wrote
+    if swept:
+        notes.append(f"secrets kept out of the evidence before the seal: {', '.join(swept)}")
     block = seal(out, signer, key_dir)
     run_id = custody.run_id_of(out)
     if run_id:
