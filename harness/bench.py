@@ -24,7 +24,7 @@ from harness.fault_injection.ports import free_port
 from harness.fault_injection.record import FaultLog
 from harness.fault_injection.serial_line import PtyPair
 from harness.quantities import IDENTITY_QUANTITIES
-from harness.reporting.redaction import Redactor, rig_secrets
+from harness.redaction import Redactor, rig_secrets
 
 
 class BenchError(RuntimeError):

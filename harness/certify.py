@@ -190,8 +190,8 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
 
 def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any) -> bool | None:
     """Certificate, reports and seal; True/False: with/without the Allure report; None: not sealed."""
+    from harness.redaction import Redactor, rig_secrets
     from harness.reporting.finalize import ALLURE_HTML, allure_wanted, finalize, print_notes
-    from harness.reporting.redaction import Redactor, rig_secrets
     from harness.reporting.seal import SealError
     from harness.reporting.signing import KeyMissing, default_key_dir
 
@@ -208,8 +208,8 @@ def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any) -> bool | No
 
 def _keep_configuration(loaded: Any, out: Path) -> None:
     """The rig and profiles as used are part of the evidence — with the rig's secrets redacted (each as a
-    marker and its SHA-256, harness.reporting.redaction); run.json keeps the SHA-256 of the originals."""
-    from harness.reporting.redaction import Redactor, rig_secrets, write_redacted
+    marker and its SHA-256, harness.redaction); run.json keeps the SHA-256 of the originals."""
+    from harness.redaction import Redactor, rig_secrets, write_redacted
 
     redactor = Redactor(rig_secrets(loaded.rig))
     dest = out / "config"

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 from harness.config import load_rig
-from harness.reporting.redaction import Redactor, rig_secrets
+from harness.redaction import Redactor, rig_secrets
 from harness.resources import builtin_rig
 
 NEEDLES_ALWAYS = [b"PRIVATE KEY"]

@@ -16,6 +16,7 @@ from harness.config.documentation import Documentation
 from harness.config.modbus_map import Strict
 from harness.config.rig_security import Credential, FirmwareImages, RigPath
 from harness.config.robustness import CidrList, Robustness
+from harness.redaction import appears_in
 
 Port = int | Literal["auto"]
 
@@ -211,7 +212,7 @@ class Dut(Strict):
         if self.link == "netns" and self.launch is None:
             raise ValueError("link netns runs the DUT inside a namespace: it needs `launch`")
         exposed = [role for role, cred in self.credentials.items() if cred.password and self.launch
-                   and any(cred.password in arg for arg in self.launch.command)]
+                   and any(appears_in(cred.password, arg) for arg in self.launch.command)]
         if exposed:
             raise ValueError(f"launch.command holds the password of credentials.{exposed[0]}: a command line is shown "
                              "by ps and written to the DUT's log; give the DUT \"{credentials_file}\" (JSON role -> "

@@ -2,7 +2,7 @@
 
 One JSON object per line, written and flushed as it happens, so a killed run keeps every
 exchange up to the kill; the rig's secrets are redacted as each line is written
-(``harness.reporting.redaction``).
+(``harness.redaction``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from harness.reporting.redaction import Redactor
+from harness.redaction import Redactor
 
 
 class Transcript:

@@ -9,7 +9,7 @@ Secrets never go on the command line (``ps`` shows it to every user, and the DUT
 a launched DUT gets the rig's credentials for it in a file (placeholder ``{credentials_file}``, also in
 its environment as ``HARNESS_CREDENTIALS_FILE``) or, in ``launch.env`` values only, as
 ``{password:ROLE}`` / ``{user:ROLE}``. Its output reaches the log through the same redaction as the
-transcript (``harness.reporting.redaction``).
+transcript (``harness.redaction``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from harness.config.rig import Launch
-from harness.reporting.redaction import Redactor
+from harness.redaction import Redactor
 
 CREDENTIALS_ENV = "HARNESS_CREDENTIALS_FILE"
 

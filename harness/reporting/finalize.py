@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.reporting.redaction import Redactor
+from harness.redaction import Redactor
 from harness.reporting.seal import CERTIFICATE
 
 HTML, ALLURE_HTML = "certificate.html", "allure-report.html"
@@ -52,12 +52,12 @@ def allure_wanted() -> bool:
 def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | None = None,
              rebuild_certificate: bool = True, allure_report: bool = True,
              redactor: Redactor | None = None) -> Finalized:
+    from harness.redaction import sweep
     from harness.reporting import custody
     from harness.reporting.allure_html import AllureUnavailable, build_allure_html
     from harness.reporting.certificate import build_certificate
     from harness.reporting.html import render_certificate_html
     from harness.reporting.records import read_records
-    from harness.reporting.redaction import sweep
     from harness.reporting.seal import load_signer, seal
 
     notes: list[str] = []

@@ -76,6 +76,11 @@ def _bounded(form: bytes) -> bytes:
     return head + re.escape(form) + tail
 
 
+def appears_in(secret: str, text: str) -> bool:
+    """Does ``secret`` (any length) stand in ``text`` as a whole token? (a rig check: a password on a command line)"""
+    return bool(secret) and re.search(_bounded(secret.encode()), text.encode()) is not None
+
+
 def rig_secrets(rig: Any) -> list[str]:
     """Every password of every DUT's credentials in a rig (``harness.config.rig.Rig``)."""
     return [cred.password for dut in rig.duts.values() for cred in dut.credentials.values() if cred.password]
