@@ -123,8 +123,8 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
         if request.config_sha256 and _config_hashes(loaded) != request.config_sha256:
             return _err(f"the rig or a profile changed since the run in {out} started; resuming would mix "
                         "two configurations — start a new run")
-        for stale in ("verdicts.json", "manifest.json", "certificate.sig.json"):  # rewritten at the end
-            (out / stale).unlink(missing_ok=True)
+        custody.reopen(out, key_dir or default_key_dir())  # the seal, if any, is made anew at the end
+        (out / "verdicts.json").unlink(missing_ok=True)
     else:
         if (out / "checks.jsonl").exists() or (out / "run.json").exists():
             return _err(f"{out} already holds a run; choose another --out (or --resume it)")

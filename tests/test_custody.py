@@ -112,3 +112,21 @@ def test_report_and_resume_accept_the_labs_own_intact_run(run_copy):
     assert res.returncode == 0, res.stdout + res.stderr
     assert run_cli("verify", str(run_copy), "--trust", lab_cert()).returncode == 0
     assert os.environ["HARNESS_KEY_DIR"] == str(default_key_dir())
+
+
+def test_a_reopened_run_killed_before_its_new_seal_resumes_but_not_after_an_edit(run_copy, tmp_path):
+    """`--resume` of a sealed (interrupted) run takes its seal apart first; killed right then, the run has
+    no seal at all. It may be resumed again — but not once its sealed evidence was edited meanwhile."""
+    from harness.reporting import custody
+
+    edited = tmp_path / "edited"
+    shutil.copytree(run_copy, edited)
+    custody.reopen(run_copy, default_key_dir())  # what the resume does before it runs; then kill -9
+    custody.reopen(edited, default_key_dir())
+    assert not (run_copy / "certificate.sig.json").exists() and not (run_copy / "certificate.json").exists()
+    alter_a_verdict(edited)
+    res = run_cli("certify", "--resume", str(edited))
+    assert_refused(res, "not resuming", "checks.jsonl changed since it was sealed")
+    res = run_cli("certify", "--resume", str(run_copy))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert run_cli("verify", str(run_copy), "--trust", lab_cert()).returncode == 0

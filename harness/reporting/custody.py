@@ -9,6 +9,10 @@ rules, in one place:
   anything of a seal exists in the folder (certificate, manifest or signature) or the register says
   it was sealed — only if that seal holds and was made with this lab's own certificate.
 * ``harness report`` re-signs only a run whose seal holds and was made with this lab's certificate.
+* A sealed run that ``--resume`` reopens (an interrupted run, sealed as far as it got) leaves its
+  sealed digests in the register (``.reopened.json``): until it is sealed again, its append-only
+  evidence (the run's ``*.jsonl``, ``logs/*.log``) may only grow and its configuration
+  (``config/``, ``run.json``) must not change, or a later resume is refused.
 
 So evidence altered after its seal is never sealed again: deleting the signature, the whole seal,
 or sealing with another key all end in a refusal.
@@ -99,4 +103,48 @@ def resume_problem(out: Path, signer_name: str, key_dir: Path) -> str | None:
         problem = seal_problem(out, signer_name, key_dir)
         if problem:
             return f"its seal does not hold for this lab: {problem}"
+    elif recorded(key_dir, run_id, "reopened.json"):
+        return reopened_problem(out, key_dir, run_id)
+    return None
+
+
+def _kept(rel: str) -> str | None:
+    """How evidence of a reopened run may change until its next seal: 'grows', 'frozen' or None (rewritten)."""
+    if ("/" not in rel and rel.endswith(".jsonl")) or (rel.startswith("logs/") and rel.endswith(".log")):
+        return "grows"
+    if rel.startswith("config/") or rel == RUN_FILE:
+        return "frozen"
+    return None
+
+
+def reopen(out: Path, key_dir: Path) -> None:
+    """Before a resume takes a sealed run apart (its certificate and seal are made anew at the end): keep
+    what was sealed in the register, so the evidence can be held to it until the next seal."""
+    run_id = run_id_of(out)
+    if not (out / MANIFEST).is_file() or not recorded(key_dir, run_id, "started"):
+        return
+    files = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("files", {})
+    kept = {rel: {"size": (out / rel).stat().st_size, "sha256": digest, "kept": _kept(rel)}
+            for rel, digest in files.items() if _kept(rel) and (out / rel).is_file()}
+    path = _mark(key_dir, run_id, "reopened.json")
+    path.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    _mark(key_dir, run_id, "sealed").unlink(missing_ok=True)
+    for name in (SIGNATURE, MANIFEST, CERTIFICATE):
+        (out / name).unlink(missing_ok=True)
+
+
+def reopened_problem(out: Path, key_dir: Path, run_id: str) -> str | None:
+    """Did the evidence of a reopened run keep what was sealed? (append-only files grew, configuration same)"""
+    import hashlib
+
+    kept = json.loads(_mark(key_dir, run_id, "reopened.json").read_text(encoding="utf-8"))
+    for rel, was in sorted(kept.items()):
+        path = out / rel
+        if not path.is_file() or path.is_symlink():
+            return f"{rel} was sealed before this run was resumed and is gone; start a new run"
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            prefix = hashlib.sha256(f.read(was["size"])).hexdigest()
+        if prefix != was["sha256"] or size < was["size"] or (was["kept"] == "frozen" and size != was["size"]):
+            return f"{rel} changed since it was sealed (before this run was resumed); start a new run"
     return None
