@@ -121,3 +121,18 @@ def test_the_credentials_file_is_private_and_outside_the_run(tmp_path):
     finally:
         bench.close()
     assert not path.exists() and not bench.private_dir.exists()
+
+
+def test_the_running_simulators_command_line_holds_no_secret(tmp_path):
+    """What `ps` shows of a launched DUT: its credentials file, not the password (which still opens it)."""
+    from harness.bench import Bench
+
+    bench = Bench(load_rig(builtin_rig()), tmp_path / "out")
+    try:
+        runtime = bench.dut("meter")
+        assert runtime.process is not None and runtime.process.pid is not None
+        cmdline = Path(f"/proc/{runtime.process.pid}/cmdline").read_bytes()
+        assert b"--credentials-file" in cmdline and b"20250094" not in cmdline
+        runtime.device.unlock()  # the simulator took the lab's password from the file
+    finally:
+        bench.close()

@@ -52,8 +52,14 @@ def default_key_dir() -> Path:
 @contextlib.contextmanager
 def key_dir_lock(key_dir: Path, *, exclusive: bool) -> Iterator[None]:
     """flock on ``<key dir>/.lock``: one maker at a time (exclusive), readers see a whole pair (shared)."""
-    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(key_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(key_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        if exclusive:
+            raise
+        yield  # a read-only key directory (a key on read-only media): nobody makes keys there; the pair check
+        return  # before signing still guards
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
