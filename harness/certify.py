@@ -199,7 +199,11 @@ def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any) -> bool | No
         result = finalize(out, signer=signer, key_dir=key_dir or default_key_dir(),
                           lab=rig.lab.model_dump() if rig.lab else None, allure_report=allure_wanted(),
                           redactor=Redactor(rig_secrets(rig)))
-    except (KeyMissing, SealError) as exc:
+    except KeyMissing as exc:  # checked before certificate.json is written: nothing half-sealed is left
+        print(f"harness certify: no certificate made, it could not be signed: {exc}; then "
+              f"`harness certify --resume {out}` makes and signs it", file=sys.stderr)
+        return None
+    except SealError as exc:
         print(f"harness certify: the certificate is not signed: {exc}", file=sys.stderr)
         return None
     print_notes(result)

@@ -130,3 +130,14 @@ def test_a_reopened_run_killed_before_its_new_seal_resumes_but_not_after_an_edit
     res = run_cli("certify", "--resume", str(run_copy))
     assert res.returncode == 0, res.stdout + res.stderr
     assert run_cli("verify", str(run_copy), "--trust", lab_cert()).returncode == 0
+
+
+def test_a_run_without_a_lab_key_leaves_no_certificate_and_resumes_signed_once_there_is_one(tmp_path):
+    key_dir, out = tmp_path / "new-lab-key", tmp_path / "run"
+    res = run_cli("certify", "--out", str(out), "--suite", "registers", "--key-dir", str(key_dir))
+    assert res.returncode == 1 and "harness keys init" in res.stderr and "--resume" in res.stderr, res.stderr
+    assert not (out / "certificate.json").exists() and (out / "checks.jsonl").exists()
+    assert run_cli("keys", "init", "--name", "Late Lab", "--key-dir", str(key_dir)).returncode == 0
+    res = run_cli("certify", "--resume", str(out), "--key-dir", str(key_dir))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert run_cli("verify", str(out), "--trust", str(key_dir / CERT_FILE)).returncode == 0
