@@ -191,12 +191,13 @@ class DutRuntime:
         return self.private_dir
 
     def _pki_placeholders(self) -> dict[str, str]:
-        """{client_cert}: the harness's trusted OPC UA client certificate (DER) for a simulator to trust,
-        made before launch when the command names it (the driver finds the same files in the bench's PKI)."""
+        """{client_cert}: the harness's trusted OPC UA client certificate (DER) for a simulator to trust, and
+        {pki_dir}: the folder of all its client certificates (e.g. untrusted-client.der, for a lab that trusts
+        anything), made before launch when the command names them (the driver finds the same files)."""
         launch = self.spec.launch
-        if launch is None or not any("{client_cert}" in arg for arg in launch.command):
-            return {"client_cert": ""}
-        return {"client_cert": str(self.pki.client_cert)}
+        if launch is None or not any("{client_cert}" in arg or "{pki_dir}" in arg for arg in launch.command):
+            return {"client_cert": "", "pki_dir": ""}
+        return {"client_cert": str(self.pki.client_cert), "pki_dir": str(self.pki.directory)}
 
     @property
     def pki(self) -> Any:

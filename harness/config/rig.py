@@ -60,7 +60,8 @@ class Launch(Strict):
     {control_port} {control} {defects}, for a DUT with a `reserve_transport` {reserve_serial_port}
     {reserve_host} {reserve_port}, and for a DUT with `upstream` channels {upstream_main} {upstream_reserve}
     (mqtt://host:port the DUT must push to — the link-fault proxy's address when the link is proxied),
-    and {client_cert}: the harness's trusted OPC UA client certificate (DER; its key stays outside the run folder).
+    and {client_cert}: the harness's trusted OPC UA client certificate (DER; its key stays outside the run folder),
+    {pki_dir} the folder of its client certificates.
     Secrets never go on the command line: {credentials_file} is a 0600 JSON file (role -> {user, password}) outside
     the run folder, also in the DUT's environment as HARNESS_CREDENTIALS_FILE; ``env`` values may also say
     {password:ROLE} and {user:ROLE}. The harness waits, bounded, until the DUT answers.
