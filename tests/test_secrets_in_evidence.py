@@ -62,12 +62,15 @@ def test_no_rig_secret_and_no_private_key_in_the_run_folder_or_its_bundle(rig, t
     assert run_cli("verify", str(out)).returncode == 0
 
 
-def test_the_controller_runs_client_certificates_stay_but_no_key(tmp_path):
+def test_the_controller_runs_client_certificates_stay_but_no_key_nor_its_private_folder(tmp_path):
     out = tmp_path / "run"
     certify_and_bundle(ROOT / "rigs" / "sim-controller.yaml", out)
     assert (out / "pki" / "harness-client.der").is_file()  # which identity the DUT trusted: evidence
     assert not list(out.rglob("*key*.pem"))
-    assert not list(Path("/tmp").glob(f"tek-harness-private-*/pki/{out.name}"))  # nothing left behind by name
+    launched = (out / "logs" / "plc.log").read_text().split("--credentials-file ", 1)[1].split()[0]
+    private = Path(launched).parent
+    assert private.name.startswith("tek-harness-private-") and not private.is_relative_to(out)
+    assert not private.exists()  # the secrets and keys went with the bench
 
 
 def test_a_vendor_emulator_gets_its_password_from_the_environment_and_its_log_is_redacted(tmp_path):
