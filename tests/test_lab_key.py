@@ -82,3 +82,14 @@ def test_a_key_and_certificate_of_different_pairs_refuse_to_sign(tmp_path):
     (a / CERT_FILE).write_bytes((b / CERT_FILE).read_bytes())  # a split pair
     with pytest.raises(KeyMissing, match="not one pair"):
         Ed25519Signer(a).sign(b"x")
+
+
+def test_a_certificate_left_without_its_key_by_a_crash_is_made_anew(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    init_ed25519(b, "Other")
+    a.mkdir()
+    (a / CERT_FILE).write_bytes((b / CERT_FILE).read_bytes())  # the key was never written
+    with pytest.raises(KeyMissing, match="no lab key"):
+        Ed25519Signer(a)
+    init_ed25519(a, "Lab A")
+    assert Ed25519Signer(a).sign(b"")["subject"] == "O=Lab A,CN=Lab A"

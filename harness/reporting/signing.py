@@ -98,7 +98,7 @@ def init_ed25519(key_dir: Path, name: str, *, force: bool = False, valid_days: i
 
     key_path, cert_path = key_dir / KEY_FILE, key_dir / CERT_FILE
     with key_dir_lock(key_dir, exclusive=True):
-        if (key_path.exists() or cert_path.exists()) and not force:
+        if key_path.exists() and not force:  # a certificate without its key (a crash between the two) is made anew
             raise FileExistsError(f"{key_path} exists; use --force to replace it (signatures made with it will "
                                   f"still verify, they carry their certificate)")
         key = Ed25519PrivateKey.generate()
@@ -115,8 +115,8 @@ def init_ed25519(key_dir: Path, name: str, *, force: bool = False, valid_days: i
                 .sign(key, None))
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        # The certificate first, then the key: a crash between the two leaves a pair that does not match,
-        # which every load refuses (and `keys init --force` replaces) — never a key without its certificate.
+        # The certificate first, then the key: a crash between the two leaves a certificate without its key
+        # (made anew by the next init) or, on --force, a pair that does not match, which every load refuses.
         write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
         write_private(key_path, pem)
         fsync_dir(key_dir)
