@@ -131,11 +131,15 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             return _err(f"{out} is not an empty folder: the seal would cover (and the bundle hand over) files the "
                         "harness did not write; choose a new or empty --out")
+        request.run_id = custody.new_run_id()
+        try:
+            custody.record(key_dir or default_key_dir(), request.run_id, "started")
+        except OSError as exc:
+            return _err(f"cannot record the run in the lab key directory's register ({exc.strerror or exc}: "
+                        f"{exc.filename}); only runs recorded there can be resumed and sealed")
         out.mkdir(parents=True, exist_ok=True)
         _keep_configuration(loaded, out)
         request.started, request.config_sha256 = time.time(), _config_hashes(loaded)
-        request.run_id = custody.new_run_id()
-        custody.record(key_dir or default_key_dir(), request.run_id, "started")
         (out / "run.json").write_text(json.dumps(asdict(request), indent=2) + "\n", encoding="utf-8")
 
     # Every suite is collected; --suite/--check deselect in the plugin, so the run knows what it skipped.

@@ -141,3 +141,12 @@ def test_a_run_without_a_lab_key_leaves_no_certificate_and_resumes_signed_once_t
     res = run_cli("certify", "--resume", str(out), "--key-dir", str(key_dir))
     assert res.returncode == 0, res.stdout + res.stderr
     assert run_cli("verify", str(out), "--trust", str(key_dir / CERT_FILE)).returncode == 0
+
+
+def test_a_run_that_cannot_be_recorded_in_the_register_does_not_start(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "run"
+    res = run_cli("certify", "--out", str(out), "--suite", "registers", "--key-dir", str(blocker / "keys"))
+    assert_refused(res, "register")
+    assert not out.exists()  # nothing half-made: the same --out can be used once the key directory is fixed

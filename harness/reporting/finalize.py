@@ -89,8 +89,12 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
         notes.append(f"secrets kept out of the evidence before the seal: {', '.join(swept)}")
     block = seal(out, signer, key_dir)
     run_id = custody.run_id_of(out)
-    if run_id:
-        custody.record(key_dir, run_id, "sealed")
+    try:
+        if run_id:
+            custody.record(key_dir, run_id, "sealed")
+    except OSError as exc:
+        notes.append(f"the seal is not in the lab key directory's register ({exc.strerror or exc}): a resume of "
+                     "this run would not know it was sealed")
     return Finalized(certificate, str(block.get("subject", "")), notes)
 
 
