@@ -137,14 +137,18 @@ def reopened_problem(out: Path, key_dir: Path, run_id: str) -> str | None:
     """Did the evidence of a reopened run keep what was sealed? (append-only files grew, configuration same)"""
     import hashlib
 
-    kept = json.loads(_mark(key_dir, run_id, "reopened.json").read_text(encoding="utf-8"))
-    for rel, was in sorted(kept.items()):
+    try:
+        kept = json.loads(_mark(key_dir, run_id, "reopened.json").read_text(encoding="utf-8"))
+        entries = sorted((str(rel), int(was["size"]), str(was["sha256"]), was.get("kept")) for rel, was in kept.items())
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        return f"the register's record of what was sealed is not readable ({exc}); start a new run"
+    for rel, size_was, digest_was, kept_as in entries:
         path = out / rel
         if not path.is_file() or path.is_symlink():
             return f"{rel} was sealed before this run was resumed and is gone; start a new run"
         size = path.stat().st_size
         with path.open("rb") as f:
-            prefix = hashlib.sha256(f.read(was["size"])).hexdigest()
-        if prefix != was["sha256"] or size < was["size"] or (was["kept"] == "frozen" and size != was["size"]):
+            prefix = hashlib.sha256(f.read(size_was)).hexdigest()
+        if prefix != digest_was or size < size_was or (kept_as == "frozen" and size != size_was):
             return f"{rel} changed since it was sealed (before this run was resumed); start a new run"
     return None

@@ -138,8 +138,11 @@ class Ed25519Signer:
         key_path, cert_path = key_dir / KEY_FILE, key_dir / CERT_FILE
         if not key_path.exists() or not cert_path.exists():
             raise KeyMissing(f"no lab key in {key_dir}: make one with `harness keys init --name \"<your lab>\"`")
-        with key_dir_lock(key_dir, exclusive=False):
-            key_pem, self.cert_pem = key_path.read_bytes(), cert_path.read_bytes()
+        try:
+            with key_dir_lock(key_dir, exclusive=False):
+                key_pem, self.cert_pem = key_path.read_bytes(), cert_path.read_bytes()
+        except OSError as exc:
+            raise KeyMissing(f"the lab key in {key_dir} cannot be read: {exc.strerror or exc}") from None
         try:
             key = serialization.load_pem_private_key(key_pem, password=None)
             self.cert = x509.load_pem_x509_certificate(self.cert_pem)
