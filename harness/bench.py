@@ -6,6 +6,9 @@ every process it starts and stops each one by PID at the end, also when the run 
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from harness.fault_injection.ports import free_port
 from harness.fault_injection.record import FaultLog
 from harness.fault_injection.serial_line import PtyPair
 from harness.quantities import IDENTITY_QUANTITIES
+from harness.redaction import Redactor, rig_secrets
 
 
 class BenchError(RuntimeError):
@@ -39,6 +43,8 @@ class DutRuntime:
     faults: FaultLog
     defects: list[str]
     seed: int = 1
+    private_dir: Path | None = None  # outside the run folder: the PKI's private keys, the credentials file
+    redactor: Redactor = field(default_factory=Redactor)
     endpoint: dict[str, Any] = field(default_factory=dict)
     process: DutProcess | None = None
     pty: PtyPair | None = None
@@ -94,7 +100,7 @@ class DutRuntime:
             if self.spec.link == "netns":
                 launch = launch.model_copy(update={"command": self.main_link.command(launch.command)})
             self.process = DutProcess(self.name, launch, self._placeholders(),
-                                      self.out_dir / "logs" / f"{self.name}.log")
+                                      self.out_dir / "logs" / f"{self.name}.log", self.redactor, self._credentials())
             self.process.start()
             self.process.wait_ready(self.probe)
         else:
@@ -159,25 +165,52 @@ class DutRuntime:
             "reserve_host": str(self.reserve_endpoint.get("host", "")),
             "reserve_port": str(self.reserve_endpoint.get("port", "")),
             "defects": ",".join(self.defects),
+            "credentials_file": self._credentials_file(),
             **(self.upstream.placeholders() if self.upstream is not None else {}),
             **self._pki_placeholders(),
         }
 
+    def _credentials(self) -> dict[str, dict[str, str]]:
+        """The rig's credentials for this DUT: role -> {user, password} (certificate accounts: their paths)."""
+        return {role: {k: v for k, v in cred.model_dump().items() if v is not None}
+                for role, cred in self.spec.credentials.items()}
+
+    def _credentials_file(self) -> str:
+        """{credentials_file}: the DUT's credentials as JSON in a 0600 file outside the run folder ('' without any)."""
+        if not self.spec.credentials:
+            return ""
+        from harness.durable import write_atomically
+
+        path = self._private() / f"{self.name}-credentials.json"
+        write_atomically(path, json.dumps(self._credentials(), indent=1).encode(), mode=0o600)
+        return str(path)
+
+    def _private(self) -> Path:
+        if self.private_dir is None:
+            raise BenchError(f"{self.name}: no private directory for secrets (the bench makes one)")
+        return self.private_dir
+
     def _pki_placeholders(self) -> dict[str, str]:
-        """{client_cert}: the harness's trusted OPC UA client certificate (DER) for a simulator to trust,
-        made before launch when the command names it (the driver finds the same files in OUTDIR/pki)."""
+        """{client_cert}: the harness's trusted OPC UA client certificate (DER) for a simulator to trust, and
+        {pki_dir}: the folder of all its client certificates (e.g. untrusted-client.der, for a lab that trusts
+        anything), made before launch when the command names them (the driver finds the same files)."""
         launch = self.spec.launch
-        if launch is None or not any("{client_cert}" in arg for arg in launch.command):
-            return {"client_cert": ""}
-        return {"client_cert": str(self.pki.client_cert)}
+        if launch is None or not any("{client_cert}" in arg or "{pki_dir}" in arg for arg in launch.command):
+            return {"client_cert": "", "pki_dir": ""}
+        return {"client_cert": str(self.pki.client_cert), "pki_dir": str(self.pki.directory)}
 
     @property
     def pki(self) -> Any:
-        """The harness's OPC UA client certificates in OUTDIR/pki (``harness.devices.opcua_pki.Pki``: trusted,
-        untrusted; the rig's ``client_certificate`` replaces the trusted one), made on first use."""
+        """The harness's OPC UA client certificates (``harness.devices.opcua_pki.Pki``: trusted, untrusted; the
+        rig's ``client_certificate`` replaces the trusted one), made on first use in the bench's private
+        directory — their keys never enter the run folder; the certificates are copied to OUTDIR/pki at the end."""
         from harness.devices.opcua_pki import ensure_pki
 
-        return ensure_pki(self.out_dir / "pki", self.spec.client_certificate, self.spec.client_key)
+        return ensure_pki(self.pki_dir, self.spec.client_certificate, self.spec.client_key)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self._private() / "pki"
 
     def _injector(self, kind: str, name: str) -> Any:
         specs = registry.fault_injectors(kind)
@@ -221,7 +254,7 @@ class DutRuntime:
             raise BenchError(f"{self.name}: no driver for protocol {self.profile.protocol!r}; installed: "
                              f"{', '.join(drivers)}")
         return driver.factory(name, self.profile, spec, timing, transcript,
-                              {**endpoint, "pki_dir": str(self.out_dir / "pki")})
+                              {**endpoint, "pki_dir": str(self.pki_dir)})
 
     def probe(self) -> None:
         """Does the DUT answer? (Raises until it does.)"""
@@ -253,14 +286,18 @@ class Bench:
                  transcript: bool = True) -> None:
         self.loaded = loaded
         self.out_dir = out_dir
-        self.transcript = Transcript(out_dir / "transcript.jsonl") if transcript else None
+        self.redactor = Redactor(rig_secrets(loaded.rig))
+        # Secrets and private keys live here, never in the run folder; removed when the bench closes.
+        self.private_dir = Path(tempfile.mkdtemp(prefix="tek-harness-private-"))
+        self.transcript = Transcript(out_dir / "transcript.jsonl", self.redactor) if transcript else None
         self.faults = FaultLog(out_dir / "faults.jsonl")
         self.runtimes: dict[str, DutRuntime] = {}
         for name, spec in loaded.rig.duts.items():
             defects = [*spec.defects, *(extra_defects or [])] if spec.launch else []
             self.runtimes[name] = DutRuntime(name, spec, loaded.profiles[name], loaded.profile_paths[name],
                                              loaded.rig.timing, out_dir, self.transcript, self.faults, defects,
-                                             seed=loaded.rig.seed)
+                                             seed=loaded.rig.seed, private_dir=self.private_dir,
+                                             redactor=self.redactor)
 
     def dut(self, name: str) -> DutRuntime:
         runtime = self.runtimes[name]
@@ -268,7 +305,23 @@ class Bench:
         return runtime
 
     def close(self) -> None:
-        for runtime in self.runtimes.values():
-            runtime.stop()
-        if self.transcript:
-            self.transcript.close()
+        try:
+            for runtime in self.runtimes.values():
+                runtime.stop()
+        finally:
+            if self.transcript:
+                self.transcript.close()
+            self._keep_public_certificates()
+            shutil.rmtree(self.private_dir, ignore_errors=True)
+
+    def _keep_public_certificates(self) -> None:
+        """The client certificates the harness presented are evidence (which identity the DUT trusted);
+        their private keys are not — only certificates are copied to OUTDIR/pki."""
+        pki = self.private_dir / "pki"
+        certificates = [p for p in pki.glob("*") if p.suffix in (".der", ".pem") and not p.stem.endswith("-key")] \
+            if pki.is_dir() else []
+        for cert in certificates:
+            data = cert.read_bytes()
+            if b"PRIVATE KEY" not in data:
+                (self.out_dir / "pki").mkdir(exist_ok=True)
+                (self.out_dir / "pki" / cert.name).write_bytes(data)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -53,6 +52,7 @@ class RunRequest:
     signer: str = BUILTIN_SIGNER
     started: float = 0.0
     config_sha256: dict[str, str] = field(default_factory=dict)  # rig and profiles as they were
+    run_id: str = ""  # in the lab key directory's register (harness.reporting.custody)
 
 
 def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects: list[str],
@@ -73,13 +73,12 @@ def resume(out: Path, verbose: bool = False, key_dir: Path | None = None) -> int
         return _err(f"{out} holds no run to resume (no run.json)")
     except (ValueError, TypeError) as exc:
         return _err(f"{out}/run.json is not readable: {exc}")
-    from harness.reporting.seal import SIGNATURE, verify
+    from harness.reporting.custody import resume_problem
+    from harness.reporting.signing import default_key_dir
 
-    if (out / SIGNATURE).exists():
-        sealed = verify(out)
-        if not sealed.ok:
-            return _err("the evidence changed since the run was sealed; not resuming:\n  "
-                        + "\n  ".join(sealed.problems))
+    problem = resume_problem(out, request.signer, key_dir or default_key_dir())
+    if problem:
+        return _err(f"not resuming {out}: {problem}")
     return _run(request, out, verbose=verbose, key_dir=key_dir, resume=True)
 
 
@@ -94,7 +93,9 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
 
     from harness import registry
     from harness.config import ConfigError, load_rig
+    from harness.reporting import custody
     from harness.reporting.outdir import default_out
+    from harness.reporting.signing import default_key_dir
 
     suites, defects, checks = request.suites, request.defects, request.checks
     try:
@@ -122,11 +123,20 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
         if request.config_sha256 and _config_hashes(loaded) != request.config_sha256:
             return _err(f"the rig or a profile changed since the run in {out} started; resuming would mix "
                         "two configurations — start a new run")
-        for stale in ("verdicts.json", "manifest.json", "certificate.sig.json"):  # rewritten at the end
-            (out / stale).unlink(missing_ok=True)
+        custody.reopen(out, key_dir or default_key_dir())  # the seal, if any, is made anew at the end
+        (out / "verdicts.json").unlink(missing_ok=True)
     else:
         if (out / "checks.jsonl").exists() or (out / "run.json").exists():
             return _err(f"{out} already holds a run; choose another --out (or --resume it)")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            return _err(f"{out} is not an empty folder: the seal would cover (and the bundle hand over) files the "
+                        "harness did not write; choose a new or empty --out")
+        request.run_id = custody.new_run_id()
+        try:
+            custody.record(key_dir or default_key_dir(), request.run_id, "started")
+        except OSError as exc:
+            return _err(f"cannot record the run in the lab key directory's register ({exc.strerror or exc}: "
+                        f"{exc.filename}); only runs recorded there can be resumed and sealed")
         out.mkdir(parents=True, exist_ok=True)
         _keep_configuration(loaded, out)
         request.started, request.config_sha256 = time.time(), _config_hashes(loaded)
@@ -170,7 +180,7 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
 
     print()
     print(clause_table(verdicts))
-    sealed = _finish(out, request.signer, key_dir, loaded.rig.lab)
+    sealed = _finish(out, request.signer, key_dir, loaded.rig)
     print(f"\n{elapsed:.1f} s; evidence in {out}/")
     if sealed is not None:
         print(f"  certificate.json, certificate.html{', allure-report.html' if sealed else ''} — signed "
@@ -182,16 +192,22 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
     return EXIT_OK if ok else EXIT_FAIL
 
 
-def _finish(out: Path, signer: str, key_dir: Path | None, lab: Any) -> bool | None:
+def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any) -> bool | None:
     """Certificate, reports and seal; True/False: with/without the Allure report; None: not sealed."""
+    from harness.redaction import Redactor, rig_secrets
     from harness.reporting.finalize import ALLURE_HTML, allure_wanted, finalize, print_notes
     from harness.reporting.seal import SealError
     from harness.reporting.signing import KeyMissing, default_key_dir
 
     try:
         result = finalize(out, signer=signer, key_dir=key_dir or default_key_dir(),
-                          lab=lab.model_dump() if lab else None, allure_report=allure_wanted())
-    except (KeyMissing, SealError) as exc:
+                          lab=rig.lab.model_dump() if rig.lab else None, allure_report=allure_wanted(),
+                          redactor=Redactor(rig_secrets(rig)))
+    except KeyMissing as exc:  # checked before certificate.json is written: nothing half-sealed is left
+        print(f"harness certify: no certificate made, it could not be signed: {exc}; then "
+              f"`harness certify --resume {out}` makes and signs it", file=sys.stderr)
+        return None
+    except SealError as exc:
         print(f"harness certify: the certificate is not signed: {exc}", file=sys.stderr)
         return None
     print_notes(result)
@@ -199,12 +215,15 @@ def _finish(out: Path, signer: str, key_dir: Path | None, lab: Any) -> bool | No
 
 
 def _keep_configuration(loaded: Any, out: Path) -> None:
-    """The rig and profiles exactly as used are part of the evidence."""
+    """The rig and profiles as used are part of the evidence — with the rig's secrets redacted (each as a
+    marker and its SHA-256, harness.redaction); run.json keeps the SHA-256 of the originals."""
+    from harness.redaction import Redactor, rig_secrets, write_redacted
+
+    redactor = Redactor(rig_secrets(loaded.rig))
     dest = out / "config"
-    dest.mkdir(exist_ok=True)
-    shutil.copy2(loaded.path, dest / f"rig-{loaded.path.name}")
+    write_redacted(dest / f"rig-{loaded.path.name}", loaded.path.read_bytes(), redactor)
     for dut, path in loaded.profile_paths.items():  # a profile that extends another: resolved (config/extends.py)
-        (dest / f"profile-{path.name}").write_bytes(loaded.profile_evidence(dut))
+        write_redacted(dest / f"profile-{path.name}", loaded.profile_evidence(dut), redactor)
 
 
 class _Collector:

@@ -15,6 +15,7 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        os.fchmod(fd, mode)  # a stale .tmp left by a crash keeps its old mode through O_CREAT: a key must not
         os.write(fd, data)
         os.fsync(fd)
     finally:

@@ -26,6 +26,7 @@ def _key_dir(args: argparse.Namespace) -> Path:
 
 
 def verify(args: argparse.Namespace) -> int:
+    from harness.reporting.seal import SealError, fingerprint_of_pem
     from harness.reporting.seal import verify as verify_seal
 
     if not args.outdir.is_dir():
@@ -33,10 +34,12 @@ def verify(args: argparse.Namespace) -> int:
     trusted = None
     if args.trust:
         try:
-            trusted = args.trust.read_bytes()
+            trusted = fingerprint_of_pem(args.trust.read_bytes(), f"--trust {args.trust}")
         except OSError as exc:
-            return _err("verify", f"cannot read {args.trust}: {exc}")
-    result = verify_seal(args.outdir, trusted)
+            return _err("verify", f"cannot read {args.trust}: {exc.strerror or exc}")
+        except SealError as exc:
+            return _err("verify", str(exc))
+    result = verify_seal(args.outdir, trusted_fingerprint=trusted)
     if result.ok:
         print(f"{args.outdir}: OK — {result.files} evidence files match manifest.json; signature by "
               f"{result.subject} ({result.signer}, certificate SHA-256 {result.fingerprint})")
@@ -52,20 +55,20 @@ def verify(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     """Rebuild the readable reports of a sealed run (e.g. once Allure is installed) and re-sign it.
 
-    The seal is checked first: re-signing must never launder evidence changed after the run.
+    The seal is checked first, against this lab's own certificate: re-signing must never launder evidence
+    changed after the run, nor adopt a run somebody else sealed (harness.reporting.custody).
     """
+    from harness.reporting.custody import seal_problem
     from harness.reporting.finalize import ALLURE_HTML, HTML, finalize, print_notes
     from harness.reporting.seal import SealError
-    from harness.reporting.seal import verify as verify_seal
     from harness.reporting.signing import KeyMissing
 
     out: Path = args.outdir
     if not (out / "certificate.json").exists():
         return _err("report", f"{out} holds no certificate.json (run `harness certify` first)")
-    check = verify_seal(out)
-    if not check.ok:
-        return _err("report", "the run's seal does not hold, so it is not re-signed:\n  " + "\n  ".join(check.problems),
-                    EXIT_FAIL)
+    problem = seal_problem(out, args.signer, _key_dir(args))
+    if problem:
+        return _err("report", f"{out} is not re-signed: it is not sealed intact by this lab: {problem}")
     lab = json.loads((out / "certificate.json").read_text(encoding="utf-8")).get("lab")
     try:
         result = finalize(out, signer=args.signer, key_dir=_key_dir(args), lab=lab, rebuild_certificate=False)

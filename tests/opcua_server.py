@@ -90,8 +90,13 @@ async def main(argv: list[str]) -> None:
     ap.add_argument("--pki", type=Path, required=True)
     ap.add_argument("--trust", type=Path, required=True)
     ap.add_argument("--users", default="")
+    ap.add_argument("--credentials-file", type=Path, help="the harness's {credentials_file}: accounts as --users")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
+    if args.credentials_file is not None:
+        from harness.simulators.credentials_file import read_credentials, users_spec
+
+        args.users = ",".join(s for s in (args.users, users_spec(read_credentials(args.credentials_file))) if s)
     users = {u: (p, r) for u, p, r in (item.split(":") for item in args.users.split(",") if item)}
     trusted = args.trust.read_bytes()
 

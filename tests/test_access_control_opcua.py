@@ -113,7 +113,7 @@ def test_defects_fail_only_their_check_in_the_whole_suite(tmp_path):
 
 def test_a_lab_rig_that_trusts_any_certificate_and_lacks_an_account(tmp_path):
     """Certificate trust broken by the lab, not the device (the device's own is auth_trusts_any_certificate):
-    the simulator is told to trust the harness's untrusted certificate too (OUTDIR/pki, made before launch), as
+    the simulator is told to trust the harness's untrusted certificate too ({pki_dir}, made before launch), as
     a lab that trusts whatever it is given would — KZ-66-03 FAILs. The same rig gives no account for the viewer
     role: the matrix cannot be complete, so KZ-78-01 is INCONCLUSIVE and names the missing credential (one run
     for both: they are independent)."""
@@ -123,7 +123,7 @@ def test_a_lab_rig_that_trusts_any_certificate_and_lacks_an_account(tmp_path):
     del plc["credentials"]["viewer"]
     command = plc["launch"]["command"]
     at = command.index("--trust") + 2
-    plc["launch"]["command"] = [*command[:at], "--trust", "{state_dir}/../../pki/untrusted-client.der",
+    plc["launch"]["command"] = [*command[:at], "--trust", "{pki_dir}/untrusted-client.der",
                                 *command[at:]]
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig), encoding="utf-8")
     code, output, plc_verdicts, checks = _certify(tmp_path / "rig.yaml", tmp_path / "out", "--check", "KZ-66-03",

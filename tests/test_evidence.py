@@ -137,7 +137,7 @@ def test_bundle_and_report_refuse_a_broken_seal(run_copy):
     res = run_cli("bundle", str(run_copy))
     assert res.returncode == 1 and "checks.jsonl: changed" in res.stderr
     res = run_cli("report", str(run_copy))
-    assert res.returncode == 1 and "not re-signed" in res.stderr
+    assert res.returncode == 2 and "not re-signed" in res.stderr and "checks.jsonl: changed" in res.stderr
 
 
 def test_report_on_an_intact_run_rewrites_the_html_and_still_verifies(run_copy):
@@ -147,3 +147,51 @@ def test_report_on_an_intact_run_rewrites_the_html_and_still_verifies(run_copy):
     assert (run_copy / "certificate.html").exists()
     assert run_cli("verify", str(run_copy)).returncode == 0
     assert json.loads(before)["subject"] == json.loads((run_copy / "certificate.sig.json").read_text())["subject"]
+
+
+@pytest.mark.parametrize("entry", ["symlink", "fifo", "empty directory", "symlink over a file"])
+def test_verify_names_entries_that_are_not_regular_files(run_copy, entry):
+    import os
+
+    if entry == "symlink":
+        (run_copy / "logs" / "extra").symlink_to("/etc/hostname")
+        expected = "logs/extra: a symlink, not a regular file"
+    elif entry == "fifo":
+        os.mkfifo(run_copy / "pipe")
+        expected = "pipe: a FIFO, not a regular file"
+    elif entry == "empty directory":
+        (run_copy / "state" / "nothing").mkdir()
+        expected = "state/nothing: an empty directory"
+    else:  # same bytes, but the seal cannot pin what a link points to later
+        target = run_copy.parent / "verdicts-elsewhere.json"
+        (run_copy / "verdicts.json").rename(target)
+        (run_copy / "verdicts.json").symlink_to(target)
+        expected = "verdicts.json: a symlink, not a regular file"
+    res = run_cli("verify", str(run_copy), timeout=60)  # a FIFO must not hang it either
+    assert res.returncode == 1 and "NOT VALID" in res.stderr, res.stdout + res.stderr
+    assert expected in res.stderr
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("manifest.json", "[]"), ("manifest.json", '{"files": []}'), ("manifest.json", '{"files": {"checks.jsonl": 1}}'),
+    ("manifest.json", "\udcff not json"), ("certificate.sig.json", "[]"), ("certificate.sig.json", '{"payload": 5}'),
+    ("certificate.sig.json", '{"payload": "", "signer": "ed25519-x509", "certificate_pem": 5, "signature": []}'),
+    ("certificate.sig.json", '"just a string"')])
+def test_verify_reports_seal_files_of_the_wrong_shape_without_a_traceback(run_copy, name, content):
+    (run_copy / name).write_bytes(content.encode("utf-8", "surrogateescape"))
+    res = run_cli("verify", str(run_copy))
+    assert res.returncode == 1 and "NOT VALID" in res.stderr, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("trust", ["not a certificate", "directory",
+                                   "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
+def test_verify_trust_that_is_not_a_pem_certificate_is_a_usage_error(sealed_run, tmp_path, trust):
+    path = tmp_path / "trust.pem"
+    if trust == "directory":
+        path.mkdir()
+    else:
+        path.write_text(trust)
+    res = run_cli("verify", str(sealed_run), "--trust", str(path))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert str(path) in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -53,7 +53,7 @@ duts:
 {CREDENTIALS}
     launch:
       command: ["{{python}}", "{SERVER}", "--port", "{{port}}", "--pki", "{{state_dir}}/server-pki",
-                "--trust", "{{client_cert}}", "--users", "{USERS}"]
+                "--trust", "{{client_cert}}", "--credentials-file", "{{credentials_file}}"]
       ready_timeout_s: 20
 """, encoding="utf-8")
     bench = Bench(load_rig(rig), root / "out")
@@ -73,7 +73,7 @@ def plc(bench: Bench) -> OpcuaDevice:
 def test_bench_makes_the_pki_and_hands_the_trusted_certificate_to_the_launch(bench, plc):
     runtime = bench.dut("plc")
     pki = runtime.pki
-    assert pki.directory == bench.out_dir / "pki"
+    assert pki.directory == bench.private_dir / "pki"  # private keys never in the run folder (issue 13)
     assert pki.trusted.der.is_file() and pki.untrusted.der.is_file() and pki.trusted.key.is_file()
     assert str(pki.trusted.der) in runtime.process.argv()
     assert plc.pki.trusted == pki.trusted  # the driver uses the very certificate the device was told to trust
@@ -280,7 +280,7 @@ duts:
     launch:
       command: ["{{python}}", "-m", "harness", "sim", "controller", "--profile", "{{profile}}",
                 "--state-dir", "{{state_dir}}", "--tcp", "{{host}}:{{port}}", "--control", "{{control_port}}",
-                "--trust", "{{client_cert}}", "--users", "{SIM_USERS}", "--defects", "{{defects}}"]
+                "--trust", "{{client_cert}}", "--credentials-file", "{{credentials_file}}", "--defects", "{{defects}}"]
       ready_timeout_s: 30
     control: {{port: auto}}
     firmware:

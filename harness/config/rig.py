@@ -17,6 +17,7 @@ from harness.config.documentation import Documentation
 from harness.config.modbus_map import Strict
 from harness.config.rig_security import Credential, FirmwareImages, LabAllowList, RigPath
 from harness.config.robustness import Robustness
+from harness.redaction import appears_in
 
 Port = int | Literal["auto"]
 MAX_WALL_WAIT_S = 7 * 86400.0  # a week of real waiting in one check: longer is a field trial, not a bench run
@@ -62,8 +63,11 @@ class Launch(Strict):
     {control_port} {control} {defects}, for a DUT with a `reserve_transport` {reserve_serial_port}
     {reserve_host} {reserve_port}, and for a DUT with `upstream` channels {upstream_main} {upstream_reserve}
     (mqtt://host:port the DUT must push to — the link-fault proxy's address when the link is proxied),
-    and {client_cert}: the harness's trusted OPC UA client certificate (DER, made in OUTDIR/pki).
-    The harness waits, bounded, until the DUT answers.
+    and {client_cert}: the harness's trusted OPC UA client certificate (DER; its key stays outside the run folder),
+    {pki_dir} the folder of its client certificates.
+    Secrets never go on the command line: {credentials_file} is a 0600 JSON file (role -> {user, password}) outside
+    the run folder, also in the DUT's environment as HARNESS_CREDENTIALS_FILE; ``env`` values may also say
+    {password:ROLE} and {user:ROLE}. The harness waits, bounded, until the DUT answers.
     """
 
     command: list[str] = Field(min_length=1)
@@ -215,7 +219,7 @@ class Dut(Strict):
     firmware: FirmwareImages | None = Field(None, description="vendor images the update suite may install")
     client_certificate: RigPath | None = Field(
         None, description="the OPC UA application certificate (DER) the DUT already trusts; default: the harness "
-        "makes one per run in OUTDIR/pki")
+        "makes one per run (its key outside the run folder, the certificate copied to OUTDIR/pki)")
     client_key: RigPath | None = Field(None, description="its private key (PEM)")
 
     @model_validator(mode="after")
@@ -230,6 +234,12 @@ class Dut(Strict):
             raise ValueError(f"link {self.link} faults a TCP transport; the main transport here is serial")
         if self.link == "netns" and self.launch is None:
             raise ValueError("link netns runs the DUT inside a namespace: it needs `launch`")
+        exposed = [role for role, cred in self.credentials.items() if cred.password and self.launch
+                   and any(appears_in(cred.password, arg) for arg in self.launch.command)]
+        if exposed:
+            raise ValueError(f"launch.command holds the password of credentials.{exposed[0]}: a command line is shown "
+                             "by ps and written to the DUT's log; give the DUT \"{credentials_file}\" (JSON role -> "
+                             "{user, password}) or a launch.env value \"{password:ROLE}\"")
         return self
 
 

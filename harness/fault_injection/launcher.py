@@ -4,6 +4,12 @@ A rig names the command with placeholders; the harness fills them in, starts the
 new session (so its children can be stopped with it), logs its output to the run's evidence,
 and waits — bounded — until the DUT answers through the Device API. A vendor's emulator is
 launched exactly like our own simulators.
+
+Secrets never go on the command line (``ps`` shows it to every user, and the DUT's log records it):
+a launched DUT gets the rig's credentials for it in a file (placeholder ``{credentials_file}``, also in
+its environment as ``HARNESS_CREDENTIALS_FILE``) or, in ``launch.env`` values only, as
+``{password:ROLE}`` / ``{user:ROLE}``. Its output reaches the log through the same redaction as the
+transcript (``harness.redaction``).
 """
 
 from __future__ import annotations
@@ -13,12 +19,29 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from harness.config.rig import Launch
+from harness.redaction import Redactor
+
+CREDENTIALS_ENV = "HARNESS_CREDENTIALS_FILE"
+
+
+class Secrets:
+    """``{password:ROLE}`` / ``{user:ROLE}`` in a ``launch.env`` value: the rig's credential for ROLE."""
+
+    def __init__(self, credentials: dict[str, dict[str, str]], field: str) -> None:
+        self.credentials, self.field = credentials, field
+
+    def __format__(self, role: str) -> str:
+        value = self.credentials.get(role, {}).get(self.field)
+        if value is None:
+            raise KeyError(f"{self.field}:{role}")
+        return value
 
 
 def die_with_parent() -> None:
@@ -37,38 +60,77 @@ class LaunchError(RuntimeError):
 
 
 class DutProcess:
-    def __init__(self, name: str, launch: Launch, placeholders: dict[str, str], log_path: Path) -> None:
+    def __init__(self, name: str, launch: Launch, placeholders: dict[str, str], log_path: Path,
+                 redactor: Redactor | None = None, credentials: dict[str, dict[str, str]] | None = None) -> None:
         self.name = name
         self.launch = launch
         self.placeholders = placeholders
         self.log_path = log_path
+        self.redactor = redactor or Redactor()
+        self.credentials = credentials or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_lock = threading.Lock()
+        self._pumps: list[threading.Thread] = []
         self.starts = 0
 
     def argv(self) -> list[str]:
         values = {"python": sys.executable, **self.placeholders}
         try:
-            return [arg.format(**values) for arg in self.launch.command]
-        except KeyError as exc:
+            argv = [arg.format(**values) for arg in self.launch.command]
+        except (KeyError, ValueError) as exc:
             raise LaunchError(f"{self.name}: launch command uses unknown placeholder {exc}; known: "
-                              f"{', '.join(sorted(values))}") from None
+                              f"{', '.join(sorted(values))} (secrets: {{credentials_file}}, or {{password:ROLE}} "
+                              "in launch.env)") from None
+        if any(self.redactor.finds(arg.encode()) for arg in argv):
+            raise LaunchError(f"{self.name}: a credential's secret is on the launch command line (visible in ps and "
+                              "the DUT's log); pass it through {credentials_file} or launch.env")
+        return argv
+
+    def env(self) -> dict[str, str]:
+        """The process environment: the harness's, the rig's ``launch.env`` (placeholders and secrets filled)."""
+        values = {"python": sys.executable, **self.placeholders,
+                  "password": Secrets(self.credentials, "password"), "user": Secrets(self.credentials, "user")}
+        extra = {CREDENTIALS_ENV: self.placeholders["credentials_file"]} \
+            if self.placeholders.get("credentials_file") else {}
+        try:
+            extra.update({k: v.format(**values) if "{" in v else v for k, v in self.launch.env.items()})
+        except (KeyError, ValueError) as exc:
+            raise LaunchError(f"{self.name}: launch.env uses unknown placeholder or role {exc}") from None
+        return {**os.environ, **extra}
 
     def start(self) -> None:
         if self.running:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._log.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(self.argv())}\n".encode())
-        self._log.flush()
-        env = {**os.environ, **self.launch.env}
+        if self._log is None:
+            self._log = self.log_path.open("ab")
+        argv = self.argv()
+        self._write_log(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
         try:
-            self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True,
                                          preexec_fn=die_with_parent)
         except OSError as exc:
-            raise LaunchError(f"{self.name}: cannot start {self.argv()[0]}: {exc.strerror}") from None
+            raise LaunchError(f"{self.name}: cannot start {argv[0]}: {exc.strerror}") from None
+        pump = threading.Thread(target=self._pump, args=(self.proc.stdout,), name=f"{self.name}-log", daemon=True)
+        pump.start()
+        self._pumps = [p for p in self._pumps if p.is_alive()] + [pump]
         self.starts += 1
+
+    def _pump(self, source: IO[bytes] | None) -> None:
+        """The DUT's output, line by line, redacted into its log (ends when the process and its group are gone)."""
+        if source is None:
+            return
+        with source:
+            for line in iter(source.readline, b""):
+                self._write_log(line)
+
+    def _write_log(self, data: bytes) -> None:
+        with self._log_lock:
+            if self._log is not None:
+                self._log.write(self.redactor.data(data))
+                self._log.flush()
 
     def wait_ready(self, probe: Callable[[], object]) -> float:
         """Call ``probe`` until it succeeds; seconds it took. Bounded by the rig's ready timeout."""
@@ -120,6 +182,10 @@ class DutProcess:
             self.proc.wait(timeout=10)
 
     def _close_log(self) -> None:
-        if self._log:
-            self._log.close()
-            self._log = None
+        for pump in self._pumps:
+            pump.join(timeout=5.0)  # bounded: a grandchild that kept the pipe open must not hang the run
+        self._pumps = []
+        with self._log_lock:
+            if self._log:
+                self._log.close()
+                self._log = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.redaction import Redactor
 from harness.reporting.seal import CERTIFICATE
 
 HTML, ALLURE_HTML = "certificate.html", "allure-report.html"
@@ -34,7 +35,10 @@ def ensure_key(signer_name: str, key_dir: Path, lab_name: str | None) -> str | N
     spec = registry.signers().get(signer_name)
     if spec is None or spec.init is None or (key_dir / KEY_FILE).exists() or key_dir != default_key_dir():
         return None
-    described = spec.init(key_dir, lab_name or "Unnamed lab (tek-harness self-signed key)")
+    try:
+        described = spec.init(key_dir, lab_name or "Unnamed lab (tek-harness self-signed key)")
+    except FileExistsError:
+        return None  # another first run made it a moment ago (init holds the key directory's lock)
     return f"made a new self-signed lab key in {key_dir} ({described}); `harness keys init --force --name …` " \
            f"replaces it with one that names your lab"
 
@@ -46,14 +50,21 @@ def allure_wanted() -> bool:
 
 
 def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | None = None,
-             rebuild_certificate: bool = True, allure_report: bool = True) -> Finalized:
+             rebuild_certificate: bool = True, allure_report: bool = True,
+             redactor: Redactor | None = None) -> Finalized:
+    from harness.redaction import sweep
+    from harness.reporting import custody
     from harness.reporting.allure_html import AllureUnavailable, build_allure_html
     from harness.reporting.certificate import build_certificate
     from harness.reporting.html import render_certificate_html
     from harness.reporting.records import read_records
-    from harness.reporting.seal import seal
+    from harness.reporting.seal import load_signer, seal
 
     notes: list[str] = []
+    created = ensure_key(signer, key_dir, (lab or {}).get("name"))
+    if created:
+        notes.append(created)
+    load_signer(signer, key_dir)  # no key, no certificate: a run left unsigned stays resumable
     if rebuild_certificate:
         certificate = build_certificate(out, lab)
         _write(out / CERTIFICATE, json.dumps(certificate, indent=2, ensure_ascii=False) + "\n")
@@ -73,10 +84,17 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
             notes.append(f"Allure report not built: {exc}")
     records = read_records(out / "checks.jsonl")
     _write(out / HTML, render_certificate_html(certificate, records, allure_report=allure))
-    created = ensure_key(signer, key_dir, (lab or {}).get("name"))
-    if created:
-        notes.append(created)
+    swept = sweep(out, redactor or Redactor())  # the rule once more over everything, for what plugins wrote
+    if swept:
+        notes.append(f"secrets kept out of the evidence before the seal: {', '.join(swept)}")
     block = seal(out, signer, key_dir)
+    run_id = custody.run_id_of(out)
+    try:
+        if run_id:
+            custody.record(key_dir, run_id, "sealed")
+    except OSError as exc:
+        notes.append(f"the seal is not in the lab key directory's register ({exc.strerror or exc}): a resume of "
+                     "this run would not know it was sealed")
     return Finalized(certificate, str(block.get("subject", "")), notes)
 
 

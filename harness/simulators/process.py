@@ -37,8 +37,17 @@ def common_parser(prog: str, description: str, default_profile: str, default_ser
     p.add_argument("--unlock-password", metavar="PASSWORD",
                    help="opens a write session when written to the profile's unlock register (modbus.write_protection);"
                         " default: none, nothing unlocks")
+    p.add_argument("--credentials-file", type=Path, metavar="FILE",
+                   help="JSON role -> {user, password} (the harness's {credentials_file}); the `unlock` password "
+                        "opens write sessions, as --unlock-password does, without showing it in ps")
     p.add_argument("--list-defects", action="store_true", help="list the seeded defects and exit")
     return p
+
+
+def _unlock_from_file(path: Path | None) -> str | None:
+    from harness.simulators.credentials_file import read_credentials, unlock_password
+
+    return None if path is None else unlock_password(read_credentials(path))
 
 
 def run_simulator(args: argparse.Namespace, prog: str, catalogue: dict[str, Defect], default_profile: str,
@@ -58,7 +67,7 @@ def run_simulator(args: argparse.Namespace, prog: str, catalogue: dict[str, Defe
         defects = parse_defects(args.defects, catalogue)
         profile = load_profile(args.profile or builtin_profile(default_profile))
         device = make(profile, defects)
-        device.set_unlock_password(args.unlock_password)
+        device.set_unlock_password(args.unlock_password or _unlock_from_file(args.credentials_file))
     except (ValueError, ConfigError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

@@ -9,8 +9,9 @@ RAM: a power cut closes it, and so does a wrong password.
 Answers, as the shared body gives them: a protected write (clock, settings) without an open session
 → exception 04 (server device failure: the device will not do it now), nothing changed; a wrong
 password → exception 03 (illegal data value), logged as ``auth_failure`` where the journal has a
-code for it. The password comes from the simulator's command line (``--unlock-password``, the
-lab's, as a rig's ``credentials.unlock`` gives it to the harness); without one nothing unlocks.
+code for it. The password is the lab's, as a rig's ``credentials.unlock`` gives it to the harness; the harness hands it
+over in a file (``--credentials-file``, kept out of ``ps``), a test may say ``--unlock-password``; without one
+nothing unlocks.
 Defect ``meter_clock_unprotected`` lets protected writes through without a session.
 """
 

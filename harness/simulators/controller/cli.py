@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", metavar="PORT", type=int, help="control channel port on 127.0.0.1")
     p.add_argument("--users", default="", metavar="NAME:PASSWORD:ROLE,...",
                    help="accounts created on first start (stored hashed; existing accounts are kept as they are)")
+    p.add_argument("--credentials-file", type=Path, metavar="FILE",
+                   help="JSON role -> {user, password} (the harness's {credentials_file}): accounts as --users makes "
+                        "them, without the passwords in ps")
     p.add_argument("--trust", action="append", default=[], metavar="CERT[=ROLE]",
                    help="trust this client certificate (DER or PEM; repeatable or comma-separated); a certificate "
                         "identity gets ROLE (default: the profile's first role). Untrusted certificates are refused")
@@ -60,6 +63,14 @@ def _trusted(specs: list[str], roles: set[str]) -> list[tuple[bytes, str]]:
         except (OSError, ValueError) as exc:
             raise ValueError(f"--trust {path}: cannot read a certificate ({exc})") from None
     return out
+
+
+def _users(args: argparse.Namespace) -> str:
+    if args.credentials_file is None:
+        return str(args.users)
+    from harness.simulators.credentials_file import read_credentials, users_spec
+
+    return ",".join(s for s in (args.users, users_spec(read_credentials(args.credentials_file))) if s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = load_controller_profile(args.profile or builtin_profile(DEFAULT_PROFILE))
         roles = set(profile.roles)
         device = Controller(profile, args.state_dir, defects, args.serial, args.firmware,
-                            parse_users(args.users, roles), _trusted(args.trust, roles))
+                            parse_users(_users(args), roles), _trusted(args.trust, roles))
     except (ValueError, ProfileError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
