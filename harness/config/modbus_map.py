@@ -74,7 +74,8 @@ class ModbusJournal(RecordStore):
     codes: dict[int, EventKind] = Field(min_length=1, description="device event code -> canonical kind")
     when_full: WhenFull
     events_per_day: float = Field(gt=0, description="declared event rate the retention figure is judged at")
-    timestamp_tolerance_s: float = Field(gt=0, description="how far an entry's time may be from the event")
+    timestamp_tolerance_s: float = Field(gt=0, description="how far an entry's time may be from the event (may "
+                                         "tighten, never loosen, the bound of conformance/bounds.py: 5 s)")
     entry: JournalEntryLayout
 
     @model_validator(mode="after")

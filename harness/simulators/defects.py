@@ -28,6 +28,9 @@ def _device_body(clause: str, settings: str, clock_set: str, clock_reset: str, d
         Defect("clock_set_ignored", clause, clock_set, "clock writes are acknowledged but do not change the clock"),
         Defect("clock_resets_on_power_loss", clause, clock_reset,
                "the clock restarts from 2000-01-01 00:00 after every power-on (no RTC battery)"),
+        Defect("rtc_stops_when_off", clause, clock_reset,
+               "the clock stands still while the power is off and runs on from there (no RTC battery, nothing "
+               "reset): it loses every outage"),
         Defect("clock_drift", clause, drift, "the RTC crystal runs 0.5 % fast (7 minutes a day)"),
     )
 

@@ -44,7 +44,8 @@ DROP_SHARE = 0.03  # intermittent_unavailable: the share of requests left unansw
 FACTORY_SETTINGS = {"ct_ratio": 1, "demand_period_min": 15}  # any other declared setting starts at 0
 
 # Defects every simulated device offers: they concern the RTC, the NVM policy and settings.
-COMMON_DEFECTS = ("settings_volatile", "clock_set_ignored", "clock_resets_on_power_loss", "clock_drift")
+COMMON_DEFECTS = ("settings_volatile", "clock_set_ignored", "clock_resets_on_power_loss", "rtc_stops_when_off",
+                  "clock_drift")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class SimulatedModbusDevice(ABC):
             self.metering_restore(state["metering"])
             if "clock_resets_on_power_loss" in defects:
                 self.timeline.set_rtc(CLOCK_RESET_TO)
+            if "rtc_stops_when_off" in defects:  # the RTC lost the time since the last moment it was saved alive
+                self.timeline.rtc_offset -= max(0.0, time.time() - state["timeline"]["wall"])
         now = self.timeline.physical()
         self.metering_resync(now)  # nothing was metered while the power was off
         self.journal = SimJournal.power_on(profile.modbus.journal, state_dir, defects, self.utc_offset_s, state,
