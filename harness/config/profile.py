@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.config.availability import DeclaredAvailability
 from harness.config.documentation import Documentation
+from harness.config.heat_meter import HeatMeterSpec
 from harness.config.interfaces import Interfaces
 from harness.config.modbus_map import ModbusMap, Strict
 from harness.config.opcua_map import OpcuaMap
@@ -113,6 +114,8 @@ class Profile(Strict):
         None, description="registry entry, verification, certificates and documents of the model (cl. 50-93)")
     availability: DeclaredAvailability | None = Field(
         None, description="declared polling interval and recovery time after a link fault (cl. 67, 73)")
+    heat: HeatMeterSpec = Field(
+        default_factory=HeatMeterSpec, description="a heat meter's EN 1434 accuracy class (cl. 96); default class 3")
 
     @model_validator(mode="after")
     def _check(self) -> Profile:

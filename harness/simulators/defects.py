@@ -165,6 +165,9 @@ HEAT_DEFECTS: dict[str, Defect] = {
     for d in (
         Defect("heat_mass_not_recorded", "96", "KZ-96-01",
                "the meter does not record the heat carrier's mass: its register is not served (exception 02)"),
+        Defect("heat_return_sensor_low", "96", "KZ-96-01",
+               "the return temperature sensor reads 20 K low (90/55 °C shows as 90/35): heat overstated ~57 %, the "
+               "registers consistent with each other (KZ-96-03 fails as well)"),
         Defect("heat_counter_glitch", "96", "KZ-96-02",
                "every fifth read returns the energy, volume and mass counters a few steps lower"),
         Defect("heat_energy_inconsistent", "96", "KZ-96-03",
