@@ -93,6 +93,8 @@ ACCESS_BODY_DEFECTS = tuple(d for d in ACCESS_DEFECTS if d.name != "meter_energy
 AVAILABILITY_DEFECTS = (
     Defect("intermittent_unavailable", "67", "KZ-67-01",
            "about 3 % of requests get no answer at all (seeded): the client times out"),
+    Defect("slow_link_recovery", "73", "KZ-73-01",
+           "after 1 s without a request (a link fault) the network module restarts: nothing is answered for 8 s"),
 )
 
 # The wire level of every simulated Modbus device (simulators/wire_faults.py): protocol conformance (cl. 68)

@@ -41,6 +41,7 @@ DAY = 86400.0
 CLOCK_RESET_TO = 946684800.0  # 2000-01-01 00:00:00 device local time, where an RTC without battery restarts
 RTC_DRIFT = 0.005  # clock_drift: the crystal runs 0.5 % fast
 DROP_SHARE = 0.03  # intermittent_unavailable: the share of requests left unanswered
+SILENCE_S, RESTART_S = 1.0, 8.0  # slow_link_recovery: after this long without a request, deaf for this long
 FACTORY_SETTINGS = {"ct_ratio": 1, "demand_period_min": 15}  # any other declared setting starts at 0
 
 # Defects every simulated device offers: they concern the RTC, the NVM policy and settings.
@@ -267,6 +268,8 @@ class SimulatedModbusDevice(ABC):
             # No answer at all: pymodbus answers when the request's own task ends, so a cancelled one is a
             # request dropped on the floor — the client times out, other requests and connections carry on.
             raise asyncio.CancelledError
+        if "slow_link_recovery" in self.defects and self._restarting():
+            raise asyncio.CancelledError
         if fc not in (3, 4, 6, 16):
             return ExcCodes.ILLEGAL_FUNCTION
         table = RegisterTable.INPUT if fc == 4 else RegisterTable.HOLDING
@@ -284,6 +287,14 @@ class SimulatedModbusDevice(ABC):
                 registers[off:off + span.count] = self.render(span)
             return None
         return self._write(spans, address, count, [int(v) for v in set_values])
+
+    def _restarting(self) -> bool:
+        """The slow_link_recovery defect: a request after a silence starts a restart of the network module."""
+        now = time.monotonic()
+        last, self._last_request = getattr(self, "_last_request", now), now
+        if now - last > SILENCE_S and now >= getattr(self, "_deaf_until", 0.0):
+            self._deaf_until = now + RESTART_S
+        return now < getattr(self, "_deaf_until", 0.0)
 
     @functools.cached_property
     def _dropped(self) -> random.Random:
