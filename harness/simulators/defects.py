@@ -83,6 +83,8 @@ ACCESS_DEFECTS = (
     Defect("meter_clock_unprotected", "94", "KZ-94-02",
            "clock and settings writes are accepted without the unlock (the declared write protection is not "
            "enforced)"),
+    Defect("readonly_clock_writable", "94", "KZ-94-02",
+           "a clock the profile declares read-only (clock.writable: false) takes any write: anyone can set it"),
     Defect("tamper_not_logged", "94", "KZ-94-03",
            "tamper inputs (cover, magnetic field) are sensed but not logged in the journal"),
 )

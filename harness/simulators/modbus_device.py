@@ -309,7 +309,8 @@ class SimulatedModbusDevice(ABC):
         span = spans[0]
         if span.kind == "unlock":
             return self._unlock(span, values)
-        if span.kind == "clock" and self.profile.clock and self.profile.clock.writable:
+        if span.kind == "clock" and self.profile.clock and (self.profile.clock.writable
+                                                            or "readonly_clock_writable" in self.defects):
             if self.guard is not None and not self.guard.permits("clock"):
                 return ExcCodes.DEVICE_FAILURE  # no write session: the clock stays as it is
             try:
