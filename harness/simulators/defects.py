@@ -233,6 +233,8 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
                "rollback"),
         Defect("update_rollback_loses_config", "70", "KZ-70-05",
                "a rollback to the previous version restores the factory configuration (setpoints, parameters)"),
+        Defect("update_config_write_ignored", "70", "KZ-70-05",
+               "once updated, the firmware acknowledges configuration writes (Good) and drops them"),
         Defect("update_power_loss_bricks", "70", "KZ-70-06",
                "the boot pointer is switched before the new slot is written: a power cut during install boots "
                "the half-written slot, which reports version 0.0.0"),
