@@ -4,7 +4,9 @@ INCONCLUSIVE and names the rig setting that would let it, and a bench's limit is
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from conftest import checks_of, run_cli
 
 from harness.resources import builtin_rig
@@ -35,3 +37,24 @@ def test_a_register_the_bench_does_not_load_cannot_pass_its_rate(tmp_path):
     assert "reference_load.reactive_import_var" in record["reason"]
     assert "reference_load.reactive_export_var" in record["reason"]
     assert all(m["passed"] for m in record["measurements"])  # no creep, and the active rates are right
+
+
+def test_tamper_check_with_only_some_inputs_driven_is_inconclusive(monkeypatch):
+    """KZ-94-03 judges what the bench drove; a declared tamper kind it could not drive leaves the check
+    INCONCLUSIVE (as KZ-97-01 is), not a PASS for every input."""
+    from harness.conformance.access_control import test_modbus_access as suite
+    from harness.events import EventKind
+    from harness.reporting.records import Check
+    from harness.verdicts import Inconclusive
+
+    monkeypatch.setattr(suite, "journal_of", lambda dut: object())
+    monkeypatch.setattr(suite, "device_clock", lambda dut: None)
+    monkeypatch.setattr(suite, "tamper_kinds", lambda dut: [EventKind.COVER_OPEN, EventKind.MAGNETIC_FIELD])
+    monkeypatch.setattr(suite, "tamper_provocation", lambda dut, kind: "the rig drives no magnetic_field tamper input"
+                        if kind == EventKind.MAGNETIC_FIELD else SimpleNamespace(kind=kind))
+    monkeypatch.setattr(suite, "provoke_and_judge", lambda dut, check, p: check.measure(
+        f"{p.kind.value}: logged once", 1, passed=True))
+    check = Check("KZ-94-03", "t", "access_control", ["94"], "meter")
+    with pytest.raises(Inconclusive, match="magnetic_field"):
+        suite.test_tamper_inputs_logged(object(), check)
+    assert [m.passed for m in check.measurements] == [True, True]  # the cover judged, the field named as untried
