@@ -142,3 +142,13 @@ def test_drift_is_inconclusive_when_the_harness_clock_steps_back(monkeypatch):
     check = Check("KZ-95-11", "t", "clock", ["95"], "meter")
     with pytest.raises(Inconclusive, match="stepped"):
         clock_drift_within_declared(_dut(clock, writable=True), check, "95")
+
+
+def test_a_cut_longer_than_the_rig_lets_the_harness_wait_is_inconclusive():
+    from harness.conformance.clock_checks import clock_continues_after_power_cut
+
+    dut = _dut(_Clock(0.0), writable=False)
+    dut.timing.clock_tolerance_s, dut.timing.max_wall_wait_s = 100.0, 120.0
+    dut.power, dut.spec = object(), SimpleNamespace(power=SimpleNamespace(off_time_s=1.0))
+    with pytest.raises(Inconclusive, match="max_wall_wait_s"):
+        clock_continues_after_power_cut(dut, Check("KZ-95-10", "t", "clock", ["95"], "meter"), "95")
