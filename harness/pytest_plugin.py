@@ -311,8 +311,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         if attempt == run.reruns:
             return True  # the failed measurements make the verdict FAIL
         attempts.append(Attempt(verdict=Verdict.FAIL, reason=reason))
-        c.measurements.clear()
-        c.charts.clear()
+        c.restart()
     return True
 
 
@@ -345,6 +344,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if attempts and verdict == Verdict.PASS:
             verdict = Verdict.FLAKY
             reason = f"failed {len(attempts)} time(s), then passed on a re-run; first failure: {attempts[0].reason}"
+        elif attempts and verdict in (Verdict.NOT_APPLICABLE, Verdict.INCONCLUSIVE):
+            # A re-run that could not judge takes nothing back: the failure measured before stands.
+            reason = f"{attempts[0].reason} (a re-run then ended {verdict.value}: {reason})"
+            verdict = Verdict.FAIL
         c = item.stash.get(_CHECK, None)
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
         item.stash[_RECORD] = CheckRecord(
@@ -365,6 +368,8 @@ def _verdict(item: pytest.Item, call: pytest.CallInfo[None]) -> tuple[Verdict, s
     if call.excinfo is None:
         if c is not None and c.failures:
             return Verdict.FAIL, "; ".join(m.describe() for m in c.failures[:3])
+        if c is None or c.unjudged:
+            return Verdict.INCONCLUSIVE, "nothing measured: the check recorded no measurement and reached no judgement"
         return Verdict.PASS, ""
     exc = call.excinfo.value
     text = str(exc).strip() or type(exc).__name__

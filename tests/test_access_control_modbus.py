@@ -33,8 +33,11 @@ CHECKS = ["KZ-94-01", "KZ-94-02", "KZ-94-03"]
 SYMPTOM = {  # what the failing check must say it measured
     "meter_energy_writable": "active_import_total: write of",
     "meter_clock_unprotected": "without the unlock: clock write: accepted",
+    "readonly_clock_writable": "declared read-only: clock write: accepted",
     "tamper_not_logged": "new cover_open entries: 0",
 }
+EXPECTS = {"meter_energy_writable": "KZ-94-01", "meter_clock_unprotected": "KZ-94-02",
+           "readonly_clock_writable": "KZ-94-02", "tamper_not_logged": "KZ-94-03"}
 
 
 
@@ -57,14 +60,42 @@ def test_golden_meter_passes_access_control(tmp_path):
 
 
 def test_catalogue():
-    assert {d.name: d.expect for d in ACCESS_DEFECTS} == dict(zip(SYMPTOM, CHECKS, strict=True))
+    assert {d.name: d.expect for d in ACCESS_DEFECTS} == EXPECTS and set(EXPECTS) == set(SYMPTOM)
     assert all(METER_DEFECTS[d.name].clause == "94" for d in ACCESS_DEFECTS)
 
 
 @pytest.mark.parametrize("defect", list(SYMPTOM))
 def test_access_defect_fails_its_check(tmp_path, defect):
-    run = certify_defect(tmp_path, METER_DEFECTS[defect])
+    rig = _read_only_rig(tmp_path) if defect == "readonly_clock_writable" else None
+    run = certify_defect(tmp_path, METER_DEFECTS[defect], rig=rig)
     assert SYMPTOM[defect] in run.record["reason"], run.record["reason"]
+
+
+def _read_only_rig(tmp_path) -> str:
+    """The built-in rig with a meter whose profile declares its clock and settings read-only (no write protection)."""
+    doc = yaml.safe_load(builtin_profile("tek-sim-em4.yaml").read_text())
+    del doc["modbus"]["write_protection"]
+    doc.pop("documentation")
+    doc["clock"]["writable"] = False
+    doc["modbus"]["function_codes"] = [3, 4, 6, 16]  # it serves writes (to something): they reach the registers
+    for setting in doc["modbus"]["settings"].values():
+        setting["writable"] = False
+        setting.pop("test_value", None)
+    (tmp_path / "read-only.yaml").write_text(yaml.safe_dump(doc))
+    rig = builtin_rig().read_text().replace("../device_profiles/tek-sim-em4.yaml", str(tmp_path / "read-only.yaml"))
+    (tmp_path / "read-only-rig.yaml").write_text(rig)
+    return str(tmp_path / "read-only-rig.yaml")
+
+
+def test_a_meter_declared_read_only_is_tried_not_excused(tmp_path):
+    """Nothing writable declared is no N/A: the forced writes are sent, and the golden meter refuses them all."""
+    out = tmp_path / "out"
+    res = run_cli("certify", _read_only_rig(tmp_path), "--out", str(out), "--check", "KZ-94-02", "--reruns", "0")
+    record = checks_of(out)["KZ-94-02"]
+    assert record["verdict"] == "PASS", res.stdout + res.stderr
+    measured = {m["name"]: m["measured"] for m in record["measurements"]}
+    assert measured["declared read-only: clock write"].startswith("refused: exception")
+    assert any(name.startswith("declared read-only: setting ") for name in measured)
 
 
 def test_meter_without_write_protection_fails(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, checks_of
+from conftest import ROOT, certify_defect, checks_of
 from pydantic import ValidationError
 
 from harness.config.availability import AvailabilitySoak, DeclaredAvailability
@@ -143,10 +143,11 @@ def test_soak_passes_the_golden_meter_fails_the_defect_and_recovers_after_link_f
     results = {name: _finish(proc) for name, proc in runs.items()}
 
     code, log = results["golden"]
-    assert code == 0, log
+    assert code == 1, log  # this soak schedules no link fault: cl. 73's recovery is untested, not "does not apply"
     checks = checks_of(tmp_path / "golden")
     assert checks["KZ-67-01"]["verdict"] == "PASS", log
-    assert checks["KZ-73-01"]["verdict"] == "N/A" and "no link-fault schedule" in checks["KZ-73-01"]["reason"]
+    assert checks["KZ-73-01"]["verdict"] == "INCONCLUSIVE", checks["KZ-73-01"]
+    assert "availability.link_faults" in checks["KZ-73-01"]["reason"]
     evidence = _lines(tmp_path / "golden" / "availability" / "meter-1.jsonl")
     polls = [e for e in evidence if e["type"] == "poll"]
     assert evidence[0]["type"] == "start" and evidence[-1]["type"] == "end" and evidence[-1]["status"] == "finished"
@@ -203,3 +204,10 @@ def test_a_killed_soak_leaves_what_it_measured(tmp_path):
     assert lines[0]["type"] == "start" and len(polls) >= 20 and lines[-1]["type"] == "poll"
     assert [p["n"] for p in polls] == list(range(len(polls))) and all(p["ok"] for p in polls)
     assert not (out / "checks.jsonl").exists() or "KZ-67-01" not in (out / "checks.jsonl").read_text()
+
+
+def test_a_meter_slow_to_recover_after_a_link_fault_fails_cl73(tmp_path):
+    """The built-in rig's link-fault schedule (a cut on the main transport's proxy) catches a meter whose network
+    module restarts after a silence: KZ-73-01 FAILs."""
+    run = certify_defect(tmp_path, METER_DEFECTS["slow_link_recovery"])
+    assert "answered again after it ended" in run.record["reason"], run.record["reason"]

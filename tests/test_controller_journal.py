@@ -68,3 +68,21 @@ def test_log_defects_cover_the_behavioural_checks():
 def test_real_device_cannot_synthesize_history():
     with pytest.raises(Inconclusive, match="synthesize"):
         WallTime(max_wait_s=1).synthesize_events(366, 100)
+
+
+def test_no_declared_clear_is_inconclusive_not_a_pass_with_nothing_tried(tmp_path):
+    """KZ-69-02 with no clear method or log object declared tries nothing: INCONCLUSIVE, never PASS."""
+    import yaml
+
+    profile = yaml.safe_load((ROOT / "device_profiles" / "tek-sim-pc1.yaml").read_text())
+    del profile["opcua"]["audit_log"]["clear"]
+    profile.pop("documentation", None)
+    (tmp_path / "pc1.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    rig = Path(RIG).read_text().replace("../device_profiles/tek-sim-pc1.yaml", str(tmp_path / "pc1.yaml"))
+    assert str(tmp_path / "pc1.yaml") in rig
+    (tmp_path / "rig.yaml").write_text(rig)
+    out = tmp_path / "out"
+    run_cli("certify", str(tmp_path / "rig.yaml"), "--out", str(out), "--check", "KZ-69-02", "--reruns", "0")
+    record = checks_of(out)["KZ-69-02"]
+    assert record["verdict"] == "INCONCLUSIVE", record
+    assert "audit_log.clear" in record["reason"]

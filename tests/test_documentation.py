@@ -190,3 +190,16 @@ def test_software_certificate_is_required_by_cl_59(lapsed):
     assert lapsed[2]["KZ-58-01"]["verdict"] == "PASS"  # the instrument's certificate is in force
     record = lapsed[2]["KZ-59-01"]
     assert record["verdict"] == "FAIL" and "subject: software" in record["reason"]
+
+
+def test_an_expired_instrument_certificate_fails_cl_58(tmp_path):
+    """KZ-58-01 can fail: the lapsed rig with its instrument's conformity certificate expired (bad documentation)."""
+    indent = "\n           "
+    text = LAPSED_RIG.read_text().replace("../../../device_profiles/", f"{ROOT}/device_profiles/").replace(
+        f"issued: 2026-02-01,{indent}valid_until: 2036-01-31", f"issued: 2016-02-01,{indent}valid_until: 2021-01-31")
+    assert "valid_until: 2021-01-31" in text
+    (tmp_path / "rig.yaml").write_text(text)
+    res = run_cli("certify", str(tmp_path / "rig.yaml"), "--check", "KZ-58-01", "--out", str(tmp_path / "out"))
+    assert res.returncode == 1, res.stdout + res.stderr
+    record = json.loads((tmp_path / "out" / "checks.jsonl").read_text().splitlines()[0])
+    assert record["id"] == "KZ-58-01" and record["verdict"] == "FAIL" and "2021-01-31" in record["reason"], record

@@ -16,12 +16,12 @@ from harness.reporting.progress import Progress, clock
 from harness.reporting.records import CheckRecord
 
 
-def _run_suite(tmp_path: Path, *extra: str) -> tuple[dict, dict[str, CheckRecord]]:
+def _run_suite(tmp_path: Path, *extra: str, checks: str = "flaky_checks.py") -> tuple[dict, dict[str, CheckRecord]]:
     out = tmp_path / "out"
     env = {**os.environ, "TEK_FLAKY_DIR": str(tmp_path)}
     suite = DATA / "flaky_suite"  # named so that the harness's own test run does not collect it
     rig = ROOT / "rigs" / "sim-meter.yaml"
-    res = subprocess.run([sys.executable, "-m", "pytest", str(suite / "flaky_checks.py"), "--rig", str(rig),
+    res = subprocess.run([sys.executable, "-m", "pytest", str(suite / checks), "--rig", str(rig),
                           "--harness-out", str(out), "-p", "no:cacheprovider", "--confcutdir", str(suite),
                           "-c", os.devnull, "--rootdir", str(suite), "-q", *extra],
                          capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
@@ -67,3 +67,25 @@ def test_progress_estimates_what_is_left(capsys):
     assert lines[0].startswith("  [1/4] KZ-95-00")
     assert "0:10 elapsed, ~0:10 left" in lines[1]  # 2 done in 10 s, 2 left
     assert clock(3725) == "1:02:05" and clock(75) == "1:15"
+
+
+def _run_unjudged(tmp_path: Path, *extra: str) -> tuple[dict, dict[str, CheckRecord]]:
+    return _run_suite(tmp_path, *extra, checks="unjudged_checks.py")
+
+
+def test_a_check_that_measures_nothing_is_inconclusive_never_pass(tmp_path):
+    verdicts, records = _run_unjudged(tmp_path, "--harness-check", "KZ-95-92")
+    record = records["KZ-95-92"]
+    assert record.verdict == "INCONCLUSIVE", record
+    assert "nothing measured" in record.reason
+    assert verdicts["duts"]["meter"]["clauses"]["95"]["verdict"] == "INCONCLUSIVE"
+
+
+def test_a_failure_is_not_washed_out_by_a_rerun_that_judges_nothing(tmp_path):
+    verdicts, records = _run_unjudged(tmp_path, "--harness-check", "KZ-95-93", "--harness-check", "KZ-95-94")
+    for check_id in ("KZ-95-93", "KZ-95-94"):
+        record = records[check_id]
+        assert record.verdict == "FAIL", record
+        assert [a.verdict for a in record.attempts] == ["FAIL"]
+        assert "first attempt passes" in record.reason
+    assert verdicts["duts"]["meter"]["clauses"]["95"]["verdict"] == "FAIL"

@@ -4,16 +4,20 @@ heat meter passes every cl. 96 check and each seeded defect fails the check the 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
+from harness.config.heat_meter import HeatMeterSpec
+from harness.conformance.heat import heat_mpe, reference_power_kw, sensor_tolerance_k
 from harness.conformance.heat import water_density as harness_density
 from harness.quantities import HEAT_QUANTITIES, UNIT_FACTORS, canonical_unit_of
 from harness.resources import builtin_rig
 from harness.simulators.defects import ACCESS_BODY_DEFECTS, HEAT_DEFECTS, JOURNAL_DEFECTS
 from harness.simulators.heat import HeatFlow, HeatIntegrator, StepCounter, thermal_power_w, water_density
 from harness.simulators.modbus_device import COMMON_DEFECTS
-from tests.conftest import certify_defect, run_cli, verdicts_of
+from harness.verdicts import Inconclusive
+from tests.conftest import certify_defect, checks_of, run_cli, verdicts_of
 
 ALL_CHECKS = sorted([f"KZ-94-{n:02d}" for n in range(1, 4)] + [f"KZ-96-{n:02d}" for n in range(1, 10)]
                     + [f"KZ-97-{n:02d}" for n in range(1, 8)])
@@ -121,12 +125,13 @@ def test_golden_heat_meter_certifies(tmp_path):
     assert list(hm["clauses"]) == ["49", "50", "58", "59", "67", "68", "72", "73", "78", "79", "81", "84", "85", "87",
                                    "93", "94", "96", "97"]
     assert {hm["clauses"][c]["verdict"] for c in ("84", "85")} == {"N/A"}
-    assert all(hm["clauses"][c]["verdict"] == "PASS" for c in ("78", "94", "96", "97"))
+    assert all(hm["clauses"][c]["verdict"] == "PASS" for c in ("73", "78", "94", "96", "97"))
     checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
     measured = [c for c in checks if checks[c]["kind"] == "measured" and checks[c]["verdict"] != "N/A"]
-    # the heat meter's own checks, plus the suites every Modbus device gets (protocol, robustness, availability)
+    # the heat meter's own checks, plus the suites every Modbus device gets (protocol, robustness, availability —
+    # cl. 73 under the rig's link-fault schedule)
     assert set(ALL_CHECKS) <= set(measured) and {c[:5] for c in set(measured) - set(ALL_CHECKS)} <= {
-        "KZ-49", "KZ-67", "KZ-68"}
+        "KZ-49", "KZ-67", "KZ-68", "KZ-73"}
     assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values() if c["verdict"] != "N/A")
     assert "cl. 96" in res.stdout and "overall: PASS" in res.stdout
 
@@ -135,3 +140,44 @@ def test_golden_heat_meter_certifies(tmp_path):
 def test_heat_defect_fails_its_check(tmp_path, defect):
     run = certify_defect(tmp_path, HEAT_DEFECTS[defect], rig=RIG, dut="heat_meter")
     assert f"{HEAT_DEFECTS[defect].expect} FAIL" in run.res.stdout
+
+
+# ---- judged against the bench's reference (issue 14) --------------------------------------------------
+def _reference(**kw: float) -> SimpleNamespace:
+    return SimpleNamespace(**{"volume_flow_m3_h": 1.2, "flow_temperature_c": 90.0, "return_temperature_c": 55.0,
+                              "tolerance_pct": 1.0, "temperature_tolerance_k": 0.1, **kw})
+
+
+def test_reference_power_from_the_harness_tables_agrees_with_the_simulator_physics():
+    # two independent readings: IAPWS enthalpy table (harness) vs Kell density × constant c_p (simulator)
+    assert reference_power_kw(_reference()) * 1000 == pytest.approx(thermal_power_w(1.2, 90.0, 55.0), rel=2e-3)
+    assert reference_power_kw(_reference()) == pytest.approx(47.2, abs=0.1)
+
+
+def test_en1434_error_limits_of_the_declared_class():
+    ref = _reference()
+    dut = SimpleNamespace(profile=SimpleNamespace(heat=HeatMeterSpec(accuracy_class=2, delta_theta_min_k=3,
+                                                                     permanent_flow_m3_h=1.5)))
+    mpe = heat_mpe(dut, ref)
+    assert mpe.calculator_pct == pytest.approx(0.5 + 3 / 35)
+    assert mpe.sensors_pct == pytest.approx(0.5 + 9 / 35)
+    assert mpe.flow_pct == pytest.approx(2 + 0.02 * 1.5 / 1.2)
+    assert mpe.heat_pct == pytest.approx(mpe.calculator_pct + mpe.sensors_pct + mpe.flow_pct + 1.0)
+    undeclared = heat_mpe(SimpleNamespace(profile=SimpleNamespace(heat=HeatMeterSpec())), ref)
+    assert undeclared.flow_pct == 5.0  # class 3 without qp: the flow sensor's cap, never looser
+    with pytest.raises(Inconclusive, match="ΔΘmin"):  # a bench running the meter below its rated ΔΘ
+        heat_mpe(dut, _reference(return_temperature_c=88.0))
+    assert sensor_tolerance_k(90.0, ref) == pytest.approx(0.3 + 0.45 + 0.1)
+
+
+def test_a_return_sensor_20_k_low_fails_temperatures_and_heat(tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("certify", RIG, "--out", str(out), "--defect", "heat_return_sensor_low", "--check", "KZ-96-01",
+                  "--check", "KZ-96-03", "--reruns", "0")
+    assert res.returncode == 1, res.stdout + res.stderr
+    checks = checks_of(out)
+    assert checks["KZ-96-01"]["verdict"] == "FAIL" and "return temperature against the reference: 35" in \
+        checks["KZ-96-01"]["reason"], checks["KZ-96-01"]
+    failed = {m["name"] for m in checks["KZ-96-03"]["measurements"] if not m["passed"]}
+    assert checks["KZ-96-03"]["verdict"] == "FAIL" and "thermal energy increase against the reference" in failed
+    assert "thermal energy increase" not in failed  # the registers agree with each other: only the reference tells

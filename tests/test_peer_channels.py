@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT, checks_of, run_cli
 
 from harness.config import load_profile
@@ -94,3 +95,18 @@ def test_dual_profile_is_the_em4_profile_plus_its_interfaces():
         for key in ("model", "description", "interfaces"):
             p.pop(key)
     assert em4d == em4
+
+
+def test_a_two_interface_meter_on_a_rig_that_cannot_switch_is_inconclusive_not_na(tmp_path):
+    """The bench, not the device, is the limit: a profile with two interfaces on a rig without the reserve
+    transport says INCONCLUSIVE and names the rig setting, never N/A."""
+    rig = yaml.safe_load((ROOT / "rigs" / "sim-meter-dual.yaml").read_text())
+    meter = rig["duts"]["meter"]
+    meter["profile"] = str(ROOT / "device_profiles" / "tek-sim-em4d.yaml")
+    del meter["reserve_transport"]
+    meter["launch"]["command"] = [a for a in meter["launch"]["command"] if a not in ("--rtu", "{reserve_serial_port}")]
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig))
+    out = tmp_path / "out"
+    run_cli("certify", str(tmp_path / "rig.yaml"), "--out", str(out), "--check", "KZ-85-03", "--reruns", "0")
+    record = checks_of(out)["KZ-85-03"]
+    assert record["verdict"] == "INCONCLUSIVE" and "reserve_transport" in record["reason"], record

@@ -31,11 +31,14 @@ SYMPTOM = {
     "update_not_logged": "harness's account",  # the system's own "new version available" entry still names it
     "update_accepts_downgrade": "below",
     "update_no_indication": "new version indicated",
+    "update_config_write_ignored": "read back after the write",
 }
 POWER_DEFECTS = ["update_power_loss_bricks"]  # its check cuts power three times: a run of its own
 # Shown by an absence: its check waits its whole bound (10 request timeouts, 20 s on the built-in rig) for an
 # indication that never comes — a run of its own on a copy of the rig with short request timeouts.
 ABSENCE_DEFECTS = ["update_no_indication"]
+# Fails the same check as update_rollback_loses_config (KZ-70-05), on two measurements: a run of its own.
+SAME_CHECK_DEFECTS = ["update_config_write_ignored"]
 
 
 
@@ -77,7 +80,7 @@ def _fails_only_by_symptom(checks: dict[str, dict], defects: list[str]) -> None:
 
 
 def test_defects_without_power_cuts_fail_exactly_their_checks(tmp_path):
-    defects = sorted(set(SYMPTOM) - set(POWER_DEFECTS) - set(ABSENCE_DEFECTS))
+    defects = sorted(set(SYMPTOM) - set(POWER_DEFECTS) - set(ABSENCE_DEFECTS) - set(SAME_CHECK_DEFECTS))
     out = tmp_path / "out"
     checks_run = [c for c in UPDATE_CHECKS if c not in {CONTROLLER_DEFECTS[d].expect for d in POWER_DEFECTS}]
     res = _certify(out, *(a for d in defects for a in ("--defect", d)),
@@ -119,3 +122,29 @@ def test_absence_defect_fails_its_check(tmp_path, defect):
     failed = [m for m in checks_of(out)[check_id]["measurements"] if not m["passed"]]
     assert [m["name"] for m in failed] == [f"{SYMPTOM[defect]} after the transfer"], failed
     assert failed[0]["measured"] in ("", None), failed  # nothing shown: not a wrong version, no version
+
+
+def test_a_configuration_write_the_device_drops_fails_the_rollback_check(tmp_path):
+    """KZ-70-05 compares the kept configuration with the value written, not the one read back after the write: a
+    write the updated firmware acknowledges and drops would otherwise be "kept" by the rollback."""
+    out = tmp_path / "out"
+    res = _certify(out, "--defect", "update_config_write_ignored", "--check", "KZ-70-05")
+    assert res.returncode == 1, res.stdout + res.stderr
+    failed = {m["name"] for m in checks_of(out)["KZ-70-05"]["measurements"] if not m["passed"]}
+    assert any("read back after the write" in n for n in failed) and any("after the rollback" in n for n in failed)
+
+
+def test_a_downgrade_below_the_minimum_fails_even_when_the_profile_allows_it(tmp_path):
+    """`below_min_version: allow` is no excuse: the golden controller, told by its profile to allow it, installs the
+    image below the minimum — and KZ-70-07 FAILs."""
+    profile = yaml.safe_load((ROOT / "device_profiles" / "tek-sim-pc1.yaml").read_text())
+    profile["opcua"]["update"]["below_min_version"] = "allow"
+    profile.pop("documentation", None)
+    (tmp_path / "pc1.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    rig = Path(RIG).read_text().replace("../device_profiles/tek-sim-pc1.yaml", str(tmp_path / "pc1.yaml"))
+    (tmp_path / "rig.yaml").write_text(rig)
+    out = tmp_path / "out"
+    res = run_cli("certify", str(tmp_path / "rig.yaml"), "--out", str(out), "--check", "KZ-70-07", "--reruns", "0")
+    assert res.returncode == 1, res.stdout + res.stderr
+    record = checks_of(out)["KZ-70-07"]
+    assert record["verdict"] == "FAIL" and "refused" in record["reason"] and "allow" in record["reason"], record

@@ -76,7 +76,8 @@ class ModbusJournal(RecordStore):
     when_full: WhenFull
     events_per_day: float = Field(gt=0, le=1440, description="declared event rate the retention figure is judged at "
                                   "(at most one a minute: KZ-97-06 provokes a year of them)")
-    timestamp_tolerance_s: float = Field(gt=0, description="how far an entry's time may be from the event")
+    timestamp_tolerance_s: float = Field(gt=0, description="how far an entry's time may be from the event (may "
+                                         "tighten, never loosen, the bound of conformance/bounds.py: 5 s)")
     entry: JournalEntryLayout
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.config.availability import DeclaredAvailability
 from harness.config.documentation import Documentation
+from harness.config.heat_meter import HeatMeterSpec
 from harness.config.interfaces import Interfaces
 from harness.config.modbus_map import ModbusMap, Strict
 from harness.config.opcua_map import OpcuaMap
@@ -77,7 +78,8 @@ class ClockSpec(Strict):
     utc_offset: str = Field("+00:00", description="offset of the device's local time, e.g. +05:00")
     writable: bool = False
     max_drift_s_per_day: float = Field(
-        0.5, gt=0, description="declared accuracy; 0.5 s/day is IEC 62054-21's reference for time switches"
+        0.5, gt=0, description="declared accuracy; 0.5 s/day is IEC 62054-21's reference for time switches — a "
+        "looser figure is set aside for that bound (conformance/bounds.py)"
     )
 
     @field_validator("utc_offset")
@@ -112,6 +114,8 @@ class Profile(Strict):
         None, description="registry entry, verification, certificates and documents of the model (cl. 50-93)")
     availability: DeclaredAvailability | None = Field(
         None, description="declared polling interval and recovery time after a link fault (cl. 67, 73)")
+    heat: HeatMeterSpec = Field(
+        default_factory=HeatMeterSpec, description="a heat meter's EN 1434 accuracy class (cl. 96); default class 3")
 
     @model_validator(mode="after")
     def _check(self) -> Profile:

@@ -130,7 +130,10 @@ class ReferenceFlow(Strict):
     volume_flow_m3_h: float = Field(gt=0, description="volume flow through the flow sensor")
     flow_temperature_c: float = Field(ge=0, le=150, description="supply (flow) pipe temperature")
     return_temperature_c: float = Field(ge=0, le=150, description="return pipe temperature")
-    tolerance_pct: float = Field(1.0, gt=0, le=100, description="accuracy of the bench + meter class")
+    tolerance_pct: float = Field(1.0, gt=0, le=100, description="accuracy of the bench's reference flow "
+                                 "(the meter's EN 1434 class is added to it for heat and flow)")
+    temperature_tolerance_k: float = Field(0.1, ge=0, le=5, description="uncertainty of the bench's reference "
+                                           "temperatures (added to the sensors' IEC 60751 tolerance)")
 
     @model_validator(mode="after")
     def _check(self) -> ReferenceFlow:

@@ -23,6 +23,11 @@ class TimeControl(ABC):
     def elapse(self, seconds: float) -> None:
         """Let ``seconds`` of device time pass (with the DUT metering as usual)."""
 
+    def world_offset_s(self) -> float:
+        """How far the DUT's physical time runs ahead of the harness's clock: 0 for a real device, the device
+        time a simulator was fast-forwarded. The reference a clock the harness cannot set is judged against."""
+        return 0.0
+
     def synthesize_events(self, days: float, per_day: float) -> int:
         """Let ``days`` of device time pass with ``per_day`` routine events logged (how many were): a year of
         audit history for a retention check. Only a simulator can; anything else is INCONCLUSIVE."""
@@ -67,6 +72,13 @@ class SimulatorTime(TimeControl):
 
     def elapse(self, seconds: float) -> None:
         self.request(op="advance", seconds=seconds)
+
+    def world_offset_s(self) -> float:
+        sent = time.time()
+        reply = self.request(op="status")
+        if "physical" not in reply:
+            return 0.0
+        return float(reply["physical"]) - (sent + time.time()) / 2
 
     def synthesize_events(self, days: float, per_day: float) -> int:
         try:

@@ -28,6 +28,9 @@ def _device_body(clause: str, settings: str, clock_set: str, clock_reset: str, d
         Defect("clock_set_ignored", clause, clock_set, "clock writes are acknowledged but do not change the clock"),
         Defect("clock_resets_on_power_loss", clause, clock_reset,
                "the clock restarts from 2000-01-01 00:00 after every power-on (no RTC battery)"),
+        Defect("rtc_stops_when_off", clause, clock_reset,
+               "the clock stands still while the power is off and runs on from there (no RTC battery, nothing "
+               "reset): it loses every outage"),
         Defect("clock_drift", clause, drift, "the RTC crystal runs 0.5 % fast (7 minutes a day)"),
     )
 
@@ -80,6 +83,8 @@ ACCESS_DEFECTS = (
     Defect("meter_clock_unprotected", "94", "KZ-94-02",
            "clock and settings writes are accepted without the unlock (the declared write protection is not "
            "enforced)"),
+    Defect("readonly_clock_writable", "94", "KZ-94-02",
+           "a clock the profile declares read-only (clock.writable: false) takes any write: anyone can set it"),
     Defect("tamper_not_logged", "94", "KZ-94-03",
            "tamper inputs (cover, magnetic field) are sensed but not logged in the journal"),
 )
@@ -90,6 +95,8 @@ ACCESS_BODY_DEFECTS = tuple(d for d in ACCESS_DEFECTS if d.name != "meter_energy
 AVAILABILITY_DEFECTS = (
     Defect("intermittent_unavailable", "67", "KZ-67-01",
            "about 3 % of requests get no answer at all (seeded): the client times out"),
+    Defect("slow_link_recovery", "73", "KZ-73-01",
+           "after 1 s without a request (a link fault) the network module restarts: nothing is answered for 8 s"),
 )
 
 # The wire level of every simulated Modbus device (simulators/wire_faults.py): protocol conformance (cl. 68)
@@ -162,6 +169,9 @@ HEAT_DEFECTS: dict[str, Defect] = {
     for d in (
         Defect("heat_mass_not_recorded", "96", "KZ-96-01",
                "the meter does not record the heat carrier's mass: its register is not served (exception 02)"),
+        Defect("heat_return_sensor_low", "96", "KZ-96-01",
+               "the return temperature sensor reads 20 K low (90/55 °C shows as 90/35): heat overstated ~57 %, the "
+               "registers consistent with each other (KZ-96-03 fails as well)"),
         Defect("heat_counter_glitch", "96", "KZ-96-02",
                "every fifth read returns the energy, volume and mass counters a few steps lower"),
         Defect("heat_energy_inconsistent", "96", "KZ-96-03",
@@ -223,6 +233,8 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
                "rollback"),
         Defect("update_rollback_loses_config", "70", "KZ-70-05",
                "a rollback to the previous version restores the factory configuration (setpoints, parameters)"),
+        Defect("update_config_write_ignored", "70", "KZ-70-05",
+               "once updated, the firmware acknowledges configuration writes (Good) and drops them"),
         Defect("update_power_loss_bricks", "70", "KZ-70-06",
                "the boot pointer is switched before the new slot is written: a power cut during install boots "
                "the half-written slot, which reports version 0.0.0"),

@@ -101,6 +101,7 @@ class HeatIntegrator:
     energy_gain: float = 1.0  # a defect: the calculator integrates power with this error
     fixed_density: float | None = None  # a defect: mass from a constant density, kg/m³
     record_mass: bool = True  # a defect: mass never advances
+    return_offset_k: float = 0.0  # a defect: the return temperature sensor reads this much off
     counters: dict[str, StepCounter] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,11 +113,18 @@ class HeatIntegrator:
         if dt <= 0:
             return
         volume = self.flow.flow_m3_h * dt / 3600.0
-        self.energy.add(self.flow.power_w * self.energy_gain * dt / 3600.0)
+        self.energy.add(self.measured.power_w * self.energy_gain * dt / 3600.0)
         self.volume.add(volume)
         if self.record_mass:
             self.mass.add(volume * (self.fixed_density or self.flow.density) / 1000.0)
         self.last_phys = phys
+
+    @property
+    def measured(self) -> HeatFlow:
+        """The heat carrier as the meter's sensors see it (the true one, unless a sensor is off)."""
+        if not self.return_offset_k:
+            return self.flow
+        return HeatFlow(self.flow.flow_m3_h, self.flow.t_flow, max(0.0, self.flow.t_return + self.return_offset_k))
 
     def snapshot(self) -> dict[str, Any]:
         return {name: {"count": c.count, "pending": c.pending} for name, c in self.counters.items()}

@@ -36,6 +36,7 @@ GLITCH_EVERY = 5  # heat_counter_glitch: every n-th read steps back
 GLITCH_STEPS = 3
 ENERGY_ERROR = 1.03  # heat_energy_inconsistent: energy runs 3 % above the power register
 FIXED_DENSITY = 1000.0  # heat_mass_fixed_density: kg/m³ whatever the temperature
+RETURN_SENSOR_OFFSET_K = -20.0  # heat_return_sensor_low: the return sensor reads 20 K low
 FLOAT_COUNT_FRACTION = 1e-3  # a float register counts in thousandths of its declared unit
 COUNTERS = {HEAT_ENERGY: "energy", VOLUME: "volume", MASS: "mass"}
 
@@ -49,6 +50,7 @@ class HeatMeterSimulator(SimulatedModbusDevice):
             mass=self._counter(profile, MASS),
             energy_gain=ENERGY_ERROR if "heat_energy_inconsistent" in defects else 1.0,
             fixed_density=FIXED_DENSITY if "heat_mass_fixed_density" in defects else None,
+            return_offset_k=RETURN_SENSOR_OFFSET_K if "heat_return_sensor_low" in defects else 0.0,
         )
         self.lag_period_s = LAG_PERIOD_S if "heat_nvm_write_lag" in defects else None
         super().__init__(profile, state_dir, defects, serial)
@@ -101,7 +103,7 @@ class HeatMeterSimulator(SimulatedModbusDevice):
 
     # ---- registers ----------------------------------------------------------------------------
     def render_point(self, span: Span) -> list[int]:
-        flow = self.heat.flow
+        flow = self.heat.measured
         if span.name in COUNTERS:
             counter = self.heat.counters[COUNTERS[span.name]]
             count = counter.count

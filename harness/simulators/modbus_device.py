@@ -41,10 +41,12 @@ DAY = 86400.0
 CLOCK_RESET_TO = 946684800.0  # 2000-01-01 00:00:00 device local time, where an RTC without battery restarts
 RTC_DRIFT = 0.005  # clock_drift: the crystal runs 0.5 % fast
 DROP_SHARE = 0.03  # intermittent_unavailable: the share of requests left unanswered
+SILENCE_S, RESTART_S = 1.0, 8.0  # slow_link_recovery: after this long without a request, deaf for this long
 FACTORY_SETTINGS = {"ct_ratio": 1, "demand_period_min": 15}  # any other declared setting starts at 0
 
 # Defects every simulated device offers: they concern the RTC, the NVM policy and settings.
-COMMON_DEFECTS = ("settings_volatile", "clock_set_ignored", "clock_resets_on_power_loss", "clock_drift")
+COMMON_DEFECTS = ("settings_volatile", "clock_set_ignored", "clock_resets_on_power_loss", "rtc_stops_when_off",
+                  "clock_drift")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class SimulatedModbusDevice(ABC):
             self.metering_restore(state["metering"])
             if "clock_resets_on_power_loss" in defects:
                 self.timeline.set_rtc(CLOCK_RESET_TO)
+            if "rtc_stops_when_off" in defects:  # the RTC lost the time since the last moment it was saved alive
+                self.timeline.rtc_offset -= max(0.0, time.time() - state["timeline"]["wall"])
         now = self.timeline.physical()
         self.metering_resync(now)  # nothing was metered while the power was off
         self.journal = SimJournal.power_on(profile.modbus.journal, state_dir, defects, self.utc_offset_s, state,
@@ -264,6 +268,8 @@ class SimulatedModbusDevice(ABC):
             # No answer at all: pymodbus answers when the request's own task ends, so a cancelled one is a
             # request dropped on the floor — the client times out, other requests and connections carry on.
             raise asyncio.CancelledError
+        if "slow_link_recovery" in self.defects and self._restarting():
+            raise asyncio.CancelledError
         if fc not in (3, 4, 6, 16):
             return ExcCodes.ILLEGAL_FUNCTION
         table = RegisterTable.INPUT if fc == 4 else RegisterTable.HOLDING
@@ -297,6 +303,14 @@ class SimulatedModbusDevice(ABC):
         refused = self._write(spans, address, count, values)
         return [] if refused is None else int(refused)
 
+    def _restarting(self) -> bool:
+        """The slow_link_recovery defect: a request after a silence starts a restart of the network module."""
+        now = time.monotonic()
+        last, self._last_request = getattr(self, "_last_request", now), now
+        if now - last > SILENCE_S and now >= getattr(self, "_deaf_until", 0.0):
+            self._deaf_until = now + RESTART_S
+        return now < getattr(self, "_deaf_until", 0.0)
+
     @functools.cached_property
     def _dropped(self) -> random.Random:
         """The intermittent_unavailable defect's dice: seeded by the serial number, so a run repeats."""
@@ -310,7 +324,8 @@ class SimulatedModbusDevice(ABC):
         span = spans[0]
         if span.kind == "unlock":
             return self._unlock(span, values)
-        if span.kind == "clock" and self.profile.clock and self.profile.clock.writable:
+        if span.kind == "clock" and self.profile.clock and (self.profile.clock.writable
+                                                            or "readonly_clock_writable" in self.defects):
             if self.guard is not None and not self.guard.permits("clock"):
                 return ExcCodes.DEVICE_FAILURE  # no write session: the clock stays as it is
             try:

@@ -191,9 +191,10 @@ def _protected(dut: Any, modbus: Any, check: Any) -> tuple[list[_Target], list[s
                    "write is accepted [SR 1.1, SR 1.2, SR 2.1]", also=("78",))
 def test_clock_and_settings_need_the_unlock(dut, check):
     modbus = _modbus(dut)
-    if modbus.write_protection is None and not _anything_writable(dut, modbus):
-        raise NotApplicable("the profile declares neither a writable clock nor a writable setting: nothing to guard")
     device = _guarded(dut)
+    if modbus.write_protection is None and not _anything_writable(dut, modbus):
+        _read_only_refuses(dut, modbus, device, check)
+        return
     _let_sessions_close(dut, device, check)
     targets, open_to_all = _protected(dut, modbus, check)
     if open_to_all:
@@ -224,6 +225,29 @@ def test_clock_and_settings_need_the_unlock(dut, check):
         if not refused:
             for t in targets:
                 _try(check, "with the unlock", t, unlock=False, expect_refused=False)
+    check.require()
+
+
+def _read_only_refuses(dut: Any, modbus: Any, device: Any, check: Any) -> None:
+    """A profile that declares its clock and settings read-only is not taken at its word: the writes an intruder
+    would send are sent, without any unlock. The clock gets a time 3 h 7 min off — one it must refuse —, and is
+    read back (put back at once if it moved); each setting gets the value it already holds, so an accepted write
+    changes nothing, and the acceptance itself is the finding."""
+    tried = 0
+    if dut.profile.clock is not None and modbus.clock is not None and modbus.clock.table.value == "holding":
+        _try(check, "declared read-only", _clock_target(dut, device), unlock=False, expect_refused=True)
+        tried += 1
+    for name, point in modbus.settings.items():
+        if point.table.value != "holding":
+            continue
+        held = device.read(name).value
+        refused, answer = _answer(lambda n=name, v=held: device.force_write(n, v))
+        check.measure(f"declared read-only: setting {name} write of the value it holds ({held:g})", answer,
+                      passed=refused, limit="refused with an exception",
+                      note="" if refused else "a register the profile declares read-only took a write")
+        tried += 1
+    if not tried:
+        raise NotApplicable("the meter has no clock or setting in holding registers: nothing a write could reach")
     check.require()
 
 
@@ -287,3 +311,6 @@ def test_tamper_inputs_logged(dut, check):
         raise Inconclusive("the bench cannot drive any tamper input: " + "; ".join(f"{k} ({why})"
                                                                                    for k, why in cannot.items()))
     check.require()
+    if cannot:  # as KZ-97-01: what was driven passed, what was not is untried — never a PASS for all of them
+        raise Inconclusive("tamper kinds the bench cannot provoke were not judged: " + "; ".join(
+            f"{k} ({why})" for k, why in cannot.items()))

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 
+from harness.conformance.bounds import EVENT_TIMESTAMP
 from harness.conformance.journal.provoke import new_entries
 from harness.conformance.peer_channels import Outage, Sample, outage_for, status_bits
 from harness.conformance.uplink import CADENCE_S, patience
@@ -130,7 +131,7 @@ def test_channel_events_logged(dut, check):
         raise Inconclusive("the device clock cannot be read, so journal stamps cannot be placed in the outage")
     new = new_entries(o.journal_before, o.journal_after)
     subject = o.interfaces.main.journal_subject
-    tol = journal.timestamp_tolerance_s
+    tol = EVENT_TIMESTAMP.limit(check, journal.timestamp_tolerance_s)
 
     def harness_time(when: datetime) -> float:
         return when.timestamp() - o.clock_offset_s

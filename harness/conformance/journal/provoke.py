@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.conformance.bounds import EVENT_TIMESTAMP
 from harness.conformance.cleanup import restoring
 from harness.conformance.peer_channels import brief_outage, untestable
 from harness.devices.api import DeviceRefused, WriteGuarded
@@ -186,7 +187,8 @@ def provoke_and_judge(dut: Any, check: Any, p: Provocation) -> None:
         c1 = dut.device.read_clock()
         new = new_entries(before, dut.device.read_journal())
     low, high = min(c0.value, c1.value), max(c0.value, c1.value)
-    one_new_entry(check, p.how, p.kind, new, low, high, journal_of(dut).timestamp_tolerance_s, p.matches)
+    one_new_entry(check, p.how, p.kind, new, low, high,
+                  EVENT_TIMESTAMP.limit(check, journal_of(dut).timestamp_tolerance_s), p.matches)
 
 
 def _tamper_edge(dut: Any, name: str, active: bool) -> None:

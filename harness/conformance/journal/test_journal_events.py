@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from harness.conformance.bounds import EVENT_TIMESTAMP
 from harness.conformance.journal.provoke import (
     POWER_KINDS,
     declared_kinds,
@@ -52,7 +53,7 @@ def test_trigger_matrix(dut, check):
                    "declared tolerance of the cut and of the return of power")
 def test_power_events(dut, check):
     journal = journal_of(dut)
-    tol = journal.timestamp_tolerance_s
+    tol = EVENT_TIMESTAMP.limit(check, journal.timestamp_tolerance_s)
     power = power_switch(dut)
     kinds = declared_kinds(dut)
     for kind in POWER_KINDS:

@@ -118,7 +118,12 @@ def test_operator_rollback_keeps_configuration(dut, check):
                     note=f"from {new.version} as {up.role} ({up.account or 'certificate'}); the device showed N−1 = "
                          f"{previous}; state {state} {took:.2f} s after Rollback")
         span = (point.range[1] - point.range[0]) * point.factor
-        check.measure(f"{name} after the rollback", after, passed=abs(after - kept) <= span * 1e-6,
-                      limit=f"= {kept:g}", unit=point.canonical_unit,
+        # Judged against the value WRITTEN: a write the device acknowledged and dropped reads back the old value,
+        # which a rollback would then "keep" perfectly.
+        check.measure(f"{name} read back after the write on {new.version}", kept,
+                      passed=abs(kept - target) <= span * 1e-6, limit=f"= {target:g}", unit=point.canonical_unit,
+                      note=f"was {original_value:g}")
+        check.measure(f"{name} after the rollback", after, passed=abs(after - target) <= span * 1e-6,
+                      limit=f"= {target:g}", unit=point.canonical_unit,
                       note=f"written on {new.version} (was {original_value:g}); restored afterwards")
     check.require()

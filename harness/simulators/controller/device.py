@@ -174,6 +174,8 @@ class Controller:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             return ua.StatusCodes.BadTypeMismatch
         old = float(self.circuit.setting(point.name))
+        if "update_config_write_ignored" in self.defects and self.running_version != self.firmware:
+            return GOOD  # the updated firmware acknowledges configuration writes and drops them
         if point.range and not point.range[0] <= value <= point.range[1]:
             self.log("settings_change", who, False, f"{point.name} := {value:g} refused: outside "
                      f"[{point.range[0]:g}, {point.range[1]:g}]", subject=point.name, old=old, new=float(value))
