@@ -157,3 +157,23 @@ def test_a_permitted_operation_the_profile_gives_no_means_to_try_is_inconclusive
     assert "viewer: manage_users not tried" in matrix["reason"]
     rows = {m["name"]: m for m in matrix["measurements"]}
     assert rows["administrator: manage_users"]["passed"] is False  # shown as not passed, never as a pass
+
+
+def test_permitted_calls_with_wrong_arguments_only_on_a_destructive_rig(tmp_path):
+    """Touch only what you may: a role that may clear the audit log or manage users is shown to pass the role check
+    by a call with the wrong number of arguments — harmless on a device that keeps Part 4, a cleared log or a
+    changed account on one that ignores its arguments. On a rig without allow_destructive those rows are not
+    tried, and KZ-78-01 says so (INCONCLUSIVE), never a PASS."""
+    rig = yaml.safe_load(RIG.read_text())
+    rig["allow_destructive"] = False
+    plc = rig["duts"]["plc"]
+    plc["profile"] = str((RIG.parent / plc["profile"]).resolve())
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig), encoding="utf-8")
+    code, output, _plc, checks = _certify(tmp_path / "rig.yaml", tmp_path / "out", "--check", "KZ-78-01")
+    assert code == 1, output
+    matrix = checks["KZ-78-01"]
+    assert matrix["verdict"] == "INCONCLUSIVE", matrix.get("reason")
+    assert "administrator: manage_log not tried" in matrix["reason"]
+    rows = {m["name"]: m for m in matrix["measurements"]}
+    assert "allow_destructive" in rows["administrator: manage_log"]["note"]
+    assert rows["viewer: manage_log"]["passed"] is True  # a forbidden call is the attack itself: still tried

@@ -94,11 +94,14 @@ def trial_value(current: float, low: float, high: float) -> float:
 class Exerciser:
     """Tries operations in a session under test; reads and restores through the device's default sessions."""
 
-    def __init__(self, dut: Any, audit_since: datetime | None) -> None:
+    def __init__(self, dut: Any, audit_since: datetime | None, *, allow_destructive: bool) -> None:
         self.dut = dut
         self.device = dut.device
         self.map = opcua_map(dut)
         self.audit_since = audit_since
+        # A permitted call made with the wrong arguments does nothing on a device that keeps Part 4; on one that
+        # ignores its arguments it clears the log or changes an account for real: only where the rig allows it.
+        self.allow_destructive = allow_destructive
 
     def run(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
         """How ``operation`` went; silence is no refusal — a request the device never answered is untried."""
@@ -290,7 +293,13 @@ class Exerciser:
 
     def _wrong_arguments(self, session: Any, object_node: str, method_node: str, what: str) -> Outcome:
         """Call a method a role may call, with arguments it cannot take (none when it declares some, one too many
-        when it declares none), so that it does nothing but shows the role check was passed."""
+        when it declares none), so that it does nothing but shows the role check was passed. A device that ignores
+        its arguments would run it for real (clear its log, change an account): destructive, so tried only on a rig
+        with allow_destructive."""
+        if not self.allow_destructive:
+            return _not_exercised(f"{what} is permitted; calling it with wrong arguments shows the role check passed, "
+                                  "but a device that ignores its arguments would run it for real — tried only on a "
+                                  "rig with allow_destructive: true")
         declared = session.input_arguments(method_node)
         extra = () if declared else ("tek-harness: one argument too many",)
         status = attempt(lambda: session.call_node(object_node, method_node, *extra))

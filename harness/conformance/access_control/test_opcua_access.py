@@ -44,7 +44,7 @@ pytestmark = pytest.mark.dut_kind("controller")
 
 @pytest.mark.check("KZ-66-01", "no service without an activated session; anonymous sessions are refused unless the "
                    "profile declares them, and then get nothing beyond their role [SR 1.1, SR 1.2]")
-def test_anonymous_access(dut, check):
+def test_anonymous_access(dut, check, harness_run):
     declared = opcua_map(dut)
     expect_refused(check, "Read on a session created but never activated",
                    dut.device.attempt_session(identity="anonymous", tamper="read_before_activation"),
@@ -61,7 +61,7 @@ def test_anonymous_access(dut, check):
     granted = set(declared.roles[least]) if least else {Operation.READ}
     if not expect_accepted(check, "anonymous session (declared)", dut.device.attempt_session(identity="anonymous")):
         conclude(check)
-    exerciser = Exerciser(dut, audit_start(dut))
+    exerciser = Exerciser(dut, audit_start(dut), allow_destructive=harness_run.loaded.rig.allow_destructive)
     with dut.device.session(identity="anonymous") as session:
         for operation in Operation:
             allowed = operation in granted
@@ -326,13 +326,13 @@ def test_no_default_credentials(dut, check):
 
 @pytest.mark.check("KZ-78-01", "every role may do what the profile grants it and nothing else: refused operations "
                    "are refused and change nothing [SR 2.1]")
-def test_role_operation_matrix(dut, check):
+def test_role_operation_matrix(dut, check, harness_run):
     declared = opcua_map(dut)
     if not declared.roles:
         check.measure("declared roles", "none", passed=False, limit="declared",
                       note="the profile declares no roles (opcua.roles): who may do what cannot be checked")
         conclude(check)
-    exerciser = Exerciser(dut, audit_start(dut))
+    exerciser = Exerciser(dut, audit_start(dut), allow_destructive=harness_run.loaded.rig.allow_destructive)
     missing: list[str] = []
     refused_accounts: list[str] = []
     for role, granted in declared.roles.items():
