@@ -3,7 +3,7 @@ reference peer of the OPC UA checks (issue 12): what a lab meets when a vendor s
 
     python tests/opcua_reference_server.py --config defaults --port P
     python tests/opcua_reference_server.py --config hardened --port P --trust CLIENT.der --trust-dir DIR \
-        --users u:p:role,...
+        --credentials-file FILE   (JSON role -> {user, password})
 
 - ``defaults``: ``Server()`` as the library makes it: no certificate, so only a None/None endpoint; the default
   (permissive) user manager, so any user name and password — and anonymous — get a session.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import socket
 import sys
@@ -88,10 +89,13 @@ async def main(argv: list[str]) -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--trust", type=Path, help="the client certificate (DER) the lab installs")
     ap.add_argument("--trust-dir", type=Path, help="the trust store's directory")
-    ap.add_argument("--users", default="")
+    ap.add_argument("--credentials-file", type=Path,
+                    help="the accounts as the harness hands them to a DUT ({credentials_file}: JSON role -> "
+                         "{user, password}); never on the command line, where ps and the DUT log would show them")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
-    users = {u: (p, r) for u, p, r in (item.split(":") for item in args.users.split(",") if item)}
+    accounts = json.loads(args.credentials_file.read_text(encoding="utf-8")) if args.credentials_file else {}
+    users = {a["user"]: (a["password"], role) for role, a in accounts.items() if a.get("user") and a.get("password")}
 
     server = Server(user_manager=Accounts(users)) if args.config == "hardened" else Server()
     await server.init()

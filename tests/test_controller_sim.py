@@ -276,6 +276,7 @@ def test_catalogue_and_command_line():
                 "auth_skips_client_signature": "KZ-66-03", "session_usable_unactivated": "KZ-66-01",
                 "log_capacity_short": "KZ-69-04", "update_not_logged": "KZ-70-01",
                 "update_accepts_downgrade": "KZ-70-07", "update_no_indication": "KZ-70-08",
+                "update_config_write_ignored": "KZ-70-05",
                 "crash_on_malformed_hello": "KZ-49-01", "opcua_hang_on_flood": "KZ-49-02",
                 "opcua_connection_limit_exhausts": "KZ-49-03", "opcua_half_open_blocks": "KZ-49-04"}
     assert {d.name: d.expect for d in CONTROLLER_DEFECTS.values()} == expected

@@ -24,7 +24,6 @@ from conftest import run_cli
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "opcua_reference_server.py"
-USERS = "admin1:apw:administrator,oper1:opw:operator,view1:vpw:viewer"
 CREDENTIALS = {"administrator": {"user": "admin1", "password": "apw"},
                "operator": {"user": "oper1", "password": "opw"}, "viewer": {"user": "view1", "password": "vpw"}}
 
@@ -80,7 +79,8 @@ def _rig(tmp: Path, config: str, profile: Path | None = None) -> Path:
     dut: dict = {"profile": str(profile or HERE / "data" / f"opcua-reference-{config}.yaml"),
                  "transport": {"tcp": {"host": "127.0.0.1", "port": "auto"}}}
     if config == "hardened":
-        command += ["--trust", "{client_cert}", "--trust-dir", "{state_dir}/trusted", "--users", USERS]
+        command += ["--trust", "{client_cert}", "--trust-dir", "{state_dir}/trusted",
+                    "--credentials-file", "{credentials_file}"]
         dut["credentials"] = CREDENTIALS  # (a) gets none: its checks must not need a lab account needlessly
     dut["launch"] = {"command": command, "ready_timeout_s": 20}
     rig = {"name": f"asyncua-{config}", "timing": {"request_timeout_s": 2.0, "retries": 1}, "duts": {"plc": dut}}

@@ -127,15 +127,19 @@ def test_journal_counter_ring_over_the_wire(tmp_path, aged):
 
 
 # ---- KZ-97-04 across the wrap: the golden meter passes, a real gap at the wrap is caught ---------------
-def _rig(tmp_path: Path) -> Path:
+def _rig(tmp_path: Path, state: Path) -> Path:
+    """The built-in rig on the counter-ring variant, its meter keeping its NVM in ``state`` (a meter aged in the
+    field before the run: a run's own folder must start empty)."""
     data = yaml.safe_load(builtin_rig().read_text(encoding="utf-8"))
-    data["duts"]["meter"]["profile"] = str(VARIANT)
+    meter = data["duts"]["meter"]
+    meter["profile"] = str(VARIANT)
+    meter["launch"]["command"] = [str(state) if arg == "{state_dir}" else arg for arg in meter["launch"]["command"]]
     return _write(tmp_path, "rig.yaml", yaml.safe_dump(data, sort_keys=False))
 
 
 def test_sequence_check_passes_a_journal_across_the_wrap(tmp_path):
-    rig = _rig(tmp_path)
-    age_journal(tmp_path / "out" / "state" / "meter", U16 - 6, 64)
+    rig = _rig(tmp_path, tmp_path / "aged")
+    age_journal(tmp_path / "aged", U16 - 6, 64)
     res = run_cli("certify", str(rig), "--out", str(tmp_path / "out"), "--check", "KZ-97-04", "--reruns", "0")
     record = checks_of(tmp_path / "out")["KZ-97-04"]
     assert res.returncode == 0 and record["verdict"] == "PASS", record
@@ -146,8 +150,8 @@ def test_sequence_check_passes_a_journal_across_the_wrap(tmp_path):
 def test_sequence_check_catches_a_gap_across_the_wrap(tmp_path):
     """journal_sequence_gap skips a number after every 5th entry logged: power-up #65531 is the 1st, so
     #65535 is followed by #1 — the gap is the wrap's own #0."""
-    rig = _rig(tmp_path)
-    age_journal(tmp_path / "out" / "state" / "meter", U16 - 6, 64)
+    rig = _rig(tmp_path, tmp_path / "aged")
+    age_journal(tmp_path / "aged", U16 - 6, 64)
     run = certify_defect(tmp_path, METER_DEFECTS["journal_sequence_gap"], rig=rig)
     assert "first: #65535 -> #1" in run.record["reason"], run.record["reason"]
 
