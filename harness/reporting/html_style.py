@@ -85,6 +85,21 @@ table.meas td.num{font-variant-numeric:tabular-nums}
 table.meas tr.failed td{background:var(--fail-bg)}
 figure.chart{margin:10px 0 14px}
 svg.chart{max-width:100%;height:auto;display:block;border:1px solid var(--line);border-radius:4px}
+section.first{border:1px solid var(--line);border-radius:8px;padding:2px 18px 8px;margin:10px 0}
+section.first h2{font-size:18px;margin:10px 0 4px;padding:0;border:0}
+section.first .dut-head{flex-wrap:wrap}
+h3.why-head{margin:8px 0 4px;font-size:15px}
+ul.why-list{list-style:none;margin:0;padding:0}ul.why-list>li{margin:6px 0}
+ul.why-list .gist{color:var(--muted);font-size:12.5px}
+ul.why-checks{list-style:none;margin:2px 0 0;padding:0 0 0 14px;font-size:13px}
+ul.why-checks li{margin:2px 0}
+ul.why-checks .line{color:#3b4148}
+a.ev{font-size:12px;white-space:nowrap}
+p.note{margin:6px 0;font-size:12.5px}
+p.statement{margin:8px 0;font-size:15px;font-weight:700;color:var(--pass)}
+details.na-group{border:1px solid var(--line);border-radius:6px;padding:6px 12px;margin:8px 0}
+details.na-group summary{cursor:pointer}
+details.na-group .nums{font-size:12px;color:var(--muted)}
 footer{margin-top:18px;padding-top:10px;border-top:1px solid var(--line)}
 @page{size:A4;margin:13mm 11mm 14mm}
 @media print{
@@ -92,6 +107,7 @@ body{font-size:10.5px}main{max-width:none;padding:0}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 .page-break{break-before:page}
 h2,h3,h4{break-after:avoid}
+details.na-group::details-content{content-visibility:visible;display:contents}
 tr,article.check .check-head,figure.chart,dl.facts,.alert{break-inside:avoid}
 thead{display:table-header-group}
 a{color:inherit}
