@@ -68,7 +68,8 @@ def report(args: argparse.Namespace) -> int:
                     EXIT_FAIL)
     lab = json.loads((out / "certificate.json").read_text(encoding="utf-8")).get("lab")
     try:
-        result = finalize(out, signer=args.signer, key_dir=_key_dir(args), lab=lab, rebuild_certificate=False)
+        result = finalize(out, signer=args.signer, key_dir=_key_dir(args), lab=lab, rebuild_certificate=False,
+                          lang=getattr(args, "lang", None))
     except (KeyMissing, SealError) as exc:
         return _err("report", str(exc))
     print_notes(result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.config.availability import AvailabilitySoak
 from harness.config.documentation import Documentation
@@ -217,6 +217,17 @@ class Lab(Strict):
     name: str = Field(min_length=1)
     address: str = ""
     accreditation: str = Field("", description="accreditation certificate of the lab, if any")
+    language: str = Field("en", description="the language of the certificate and the console summary (a gettext "
+                          "catalog under harness/reporting/locale: en, ru; `harness certify --lang` overrides it)")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from harness.reporting.i18n import languages
+
+        if value not in languages():
+            raise ValueError(f"no catalog for language {value!r}; languages: {', '.join(languages())}")
+        return value
 
 
 class Rig(Strict):

@@ -14,6 +14,9 @@ from html import escape
 from typing import Any
 
 from harness.reporting.i18n import _, current, pgettext, verdict_name
+from harness.reporting.reasons import one_line
+
+__all__ = ["one_line"]  # re-exported for the page builders
 
 VERDICT_ORDER = ("PASS", "FAIL", "INCONCLUSIVE", "FLAKY", "N/A", "NOT TESTED")
 PROBLEMS = ("FAIL", "INCONCLUSIVE", "FLAKY")  # what the first screen explains, worst first
@@ -118,22 +121,3 @@ def counts_html(counts: dict[str, int]) -> str:
     keys = sorted(counts, key=lambda k: (first.index(k) if k in first else len(first), k))
     return '<div class="counts">' + "".join(
         f'<span class="count">{badge(k)} <b>{int(counts[k])}</b></span>' for k in keys) + "</div>"
-
-
-def one_line(reason: str, check_id: str = "") -> str:
-    """The first finding of a reason ("a; b; c" → "a (+2 more)"), without the check id it starts with.
-
-    A check's reason lists its failed measurements joined by "; "; the first screen shows the first,
-    the evidence further down shows them all.
-    """
-    text = reason.strip()
-    if check_id and text.startswith(f"{check_id}:"):
-        text = text[len(check_id) + 1:].strip()
-    more = re.search(r" \(\+(\d+) more\)$", text)  # Check.require() already cut the list
-    if more:
-        text = text[:more.start()]
-    parts = text.split("; ")
-    hidden = len(parts) - 1 + (int(more.group(1)) if more else 0)
-    if not hidden:
-        return parts[0]
-    return _("{first} (+{n} more)").format(first=parts[0], n=hidden)
