@@ -36,7 +36,7 @@ from harness.reporting.html_common import (
 )
 from harness.reporting.html_first import alerts, dut_identity, first_screen, run_facts, title_row
 from harness.reporting.html_style import CSS
-from harness.reporting.i18n import CLAUSE_KINDS, _, language, ngettext, pgettext
+from harness.reporting.i18n import CLAUSE_KINDS, _, current, language, ngettext, pgettext, verdict_name
 from harness.reporting.records import CheckRecord
 from harness.reporting.svg import render_chart_svg
 
@@ -166,7 +166,7 @@ def _chart(chart: Any) -> str:
         svg = render_chart_svg(chart)
     except Exception as exc:  # a drawing bug must not cost the lab its whole report
         return (f'<p class="muted">{_("A chart could not be drawn:")} {data(chart.title)} — {data(exc)}</p>')
-    lang = "" if _("en") == "en" else ' lang="en"'  # axis labels and titles are the check's English
+    lang = "" if current() == "en" else ' lang="en"'  # axis labels and titles are the check's English
     return f'<figure class="chart"{lang}>{svg}</figure>'
 
 
@@ -233,8 +233,6 @@ def _page(certificate: dict[str, Any], records: list[CheckRecord], allure_report
     duts = certificate.get("duts") or {}
     several = len(duts) > 1
     have = {(r.dut, r.id) for r in records}
-    from harness.reporting.i18n import verdict_name
-
     title = " — ".join((_("Certificate"), ", ".join(duts) or _("no DUT"),
                         verdict_name(str(certificate.get("verdict", "NOT TESTED")))))
     closing = "".join(_cannot_apply(n, d, several) for n, d in duts.items())

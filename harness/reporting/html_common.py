@@ -63,6 +63,8 @@ def badge(verdict: str, kind: str = "measured", *, big: bool = False) -> str:
     cls = ["badge", CLASS.get(verdict, "v-grey")] + (["doc"] if note else []) + (["big"] if big else [])
     name = verdict_name(verdict)
     text = f"{name} ({note})" if note else name
+    if big and len(text) > 10:  # "НЕ СООТВЕТСТВУЕТ" must fit the verdict box, in two lines if need be
+        cls.append("long")
     return f'<span class="{" ".join(cls)}">{esc(text)}</span>'
 
 

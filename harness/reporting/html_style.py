@@ -29,7 +29,7 @@ word-break:break-all}
 .sub{margin:0;color:var(--muted)}
 .title-row{display:flex;justify-content:space-between;align-items:flex-start;gap:24px;padding:8px 0 18px;
 border-bottom:1px solid var(--line);margin-bottom:16px}
-.overall{text-align:center;min-width:230px}
+.overall{text-align:center;min-width:250px;flex-shrink:0}
 .overall .label{font-size:12px;text-transform:uppercase;letter-spacing:.08em;color:var(--muted);margin-bottom:6px}
 .grade{margin-top:8px;font-size:13px;font-weight:600}.grade.ok{color:var(--pass)}.grade.not{color:var(--inc)}
 .alert{border:2px solid;border-radius:6px;padding:10px 14px;margin:0 0 14px}
@@ -38,6 +38,7 @@ border-bottom:1px solid var(--line);margin-bottom:16px}
 .badge{display:inline-block;padding:1px 7px;border:1.5px solid;border-radius:4px;font-weight:700;font-size:11.5px;
 letter-spacing:.02em;white-space:nowrap;line-height:1.5}
 .badge.big{font-size:34px;padding:4px 26px;border-width:3px;border-radius:8px;letter-spacing:.04em}
+.badge.big.long{font-size:21px;padding:6px 10px;white-space:normal;max-width:250px;line-height:1.2}
 .badge.doc{border-style:dashed;background:#fff}
 .v-pass{color:var(--pass);background:var(--pass-bg);border-color:var(--pass-bd)}
 .v-fail{color:var(--fail);background:var(--fail-bg);border-color:var(--fail-bd)}
@@ -117,6 +118,6 @@ dl.facts{grid-template-columns:130px 1fr}
 table.matrix,table.meas,p.meta,p.why,.attempts,ul.check-reasons{font-size:9.5px}
 td.ru,td.kind,ul.checks,.why,.small,.hash,.vt,.tag{font-size:8.5px}
 thead th{font-size:9.5px}th,td{padding:3px 5px}
-.badge{font-size:9px}.badge.big{font-size:26px}
+.badge{font-size:9px}.badge.big{font-size:26px}.badge.big.long{font-size:18px}
 }
 """
