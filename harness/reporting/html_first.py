@@ -154,6 +154,11 @@ def first_screen(name: str, dut: dict[str, Any], cert: dict[str, Any], several: 
     return "".join(out) + "</section>"
 
 
+def _time(stamp: Any) -> str:
+    """An ISO-8601 UTC time, as the run wrote it (a format, not words)."""
+    return f'<time datetime="{esc(stamp)}">{esc(stamp)}</time>' if stamp else ""
+
+
 def run_facts(cert: dict[str, Any], records: list[CheckRecord]) -> str:
     """Who tested with what, when — below the verdicts."""
     lab = cert.get("lab") or {}
@@ -178,9 +183,9 @@ def run_facts(cert: dict[str, Any], records: list[CheckRecord]) -> str:
                 (_("Laboratory"), lab_html),
                 (_("Rig"), rig_html),
                 (_("Harness version"), esc(cert.get("harness_version", ""))),
-                (_("Started"), esc(cert.get("started", ""))),
-                (_("Finished"), esc(cert.get("finished", "")) + esc(run_duration(cert.get("started"),
-                                                                                cert.get("finished"))) + interrupted),
+                (_("Started"), _time(cert.get("started"))),
+                (_("Finished"), _time(cert.get("finished")) + esc(run_duration(cert.get("started"),
+                                                                              cert.get("finished"))) + interrupted),
                 (_("Checks run"), f"{len(records)}" + (f" ({checks})" if checks else "")),
                 (_("Certificate format"), f'<code>{esc(cert.get("format", ""))}</code>'),
             ])
