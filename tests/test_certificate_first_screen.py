@@ -238,3 +238,18 @@ def test_seeded_defect_run_in_russian_then_reported_in_english(tmp_path: Path):
     html = (out / "certificate.html").read_text()
     assert '<html lang="en">' in html and "Why not PASS" in html and "НЕ СООТВЕТСТВУЕТ" not in html
     assert run_cli("verify", str(out)).returncode == 0
+
+
+def test_rig_lab_language_is_checked_against_the_catalogs(tmp_path: Path):
+    from harness.resources import builtin_rig
+
+    rig = builtin_rig().read_text(encoding="utf-8")
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    profiles = builtin_rig().parent.parent / "device_profiles"
+    rig = rig.replace("../device_profiles/", f"{profiles}/")
+    good.write_text(rig + "lab:\n  name: Test Lab\n  language: ru\n", encoding="utf-8")
+    bad.write_text(rig + "lab:\n  name: Test Lab\n  language: xx\n", encoding="utf-8")
+    assert run_cli("check", str(good)).returncode == 0
+    res = run_cli("check", str(bad))
+    assert res.returncode == 2 and "bad.yaml" in res.stderr and "language" in res.stderr
+    assert "no catalog for language 'xx'; languages: en, ru" in res.stderr and "Traceback" not in res.stderr
