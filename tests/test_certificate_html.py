@@ -239,7 +239,7 @@ def test_clauses_that_cannot_apply_close_the_page_folded_by_reason():
     html = render_certificate_html(certificate(), records())
     closing = html[html.index('id="cannot-apply"'):html.index('class="evidence"')]
     assert html.index('id="cannot-apply"') > html.index('<h2>Check details</h2>')  # after the evidence
-    groups = re.findall(r"<details class=\"na-group\">.*?</details>", closing, re.S)
+    groups = re.findall(r"<details class=\"na-group\".*?</details>", closing, re.S)
     assert len(groups) == 2 and "<script" not in closing.lower()  # folded without a script
     scope = next(g for g in groups if OUT_OF_SCOPE in g)
     assert all(f'id="clause-{n}"' in scope for n in range(52, 58))  # ch. 10 is out of scope in the data
@@ -247,6 +247,14 @@ def test_clauses_that_cannot_apply_close_the_page_folded_by_reason():
     assert "6 clauses" in summary and "52, 53, 54, 55, 56, 57" in summary  # on paper the numbers stay visible
     assert closing.count(OUT_OF_SCOPE) == 1 and closing.count(NO_CHECK) == 1
     assert "clause-95" not in closing and "clause-96" not in closing  # judged clauses stay in the matrix
+    cert = copy.deepcopy(certificate())
+    cert["duts"]["meter"]["clauses"][0]["reason"] = "no check applies to a meter (suites: robustness)"
+    html = render_certificate_html(cert, records())
+    closing = html[html.index('id="cannot-apply"'):html.index('class="evidence"')]
+    kind = closing[closing.index('id="cannot-apply-meter-kind"'):]
+    assert closing.count("<details") == 2 and kind.count(NO_CHECK) == 48 - 6 - 5  # said on each row now
+    row49 = kind[kind.index('id="clause-49"'):]
+    assert "(suites: robustness)" in row49[:row49.index("</tr>")]
 
 
 def test_not_certification_grade_and_seeded_defects_are_prominent():

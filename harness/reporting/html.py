@@ -107,30 +107,36 @@ def _matrix(cert: dict[str, Any], name: str, dut: dict[str, Any], several: bool,
 
 # -- clauses that cannot apply -----------------------------------------------------------------------
 def _cannot_apply(name: str, dut: dict[str, Any], several: bool) -> str:
-    """Out of scope, or no check for this kind of device: folded by reason, the clause numbers in view.
+    """Out of scope, or no check for this kind of device: one folded group each, the clause numbers in view.
 
     ``<details>`` needs no script; on paper a folded group still shows its reason and clause numbers.
+    A reason shared by the whole group is said once under its summary, otherwise on each clause's row.
     """
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[bool, list[dict[str, Any]]] = defaultdict(list)
     for row in clauses_of(dut):
         if cannot_apply(row):
-            groups[str(row.get("reason") or "")].append(row)
+            groups[str(row.get("kind")) == "out of scope"].append(row)
     if not groups:
         return ""
     out = [f'<h3>{_("DUT")} <code>{esc(name)}</code></h3>']
-    ordered = sorted(groups.items(), key=lambda g: str(g[1][0].get("kind")) != "out of scope")
-    for reason, rows in ordered:
-        numbers = ", ".join(esc(r.get("clause")) for r in rows)
-        out_of_scope = str(rows[0].get("kind")) == "out of scope"
+    for out_of_scope in (True, False):
+        rows = groups.get(out_of_scope)
+        if not rows:
+            continue
         label = _(CLAUSE_KINDS["out of scope"]) if out_of_scope else _("no check for this kind of device")
+        reasons = {str(r.get("reason") or "") for r in rows}
+        shared = reasons.pop() if len(reasons) == 1 else None
         table = "".join(
             f'<tr id="{clause_row_id(name, str(r.get("clause")), several_duts=several)}">'
-            f'<td class="no">{esc(r.get("clause"))}</td>{_ru(r)}<td class="gist">{data(r.get("gist", ""))}</td></tr>'
+            f'<td class="no">{esc(r.get("clause"))}</td>{_ru(r)}<td class="gist">{data(r.get("gist", ""))}'
+            + ("" if shared is not None else data(r.get("reason") or "", "div", "why")) + "</td></tr>"
             for r in rows)
-        out.append(f'<details class="na-group"><summary><b>{esc(label)}</b> — '
+        numbers = ", ".join(esc(r.get("clause")) for r in rows)
+        out.append(f'<details class="na-group" id="{slug("cannot-apply", name, "scope" if out_of_scope else "kind")}">'
+                   f"<summary><b>{esc(label)}</b> — "
                    + ngettext("{n} clause", "{n} clauses", len(rows)).format(n=len(rows))
                    + f': <span class="nums">{numbers}</span>'
-                   + (f'<div class="why">{data(reason)}</div>' if reason else "") + "</summary>"
+                   + (data(shared, "div", "why") if shared else "") + "</summary>"
                    f'<table class="matrix"><thead><tr><th class="c-no">{_("Clause")}</th>'
                    f'<th class="c-ru">{_("Wording of the Rules (ru)")}</th><th>{_("Gist (en)")}</th></tr></thead>'
                    f"<tbody>{table}</tbody></table></details>")
