@@ -147,6 +147,8 @@ def first_screen(name: str, dut: dict[str, Any], cert: dict[str, Any], several: 
         statement = (_("Certification-grade: every applicable clause passed.") if cert.get("certification_grade")
                      else _("Every clause judged passed, but the run is not certification-grade."))
         out.append(f'<p class="statement">{statement}</p>')
+    if not problems and not passed and not not_applicable:
+        out.append(f'<p class="note">{_("No clause was judged.")}</p>')
     if passed:
         out.append('<p class="note">' + ngettext("{n} clause passed:", "{n} clauses passed:", len(passed)).format(
             n=len(passed)) + " " + ", ".join(clause_link(name, str(r.get("clause")), several) for r in passed)
