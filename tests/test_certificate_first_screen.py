@@ -253,3 +253,51 @@ def test_rig_lab_language_is_checked_against_the_catalogs(tmp_path: Path):
     res = run_cli("check", str(bad))
     assert res.returncode == 2 and "bad.yaml" in res.stderr and "language" in res.stderr
     assert "no catalog for language 'xx'; languages: en, ru" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_new_catalog_is_a_new_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         request: pytest.FixtureRequest):
+    """Kazakh (or any language) needs only its catalog: no code, no build step."""
+    from harness.reporting import i18n
+
+    i18n.translations.cache_clear()  # compiled catalogs are cached per language; this test swaps the folder
+    request.addfinalizer(i18n.translations.cache_clear)
+
+    po = i18n.catalog_path("ru").read_text(encoding="utf-8")
+    po = po.replace('msgstr "Общий вердикт"', 'msgstr "Жалпы қорытынды"').replace("Language: ru", "Language: kk")
+    kk = tmp_path / "kk" / "LC_MESSAGES" / "harness.po"
+    kk.parent.mkdir(parents=True)
+    kk.write_text(po, encoding="utf-8")
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    assert i18n.languages() == ["en", "kk"]
+    html = render_certificate_html(certificate(), records(), lang="kk")
+    assert '<html lang="kk">' in html and "Жалпы қорытынды" in html
+    with pytest.raises(i18n.UnknownLanguage, match="languages: en, kk"):
+        render_certificate_html(certificate(), records(), lang="ru")
+
+
+def test_console_summary_puts_failures_first_with_reasons():
+    from harness.reporting.table import clause_table
+
+    def clause(verdict: str, *checks: dict[str, Any], not_run: list[str] | None = None) -> dict[str, Any]:
+        return {"verdict": verdict, "checks": list(checks), "not_run": not_run or [], "verdict_kind": "measured"}
+
+    verdicts = {"certification_grade": True, "verdict": "FAIL", "duts": {"meter": {"clauses": {
+        "59": clause("PASS", {"id": "KZ-59-01", "verdict": "PASS", "reason": ""}),
+        "95": clause("FAIL", {"id": "KZ-95-04", "verdict": "FAIL", "reason": "KZ-95-04: cut 3: +0.012 kWh; cut 4: x"}),
+        "96": clause("N/A", {"id": "KZ-96-01", "verdict": "N/A", "reason": "a heat-meter clause"}),
+        "97": clause("INCONCLUSIVE", {"id": "KZ-97-02", "verdict": "FLAKY", "reason": "failed, then passed",
+                                      "attempts": [{"verdict": "FAIL", "reason": "read timed out after 2.0 s"}]}),
+    }}}}
+    text = clause_table(verdicts)
+    lines = text.splitlines()
+    assert lines[0] == "Why not PASS" and "cl. 95  FAIL" in lines[1]
+    assert "KZ-95-04 FAIL: cut 3: +0.012 kWh (+1 more)" in lines[2]
+    assert "cl. 97  INCONCLUSIVE" in lines[3] and "first failure: read timed out after 2.0 s" in lines[4]
+    table = [line for line in lines if line.startswith("meter")]
+    assert [t.split()[2] for t in table] == ["95", "97", "96", "59"]  # worst first
+    assert lines[-1] == "overall: FAIL  (certification-grade)" and "a heat-meter clause" not in text
+    with language("ru"):
+        ru = clause_table(verdicts)
+    assert ru.startswith("Почему нет соответствия") and "п. 95  НЕ СООТВЕТСТВУЕТ" in ru
+    assert "итог: НЕ СООТВЕТСТВУЕТ" in ru and "(и ещё 1)" in ru
