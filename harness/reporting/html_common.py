@@ -14,9 +14,6 @@ from html import escape
 from typing import Any
 
 from harness.reporting.i18n import _, current, pgettext, verdict_name
-from harness.reporting.reasons import one_line
-
-__all__ = ["one_line"]  # re-exported for the page builders
 
 VERDICT_ORDER = ("PASS", "FAIL", "INCONCLUSIVE", "FLAKY", "N/A", "NOT TESTED")
 PROBLEMS = ("FAIL", "INCONCLUSIVE", "FLAKY")  # what the first screen explains, worst first

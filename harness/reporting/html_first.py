@@ -21,13 +21,13 @@ from harness.reporting.html_common import (
     data,
     esc,
     facts,
-    one_line,
     order,
     run_duration,
     slug,
     verdict_text,
 )
 from harness.reporting.i18n import _, ngettext, pgettext
+from harness.reporting.reasons import one_line
 from harness.reporting.records import CheckRecord
 
 
