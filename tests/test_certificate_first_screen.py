@@ -98,8 +98,11 @@ def _problem_lines(cert: dict[str, Any]) -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_fail_certificate_first_screen_has_verdict_and_every_failing_reason(lang: str, tmp_path: Path):
     cert = certificate()
+    row95 = next(r for r in cert["duts"]["meter"]["clauses"] if r["clause"] == "95")
+    row95["checks"][1]["reason"] += "; cut 4: A+ total change 0.020 kWh outside 0 … 0.004 kWh (+3 more)"
     seen = first_screen(render_certificate_html(cert, records(), lang=lang), tmp_path)
     assert VERDICT[lang]["FAIL"] in seen
+    assert {"en": "(+4 more)", "ru": "(и ещё 4)"}[lang] in seen
     with language(lang):  # "(+2 more)" is a label too
         problems = _problem_lines(cert)
     assert [c for c, _ in problems] == ["95", "97"]
