@@ -55,6 +55,7 @@ def report(args: argparse.Namespace) -> int:
     The seal is checked first: re-signing must never launder evidence changed after the run.
     """
     from harness.reporting.finalize import ALLURE_HTML, HTML, finalize, print_notes
+    from harness.reporting.i18n import UnknownLanguage
     from harness.reporting.seal import SealError
     from harness.reporting.seal import verify as verify_seal
     from harness.reporting.signing import KeyMissing
@@ -70,7 +71,7 @@ def report(args: argparse.Namespace) -> int:
     try:
         result = finalize(out, signer=args.signer, key_dir=_key_dir(args), lab=lab, rebuild_certificate=False,
                           lang=getattr(args, "lang", None))
-    except (KeyMissing, SealError) as exc:
+    except (KeyMissing, SealError, UnknownLanguage) as exc:
         return _err("report", str(exc))
     print_notes(result)
     built = [HTML] + ([ALLURE_HTML] if (out / ALLURE_HTML).exists() else [])

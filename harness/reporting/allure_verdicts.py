@@ -80,7 +80,11 @@ def map_verdicts(results_dir: Path, records: list[CheckRecord]) -> int:
         new = mapped(result, record)
         if new != result:
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(new, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, path)
+            try:
+                tmp.write_text(json.dumps(new, ensure_ascii=False), encoding="utf-8")
+                os.replace(tmp, path)
+            except OSError:  # a presentation detail must never cost the run its verdicts
+                tmp.unlink(missing_ok=True)
+                continue
             changed += 1
     return changed

@@ -52,6 +52,7 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
     from harness.reporting.allure_html import AllureUnavailable, build_allure_html
     from harness.reporting.certificate import build_certificate
     from harness.reporting.html import render_certificate_html
+    from harness.reporting.i18n import translations
     from harness.reporting.records import read_records
     from harness.reporting.seal import seal
 
@@ -61,6 +62,7 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
     else:
         certificate = json.loads((out / CERTIFICATE).read_text(encoding="utf-8"))
     lang = lang or certificate.get("language") or "en"
+    translations(lang)  # an unknown language is refused before any file changes (UnknownLanguage)
     if rebuild_certificate or certificate.get("language") != lang:
         certificate["language"] = lang
         _write(out / CERTIFICATE, json.dumps(certificate, indent=2, ensure_ascii=False) + "\n")
