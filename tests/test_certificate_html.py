@@ -323,3 +323,21 @@ def test_svg_has_legend_events_distinct_series_and_nothing_external():
     assert 'stroke="#0072B2"' in svg and 'stroke="#D55E00"' in svg and 'stroke-dasharray="7 3"' in svg
     assert "<script" not in svg.lower() and "url(" not in svg
     assert set(re.findall(r"https?://[^\s\"'<>]+", svg)) == {SVG_NS}
+
+
+def test_folded_groups_unfold_on_paper(tmp_path: Path):
+    """The clauses that cannot apply are folded on screen (<details>, no script) but printed whole."""
+    from harness.reporting.html_style import CSS
+
+    rule = "details.na-group::details-content{content-visibility:visible;display:contents}"
+    assert rule in CSS
+    html = render_certificate_html(certificate(), records())
+    closing = html[:html.index("<main>") + 6] + html[html.index('<section class="cannot-apply'):html.index(
+        '<section class="evidence"')] + "</main></body></html>"
+    pages = {}
+    for name, page_html in (("printed", closing), ("folded", closing.replace(rule, ""))):
+        page, pdf = tmp_path / f"{name}.html", tmp_path / f"{name}.pdf"
+        page.write_text(page_html, encoding="utf-8")
+        chromium(tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer", page.as_uri())
+        pages[name] = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
+    assert pages["folded"] == 1 and pages["printed"] > 1, pages  # 44 clauses' wording need pages
