@@ -61,3 +61,28 @@ def test_each_verdict_gets_a_status_that_does_not_mislead(tmp_path: Path):
     assert "journal read timed out" in got["flaky"]["statusDetails"]["message"]
     assert got["pass"] == results["pass"] and got["other"] == results["other"]  # untouched
     assert map_verdicts(tmp_path, records) == 0  # idempotent
+
+
+def test_the_report_is_built_from_a_translated_copy_and_the_results_stay(tmp_path: Path):
+    from harness.reporting.allure_language import localized_results
+
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    na = _result("KZ-73-01", "meter", "broken", "harness.verdicts.NotApplicable: no schedule")
+    na["labels"] += [{"name": "feature", "value": "cl. 73"}, {"name": "parentSuite", "value": "Chapter 13. x"},
+                     {"name": "suite", "value": "cl. 73 — x"}, {"name": "epic", "value": "Chapter 13. x"}]
+    (results / "na-result.json").write_text(json.dumps(na))
+    (results / "a-attachment.json").write_text("[]")
+    map_verdicts(results, [_record("KZ-73-01", Verdict.NOT_APPLICABLE, "no link-fault schedule on this rig")])
+    before = {p.name: p.read_bytes() for p in results.iterdir()}
+    copy = localized_results(results, tmp_path / "ru", "ru")
+    assert {p.name: p.read_bytes() for p in results.iterdir()} == before  # the evidence is untouched
+    got = json.loads((copy / "na-result.json").read_text())
+    labels = {lb["name"]: lb["value"] for lb in got["labels"]}
+    assert labels["parentSuite"] == labels["epic"] == \
+        "Глава 13. Требования к серверному оборудованию и операционной системе АСКУЭ"
+    assert labels["suite"].startswith("п. 73 — ") and labels["feature"] == "п. 73" and labels["as_id"] == "KZ-73-01"
+    assert got["status"] == "skipped"
+    assert got["statusDetails"]["message"] == "НЕПРИМЕНИМО — не относится к этому устройству: no link-fault " \
+                                              "schedule on this rig"  # the check's own reason stays as written
+    assert (copy / "a-attachment.json").read_text() == "[]"

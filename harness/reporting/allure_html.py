@@ -369,7 +369,12 @@ def build_allure_html(results_dir: Path, dest: Path, *, title: str = "tek-harnes
         config = {"name": title, "plugins": {"awesome": {"options": options}}}
         (tmp / _CONFIG_NAME).write_text(json.dumps(config), encoding="utf-8")
         out_dir = tmp / "report"
-        argv = [*cmd, "generate", _results_arg(results_dir, tmp), "--config", _CONFIG_NAME, "--output", str(out_dir)]
+        source = results_dir
+        if lang != "en":  # chapter/clause labels and verdict messages in the run's language; the results stay
+            from harness.reporting.allure_language import localized_results
+
+            source = localized_results(results_dir, tmp / f"allure-results-{lang}", lang)
+        argv = [*cmd, "generate", _results_arg(source, tmp), "--config", _CONFIG_NAME, "--output", str(out_dir)]
         res = _run(argv, cwd=tmp, env=_subprocess_env(tmp), timeout_s=timeout_s)
         if res.returncode != 0:
             logs = "".join(p.read_text(errors="replace") for p in sorted((tmp / ".allure" / "logs").glob("*.log")))

@@ -18,14 +18,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.reporting.i18n import N_
 from harness.reporting.records import CheckRecord
 
 STATUS = {"PASS": "passed", "FAIL": "failed", "INCONCLUSIVE": "broken", "N/A": "skipped", "FLAKY": "passed"}
-_PREFIX = {
-    "FAIL": "FAIL: ",
-    "INCONCLUSIVE": "INCONCLUSIVE — the harness could not decide; not a failure of the device: ",
-    "N/A": "N/A — does not apply to this device: ",
-    "FLAKY": "FLAKY — failed, then passed on a re-run (INCONCLUSIVE for the clause): ",
+#: The start of each status message; the report builder translates it (allure_language.py).
+PREFIX = {
+    "FAIL": N_("FAIL: "),
+    "INCONCLUSIVE": N_("INCONCLUSIVE — the harness could not decide; not a failure of the device: "),
+    "N/A": N_("N/A — does not apply to this device: "),
+    "FLAKY": N_("FLAKY — failed, then passed on a re-run (INCONCLUSIVE for the clause): "),
 }
 
 
@@ -53,7 +55,7 @@ def mapped(result: dict[str, Any], record: CheckRecord) -> dict[str, Any]:
     if verdict == "PASS":
         details = {}
     else:
-        details["message"] = _PREFIX.get(verdict, f"{verdict}: ") + (reason or "no reason recorded")
+        details["message"] = PREFIX.get(verdict, f"{verdict}: ") + (reason or "no reason recorded")
         if verdict in ("N/A", "INCONCLUSIVE"):  # the raise inside the harness is no evidence about the device
             details.pop("trace", None)
     if verdict == "FLAKY":
