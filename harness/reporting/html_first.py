@@ -107,9 +107,9 @@ def _problem_clause(name: str, row: dict[str, Any], several: bool, have: set[tup
     lines = "".join(_check_line(name, c, have) for c in checks)
     if not lines:  # a verdict without a problem check (e.g. inconclusive for checks not run)
         lines = f'<li><span class="line">{data(one_line(str(row.get("reason") or "")))}</span></li>'
-    return (f'<li>{badge(str(row.get("verdict")), str(row.get("verdict_kind", "measured")))} '
+    return (f'<li><div class="why-clause">{badge(str(row.get("verdict")), str(row.get("verdict_kind", "measured")))} '
             f'<b>{clause_link(name, str(row.get("clause")), several)}</b> '
-            f'{data(row.get("gist", ""), cls="gist")}<ul class="why-checks">{lines}</ul></li>')
+            f'{data(row.get("gist", ""), cls="gist")}</div><ul class="why-checks">{lines}</ul></li>')
 
 
 def first_screen(name: str, dut: dict[str, Any], cert: dict[str, Any], several: bool,

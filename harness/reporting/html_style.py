@@ -92,6 +92,7 @@ section.first .dut-head{flex-wrap:wrap}
 h3.why-head{margin:8px 0 4px;font-size:15px}
 ul.why-list{list-style:none;margin:0;padding:0}ul.why-list>li{margin:6px 0}
 ul.why-list .gist{color:var(--muted);font-size:12.5px}
+.why-clause{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 ul.why-checks{list-style:none;margin:2px 0 0;padding:0 0 0 14px;font-size:13px}
 ul.why-checks li{margin:2px 0}
 ul.why-checks .line{color:#3b4148}
@@ -109,6 +110,7 @@ body{font-size:10.5px}main{max-width:none;padding:0}
 .page-break{break-before:page}
 h2,h3,h4{break-after:avoid}
 details.na-group::details-content{content-visibility:visible;display:contents}
+.why-clause{white-space:normal}
 tr,article.check .check-head,figure.chart,dl.facts,.alert{break-inside:avoid}
 thead{display:table-header-group}
 a{color:inherit}
