@@ -307,3 +307,20 @@ def test_console_summary_puts_failures_first_with_reasons():
         ru = clause_table(verdicts)
     assert ru.startswith("Почему нет соответствия") and "п. 95  НЕ СООТВЕТСТВУЕТ" in ru
     assert "итог: НЕ СООТВЕТСТВУЕТ" in ru and "(и ещё 1)" in ru
+
+
+def test_fifteen_failing_clauses_still_fit_the_first_screen(tmp_path: Path):
+    """The issue's certificate had FAIL 15: past five problem clauses each takes one line, gist left out."""
+    from test_certificate_html import _check
+
+    cert = copy.deepcopy(certificate())
+    failing = [r for r in cert["duts"]["meter"]["clauses"] if r["verdict"] == "NOT TESTED"][:14]
+    for n, row in enumerate(failing, 1):
+        cid = f"KZ-{row['clause']}-01"
+        row.update(verdict="FAIL", reason=f"{cid} FAIL",
+                   checks=[_check(cid, "FAIL", f"{cid}: reading {n} off by 0.{n}")])
+    html = render_certificate_html(cert, records(), lang="ru")
+    seen = first_screen(html, tmp_path)
+    assert all(f"reading {n} off by 0.{n}" in seen for n in range(1, 15))
+    assert "KZ-95-04 failed: cut 3: A+ total change 0.012 kWh outside 0 … 0.004 kWh" in seen
+    assert 'class="compact"' in html and "why-clause" in html  # 97 keeps its two checks on lines of their own

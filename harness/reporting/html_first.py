@@ -84,7 +84,12 @@ def title_row(cert: dict[str, Any]) -> str:
             f'{_("Certification-grade run") if grade else _("Not certification-grade")}</div></div></div>')
 
 
-def _check_line(name: str, c: dict[str, Any], have: set[tuple[str, str]]) -> str:
+#: More problem clauses than this and each takes one line (no gist, its one problem check inline), so that
+#: about twice as many fit on the first screen; fewer and the clause's gist is shown too.
+ROOMY_UP_TO = 5
+
+
+def _check_line(name: str, c: dict[str, Any], have: set[tuple[str, str]], *, verdict: bool = True) -> str:
     cid = str(c.get("id", ""))
     kind = pgettext("verdict kind", "documentary") if c.get("kind") == "documentary" \
         else pgettext("verdict kind", "measured")
@@ -97,19 +102,24 @@ def _check_line(name: str, c: dict[str, Any], have: set[tuple[str, str]]) -> str
         text = data(one_line(reason, cid) or _("no reason recorded"))
     evidence = (f' <a class="ev" href="#{check_anchor(name, cid)}">{_("evidence")}&nbsp;↓</a>'
                 if (name, cid) in have else "")
-    return (f'<li><span class="cid">{esc(cid)}</span> {verdict_text(str(c.get("verdict")))} '
-            f'<span class="tag">{esc(kind)}</span> <span class="line">{text}</span>{evidence}</li>')
+    shown = f" {verdict_text(str(c.get('verdict')))}" if verdict else ""
+    return (f'<span class="cid">{esc(cid)}</span>{shown} '
+            f'<span class="tag">{esc(kind)}</span> <span class="line">{text}</span>{evidence}')
 
 
-def _problem_clause(name: str, row: dict[str, Any], several: bool, have: set[tuple[str, str]]) -> str:
+def _problem_clause(name: str, row: dict[str, Any], several: bool, have: set[tuple[str, str]],
+                    compact: bool) -> str:
     checks = sorted((c for c in row.get("checks") or [] if c.get("verdict") in PROBLEMS),
                     key=lambda c: (order(str(c.get("verdict"))), str(c.get("id"))))
-    lines = "".join(_check_line(name, c, have) for c in checks)
+    head = (f'{badge(str(row.get("verdict")), str(row.get("verdict_kind", "measured")))} '
+            f'<b>{clause_link(name, str(row.get("clause")), several)}</b>')
+    if compact and len(checks) == 1 and checks[0].get("verdict") == row.get("verdict"):
+        return f'<li class="compact">{head} {_check_line(name, checks[0], have, verdict=False)}</li>'
+    lines = "".join(f"<li>{_check_line(name, c, have)}</li>" for c in checks)
     if not lines:  # a verdict without a problem check (e.g. inconclusive for checks not run)
         lines = f'<li><span class="line">{data(one_line(str(row.get("reason") or "")))}</span></li>'
-    return (f'<li><div class="why-clause">{badge(str(row.get("verdict")), str(row.get("verdict_kind", "measured")))} '
-            f'<b>{clause_link(name, str(row.get("clause")), several)}</b> '
-            f'{data(row.get("gist", ""), cls="gist")}</div><ul class="why-checks">{lines}</ul></li>')
+    gist = "" if compact else " " + data(row.get("gist", ""), cls="gist")
+    return f'<li><div class="why-clause">{head}{gist}</div><ul class="why-checks">{lines}</ul></li>'
 
 
 def first_screen(name: str, dut: dict[str, Any], cert: dict[str, Any], several: bool,
@@ -129,7 +139,8 @@ def first_screen(name: str, dut: dict[str, Any], cert: dict[str, Any], several: 
                       key=lambda r: order(str(r.get("verdict"))))
     if problems:
         out.append(f'<h3 class="why-head">{_("Why not PASS")}</h3><ul class="why-list">'
-                   + "".join(_problem_clause(name, r, several, have) for r in problems) + "</ul>")
+                   + "".join(_problem_clause(name, r, several, have, len(problems) > ROOMY_UP_TO)
+                             for r in problems) + "</ul>")
     incomplete = [r for r in rows if r.get("not_run") and r.get("verdict") != "NOT TESTED"]
     untested = [r for r in rows if r.get("not_run") and r.get("verdict") == "NOT TESTED"]
     for hits, label in ((incomplete, _("Verdict for the checks that ran only; not run:")),

@@ -93,6 +93,7 @@ h3.why-head{margin:8px 0 4px;font-size:15px}
 ul.why-list{list-style:none;margin:0;padding:0}ul.why-list>li{margin:6px 0}
 ul.why-list .gist{color:var(--muted);font-size:12.5px}
 .why-clause{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+ul.why-list>li.compact{margin:3px 0;font-size:13px}
 ul.why-checks{list-style:none;margin:2px 0 0;padding:0 0 0 14px;font-size:13px}
 ul.why-checks li{margin:2px 0}
 ul.why-checks .line{color:#3b4148}
