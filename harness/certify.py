@@ -50,6 +50,7 @@ class RunRequest:
     transcript: bool = True
     reruns: int | None = None
     signer: str = BUILTIN_SIGNER
+    lang: str = ""  # the reports' language; "" = the rig's lab.language, else English
     started: float = 0.0
     config_sha256: dict[str, str] = field(default_factory=dict)  # rig and profiles as they were
     run_id: str = ""  # in the lab key directory's register (harness.reporting.custody)
@@ -57,11 +58,12 @@ class RunRequest:
 
 def certify(rig_path: Path | None, out: Path | None, suites: list[str], defects: list[str],
             transcript: bool = True, verbose: bool = False, checks: list[str] | None = None,
-            reruns: int | None = None, signer: str = BUILTIN_SIGNER, key_dir: Path | None = None) -> int:
+            reruns: int | None = None, signer: str = BUILTIN_SIGNER, key_dir: Path | None = None,
+            lang: str | None = None) -> int:
     from harness.resources import builtin_rig
 
     request = RunRequest(rig=str((rig_path or builtin_rig()).resolve()), suites=suites, checks=checks or [],
-                         defects=defects, transcript=transcript, reruns=reruns, signer=signer)
+                         defects=defects, transcript=transcript, reruns=reruns, signer=signer, lang=lang or "")
     return _run(request, out, verbose=verbose, key_dir=key_dir, resume=False)
 
 
@@ -103,6 +105,11 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
+    from harness.reporting.i18n import languages
+
+    lang = request.lang or (loaded.rig.lab.language if loaded.rig.lab else "") or "en"
+    if lang not in languages():
+        return _err(f"no catalog for language {lang!r}; languages: {', '.join(languages())}")
     if request.signer not in registry.signers():
         return _err(f"unknown signer {request.signer!r}; signers: {', '.join(registry.signers())}")
     available = registry.suites()
@@ -176,23 +183,31 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
     verdicts = json.loads(verdicts_path.read_text(encoding="utf-8"))
     if code == pytest.ExitCode.INTERRUPTED or verdicts.get("interrupted"):
         print("\nthe run was interrupted: checks that did not finish are listed as not run", file=sys.stderr)
-    from harness.reporting.table import clause_table
-
-    print()
-    print(clause_table(verdicts))
-    sealed = _finish(out, request.signer, key_dir, loaded.rig)
-    print(f"\n{elapsed:.1f} s; evidence in {out}/")
-    if sealed is not None:
-        print(f"  certificate.json, certificate.html{', allure-report.html' if sealed else ''} — signed "
-              f"(certificate.sig.json, manifest.json); check with `harness verify {out}`")
-    if verdicts.get("interrupted"):
-        print(f"  complete it with `harness certify --resume {out}`")
+    sealed = _finish(out, request.signer, key_dir, loaded.rig, lang)
+    _print_summary(verdicts, out, elapsed, sealed, lang)
     complete = verdicts["certification_grade"] or not verdicts.get("interrupted")
     ok = verdicts["verdict"] in ("PASS", "N/A") and complete and sealed is not None
     return EXIT_OK if ok else EXIT_FAIL
 
 
-def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any) -> bool | None:
+def _print_summary(verdicts: dict[str, Any], out: Path, elapsed: float, sealed: bool | None, lang: str) -> None:
+    """Why not PASS, the clause table, the verdict, where the evidence is — in the run's language."""
+    from harness.reporting.i18n import _, language
+    from harness.reporting.table import clause_table
+
+    with language(lang):
+        print()
+        print(clause_table(verdicts))
+        print("\n" + _("{seconds} s; evidence in {out}/").format(seconds=f"{elapsed:.1f}", out=out))
+        if sealed is not None:
+            files = "certificate.json, certificate.html" + (", allure-report.html" if sealed else "")
+            print("  " + _("{files} — signed (certificate.sig.json, manifest.json); check with {command}").format(
+                files=files, command=f"`harness verify {out}`"))
+        if verdicts.get("interrupted"):
+            print("  " + _("complete it with {command}").format(command=f"`harness certify --resume {out}`"))
+
+
+def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any, lang: str) -> bool | None:
     """Certificate, reports and seal; True/False: with/without the Allure report; None: not sealed."""
     from harness.redaction import Redactor, rig_secrets
     from harness.reporting.finalize import ALLURE_HTML, allure_wanted, finalize, print_notes
@@ -202,7 +217,7 @@ def _finish(out: Path, signer: str, key_dir: Path | None, rig: Any) -> bool | No
     try:
         result = finalize(out, signer=signer, key_dir=key_dir or default_key_dir(),
                           lab=rig.lab.model_dump() if rig.lab else None, allure_report=allure_wanted(),
-                          redactor=Redactor(rig_secrets(rig)))
+                          redactor=Redactor(rig_secrets(rig)), lang=lang)
     except KeyMissing as exc:  # checked before certificate.json is written: nothing half-sealed is left
         print(f"harness certify: no certificate made, it could not be signed: {exc}; then "
               f"`harness certify --resume {out}` makes and signs it", file=sys.stderr)

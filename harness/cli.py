@@ -44,10 +44,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="re-run a failing check up to N times (default: the rig's reruns, 2); a pass on a "
                         "re-run is FLAKY")
     c.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output too")
+    _lang_option(c, "the language of the certificate and this summary (default: the rig's lab.language, else en)")
     _signing_options(c)
 
     r = sub.add_parser("report", help="rebuild certificate.html and the Allure report of a run, and re-sign it")
     r.add_argument("outdir", type=Path)
+    _lang_option(r, "the language of the rebuilt reports (default: the one the certificate names)")
     _signing_options(r)
 
     v = sub.add_parser("verify", help="check a run's signature and the SHA-256 of every evidence file")
@@ -91,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _lang_option(p: argparse.ArgumentParser, text: str) -> None:
+    from harness.reporting.i18n import languages
+
+    p.add_argument("--lang", choices=languages(), help=text)
+
+
 def _signing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--signer", default="ed25519-x509", help="signing plugin (default ed25519-x509)")
     p.add_argument("--key-dir", type=Path, help="the lab key's directory (default $HARNESS_KEY_DIR or "
@@ -122,14 +130,14 @@ def _main(argv: list[str]) -> int:
         from harness.certify import certify, resume
 
         if args.resume:
-            if args.rig or args.out or args.suite or args.check or args.defect or args.reruns is not None:
+            if args.rig or args.out or args.suite or args.check or args.defect or args.reruns is not None or args.lang:
                 print("harness certify: --resume takes the run's own options from OUTDIR/run.json; give only "
                       "--resume OUTDIR", file=sys.stderr)
                 return EXIT_USAGE
             return resume(args.resume, verbose=args.verbose, key_dir=args.key_dir)
         return certify(rig_path=args.rig, out=args.out, suites=args.suite, defects=args.defect,
                        transcript=not args.no_transcript, verbose=args.verbose, checks=args.check,
-                       reruns=args.reruns, signer=args.signer, key_dir=args.key_dir)
+                       reruns=args.reruns, signer=args.signer, key_dir=args.key_dir, lang=args.lang)
     if args.command in ("report", "verify", "bundle", "keys"):
         from harness import evidence_cli
 

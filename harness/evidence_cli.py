@@ -60,6 +60,7 @@ def report(args: argparse.Namespace) -> int:
     """
     from harness.reporting.custody import seal_problem
     from harness.reporting.finalize import ALLURE_HTML, HTML, finalize, print_notes
+    from harness.reporting.i18n import UnknownLanguage
     from harness.reporting.seal import SealError
     from harness.reporting.signing import KeyMissing
 
@@ -71,8 +72,9 @@ def report(args: argparse.Namespace) -> int:
         return _err("report", f"{out} is not re-signed: it is not sealed intact by this lab: {problem}")
     lab = json.loads((out / "certificate.json").read_text(encoding="utf-8")).get("lab")
     try:
-        result = finalize(out, signer=args.signer, key_dir=_key_dir(args), lab=lab, rebuild_certificate=False)
-    except (KeyMissing, SealError) as exc:
+        result = finalize(out, signer=args.signer, key_dir=_key_dir(args), lab=lab, rebuild_certificate=False,
+                          lang=getattr(args, "lang", None))
+    except (KeyMissing, SealError, UnknownLanguage) as exc:
         return _err("report", str(exc))
     print_notes(result)
     built = [HTML] + ([ALLURE_HTML] if (out / ALLURE_HTML).exists() else [])

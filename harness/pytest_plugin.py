@@ -258,17 +258,37 @@ _ATTEMPTS = pytest.StashKey[list[Attempt]]()
 
 
 def _allure_labels(c: Check) -> None:
+    """The Allure tree reads chapter → clause → check (parentSuite/suite, and epic/feature/story).
+
+    The title is set in the call phase (``_allure_title``): allure-pytest names the test after setup.
+    Verdicts are mapped at the end of the session (reporting/allure_verdicts.py), keyed by ``as_id`` + ``dut``.
+    """
     try:
         import allure
     except ImportError:  # allure-pytest is a dependency; stay usable without it all the same
         return
+    from harness.reporting.clauses import CLAUSES
+
     chapter = chapter_of(c.clauses[0])
-    allure.dynamic.epic(f"Chapter {chapter}. {CHAPTER_TITLES.get(chapter or 0, '')}".strip())
+    chapter_title = f"Chapter {chapter}. {CHAPTER_TITLES.get(chapter or 0, '')}".strip()
+    known = CLAUSES.get(c.clauses[0])
+    clause = f"cl. {c.clauses[0]}" + (f" — {known.gist}" if known and known.gist else "")
+    allure.dynamic.epic(chapter_title)
     allure.dynamic.feature(f"cl. {c.clauses[0]}")
     allure.dynamic.story(c.suite)
+    allure.dynamic.parent_suite(chapter_title)
+    allure.dynamic.suite(clause)
     allure.dynamic.id(c.id)
-    allure.dynamic.title(f"{c.id} {c.title} [{c.dut}]")
+    allure.dynamic.label("dut", c.dut)
     allure.dynamic.tag(c.dut)
+
+
+def _allure_title(c: Check) -> None:
+    try:
+        import allure
+    except ImportError:
+        return
+    allure.dynamic.title(f"{c.id} {c.title} [{c.dut}]")
 
 
 # ---- outcomes -----------------------------------------------------------------------------------
@@ -317,6 +337,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
+    c = item.stash.get(_CHECK, None)
+    if c is not None:
+        _allure_title(c)
     try:
         return (yield)
     finally:
@@ -400,6 +423,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         run.bench.close()
     finally:
         run.write_verdicts()
+        _allure_verdicts(session.config, run)
+
+
+def _allure_verdicts(config: pytest.Config, run: HarnessRun) -> None:
+    """Allure shows each check's verdict, not pytest's outcome (N/A skipped, INCONCLUSIVE broken …)."""
+    results = config.getoption("--alluredir", None)
+    if results:
+        from harness.reporting.allure_verdicts import map_verdicts
+
+        map_verdicts(Path(results), run.records)
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:

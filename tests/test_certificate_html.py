@@ -197,7 +197,9 @@ def test_browser_shows_verdict_matrix_reasons_and_charts(dom: str):
     assert "PASS (documentary)" in _text(p, "clause-87")
     assert "INCONCLUSIVE" in _text(p, "clause-97") and "FLAKY" in _text(p, "clause-97")
     rows = [i for i, parents in p.parents.items() if "clause-matrix-meter" in parents and i.startswith("clause-")]
-    assert len(rows) == 49  # every clause of ch. 9-15, not only the tested ones
+    assert rows == ["clause-59", "clause-87", "clause-95", "clause-96", "clause-97"]  # the judged clauses
+    closing = [i for i, parents in p.parents.items() if "cannot-apply" in parents and i.startswith("clause-")]
+    assert len(rows) + len(closing) == 49  # every clause of ch. 9-15 is somewhere, none twice
     for reason in (FAIL_REASON, INC_REASON, NA_REASON, OUT_OF_SCOPE, NO_CHECK, "journal read timed out after 2.0 s"):
         assert reason in dom, reason
     matrix = _text(p, "clause-matrix-meter")
@@ -233,12 +235,26 @@ def test_self_contained_and_escaped():
         render_certificate_html(certificate(), records(), allure_report="https://example.org/allure.html")
 
 
-def test_why_not_pass_groups_not_tested_by_reason():
+def test_clauses_that_cannot_apply_close_the_page_folded_by_reason():
     html = render_certificate_html(certificate(), records())
-    why = html[html.index("<h2>Why not PASS</h2>"):html.index("<h2>Check details</h2>")]
-    group = re.search(re.escape(OUT_OF_SCOPE) + r".*?</li>", why, re.S)
-    assert group and all(f'href="#clause-{n}"' in group.group(0) for n in range(52, 58))
-    assert why.count(OUT_OF_SCOPE) == 1 and NA_REASON in why and "KZ-97-02" in why
+    closing = html[html.index('id="cannot-apply"'):html.index('class="evidence"')]
+    assert html.index('id="cannot-apply"') > html.index('<h2>Check details</h2>')  # after the evidence
+    groups = re.findall(r"<details class=\"na-group\".*?</details>", closing, re.S)
+    assert len(groups) == 2 and "<script" not in closing.lower()  # folded without a script
+    scope = next(g for g in groups if OUT_OF_SCOPE in g)
+    assert all(f'id="clause-{n}"' in scope for n in range(52, 58))  # ch. 10 is out of scope in the data
+    summary = scope[:scope.index("</summary>")]
+    assert "6 clauses" in summary and "52, 53, 54, 55, 56, 57" in summary  # on paper the numbers stay visible
+    assert closing.count(OUT_OF_SCOPE) == 1 and closing.count(NO_CHECK) == 1
+    assert "clause-95" not in closing and "clause-96" not in closing  # judged clauses stay in the matrix
+    cert = copy.deepcopy(certificate())
+    cert["duts"]["meter"]["clauses"][0]["reason"] = "no check applies to a meter (suites: robustness)"
+    html = render_certificate_html(cert, records())
+    closing = html[html.index('id="cannot-apply"'):html.index('class="evidence"')]
+    kind = closing[closing.index('id="cannot-apply-meter-kind"'):]
+    assert closing.count("<details") == 2 and kind.count(NO_CHECK) == 48 - 6 - 5  # said on each row now
+    row49 = kind[kind.index('id="clause-49"'):]
+    assert "(suites: robustness)" in row49[:row49.index("</tr>")]
 
 
 def test_not_certification_grade_and_seeded_defects_are_prominent():
@@ -307,3 +323,21 @@ def test_svg_has_legend_events_distinct_series_and_nothing_external():
     assert 'stroke="#0072B2"' in svg and 'stroke="#D55E00"' in svg and 'stroke-dasharray="7 3"' in svg
     assert "<script" not in svg.lower() and "url(" not in svg
     assert set(re.findall(r"https?://[^\s\"'<>]+", svg)) == {SVG_NS}
+
+
+def test_folded_groups_unfold_on_paper(tmp_path: Path):
+    """The clauses that cannot apply are folded on screen (<details>, no script) but printed whole."""
+    from harness.reporting.html_style import CSS
+
+    rule = "details.na-group::details-content{content-visibility:visible;display:contents}"
+    assert rule in CSS
+    html = render_certificate_html(certificate(), records())
+    closing = html[:html.index("<main>") + 6] + html[html.index('<section class="cannot-apply'):html.index(
+        '<section class="evidence"')] + "</main></body></html>"
+    pages = {}
+    for name, page_html in (("printed", closing), ("folded", closing.replace(rule, ""))):
+        page, pdf = tmp_path / f"{name}.html", tmp_path / f"{name}.pdf"
+        page.write_text(page_html, encoding="utf-8")
+        chromium(tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer", page.as_uri())
+        pages[name] = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
+    assert pages["folded"] == 1 and pages["printed"] > 1, pages  # 44 clauses' wording need pages

@@ -252,6 +252,17 @@ class Lab(Strict):
     name: str = Field(min_length=1)
     address: str = ""
     accreditation: str = Field("", description="accreditation certificate of the lab, if any")
+    language: str = Field("en", description="the language of the certificate and the console summary (a gettext "
+                          "catalog under harness/reporting/locale: en, ru; `harness certify --lang` overrides it)")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from harness.reporting.i18n import languages
+
+        if value not in languages():
+            raise ValueError(f"no catalog for language {value!r}; languages: {', '.join(languages())}")
+        return value
 
 
 class Rig(Strict):

@@ -328,7 +328,15 @@ def _check_single_file(index: Path) -> None:
         raise AllureFailed(f"Allure wrote a multi-file report, not a single file (references {local[:3]})")
 
 
-def build_allure_html(results_dir: Path, dest: Path, *, title: str = "tek-harness", timeout_s: float = 120) -> Path:
+#: Languages Allure 3.18's own interface has (web-commons AVAILABLE_LOCALES, those a harness catalog may name);
+#: any other (e.g. Kazakh) falls back to English there.
+ALLURE_LANGUAGES = ("en", "ru", "uk", "pl", "es", "pt", "de", "fr", "it", "tr", "az", "ka", "hy", "zh")
+#: The tree reads chapter → clause → check (labels set by the pytest plugin's _allure_labels).
+GROUP_BY = ["parentSuite", "suite"]
+
+
+def build_allure_html(results_dir: Path, dest: Path, *, title: str = "tek-harness", timeout_s: float = 120,
+                      lang: str = "en") -> Path:
     """Build the single-file Allure 3 report of ``results_dir`` at ``dest`` and return ``dest``.
 
     The CLI runs in a scratch directory holding its config (so no allurerc of the caller's project is picked
@@ -356,10 +364,17 @@ def build_allure_html(results_dir: Path, dest: Path, *, title: str = "tek-harnes
 
     with tempfile.TemporaryDirectory(prefix="allure-html-") as tmp_s:
         tmp = Path(tmp_s)
-        config = {"name": title, "plugins": {"awesome": {"options": {"singleFile": True, "reportLanguage": "en"}}}}
+        options = {"singleFile": True, "reportLanguage": lang if lang in ALLURE_LANGUAGES else "en",
+                   "groupBy": GROUP_BY}
+        config = {"name": title, "plugins": {"awesome": {"options": options}}}
         (tmp / _CONFIG_NAME).write_text(json.dumps(config), encoding="utf-8")
         out_dir = tmp / "report"
-        argv = [*cmd, "generate", _results_arg(results_dir, tmp), "--config", _CONFIG_NAME, "--output", str(out_dir)]
+        source = results_dir
+        if lang != "en":  # chapter/clause labels and verdict messages in the run's language; the results stay
+            from harness.reporting.allure_language import localized_results
+
+            source = localized_results(results_dir, tmp / f"allure-results-{lang}", lang)
+        argv = [*cmd, "generate", _results_arg(source, tmp), "--config", _CONFIG_NAME, "--output", str(out_dir)]
         res = _run(argv, cwd=tmp, env=_subprocess_env(tmp), timeout_s=timeout_s)
         if res.returncode != 0:
             logs = "".join(p.read_text(errors="replace") for p in sorted((tmp / ".allure" / "logs").glob("*.log")))

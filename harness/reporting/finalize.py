@@ -51,12 +51,15 @@ def allure_wanted() -> bool:
 
 def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | None = None,
              rebuild_certificate: bool = True, allure_report: bool = True,
-             redactor: Redactor | None = None) -> Finalized:
+             redactor: Redactor | None = None, lang: str | None = None) -> Finalized:
+    """``lang``: the readable reports' language (certificate.json records it; its keys never change).
+    None keeps the language the certificate already names (``harness report``), else English."""
     from harness.redaction import sweep
     from harness.reporting import custody
     from harness.reporting.allure_html import AllureUnavailable, build_allure_html
     from harness.reporting.certificate import build_certificate
     from harness.reporting.html import render_certificate_html
+    from harness.reporting.i18n import translations
     from harness.reporting.records import read_records
     from harness.reporting.seal import load_signer, seal
 
@@ -67,23 +70,28 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
     load_signer(signer, key_dir)  # no key, no certificate: a run left unsigned stays resumable
     if rebuild_certificate:
         certificate = build_certificate(out, lab)
-        _write(out / CERTIFICATE, json.dumps(certificate, indent=2, ensure_ascii=False) + "\n")
     else:
         certificate = json.loads((out / CERTIFICATE).read_text(encoding="utf-8"))
+    lang = lang or certificate.get("language") or "en"
+    translations(lang)  # an unknown language is refused before any file changes (UnknownLanguage)
+    if rebuild_certificate or certificate.get("language") != lang:
+        certificate["language"] = lang
+        _write(out / CERTIFICATE, json.dumps(certificate, indent=2, ensure_ascii=False) + "\n")
     allure: str | None = None
     results = out / "allure-results"
     if not allure_report:
         notes.append("Allure report not built (asked not to); `harness report OUTDIR` builds it later")
     elif results.is_dir() and any(results.iterdir()):
         try:
-            build_allure_html(results, out / ALLURE_HTML, title=f"tek-harness — {certificate['rig']['name']}")
+            build_allure_html(results, out / ALLURE_HTML, title=f"tek-harness — {certificate['rig']['name']}",
+                              lang=lang)
             allure = ALLURE_HTML
         except AllureUnavailable as exc:
             notes.append(f"Allure report not built: {exc}")
         except (RuntimeError, OSError, ValueError) as exc:
             notes.append(f"Allure report not built: {exc}")
     records = read_records(out / "checks.jsonl")
-    _write(out / HTML, render_certificate_html(certificate, records, allure_report=allure))
+    _write(out / HTML, render_certificate_html(certificate, records, allure_report=allure, lang=lang))
     swept = sweep(out, redactor or Redactor())  # the rule once more over everything, for what plugins wrote
     if swept:
         notes.append(f"secrets kept out of the evidence before the seal: {', '.join(swept)}")

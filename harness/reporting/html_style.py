@@ -29,7 +29,7 @@ word-break:break-all}
 .sub{margin:0;color:var(--muted)}
 .title-row{display:flex;justify-content:space-between;align-items:flex-start;gap:24px;padding:8px 0 18px;
 border-bottom:1px solid var(--line);margin-bottom:16px}
-.overall{text-align:center;min-width:230px}
+.overall{text-align:center;min-width:250px;flex-shrink:0}
 .overall .label{font-size:12px;text-transform:uppercase;letter-spacing:.08em;color:var(--muted);margin-bottom:6px}
 .grade{margin-top:8px;font-size:13px;font-weight:600}.grade.ok{color:var(--pass)}.grade.not{color:var(--inc)}
 .alert{border:2px solid;border-radius:6px;padding:10px 14px;margin:0 0 14px}
@@ -38,6 +38,7 @@ border-bottom:1px solid var(--line);margin-bottom:16px}
 .badge{display:inline-block;padding:1px 7px;border:1.5px solid;border-radius:4px;font-weight:700;font-size:11.5px;
 letter-spacing:.02em;white-space:nowrap;line-height:1.5}
 .badge.big{font-size:34px;padding:4px 26px;border-width:3px;border-radius:8px;letter-spacing:.04em}
+.badge.big.long{font-size:21px;padding:6px 10px;white-space:normal;max-width:250px;line-height:1.2}
 .badge.doc{border-style:dashed;background:#fff}
 .v-pass{color:var(--pass);background:var(--pass-bg);border-color:var(--pass-bd)}
 .v-fail{color:var(--fail);background:var(--fail-bg);border-color:var(--fail-bd)}
@@ -85,6 +86,23 @@ table.meas td.num{font-variant-numeric:tabular-nums}
 table.meas tr.failed td{background:var(--fail-bg)}
 figure.chart{margin:10px 0 14px}
 svg.chart{max-width:100%;height:auto;display:block;border:1px solid var(--line);border-radius:4px}
+section.first{border:1px solid var(--line);border-radius:8px;padding:2px 18px 8px;margin:10px 0}
+section.first h2{font-size:18px;margin:10px 0 4px;padding:0;border:0}
+section.first .dut-head{flex-wrap:wrap}
+h3.why-head{margin:8px 0 4px;font-size:15px}
+ul.why-list{list-style:none;margin:0;padding:0}ul.why-list>li{margin:6px 0}
+ul.why-list .gist{color:var(--muted);font-size:12.5px}
+.why-clause{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+ul.why-list>li.compact{margin:3px 0;font-size:13px}
+ul.why-checks{list-style:none;margin:2px 0 0;padding:0 0 0 14px;font-size:13px}
+ul.why-checks li{margin:2px 0}
+ul.why-checks .line{color:#3b4148}
+a.ev{font-size:12px;white-space:nowrap}
+p.note{margin:6px 0;font-size:12.5px}
+p.statement{margin:8px 0;font-size:15px;font-weight:700;color:var(--pass)}
+details.na-group{border:1px solid var(--line);border-radius:6px;padding:6px 12px;margin:8px 0}
+details.na-group summary{cursor:pointer}
+details.na-group .nums{font-size:12px;color:var(--muted)}
 footer{margin-top:18px;padding-top:10px;border-top:1px solid var(--line)}
 @page{size:A4;margin:13mm 11mm 14mm}
 @media print{
@@ -92,6 +110,8 @@ body{font-size:10.5px}main{max-width:none;padding:0}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 .page-break{break-before:page}
 h2,h3,h4{break-after:avoid}
+details.na-group::details-content{content-visibility:visible;display:contents}
+.why-clause{white-space:normal}
 tr,article.check .check-head,figure.chart,dl.facts,.alert{break-inside:avoid}
 thead{display:table-header-group}
 a{color:inherit}
@@ -101,6 +121,6 @@ dl.facts{grid-template-columns:130px 1fr}
 table.matrix,table.meas,p.meta,p.why,.attempts,ul.check-reasons{font-size:9.5px}
 td.ru,td.kind,ul.checks,.why,.small,.hash,.vt,.tag{font-size:8.5px}
 thead th{font-size:9.5px}th,td{padding:3px 5px}
-.badge{font-size:9px}.badge.big{font-size:26px}
+.badge{font-size:9px}.badge.big{font-size:26px}.badge.big.long{font-size:18px}
 }
 """
