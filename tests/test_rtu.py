@@ -119,10 +119,11 @@ def test_the_line_relay_cuts_and_restores_a_live_meter(tmp_path):
         assert rt.process is not None and rt.process.running  # silence is the line's, not a dead meter's
         relay.restore()
         assert rt.device.read_clock().value.year >= 2024
-        thread, sockets = relay._thread, [rt.pty.proc, relay.line.proc]
+        assert relay.running
+        sockets = [rt.pty.proc, relay.line.proc]
     finally:
         bench.close()
-    assert thread is not None and not thread.is_alive(), "relay thread still running after Bench.close"
+    assert not relay.running, "relay thread still running after Bench.close"
     assert all(p is not None and p.poll() is not None for p in sockets), "a socat still running after Bench.close"
     faults = [json.loads(x) for x in (tmp_path / "out" / "faults.jsonl").read_text().splitlines()]
     (cut,) = [f for f in faults if f.get("kind") == "link"]

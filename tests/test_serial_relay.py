@@ -112,13 +112,14 @@ def test_blackhole_is_silence_too_and_close_ends_it_logged_and_stops_everything(
     os.write(client, b"ping")
     assert _read(client, 0.4) == b""
     relay.cut()  # replaces the black hole: one end, one begin
-    socat, thread = relay.line.proc, relay._thread
+    socat = relay.line.proc
+    assert relay.running
     relay.close()
     relay.close()  # idempotent
     events = [json.loads(x) for x in log.read_text().splitlines()]
     assert [(e["phase"], e.get("what"), e.get("reason")) for e in events] == [
         ("begin", "blackhole", None), ("end", None, "replaced"), ("begin", "cut", None), ("end", None, "close")]
-    assert thread is not None and not thread.is_alive(), "relay thread still running after close"
+    assert not relay.running, "relay thread still running after close"
     assert socat is not None and socat.poll() is not None, "the relay's socat still running after close"
     with pytest.raises(RuntimeError, match="not running"):
         relay.cut()
