@@ -50,7 +50,7 @@ class DutRuntime:
     pty: PtyPair | None = None
     reserve_endpoint: dict[str, Any] = field(default_factory=dict)  # the second interface (`reserve_transport`)
     reserve_pty: PtyPair | None = None
-    main_link: Any = None  # LinkProxy or NetnsLink on the main transport (rig `link: proxy | netns`)
+    main_link: Any = None  # LinkProxy, SerialLinkRelay or NetnsLink on the main transport (rig `link: proxy | netns`)
     _reserve_device: Device | None = None
     control_host: str = "127.0.0.1"
     control_port: int | None = None
@@ -94,7 +94,7 @@ class DutRuntime:
         if self.spec.upstream is not None:
             self._start_upstream()
         if self.spec.link == "proxy":
-            self.main_link = self._injector("link", "proxy").start()  # the Device connects through it
+            self.main_link = self._start_link_proxy()
         if self.spec.launch is not None:
             launch = self.spec.launch
             if self.spec.link == "netns":
@@ -131,6 +131,19 @@ class DutRuntime:
         pty = PtyPair(self.out_dir / "state" / self.name, pty_name)
         pty.open()
         return {"serial_port": str(pty.harness_end), "dut_serial_port": str(pty.dut_end)}, pty
+
+    def _start_link_proxy(self) -> Any:
+        """The main transport's link-fault proxy, started. TCP (injector kind ``link``): the Device connects to
+        its address, the wire campaigns still reach the DUT directly. A serial line (kind ``serial_link``) has
+        one harness end, which the relay now holds: every client of the line opens the relay's ``client_end``."""
+        serial = self.spec.transport.serial is not None
+        link = self._injector("serial_link" if serial else "link", "proxy")
+        if link is None:
+            raise BenchError(f"{self.name}: link proxy cannot serve this transport (a serial line needs `port: pty`)")
+        link.start()
+        if serial:
+            self.endpoint["serial_port"] = str(link.client_end)
+        return link
 
     def _start_upstream(self) -> None:
         from harness.upstream import UpstreamRuntime
@@ -232,7 +245,7 @@ class DutRuntime:
         return self._driver(f"{self.name}/{label}", self.spec, self._main_endpoint(), timing, transcript)
 
     def _main_endpoint(self) -> dict[str, Any]:
-        if self.spec.link == "proxy" and self.main_link is not None:
+        if self.spec.link == "proxy" and self.main_link is not None and self.spec.transport.tcp is not None:
             host, port = self.main_link.address
             return {**self.endpoint, "host": host, "port": port}
         return self.endpoint

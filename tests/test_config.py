@@ -9,7 +9,7 @@ import pytest
 
 from harness.config import ConfigError, load_profile, load_rig
 from harness.resources import builtin_profile, builtin_rig
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def test_builtin_rig_and_profile_load(builtin_loaded_rig):
@@ -63,6 +63,19 @@ def test_rig_with_missing_profile(tmp_path):
         load_rig(path)
     assert "nowhere.yaml not found" in str(err.value)
     assert err.value.problems[0].field == "duts.meter.profile"
+
+
+def test_a_serial_link_proxy_needs_the_simulated_line(tmp_path):
+    """`link: proxy` on a serial transport relays the harness's own pty line; a real port or a namespace is refused
+    with the DUT's field named, not a traceback at bring-up."""
+    rtu = builtin_rig("sim-meter-rtu.yaml").read_text().replace("../device_profiles/", f"{ROOT}/device_profiles/")
+    assert load_rig(_write(tmp_path, "ok.yaml", rtu)).rig.duts["meter"].link == "proxy"
+    real = rtu.replace("port: pty", "port: /dev/ttyUSB0")
+    with pytest.raises(ConfigError, match="/dev/ttyUSB0 is a real port") as err:
+        load_rig(_write(tmp_path, "real.yaml", real))
+    assert err.value.problems[0].field.startswith("duts.meter")
+    with pytest.raises(ConfigError, match="link netns faults a TCP transport"):
+        load_rig(_write(tmp_path, "ns.yaml", rtu.replace("link: proxy", "link: netns")))
 
 
 def test_cli_check_and_exit_codes(tmp_path):

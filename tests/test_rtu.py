@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import certify_defect, checks_of
 
 from harness.bench import Bench
 from harness.config import load_rig
 from harness.resources import builtin_rig
+from harness.simulators.defects import METER_DEFECTS
 
 RTU_RIG = builtin_rig("sim-meter-rtu.yaml")
 CERTIFY_TIMEOUT_S = 180  # the run takes ~30 s; this only bounds a hung one
@@ -91,3 +93,66 @@ def test_stale_rtu_reply_is_recognised():
     write = WriteMultipleRegistersRequest(dev_id=1, address=0x40, registers=[1, 2, 3, 4])
     assert mismatch(write, WriteMultipleRegistersResponse(dev_id=1, address=0x40, count=4)) is None
     assert mismatch(write, WriteMultipleRegistersResponse(dev_id=1, address=0x30, count=1)) is not None
+
+
+@pytest.mark.serial
+@needs_socat
+def test_the_line_relay_cuts_and_restores_a_live_meter(tmp_path):
+    """`link: proxy` on the RTU rig: the line runs through the relay, every client (driver, robustness frames,
+    replay) opens the relay's end, a cut silences the meter while its process runs, a restore brings it back."""
+    from harness.conformance.wire.targets import wire_target
+    from harness.devices.api import DeviceError
+    from harness.fault_injection.serial_relay import SerialLinkRelay
+
+    bench = Bench(load_rig(RTU_RIG), tmp_path / "out")
+    try:
+        rt = bench.dut("meter")
+        relay = rt.main_link
+        assert isinstance(relay, SerialLinkRelay) and rt.pty is not None
+        client_end = str(relay.client_end)
+        assert rt.endpoint["serial_port"] == client_end and wire_target(rt).serial_port == client_end
+        assert rt.endpoint["dut_serial_port"] == str(rt.pty.dut_end)  # the meter keeps its end of the line
+        assert rt.device.read_clock().value.year >= 2024
+        relay.cut()
+        with pytest.raises(DeviceError):
+            rt.device.read_clock()
+        assert rt.process is not None and rt.process.running  # silence is the line's, not a dead meter's
+        relay.restore()
+        assert rt.device.read_clock().value.year >= 2024
+        assert relay.running
+        sockets = [rt.pty.proc, relay.line.proc]
+    finally:
+        bench.close()
+    assert not relay.running, "relay thread still running after Bench.close"
+    assert all(p is not None and p.poll() is not None for p in sockets), "a socat still running after Bench.close"
+    faults = [json.loads(x) for x in (tmp_path / "out" / "faults.jsonl").read_text().splitlines()]
+    (cut,) = [f for f in faults if f.get("kind") == "link"]
+    assert cut["what"] == "cut" and cut["injector"] == "serial-relay"
+    assert [f["reason"] for f in faults if f["event"] == cut["event"] and f["phase"] == "end"] == ["restore"]
+
+
+@pytest.mark.serial
+@pytest.mark.slow
+@needs_socat
+def test_cl73_recovery_over_rtu_passes_the_golden_meter_and_fails_a_slow_one(tmp_path):
+    """The RTU rig's link-fault schedule (a cut on the line's relay): the golden meter answers again after it
+    (KZ-73-01 PASS, exit 0); a meter whose network module restarts after a silence does not (FAIL)."""
+    golden = tmp_path / "golden"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "certify", str(RTU_RIG), "--out", str(golden),
+                             "--suite", "availability"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        run = certify_defect(tmp_path / "defect", METER_DEFECTS["slow_link_recovery"], rig=RTU_RIG)
+        log, _ = proc.communicate(timeout=CERTIFY_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # the harness stops its simulator and socats
+            proc.wait(timeout=20)
+    assert "answered again after it ended: never" in run.record["reason"], run.record["reason"]
+    assert proc.returncode == 0, log
+    check = checks_of(golden)["KZ-73-01"]
+    assert check["verdict"] == "PASS", check
+    (recovery,) = [m for m in check["measurements"] if "answered again" in m["name"]]
+    assert recovery["passed"] and recovery["measured"] <= 1.5, recovery
+    faults = [json.loads(x) for x in (golden / "faults.jsonl").read_text().splitlines()]
+    assert [f["injector"] for f in faults if f.get("kind") == "link" and f["phase"] == "begin"] == ["serial-relay"]

@@ -212,7 +212,8 @@ class Dut(Strict):
         "checks it keeps serving while the main one is cut")
     link: Literal["direct", "proxy", "netns"] = Field(
         "direct", description="how the harness reaches the main transport: direct; proxy — through its link-fault "
-        "proxy (TCP, unprivileged); netns — the launched DUT runs in a network namespace behind a veth pair (root)")
+        "proxy (TCP, or a relay on a simulated serial line `port: pty`; unprivileged); netns — the launched "
+        "DUT runs in a network namespace behind a veth pair (root)")
     documentation: Documentation | None = Field(
         None, description="facts of this one instrument (e.g. its verification); each field declared here "
         "replaces the profile's")
@@ -233,8 +234,13 @@ class Dut(Strict):
             raise ValueError("a control channel belongs to a launched simulator (`launch`)")
         if self.defects and self.launch is None:
             raise ValueError("defects can only be seeded into a launched simulator")
-        if self.link != "direct" and self.transport.tcp is None:
-            raise ValueError(f"link {self.link} faults a TCP transport; the main transport here is serial")
+        if self.link == "netns" and self.transport.tcp is None:
+            raise ValueError("link netns faults a TCP transport; the main transport here is serial (a simulated "
+                             "line, `port: pty`, can have `link: proxy`)")
+        serial = self.transport.serial
+        if self.link == "proxy" and serial is not None and serial.port != "pty":
+            raise ValueError(f"link proxy on a serial line relays the harness's simulated line (`port: pty`); "
+                             f"{serial.port} is a real port: fault its cable on the bench, or use `link: direct`")
         if self.link == "netns" and self.launch is None:
             raise ValueError("link netns runs the DUT inside a namespace: it needs `launch`")
         exposed = [role for role, cred in self.credentials.items() if cred.password and self.launch

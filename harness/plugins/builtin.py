@@ -67,6 +67,18 @@ def _link_proxy(runtime: Any) -> Any:
                      faults=runtime.faults, dut=runtime.name)
 
 
+def _serial_link_relay(runtime: Any) -> Any:
+    """A relay in the middle of the DUT's simulated serial line (rig ``port: pty``), not yet started: it takes
+    over the line's harness end and offers clients a new one. None for a DUT on a real serial port."""
+    from harness.fault_injection.serial_relay import SerialLinkRelay
+
+    endpoint = runtime.endpoint or {}
+    if runtime.pty is None or not endpoint.get("serial_port"):
+        return None
+    return SerialLinkRelay(Path(endpoint["serial_port"]), runtime.state_dir, name=runtime.name,
+                           faults=runtime.faults, dut=runtime.name)
+
+
 def _netns_link(runtime: Any) -> Any:
     """A namespace for a DUT the harness launches, not yet created (root only). None for a DUT the
     harness does not launch, or where namespaces cannot be used (``netns_available`` says why)."""
@@ -111,6 +123,8 @@ def harness_add_fault_injectors() -> list[FaultInjectorSpec]:
                           "channel (audit-log trigger matrix)"),
         FaultInjectorSpec("link", "proxy", _link_proxy, "TCP proxy per channel: cut, blackhole, delay, drop, "
                           "corrupt, flap (unprivileged)"),
+        FaultInjectorSpec("serial_link", "proxy", _serial_link_relay, "relay between two pty pairs on a simulated "
+                          "serial line: cut, blackhole (silence both ways; unprivileged)"),
         FaultInjectorSpec("link", "netns", _netns_link, "DUT in its own network namespace behind a veth pair: "
                           "netem, silent cut (root)"),
         FaultInjectorSpec("firmware", "tek-image-v1", _firmware_forger, "forge unsigned, wrongly signed, truncated "

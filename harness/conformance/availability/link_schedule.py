@@ -25,7 +25,8 @@ def link_for(dut: Any, which: str, kinds: set[str]) -> tuple[Any, str | None]:
         link = dut.main_link
         if link is None:
             return None, ("this DUT's main transport is reached directly (`link: direct`), so the harness cannot "
-                          "fault it: set `link: proxy` (TCP, unprivileged) or `link: netns` (root) on the DUT")
+                          "fault it: set `link: proxy` (TCP, or a simulated serial line `port: pty`; unprivileged) or "
+                          "`link: netns` (TCP, root) on the DUT")
     else:
         channel = which.removeprefix("upstream_")
         if dut.upstream is None:
