@@ -209,7 +209,7 @@ def test_catalogs_cover_every_marked_text():
 def test_seeded_defect_run_in_russian_then_reported_in_english(tmp_path: Path):
     out = tmp_path / "out"
     res = run_cli("certify", "--out", str(out), "--defect", "register_missing", "--check", "KZ-95-01",
-                  "--check", "KZ-73-01", "--reruns", "0", "--lang", "ru")
+                  "--check", "KZ-68-08", "--reruns", "0", "--lang", "ru")  # 68-08: OPC UA only, N/A on a meter
     assert res.returncode == 1, res.stdout + res.stderr
     # console: why not PASS first, with the reason, in Russian
     text = res.stdout
@@ -217,7 +217,7 @@ def test_seeded_defect_run_in_russian_then_reported_in_english(tmp_path: Path):
     assert text.index("Почему нет соответствия") < text.index("пункт") < text.index("итог:")
     fail = [json.loads(line) for line in (out / "checks.jsonl").read_text().splitlines()]
     by_id = {r["id"]: r for r in fail}
-    assert by_id["KZ-95-01"]["verdict"] == "FAIL" and by_id["KZ-73-01"]["verdict"] == "N/A"  # keys unchanged
+    assert by_id["KZ-95-01"]["verdict"] == "FAIL" and by_id["KZ-68-08"]["verdict"] == "N/A"  # keys unchanged
     with language("ru"):
         first_finding = one_line(by_id["KZ-95-01"]["reason"], "KZ-95-01")
     assert first_finding in text
@@ -231,10 +231,10 @@ def test_seeded_defect_run_in_russian_then_reported_in_english(tmp_path: Path):
         r = json.loads(path.read_text())
         labels = {lb["name"]: lb["value"] for lb in r["labels"]}
         results[labels["as_id"]] = (r, labels)
-    na, na_labels = results["KZ-73-01"]
+    na, na_labels = results["KZ-68-08"]
     assert na["status"] == "skipped" and "does not apply" in na["statusDetails"]["message"]
-    assert na["name"].startswith("KZ-73-01 ") and na_labels["parentSuite"].startswith("Chapter 13.")
-    assert na_labels["suite"].startswith("cl. 73")
+    assert na["name"].startswith("KZ-68-08 ") and na_labels["parentSuite"].startswith("Chapter 12.")
+    assert na_labels["suite"].startswith("cl. 68")
     assert results["KZ-95-01"][0]["status"] == "failed"
     # harness report rebuilds in English; the verdict keys stay as they were
     res = run_cli("report", str(out), "--lang", "en")
