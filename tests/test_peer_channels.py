@@ -49,6 +49,18 @@ def test_golden_dual_interface_meter_passes(tmp_path):
 
 
 @pytest.mark.serial
+def test_a_reserve_left_idle_by_earlier_checks_is_no_fault(tmp_path):
+    """The soak (KZ-67-01) reads only main for longer than the profile's down_after_s: the device rightly shows the
+    idle reserve down until it is read again. KZ-84-03 judges the status from the moment both interfaces answered
+    (it went FLAKY in the dual rig's whole certification when it judged the first status read)."""
+    out = tmp_path / "out"
+    res = run_cli("certify", str(RIG), "--out", str(out), "--check", "KZ-67-01", "--check", "KZ-84-03",
+                  "--reruns", "0")
+    checks = checks_of(out)
+    assert res.returncode == 0 and checks["KZ-84-03"]["verdict"] == "PASS", res.stdout + res.stderr
+
+
+@pytest.mark.serial
 @pytest.mark.skipif(netns_available() is not None, reason=f"network namespaces: {netns_available()}")
 def test_golden_passes_with_the_main_link_cut_in_a_namespace(tmp_path):
     rig = tmp_path / "dual-netns.yaml"
