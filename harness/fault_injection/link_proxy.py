@@ -31,9 +31,11 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
+from harness.fault_injection.fault_window import fault_window
 from harness.fault_injection.link_relay import Connection, Side, reset_transport
 from harness.fault_injection.record import FaultLog
 
@@ -186,16 +188,9 @@ class LinkProxy:
         """Back to a clean link: every fault ends (logged) and new connections are forwarded."""
         self._call(self._undo, "restore")
 
-    @contextlib.contextmanager
-    def fault(self, kind: str, **params: Any) -> Iterator[LinkProxy]:
+    def fault(self, kind: str, **params: Any) -> AbstractContextManager[LinkProxy]:
         """``with proxy.fault("delay", mean_s=0.2): ...`` — applied, yielded, always restored."""
-        if kind not in LINK_STATES + IMPAIRMENTS:
-            raise ValueError(f"unknown link fault {kind!r}; known: {', '.join(LINK_STATES + IMPAIRMENTS)}")
-        getattr(self, kind)(**params)
-        try:
-            yield self
-        finally:
-            self.restore()
+        return fault_window(self, kind, LINK_STATES + IMPAIRMENTS, **params)
 
     @property
     def active_faults(self) -> list[str]:

@@ -35,9 +35,10 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+from harness.fault_injection.fault_window import fault_window
 from harness.fault_injection.record import FaultLog
 from harness.fault_injection.serial_line import PtyPair
 
@@ -142,16 +143,9 @@ class SerialLinkRelay:
                 self.last_transition = time.time()
             self._end("restore")
 
-    @contextlib.contextmanager
-    def fault(self, kind: str) -> Iterator[SerialLinkRelay]:
+    def fault(self, kind: str) -> AbstractContextManager[SerialLinkRelay]:
         """``with relay.fault("cut"): ...`` — applied, yielded, always restored."""
-        if kind not in LINK_STATES:
-            raise ValueError(f"unknown serial link fault {kind!r}; known: {', '.join(LINK_STATES)}")
-        getattr(self, kind)()
-        try:
-            yield self
-        finally:
-            self.restore()
+        return fault_window(self, kind, LINK_STATES, "serial link fault")
 
     @property
     def active_faults(self) -> list[str]:
