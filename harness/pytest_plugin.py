@@ -392,7 +392,7 @@ def _verdict(item: pytest.Item, call: pytest.CallInfo[None]) -> tuple[Verdict, s
         if c is not None and c.failures:
             return Verdict.FAIL, "; ".join(m.describe() for m in c.failures[:3])
         if c is None or c.unjudged:
-            return Verdict.INCONCLUSIVE, "nothing measured: the check recorded no measurement and reached no judgement"
+            return Verdict.INCONCLUSIVE, "nothing measured: the check recorded no measurement, so it judged nothing"
         return Verdict.PASS, ""
     exc = call.excinfo.value
     text = str(exc).strip() or type(exc).__name__

@@ -94,7 +94,6 @@ class Check:
         self.id, self.title, self.suite, self.clauses, self.dut = check_id, title, suite, clauses, dut
         self.measurements: list[Measurement] = []
         self.charts: list[Chart] = []
-        self.concluded = False  # require() was called: the check reached its own judgement
 
     # -- recording --------------------------------------------------------------------------------
     def measure(self, name: str, measured: Any, *, passed: bool, limit: str = "", unit: str | None = None,
@@ -139,18 +138,17 @@ class Check:
 
     @property
     def unjudged(self) -> bool:
-        """Nothing measured and no judgement reached: such a check can never PASS (it is INCONCLUSIVE)."""
-        return not self.measurements and not self.concluded
+        """Nothing measured: such a check can never PASS. Ended without ``require()`` it is INCONCLUSIVE (the
+        check judged nothing); ``require()`` itself refuses to conclude over no measurement (FAIL)."""
+        return not self.measurements
 
     def restart(self) -> None:
         """Forget an attempt's evidence before a re-run (the attempt itself is kept by the caller)."""
         self.measurements.clear()
         self.charts.clear()
-        self.concluded = False
 
     def require(self) -> None:
         """Fail the check if any measurement failed (call at the end of every check)."""
-        self.concluded = True
         if self.failures:
             shown = "; ".join(m.describe() for m in self.failures[:5])
             more = f" (+{len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
