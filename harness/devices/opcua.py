@@ -7,7 +7,8 @@ transcript, and a failure becomes DeviceUnreachable / DeviceTimeout / DeviceRefu
 OPC UA StatusCode value, message naming it, e.g. BadUserAccessDenied) / NotDeclared.
 
 Accounts: ``opcua_accounts``; endpoint: the first declared policy, SignAndEncrypt when declared (suites
-that care say so: ``session(...)``, ``role=``); a suite's own session: ``opcua_handle``; values: ``opcua_values``.
+that care say so: ``session(...)``, ``role=``); a suite's own session: ``opcua_handle``; values: ``opcua_values``;
+the audit log (cl. 69): ``opcua_audit_access``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from harness.devices.api import (
     Reading,
 )
 from harness.devices.opcua_accounts import Accounts, IdentityArg
-from harness.devices.opcua_audit import AuditWatch, read_history, sort_entries, to_entry
+from harness.devices.opcua_audit_access import AuditLogAccess
 from harness.devices.opcua_handle import Session
 from harness.devices.opcua_loop import LoopThread
 from harness.devices.opcua_pki import Pki, ensure_pki
@@ -51,6 +51,7 @@ from harness.devices.opcua_session import (
     SessionAttempt,
     SessionRefused,
     SessionSpec,
+    Slot,
     as_device_error,
     get_endpoints,
     is_transport_failure,
@@ -68,7 +69,7 @@ from harness.devices.opcua_values import (
     to_device,
 )
 from harness.devices.transcript import Transcript
-from harness.events import AuditEntry, JournalEntry
+from harness.events import JournalEntry
 from harness.quantities import CLOCK
 
 # asyncua logs every ServiceFault and lost socket; the transcript and our errors say it better.
@@ -80,15 +81,7 @@ _SESSION_GONE = ("BadSessionIdInvalid", "BadSessionClosed", "BadSessionNotActiva
 CLOCK_RESOLUTION_S = 1e-7  # OPC UA DateTime counts 100 ns ticks
 
 
-@dataclass
-class _Slot:
-    """One session the device keeps: what it is opened with and, while open, the live session."""
-
-    spec: SessionSpec
-    live: LiveSession | None = None
-
-
-class OpcuaDevice(Device):
+class OpcuaDevice(AuditLogAccess, Device):
     """An OPC UA DUT (controller) reached over opc.tcp."""
 
     def __init__(self, name: str, profile: Profile, dut: Dut, timing: Timing,
@@ -113,8 +106,8 @@ class OpcuaDevice(Device):
         self._pki_dir = Path(pki) if pki else None
         self._pki: Pki | None = None
         self._loop: LoopThread | None = None
-        self._slots: dict[SessionSpec, _Slot] = {}
-        self._by_operation: dict[tuple[Operation, str | None], _Slot] = {}
+        self._slots: dict[SessionSpec, Slot] = {}
+        self._by_operation: dict[tuple[Operation, str | None], Slot] = {}
         self._variant_types: dict[str, Any] = {}  # node string -> VariantType, learned once per device
         self._argument_types: dict[str, list[Any] | None] = {}  # method node -> input VariantTypes
         self._lock = threading.RLock()
@@ -204,7 +197,7 @@ class OpcuaDevice(Device):
         live, attempt = self._open(spec)
         if live is None:
             raise SessionRefused(attempt)
-        slot = _Slot(spec, live)
+        slot = Slot(spec, live)
         try:
             yield Session(self, slot, attempt)
         finally:
@@ -225,14 +218,14 @@ class OpcuaDevice(Device):
         self._record("session", spec, 0, 0.0, attempt.duration_s, **attempt.as_dict())
         return live, attempt
 
-    def _live(self, slot: _Slot) -> LiveSession:
+    def _live(self, slot: Slot) -> LiveSession:
         """The slot's session, opened when it has none. Unreachable/timeout are retryable; a refusal is not."""
         if slot.live is not None:
             return slot.live
         with self._lock:  # two threads asking at once open one session
             return slot.live if slot.live is not None else self._open_slot(slot)
 
-    def _open_slot(self, slot: _Slot) -> LiveSession:
+    def _open_slot(self, slot: Slot) -> LiveSession:
         live, attempt = self._open(slot.spec)
         if live is None:
             if attempt.outcome == "unreachable":
@@ -246,7 +239,7 @@ class OpcuaDevice(Device):
         slot.live = live
         return live
 
-    def _slot(self, operation: Operation, role: str | None) -> _Slot:
+    def _slot(self, operation: Operation, role: str | None) -> Slot:
         """The kept session for ``operation`` as ``role`` (default: the least privileged role allowed); roles
         that resolve to the same account share one."""
         slot = self._by_operation.get((operation, role))
@@ -256,18 +249,18 @@ class OpcuaDevice(Device):
         with self._lock:
             slot = self._slots.get(spec)
             if slot is None:
-                slot = self._slots[spec] = _Slot(spec)
+                slot = self._slots[spec] = Slot(spec)
             self._by_operation[(operation, role)] = slot
             return slot
 
-    def _drop(self, slot: _Slot) -> None:
+    def _drop(self, slot: Slot) -> None:
         live, slot.live = slot.live, None
         if live is not None:
             with contextlib.suppress(Exception):
                 self.loop.run(_quick_close(live), self.timeout + 1)
 
     # ---- one exchange, bounded, retried, recorded ------------------------------------------------------
-    def _exchange(self, op: str, slot: _Slot, work: Callable[[LiveSession], Coroutine[Any, Any, Any]],
+    def _exchange(self, op: str, slot: Slot, work: Callable[[LiveSession], Coroutine[Any, Any, Any]],
                   budget_s: float | None = None, summary: Callable[[Any], Any] | None = None,
                   what: str | None = None, idempotent: bool = True, **info: Any) -> tuple[Any, float, float]:
         """Run ``work`` in the slot's session. After a lost link it is retried on a new session — unless it is
@@ -322,7 +315,7 @@ class OpcuaDevice(Device):
             raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no node for {quantity}")
         return point
 
-    def _read_points(self, slot: _Slot, quantities: Sequence[str]) -> dict[str, Reading]:
+    def _read_points(self, slot: Slot, quantities: Sequence[str]) -> dict[str, Reading]:
         points = [(q, self._point(q)) for q in quantities]
 
         async def work(live: LiveSession) -> list[Any]:
@@ -335,7 +328,7 @@ class OpcuaDevice(Device):
                                         nodes=[p.node for _, p in points])
         return {q: reading(q, p, v, t0, t1) for (q, p), v in zip(points, values, strict=True)}
 
-    def _read_node(self, slot: _Slot, node: str) -> Any:
+    def _read_node(self, slot: Slot, node: str) -> Any:
         async def work(live: LiveSession) -> Any:
             dv = (await live.read_values([await live.node_id(node)]))[0]
             check_status(dv.StatusCode, f"read of {node}")
@@ -343,7 +336,7 @@ class OpcuaDevice(Device):
 
         return self._exchange("read", slot, work, what=f"read of {node}", nodes=[node])[0]
 
-    def _write_node(self, slot: _Slot, node: str, value: Any, what: str, as_type: str | None = None) -> None:
+    def _write_node(self, slot: Slot, node: str, value: Any, what: str, as_type: str | None = None) -> None:
         async def work(live: LiveSession) -> None:
             from asyncua import ua
 
@@ -360,7 +353,7 @@ class OpcuaDevice(Device):
         typed = {"as_type": as_type} if as_type else {}
         self._exchange("write", slot, work, what=what, node=node, value=value, **typed)
 
-    def _call_node(self, slot: _Slot, object_node: str, method_node: str, args: Sequence[Any], what: str,
+    def _call_node(self, slot: Slot, object_node: str, method_node: str, args: Sequence[Any], what: str,
                    budget_s: float | None = None) -> Any:
         async def work(live: LiveSession) -> Any:
             from asyncua import ua
@@ -447,49 +440,6 @@ class OpcuaDevice(Device):
             await asyncio.gather(*(live.close() for live in lives), return_exceptions=True)
 
         loop.close(close_all(), timeout=self.timeout * 2 + 1)
-
-    # ---- audit log (cl. 69) -------------------------------------------------------------------------------
-    def _audit(self) -> Any:
-        if self.map.audit_log is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no audit log (opcua.audit_log)")
-        return self.map.audit_log
-
-    def read_audit_log(self, start: datetime | None = None, end: datetime | None = None,
-                       role: str | None = None) -> list[AuditEntry]:
-        """Every audit entry between ``start`` and ``end`` (default: all), oldest first, by HistoryRead."""
-        audit = self._audit()
-
-        async def work(live: LiveSession) -> list[dict[str, Any]]:
-            return await read_history(live, audit, start, end)
-
-        raws, _, _ = self._exchange("history_read", self._slot(Operation.READ, role), work,
-                                    budget_s=self.timeout * 50, summary=lambda r: {"events": len(r)},
-                                    source=audit.source)
-        return sort_entries([to_entry(raw, audit) for raw in raws])
-
-    @contextlib.contextmanager
-    def subscribe_audit(self, role: str | None = None, publishing_ms: float = 100.0) -> Iterator[AuditWatch]:
-        """Audit events as they arrive, in a session of its own; ``watch.wait_for(match, timeout_s)``."""
-        audit = self._audit()
-        slot = _Slot(self.spec(role=role, operation=Operation.READ))
-        watch = AuditWatch(audit)
-        self._exchange("subscribe", slot, lambda live: watch.start(live, publishing_ms), budget_s=self.timeout * 10,
-                       source=audit.source)
-        try:
-            yield watch
-        finally:
-            if slot.live is not None:
-                with contextlib.suppress(Exception):
-                    self.loop.run(watch.stop(), self.timeout + 1)
-                with contextlib.suppress(Exception):
-                    self.loop.run(slot.live.close(), self.timeout * 3 + 1)
-
-    def clear_audit_log(self, role: str | None = None) -> Any:
-        """Clear the log through the profile's ``audit_log.clear`` method (as ``role``)."""
-        clear = self._audit().clear
-        if clear is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no way to clear the audit log")
-        return self._call_node(self._slot(clear.kind, role), clear.object, clear.method, (), "clear of the audit log")
 
     # ---- software update (cl. 70) -------------------------------------------------------------------------
     @property

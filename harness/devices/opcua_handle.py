@@ -11,13 +11,14 @@ from harness.devices.opcua_session import LiveSession, SessionAttempt
 from harness.devices.opcua_values import check_status, to_device
 
 if TYPE_CHECKING:
-    from harness.devices.opcua import OpcuaDevice, _Slot
+    from harness.devices.opcua import OpcuaDevice
+    from harness.devices.opcua_session import Slot
 
 
 class Session:
     """An open session as a suite holds it: everything runs under this session's identity and endpoint."""
 
-    def __init__(self, device: OpcuaDevice, slot: _Slot, attempt: SessionAttempt) -> None:
+    def __init__(self, device: OpcuaDevice, slot: Slot, attempt: SessionAttempt) -> None:
         self.device = device
         self._slot = slot
         self.attempt = attempt

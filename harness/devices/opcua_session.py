@@ -256,6 +256,14 @@ class LiveSession:
         self.client.disconnect_socket()
 
 
+@dataclass
+class Slot:
+    """One session a device keeps: what it is opened with and, while open, the live session."""
+
+    spec: SessionSpec
+    live: LiveSession | None = None
+
+
 @dataclass(frozen=True)
 class OfferedEndpoint:
     """One endpoint a device lists in GetEndpoints: what an ordinary client may match against."""
