@@ -3,24 +3,15 @@ one always fails. Each attempt is counted in a file named by $TEK_FLAKY_DIR."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from attempts import attempt  # beside this file (pytest puts its folder on sys.path)
 
 pytestmark = pytest.mark.dut_kind("electricity_meter")
 
 
-def _attempt(name: str) -> int:
-    counter = Path(os.environ["TEK_FLAKY_DIR"]) / name
-    n = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(n))
-    return n
-
-
 @pytest.mark.check("KZ-95-90", "passes from its second attempt on (a flaky check)")
 def test_flaky(dut, check):
-    n = _attempt("flaky")
+    n = attempt("flaky")
     check.at_least("attempt", n, 2, note="fails on the first attempt only")
     check.measure("serial number read", dut.device.identity().serial_number, passed=True)
     check.require()
@@ -28,6 +19,6 @@ def test_flaky(dut, check):
 
 @pytest.mark.check("KZ-95-91", "never passes (a deterministic failure)")
 def test_always_fails(dut, check):
-    n = _attempt("always")
+    n = attempt("always")
     check.equal("attempt passes", False, True, note=f"attempt {n}")
     check.require()

@@ -4,21 +4,12 @@ counted in files named by $TEK_FLAKY_DIR."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from attempts import attempt  # beside this file (pytest puts its folder on sys.path)
 
 from harness.verdicts import Inconclusive, NotApplicable
 
 pytestmark = pytest.mark.dut_kind("electricity_meter")
-
-
-def _attempt(name: str) -> int:
-    counter = Path(os.environ["TEK_FLAKY_DIR"]) / name
-    n = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(n))
-    return n
 
 
 @pytest.mark.check("KZ-95-92", "measures nothing and never concludes")
@@ -28,7 +19,7 @@ def test_measures_nothing(dut, check):
 
 @pytest.mark.check("KZ-95-93", "fails, then says N/A on its re-run")
 def test_fails_then_not_applicable(dut, check):
-    if _attempt("then_na") == 1:
+    if attempt("then_na") == 1:
         check.equal("first attempt passes", False, True)
         check.require()
     raise NotApplicable("the re-run found nothing to judge")
@@ -36,7 +27,7 @@ def test_fails_then_not_applicable(dut, check):
 
 @pytest.mark.check("KZ-95-94", "fails, then says INCONCLUSIVE on its re-run")
 def test_fails_then_inconclusive(dut, check):
-    if _attempt("then_inconclusive") == 1:
+    if attempt("then_inconclusive") == 1:
         check.equal("first attempt passes", False, True)
         check.require()
     raise Inconclusive("the re-run could not judge")
