@@ -120,7 +120,7 @@ def certify_defect(tmp_path: Path, defect: Any, *, rig: str | Path | None = None
     assert res.returncode == 1, res.stdout + res.stderr
     checks = checks_of(out)
     record = checks[defect.expect]
-    assert record["verdict"] == "FAIL", record
+    assert record["verdict"] == "FAIL", (record["verdict"], record.get("reason"), record.get("measurements"))
     clause = verdicts_of(out)["duts"][dut]["clauses"][defect.clause]
     assert clause["verdict"] == "FAIL", clause
     return DefectRun(res, record, clause, checks)
