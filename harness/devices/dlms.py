@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,16 @@ def dar_name(code: int) -> str:
     return DAR_NAMES.get(code, f"data-access-result {code}")
 
 
+@dataclass(frozen=True)
+class AccessResult:
+    """A GET that gave a Data-Access-Result instead of data (never confused with an integer value)."""
+
+    code: int
+
+    def __str__(self) -> str:
+        return dar_name(self.code)
+
+
 class DlmsDevice(Device):
     """A DLMS/COSEM meter reached over the TCP wrapper."""
 
@@ -85,15 +96,20 @@ class DlmsDevice(Device):
                               f"which the rig does not give (duts.{self.name}.credentials.{assoc.credential})")
         return cred.password.encode()
 
-    def open_link(self, role: str, password: bytes | None = None, *, wrong_password: bool = False) -> DlmsLink:
+    def open_link(self, role: str, password: bytes | None = None) -> DlmsLink:
         """A new association as ``role`` (the caller closes it); ``password`` overrides the rig's (negative
         checks). AssociationRefused when the meter rejects it."""
         assoc = self.map.associations[role]
-        secret = password if password is not None or wrong_password else self.password_of(role)
+        secret = password if password is not None else self.password_of(role)
         link = DlmsLink(self.name, self.where, self.map.server_logical_address, assoc.client_sap, role, secret,
                         self.map.max_pdu_size, self.timeout, self.transcript)
         link.open()
         return link
+
+    def wrong_password(self, role: str) -> bytes:
+        """A password of the same length as the rig's for ``role`` that is not it (every byte moved by one)."""
+        right = self.password_of(role) or b""
+        return bytes(0x21 + (b - 0x21 + 1) % 94 if 0x21 <= b <= 0x7E else (b + 1) % 256 for b in right) or b"x"
 
     def _link(self, role: str) -> DlmsLink:
         link = self._links.get(role)
@@ -129,7 +145,7 @@ class DlmsDevice(Device):
 
     @staticmethod
     def get_on(link: DlmsLink, attributes: Sequence[Any]) -> list[Any]:
-        """One GET (normal, or with list) on ``link``: per attribute its Python value, or an int Data-Access-Result."""
+        """One GET (normal, or with list) on ``link``: per attribute its Python value, or an AccessResult."""
         from dlms_cosem import cosem, utils
         from dlms_cosem.protocol import xdlms
 
@@ -143,9 +159,9 @@ class DlmsDevice(Device):
             if isinstance(answer, xdlms.GetResponseNormal):
                 return [utils.parse_as_dlms_data(answer.data)]
             if isinstance(answer, xdlms.GetResponseNormalWithError | xdlms.GetResponseLastBlockWithError):
-                return [int(answer.error.value)] * len(attributes)
+                return [AccessResult(int(answer.error.value))] * len(attributes)
             if isinstance(answer, xdlms.GetResponseWithList):
-                return [int(r.value) if not hasattr(r, "to_python") else r.to_python() for r in answer.response_data]
+                return [_result(r) for r in answer.response_data]
             if isinstance(answer, xdlms.GetResponseWithBlock | xdlms.GetResponseLastBlock):
                 raw += answer.data
                 if isinstance(answer, xdlms.GetResponseLastBlock):
@@ -153,8 +169,7 @@ class DlmsDevice(Device):
                     if len(attributes) == 1:
                         return [utils.parse_as_dlms_data(whole)]
                     listed = xdlms.GetResponseWithList.from_bytes(b"\xc4\x03\xc1" + whole)
-                    return [int(r.value) if not hasattr(r, "to_python") else r.to_python()
-                            for r in listed.response_data]
+                    return [_result(r) for r in listed.response_data]
                 answer = link.request(xdlms.GetRequestNext(block_number=answer.block_number), "get-next")
                 continue
             raise DeviceError(f"{link.dut}: a GET was answered with {type(answer).__name__}")
@@ -214,8 +229,8 @@ class DlmsDevice(Device):
         return batches
 
     def _checked_scaler(self, quantity: str, obj: CosemObject, got: Any) -> tuple[int, int]:
-        if isinstance(got, int):
-            raise DeviceRefused(f"{self.name}: {quantity} ({obj.obis}) scaler_unit: {dar_name(got)}", got)
+        if isinstance(got, AccessResult):
+            raise DeviceRefused(f"{self.name}: {quantity} ({obj.obis}) scaler_unit: {got}", got.code)
         try:
             scaler, unit = int(got[0]), int(got[1])
         except (TypeError, ValueError, IndexError):
@@ -227,8 +242,8 @@ class DlmsDevice(Device):
         return scaler, unit
 
     def _reading(self, quantity: str, obj: CosemObject, value: Any, t0: float, t1: float) -> Reading:
-        if isinstance(value, int) and not isinstance(value, bool) and obj.class_id != CLASS_REGISTER and obj.is_string:
-            raise DeviceRefused(f"{self.name}: GET of {quantity} ({obj.obis}) answered {dar_name(value)}", value)
+        if isinstance(value, AccessResult):
+            raise DeviceRefused(f"{self.name}: GET of {quantity} ({obj.obis}) answered {value}", value.code)
         if obj.class_id == CLASS_REGISTER:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise DeviceError(f"{self.name}: {quantity} ({obj.obis}) holds {value!r}, not a number")
@@ -249,8 +264,8 @@ class DlmsDevice(Device):
         def call(link: DlmsLink) -> ClockReading:
             value = self.get_on(link, [self.attribute(CLASS_CLOCK, clock.obis, 2)])[0]
             t0, t1 = link.last_times
-            if isinstance(value, int):
-                raise DeviceRefused(f"{self.name}: GET of the clock answered {dar_name(value)}", value)
+            if isinstance(value, AccessResult):
+                raise DeviceRefused(f"{self.name}: GET of the clock answered {value}", value.code)
             when, hundredths = self._decode_time(bytes(value))
             return ClockReading(when, t0, t1, 0.01 if hundredths else 1.0)
 
@@ -330,6 +345,11 @@ class DlmsDevice(Device):
         self._links.clear()
 
 
+def _result(item: Any) -> Any:
+    """One Get-Data-Result of a list as dlms-cosem parsed it: data as Python, or an AccessResult."""
+    return item.to_python() if hasattr(item, "to_python") else AccessResult(int(item.value))
+
+
 def encode_value(type_name: str, value: float | int) -> bytes:
     """A number as the A-XDR Data of a declared type (the library's encoders: the driver's side)."""
     from dlms_cosem import dlms_data as d
@@ -343,4 +363,4 @@ def encode_value(type_name: str, value: float | int) -> bytes:
     return classes[type_name](int(value)).to_bytes()
 
 
-__all__ = ["CLOCK", "DlmsDevice", "dar_name", "encode_value"]
+__all__ = ["CLOCK", "AccessResult", "DlmsDevice", "dar_name", "encode_value"]

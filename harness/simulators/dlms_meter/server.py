@@ -20,6 +20,7 @@ WRAPPER_VERSION = 1
 IDLE_TIMEOUT_S = 120.0
 SERVER_CONFORMANCE = apdu.conformance("block_transfer_with_get", "multiple_references", "get", "set")
 MECHANISM_IDS = {Authentication.NONE: 0, Authentication.LLS: 1}
+MIN_PDU = 12  # a client-max-receive-pdu-size below this is no usable size: taken as no limit
 BLOCK_OVERHEAD = 16  # GET-response-with-datablock header and the raw-data length, with room to spare
 
 
@@ -121,7 +122,7 @@ class DlmsServer:
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
         session.association = assoc
         session.conformance = req.conformance & SERVER_CONFORMANCE
-        session.client_max_pdu = req.max_pdu if req.max_pdu >= 64 else 65535
+        session.client_max_pdu = req.max_pdu if req.max_pdu >= MIN_PDU else 65535
         session.blocks = []
         return apdu.aare(apdu.ACCEPTED, apdu.DIAG_NULL, conformance_bits=session.conformance,
                          max_pdu=self.map.max_pdu_size,
