@@ -96,15 +96,38 @@ class DlmsDevice(Device):
                               f"which the rig does not give (duts.{self.name}.credentials.{assoc.credential})")
         return cred.password.encode()
 
-    def open_link(self, role: str, password: bytes | None = None) -> DlmsLink:
-        """A new association as ``role`` (the caller closes it); ``password`` overrides the rig's (negative
-        checks). AssociationRefused when the meter rejects it."""
+    def open_link(self, role: str, password: bytes | None = None, *, receive_pdu: int | None = None,
+                  aarq: Callable[[Any], Any] | None = None) -> DlmsLink:
+        """A new association as ``role`` (the caller closes it); ``password`` overrides the rig's, ``receive_pdu``
+        the PDU size proposed, ``aarq`` the request itself (negative checks). AssociationRefused when the meter
+        rejects it."""
         assoc = self.map.associations[role]
         secret = password if password is not None else self.password_of(role)
         link = DlmsLink(self.name, self.where, self.map.server_logical_address, assoc.client_sap, role, secret,
-                        self.map.max_pdu_size, self.timeout, self.transcript)
-        link.open()
+                        self.map.max_pdu_size, self.timeout, self.transcript, receive_pdu)
+        link.open(aarq)
         return link
+
+    def try_association(self, role: str, *, ciphered_context: bool = False, mechanism: int | None = None) -> int | None:
+        """Ask for an association as ``role`` with an application context (LN with ciphering) or an authentication
+        mechanism (by its id) other than the declared one; None when the meter accepts it (released at once), else
+        the AARE's diagnostic."""
+        from dlms_cosem import enumerations
+        from dlms_cosem.protocol import acse, xdlms
+
+        def request(conn: Any) -> Any:
+            return acse.ApplicationAssociationRequest(
+                ciphered=ciphered_context, system_title=conn.client_system_title,
+                authentication=enumerations.AuthenticationMechanism(mechanism) if mechanism is not None else None,
+                authentication_value=bytes(range(0x30, 0x40)) if mechanism is not None else None,
+                user_information=acse.UserInformation(content=xdlms.InitiateRequest(
+                    proposed_conformance=conn.conformance, client_max_receive_pdu_size=self.map.max_pdu_size)))
+
+        try:
+            self.open_link(role, b"", aarq=request).close()
+        except AssociationRefused as exc:
+            return exc.code
+        return None
 
     def wrong_password(self, role: str) -> bytes:
         """A password of the same length as the rig's for ``role`` that is not it (every byte moved by one)."""
@@ -165,11 +188,7 @@ class DlmsDevice(Device):
             if isinstance(answer, xdlms.GetResponseWithBlock | xdlms.GetResponseLastBlock):
                 raw += answer.data
                 if isinstance(answer, xdlms.GetResponseLastBlock):
-                    whole = bytes(raw)
-                    if len(attributes) == 1:
-                        return [utils.parse_as_dlms_data(whole)]
-                    listed = xdlms.GetResponseWithList.from_bytes(b"\xc4\x03\xc1" + whole)
-                    return [_result(r) for r in listed.response_data]
+                    return _reassembled(link, bytes(raw), len(attributes))
                 answer = link.request(xdlms.GetRequestNext(block_number=answer.block_number), "get-next")
                 continue
             raise DeviceError(f"{link.dut}: a GET was answered with {type(answer).__name__}")
@@ -199,12 +218,12 @@ class DlmsDevice(Device):
 
         def call(link: DlmsLink) -> dict[str, Reading]:
             unknown = [(q, o) for q, o in objects if o.class_id == CLASS_REGISTER and q not in self._scalers]
-            for batch in self._batches(unknown):
+            for batch in self.batches(unknown):
                 got = self.get_on(link, [self.attribute(o.class_id, o.obis, 3) for _, o in batch])
                 for (q, o), su in zip(batch, got, strict=True):
                     self._scalers[q] = self._checked_scaler(q, o, su)
             out: dict[str, Reading] = {}
-            for batch in self._batches(objects):
+            for batch in self.batches(objects):
                 values = self.get_on(link, [self.attribute(o.class_id, o.obis, o.attribute) for _, o in batch])
                 t0, t1 = link.last_times
                 out.update({q: self._reading(q, o, v, t0, t1) for (q, o), v in zip(batch, values, strict=True)})
@@ -212,7 +231,7 @@ class DlmsDevice(Device):
 
         return self._retrying(role, "read", call)
 
-    def _batches(self, objects: list[tuple[str, CosemObject]]) -> list[list[tuple[str, CosemObject]]]:
+    def batches(self, objects: list[tuple[str, CosemObject]]) -> list[list[tuple[str, CosemObject]]]:
         """GET-with-list requests that fit the meter's max PDU, an energy channel's total and tariffs in one
         request (they are compared with each other, so they must come from one instant)."""
         per_request = max(1, (self.map.max_pdu_size - LIST_HEADER) // DESCRIPTOR_BYTES)
@@ -343,6 +362,24 @@ class DlmsDevice(Device):
         for link in self._links.values():
             link.close()
         self._links.clear()
+
+
+def _reassembled(link: DlmsLink, raw: bytes, count: int) -> list[Any]:
+    """The data of a long GET, put together from its blocks: one Data, or a list of Get-Data-Results."""
+    from dlms_cosem import utils
+    from dlms_cosem.protocol import xdlms
+
+    try:
+        if count == 1:
+            return [utils.parse_as_dlms_data(raw)]
+        listed = xdlms.GetResponseWithList.from_bytes(b"\xc4\x03\xc1" + raw)
+        results = [_result(r) for r in listed.response_data]
+    except Exception as exc:  # the library's parsers raise what they meet: the meter's data is at fault
+        raise DeviceError(f"{link.dut}: the blocks of a long GET ({len(raw)} bytes) do not reassemble into "
+                          f"{count} results ({type(exc).__name__}: {exc})") from None
+    if len(results) != count:
+        raise DeviceError(f"{link.dut}: the blocks of a long GET hold {len(results)} results, {count} asked for")
+    return results
 
 
 def _result(item: Any) -> Any:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -36,9 +38,12 @@ class DlmsLink:
     """A socket and one association on it, as one client SAP with its authentication."""
 
     def __init__(self, dut: str, where: tuple[str, int], server_address: int, client_sap: int, role: str,
-                 password: bytes | None, max_pdu: int, timeout: float, transcript: Transcript | None) -> None:
+                 password: bytes | None, max_pdu: int, timeout: float, transcript: Transcript | None,
+                 receive_pdu: int | None = None) -> None:
         self.dut, self.where, self.server_address, self.client_sap = dut, where, server_address, client_sap
         self.role, self.timeout, self.transcript = role, timeout, transcript
+        self.receive_pdu = receive_pdu  # proposed in the AARQ instead of max_pdu (a small one forces blocks)
+        self.exchanges: Counter[str] = Counter()  # op -> how many, e.g. "get-next": the blocks asked for
         self._password = password
         self._hidden = (password.hex(), marker(password).decode()) if password else None
         self._max_pdu = max_pdu
@@ -46,8 +51,9 @@ class DlmsLink:
         self.connection: Any = None
 
     # ---- association -------------------------------------------------------------------------------
-    def open(self) -> Any:
-        """Connect and associate; the AARE. AssociationRefused when the meter rejects the AARQ."""
+    def open(self, aarq: Callable[[Any], Any] | None = None) -> Any:
+        """Connect and associate; the AARE. AssociationRefused when the meter rejects the AARQ. ``aarq`` builds
+        another AARQ than the library's from the connection (negative checks: another context, mechanism)."""
         from dlms_cosem import enumerations
         from dlms_cosem.connection import DlmsConnection
         from dlms_cosem.protocol import acse
@@ -64,7 +70,10 @@ class DlmsLink:
             raise DeviceUnreachable(f"{self.dut}: cannot connect to {self.where[0]}:{self.where[1]} "
                                     f"({type(exc).__name__})") from None
         self._sock.settimeout(self.timeout)
-        aare = self.request(self.connection.get_aarq(), "associate")
+        request = aarq(self.connection) if aarq is not None else self.connection.get_aarq()
+        if self.receive_pdu is not None:
+            request.user_information.content.client_max_receive_pdu_size = self.receive_pdu
+        aare = self.request(request, "associate")
         if not isinstance(aare, acse.ApplicationAssociationResponse):
             self.close()
             raise DeviceError(f"{self.dut}: the AARQ as {self.role} was answered with {type(aare).__name__}")
@@ -104,6 +113,7 @@ class DlmsLink:
             raise DeviceTimeout(f"{self.dut}: no answer to {op} as {self.role} within {self.timeout:g} s "
                                 f"({type(exc).__name__})") from None
         t_received = time.time()
+        self.exchanges[op] += 1
         self._record(op, out, body, t_sent, t_received)
         self.last_times = (t_sent, t_received)
         self.connection.receive_data(body)

@@ -10,7 +10,8 @@ import random
 import pytest
 
 from harness.conformance.dlms_checks import association, dlms_device, dlms_of
-from harness.devices.api import DeviceRefused
+from harness.devices.api import DeviceError, DeviceRefused
+from harness.quantities import EnergyRegister
 from harness.verdicts import Inconclusive
 
 ALSO = ("81",)
@@ -62,3 +63,73 @@ def test_unknown_object_is_undefined(dut, check):
         except DeviceRefused as exc:
             raise Inconclusive(f"could not associate as {role} to try it: {exc}") from None
     check.require()
+
+
+DIAG_CONTEXT = 2  # application-context-name-not-supported
+DIAG_MECHANISM = {11: "authentication-mechanism-name-not-recognised", 12: "authentication-mechanism-name-required"}
+HLS_GMAC = 5  # a mechanism the profile's associations do not declare (HLS is a later slice of the driver)
+BLOCK_PDU = 64  # KZ-68-14 proposes this client max receive PDU, so that a list of registers comes in blocks
+
+
+@pytest.mark.check("KZ-68-13", "an AARQ with an application context or an authentication mechanism the "
+                   "association does not offer is rejected with the diagnostic that names it", also=ALSO)
+def test_unoffered_context_and_mechanism_rejected(dut, check):
+    dlms = dlms_of(dut)
+    device = dlms_device(dut)
+    role = dlms.public() or dlms.reads_with
+    diag = device.try_association(role, ciphered_context=True)
+    shown = "accepted" if diag is None else f"diagnostic {diag}"
+    check.measure(f"{role}: AARQ for LN referencing with ciphering", shown, passed=diag == DIAG_CONTEXT,
+                  limit="rejected: application-context-name-not-supported (2)",
+                  note="no declared association offers ciphering")
+    diag = device.try_association(role, mechanism=HLS_GMAC)
+    check.measure(f"{role}: AARQ with mechanism HLS-GMAC ({HLS_GMAC})",
+                  "accepted" if diag is None else DIAG_MECHANISM.get(diag, f"diagnostic {diag}"),
+                  passed=diag in DIAG_MECHANISM, limit=" or ".join(DIAG_MECHANISM.values()),
+                  note=f"the association declares {dlms.associations[role].authentication}")
+    check.require()
+
+
+@pytest.mark.check("KZ-68-14", "a GET answer longer than the negotiated PDU comes in blocks that reassemble "
+                   "exactly: the same values as read whole, each energy total equal to the sum of its tariffs",
+                   also=ALSO)
+def test_block_transfer_reassembles(dut, check):
+    dlms = dlms_of(dut)
+    device = dlms_device(dut)
+    role = dlms.reads_with
+    registers = [(q, o) for q, o in dlms.points.items() if o.class_id == 3]
+    strings = [(q, o) for q, o in dlms.points.items() if o.is_string]
+    if not registers:
+        raise Inconclusive("the profile declares no class 3 register to read in blocks")
+    with association(device, role, receive_pdu=BLOCK_PDU) as link:
+        results: dict[str, object] = {}
+        try:
+            for batch in device.batches(registers + strings):
+                got = device.get_on(link, [device.attribute(o.class_id, o.obis, o.attribute) for _, o in batch])
+                results.update(zip((q for q, _ in batch), got, strict=True))
+        except (DeviceRefused, DeviceError) as exc:
+            check.measure("reassembled answer", f"unreadable: {exc}", passed=False, limit="every value")
+            check.require()
+        blocks = link.exchanges["get-next"]
+    if not blocks:
+        raise Inconclusive(f"no answer was longer than {BLOCK_PDU} bytes: block transfer was not exercised")
+    check.measure("blocks asked for (GET-request-next)", blocks, passed=True)
+    refused = [q for q, v in results.items() if hasattr(v, "code")]
+    check.measure("values in the reassembled answers", len(results) - len(refused), passed=not refused,
+                  limit=f"{len(results)} (every one requested)",
+                  note=f"refused: {', '.join(refused)}" if refused else "")
+    whole = device.read_many([q for q, _ in strings])
+    for q, _ in strings:
+        check.equal(f"{q} in blocks vs whole", _text(results.get(q)), str(whole[q].value))
+    for total in (q for q, _ in registers if (r := EnergyRegister.parse(q)) is not None and r.tariff is None):
+        channel = EnergyRegister.parse(total).channel  # type: ignore[union-attr]
+        tariffs = [q for q, _ in registers if (r := EnergyRegister.parse(q)) is not None and r.channel == channel
+                   and r.tariff is not None]
+        if tariffs and all(isinstance(results.get(t), int) for t in [total, *tariffs]):
+            check.equal(f"{total} - sum of its tariffs (one instant, in blocks)",
+                        results[total] - sum(results[t] for t in tariffs), 0)  # type: ignore[operator]
+    check.require()
+
+
+def _text(value: object) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)

@@ -17,6 +17,11 @@ DLMS_OWN = (
            "an LLS association is accepted whatever password the AARQ carries (only its presence is checked)"),
     Defect("dlms_unknown_object_answered", "68", "KZ-68-12",
            "a GET of an object the meter does not have is answered with data (0) instead of object-undefined"),
+    Defect("dlms_any_context_accepted", "68", "KZ-68-13",
+           "the application context name of the AARQ is not checked: an association asked for with ciphering (which "
+           "this meter does not offer) is accepted and served in the clear"),
+    Defect("dlms_block_transfer_truncates", "68", "KZ-68-14",
+           "the last block of a long GET loses its last byte (its raw-data length agrees with the cut data)"),
     Defect("dlms_public_client_sets_clock", "94", "KZ-94-05",
            "the public client (no authentication) may SET the clock: the access rights of the management "
            "association were copied to it"),

@@ -101,7 +101,7 @@ class DlmsServer:
             req = apdu.parse_aarq(body)
         except apdu.ApduError:
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
-        if req.context != apdu.LN_NO_CIPHERING:
+        if req.context != apdu.LN_NO_CIPHERING and "dlms_any_context_accepted" not in self.model.defects:
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_CONTEXT_NOT_SUPPORTED)
         assoc = self.by_sap.get(client_sap)
         if assoc is None:
@@ -161,6 +161,8 @@ class DlmsServer:
         chunk = session.blocks[session.block_sent]
         session.block_sent += 1
         last = session.block_sent == len(session.blocks)
+        if last and "dlms_block_transfer_truncates" in self.model.defects:
+            chunk = chunk[:-1]
         answer = apdu.get_response_block(session.invoke, last, session.block_sent, chunk)
         if last:
             session.blocks = []
