@@ -84,6 +84,7 @@ class DlmsDevice(Device):
         self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
         self._links: dict[str, DlmsLink] = {}
         self._scalers: dict[str, tuple[int, int]] = {}  # quantity -> (scaler, unit) as the device reported them
+        self._plans: dict[tuple[str, ...], list[tuple[list[tuple[str, CosemObject]], list[Any]]]] = {}
 
     # ---- associations ------------------------------------------------------------------------------
     def password_of(self, role: str) -> bytes | None:
@@ -213,23 +214,29 @@ class DlmsDevice(Device):
 
     # ---- Device API --------------------------------------------------------------------------------
     def read_many(self, quantities: Sequence[str]) -> dict[str, Reading]:
-        objects = [(q, self._object(q)) for q in quantities]
-        role = self.map.reads_with
+        key = tuple(quantities)
+        plan = self._plans.get(key)
+        if plan is None:  # worked out once per list of quantities, not on every read (the soak polls in a loop)
+            objects = [(q, self._object(q)) for q in quantities]
+            plan = [(batch, [self.attribute(o.class_id, o.obis, o.attribute) for _, o in batch])
+                    for batch in self.batches(objects)]
+            self._plans[key] = plan
 
         def call(link: DlmsLink) -> dict[str, Reading]:
-            unknown = [(q, o) for q, o in objects if o.class_id == CLASS_REGISTER and q not in self._scalers]
+            unknown = [(q, o) for batch, _ in plan for q, o in batch
+                       if o.class_id == CLASS_REGISTER and q not in self._scalers]
             for batch in self.batches(unknown):
                 got = self.get_on(link, [self.attribute(o.class_id, o.obis, 3) for _, o in batch])
                 for (q, o), su in zip(batch, got, strict=True):
                     self._scalers[q] = self._checked_scaler(q, o, su)
             out: dict[str, Reading] = {}
-            for batch in self.batches(objects):
-                values = self.get_on(link, [self.attribute(o.class_id, o.obis, o.attribute) for _, o in batch])
+            for batch, attributes in plan:
+                values = self.get_on(link, attributes)
                 t0, t1 = link.last_times
                 out.update({q: self._reading(q, o, v, t0, t1) for (q, o), v in zip(batch, values, strict=True)})
             return out
 
-        return self._retrying(role, "read", call)
+        return self._retrying(self.map.reads_with, "read", call)
 
     def batches(self, objects: list[tuple[str, CosemObject]]) -> list[list[tuple[str, CosemObject]]]:
         """GET-with-list requests that fit the meter's max PDU, an energy channel's total and tariffs in one

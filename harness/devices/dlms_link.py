@@ -25,6 +25,7 @@ from harness.redaction import marker
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 WRAPPER_VERSION = 1
+RECV_BYTES = 4096
 AARE_DIAGNOSTICS = {0: "null", 1: "no reason given", 2: "application context name not supported",
                     11: "authentication mechanism name not recognised", 12: "authentication mechanism name required",
                     13: "authentication failure", 14: "authentication required"}
@@ -48,6 +49,7 @@ class DlmsLink:
         self._hidden = (password.hex(), marker(password).decode()) if password else None
         self._max_pdu = max_pdu
         self._sock: socket.socket | None = None
+        self._received = bytearray()  # read from the socket, not yet taken (a header and its APDU in one recv)
         self.connection: Any = None
 
     # ---- association -------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ class DlmsLink:
         return aare
 
     def close(self) -> None:
+        self._received.clear()
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -139,18 +142,21 @@ class DlmsLink:
         raise DeviceError("no wrapper PDU addressed to this client")
 
     def _read(self, n: int, deadline: float) -> bytes:
+        """``n`` bytes, each recv bounded by the link's timeout and the whole by ``deadline`` (checked between
+        recvs: an answer is late by at most one timeout, and a quick one costs no timeout changes)."""
         assert self._sock is not None
-        data = bytearray()
-        while len(data) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
+        first = True
+        while len(self._received) < n:
+            if not first and time.monotonic() > deadline:
                 raise TimeoutError("answer incomplete")
-            self._sock.settimeout(left)
-            chunk = self._sock.recv(n - len(data))
+            first = False
+            chunk = self._sock.recv(max(RECV_BYTES, n - len(self._received)))
             if not chunk:
                 raise ConnectionResetError("closed by the meter")
-            data += chunk
-        return bytes(data)
+            self._received += chunk
+        data = bytes(self._received[:n])
+        del self._received[:n]
+        return data
 
     def _shown(self, raw: bytes) -> str:
         text = raw.hex()
