@@ -182,7 +182,7 @@ def test_rig_without_the_lls_password_names_the_association(dlms_sim):
 
 
 # ---- through `harness certify` ----------------------------------------------------------------------------------
-DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-95-02"]
+DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-94-06", "KZ-95-02"]
 
 
 def test_golden_dlms_meter_passes_the_dlms_checks_and_leaves_journals_untested(tmp_path):

@@ -13,8 +13,9 @@ import pytest
 
 from harness.conformance.cleanup import restoring
 from harness.conformance.dlms_checks import association, dlms_device, dlms_of
-from harness.devices.dlms import dar_name
+from harness.devices.dlms import dar_name, encode_value
 from harness.devices.dlms_link import AssociationRefused
+from harness.quantities import EnergyRegister
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
@@ -88,4 +89,41 @@ def test_clock_set_needs_the_right(dut, check):
             check.measure(f"{role}: SET of the clock {CLOCK_SHIFT} ahead", dar_name(code) if code else "success",
                           passed=code != 0, limit="refused (read-write-denied)")
             check.at_most(f"{role}: clock moved off its course by the SET", round(moved, 2), CLOCK_KEPT_S, unit="s")
+    check.require()
+
+
+VISIBLE_STEPS = 1000  # KZ-94-06 writes this many register steps above the count read: the load adds far less
+
+
+@pytest.mark.check("KZ-94-06", "no association can SET an energy register: each SET of an energy total is refused "
+                   "and the register keeps its count [SR 3.1]", also=("78",))
+def test_energy_registers_not_settable(dut, check):
+    dlms = dlms_of(dut)
+    device = dlms_device(dut)
+    totals = [(q, o) for q, o in dlms.points.items()
+              if (r := EnergyRegister.parse(q)) is not None and r.tariff is None and o.class_id == 3]
+    if not totals:
+        raise Inconclusive("the profile declares no energy total to try a SET on")
+    for role in dlms.associations:
+        try:
+            with association(device, role) as link:
+                for name, obj in totals:
+                    attribute = device.attribute(obj.class_id, obj.obis, obj.attribute)
+                    before = device.get_on(link, [attribute])[0]
+                    if not isinstance(before, int) or isinstance(before, bool):
+                        check.measure(f"{role}: {name} read before the SET", str(before), passed=False,
+                                      limit="a count")
+                        continue
+                    code = device.set_on(link, attribute, encode_value(obj.type, before + VISIBLE_STEPS))
+                    after = device.get_on(link, [attribute])[0]
+                    change = after - before if isinstance(after, int) else None
+                    check.measure(f"{role}: SET of {name} to its count + {VISIBLE_STEPS}",
+                                  dar_name(code) if code else "success", passed=code != 0, limit="refused")
+                    check.measure(f"{role}: {name} change read back", change,
+                                  passed=change is not None and change < VISIBLE_STEPS // 2,
+                                  limit=f"< {VISIBLE_STEPS // 2} steps (what the load adds meanwhile)")
+                    if change is not None and change >= VISIBLE_STEPS // 2:  # taken: put the count back
+                        device.set_on(link, attribute, encode_value(obj.type, before))
+        except AssociationRefused as exc:
+            raise Inconclusive(f"could not associate as {role} to try it: {exc}") from None
     check.require()

@@ -229,6 +229,10 @@ class DlmsMeterModel:
         name, obj = found
         if attr.class_id != obj.class_id:
             return apdu.OBJECT_CLASS_INCONSISTENT
+        reg = EnergyRegister.parse(name)
+        if reg is not None and attr.attribute == obj.attribute and "settings" in may_set \
+                and "dlms_energy_writable" in self.defects:
+            return self._overwrite_energy(reg, data)
         if name not in self.map.settings or not obj.writable or attr.attribute != obj.attribute:
             return apdu.READ_WRITE_DENIED
         if "settings" not in may_set:
@@ -240,6 +244,24 @@ class DlmsMeterModel:
         if value.tag != TYPE_NAMES[obj.type] or value.tag not in INTEGERS:
             return apdu.TYPE_UNMATCHED
         self.settings[name] = int(value.value)  # type: ignore[call-overload]
+        self.persist(force=True)
+        return apdu.SUCCESS
+
+    def _overwrite_energy(self, reg: EnergyRegister, data: bytes) -> int:
+        """dlms_energy_writable: the register's count becomes the value written."""
+        try:
+            value = decode_whole(data)
+        except AxdrError:
+            return apdu.TYPE_UNMATCHED
+        if value.tag not in INTEGERS:
+            return apdu.TYPE_UNMATCHED
+        self.refresh()
+        counter = self.meter.counters[reg.channel.value]
+        if reg.tariff is None:
+            counter.total = max(0, int(value.value))  # type: ignore[call-overload]
+        else:
+            counter.tariffs[reg.tariff - 1] = max(0, int(value.value))  # type: ignore[call-overload]
+        self._saved_metering = self.meter.snapshot()
         self.persist(force=True)
         return apdu.SUCCESS
 
