@@ -202,6 +202,17 @@ def test_golden_dlms_meter_passes_the_dlms_checks_and_leaves_journals_untested(t
         assert "not read by the dlms driver yet" in checks[check]["reason"]
 
 
+def test_a_differently_laid_out_profile_passes_the_same_checks(tmp_path):
+    """The IDIS-like profile (other SAPs, 64-bit registers, scaler 1, octet-string serial, UTC-to-local deviation,
+    two tariffs) through the same simulator, driver and checks."""
+    out = tmp_path / "out"
+    checks = [*DLMS_CHECKS, "KZ-95-01", "KZ-95-04", "KZ-95-05", "KZ-95-09"]
+    res = run_cli("certify", str(builtin_rig("sim-dlms-meter-idis.yaml")), "--out", str(out), "--reruns", "0",
+                  *(arg for c in checks for arg in ("--check", c)))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert {c: r["verdict"] for c, r in checks_of(out).items()} == dict.fromkeys(checks, "PASS")
+
+
 @pytest.mark.parametrize("defect", DLMS_OWN, ids=lambda d: d.name)
 def test_each_dlms_defect_fails_its_clause(tmp_path, defect):
     run = certify_defect(tmp_path, defect, rig=RIG)

@@ -132,4 +132,4 @@ def test_block_transfer_reassembles(dut, check):
 
 
 def _text(value: object) -> str:
-    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+    return value.decode("ascii", "replace") if isinstance(value, bytes | bytearray) else str(value)
