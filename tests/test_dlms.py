@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.config import load_profile, load_rig
 from harness.devices.api import DeviceError
@@ -179,6 +180,22 @@ def test_rig_without_the_lls_password_names_the_association(dlms_sim):
                         {"host": "127.0.0.1", "port": dlms_sim.port})
     with pytest.raises(DeviceError, match=r"association 'reader' uses LLS.*credentials\.dlms_reader"):
         device.read("active_import_total")
+
+
+def test_a_wrong_rig_password_is_a_fail_naming_the_association(dlms_sim, tmp_path):
+    """A rig whose LLS password is not the meter's: the checks that need the association FAIL with the AARE's
+    diagnostic and the association's name — no hang, no traceback."""
+    rig = tmp_path / "rig.yaml"
+    meter = {"profile": str(PROFILE), "transport": {"tcp": {"host": "127.0.0.1", "port": dlms_sim.port}},
+             "credentials": {"dlms_reader": {"password": "Not-the-pass"}, "dlms_configurator": {"password": "x-y-z-w"}}}
+    rig.write_text(yaml.safe_dump({"name": "wrong-password", "timing": {"request_timeout_s": 1.0, "retries": 1},
+                                   "duts": {"meter": meter}}))
+    out = tmp_path / "out"
+    res = run_cli("certify", str(rig), "--out", str(out), "--reruns", "0", "--check", "KZ-95-01", timeout=120)
+    assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+    record = checks_of(out)["KZ-95-01"]
+    assert record["verdict"] == "FAIL"
+    assert "association as reader (client SAP 32) rejected: authentication failure" in record["reason"]
 
 
 # ---- through `harness certify` ----------------------------------------------------------------------------------
