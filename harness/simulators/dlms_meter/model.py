@@ -136,8 +136,13 @@ class DlmsMeterModel:
             self.persist(force=True)
 
     # ---- GET ---------------------------------------------------------------------------------------
+    def begin_get(self) -> None:
+        """One GET request (normal or with list): metered up to now once, so a list shows one instant."""
+        self.reads += 1
+        self.refresh()
+
     def get(self, attr: apdu.Attribute) -> apdu.Result:
-        """The attribute's encoded value, or a Data-Access-Result."""
+        """The attribute's encoded value (as of the last ``begin_get``), or a Data-Access-Result."""
         if self._clock_ln is not None and attr.obis == self._clock_ln:
             if attr.class_id != CLASS_CLOCK:
                 return apdu.OBJECT_CLASS_INCONSISTENT
@@ -153,8 +158,6 @@ class DlmsMeterModel:
         if attr.attribute == 1:
             return octet_string(attr.obis)
         if attr.attribute == obj.attribute:
-            self.reads += 1
-            self.refresh()
             return self._encode(obj, self._value(name))
         if attr.attribute == 3 and obj.class_id == CLASS_REGISTER:
             return structure(integer(TYPE_NAMES["integer"], obj.scaler or 0),
@@ -195,7 +198,6 @@ class DlmsMeterModel:
         if attribute == 1:
             return octet_string(self._clock_ln or b"")
         if attribute == 2:
-            self.refresh()
             return octet_string(self._date_time(self.timeline.rtc()))
         if attribute == 3:  # time_zone: the deviation of local time, in the profile's sign convention
             return integer(TYPE_NAMES["long"], self._deviation())

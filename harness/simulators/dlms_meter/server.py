@@ -132,6 +132,7 @@ class DlmsServer:
         if request.kind == apdu.NEXT:
             return self._next_block(session, request)
         session.blocks = []
+        self.model.begin_get()
         if request.kind == apdu.NORMAL:
             result = self.model.get(request.attributes[0])
             whole = apdu.get_response_normal(request.invoke, result)
