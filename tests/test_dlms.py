@@ -154,6 +154,28 @@ def test_block_transfer_reassembles_a_list_exactly(dlms_sim, tmp_path):
         assert values[f"{ch}_total"] == sum(values[f"{ch}_t{t}"] for t in range(1, 5)), values
 
 
+def test_driver_agrees_with_an_independent_reader(dlms_sim):
+    """gurux-dlms (its own client, A-XDR and date-time code) reads what the driver reads."""
+    pytest.importorskip("gurux_dlms", reason="gurux-dlms (test-time cross-reader, GPLv2) is not installed")
+    from tests.dlms_cross_reader import GuruxReader
+
+    with _device(dlms_sim) as device:
+        reader = device.map.associations["reader"]
+        gurux = GuruxReader(dlms_sim.port, reader.client_sap, device.password_of("reader"))
+        try:
+            for quantity, unit in (("active_import_total", 30), ("reactive_import_t2", 32)):
+                theirs, their_unit = gurux.register(device.map.points[quantity].obis)
+                ours = device.read(quantity)
+                assert their_unit == unit
+                assert abs(float(ours.value) - theirs) <= 10, (quantity, ours.value, theirs)  # the load runs on
+            serial = gurux.data(device.map.points["serial_number"].obis)
+            assert str(serial) == device.identity().serial_number
+            theirs_clock, ours_clock = gurux.clock(), device.read_clock().value
+            assert abs((theirs_clock - ours_clock).total_seconds()) < 2, (theirs_clock, ours_clock)
+        finally:
+            gurux.close()
+
+
 def test_driver_refuses_a_scaler_unit_the_profile_does_not_declare(dlms_sim, tmp_path):
     variant = tmp_path / "profile.yaml"
     variant.write_text(PROFILE.read_text().replace("{obis: 1.0.1.8.0.255, unit: Wh, scaler: 0}",
