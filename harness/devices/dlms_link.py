@@ -45,6 +45,7 @@ class DlmsLink:
         self.role, self.timeout, self.transcript = role, timeout, transcript
         self.receive_pdu = receive_pdu  # proposed in the AARQ instead of max_pdu (a small one forces blocks)
         self.exchanges: Counter[str] = Counter()  # op -> how many, e.g. "get-next": the blocks asked for
+        self.longest_answer = 0  # bytes of the longest APDU received after the AARE (the negotiated PDU bounds it)
         self._password = password
         self._hidden = (password.hex(), marker(password).decode()) if password else None
         self._max_pdu = max_pdu
@@ -117,6 +118,8 @@ class DlmsLink:
                                 f"({type(exc).__name__})") from None
         t_received = time.time()
         self.exchanges[op] += 1
+        if op != "associate":
+            self.longest_answer = max(self.longest_answer, len(body))
         self._record(op, out, body, t_sent, t_received)
         self.last_times = (t_sent, t_received)
         self.connection.receive_data(body)

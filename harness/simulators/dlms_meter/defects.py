@@ -24,6 +24,8 @@ DLMS_OWN = (
            "the last block of a long GET loses its last byte (its raw-data length agrees with the cut data)"),
     Defect("dlms_energy_writable", "94", "KZ-94-06",
            "an association that may set settings may SET energy registers too (their value becomes the count)"),
+    Defect("dlms_pdu_size_ignored", "68", "KZ-68-14",
+           "the client's max receive PDU from the AARQ is ignored: long answers come whole, never in blocks"),
     Defect("dlms_public_client_sets_clock", "94", "KZ-94-05",
            "the public client (no authentication) may SET the clock: the access rights of the management "
            "association were copied to it"),

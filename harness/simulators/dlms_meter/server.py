@@ -123,6 +123,8 @@ class DlmsServer:
         session.association = assoc
         session.conformance = req.conformance & SERVER_CONFORMANCE
         session.client_max_pdu = req.max_pdu if req.max_pdu >= MIN_PDU else 65535
+        if "dlms_pdu_size_ignored" in self.model.defects:
+            session.client_max_pdu = 65535
         session.blocks = []
         return apdu.aare(apdu.ACCEPTED, apdu.DIAG_NULL, conformance_bits=session.conformance,
                          max_pdu=self.map.max_pdu_size,
