@@ -41,7 +41,7 @@ from harness.devices.api import (
 from harness.devices.dlms_link import AssociationRefused, DlmsLink
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
-from harness.quantities import CLOCK, EnergyRegister, to_canonical
+from harness.quantities import EnergyRegister, to_canonical
 
 DAR_NAMES = {1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied", 4: "object-undefined",
              9: "object-class-inconsistent", 11: "object-unavailable", 12: "type-unmatched",
@@ -407,4 +407,4 @@ def encode_value(type_name: str, value: float | int) -> bytes:
     return classes[type_name](int(value)).to_bytes()
 
 
-__all__ = ["CLOCK", "AccessResult", "DlmsDevice", "dar_name", "encode_value"]
+__all__ = ["AccessResult", "DlmsDevice", "dar_name", "encode_value"]

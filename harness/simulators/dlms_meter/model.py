@@ -183,7 +183,7 @@ class DlmsMeterModel:
         if reg.tariff is None and "counter_glitch" in self.defects and self.reads % GLITCH_EVERY == 0:
             steps -= 3
         if "dlms_scaler_mismatch" in self.defects and reg.channel.value.startswith("active"):
-            return int(steps * counter.step / 1000.0 / counter.step)  # counts kWh, says Wh
+            return int(steps / 1000)  # counts thousands of its steps (kWh) while its scaler_unit says Wh
         return steps
 
     @staticmethod
