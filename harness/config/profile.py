@@ -12,6 +12,7 @@ from datetime import time, timedelta, timezone
 from pydantic import Field, field_validator, model_validator
 
 from harness.config.availability import DeclaredAvailability
+from harness.config.dlms_map import DlmsMap
 from harness.config.documentation import Documentation
 from harness.config.heat_meter import HeatMeterSpec
 from harness.config.interfaces import Interfaces
@@ -107,6 +108,7 @@ class Profile(Strict):
     clock: ClockSpec | None = None
     modbus: ModbusMap | None = None
     opcua: OpcuaMap | None = None
+    dlms: DlmsMap | None = None
     uplink: Uplink | None = None
     interfaces: Interfaces | None = Field(
         None, description="main and reserve interface serving the same data (the peer switches; cl. 85)")
@@ -119,12 +121,13 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
-        if (self.modbus is None) == (self.opcua is None):
-            raise ValueError("declare exactly one protocol section: `modbus:` or `opcua:`" if self.modbus
-                             else "no protocol section: declare `modbus:` or `opcua:`")
+        declared = [s for s in (self.modbus, self.opcua, self.dlms) if s is not None]
+        if len(declared) != 1:
+            raise ValueError("declare exactly one protocol section: `modbus:`, `opcua:` or `dlms:`" if declared
+                             else "no protocol section: declare `modbus:`, `opcua:` or `dlms:`")
         if self.opcua is not None and CLOCK in self.opcua.points and self.clock is None:
             raise ValueError("an `opcua.points.clock` needs a `clock:` section (utc_offset, writable)")
-        for name in self.modbus.points if self.modbus is not None else self.opcua.points:  # type: ignore[union-attr]
+        for name in (self.modbus or self.opcua or self.dlms).points:  # type: ignore[union-attr]
             reg = EnergyRegister.parse(name)
             if reg and reg.tariff is not None and (self.tariffs is None or reg.tariff > self.tariffs.count):
                 raise ValueError(f"point {name} names tariff T{reg.tariff}, beyond the declared tariffs")
@@ -133,11 +136,20 @@ class Profile(Strict):
             raise ValueError(f"interfaces.link_status names {self.interfaces.link_status!r}, which is not a point")
         if self.modbus is not None and self.modbus.clock is not None and self.clock is None:
             raise ValueError("a `modbus.clock` mapping needs a `clock:` section (utc_offset, writable)")
+        if self.dlms is not None and self.dlms.clock is not None and self.clock is None:
+            raise ValueError("a `dlms.clock` object needs a `clock:` section (utc_offset, writable)")
         return self
 
     @property
+    def maps_clock(self) -> bool:
+        """The protocol section says where the device clock is (a Modbus map's clock, a DLMS Clock object)."""
+        if self.dlms is not None:
+            return self.dlms.clock is not None
+        return self.modbus is not None and self.modbus.clock is not None
+
+    @property
     def protocol(self) -> str:
-        return "opcua" if self.opcua is not None else "modbus"
+        return "opcua" if self.opcua is not None else "dlms" if self.dlms is not None else "modbus"
 
     @property
     def tariff_count(self) -> int:
@@ -146,4 +158,6 @@ class Profile(Strict):
     def declares(self, quantity: str) -> bool:
         if self.opcua is not None:
             return quantity in self.opcua.points
+        if self.dlms is not None:
+            return quantity in self.dlms.points
         return self.modbus is not None and quantity in self.modbus.points

@@ -22,6 +22,12 @@ def _opcua(*args: Any, **kwargs: Any) -> Any:
     return OpcuaDevice(*args, **kwargs)
 
 
+def _dlms(*args: Any, **kwargs: Any) -> Any:
+    from harness.devices.dlms import DlmsDevice  # dlms-cosem is imported only when a DLMS device is used
+
+    return DlmsDevice(*args, **kwargs)
+
+
 def _process_power(runtime: Any) -> Any:
     from harness.fault_injection.power import ProcessPowerSwitch
 
@@ -108,7 +114,8 @@ def _wall_time(runtime: Any) -> Any:
 @hookimpl
 def harness_add_drivers() -> list[DriverSpec]:
     return [DriverSpec("modbus", _modbus, "Modbus TCP and RTU (pymodbus)"),
-            DriverSpec("opcua", _opcua, "OPC UA (asyncua)")]
+            DriverSpec("opcua", _opcua, "OPC UA (asyncua)"),
+            DriverSpec("dlms", _dlms, "DLMS/COSEM over the TCP wrapper (dlms-cosem)")]
 
 
 @hookimpl
