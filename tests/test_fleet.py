@@ -1,0 +1,170 @@
+"""Fleet (issue 17): jobs on Celery + a real Redis, routed to benches, crash-safe, fetched with a verified seal."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import signal
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_rig
+from harness.fleet.job import JobError, pack, unpack
+from harness.fleet.state import Registry
+from harness.resources import builtin_rig
+from tests.conftest import run_cli
+from tests.fleet_fixtures import Redis, Worker, processes_naming, redis_server, start_worker, wait_for
+
+__all__ = ["redis_server"]  # the fixture, imported so pytest finds it here
+
+ONE_CHECK = ["--check", "KZ-95-01"]
+FOUR_CHECKS = ["--check", "KZ-95-01", "--check", "KZ-95-03", "--check", "KZ-95-04", "--check", "KZ-95-09"]
+
+
+def _submit(url: str, *args: str) -> str:
+    res = run_cli("fleet", "submit", "--broker", url, *args, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def _fetch(url: str, job: str, to: Path) -> tuple[int, str]:
+    res = run_cli("fleet", "fetch", job, "--to", str(to), "--broker", url, timeout=60)
+    return res.returncode, res.stdout + res.stderr
+
+
+def test_a_job_ships_every_file_the_rig_names_and_a_changed_byte_stops_it(tmp_path: Path) -> None:
+    config = pack(load_rig(builtin_rig()))
+    names = set(config["files"])
+    assert config["rig"] == "rigs/sim-meter.yaml"
+    assert "device_profiles/tek-sim-em4.yaml" in names
+    assert any(n.startswith("device_profiles/docs/") for n in names)  # documents the profile declares
+    rig = unpack(config, tmp_path / "ok")
+    assert load_rig(rig).rig.name == "sim-meter"  # the relative paths find the shipped files again
+    doc = next(n for n in names if n.startswith("device_profiles/docs/"))
+    config["files"][doc]["data"] = base64.b64encode(b"not the manual").decode()
+    with pytest.raises(JobError, match=doc):
+        unpack(config, tmp_path / "changed")
+
+
+@pytest.fixture
+def benches(redis_server: Redis, tmp_path: Path) -> Iterator[dict[str, Worker]]:
+    """Two benches on this machine: a (its own jobs only) and b (also one simulated job at a time)."""
+    workers: dict[str, Worker] = {}
+    try:
+        for bench, simulated in (("a", 0), ("b", 1)):
+            workers[bench] = start_worker(redis_server.url, bench, tmp_path / "store", tmp_path / f"work-{bench}",
+                                          tmp_path / f"worker-{bench}.log", simulated)
+        yield workers
+    finally:
+        for worker in workers.values():
+            worker.stop()
+
+
+def test_jobs_run_on_their_bench_and_come_back_sealed(redis_server: Redis, benches: dict[str, Worker],
+                                                     tmp_path: Path) -> None:
+    url = redis_server.url
+    jobs = {"a": _submit(url, "--bench", "a", *ONE_CHECK), "b": _submit(url, "--bench", "b", *ONE_CHECK),
+            "shared": _submit(url, *ONE_CHECK)}
+    results = {name: wait_for(url, job) for name, job in jobs.items()}
+    assert {n: r.state for n, r in results.items()} == dict.fromkeys(jobs, "SUCCESS"), \
+        {n: r.info for n, r in results.items()}
+    assert results["a"].info["worker"].startswith("a@")  # a bench's job only on its bench's worker
+    assert results["b"].info["worker"].startswith("b@")
+    assert results["shared"].info["worker"].startswith("b-simulated@")  # only b takes simulated jobs
+    assert all(r.info["verdict"] == "PASS" and r.info["verdicts"] == {"PASS": 1} for r in results.values())
+
+    status = run_cli("fleet", "status", "--broker", url)
+    assert status.returncode == 0 and status.stdout.count("SUCCESS") == 3, status.stdout
+
+    code, output = _fetch(url, jobs["a"], tmp_path / "fetched")
+    assert code == 0, output
+    assert "seal OK" in output
+    run = next((tmp_path / "fetched").iterdir())
+    assert [json.loads(line)["id"] for line in (run / "checks.jsonl").read_text().splitlines()] == ["KZ-95-01"]
+    assert run_cli("verify", str(run)).returncode == 0
+
+    # A result changed in the store after the worker sealed it is refused, and nothing of it is kept.
+    stored = tmp_path / "store" / f"{jobs['b']}.tar.gz"
+    stored.write_bytes(_with_changed_verdicts(stored.read_bytes()))
+    code, output = _fetch(url, jobs["b"], tmp_path / "refused")
+    assert code == 1 and "refused" in output, output
+    assert not any((tmp_path / "refused").iterdir())
+
+
+def _with_changed_verdicts(archive: bytes) -> bytes:
+    """The same archive with verdicts.json edited: what a tampered store would hand out."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as src, \
+            gzip.GzipFile(fileobj=out, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if member.name.endswith("verdicts.json") and data is not None:
+                data = data.replace(b'"PASS"', b'"FAIL"', 1)
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def test_a_worker_killed_mid_job_leaves_no_simulator_and_the_job_completes_once(redis_server: Redis,
+                                                                                tmp_path: Path) -> None:
+    url, store, work = redis_server.url, tmp_path / "store", tmp_path / "work"
+    worker = start_worker(url, "c", store, work, tmp_path / "worker.log")
+    try:
+        job = _submit(url, "--bench", "c", *FOUR_CHECKS)
+        # Progress is published per check: killed after the first verdict, before the last.
+        seen = wait_for(url, job, ("PROGRESS",), until=lambda info: 1 <= info.get("done", 0) < 4).info
+        assert seen["total"] == 4 and seen["verdicts"].get("PASS", 0) >= 1
+        worker.proc.send_signal(signal.SIGKILL)
+        worker.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while processes_naming(str(work / job)):  # certify and its simulators die with the worker
+            assert time.monotonic() < deadline, processes_naming(str(work / job))
+            time.sleep(0.1)
+        worker = start_worker(url, "c", store, work, tmp_path / "worker.log")  # the same host comes back
+        result = wait_for(url, job)
+        assert result.state == "SUCCESS", result.info
+        assert result.info["resumed"] is True and result.info["done"] == 4
+    finally:
+        worker.stop()
+    assert sorted(p.name for p in store.iterdir()) == sorted([f"{job}.tar.gz", f"{job}.json"])  # one result
+    code, output = _fetch(url, job, tmp_path / "fetched")
+    assert code == 0, output
+    run = next((tmp_path / "fetched").iterdir())
+    ids = [json.loads(line)["id"] for line in (run / "checks.jsonl").read_text().splitlines()]
+    assert sorted(ids) == ["KZ-95-01", "KZ-95-03", "KZ-95-04", "KZ-95-09"]  # one verdict set, each check once
+
+
+def test_bad_input_is_one_clear_line_and_nothing_is_lost(redis_server: Redis, tmp_path: Path) -> None:
+    url = redis_server.url
+    registry = Registry(url)
+    before = set(registry.jobs())
+
+    gone = run_cli("fleet", "submit", "--broker", "redis://127.0.0.1:1/0", *ONE_CHECK, timeout=60)
+    assert gone.returncode == 2 and "cannot reach the broker redis://127.0.0.1:1/0" in gone.stderr, gone.stderr
+    assert "Traceback" not in gone.stderr
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(builtin_rig().read_text().replace("seed: ", "seed: not-a-number #", 1))
+    refused = run_cli("fleet", "submit", str(bad), "--broker", url, timeout=60)
+    assert refused.returncode == 2 and f"{bad}:" in refused.stderr and "seed" in refused.stderr, refused.stderr
+    assert set(registry.jobs()) == before  # refused before anything was queued
+
+    unwritable = tmp_path / "a-file"
+    unwritable.write_text("")
+    worker = run_cli("fleet", "worker", "--bench", "d", "--broker", url, "--store", str(unwritable / "store"),
+                     timeout=60)
+    assert worker.returncode == 2 and "is not writable" in worker.stderr, worker.stderr
+    assert "d" not in registry.served()
+
+    waiting = _submit(url, "--bench", "nobody", *ONE_CHECK)
+    status = run_cli("fleet", "status", waiting, "--broker", url)
+    assert "no worker serves bench nobody" in status.stdout, status.stdout
+    cancel = run_cli("fleet", "cancel", waiting, "--broker", url)
+    assert cancel.returncode == 0 and registry.cancelled(waiting)
+    assert "CANCELLED" in run_cli("fleet", "status", waiting, "--broker", url).stdout
