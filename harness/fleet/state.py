@@ -43,6 +43,15 @@ class Registry:
     def cancelled(self, job: str) -> bool:
         return bool(self.redis.exists(PREFIX + "cancel:" + job))
 
+    def mark_running(self, job: str, worker: str) -> None:
+        """Which process runs the job: a worker restarted on this host takes back what a dead one held."""
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "worker": worker, "since": time.time()}
+        self.redis.hset(PREFIX + "running", job, json.dumps(record))
+
+    def runner(self, job: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(PREFIX + "running", job)
+        return None if raw is None else json.loads(raw)
+
     # ---- benches -------------------------------------------------------------------------------------------------
     def take_bench(self, bench: str, simulated: int = 0) -> str | None:
         """Hold the bench's lock for this process: None when done, else who holds it."""
@@ -71,6 +80,11 @@ class Registry:
             if raw is not None:
                 out[key.decode().removeprefix(PREFIX + "bench:")] = json.loads(raw)
         return out
+
+
+def dead_here(runner: dict[str, Any] | None) -> bool:
+    """The job's runner was a process on this host that no longer exists."""
+    return runner is not None and runner.get("host") == socket.gethostname() and not _alive(int(runner["pid"]))
 
 
 def _alive(pid: int) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness.fleet.app import BROKER_ENV, app, broker_url, configure
 from harness.fleet.job import SIMULATED_QUEUE, bench_queue
-from harness.fleet.state import LOCK_TTL_S, Registry
+from harness.fleet.state import LOCK_TTL_S, Registry, dead_here
 from harness.fleet.store import open_store
 from harness.fleet.task import BENCH_ENV, STORE_ENV, WORK_ENV
 
@@ -43,15 +43,19 @@ def reach(registry: Registry, url: str) -> None:
         raise FleetError(f"cannot reach the broker {url}: {exc}") from None
 
 
-def restore_lost(queue: str) -> int:
-    """Put this queue's unacknowledged jobs back at its head (redelivered, as after a visibility timeout)."""
+def restore_lost(registry: Registry, bench: str, simulated: bool) -> int:
+    """Put back at the head of their queue (redelivered, as after a visibility timeout) the unacknowledged jobs
+    of this bench — it has one worker, this one — and the shared queue's jobs a dead process on this host held."""
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         client = channel.client
         restored = 0
         for tag, raw in client.hgetall(channel.unacked_key).items():
-            _payload, exchange, routing_key = json.loads(raw)
-            if queue in (exchange, routing_key):
+            payload, exchange, routing_key = json.loads(raw)
+            ours = bench_queue(bench) in (exchange, routing_key)
+            if not ours and simulated and SIMULATED_QUEUE in (exchange, routing_key):
+                ours = dead_here(registry.runner(payload.get("headers", {}).get("id", "")))
+            if ours:
                 channel.qos.restore_by_tag(tag, client, leftmost=True)
                 restored += 1
         return restored
@@ -76,14 +80,15 @@ def serve(bench: str, broker: str | None, store_location: str, simulated: int, w
     work.mkdir(parents=True, exist_ok=True)
     holder = registry.take_bench(bench, simulated)
     if holder is not None:
-        raise FleetError(f"bench {bench!r} is already served by {holder}; one worker per bench")
+        raise FleetError(f"bench {bench!r} is already served by {holder}; one worker per bench (the lock of a "
+                         f"worker that died expires {LOCK_TTL_S} s after it)")
     host = socket.gethostname()
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     try:
-        restored = restore_lost(bench_queue(bench))
+        restored = restore_lost(registry, bench, simulated > 0)
         if restored:
-            print(f"harness fleet worker: {restored} job(s) of bench {bench} left by a stopped worker: queued again")
+            print(f"harness fleet worker: {restored} job(s) left by a stopped worker on bench {bench}: queued again")
         env = {**os.environ, BROKER_ENV: url, BENCH_ENV: bench, STORE_ENV: store.location,
                WORK_ENV: str(work.resolve())}
         children.append(_celery(bench_queue(bench), 1, f"{bench}@{host}", env))
