@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import main as harness_cli
 from harness.config import load_rig
 from harness.fleet.job import JobError, pack, unpack
 from harness.fleet.state import Registry
@@ -24,13 +25,18 @@ from tests.fleet_fixtures import Redis, Worker, processes_naming, redis_server, 
 __all__ = ["redis_server"]  # the fixture, imported so pytest finds it here
 
 ONE_CHECK = ["--check", "KZ-95-01"]
-FOUR_CHECKS = ["--check", "KZ-95-01", "--check", "KZ-95-03", "--check", "KZ-95-04", "--check", "KZ-95-09"]
+THREE_CHECKS = ["--check", "KZ-95-01", "--check", "KZ-95-03", "--check", "KZ-95-09"]
 
 
 def _submit(url: str, *args: str) -> str:
     res = run_cli("fleet", "submit", "--broker", url, *args, timeout=60)
     assert res.returncode == 0, res.stderr
     return res.stdout.strip()
+
+
+def fleet_cli(*args: str) -> int:
+    """`harness fleet ARGS` in this process (the quick commands; jobs and workers run as real processes)."""
+    return harness_cli(["fleet", *args])
 
 
 def _fetch(url: str, job: str, to: Path) -> tuple[int, str]:
@@ -52,35 +58,41 @@ def test_a_job_ships_every_file_the_rig_names_and_a_changed_byte_stops_it(tmp_pa
         unpack(config, tmp_path / "changed")
 
 
-@pytest.fixture
-def benches(redis_server: Redis, tmp_path: Path) -> Iterator[dict[str, Worker]]:
-    """Two benches on this machine: a (its own jobs only) and b (also one simulated job at a time)."""
+@pytest.fixture(scope="module")
+def benches(redis_server: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Worker]]:
+    """Two benches on this machine, a and b, each also taking one simulated job at a time."""
+    tmp_path = tmp_path_factory.mktemp("benches")
     workers: dict[str, Worker] = {}
     try:
-        for bench, simulated in (("a", 0), ("b", 1)):
+        for bench in ("a", "b"):
             workers[bench] = start_worker(redis_server.url, bench, tmp_path / "store", tmp_path / f"work-{bench}",
-                                          tmp_path / f"worker-{bench}.log", simulated)
+                                          tmp_path / f"worker-{bench}.log", simulated=1)
         yield workers
     finally:
         for worker in workers.values():
             worker.stop()
 
 
-def test_jobs_run_on_their_bench_and_come_back_sealed(redis_server: Redis, benches: dict[str, Worker],
-                                                     tmp_path: Path) -> None:
+def test_jobs_run_on_their_bench_and_a_matrix_on_the_shared_queue(redis_server: Redis, benches: dict[str, Worker],
+                                                                  tmp_path: Path) -> None:
     url = redis_server.url
-    jobs = {"a": _submit(url, "--bench", "a", *ONE_CHECK), "b": _submit(url, "--bench", "b", *ONE_CHECK),
-            "shared": _submit(url, *ONE_CHECK)}
+    jobs = {"a": _submit(url, "--bench", "a", *ONE_CHECK), "b": _submit(url, "--bench", "b", *ONE_CHECK)}
+    # Built-in simulated rigs golden and with a seeded defect each, through the fleet's shared queue.
+    matrix = run_cli("fleet", "matrix", str(builtin_rig()), str(builtin_rig("sim-heat-meter.yaml")), "--defects",
+                     "register_missing,heat_mass_not_recorded", "--broker", url, "--timeout", "150", timeout=200)
+    assert matrix.returncode == 0, matrix.stdout + matrix.stderr
+    assert "4/4 as expected" in matrix.stdout and "FAIL KZ-96-01" in matrix.stdout, matrix.stdout
     results = {name: wait_for(url, job) for name, job in jobs.items()}
     assert {n: r.state for n, r in results.items()} == dict.fromkeys(jobs, "SUCCESS"), \
         {n: r.info for n, r in results.items()}
-    assert results["a"].info["worker"].startswith("a@")  # a bench's job only on its bench's worker
+    assert results["a"].info["worker"].startswith("a@")  # a bench's job only on its bench's own worker
     assert results["b"].info["worker"].startswith("b@")
-    assert results["shared"].info["worker"].startswith("b-simulated@")  # only b takes simulated jobs
     assert all(r.info["verdict"] == "PASS" and r.info["verdicts"] == {"PASS": 1} for r in results.values())
 
     status = run_cli("fleet", "status", "--broker", url)
-    assert status.returncode == 0 and status.stdout.count("SUCCESS") == 3, status.stdout
+    rows = [line for line in status.stdout.splitlines()[1:] if line.strip()]
+    assert len(rows) == 6 and all("SUCCESS" in row for row in rows), status.stdout
+    assert sum("(shared) a" in row or "(shared) b" in row for row in rows) == 4  # ran on a -simulated worker
 
     code, output = _fetch(url, jobs["a"], tmp_path / "fetched")
     assert code == 0, output
@@ -90,7 +102,7 @@ def test_jobs_run_on_their_bench_and_come_back_sealed(redis_server: Redis, bench
     assert run_cli("verify", str(run)).returncode == 0
 
     # A result changed in the store after the worker sealed it is refused, and nothing of it is kept.
-    stored = tmp_path / "store" / f"{jobs['b']}.tar.gz"
+    stored = Path(results["b"].info["store"]) / f"{jobs['b']}.tar.gz"
     stored.write_bytes(_with_changed_verdicts(stored.read_bytes()))
     code, output = _fetch(url, jobs["b"], tmp_path / "refused")
     assert code == 1 and "refused" in output, output
@@ -116,10 +128,10 @@ def test_a_worker_killed_mid_job_leaves_no_simulator_and_the_job_completes_once(
     url, store, work = redis_server.url, tmp_path / "store", tmp_path / "work"
     worker = start_worker(url, "c", store, work, tmp_path / "worker.log")
     try:
-        job = _submit(url, "--bench", "c", *FOUR_CHECKS)
+        job = _submit(url, "--bench", "c", *THREE_CHECKS)
         # Progress is published per check: killed after the first verdict, before the last.
-        seen = wait_for(url, job, ("PROGRESS",), until=lambda info: 1 <= info.get("done", 0) < 4).info
-        assert seen["total"] == 4 and seen["verdicts"].get("PASS", 0) >= 1
+        seen = wait_for(url, job, ("PROGRESS",), until=lambda info: 1 <= info.get("done", 0) < 3).info
+        assert seen["total"] == 3 and seen["verdicts"].get("PASS", 0) >= 1
         worker.proc.send_signal(signal.SIGKILL)
         worker.proc.wait(timeout=10)
         deadline = time.monotonic() + 10
@@ -129,7 +141,7 @@ def test_a_worker_killed_mid_job_leaves_no_simulator_and_the_job_completes_once(
         worker = start_worker(url, "c", store, work, tmp_path / "worker.log")  # the same host comes back
         result = wait_for(url, job)
         assert result.state == "SUCCESS", result.info
-        assert result.info["resumed"] is True and result.info["done"] == 4
+        assert result.info["resumed"] is True and result.info["done"] == 3
     finally:
         worker.stop()
     assert sorted(p.name for p in store.iterdir()) == sorted([f"{job}.tar.gz", f"{job}.json"])  # one result
@@ -137,10 +149,24 @@ def test_a_worker_killed_mid_job_leaves_no_simulator_and_the_job_completes_once(
     assert code == 0, output
     run = next((tmp_path / "fetched").iterdir())
     ids = [json.loads(line)["id"] for line in (run / "checks.jsonl").read_text().splitlines()]
-    assert sorted(ids) == ["KZ-95-01", "KZ-95-03", "KZ-95-04", "KZ-95-09"]  # one verdict set, each check once
+    assert sorted(ids) == ["KZ-95-01", "KZ-95-03", "KZ-95-09"]  # one verdict set, each check once
 
 
-def test_bad_input_is_one_clear_line_and_nothing_is_lost(redis_server: Redis, tmp_path: Path) -> None:
+def test_a_local_matrix_needs_no_broker_and_a_miss_fails_it(tmp_path: Path) -> None:
+    """--local: the same jobs on local processes; a golden device that is not golden is a MISS, exit 1."""
+    broken = tmp_path / "broken-meter.yaml"  # the built-in rig, its meter seeded with a defect of its own
+    rig = builtin_rig()
+    text = rig.read_text().replace("../device_profiles/", f"{rig.parent.parent}/device_profiles/")
+    broken.write_text(text.replace("    transport:", "    defects: [register_missing]\n    transport:", 1))
+    res = run_cli("fleet", "matrix", str(broken), "--defects", "register_missing", "--local", "2", timeout=120)
+    assert res.returncode == 1, res.stdout + res.stderr
+    golden, defect = (line.split() for line in res.stdout.splitlines()[1:3])
+    assert golden[1] == "golden" and golden[-1] == "MISS" and "FAIL" in golden, res.stdout
+    assert defect[1] == "register_missing" and defect[-1] == "ok", res.stdout
+
+
+def test_bad_input_is_one_clear_line_and_nothing_is_lost(redis_server: Redis, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     url = redis_server.url
     registry = Registry(url)
     before = set(registry.jobs())
@@ -163,8 +189,8 @@ def test_bad_input_is_one_clear_line_and_nothing_is_lost(redis_server: Redis, tm
     assert "d" not in registry.served()
 
     waiting = _submit(url, "--bench", "nobody", *ONE_CHECK)
-    status = run_cli("fleet", "status", waiting, "--broker", url)
-    assert "no worker serves bench nobody" in status.stdout, status.stdout
-    cancel = run_cli("fleet", "cancel", waiting, "--broker", url)
-    assert cancel.returncode == 0 and registry.cancelled(waiting)
-    assert "CANCELLED" in run_cli("fleet", "status", waiting, "--broker", url).stdout
+    assert fleet_cli("status", waiting, "--broker", url) == 0
+    assert "no worker serves bench nobody" in capsys.readouterr().out
+    assert fleet_cli("cancel", waiting, "--broker", url) == 0 and registry.cancelled(waiting)
+    assert fleet_cli("status", waiting, "--broker", url) == 0
+    assert "CANCELLED" in capsys.readouterr().out

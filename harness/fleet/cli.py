@@ -51,6 +51,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fe.add_argument("--store", metavar="DIR", help="the result store (default: where the worker put it)")
     broker(fe)
 
+    m = fs.add_parser("matrix", help="each rig golden plus each seeded defect of its simulators, one job each; "
+                      "expected vs observed, exit 1 on any miss")
+    m.add_argument("rigs", nargs="*", type=Path, help="rig YAMLs (default: the built-in simulated meter rig)")
+    m.add_argument("--defects", metavar="all|NAME,…", help="the seeded defects to run: all, or names")
+    m.add_argument("--local", type=int, metavar="N", help="no broker: run the jobs on N local processes")
+    m.add_argument("--out", type=Path, metavar="DIR", help="with --local: keep the run folders here")
+    m.add_argument("--bench", metavar="NAME", help="run every job on this bench (default: the shared queue)")
+    m.add_argument("--timeout", type=float, default=4 * 3600.0, metavar="S",
+                   help="stop waiting after S seconds (default 4 h)")
+    broker(m)
+
     c = fs.add_parser("cancel", help="cancel a queued or running job")
     c.add_argument("job")
     broker(c)
@@ -87,6 +98,12 @@ def _run(args: argparse.Namespace) -> int:
 
         return client.submit(args.rig or builtin_rig(), args.bench, args.suite, args.check, args.defect, args.reruns,
                              args.broker)
+    if command == "matrix":
+        from harness.fleet.matrix import matrix
+        from harness.resources import builtin_rig
+
+        return matrix(args.rigs or [builtin_rig()], args.defects, args.local, args.bench, args.broker, args.out,
+                      args.timeout)
     if command == "status":
         return client.status(args.job, args.broker, args.watch)
     if command == "fetch":

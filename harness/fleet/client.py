@@ -51,15 +51,14 @@ def _request_problem(loaded: Any, suites: list[str], defects: list[str]) -> str 
     return f"unknown defect(s) {', '.join(bad)}" if bad else None
 
 
-def submit(rig: Path, bench: str | None, suites: list[str], checks: list[str], defects: list[str],
-           reruns: int | None, broker: str | None) -> int:
+def prepare(rig: Path, bench: str | None, suites: list[str], defects: list[str]) -> tuple[Any, dict[str, Any]]:
+    """The rig loaded and its files packed, or a FleetError saying (with file:line) why it cannot be queued."""
     from harness.config import ConfigError, load_rig
 
     try:
         loaded = load_rig(rig)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+        raise FleetError(str(exc)) from None
     problem = _request_problem(loaded, suites, defects)
     if problem is None and bench is None and not all_simulated(loaded):
         real = next(name for name, dut in loaded.rig.duts.items() if dut.launch is None)
@@ -68,23 +67,36 @@ def submit(rig: Path, bench: str | None, suites: list[str], checks: list[str], d
     if problem:
         raise FleetError(problem)
     try:
-        config = pack(loaded)
+        return loaded, pack(loaded)
     except JobError as exc:
         raise FleetError(f"cannot ship the rig: {exc}") from None
-    registry = connect(broker)
+
+
+def enqueue(registry: Registry, loaded: Any, config: dict[str, Any], bench: str | None, *, suites: list[str],
+            checks: list[str], defects: list[str], reruns: int | None) -> str:
+    """Queue one job on its bench's queue (or the shared one); its id."""
     queue = bench_queue(bench) if bench else SIMULATED_QUEUE
     job_id = str(uuid.uuid4())
     job = {"config": config, "rig_name": loaded.rig.name, "suites": suites, "checks": checks, "defects": defects,
            "reruns": reruns}
     registry.add_job(job_id, {"rig": loaded.rig.name, "bench": bench or "", "queue": queue, "submitted": time.time(),
-                              "files": len(config["files"])})
+                              "files": len(config["files"]), "defects": defects})
     app.send_task(TASK, args=[job], task_id=job_id, queue=queue)
+    return job_id
+
+
+def submit(rig: Path, bench: str | None, suites: list[str], checks: list[str], defects: list[str],
+           reruns: int | None, broker: str | None) -> int:
+    loaded, config = prepare(rig, bench, suites, defects)
+    registry = connect(broker)
+    job_id = enqueue(registry, loaded, config, bench, suites=suites, checks=checks, defects=defects, reruns=reruns)
     print(job_id)
     target = f"bench {bench}" if bench else "the shared queue of simulated rigs"
     print(f"queued rig {loaded.rig.name!r} ({len(config['files'])} file(s), SHA-256 each) for {target}",
           file=sys.stderr)
-    if _waiting_reason(registry.served(), queue):
-        print(f"  note: {_waiting_reason(registry.served(), queue)}; the job waits for one", file=sys.stderr)
+    reason = _waiting_reason(registry.served(), bench_queue(bench) if bench else SIMULATED_QUEUE)
+    if reason:
+        print(f"  note: {reason}; the job waits for one", file=sys.stderr)
     return EXIT_OK
 
 
@@ -100,7 +112,7 @@ def job_state(job: str, record: dict[str, Any], served: dict[str, dict[str, Any]
     """One row of the status table: job, rig, bench, state, progress, verdict."""
     result = app.AsyncResult(job)
     state, info = result.state, result.info
-    if cancelled and state not in FINAL:  # queued: dropped when a worker takes it; running: stopping
+    if (cancelled and state not in FINAL) or state == "REVOKED":  # queued: dropped when a worker takes it
         state = "CANCELLED"
     meta = info if isinstance(info, dict) else {}
     bench = record.get("bench") or (f"(shared) {meta['bench']}" if meta.get("bench") else "(shared)")
