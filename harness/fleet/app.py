@@ -13,6 +13,7 @@ Monitoring: ``HARNESS_FLEET_BROKER=redis://HOST:6379/0 celery -A harness.fleet.a
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
 
@@ -25,6 +26,15 @@ TASK = "tek-harness.certify"
 
 def broker_url(given: str | None = None) -> str:
     return given or os.environ.get(BROKER_ENV) or DEFAULT_BROKER
+
+
+def shown(url: str) -> str:
+    """The URL as it may be printed: a password in it replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def configure(celery: Celery, broker: str | None = None) -> Celery:

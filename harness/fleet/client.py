@@ -81,7 +81,9 @@ def enqueue(registry: Registry, loaded: Any, config: dict[str, Any], bench: str 
            "reruns": reruns}
     registry.add_job(job_id, {"rig": loaded.rig.name, "bench": bench or "", "queue": queue, "submitted": time.time(),
                               "files": len(config["files"]), "defects": defects})
-    app.send_task(TASK, args=[job], task_id=job_id, queue=queue)
+    # The rig may hold the lab's passwords: events and Flower show this summary, never the job itself.
+    app.send_task(TASK, args=[job], task_id=job_id, queue=queue, kwargsrepr="{}",
+                  argsrepr=f"[rig {loaded.rig.name!r}: {len(config['files'])} file(s), checks {checks or 'all'}]")
     return job_id
 
 
@@ -121,6 +123,8 @@ def job_state(job: str, record: dict[str, Any], served: dict[str, dict[str, Any]
     if state == "PENDING":
         reason = _waiting_reason(served, record.get("queue", ""))
         row["state"] = f"WAITING — {reason}" if reason else "QUEUED"
+    if state in ("STARTED", "PROGRESS") and not meta.get("total"):
+        row["progress"] = "starting"
     if meta.get("total"):
         row["progress"] = f"{meta.get('done', 0)}/{meta['total']}"
         if meta.get("current"):
@@ -165,6 +169,9 @@ def cancel(job: str, broker: str | None) -> int:
     registry = connect(broker)
     if registry.job(job) is None:
         raise FleetError(f"no job {job} was submitted to this broker")
+    state = app.AsyncResult(job).state
+    if state in FINAL:
+        raise FleetError(f"job {job} has already finished ({state}); nothing to cancel")
     registry.cancel(job)
     app.control.revoke(job)
     print(f"cancel requested for {job}: a running job stops within seconds, a queued one is dropped when its turn "

@@ -93,6 +93,8 @@ def pack(loaded: LoadedRig) -> dict[str, Any]:
 
 def unpack(config: dict[str, Any], dest: Path) -> Path:
     """Write the shipped files under ``dest`` after checking each one's SHA-256; the rig's path there."""
+    if config.get("rig") not in config.get("files", {}):
+        raise JobError(f"the rig {config.get('rig')!r} is not among the shipped files")
     for rel, entry in config["files"].items():
         target = (dest / rel).resolve()
         if not target.is_relative_to(dest.resolve()):

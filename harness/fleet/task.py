@@ -78,7 +78,12 @@ def certify_job(self: Any, job: dict[str, Any]) -> dict[str, Any]:
             "archive_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(), "store": store.location,
             "certified": certified}
     meta["finished"] = time.time()
-    if not store.put(job_id, archive, meta):
+    try:
+        kept = store.put(job_id, archive, meta)
+    except OSError as exc:  # nothing lost: the sealed run and its archive stay on this host
+        raise RuntimeError(f"the result store {store.location} refused the result ({exc.strerror or exc}); the "
+                           f"sealed run stays in {run_dir}, its archive in {archive}") from None
+    if not kept:
         meta = store.meta(job_id) or meta
     shutil.rmtree(job_dir, ignore_errors=True)  # the store holds the evidence now
     return meta

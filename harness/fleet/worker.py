@@ -21,7 +21,7 @@ import sys
 import threading
 from pathlib import Path
 
-from harness.fleet.app import BROKER_ENV, app, broker_url, configure
+from harness.fleet.app import BROKER_ENV, app, broker_url, configure, shown
 from harness.fleet.job import SIMULATED_QUEUE, bench_queue
 from harness.fleet.state import LOCK_TTL_S, Registry, dead_here
 from harness.fleet.store import open_store
@@ -40,7 +40,7 @@ def reach(registry: Registry, url: str) -> None:
     try:
         registry.redis.ping()
     except redis.RedisError as exc:
-        raise FleetError(f"cannot reach the broker {url}: {exc}") from None
+        raise FleetError(f"cannot reach the broker {shown(url)}: {exc}") from None
 
 
 def restore_lost(registry: Registry, bench: str, simulated: bool) -> int:
@@ -94,7 +94,7 @@ def serve(bench: str, broker: str | None, store_location: str, simulated: int, w
         children.append(_celery(bench_queue(bench), 1, f"{bench}@{host}", env))
         if simulated > 0:
             children.append(_celery(SIMULATED_QUEUE, simulated, f"{bench}-simulated@{host}", env))
-        print(f"harness fleet worker: bench {bench} on {url}, results to {store.location}"
+        print(f"harness fleet worker: bench {bench} on {shown(url)}, results to {store.location}"
               + (f", up to {simulated} simulated job(s) at once" if simulated else ""), flush=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
