@@ -62,6 +62,14 @@ class Worker:
     bench: str
     proc: subprocess.Popen[str]
     log: Path
+    url: str
+    store: Path
+    work: Path
+    simulated: int
+
+    def restart(self) -> Worker:
+        """The same worker started again on this host (after it was killed)."""
+        return start_worker(self.url, self.bench, self.store, self.work, self.log, self.simulated)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -89,7 +97,7 @@ def start_worker(url: str, bench: str, store: Path, work: Path, log: Path, simul
             proc.wait(timeout=10)
             raise AssertionError(f"worker {bench} did not start: {log.read_text()}")
         time.sleep(0.1)
-    return Worker(bench, proc, log)
+    return Worker(bench, proc, log, url, store, work, simulated)
 
 
 def wait_for(url: str, job: str, states: tuple[str, ...] = ("SUCCESS", "FAILURE"), timeout: float = JOB_S,

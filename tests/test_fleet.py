@@ -6,6 +6,7 @@ import base64
 import gzip
 import io
 import json
+import shutil
 import signal
 import tarfile
 import time
@@ -16,8 +17,13 @@ import pytest
 
 from harness.cli import main as harness_cli
 from harness.config import load_rig
+from harness.fleet.client import prepare
+from harness.fleet.errors import FleetError
 from harness.fleet.job import JobError, pack, unpack
 from harness.fleet.state import Registry
+from harness.fleet.store import DirectoryStore, StoreError, open_store
+from harness.hookspecs import ResultStoreSpec, hookimpl
+from harness.registry import plugin_manager
 from harness.resources import builtin_rig
 from tests.conftest import run_cli
 from tests.fleet_fixtures import Redis, Worker, processes_naming, redis_server, start_worker, wait_for
@@ -56,6 +62,52 @@ def test_a_job_ships_every_file_the_rig_names_and_a_changed_byte_stops_it(tmp_pa
     config["files"][doc]["data"] = base64.b64encode(b"not the manual").decode()
     with pytest.raises(JobError, match=doc):
         unpack(config, tmp_path / "changed")
+
+
+def test_keys_and_firmware_images_travel_too_and_an_absolute_path_is_refused(tmp_path: Path) -> None:
+    shutil.copytree(builtin_rig().parent.parent / "device_profiles", tmp_path / "device_profiles")
+    (tmp_path / "rigs" / "lab").mkdir(parents=True)
+    for name in ("client.der", "client.pem", "fw-2.1.img", "fw-2.2.img"):
+        (tmp_path / "rigs" / "lab" / name).write_bytes(name.encode())
+    text = builtin_rig().read_text()
+    extra = ("    client_certificate: lab/client.der\n    client_key: lab/client.pem\n"
+             "    firmware: {current: lab/fw-2.1.img, next: lab/fw-2.2.img}\n    transport:")
+    rig = tmp_path / "rigs" / "lab-meter.yaml"
+    rig.write_text(text.replace("    transport:", extra, 1))
+    shipped = set(pack(load_rig(rig))["files"])
+    assert {f"rigs/lab/{n}" for n in ("client.der", "client.pem", "fw-2.1.img", "fw-2.2.img")} <= shipped
+
+    absolute = tmp_path / "rigs" / "absolute.yaml"
+    absolute.write_text(text.replace("../device_profiles/", f"{tmp_path}/device_profiles/"))
+    with pytest.raises(JobError, match="absolute path"):
+        pack(load_rig(absolute))
+
+
+def test_a_plugin_adds_a_result_store_by_its_scheme(tmp_path: Path) -> None:
+    class Plugin:
+        @hookimpl
+        def harness_add_result_stores(self) -> list[ResultStoreSpec]:
+            return [ResultStoreSpec("lab", lambda location: DirectoryStore(str(tmp_path / location[6:])))]
+
+    pm = plugin_manager()
+    plugin = pm.register(Plugin())
+    try:
+        store = open_store("lab://results")
+        assert store.location == str(tmp_path / "results")
+        with pytest.raises(StoreError, match=r"no result store for nope://; stores: ") as refused:
+            open_store("nope://x")
+        assert "dir://" in str(refused.value) and "lab://" in str(refused.value)
+    finally:
+        pm.unregister(name=plugin)
+
+
+def test_a_rig_with_real_equipment_needs_a_bench(tmp_path: Path) -> None:
+    real = tmp_path / "real.yaml"
+    profile = builtin_rig().parent.parent / "device_profiles" / "tek-sim-em4.yaml"
+    real.write_text(f"name: lab-meter\nduts:\n  meter:\n    profile: {profile}\n"
+                    "    transport: {tcp: {host: 127.0.0.1, port: 1502}}\n")
+    with pytest.raises(FleetError, match=r"DUT 'meter' is real equipment .* --bench"):
+        prepare(real, None, [], [])
 
 
 @pytest.fixture(scope="module")
@@ -123,28 +175,24 @@ def _with_changed_verdicts(archive: bytes) -> bytes:
     return out.getvalue()
 
 
-def test_a_worker_killed_mid_job_leaves_no_simulator_and_the_job_completes_once(redis_server: Redis,
-                                                                                tmp_path: Path) -> None:
-    url, store, work = redis_server.url, tmp_path / "store", tmp_path / "work"
-    worker = start_worker(url, "c", store, work, tmp_path / "worker.log")
-    try:
-        job = _submit(url, "--bench", "c", *THREE_CHECKS)
-        # Progress is published per check: killed after the first verdict, before the last.
-        seen = wait_for(url, job, ("PROGRESS",), until=lambda info: 1 <= info.get("done", 0) < 3).info
-        assert seen["total"] == 3 and seen["verdicts"].get("PASS", 0) >= 1
-        worker.proc.send_signal(signal.SIGKILL)
-        worker.proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while processes_naming(str(work / job)):  # certify and its simulators die with the worker
-            assert time.monotonic() < deadline, processes_naming(str(work / job))
-            time.sleep(0.1)
-        worker = start_worker(url, "c", store, work, tmp_path / "worker.log")  # the same host comes back
-        result = wait_for(url, job)
-        assert result.state == "SUCCESS", result.info
-        assert result.info["resumed"] is True and result.info["done"] == 3
-    finally:
-        worker.stop()
-    assert sorted(p.name for p in store.iterdir()) == sorted([f"{job}.tar.gz", f"{job}.json"])  # one result
+def test_a_worker_killed_mid_job_leaves_no_simulator_and_the_job_completes_once(
+        redis_server: Redis, benches: dict[str, Worker], tmp_path: Path) -> None:
+    url, worker = redis_server.url, benches["a"]
+    job = _submit(url, "--bench", "a", *THREE_CHECKS)
+    # Progress is published per check: killed after the first verdict, before the last.
+    seen = wait_for(url, job, ("PROGRESS",), until=lambda info: 1 <= info.get("done", 0) < 3).info
+    assert seen["total"] == 3 and seen["verdicts"].get("PASS", 0) >= 1
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while processes_naming(str(worker.work / job)):  # certify and its simulators die with the worker
+        assert time.monotonic() < deadline, processes_naming(str(worker.work / job))
+        time.sleep(0.1)
+    benches["a"] = worker.restart()  # the same host comes back
+    result = wait_for(url, job)
+    assert result.state == "SUCCESS", result.info
+    assert result.info["resumed"] is True and result.info["done"] == 3
+    assert sorted(p.name for p in worker.store.glob(f"{job}*")) == [f"{job}.json", f"{job}.tar.gz"]  # one result
     code, output = _fetch(url, job, tmp_path / "fetched")
     assert code == 0, output
     run = next((tmp_path / "fetched").iterdir())

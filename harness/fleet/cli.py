@@ -68,8 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.fleet.errors import FleetError
     from harness.fleet.store import StoreError
-    from harness.fleet.worker import FleetError
 
     try:
         return _run(args)
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from harness.fleet import client
-    from harness.fleet.worker import FleetError
+    from harness.fleet.errors import FleetError
 
     command = args.fleet_command
     if command == "worker":

@@ -88,7 +88,28 @@ def pack(loaded: LoadedRig) -> dict[str, Any]:
             raise JobError(f"{path}: {exc.strerror or exc}") from None
         shipped[path.relative_to(root).as_posix()] = {"sha256": hashlib.sha256(data).hexdigest(),
                                                       "data": base64.b64encode(data).decode("ascii")}
-    return {"rig": loaded.path.relative_to(root).as_posix(), "files": shipped}
+    config = {"rig": loaded.path.relative_to(root).as_posix(), "files": shipped}
+    _check_self_contained(loaded, config)
+    return config
+
+
+def _check_self_contained(loaded: LoadedRig, config: dict[str, Any]) -> None:
+    """Unpacked elsewhere, the rig must find every file in the job: a path written absolute would make the bench
+    host read its own copy of that file, not the one submitted."""
+    import tempfile
+
+    from harness.config import ConfigError, load_rig
+
+    with tempfile.TemporaryDirectory(prefix="harness-job-") as tmp:
+        home = Path(tmp).resolve()
+        try:
+            elsewhere = load_rig(unpack(config, home))
+        except ConfigError as exc:
+            raise JobError(f"the rig does not load away from its folder: {exc}") from None
+        outside = [p for p in rig_files(elsewhere) if not p.is_relative_to(home)]
+    if outside:
+        raise JobError(f"{loaded.path} names {outside[0]} by an absolute path: a bench host would read its own copy, "
+                       "not the one submitted; write it relative to the file that names it")
 
 
 def unpack(config: dict[str, Any], dest: Path) -> Path:

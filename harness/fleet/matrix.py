@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.fleet.errors import FleetError
 from harness.fleet.runner import certify_argv, run_certify, summary, tail
-from harness.fleet.worker import FleetError
 from harness.simulators.defects import CONCENTRATOR_DEFECTS, CONTROLLER_DEFECTS, HEAT_DEFECTS, METER_DEFECTS, Defect
 
 CATALOGUES: dict[str, dict[str, Defect]] = {"meter": METER_DEFECTS, "heat-meter": HEAT_DEFECTS,

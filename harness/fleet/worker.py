@@ -22,16 +22,13 @@ import threading
 from pathlib import Path
 
 from harness.fleet.app import BROKER_ENV, app, broker_url, configure, shown
+from harness.fleet.errors import FleetError
 from harness.fleet.job import SIMULATED_QUEUE, bench_queue
 from harness.fleet.state import LOCK_TTL_S, Registry, dead_here
 from harness.fleet.store import open_store
 from harness.fleet.task import BENCH_ENV, STORE_ENV, WORK_ENV
 
 STOP_GRACE_S = 30.0
-
-
-class FleetError(Exception):
-    """A one-line reason the fleet command cannot go on (broker unreachable, store not writable …)."""
 
 
 def reach(registry: Registry, url: str) -> None:
