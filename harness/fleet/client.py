@@ -21,9 +21,8 @@ from typing import Any
 from harness.fleet.app import TASK, app, broker_url, configure
 from harness.fleet.errors import FleetError
 from harness.fleet.job import SIMULATED_QUEUE, JobError, all_simulated, bench_queue, pack
-from harness.fleet.state import Registry
+from harness.fleet.state import Registry, reach
 from harness.fleet.store import open_store
-from harness.fleet.worker import reach
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 FINAL = ("SUCCESS", "FAILURE", "CANCELLED", "REVOKED")

@@ -15,6 +15,9 @@ from typing import Any
 
 import redis
 
+from harness.fleet.app import shown
+from harness.fleet.errors import FleetError
+
 PREFIX = "tek-harness:fleet:"
 LOCK_TTL_S = 30
 KEEP_S = 30 * 86400
@@ -80,6 +83,14 @@ class Registry:
             if raw is not None:
                 out[key.decode().removeprefix(PREFIX + "bench:")] = json.loads(raw)
         return out
+
+
+def reach(registry: Registry, url: str) -> None:
+    """A FleetError in one line unless the broker answers."""
+    try:
+        registry.redis.ping()
+    except redis.RedisError as exc:
+        raise FleetError(f"cannot reach the broker {shown(url)}: {exc}") from None
 
 
 def dead_here(runner: dict[str, Any] | None) -> bool:

@@ -24,20 +24,11 @@ from pathlib import Path
 from harness.fleet.app import BROKER_ENV, app, broker_url, configure, shown
 from harness.fleet.errors import FleetError
 from harness.fleet.job import SIMULATED_QUEUE, bench_queue
-from harness.fleet.state import LOCK_TTL_S, Registry, dead_here
+from harness.fleet.state import LOCK_TTL_S, Registry, dead_here, reach
 from harness.fleet.store import open_store
 from harness.fleet.task import BENCH_ENV, STORE_ENV, WORK_ENV
 
 STOP_GRACE_S = 30.0
-
-
-def reach(registry: Registry, url: str) -> None:
-    import redis
-
-    try:
-        registry.redis.ping()
-    except redis.RedisError as exc:
-        raise FleetError(f"cannot reach the broker {shown(url)}: {exc}") from None
 
 
 def restore_lost(registry: Registry, bench: str, simulated: bool) -> int:
