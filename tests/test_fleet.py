@@ -154,6 +154,10 @@ def test_jobs_run_on_their_bench_and_a_matrix_on_the_shared_queue(redis_server: 
     assert [json.loads(line)["id"] for line in (run / "checks.jsonl").read_text().splitlines()] == ["KZ-95-01"]
     assert run_cli("verify", str(run)).returncode == 0
 
+    # One worker per bench: a second one for bench a is refused while the first lives.
+    second = run_cli("fleet", "worker", "--bench", "a", "--broker", url, "--store", str(tmp_path / "s2"), timeout=60)
+    assert second.returncode == 2 and "bench 'a' is already served by" in second.stderr, second.stderr
+
     # A result changed in the store after the worker sealed it is refused, and nothing of it is kept.
     stored = Path(results["b"].info["store"]) / f"{jobs['b']}.tar.gz"
     stored.write_bytes(_with_changed_verdicts(stored.read_bytes()))
