@@ -1,11 +1,13 @@
 """The Celery application of the fleet: Redis as broker and result backend, set up to survive a dead worker.
 
-A job is acknowledged only when it is finished (``acks_late``) and put back when the worker running it is
-lost (``task_reject_on_worker_lost``); a worker takes one job at a time per slot (prefetch 1). Redis
-hands an unacknowledged job to another worker once the visibility timeout passes, so that timeout must be
-longer than the longest job (default 3 days; ``HARNESS_FLEET_VISIBILITY_TIMEOUT`` seconds), or a job still
-running would be started a second time. A bench worker that restarts takes its bench's lost jobs back at
-once (``harness.fleet.worker``), without waiting for the timeout.
+A job is acknowledged only when it is finished (``acks_late``), so a worker that dies (even by SIGKILL)
+leaves it unacknowledged in Redis; ``task_reject_on_worker_lost`` does the same for a lost pool process
+(the fleet's pools are threads: a job is a `harness certify` child to watch, so losing the pool is losing
+the worker). A worker takes one job at a time per slot (prefetch 1). Redis hands an unacknowledged job to
+another worker once the visibility timeout passes, so that timeout must be longer than the longest job
+(default 3 days; ``HARNESS_FLEET_VISIBILITY_TIMEOUT`` seconds), or a job still running would be started a
+second time (its result would still be the first one stored). A bench worker that restarts takes its
+bench's lost jobs back at once (``harness.fleet.worker``), without waiting for the timeout.
 
 Monitoring: ``HARNESS_FLEET_BROKER=redis://HOST:6379/0 celery -A harness.fleet.app flower``.
 """
