@@ -85,5 +85,6 @@ def certify_job(self: Any, job: dict[str, Any]) -> dict[str, Any]:
                            f"sealed run stays in {run_dir}, its archive in {archive}") from None
     if not kept:
         meta = store.meta(job_id) or meta
+    meta = {**meta, "stored": time.time()}  # in the job's result only: when the store had it
     shutil.rmtree(job_dir, ignore_errors=True)  # the store holds the evidence now
     return meta
