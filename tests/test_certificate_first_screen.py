@@ -25,6 +25,7 @@ from harness.reporting.html import render_certificate_html
 from harness.reporting.i18n import CHAPTER_TITLES as MARKED_CHAPTER_TITLES
 from harness.reporting.i18n import language, languages, translations
 from harness.reporting.reasons import one_line
+from harness.reporting.texts import localized
 from harness.verdicts import Verdict
 
 VIEWPORT = (1280, 800)
@@ -218,8 +219,10 @@ def test_seeded_defect_run_in_russian_then_reported_in_english(tmp_path: Path):
     fail = [json.loads(line) for line in (out / "checks.jsonl").read_text().splitlines()]
     by_id = {r["id"]: r for r in fail}
     assert by_id["KZ-95-01"]["verdict"] == "FAIL" and by_id["KZ-68-08"]["verdict"] == "N/A"  # keys unchanged
-    with language("ru"):
-        first_finding = one_line(by_id["KZ-95-01"]["reason"], "KZ-95-01")
+    with language("ru"):  # the reason rendered from its template (texts.py), as the console and page show it
+        first_finding = one_line(localized(by_id["KZ-95-01"]["reason"], by_id["KZ-95-01"]["texts"]["reason"]),
+                                 "KZ-95-01")
+    assert "предел" in first_finding  # "(limit …)" translated
     assert first_finding in text
     cert = json.loads((out / "certificate.json").read_text())
     assert cert["language"] == "ru" and cert["verdict"] == "FAIL" and cert["counts"]["FAIL"] == 1

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config.modbus_types import RegisterTable
+from harness.reporting.texts import Msg
 from harness.verdicts import NotApplicable
 
 TABLE_OF_FC = {1: "coil", 2: "discrete_input", 3: "holding", 4: "input"}
@@ -35,7 +36,8 @@ class Pick:
 
 def modbus_map(dut: Any) -> Any:
     if dut.profile.modbus is None:
-        raise NotApplicable(f"{dut.name} speaks {dut.profile.protocol}, not Modbus: the Modbus checks do not apply")
+        raise NotApplicable(Msg("{name} speaks {protocol}, not Modbus: the Modbus checks do not apply", name=dut.name,
+                                protocol=dut.profile.protocol))
     return dut.profile.modbus
 
 
@@ -150,4 +152,4 @@ def probe_pdu(dut: Any) -> bytes:
         target = declared_point(dut, TABLE_OF_FC[fc])
         if target is not None and fc in codes:
             return struct.pack(">BHH", fc, target.address, target.count)
-    raise Inconclusive("the profile declares no readable point (FC1-FC4) to frame a valid request with")
+    raise Inconclusive(Msg("the profile declares no readable point (FC1-FC4) to frame a valid request with"))
