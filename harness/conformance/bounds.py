@@ -33,7 +33,7 @@ class Bound:
         bound — and then a note in the evidence that the declaration was set aside, and why."""
         if declared <= self.value:
             return declared
-        name = f"{self.field} declared"
+        name = Msg("{field} declared", field=self.field)
         if any(m.name == name for m in check.measurements):  # said once per check, however often it is used
             return self.value
         check.measure(name, declared, passed=True, unit=self.unit,

@@ -171,8 +171,10 @@ def clock_drift_within_declared(dut: Any, check: Any, clause: str) -> None:
     span = wall + forward
     drift = (end.offset - start.offset - forward) / span * 1e6
     uncertainty = (start.uncertainty + end.uncertainty) / span * 1e6
-    over = f"over {span:.1f} s" + (f" ({forward:g} s of it fast-forwarded)" if forward else "")
-    note = f"{over}, ±{uncertainty:.3f} ppm; {drift * 86400 / 1e6:+.3f} s/day"
+    over = Msg("over {span:.1f} s ({forward:g} s of it fast-forwarded)", span=span, forward=forward) if forward \
+        else Msg("over {span:.1f} s", span=span)
+    note = Msg("{over}, ±{uncertainty:.3f} ppm; {per_day:+.3f} s/day", over=over, uncertainty=uncertainty,
+               per_day=drift * 86400 / 1e6)
     if abs(drift) - uncertainty > limit_ppm:
         check.at_most(Msg("clock drift"), abs(drift), limit_ppm, unit="ppm", note=note)
     elif abs(drift) + uncertainty <= limit_ppm:

@@ -50,7 +50,7 @@ def counters_survive_power_cuts(dut: Any, check: Any, counters: list[Counter]) -
         t_off, t_on, ready = power.cut(dut.spec.power.off_time_s)
         after = snapshot(dut, names)
         powered = max(0.0, t_off - before.t_first_sent) + max(0.0, after.t_last_received - t_on)
-        events.append((t_off - t0, f"cut {cut}"))
+        events.append((t_off - t0, Msg("cut {cut}", cut=cut)))
         for c in charted:
             first = base.setdefault(c.label, before.value(c.name))
             series[c.label] += [(before.t_first_sent - t0, before.value(c.name) - first),

@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from harness.reporting.clauses import CHAPTER_TITLES, CHAPTER_TITLES_RU
-from harness.reporting.i18n import SOURCE_LANGUAGE, _, current
+from harness.reporting.i18n import SOURCE_LANGUAGE, _, current, pgettext
 from harness.reporting.records import Attempt, Chart, CheckRecord, Measurement
 from harness.reporting.texts import localized
 
@@ -26,9 +26,21 @@ def chapter_title(chapter: int, english: str = "") -> str:
     return _(english) if english else english
 
 
+# Units the checks write as words (a symbol such as Wh or kWh stays as it is: no entry). Marked here so that
+# extraction finds them; in the "unit" context, so that "s" the unit stands apart from any other "s".
+_UNIT_WORDS = (pgettext("unit", "s"), pgettext("unit", "ms"), pgettext("unit", "d"), pgettext("unit", "records"),
+               pgettext("unit", "intervals"), pgettext("unit", "t"))
+
+
+def unit(text: str | None) -> str | None:
+    """A measurement's unit in the current language."""
+    return pgettext("unit", text) if text else text
+
+
 def _measurement(m: Measurement) -> Measurement:
     update: dict[str, Any] = {f: localized(str(getattr(m, f)), m.texts.get(f))
                               for f in ("name", "limit", "note") if getattr(m, f)}
+    update["unit"] = unit(m.unit)
     if isinstance(m.measured, str):
         update["measured"] = localized(m.measured, m.texts.get("measured"))
     return m.model_copy(update=update)

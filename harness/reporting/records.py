@@ -27,7 +27,7 @@ def _shown(value: Any) -> Msg | str:
     """A measured or expected value as shown: a yes/no answer translatable, a number as measured."""
     if isinstance(value, bool):
         return Msg("True") if value else Msg("False")
-    return str(_num(value))
+    return value if isinstance(value, Msg) else str(_num(value))
 
 
 class Measurement(BaseModel):
@@ -47,7 +47,7 @@ class Measurement(BaseModel):
         """"name: value unit (limit L) — note", each part translatable and the numbers as measured."""
         value = self.text("measured") if isinstance(self.measured, str) else _shown(self.measured)
         if self.unit:
-            value = Msg("{value} {unit}", value=value, unit=self.unit)
+            value = Msg("{value} {unit}", value=value, unit=Msg.in_context("unit", self.unit))
         out = Msg("{name}: {value}", name=self.text("name"), value=value)
         if self.limit:
             out = Msg("{text} (limit {limit})", text=out, limit=self.text("limit"))

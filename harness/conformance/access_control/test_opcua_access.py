@@ -80,7 +80,7 @@ def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "", of
     is nothing to keep apart, and the row says so."""
     limit = "done" if allowed else "refused, nothing changed"
     if not outcome.exercised and not offered and not outcome.silent:
-        check.measure(name, Msg("not offered by the device"), passed=True, limit=Msg(""),
+        check.measure(name, Msg("not offered by the device"), passed=True, limit="",
                       note=Msg("no declared role is granted it; {note}{also}", note=outcome.note, also=also))
         return
     m = check.measure(name, outcome.measured, passed=outcome.passed and outcome.exercised, limit=limit,

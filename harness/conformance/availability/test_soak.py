@@ -45,11 +45,14 @@ def _when(soak: Soak, t: float) -> str:
 
 
 def _recoveries(soak: Soak, recoveries: list[Recovery]) -> str:
-    shown = [f"{r.cause} at {_when(soak, r.since)}: "
-             + (f"{r.seconds:.3f} s" if r.seconds is not None else "not before the soak ended")
+    shown = [Msg("{cause} at {when}: {took}", cause=r.cause, when=_when(soak, r.since),
+                 took=Msg("{seconds:.3f} s", seconds=r.seconds) if r.seconds is not None
+                 else Msg("not before the soak ended"))
              for r in recoveries[:SHOWN]]
-    more = f" (+{len(recoveries) - SHOWN} more in {soak.evidence.name})" if len(recoveries) > SHOWN else ""
-    return "; ".join(shown) + more
+    if len(recoveries) > SHOWN:
+        return Msg("{shown} (+{n} more in {name})", shown=Msg.joined("; ", shown), n=len(recoveries) - SHOWN,
+                   name=soak.evidence.name)
+    return Msg.joined("; ", shown)
 
 
 @pytest.mark.check("KZ-67-01", "available at least 99 % of the time: every declared quantity polled at the declared "
@@ -62,16 +65,18 @@ def test_availability_over_soak(dut, check, harness_run):
     if a.attempts == 0:
         raise Inconclusive(Msg("every poll of the soak overlapped a scheduled link fault: nothing is left to "
                                "judge; lengthen availability.duration_s or shorten the faults"))
-    faults = f"; {a.excluded_polls} polls during scheduled link faults excluded" if soak.windows else ""
+    faults = Msg("; {n} polls during scheduled link faults excluded", n=a.excluded_polls) if soak.windows else ""
     check.at_least(Msg("availability"), round(a.pct, 4), spec.target_pct, unit="%",
-                   note=f"{a.answered} of {a.attempts} " + _attempts_note(soak) + faults
-                   + f"; one attempt is {100 / a.attempts:.3g} % of this soak; the limit is the rig's "
-                   "availability.target_pct, never below the Rules' 99 %")
+                   note=Msg("{answered} of {attempts} {how}{faults}; one attempt is {share:.3g} % of this soak; the "
+                            "limit is the rig's availability.target_pct, never below the Rules' 99 %",
+                            answered=a.answered, attempts=a.attempts, how=_attempts_note(soak), faults=faults,
+                            share=100 / a.attempts))
     failed = [i for i in range(len(polls)) if not polls.ok[i] and not excluded[i]]
     listed = "; ".join(f"{_when(soak, polls.start[i])}: {polls.errors[i]}" for i in failed[:SHOWN])
     more = f" (+{len(failed) - SHOWN} more)" if len(failed) > SHOWN else ""
     check.measure(Msg("polls unanswered"), len(failed), passed=True,
-                  note=f"of {a.polls} polls of {len(soak.quantities)} quantities every {soak.interval_s:g} s"
+                  note=Msg("of {polls} polls of {n} quantities every {interval_s:g} s", polls=a.polls,
+                           n=len(soak.quantities), interval_s=soak.interval_s)
                   + (f"; {listed}{more} — every one with its time and error in {soak.evidence.name}" if failed else ""))
     rtts = sorted(polls.rtt(i) * 1e3 for i in range(len(polls)) if polls.ok[i])
     if rtts:
@@ -85,17 +90,18 @@ def test_availability_over_soak(dut, check, harness_run):
     outages = outage_recoveries(polls, excluded)
     if outages:
         check.measure(Msg("recoveries after unanswered polls"), len(outages), passed=True,
-                      note="from the first unanswered poll to the next answer: " + _recoveries(soak, outages))
+                      note=Msg("from the first unanswered poll to the next answer: {recoveries}",
+                               recoveries=_recoveries(soak, outages)))
     if soak.windows or soak.faults_not_played:
         check.measure(Msg("polls during scheduled link faults (excluded)"), a.excluded_polls, passed=True,
-                      note=(f"{a.excluded_failed} unanswered; the harness cut the link itself, so that outage is "
-                            "not the device's — KZ-73-01 judges the recovery") if not soak.faults_not_played
-                      else f"the rig's link-fault schedule was not played: {soak.faults_not_played}")
+                      note=Msg("{n} unanswered; the harness cut the link itself, so that outage is not the device's — "
+                               "KZ-73-01 judges the recovery", n=a.excluded_failed) if not soak.faults_not_played
+                      else Msg("the rig's link-fault schedule was not played: {faults}", faults=soak.faults_not_played))
     width = max(soak.interval_s * 10, (soak.t_end - soak.t0) / 100)
-    check.chart(Msg("Answered polls through the soak"), {"answered %": buckets(polls, excluded, soak.t0, width)},
+    check.chart(Msg("Answered polls through the soak"), {Msg("answered %"): buckets(polls, excluded, soak.t0, width)},
                 x_label=Msg("s since the soak started (buckets of {width:.3g} s)",
                             width=width), y_label=Msg("% of the polls answered"),
-                events=[(w.begin - soak.t0, f"link {w.kind}") for w in soak.windows[:50]])
+                events=[(w.begin - soak.t0, Msg("link {kind}", kind=w.kind)) for w in soak.windows[:50]])
     check.require()
     _resolves(a.attempts, spec.target_pct)
 
@@ -131,7 +137,8 @@ def test_recovers_after_link_faults(dut, check, harness_run):
     polls = soak.polls
     check.equal(Msg("link faults played"), len(soak.windows), len(spec.link_faults))
     for n, (w, r) in enumerate(zip(soak.windows, fault_recoveries(polls, soak.windows), strict=True), 1):
-        label = f"fault {n} ({w.kind}, {w.seconds:.2f} s from {_when(soak, w.begin)})"
+        label = Msg("fault {n} ({kind}, {seconds:.2f} s from {when})", n=n, kind=w.kind, seconds=w.seconds,
+                    when=_when(soak, w.begin))
         total, failed = failed_in(polls, w)
         if failed == 0:
             raise Inconclusive(Msg("{label}: none of the {total} polls during it failed — the fault did not take, "
@@ -156,13 +163,14 @@ def test_recovers_after_link_faults(dut, check, harness_run):
         raise Inconclusive(Msg("every poll of the soak overlapped a link fault: no availability outside them to "
                                "judge"))
     check.at_least(Msg("availability outside the fault windows"), round(a.pct, 4), spec.target_pct, unit="%",
-                   note=f"{a.answered} of {a.attempts} " + _attempts_note(soak)
-                   + f"; {a.excluded_polls} polls overlapped a fault window: the harness's outage, not the device's")
+                   note=Msg("{answered} of {attempts} {how}; {excluded} polls overlapped a fault window: the harness's "
+                            "outage, not the device's", answered=a.answered, attempts=a.attempts,
+                            how=_attempts_note(soak), excluded=a.excluded_polls))
     check.chart(Msg("Polls around the link faults"), _around_faults(soak, bound),
                 x_label=Msg("s since the soak started"),
                 y_label=Msg("answered (1) / unanswered (0)"), kind="step",
-                events=[e for w in soak.windows for e in ((w.begin - soak.t0, f"link {w.kind}"),
-                                                          (w.end - soak.t0, "link restored"))][:100])
+                events=[e for w in soak.windows for e in ((w.begin - soak.t0, Msg("link {kind}", kind=w.kind)),
+                                                          (w.end - soak.t0, Msg("link restored")))][:100])
     check.require()
     _resolves(a.attempts, spec.target_pct)
 
@@ -170,12 +178,13 @@ def test_recovers_after_link_faults(dut, check, harness_run):
 def _recovery_bound(dut, soak: Soak) -> tuple[float, str]:
     declared = dut.profile.availability.recovery_s if dut.profile.availability is not None else None
     if declared is not None:
-        return declared, "bound: the profile's declared availability.recovery_s"
+        return declared, Msg("bound: the profile's declared availability.recovery_s")
     t = dut.timing
     bound = t.request_timeout_s * (t.retries + 1) + soak.interval_s
-    return bound, (f"bound: nothing declared, so the rig's request timeout {t.request_timeout_s:g} s × ({t.retries} "
-                   f"retries + 1) + one poll interval {soak.interval_s:g} s — what a head-end with this rig's retry "
-                   "policy needs to see the device again")
+    return bound, Msg("bound: nothing declared, so the rig's request timeout {request_timeout_s:g} s × ({retries} "
+                      "retries + 1) + one poll interval {interval_s:g} s — what a head-end with this rig's retry "
+                      "policy needs to see the device again", request_timeout_s=t.request_timeout_s, retries=t.retries,
+                      interval_s=soak.interval_s)
 
 
 def _around_faults(soak: Soak, bound: float) -> dict[str, list[tuple[float, float]]]:
@@ -185,4 +194,4 @@ def _around_faults(soak: Soak, bound: float) -> dict[str, list[tuple[float, floa
         lo = bisect.bisect_left(polls.start, w.begin - margin)
         hi = bisect.bisect_right(polls.start, w.end + bound + margin)
         points += [(polls.start[i] - soak.t0, float(polls.ok[i])) for i in range(lo, hi)]
-    return {"answered": points[:CHART_POINTS]}
+    return {Msg("answered"): points[:CHART_POINTS]}

@@ -65,8 +65,8 @@ def declared_in(dut: Any, field: str) -> str:
     """Which file a documentation field comes from, for the measurement's note."""
     rig_doc = dut.spec.documentation
     if rig_doc is not None and field in rig_doc.model_fields_set:
-        return "declared in the rig"
-    return f"declared in {dut.profile_path.name}"
+        return Msg("declared in the rig")
+    return Msg("declared in {name}", name=dut.profile_path.name)
 
 
 def not_declared(check: Any, field: str, what: str) -> None:
@@ -100,7 +100,8 @@ def certificate_in_force(check: Any, certificates: list[Any], subject: str, day:
     valid = [c for c in mine if in_force(c.issued, c.valid_until, day)]
     shown = [max(valid, key=lambda c: c.valid_until or date.max)] if valid else mine
     for c in shown:
-        period_in_force(check, f"{subject} conformity certificate {c.number}", c.issued, c.valid_until, day,
+        period_in_force(check, Msg("{subject} conformity certificate {number}", subject=subject, number=c.number),
+                        c.issued, c.valid_until, day,
                         note=Msg("issued by {issuer}; {source}", issuer=c.issuer, source=source))
     return bool(valid)
 

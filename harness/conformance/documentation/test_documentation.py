@@ -41,8 +41,8 @@ def test_state_registry(dut, check):
         check.measure(Msg("state registry number"), entry.number, passed=True, limit=Msg("declared"),
                       note=Msg("type {type_name}; {declared_in}", type_name=entry.type_name,
                                declared_in=declared_in(dut, 'state_registry')))
-        period_in_force(check, "registry entry (type approval)", entry.entered, entry.valid_until, today,
-                        note="entered … valid until")
+        period_in_force(check, Msg("registry entry (type approval)"), entry.entered, entry.valid_until, today,
+                        note=Msg("entered … valid until"))
     check.require()
 
 
@@ -59,7 +59,7 @@ def test_instrument_certified(dut, check):
 def test_elements_certified(dut, check):
     today, doc = run_date(), declared(dut)
     source = declared_in(dut, "conformity_certificates")
-    for subject in ("instrument", "software"):
+    for subject in (Msg("instrument"), Msg("software")):
         certificate_in_force(check, doc.conformity_certificates if doc else [], subject, today, source)
     check.require()
 

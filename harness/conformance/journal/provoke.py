@@ -151,7 +151,7 @@ def tamper_provocation(dut: Any, kind: EventKind) -> Provocation | str:
         return f"the rig drives no {inp} tamper input (no control channel or relay)"
     on, _off = TAMPER_INPUTS[inp]
     active = kind == on
-    return Provocation(kind, f"{inp} input {'activated' if active else 'released'}",
+    return Provocation(kind, Msg("{inp} input activated", inp=inp) if active else Msg("{inp} input released", inp=inp),
                        lambda: _tamper_edge(dut, inp, active), lambda: dut.tamper.set(inp, False))
 
 

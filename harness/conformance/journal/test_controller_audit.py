@@ -57,7 +57,7 @@ def test_every_kind_logged(dut, check):
                                    replace=kind.value.replace('_', ' ')))
     for kind, where in ELSEWHERE.items():
         check.measure(Msg("{value}: judged elsewhere",
-                          value=kind.value), "declared" if kind in audit.kinds else "not declared",
+                          value=kind.value), Msg("declared") if kind in audit.kinds else Msg("not declared"),
                       passed=True, note=where)
     device_clock(dut)  # no clock, no judgement of times
     matrix, cannot = audit_provocations(dut, [k for k in REQUIRED_KINDS if k in audit.kinds])
@@ -248,7 +248,8 @@ def test_entries_survive_power_cut(dut, check):
     may_drop = max(0, len(before) + len(new) - audit.capacity) if audit.capacity else 0
     lost, altered = missing(before, after)
     check.at_most(Msg("entries lost or altered across the cut"), len(lost) - may_drop, 0,
-                  note=f"{len(before)} before, {len(after)} after ({len(new)} new, {may_drop} may be overwritten)"
+                  note=Msg("{n} before, {n2} after ({n3} new, {may_drop} may be overwritten)", n=len(before),
+                           n2=len(after), n3=len(new), may_drop=may_drop)
                        + (f"; {altered} came back altered; first lost: {describe(lost[:1])} of {_when(lost[0])}"
                           if lost else ""))
     check.measure(Msg("entries logged across the cut"), len(new), passed=True,

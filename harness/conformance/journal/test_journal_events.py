@@ -96,7 +96,8 @@ def test_entries_survive_power_cut(dut, check):
     kept = {key(e) for e in after}
     lost = [e for e in before if key(e) not in kept]
     check.at_most(Msg("entries lost across the cut"), len(lost) - may_drop, 0,
-                  note=f"{len(before)} before, {len(after)} after ({added} new, {may_drop} may be overwritten)"
+                  note=Msg("{n} before, {n2} after ({added} new, {may_drop} may be overwritten)", n=len(before),
+                           n2=len(after), added=added, may_drop=may_drop)
                        + (f"; first lost: #{lost[0].sequence} {lost[0].kind or lost[0].code}" if lost else ""))
     check.require()
 

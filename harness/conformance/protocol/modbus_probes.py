@@ -53,9 +53,9 @@ class ProbeRun:
             return None
         answer = self.raw.request(probe.pdu, what=probe.label)
         fc = probe.pdu[0]
-        note = Msg("sent {hex}", hex=answer.sent.hex()) + (Msg("; address: {why}", why=probe.why) if probe.why else "")
-        if probe.risk is not None:
-            note += "; destructive (the rig allows it)"
+        note = Msg("sent {hex}{why}{risk}", hex=answer.sent.hex(),
+                   why=Msg("; address: {why}", why=probe.why) if probe.why else "",
+                   risk=Msg("; destructive (the rig allows it)") if probe.risk is not None else "")
         self.check.measure(probe.label, answer.describe(), passed=is_exception(answer, fc, probe.exception),
                            limit=Msg("exception {exception:02X} (function code 0x{value:02X})",
                                      exception=probe.exception, value=(fc | 0x80) & 0xFF),

@@ -118,7 +118,7 @@ def test_undeclared_function_code_exception_01(dut, check):
     declared = set(served_codes(dut))
     for fc in [c for c in PUBLIC_FUNCTION_CODES if c not in declared] + list(UNASSIGNED):
         # Write-type codes go bare: a device that does implement one answers 03 and writes nothing.
-        _expect_exception(check, raw, f"FC{fc:02d} (not declared)", READ_LIKE.get(fc, bytes([fc])),
+        _expect_exception(check, raw, Msg("FC{fc:02d} (not declared)", fc=fc), READ_LIKE.get(fc, bytes([fc])),
                           ILLEGAL_FUNCTION)
     raw.close()
     check.require()
@@ -148,17 +148,20 @@ def test_address_outside_map_exception_02(dut, check, allow_destructive):
             table = TABLE_OF_FC[fc]
             pick = unmapped_address(dut, table)
             if pick is not None:
-                run.expect(Probe(f"FC{fc:02d} read at unmapped {table} {pick.address}", read_pdu(fc, pick.address, 1),
+                run.expect(Probe(Msg("FC{fc:02d} read at unmapped {table} {address}", fc=fc, table=table,
+                                     address=pick.address), read_pdu(fc, pick.address, 1),
                                  ILLEGAL_ADDRESS, why=pick.why))
-            run.expect(Probe(f"FC{fc:02d} read of 2 at 65535 (past the address space)", read_pdu(fc, 0xFFFF, 2),
-                             ILLEGAL_ADDRESS, why="the last address: a read of two runs past 65535"))
+            run.expect(Probe(Msg("FC{fc:02d} read of 2 at 65535 (past the address space)", fc=fc), read_pdu(fc,
+                                                                                                            0xFFFF, 2),
+                             ILLEGAL_ADDRESS, why=Msg("the last address: a read of two runs past 65535")))
     for fc, table in WRITE_TABLE.items():
         if fc not in declared:
             continue
         pick = absent_address(dut, table) or unmapped_address(dut, table)
         if pick is None:
             continue  # every address declared or reserved, and none declared absent
-        run.expect(Probe(f"FC{fc:02d} write at unmapped {table} {pick.address}", _write_of_nothing(fc, pick.address),
+        run.expect(Probe(Msg("FC{fc:02d} write at unmapped {table} {address}", fc=fc, table=table,
+                             address=pick.address), _write_of_nothing(fc, pick.address),
                          ILLEGAL_ADDRESS, _write_risk(table, pick), pick.why))
     run.conclude("the profile declares no read or write function code (FC1-FC6, FC15, FC16) to probe, or every "
                  "address is declared or reserved")
@@ -176,14 +179,16 @@ def test_illegal_value_exception_03(dut, check, allow_destructive):
             target = declared_point(dut, table)
             address = target.address if target else 0
             for quantity in (0, MAX_READ_QUANTITY[table] + 1):
-                run.expect(Probe(f"FC{fc:02d} quantity {quantity} at {address}", read_pdu(fc, address, quantity),
+                run.expect(Probe(Msg("FC{fc:02d} quantity {quantity} at {address}", fc=fc, quantity=quantity,
+                                     address=address), read_pdu(fc, address, quantity),
                                  ILLEGAL_VALUE))
     for fc, table in WRITE_TABLE.items():
         if fc not in declared or fc == 6:  # FC06 carries any 16-bit value: nothing illegal to send
             continue
         absent = absent_address(dut, table)
         writable = writable_point(dut, table)
-        pick = absent or (Pick(writable.address, f"the declared writable {writable.name}", False) if writable
+        pick = absent or (Pick(writable.address, Msg("the declared writable {name}", name=writable.name),
+                               False) if writable
                           else unmapped_address(dut, table))
         if pick is None:
             continue
@@ -191,17 +196,20 @@ def test_illegal_value_exception_03(dut, check, allow_destructive):
         risk = None if absent else f"a device that ignores the check would store the data at {table} {address} " \
             f"({why})"
         if fc == 16:
-            run.expect(Probe(f"FC16 at {address}: byte count 4 for 1 register",
+            run.expect(Probe(Msg("FC16 at {address}: byte count 4 for 1 register", address=address),
                              write_multiple_pdu(address, [0, 0], count=1), ILLEGAL_VALUE, risk, why))
-            run.expect(Probe(f"FC16 at {address}: quantity 0", write_multiple_pdu(address, [], count=0), ILLEGAL_VALUE,
-                             why=why + "; no data to store"))
+            run.expect(Probe(Msg("FC16 at {address}: quantity 0", address=address),
+                             write_multiple_pdu(address, [], count=0), ILLEGAL_VALUE,
+                             why=Msg("{why}; no data to store", why=why)))
         elif fc == 15:
-            run.expect(Probe(f"FC15 at {address}: byte count 2 for 1 coil",
+            run.expect(Probe(Msg("FC15 at {address}: byte count 2 for 1 coil", address=address),
                              write_coils_pdu(address, [0] * 9, count=1), ILLEGAL_VALUE, risk, why))
-            run.expect(Probe(f"FC15 at {address}: quantity 0", write_coils_pdu(address, [], count=0), ILLEGAL_VALUE,
-                             why=why + "; no data to store"))
+            run.expect(Probe(Msg("FC15 at {address}: quantity 0", address=address),
+                             write_coils_pdu(address, [], count=0), ILLEGAL_VALUE,
+                             why=Msg("{why}; no data to store", why=why)))
         else:
-            run.expect(Probe(f"FC05 at {address}: value 0x1234 (neither ON nor OFF)", write_coil_pdu(address, 0x1234),
+            run.expect(Probe(Msg("FC05 at {address}: value 0x1234 (neither ON nor OFF)", address=address),
+                             write_coil_pdu(address, 0x1234),
                              ILLEGAL_VALUE, risk, why))
     run.conclude("the profile declares no read or multiple-write function code (FC1-FC4, FC5, FC15, FC16) to probe")
 
@@ -251,7 +259,7 @@ def test_unit_id_policy(dut, check):
     other = raw.unit % 247 + 1
     answer = raw.request(pdu, unit=other, wait_s=wait, what=f"unit {other} (another)")
     if policy == "configured_only":
-        passed, limit = not answer.answered, f"no answer within {wait:g} s (policy configured_only)"
+        passed, limit = not answer.answered, Msg("no answer within {wait:g} s (policy configured_only)", wait=wait)
     elif policy == "any":
         echoed = answer.header[3] if answer.header else None
         passed, limit = _valid_answer_to(answer, pdu[0]) and echoed == other, "a valid answer, unit echoed (any)"

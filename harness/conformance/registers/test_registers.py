@@ -106,7 +106,7 @@ def test_total_is_sum_of_tariffs(dut, check):
                 if all(dut.profile.declares(EnergyRegister(c, t).name) for t in [None, *range(1, n + 1)])]
     if not channels:
         raise Inconclusive(Msg("no channel declares its total and every tariff register"))
-    for moment in ("start", "after window"):
+    for moment in (Msg("start"), Msg("after window")):
         for channel in channels:
             total = EnergyRegister(channel)
             tariffs = [EnergyRegister(channel, t) for t in range(1, n + 1)]

@@ -32,10 +32,13 @@ class Coverage:
         minimum = self.settings.min_coverage_pct
         why = ""
         if sent < planned:
-            why = "the campaign's time bound ran out" if timed_out else "stopped early (see the other measurements)"
+            why = Msg("the campaign's time bound ran out") if timed_out else \
+                Msg("stopped early (see the other measurements)")
         check.measure(Msg("coverage: {what} sent of planned", what=what), round(pct, 1), unit="%", passed=True,
                       limit=Msg("≥ {minimum:g} % (robustness.min_coverage_pct), else INCONCLUSIVE", minimum=minimum),
-                      note=f"{sent} of {planned}" + (f"; {why}" if why else "") + (f"; {note}" if note else ""))
+                      note=Msg("{sent} of {planned}{why}{note}", sent=sent, planned=planned,
+                               why=Msg("; {why}", why=why) if why else "", note=Msg("; {note}",
+                                                                                    note=note) if note else ""))
         if pct < minimum and timed_out:
             need = planned / self.settings.rate_per_s
             raise_rate = " and robustness.rate_per_s" if need > self.settings.max_duration_s else ""

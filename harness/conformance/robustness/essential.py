@@ -159,7 +159,7 @@ def nothing_lost(check: Any, dut: Any, base: Baseline, quantities: list[str]) ->
     """After the campaign: answering, counters continued and accumulating, journal intact. False when the
     DUT does not answer at all (the caller restores it for the rest of the run)."""
     after = read_sample(dut, quantities)
-    check.equal(Msg("answers after the campaign"), after.error or "answered", "answered")
+    check.equal(Msg("answers after the campaign"), after.error or Msg("answered"), Msg("answered"))
     if after.values is None or base.sample.values is None:
         return False
     for q in (q for q in quantities if EnergyRegister.parse(q) is not None):  # counters only, not temperatures
@@ -175,7 +175,8 @@ def nothing_lost(check: Any, dut: Any, base: Baseline, quantities: list[str]) ->
         due = [e for e in base.journal if e.sequence > newest - capacity]  # overwritten ones excepted
         missing = [e.sequence for e in due if (e.sequence, e.code) not in kept]
         check.equal(Msg("journal entries from before the campaign missing afterwards"), len(missing), 0,
-                    note=f"sequences {missing[:10]}" if missing else f"{len(due)} entries checked")
+                    note=Msg("sequences {value}", value=missing[:10]) if missing else Msg("{n} entries checked",
+                                                                                          n=len(due)))
     return True
 
 

@@ -55,7 +55,7 @@ def test_malformed_and_fuzzed_frames(dut, check, rig):
         cases = target.cases(rig.seed, settings.fuzz_cases)
         outcomes = campaign.fuzz(cases, lambda: monitor.down, response_time_s(dut))
         sent = [o for o in outcomes if o.refused is None]
-        coverage.record(check, "fuzz cases", len(cases), len(sent), campaign)
+        coverage.record(check, Msg("fuzz cases"), len(cases), len(sent), campaign)
         check.measure(Msg("fuzz cases sent"), len(sent), passed=True,
                       note=Msg("of {n} planned, seed {seed}, in {elapsed_s:.2f} s ({value:.0f} cases/s); {sum} "
                                "answered, {sum2} closed by the DUT", n=len(cases), seed=rig.seed,
@@ -86,11 +86,12 @@ def test_request_storm(dut, check, rig):
             return _storm_through_device(dut, check, campaign, monitor, coverage)
         flood = campaign.flood(target.request, target.valid, settings.flood_requests, settings.flood_connections,
                                response_time_s(dut), lambda: monitor.down)
-        coverage.record(check, "storm requests", settings.flood_requests, flood.sent, campaign,
+        coverage.record(check, Msg("storm requests"), settings.flood_requests, flood.sent, campaign,
                         note=f"{flood.gave_up} connection(s) given up by the harness after "
                              f"{MISSES_BEFORE_GIVING_UP} unanswered requests" if flood.gave_up else "")
-        where = f"over {settings.flood_connections} connections" if target.serial_port is None \
-            else "back to back on the line (one exchange at a time)"
+        where = Msg("over {flood_connections} connections",
+                    flood_connections=settings.flood_connections) if target.serial_port is None \
+            else Msg("back to back on the line (one exchange at a time)")
         check.measure(Msg("requests sent in the storm"), flood.sent, passed=True,
                       note=Msg("{answered} answered, {where} in {elapsed_s:.2f} s ({value:.0f} requests/s); a "
                                "device may shed such load, it must not lose its essential function",
@@ -133,7 +134,7 @@ def _storm_through_device(dut, check, campaign, monitor, coverage) -> Finding:
     took = time.perf_counter() - t0
     check.measure(Msg("requests sent in the storm (reads on the Device API's session)"), counts["sent"], passed=True,
                   note=Msg("{answered} answered in {took:.2f} s", answered=counts['answered'], took=took))
-    coverage.record(check, "storm reads", settings.flood_requests, counts["sent"], campaign)
+    coverage.record(check, Msg("storm reads"), settings.flood_requests, counts["sent"], campaign)
     return Finding(meta=dict(counts))
 
 
@@ -150,8 +151,10 @@ def test_connection_storm(dut, check, rig):
     def attack(campaign, monitor, target, coverage):
         wait = response_time_s(dut)
         storm = campaign.storm(count, target.probe, target.valid, wait)
-        coverage.record(check, "storm connections", count, storm.served + storm.refused + storm.unanswered, campaign)
-        note = f"{storm.refused} refused or closed, {storm.unanswered} unanswered"
+        coverage.record(check, Msg("storm connections"), count, storm.served + storm.refused + storm.unanswered,
+                        campaign)
+        note = Msg("{refused} refused or closed, {unanswered} unanswered", refused=storm.refused,
+                   unanswered=storm.unanswered)
         if limit:
             check.at_least(Msg("of {count} connections (declared limit {limit}, {held_by_harness} held by the "
                                "harness's monitor), served", count=count, limit=limit,
@@ -186,7 +189,7 @@ def test_half_open_connections(dut, check, rig):
         # half-way in shows it only as a missed answer deadline of the monitor.
         hold = max(settings.hold_s, 2 * wait)
         held = campaign.half_open(count, target.probe, wait)
-        coverage.record(check, "half-open connections", count, len(held.sockets) + held.refused, campaign)
+        coverage.record(check, Msg("half-open connections"), count, len(held.sockets) + held.refused, campaign)
         check.measure(Msg("half-open connections held"), len(held.sockets), passed=True,
                       note=Msg("for {hold:g} s, every other one with half a frame; {refused} refused", hold=hold,
                                refused=held.refused))

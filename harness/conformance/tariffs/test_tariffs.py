@@ -144,7 +144,7 @@ def test_only_active_tariff_advances(dut, check):
             window = _window(dut, sw.room_after)
             _set_local(dut, day, sw.at + timedelta(seconds=_margin(dut)))
             before, after = _observe(dut, regs, window)
-            _judge_active(check, regs, before, after, sw.after, f"T{sw.after} period")
+            _judge_active(check, regs, before, after, sw.after, Msg("T{after} period", after=sw.after))
         check.equal(Msg("tariffs visited"), len(seen), dut.profile.tariff_count,
                     note=Msg("every declared tariff must be reachable through the schedule"))
     check.require()
@@ -163,10 +163,10 @@ def test_tariff_switches_at_boundary(dut, check):
             w_before, w_after = _window(dut, sw.room_before), _window(dut, sw.room_after)
             _set_local(dut, day, sw.at - timedelta(seconds=w_before + margin))
             before, at_switch = _observe(dut, regs, w_before)
-            _judge_active(check, regs, before, at_switch, sw.before, f"{label} before")
+            _judge_active(check, regs, before, at_switch, sw.before, Msg("{label} before", label=label))
             elapse_device_time(dut, 2 * margin)  # across the switching time
             crossed, after = _observe(dut, regs, w_after)
-            _judge_active(check, regs, crossed, after, sw.after, f"{label} after")
+            _judge_active(check, regs, crossed, after, sw.after, Msg("{label} after", label=label))
             if dut.profile.declares(ACTIVE_TARIFF):
                 check.equal(Msg("{label}: active tariff register",
                                 label=label), dut.device.read(ACTIVE_TARIFF).value, sw.after)

@@ -87,10 +87,10 @@ def unmapped_address(dut: Any, table: str) -> Pick | None:
     if space is None or space.covers(address):
         if address > 65535:
             return None
-        within = f" inside the declared address_space {space.describe()}" if space else ""
+        within = Msg(" inside the declared address_space {describe}", describe=space.describe()) if space else ""
         # Inside the space nothing says the address is absent: the profile may simply not mention it.
-        return Pick(address, f"the lowest {table} address{within} that no declared point and no reserved range "
-                    "covers", False)
+        return Pick(address, Msg("the lowest {table} address{within} that no declared point and no reserved range "
+                                 "covers", table=table, within=within), False)
     return absent_address(dut, table)
 
 
@@ -102,11 +102,11 @@ def absent_address(dut: Any, table: str) -> Pick | None:
     if space is None:
         return None
     if space.last < 65535:
-        return Pick(space.last + 1, f"the first {table} address past the declared address_space "
-                    f"{space.describe()}", True)
+        return Pick(space.last + 1, Msg("the first {table} address past the declared address_space {describe}",
+                                        table=table, describe=space.describe()), True)
     if space.first > 0:
-        return Pick(space.first - 1, f"the last {table} address before the declared address_space "
-                    f"{space.describe()}", True)
+        return Pick(space.first - 1, Msg("the last {table} address before the declared address_space {describe}",
+                                         table=table, describe=space.describe()), True)
     return None
 
 
