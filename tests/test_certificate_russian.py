@@ -21,7 +21,7 @@ from conftest import run_cli
 from test_certificate_first_screen import first_screen
 
 from harness.reporting import localize
-from harness.reporting.clauses import CHAPTER_TITLES, CHAPTER_TITLES_RU
+from harness.reporting.clauses import CHAPTER_TITLES, CHAPTER_TITLES_RU, SUITES
 from harness.reporting.i18n import catalog_path, language, translations
 from harness.reporting.reasons import one_line
 from harness.reporting.records import Check
@@ -35,7 +35,8 @@ NAMES = {"total", "Wh", "kWh", "varh", "kvarh", "W", "var", "ppm", "tek-harness"
          "TCP",
          "RTU", "MBAP", "PDU", "CRC", "IEC", "EN", "SR", "SHA-256", "UTC", "scapy", "ON", "OFF", "seed", "Device",
          "API", "GetEndpoints", "Browse", "Read", "Write", "Call", "Activate", "Rollback", "HistoryRead",
-         "HistoryUpdate", "None", "Sign", "SignAndEncrypt", "harness", "verify", "report", "certify", "OUTDIR"}
+         "HistoryUpdate", "None", "Sign", "SignAndEncrypt", "harness", "verify", "report", "certify", "OUTDIR",
+         "holding", "coils", "cover", *SUITES}  # ids: Modbus tables, tamper inputs (events.py), suites (--suite)
 VERDICTS_EN = {"PASS", "FAIL", "INCONCLUSIVE", "FLAKY", "NOT", "TESTED"}
 TOKEN = re.compile(r"[^\s,;:()«»\"'“”\[\]{}<>=≤≥…→±×÷—–%]+")
 
@@ -177,7 +178,7 @@ def test_seeded_defect_certificate_of_the_default_rig_in_russian_then_english(tm
     assert "elapsed" not in res.stdout and " PASS " not in res.stdout
     checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
     failing = checks["KZ-95-07"]
-    assert failing["verdict"] == "FAIL" and failing["reason"].startswith("cut ")  # the record stays English
+    assert failing["verdict"] == "FAIL" and failing["reason"].startswith("KZ-95-07: cut 1: ")  # English record
     with language("ru"):
         reason_ru = one_line(localized(failing["reason"], failing["texts"]["reason"]), "KZ-95-07")
     assert reason_ru.startswith("отключение ") and "предел" in reason_ru and reason_ru in res.stdout
@@ -187,7 +188,8 @@ def test_seeded_defect_certificate_of_the_default_rig_in_russian_then_english(tm
     row95 = next(r for r in cert["duts"]["meter"]["clauses"] if r["clause"] == "95")
     check = next(c for c in row95["checks"] if c["id"] == "KZ-95-07")
     assert row95["verdict"] == "FAIL" and check["verdict"] == "FAIL"
-    assert check["reason"] == failing["reason"] and check["translation"]["reason"].startswith("отключение ")
+    assert check["reason"] == failing["reason"]
+    assert check["translation"]["reason"].startswith("KZ-95-07: отключение 1: ")
     assert check["translation"]["title"].startswith("после каждого из повторных отключений питания")
     assert row95["translation"]["reason"].startswith("KZ-95-07 НЕ СООТВЕТСТВУЕТ: ")
     # the page: the failing clause and its reason without scrolling, and no English word but names
@@ -196,6 +198,16 @@ def test_seeded_defect_certificate_of_the_default_rig_in_russian_then_english(tm
     assert "НЕ СООТВЕТСТВУЕТ" in seen and "п. 95" in seen.replace("\xa0", " ") and reason_ru in seen
     left = english_words(html, declared_names(out))
     assert not left, left
+    # Allure: titled by check, grouped chapter → clause, N/A skipped with its reason, FAIL failed
+    results = {}
+    for path in (out / "allure-results").glob("*-result.json"):
+        r = json.loads(path.read_text())
+        labels = {lb["name"]: lb["value"] for lb in r["labels"]}
+        results[labels["as_id"]] = (r, labels)
+    na, na_labels = results["KZ-68-08"]  # OPC UA only: N/A on a meter
+    assert na["status"] == "skipped" and "does not apply" in na["statusDetails"]["message"]
+    assert na["name"].startswith("KZ-68-08 ") and na_labels["parentSuite"].startswith("Chapter 12.")
+    assert na_labels["suite"].startswith("cl. 68") and results["KZ-95-07"][0]["status"] == "failed"
     # harness report rebuilds it in English: the same clause and reason, first screen
     assert run_cli("report", str(out), "--lang", "en").returncode == 0
     html = (out / "certificate.html").read_text()

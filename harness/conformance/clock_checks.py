@@ -107,7 +107,8 @@ def clock_readable_and_settable(dut: Any, check: Any, clause: str) -> None:
         check.require()
         return
     # Set a time far from the present first: a clock that ignores writes cannot pass by luck.
-    for label, shift in (("set to UTC+3 h 7 min", timedelta(hours=3, minutes=7)), ("set back to UTC", timedelta())):
+    for label, shift in ((Msg("set to UTC+3 h 7 min"), timedelta(hours=3, minutes=7)),
+                         (Msg("set back to UTC"), timedelta())):
         target = datetime.now(UTC) + shift
         device.set_clock(target)
         fix = time_fix(device)

@@ -50,6 +50,12 @@ class Msg(str):
         return {"template": self.template,
                 "values": {k: v.data() if isinstance(v, Msg) else v for k, v in self.values.items()}}
 
+    def __add__(self, other: str) -> Msg:  # "a" + "b" keeps each part translatable
+        return Msg.joined("", (self, other)) if isinstance(other, str) else NotImplemented
+
+    def __radd__(self, other: str) -> Msg:
+        return Msg.joined("", (other, self)) if isinstance(other, str) else NotImplemented
+
     def localized(self) -> str:
         """The text in the current language (i18n.language); English where the catalog lacks the template."""
         return _render(self.template, self.values, translate=True, preformatted=True)

@@ -77,7 +77,8 @@ def test_availability_over_soak(dut, check, harness_run):
     check.measure(Msg("polls unanswered"), len(failed), passed=True,
                   note=Msg("of {polls} polls of {n} quantities every {interval_s:g} s", polls=a.polls,
                            n=len(soak.quantities), interval_s=soak.interval_s)
-                  + (f"; {listed}{more} — every one with its time and error in {soak.evidence.name}" if failed else ""))
+                  + (Msg("; {listed}{more} — every one with its time and error in {name}", listed=listed, more=more,
+                         name=soak.evidence.name) if failed else ""))
     rtts = sorted(polls.rtt(i) * 1e3 for i in range(len(polls)) if polls.ok[i])
     if rtts:
         for q in (50, 95, 99):

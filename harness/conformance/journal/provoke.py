@@ -124,7 +124,7 @@ def provocations(dut: Any) -> tuple[list[Provocation], dict[EventKind, str]]:
                     or dut.profile.modbus.write_protection is None:
                 cannot[kind] = "the device declares no password the bench could get wrong (modbus.write_protection)"
                 continue
-            out.append(Provocation(kind, "unlock with a wrong password", lambda: _wrong_unlock(device)))
+            out.append(Provocation(kind, Msg("unlock with a wrong password"), lambda: _wrong_unlock(device)))
         elif kind in (EventKind.CHANNEL_DOWN, EventKind.CHANNEL_UP):
             why = untestable(dut)
             if why is not None:

@@ -70,7 +70,7 @@ def test_power_events(dut, check):
     at_cut = c0.value + timedelta(seconds=t_off - c0.t_received)
     one_new_entry(check, "power cut", EventKind.POWER_DOWN, new, c0.value, at_cut, tol)
     at_on = c1.value - timedelta(seconds=c1.t_received - t_on)
-    one_new_entry(check, "power return", EventKind.POWER_UP, new, at_on, c1.value, tol)
+    one_new_entry(check, Msg("power return"), EventKind.POWER_UP, new, at_on, c1.value, tol)
     downs = [e.sequence for e in new if e.kind == EventKind.POWER_DOWN]
     ups = [e.sequence for e in new if e.kind == EventKind.POWER_UP]
     if len(downs) == 1 and len(ups) == 1:
@@ -114,5 +114,5 @@ def test_journal_readable(dut, check):
     check.at_most(Msg("entries held"), len(entries), journal.capacity, note=Msg("declared capacity"))
     unknown = sorted({e.code for e in entries if e.kind is None})
     check.equal(Msg("entries with an undeclared event code"), len(unknown), 0,
-                note=f"codes {unknown}" if unknown else "every code maps to a canonical kind")
+                note=Msg("codes {unknown}", unknown=unknown) if unknown else Msg("every code maps to a canonical kind"))
     check.require()

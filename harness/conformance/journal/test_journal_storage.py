@@ -47,7 +47,7 @@ def test_sequence_and_time_order(dut, check):
     gaps = [(a, b) for a, b in itertools.pairwise(seqs) if (b - a) % modulo != 1]
     check.equal(Msg("duplicate sequence numbers"), len(seqs) - len(set(seqs)), 0)
     check.equal(Msg("sequence steps other than +1"), len(gaps), 0,
-                note=f"{len(entries)} entries #{seqs[0]}..#{seqs[-1]}"
+                note=Msg("{n} entries #{value}..#{value2}", n=len(entries), value=seqs[0], value2=seqs[-1])
                      + (f"; first: #{gaps[0][0]} -> #{gaps[0][1]}" if gaps else ""))
     backwards = []
     for a, b in itertools.pairwise(entries):
@@ -55,7 +55,7 @@ def test_sequence_and_time_order(dut, check):
             backwards.append((a, b))
     explained = sum(1 for a, b in itertools.pairwise(entries) if b.timestamp < a.timestamp) - len(backwards)
     check.equal(Msg("backward time steps not across a logged clock set"), len(backwards), 0,
-                note=f"{explained} backward step(s) across a clock set"
+                note=Msg("{explained} backward step(s) across a clock set", explained=explained)
                      + (f"; first: #{backwards[0][0].sequence} -> #{backwards[0][1].sequence}" if backwards else ""))
     chart_timeline(check, entries)
     check.require()

@@ -64,7 +64,8 @@ def test_malformed_and_fuzzed_frames(dut, check, rig):
         refused = next((o for o in outcomes if o.refused is not None), None)
         if target.serial_port is None:
             check.measure(Msg("connections taken throughout the campaign"),
-                          f"refused before case {refused.case.index} ({refused.refused})" if refused else "all",
+                          Msg("refused before case {index} ({refused})", index=refused.case.index,
+                              refused=refused.refused) if refused else Msg("all"),
                           passed=refused is None)
         if refused is None and not monitor.down:
             return Finding(meta={"cases_sent": len(sent)})
