@@ -218,3 +218,23 @@ def test_seeded_defect_certificate_of_the_default_rig_in_russian_then_english(tm
     assert cert["language"] == "en" and "translation" not in next(
         r for r in cert["duts"]["meter"]["clauses"] if r["clause"] == "95")
     assert run_cli("verify", str(out)).returncode == 0
+
+
+def test_every_template_a_check_writes_names_exactly_the_values_it_is_given():
+    """A ``Msg("… {x} …", x=…)`` whose fields and values disagree fails only when that line runs — on some other
+    rig, perhaps — so every literal template in the harness is held to its keyword values here."""
+    import ast
+    import string
+
+    wrong = []
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Msg"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                continue
+            if any(k.arg is None for k in node.keywords):
+                continue  # **values: checked where they are built
+            fields = {f for _, f, _, _ in string.Formatter().parse(node.args[0].value) if f is not None}
+            if fields != {k.arg for k in node.keywords} or len(node.args) != 1:
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not wrong, wrong
