@@ -172,12 +172,16 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
     args += ["-v"] if verbose else ["-p", "no:terminal"]
     args += _plugin_args()
 
-    verb = "Resuming" if resume else "Certifying"
-    print(f"{verb} rig {loaded.rig.name!r} ({len(loaded.rig.duts)} DUT(s)) → {out}")
-    if defects:
-        print(f"  seeded defects: {', '.join(defects)}")
-    t0 = time.monotonic()
-    code = pytest.main(args)
+    from harness.reporting.i18n import _, language
+
+    with language(lang):  # the progress lines in the run's language too
+        verb = _("Resuming rig {rig} ({n} DUT(s)) → {out}") if resume else \
+            _("Certifying rig {rig} ({n} DUT(s)) → {out}")
+        print(verb.format(rig=repr(loaded.rig.name), n=len(loaded.rig.duts), out=out))
+        if defects:
+            print("  " + _("seeded defects: {names}").format(names=", ".join(defects)))
+        t0 = time.monotonic()
+        code = pytest.main(args)
     elapsed = time.monotonic() - t0
     verdicts_path = out / "verdicts.json"
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or not verdicts_path.exists():

@@ -21,6 +21,7 @@ import pytest
 from harness.reporting.clauses import CHAPTER_TITLES, chapter_of, clause_of_check
 from harness.reporting.progress import Progress
 from harness.reporting.records import Attempt, Check, CheckRecord, read_records
+from harness.reporting.texts import Msg, msg_data
 from harness.verdicts import Inconclusive, NotApplicable, Verdict
 
 STATE = pytest.StashKey["HarnessRun"]()
@@ -323,14 +324,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             pyfuncitem.obj(**args)
             if not c.failures:
                 return True
-            reason = "; ".join(m.describe() for m in c.failures[:3])
+            reason: str = Msg.joined("; ", (m.describe() for m in c.failures[:3]))
         except (AssertionError, DeviceError) as exc:
             if attempt == run.reruns:
                 raise
-            reason = str(exc).strip() or type(exc).__name__
+            reason = _exc_text(exc)
         if attempt == run.reruns:
             return True  # the failed measurements make the verdict FAIL
-        attempts.append(Attempt(verdict=Verdict.FAIL, reason=reason))
+        attempts.append(Attempt(verdict=Verdict.FAIL, reason=reason, texts=_texts(reason)))
         c.restart()
     return True
 
@@ -366,10 +367,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         attempts = item.stash.get(_ATTEMPTS, [])
         if attempts and verdict == Verdict.PASS:
             verdict = Verdict.FLAKY
-            reason = f"failed {len(attempts)} time(s), then passed on a re-run; first failure: {attempts[0].reason}"
+            reason = Msg("failed {n} time(s), then passed on a re-run; first failure: {first}", n=len(attempts),
+                         first=attempts[0].text())
         elif attempts and verdict in (Verdict.NOT_APPLICABLE, Verdict.INCONCLUSIVE):
             # A re-run that could not judge takes nothing back: the failure measured before stands.
-            reason = f"{attempts[0].reason} (a re-run then ended {verdict.value}: {reason})"
+            reason = Msg("{first} (a re-run then ended {verdict}: {reason})", first=attempts[0].text(),
+                         verdict=Msg.in_context("verdict", verdict.value), reason=reason)
             verdict = Verdict.FAIL
         c = item.stash.get(_CHECK, None)
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
@@ -377,7 +380,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             id=marker[0], title=marker[1], suite=_suite_of(item), clauses=marker[2], dut=dut, verdict=verdict,
             reason=reason, measurements=c.measurements if c else [], charts=c.charts if c else [],
             kind="documentary" if item.get_closest_marker("documentary") else "measured", attempts=attempts,
-            nodeid=item.nodeid,
+            nodeid=item.nodeid, texts=_texts(reason, marker[1]),
             started=item.stash.get(_STARTED, time.time()), finished=time.time())
     return report
 
@@ -390,21 +393,35 @@ def _verdict(item: pytest.Item, call: pytest.CallInfo[None]) -> tuple[Verdict, s
     c = item.stash.get(_CHECK, None)
     if call.excinfo is None:
         if c is not None and c.failures:
-            return Verdict.FAIL, "; ".join(m.describe() for m in c.failures[:3])
+            return Verdict.FAIL, Msg.joined("; ", (m.describe() for m in c.failures[:3]))
         if c is None or c.unjudged:
-            return Verdict.INCONCLUSIVE, "nothing measured: the check recorded no measurement, so it judged nothing"
+            return Verdict.INCONCLUSIVE, Msg("nothing measured: the check recorded no measurement, so it judged "
+                                             "nothing")
         return Verdict.PASS, ""
     exc = call.excinfo.value
-    text = str(exc).strip() or type(exc).__name__
+    text = _exc_text(exc)
     if isinstance(exc, Inconclusive):
         return Verdict.INCONCLUSIVE, text
     if isinstance(exc, NotApplicable):
         return Verdict.NOT_APPLICABLE, text
     if isinstance(exc, LaunchError | BenchError):
-        return Verdict.INCONCLUSIVE, f"bench problem: {text}"
+        return Verdict.INCONCLUSIVE, Msg("bench problem: {text}", text=text)
     if isinstance(exc, AssertionError | DeviceError):
         return Verdict.FAIL, text
-    return Verdict.INCONCLUSIVE, f"harness error {type(exc).__name__}: {text}"
+    return Verdict.INCONCLUSIVE, Msg("harness error {kind}: {text}", kind=type(exc).__name__, text=text)
+
+
+def _exc_text(exc: BaseException) -> str:
+    """An exception's text; the check's Msg itself (translatable) when it raised one."""
+    if len(exc.args) == 1 and isinstance(exc.args[0], Msg) and exc.args[0].strip() == exc.args[0]:
+        return exc.args[0]
+    return str(exc).strip() or type(exc).__name__
+
+
+def _texts(reason: str, title: str = "") -> dict[str, Any]:
+    """What a record keeps beside its English reason (and title): the template, when built from one. A title
+    written as a plain string is its own msgid and needs none."""
+    return {field: data for field, text in (("reason", reason), ("title", title)) if (data := msg_data(text))}
 
 
 @pytest.hookimpl(trylast=True)

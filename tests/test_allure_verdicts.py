@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from harness.reporting.allure_verdicts import map_verdicts
+from harness.reporting.clauses import CHAPTER_TITLES_RU
 from harness.reporting.records import Attempt, CheckRecord
 from harness.verdicts import Verdict
 
@@ -79,8 +80,7 @@ def test_the_report_is_built_from_a_translated_copy_and_the_results_stay(tmp_pat
     assert {p.name: p.read_bytes() for p in results.iterdir()} == before  # the evidence is untouched
     got = json.loads((copy / "na-result.json").read_text())
     labels = {lb["name"]: lb["value"] for lb in got["labels"]}
-    assert labels["parentSuite"] == labels["epic"] == \
-        "Глава 13. Требования к серверному оборудованию и операционной системе АСКУЭ"
+    assert labels["parentSuite"] == labels["epic"] == f"Глава 13. {CHAPTER_TITLES_RU[13]}"  # the Rules' words
     assert labels["suite"].startswith("п. 73 — ") and labels["feature"] == "п. 73" and labels["as_id"] == "KZ-73-01"
     assert got["status"] == "skipped"
     assert got["statusDetails"]["message"] == "НЕПРИМЕНИМО — не относится к этому устройству: no link-fault " \

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.reporting.texts import Msg
+
 
 @dataclass(frozen=True)
 class Bound:
@@ -31,19 +33,20 @@ class Bound:
         bound — and then a note in the evidence that the declaration was set aside, and why."""
         if declared <= self.value:
             return declared
-        name = f"{self.field} declared"
+        name = Msg("{field} declared", field=self.field)
         if any(m.name == name for m in check.measurements):  # said once per check, however often it is used
             return self.value
         check.measure(name, declared, passed=True, unit=self.unit,
-                      limit=f"≤ {self.value:g} ({self.source})",
-                      note=f"looser than the bound: judged by {self.value:g} {self.unit} instead")
+                      limit=Msg("≤ {value:g} ({source})", value=self.value, source=self.source),
+                      note=Msg("looser than the bound: judged by {value:g} {unit} instead", value=self.value,
+                               unit=self.unit))
         return self.value
 
 
 CLOCK_DRIFT = Bound(
     "clock.max_drift_s_per_day", 0.5, "s/day",
-    "IEC 62054-21 time-keeping of a crystal-controlled time switch, ±0.5 s/24 h at reference conditions — "
-    "the accuracy IEC 62052-21 asks of the tariff clock of a meter")
+    Msg("IEC 62054-21 time-keeping of a crystal-controlled time switch, ±0.5 s/24 h at reference conditions — the "
+        "accuracy IEC 62052-21 asks of the tariff clock of a meter"))
 
 EVENT_TIMESTAMP = Bound(
     "timestamp_tolerance_s", 5.0, "s",

@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.conformance.bounds import CLOCK_DRIFT, clock_cut_off_time
 from harness.conformance.power import power_switch
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 FIX_SAMPLES = 100  # reads averaged per time fix when the clock shows sub-second resolution
@@ -42,7 +43,8 @@ class TimeFix:
 
 def _clock_declared(dut: Any, clause: str) -> None:
     if dut.profile.clock is None or not dut.profile.maps_clock:
-        raise Inconclusive(f"the profile declares no device clock; cl. {clause} requires date and time")
+        raise Inconclusive(Msg("the profile declares no device clock; cl. {clause} requires date and time",
+                               clause=clause))
 
 
 def time_fix(device: Any) -> TimeFix:
@@ -81,7 +83,8 @@ def time_fix(device: Any) -> TimeFix:
         if best.uncertainty <= GOOD_EDGE_S:
             return best
     if best is None:
-        raise Inconclusive(f"the device clock did not tick within {EDGE_TIMEOUT_S} s of watching")
+        raise Inconclusive(Msg("the device clock did not tick within {edge_timeout_s} s of watching",
+                               edge_timeout_s=EDGE_TIMEOUT_S))
     return best
 
 
@@ -90,24 +93,27 @@ def clock_readable_and_settable(dut: Any, check: Any, clause: str) -> None:
     _clock_declared(dut, clause)
     device, tol = dut.device, dut.timing.clock_tolerance_s
     reading = device.read_clock()
-    check.measure("clock read", reading.value.isoformat(), passed=True, note="decodes to a valid date-time")
+    check.measure(Msg("clock read"), reading.value.isoformat(), passed=True, note=Msg("decodes to a valid date-time"))
     if not dut.profile.clock.writable:
         # Synchronisation is then the operator's, but the clock still stamps everything the meter keeps:
         # it must show the bench's UTC (the harness's clock, moved on by any device time a simulator was
         # fast-forwarded) within the same tolerance a set clock is held to.
         fix = time_fix(device)
         offset = fix.offset - dut.time.world_offset_s()
-        check.within("offset to UTC (clock declared not settable)", offset, -tol - fix.uncertainty,
+        check.within(Msg("offset to UTC (clock declared not settable)"), offset, -tol - fix.uncertainty,
                      tol + fix.uncertainty, unit="s",
-                     note=f"timing.clock_tolerance_s ± the time fix's uncertainty {fix.uncertainty:.3f} s")
+                     note=Msg("timing.clock_tolerance_s ± the time fix's uncertainty {uncertainty:.3f} s",
+                              uncertainty=fix.uncertainty))
         check.require()
         return
     # Set a time far from the present first: a clock that ignores writes cannot pass by luck.
-    for label, shift in (("set to UTC+3 h 7 min", timedelta(hours=3, minutes=7)), ("set back to UTC", timedelta())):
+    for label, shift in ((Msg("set to UTC+3 h 7 min"), timedelta(hours=3, minutes=7)),
+                         (Msg("set back to UTC"), timedelta())):
         target = datetime.now(UTC) + shift
         device.set_clock(target)
         fix = time_fix(device)
-        check.within(f"{label}: error after set", fix.offset - shift.total_seconds(), -tol, tol, unit="s")
+        check.within(Msg("{label}: error after set",
+                         label=label), fix.offset - shift.total_seconds(), -tol, tol, unit="s")
     check.require()
 
 
@@ -120,15 +126,16 @@ def clock_continues_after_power_cut(dut: Any, check: Any, clause: str) -> None:
     tol = dut.timing.clock_tolerance_s
     off_s = clock_cut_off_time(dut.spec.power.off_time_s, tol)
     if off_s > dut.timing.max_wall_wait_s:
-        raise Inconclusive(f"a cut long enough to show a stopped clock ({off_s:g} s, > 2 × timing.clock_tolerance_s "
-                           f"{tol:g} s) exceeds timing.max_wall_wait_s {dut.timing.max_wall_wait_s:g} s: lower the "
-                           "tolerance or allow the wait")
+        raise Inconclusive(Msg("a cut long enough to show a stopped clock ({off_s:g} s, > 2 × "
+                               "timing.clock_tolerance_s {tol:g} s) exceeds timing.max_wall_wait_s "
+                               "{max_wall_wait_s:g} s: lower the tolerance or allow the wait", off_s=off_s, tol=tol,
+                               max_wall_wait_s=dut.timing.max_wall_wait_s))
     before = time_fix(dut.device)
     _t_off, _t_on, ready = power.cut(off_s)
     after = time_fix(dut.device)
-    check.within("clock error across the cut", after.offset - before.offset, -tol, tol, unit="s",
-                 note=f"power off {off_s:g} s (> 2 × the tolerance: a clock that stops while unpowered is "
-                      f"outside it), answered {ready:.2f} s after power-on")
+    check.within(Msg("clock error across the cut"), after.offset - before.offset, -tol, tol, unit="s",
+                 note=Msg("power off {off_s:g} s (> 2 × the tolerance: a clock that stops while unpowered is "
+                          "outside it), answered {ready:.2f} s after power-on", off_s=off_s, ready=ready))
     check.require()
 
 
@@ -158,21 +165,25 @@ def clock_drift_within_declared(dut: Any, check: Any, clause: str) -> None:
     # wall clock must agree, or it was stepped (and every offset after the step is off by the step).
     stepped = max(0.0, wall - (m3 - m0)) + min(0.0, wall - (m2 - m1))
     if wall <= 0 or abs(stepped) > CLOCK_STEP_S:
-        raise Inconclusive(f"the harness's own clock stepped ({stepped:+.3f} s against its monotonic clock) during "
-                           "the measurement, so the device's drift cannot be told from it; run the bench with a "
-                           "clock that is slewed, not stepped (chrony/ntpd), and repeat")
+        raise Inconclusive(Msg("the harness's own clock stepped ({stepped:+.3f} s against its monotonic clock) "
+                               "during the measurement, so the device's drift cannot be told from it; run the "
+                               "bench with a clock that is slewed, not stepped (chrony/ntpd), and repeat",
+                               stepped=stepped))
     span = wall + forward
     drift = (end.offset - start.offset - forward) / span * 1e6
     uncertainty = (start.uncertainty + end.uncertainty) / span * 1e6
-    over = f"over {span:.1f} s" + (f" ({forward:g} s of it fast-forwarded)" if forward else "")
-    note = f"{over}, ±{uncertainty:.3f} ppm; {drift * 86400 / 1e6:+.3f} s/day"
+    over = Msg("over {span:.1f} s ({forward:g} s of it fast-forwarded)", span=span, forward=forward) if forward \
+        else Msg("over {span:.1f} s", span=span)
+    note = Msg("{over}, ±{uncertainty:.3f} ppm; {per_day:+.3f} s/day", over=over, uncertainty=uncertainty,
+               per_day=drift * 86400 / 1e6)
     if abs(drift) - uncertainty > limit_ppm:
-        check.at_most("clock drift", abs(drift), limit_ppm, unit="ppm", note=note)
+        check.at_most(Msg("clock drift"), abs(drift), limit_ppm, unit="ppm", note=note)
     elif abs(drift) + uncertainty <= limit_ppm:
-        check.at_most("clock drift (with uncertainty)", abs(drift) + uncertainty, limit_ppm, unit="ppm", note=note)
+        check.at_most(Msg("clock drift (with uncertainty)"), abs(drift) + uncertainty, limit_ppm, unit="ppm", note=note)
     else:
         needed = (start.uncertainty + end.uncertainty) / (limit_ppm / 1e6 - min(abs(drift), limit_ppm) / 1e6
                                                           + 1e-12)
-        raise Inconclusive(f"drift {drift:+.1f} ppm ±{uncertainty:.1f} ppm cannot be told from the limit "
-                           f"{limit_ppm:.1f} ppm; lengthen timing.clock_drift_window_s (≳ {needed:.0f} s)")
+        raise Inconclusive(Msg("drift {drift:+.1f} ppm ±{uncertainty:.1f} ppm cannot be told from the limit "
+                               "{limit_ppm:.1f} ppm; lengthen timing.clock_drift_window_s (≳ {needed:.0f} s)",
+                               drift=drift, uncertainty=uncertainty, limit_ppm=limit_ppm, needed=needed))
     check.require()

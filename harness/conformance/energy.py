@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.devices.api import Reading
 from harness.quantities import EnergyRegister, energy_registers
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 
@@ -71,7 +72,7 @@ def reference_power(dut: Any, reg: EnergyRegister) -> float:
     """The bench's reference load on the register's channel (W or var); INCONCLUSIVE if undeclared."""
     load = dut.spec.reference_load
     if load is None:
-        raise Inconclusive("the rig declares no reference_load for this DUT, so the expected energy is unknown")
+        raise Inconclusive(Msg("the rig declares no reference_load for this DUT, so the expected energy is unknown"))
     return load.power_of(reg.channel.value)
 
 

@@ -14,6 +14,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any
 
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 # °C -> kg/m³ (IAPWS-95; 0-100 °C at 0.101325 MPa, 110-150 °C saturated liquid)
@@ -90,8 +91,9 @@ def heat_mpe(dut: Any, ref: Any) -> HeatMpe:
     spec = dut.profile.heat
     delta = ref.flow_temperature_c - ref.return_temperature_c
     if delta < spec.delta_theta_min_k:
-        raise Inconclusive(f"the bench's ΔΘ {delta:g} K is below the meter's ΔΘmin {spec.delta_theta_min_k:g} K: "
-                           "raise reference_flow.flow_temperature_c or lower return_temperature_c")
+        raise Inconclusive(Msg("the bench's ΔΘ {delta:g} K is below the meter's ΔΘmin {delta_theta_min_k:g} K: "
+                               "raise reference_flow.flow_temperature_c or lower return_temperature_c", delta=delta,
+                               delta_theta_min_k=spec.delta_theta_min_k))
     a, b = _FLOW_CLASS[spec.accuracy_class]
     if spec.permanent_flow_m3_h is None:
         flow, qp = FLOW_ERROR_CAP_PCT, "qp undeclared: the 5 % cap"
@@ -114,8 +116,8 @@ def reference_flow(dut: Any) -> Any:
     """The heat carrier the bench runs through the meter; INCONCLUSIVE when the rig declares none."""
     flow = dut.spec.reference_flow
     if flow is None:
-        raise Inconclusive("the rig declares no reference_flow for this DUT, so the expected flow, "
-                           "temperatures and accuracy are unknown")
+        raise Inconclusive(Msg("the rig declares no reference_flow for this DUT, so the expected flow, "
+                               "temperatures and accuracy are unknown"))
     return flow
 
 

@@ -20,6 +20,7 @@ from harness.conformance.uplink import CADENCE_S, patience
 from harness.devices.api import DeviceError, Reading
 from harness.events import JournalEntry
 from harness.quantities import IDENTITY_QUANTITIES, LINK_STATUS
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 KEY = "peer_outage"
@@ -60,11 +61,11 @@ class Outage:
 def untestable(dut: Any) -> str | None:
     """Why this bench cannot cut one of the DUT's interfaces while reading the other (None: it can)."""
     if getattr(dut.profile, "interfaces", None) is None:
-        return ("the profile declares one interface (no `interfaces`): channel redundancy for this device is its "
-                "concentrator's or head-end's, certified on their own rig")
+        return (Msg("the profile declares one interface (no `interfaces`): channel redundancy for this device is "
+                    "its concentrator's or head-end's, certified on their own rig"))
     if dut.reserve_device is None:
-        return ("this rig connects only the main interface; a rig with `reserve_transport` and `link: proxy` or "
-                "`netns` tests the switchover")
+        return (Msg("this rig connects only the main interface; a rig with `reserve_transport` and `link: proxy` "
+                    "or `netns` tests the switchover"))
     if dut.main_link is None:
         return "this rig cannot cut the main interface (`link: direct`); set `link: proxy` or `netns`"
     return None
@@ -79,7 +80,7 @@ def interfaces_of(dut: Any) -> Any:
         return dut.profile.interfaces
     if getattr(dut.profile, "interfaces", None) is None:
         raise NotApplicable(why)
-    raise Inconclusive(f"the profile declares a main and a reserve interface, but {why}")
+    raise Inconclusive(Msg("the profile declares a main and a reserve interface, but {why}", why=why))
 
 
 def brief_outage(dut: Any) -> None:
@@ -130,7 +131,8 @@ def observe_outage(dut: Any) -> Outage:
     for device, name in ((main, "main"), (reserve, "reserve"), (main, "main")):
         o.samples.append(s := _read(device, name, watched))
         if s.error:
-            raise Inconclusive(f"the {name} interface does not answer before any fault: {s.error}")
+            raise Inconclusive(Msg("the {name} interface does not answer before any fault: {error}", name=name,
+                                   error=s.error))
     o.clock_offset_s = _clock_offset(main)
     o.journal_before = _journal(main, o)
     with restoring(link.restore):

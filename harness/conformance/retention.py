@@ -16,6 +16,7 @@ from typing import Any
 from harness.conformance.cleanup import restoring
 from harness.conformance.energy import elapse_device_time, snapshot
 from harness.conformance.power import power_switch
+from harness.reporting.texts import Msg
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def counters_survive_power_cuts(dut: Any, check: Any, counters: list[Counter]) -
         t_off, t_on, ready = power.cut(dut.spec.power.off_time_s)
         after = snapshot(dut, names)
         powered = max(0.0, t_off - before.t_first_sent) + max(0.0, after.t_last_received - t_on)
-        events.append((t_off - t0, f"cut {cut}"))
+        events.append((t_off - t0, Msg("cut {cut}", cut=cut)))
         for c in charted:
             first = base.setdefault(c.label, before.value(c.name))
             series[c.label] += [(before.t_first_sent - t0, before.value(c.name) - first),
@@ -57,13 +58,15 @@ def counters_survive_power_cuts(dut: Any, check: Any, counters: list[Counter]) -
             res = max(before.resolution(c.name), after.resolution(c.name))
             delta = after.value(c.name) - before.value(c.name)
             if c.max_rate is None:
-                check.at_least(f"cut {cut}: {c.label} change", delta, 0.0, unit=c.unit,
-                               note="no reference rate: only 'no decrease' is checked")
+                check.at_least(Msg("cut {cut}: {label} change", cut=cut, label=c.label), delta, 0.0, unit=c.unit,
+                               note=Msg("no reference rate: only 'no decrease' is checked"))
                 continue
-            check.within(f"cut {cut}: {c.label} change", delta, 0.0, c.max_rate * powered + res, unit=c.unit,
-                         note=f"powered {powered:.2f} s around the cut, ready after {ready:.2f} s")
-    check.chart("Registers across each power cut", series, x_label="wall time since the first cut, s",
-                y_label="change since the first read", events=events)
+            check.within(Msg("cut {cut}: {label} change", cut=cut,
+                             label=c.label), delta, 0.0, c.max_rate * powered + res, unit=c.unit,
+                         note=Msg("powered {powered:.2f} s around the cut, ready after {ready:.2f} s", powered=powered,
+                                  ready=ready))
+    check.chart(Msg("Registers across each power cut"), series, x_label=Msg("wall time since the first cut, s"),
+                y_label=Msg("change since the first read"), events=events)
     check.require()
 
 
@@ -91,12 +94,12 @@ def identity_and_settings_survive(dut: Any, check: Any) -> None:
     with restoring(put_back):
         power.cut(dut.spec.power.off_time_s)
         identity_after = device.identity()
-        check.equal("serial number", identity_after.serial_number, identity_before.serial_number)
-        check.equal("firmware version", identity_after.firmware_version, identity_before.firmware_version)
+        check.equal(Msg("serial number"), identity_after.serial_number, identity_before.serial_number)
+        check.equal(Msg("firmware version"), identity_after.firmware_version, identity_before.firmware_version)
         for name, value in expected.items():
-            check.equal(f"setting {name}", device.read(name).value, value,
-                        note="written before the cut" if name in written else "as found")
+            check.equal(Msg("setting {name}", name=name), device.read(name).value, value,
+                        note=Msg("written before the cut") if name in written else Msg("as found"))
         if not written:
-            check.measure("settings written", 0, passed=True,
-                          note="no writable setting declares a test_value: retention of found values only")
+            check.measure(Msg("settings written"), 0, passed=True,
+                          note=Msg("no writable setting declares a test_value: retention of found values only"))
     check.require()

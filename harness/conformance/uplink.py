@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 CADENCE_S = 0.25  # the harness lets an interval close at least this often while it waits for a record
@@ -55,8 +56,8 @@ def uplink_of(dut: Any) -> Any:
         raise AssertionError("the profile declares no `uplink` (protocol, topics, switchover and return times): "
                              "cl. 83–85 require the channels to be declared")
     if dut.upstream is None or dut.upstream.headend is None:
-        raise Inconclusive("the rig gives this DUT no `upstream` channels, so the harness has no head-end to "
-                           "collect its pushed data on")
+        raise Inconclusive(Msg("the rig gives this DUT no `upstream` channels, so the harness has no head-end to "
+                               "collect its pushed data on"))
     return uplink
 
 
@@ -136,7 +137,7 @@ def completeness(check: Any, recs: list[PushedRecord], *, since_seq: int, allowe
     mine = [r for r in recs if r.seq > since_seq]
     seqs = [r.seq for r in mine]
     if not seqs:
-        check.measure(f"{label}: records", 0, passed=False, limit="≥ 1")
+        check.measure(Msg("{label}: records", label=label), 0, passed=False, limit=Msg("≥ 1"))
         return
     missing = sorted(set(range(since_seq + 1, max(seqs) + 1)) - set(seqs))
     counts = Counter(seqs)
@@ -144,12 +145,12 @@ def completeness(check: Any, recs: list[PushedRecord], *, since_seq: int, allowe
     dupes = sum(n - 1 for n in counts.values() if n > 1) + len(again)
     differing = sum(1 for s, n in counts.items() if n > 1 and len({(r.end, tuple(sorted(r.increments.items())))
                                                                      for r in mine if r.seq == s}) > 1)
-    check.equal(f"{label}: intervals lost", len(missing), 0,
+    check.equal(Msg("{label}: intervals lost", label=label), len(missing), 0,
                 note=f"seq {since_seq + 1}…{max(seqs)}" + (f"; missing {missing[:10]}" if missing else ""))
-    check.at_most(f"{label}: intervals delivered twice", dupes, allowed_duplicates,
+    check.at_most(Msg("{label}: intervals delivered twice", label=label), dupes, allowed_duplicates,
                   note="at most one record in flight per link failure may arrive again"
                        + (f"; re-sent from before: seq {sorted(set(again))[:10]}" if again else ""))
-    check.equal(f"{label}: duplicates with different content", differing, 0)
+    check.equal(Msg("{label}: duplicates with different content", label=label), differing, 0)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 
@@ -31,8 +32,9 @@ class TimeControl(ABC):
     def synthesize_events(self, days: float, per_day: float) -> int:
         """Let ``days`` of device time pass with ``per_day`` routine events logged (how many were): a year of
         audit history for a retention check. Only a simulator can; anything else is INCONCLUSIVE."""
-        raise Inconclusive(f"{days:g} days of logged events need a DUT that can synthesize its own history (a "
-                           "simulator's control channel); on a real device retention follows from capacity ÷ rate")
+        raise Inconclusive(Msg("{days:g} days of logged events need a DUT that can synthesize its own history (a "
+                               "simulator's control channel); on a real device retention follows from capacity ÷ "
+                               "rate", days=days))
 
 
 class WallTime(TimeControl):
@@ -43,8 +45,9 @@ class WallTime(TimeControl):
 
     def elapse(self, seconds: float) -> None:
         if seconds > self.max_wait_s:
-            raise Inconclusive(f"needs {seconds:g} s of device time but the rig allows waiting at most "
-                               f"{self.max_wait_s:g} s (timing.max_wall_wait_s) and the DUT has no time control")
+            raise Inconclusive(Msg("needs {seconds:g} s of device time but the rig allows waiting at most "
+                                   "{max_wait_s:g} s (timing.max_wall_wait_s) and the DUT has no time control",
+                                   seconds=seconds, max_wait_s=self.max_wait_s))
         time.sleep(max(0.0, seconds))
 
 
@@ -92,5 +95,5 @@ class SimulatorTime(TimeControl):
         try:
             reply = self.request(op="synthesize_events", days=days, per_day=per_day)
         except RuntimeError as exc:  # a simulator without the op (the meters log their own events)
-            raise Inconclusive(f"this simulator cannot synthesize event history: {exc}") from None
+            raise Inconclusive(Msg("this simulator cannot synthesize event history: {exc}", exc=exc)) from None
         return int(reply.get("generated", 0))

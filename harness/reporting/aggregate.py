@@ -65,7 +65,8 @@ def aggregate(records: list[CheckRecord], deselected: dict[str, list[tuple[str, 
                 "complete": not not_run.get(clause),
                 "verdict_kind": verdict_kind(r.kind for r in recs),
                 "checks": [{"id": r.id, "title": r.title, "verdict": r.verdict.value, "reason": r.reason,
-                            "kind": r.kind, "attempts": [a.model_dump(mode="json") for a in r.attempts]}
+                            "texts": r.texts, "kind": r.kind,
+                            "attempts": [a.model_dump(mode="json") for a in r.attempts]}
                            for r in sorted(recs, key=lambda r: r.id)],
                 "not_run": sorted(set(not_run.get(clause, []))),
             }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.reporting.clauses import CHAPTER_TITLES, CLAUSES, Clause, clause_sort_key
+from harness.reporting.texts import Msg, from_data, msg_data
 from harness.verdicts import Verdict
 
 FORMAT = "tek-harness-certificate/1"
@@ -67,33 +68,56 @@ def _row(clause: Clause, tested: dict[str, Any] | None, dut_kind: str, version: 
     checks = tested["checks"] if tested else []
     not_run = tested["not_run"] if tested else []
     verdict = tested["verdict"] if tested else Verdict.NOT_TESTED.value
+    reason = _reason(clause, verdict, checks, not_run, dut_kind, version)
     return {
         "clause": clause.number, "chapter": clause.chapter, "kind": clause.kind, "gist": clause.gist,
         "text_ru": clause.text_ru, "suites": list(clause.suites), "verdict": verdict,
         "verdict_kind": tested.get("verdict_kind", "none") if tested else "none",
-        "reason": _reason(clause, verdict, checks, not_run, dut_kind, version),
+        "reason": str(reason), "texts": {"reason": data} if (data := msg_data(reason)) else {},
         "checks": checks, "not_run": not_run,
     }
 
 
 def _reason(clause: Clause, verdict: str, checks: list[dict[str, Any]], not_run: list[str], dut_kind: str,
             version: str) -> str:
-    """Why a clause is not a plain PASS — never empty for any other verdict."""
-    incomplete = f"checks not run: {', '.join(not_run)}" if not_run else ""
+    """Why a clause is not a plain PASS — never empty for any other verdict (a Msg: translatable)."""
+    incomplete = Msg("checks not run: {ids}", ids=", ".join(not_run)) if not_run else ""
     if verdict == Verdict.PASS.value:
-        return f"PASS for the checks that ran; {incomplete}" if incomplete else ""
+        return Msg("PASS for the checks that ran; {incomplete}", incomplete=incomplete) if incomplete else ""
     if verdict == Verdict.NOT_TESTED.value:
         if incomplete:
             return incomplete
         if clause.kind == "out of scope":
-            return "out of scope: a property of the state information system or a duty of its operators, " \
-                   "not of a device under test"
-        what = "documentary check" if clause.kind == "documentary" else "check"
-        suites = f" (suites: {', '.join(clause.suites)})" if clause.suites else ""
-        return f"no {what} in tek-harness {version} applies to a {dut_kind or 'device'} of this kind{suites}"
-    shown = [f"{c['id']} {c['verdict']}: {c['reason'] or 'no reason given'}" for c in checks
-             if c["verdict"] in _PROBLEMS]
-    return "; ".join(shown + ([incomplete] if incomplete else [])) or f"{verdict} (no check gave a reason)"
+            return Msg("out of scope: a property of the state information system or a duty of its operators, "
+                       "not of a device under test")
+        suites = ", ".join(clause.suites)
+        if clause.kind == "documentary":
+            if suites:
+                return Msg("no documentary check in tek-harness {version} applies to a {kind} of this kind "
+                           "(suites: {suites})", version=version, kind=_kind_name(dut_kind), suites=suites)
+            return Msg("no documentary check in tek-harness {version} applies to a {kind} of this kind",
+                       version=version, kind=_kind_name(dut_kind))
+        if suites:
+            return Msg("no check in tek-harness {version} applies to a {kind} of this kind (suites: {suites})",
+                       version=version, kind=_kind_name(dut_kind), suites=suites)
+        return Msg("no check in tek-harness {version} applies to a {kind} of this kind", version=version,
+                   kind=_kind_name(dut_kind))
+    shown = [Msg("{id} {verdict}: {reason}", id=c["id"], verdict=Msg.in_context("verdict", c["verdict"]),
+                 reason=from_data((c.get("texts") or {}).get("reason")) or c["reason"] or Msg("no reason given"))
+             for c in checks if c["verdict"] in _PROBLEMS]
+    parts = shown + ([incomplete] if incomplete else [])
+    if parts:
+        return Msg.joined("; ", parts)
+    return Msg("{verdict} (no check gave a reason)", verdict=Msg.in_context("verdict", verdict))
+
+
+def _kind_name(dut_kind: str) -> Msg | str:
+    """A kind of device as a reader says it (``electricity_meter`` → "electricity meter"), translatable."""
+    return _DUT_KINDS.get(dut_kind) or dut_kind or Msg("device")
+
+
+_DUT_KINDS = {"electricity_meter": Msg("electricity_meter"), "heat_meter": Msg("heat_meter"),
+              "data_concentrator": Msg("data_concentrator"), "controller": Msg("controller")}
 
 
 def _sha256(path: Path) -> str:

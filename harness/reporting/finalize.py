@@ -55,11 +55,11 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
     """``lang``: the readable reports' language (certificate.json records it; its keys never change).
     None keeps the language the certificate already names (``harness report``), else English."""
     from harness.redaction import sweep
-    from harness.reporting import custody
+    from harness.reporting import custody, localize
     from harness.reporting.allure_html import AllureUnavailable, build_allure_html
     from harness.reporting.certificate import build_certificate
     from harness.reporting.html import render_certificate_html
-    from harness.reporting.i18n import translations
+    from harness.reporting.i18n import language, translations
     from harness.reporting.records import read_records
     from harness.reporting.seal import load_signer, seal
 
@@ -76,6 +76,8 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
     translations(lang)  # an unknown language is refused before any file changes (UnknownLanguage)
     if rebuild_certificate or certificate.get("language") != lang:
         certificate["language"] = lang
+        with language(lang):  # the texts in the run's language beside the English (localize.translation)
+            certificate = localize.translation(certificate)
         _write(out / CERTIFICATE, json.dumps(certificate, indent=2, ensure_ascii=False) + "\n")
     allure: str | None = None
     results = out / "allure-results"

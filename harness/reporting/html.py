@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from harness.reporting import localize
 from harness.reporting.clauses import CHAPTER_TITLES
 from harness.reporting.html_common import (
     CLASS,
@@ -30,6 +31,7 @@ from harness.reporting.html_common import (
     clauses_of,
     data,
     duration,
+    english_mark,
     esc,
     slug,
     verdict_text,
@@ -77,28 +79,31 @@ def _checks_cell(dut: str, row: dict[str, Any], have: set[tuple[str, str]]) -> s
 
 def _matrix(cert: dict[str, Any], name: str, dut: dict[str, Any], several: bool, have: set[tuple[str, str]]) -> str:
     """The clauses that were judged, and those that could have been (checks deselected or unfinished)."""
+    # The English gist only on an English page: in another language the Rules' own wording beside it says it.
+    gists = current() == "en"
     head = (f'<thead><tr><th class="c-no">{_("Clause")}</th><th class="c-ru">{_("Wording of the Rules (ru)")}</th>'
-            f'<th class="c-gist">{_("Gist (en)")}</th><th class="c-kind">{_("Kind")}</th>'
+            + (f'<th class="c-gist">{_("Gist (en)")}</th>' if gists else "") + f'<th class="c-kind">{_("Kind")}</th>'
             f'<th class="c-v">{_("Verdict")}</th><th class="c-checks">{_("Checks")}</th></tr></thead>')
+    columns = 6 if gists else 5
     body, chapter = [], object()
     for row in clauses_of(dut):
         if cannot_apply(row):
             continue
         if row.get("chapter") != chapter:
             chapter = row.get("chapter")
-            body.append(f'<tr class="chapter"><th colspan="6">{esc(_chapter_title(cert, chapter))}</th></tr>')
+            body.append(f'<tr class="chapter"><th colspan="{columns}">{esc(_chapter_title(cert, chapter))}</th></tr>')
         verdict = str(row.get("verdict") or "NOT TESTED")
         reason = (data(row["reason"], "div", "why")
                   if row.get("reason") and verdict in ("FAIL", "INCONCLUSIVE", "N/A", "NOT TESTED") else "")
         row_id = clause_row_id(name, str(row.get("clause")), several_duts=several)
         body.append(f'<tr id="{row_id}" class="row r-{CLASS.get(verdict, "v-grey")[2:]}">'
                     f'<td class="no">{esc(row.get("clause"))}</td>{_ru(row)}'
-                    f'<td class="gist">{data(row.get("gist", ""))}</td>'
-                    f'<td class="kind k-{slug(str(row.get("kind", "")))}">{_kind(str(row.get("kind", "")))}</td>'
+                    + (f'<td class="gist">{data(row.get("gist", ""))}</td>' if gists else "")
+                    + f'<td class="kind k-{slug(str(row.get("kind", "")))}">{_kind(str(row.get("kind", "")))}</td>'
                     f'<td class="verdict">{badge(verdict, str(row.get("verdict_kind", "measured")))}{reason}</td>'
                     f"<td>{_checks_cell(name, row, have)}</td></tr>")
     if not body:
-        body.append(f'<tr><td colspan="6" class="muted">{_("No clause was judged.")}</td></tr>')
+        body.append(f'<tr><td colspan="{columns}" class="muted">{_("No clause was judged.")}</td></tr>')
     return (f'<section class="matrix-section page-break"><h2>{_("Clause matrix")} — {_("DUT")} '
             f'<code>{esc(name)}</code></h2>'
             f'<table class="matrix" id="{slug("clause-matrix", name)}">{head}<tbody>{"".join(body)}</tbody>'
@@ -128,7 +133,8 @@ def _cannot_apply(name: str, dut: dict[str, Any], several: bool) -> str:
         shared = reasons.pop() if len(reasons) == 1 else None
         table = "".join(
             f'<tr id="{clause_row_id(name, str(r.get("clause")), several_duts=several)}">'
-            f'<td class="no">{esc(r.get("clause"))}</td>{_ru(r)}<td class="gist">{data(r.get("gist", ""))}'
+            f'<td class="no">{esc(r.get("clause"))}</td>{_ru(r)}<td class="gist">'
+            + (data(r.get("gist", "")) if current() == "en" else "")
             + ("" if shared is not None else data(r.get("reason") or "", "div", "why")) + "</td></tr>"
             for r in rows)
         numbers = ", ".join(esc(r.get("clause")) for r in rows)
@@ -172,8 +178,7 @@ def _chart(chart: Any) -> str:
         svg = render_chart_svg(chart)
     except Exception as exc:  # a drawing bug must not cost the lab its whole report
         return (f'<p class="muted">{_("A chart could not be drawn:")} {data(chart.title)} — {data(exc)}</p>')
-    lang = "" if current() == "en" else ' lang="en"'  # axis labels and titles are the check's English
-    return f'<figure class="chart"{lang}>{svg}</figure>'
+    return f'<figure class="chart"{english_mark(chart.title)}>{svg}</figure>'
 
 
 def _check(rec: CheckRecord, several: bool) -> str:
@@ -232,7 +237,7 @@ def render_certificate_html(certificate: dict[str, Any], records: list[CheckReco
                           or allure_report.startswith(("/", "\\"))):
         raise ValueError(f"allure_report must be a relative file name, not {allure_report!r}")
     with language(lang or certificate.get("language")) as code:
-        return _page(certificate, records, allure_report, code)
+        return _page(localize.view(certificate), [localize.record(r) for r in records], allure_report, code)
 
 
 def _page(certificate: dict[str, Any], records: list[CheckRecord], allure_report: str | None, lang: str) -> str:

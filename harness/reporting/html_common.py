@@ -2,8 +2,8 @@
 
 Kept apart from the page builders (html.py, html_first.py) so each stays one readable module. Every
 visible word goes through the catalogs (i18n.py); a text that comes from the run (a reason, a title, a
-device's answer) is escaped and, on a page in another language, marked ``lang="en"`` — it is the
-check's English until the checks' own texts are translated, and a reader (or screen reader) should know.
+device's answer) is escaped and, where it was left in English on a page in another language, marked
+``lang="en"`` so that a reader (or screen reader) knows.
 """
 
 from __future__ import annotations
@@ -25,9 +25,19 @@ def esc(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
+def english_mark(text: Any) -> str:
+    """`` lang="en"`` for a text the run left in English on a page that is not (a reason no catalog translates
+    yet, a device's own words), so a reader and a screen reader know; nothing otherwise."""
+    if current() == "en":
+        return ""
+    words = str(text)
+    return ' lang="en"' if re.search(r"[A-Za-z]{3,}", words) and not re.search(r"[А-Яа-яЁё]", words) else ""
+
+
 def data(value: Any, tag: str = "span", cls: str = "") -> str:
-    """Text the run produced (reasons, titles, gists): escaped, and marked English on a page that is not."""
-    attrs = (f' class="{cls}"' if cls else "") + ("" if current() == "en" else ' lang="en"')
+    """Text the run produced (reasons, titles, gists): escaped; marked English where it was left in English
+    (the checks' texts are translated from their templates before a page is built: localize.py)."""
+    attrs = (f' class="{cls}"' if cls else "") + english_mark(value)
     return f"<{tag}{attrs}>{esc(value)}</{tag}>" if attrs else esc(value)
 
 

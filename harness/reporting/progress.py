@@ -4,6 +4,7 @@ A run may take a minute on a simulated rig or days on a lab bench (soak runs, 12
 on real time). Every finished check prints one plain line — counted, timed, with the elapsed time
 and an estimate of what is left — so a log file or CI output reads as well as a terminal. On a
 terminal a live status line also names the suite and check running now, overwritten in place.
+Written in the language of the surrounding ``i18n.language`` block (``harness certify --lang``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from harness.reporting import localize
+from harness.reporting.i18n import _, verdict_name
 from harness.reporting.records import CheckRecord
 from harness.verdicts import Verdict
 
@@ -54,16 +57,18 @@ class Progress:
 
     def _timing(self) -> str:
         eta = self.eta_s()
-        left = f", ~{clock(eta)} left" if eta is not None and self.done < self.total else ""
-        return f"{clock(time.monotonic() - self.t0)} elapsed{left}"
+        elapsed = _("{clock} elapsed").format(clock=clock(time.monotonic() - self.t0))
+        if eta is not None and self.done < self.total:
+            return _("{elapsed}, ~{clock} left").format(elapsed=elapsed, clock=clock(eta))
+        return elapsed
 
     def started(self, suite: str, check_id: str, dut: str) -> None:
         """The live line (terminals only): what runs now."""
         _publish({"event": "started", "check": check_id, "dut": dut, "done": self.done, "total": self.total})
         if not self.live:
             return
-        self.stream.write(f"\r\033[K  ▶ [{self.done + 1}/{self.total}] {suite} {check_id} on {dut} — "
-                          f"{self._timing()}")
+        now = _("{suite} {check} on {dut}").format(suite=suite, check=check_id, dut=dut)
+        self.stream.write(f"\r\033[K  ▶ [{self.done + 1}/{self.total}] {now} — {self._timing()}")
         self.stream.flush()
         self._status_shown = True
 
@@ -75,8 +80,11 @@ class Progress:
         if self._status_shown:
             self.stream.write("\r\033[K")
             self._status_shown = False
-        reason = f" — {record.reason}" if record.reason and record.verdict != Verdict.PASS else ""
+        shown = localize.record(record)
+        reason = f" — {shown.reason}" if shown.reason and record.verdict != Verdict.PASS else ""
         width = len(str(self.total))
-        self.stream.write(f"  [{self.done:>{width}}/{self.total}] {record.id:9} {record.verdict.value:12} "
-                          f"{record.dut:10} {record.title} ({record.duration_s:.1f} s; {self._timing()}){reason}\n")
+        took = _("{seconds} s").format(seconds=f"{record.duration_s:.1f}")
+        verdict = verdict_name(record.verdict.value)
+        self.stream.write(f"  [{self.done:>{width}}/{self.total}] {record.id:9} {verdict:12} {record.dut:10} "
+                          f" {shown.title} ({took}; {self._timing()}){reason}\n")
         self.stream.flush()

@@ -20,7 +20,7 @@ def one_line(reason: str, check_id: str = "") -> str:
     text = reason.strip()
     if check_id and text.startswith(f"{check_id}:"):
         text = text[len(check_id) + 1:].strip()
-    more = re.search(r" \(\+(\d+) more\)$", text)  # Check.require() already cut the list
+    more = re.search(r" \(\+(\d+) [^()]*\)$", text)  # Check.require() already cut the list (in any language)
     if more:
         text = text[:more.start()]
     parts = text.split("; ")

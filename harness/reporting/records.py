@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from harness.reporting.texts import Msg, from_data, msg_data
 from harness.verdicts import Verdict
 
 
@@ -22,6 +23,13 @@ def _num(v: Any) -> Any:
     return v
 
 
+def _shown(value: Any) -> Msg | str:
+    """A measured or expected value as shown: a yes/no answer translatable, a number as measured."""
+    if isinstance(value, bool):
+        return Msg("True") if value else Msg("False")
+    return value if isinstance(value, Msg) else str(_num(value))
+
+
 class Measurement(BaseModel):
     name: str
     measured: float | int | str | bool | None
@@ -29,12 +37,23 @@ class Measurement(BaseModel):
     unit: str | None = None
     passed: bool
     note: str = ""
+    texts: dict[str, Any] = Field(default_factory=dict, description="templates of name/measured/limit/note")
 
-    def describe(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        limit = f" (limit {self.limit})" if self.limit else ""
-        note = f" — {self.note}" if self.note else ""
-        return f"{self.name}: {self.measured}{unit}{limit}{note}"
+    def text(self, field: str) -> Msg | str:
+        """A text field as a Msg when the check wrote a template (translatable), else as written."""
+        return from_data(self.texts.get(field)) or Msg.literal(str(getattr(self, field)))
+
+    def describe(self) -> Msg:
+        """"name: value unit (limit L) — note", each part translatable and the numbers as measured."""
+        value = self.text("measured") if isinstance(self.measured, str) else _shown(self.measured)
+        if self.unit:
+            value = Msg("{value} {unit}", value=value, unit=Msg.in_context("unit", self.unit))
+        out = Msg("{name}: {value}", name=self.text("name"), value=value)
+        if self.limit:
+            out = Msg("{text} (limit {limit})", text=out, limit=self.text("limit"))
+        if self.note:
+            out = Msg("{text} — {note}", text=out, note=self.text("note"))
+        return out
 
 
 class Chart(BaseModel):
@@ -51,6 +70,7 @@ class Chart(BaseModel):
     kind: Literal["line", "step", "scatter", "histogram"] = "line"
     series: dict[str, list[tuple[float, float]]]
     events: list[tuple[float, str]] = Field(default_factory=list)
+    texts: dict[str, Any] = Field(default_factory=dict, description="templates of title/labels/series/events")
 
 
 class Attempt(BaseModel):
@@ -58,6 +78,11 @@ class Attempt(BaseModel):
 
     verdict: Verdict
     reason: str = ""
+    texts: dict[str, Any] = Field(default_factory=dict, description="template of the reason")
+
+    def text(self) -> Msg | str:
+        """The reason as a Msg when it was built from a template (translatable), else as written."""
+        return from_data(self.texts.get("reason")) or self.reason
 
 
 class CheckRecord(BaseModel):
@@ -77,6 +102,11 @@ class CheckRecord(BaseModel):
     nodeid: str = ""
     started: float = 0.0
     finished: float = 0.0
+    texts: dict[str, Any] = Field(default_factory=dict, description="template of the reason (title: a msgid)")
+
+    def text(self) -> Msg | str:
+        """The reason as a Msg when it was built from a template (translatable), else as written."""
+        return from_data(self.texts.get("reason")) or self.reason
 
     @property
     def duration_s(self) -> float:
@@ -98,36 +128,47 @@ class Check:
     # -- recording --------------------------------------------------------------------------------
     def measure(self, name: str, measured: Any, *, passed: bool, limit: str = "", unit: str | None = None,
                 note: str = "") -> Measurement:
+        texts = {k: d for k, v in (("name", name), ("measured", measured), ("limit", limit), ("note", note))
+                 if (d := msg_data(v))}
         m = Measurement(name=name, measured=_num(measured), limit=limit, unit=unit, passed=bool(passed),
-                        note=note)
+                        note=note, texts=texts)
         self.measurements.append(m)
         return m
 
     def at_most(self, name: str, measured: float, limit: float, unit: str | None = None, note: str = "") -> bool:
-        return self.measure(name, measured, passed=measured <= limit, limit=f"≤ {_num(limit)}", unit=unit,
+        return self.measure(name, measured, passed=measured <= limit, limit=Msg("≤ {limit}", limit=_shown(limit)),
+                            unit=unit,
                             note=note).passed
 
     def at_least(self, name: str, measured: float, limit: float, unit: str | None = None,
                  note: str = "") -> bool:
-        return self.measure(name, measured, passed=measured >= limit, limit=f"≥ {_num(limit)}", unit=unit,
+        return self.measure(name, measured, passed=measured >= limit, limit=Msg("≥ {limit}", limit=_shown(limit)),
+                            unit=unit,
                             note=note).passed
 
     def within(self, name: str, measured: float, low: float, high: float, unit: str | None = None,
                note: str = "") -> bool:
         return self.measure(name, measured, passed=low <= measured <= high,
-                            limit=f"{_num(low)} … {_num(high)}", unit=unit, note=note).passed
+                            limit=Msg("{low} … {high}", low=_shown(low),
+                                      high=_shown(high)), unit=unit, note=note).passed
 
     def equal(self, name: str, measured: Any, expected: Any, unit: str | None = None, note: str = "") -> bool:
-        return self.measure(name, measured, passed=measured == expected, limit=f"= {_num(expected)}",
+        return self.measure(name, measured, passed=measured == expected, limit=Msg("= {expected}",
+                                                                                   expected=_shown(expected)),
                             unit=unit, note=note).passed
 
     def chart(self, title: str, series: dict[str, list[tuple[float, float]]], *, x_label: str, y_label: str,
               kind: Literal["line", "step", "scatter", "histogram"] = "line",
               events: list[tuple[float, str]] | None = None) -> Chart:
         """Keep a picture of what was measured for the readable report (never a verdict by itself)."""
+        texts: dict[str, Any] = {k: d for k, v in (("title", title), ("x_label", x_label), ("y_label", y_label))
+                                 if (d := msg_data(v))}
+        labels = {str(k): d for k in [*series, *(label for _x, label in events or [])] if (d := msg_data(k))}
+        if labels:
+            texts["labels"] = labels
         c = Chart(title=title, x_label=x_label, y_label=y_label, kind=kind,
                   series={k: [(float(x), float(y)) for x, y in v] for k, v in series.items()},
-                  events=[(float(x), str(label)) for x, label in events or []])
+                  events=[(float(x), str(label)) for x, label in events or []], texts=texts)
         self.charts.append(c)
         return c
 
@@ -150,11 +191,12 @@ class Check:
     def require(self) -> None:
         """Fail the check if any measurement failed (call at the end of every check)."""
         if self.failures:
-            shown = "; ".join(m.describe() for m in self.failures[:5])
-            more = f" (+{len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
-            raise CheckFailed(f"{self.id}: {shown}{more}")
+            shown = Msg.joined("; ", (m.describe() for m in self.failures[:5]))
+            if len(self.failures) > 5:
+                shown = Msg("{first} (+{n} more)", first=shown, n=len(self.failures) - 5)
+            raise CheckFailed(Msg("{id}: {findings}", id=self.id, findings=shown))
         if not self.measurements:
-            raise CheckFailed(f"{self.id}: no measurement was made — a check must measure something")
+            raise CheckFailed(Msg("{id}: no measurement was made — a check must measure something", id=self.id))
 
 
 def read_records(path: Path) -> list[CheckRecord]:

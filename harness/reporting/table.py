@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.reporting.i18n import _, ngettext, pgettext, verdict_name
 from harness.reporting.reasons import one_line
+from harness.reporting.texts import localized
 
 _PROBLEMS = ("FAIL", "INCONCLUSIVE", "FLAKY")
 _ROW_ORDER = ("FAIL", "INCONCLUSIVE", "FLAKY", "N/A", "NOT TESTED", "PASS")
@@ -35,10 +36,11 @@ def why_not_pass(verdicts: dict[str, Any]) -> list[str]:
             for k in sorted(c["checks"], key=lambda k: (_rank(k["verdict"]), k["id"])):
                 if k["verdict"] not in _PROBLEMS:
                     continue
-                reason = k.get("reason") or ""
+                reason = localized(str(k.get("reason") or ""), (k.get("texts") or {}).get("reason"))
                 if k["verdict"] == "FLAKY" and k.get("attempts"):
+                    first = k["attempts"][0]
                     reason = _("failed, then passed on a re-run; first failure:") + " " + one_line(
-                        str(k["attempts"][0].get("reason") or ""), k["id"])
+                        localized(str(first.get("reason") or ""), (first.get("texts") or {}).get("reason")), k["id"])
                 else:
                     reason = one_line(reason, k["id"]) or _("no reason recorded")
                 lines.append(f"      {k['id']} {verdict_name(k['verdict'])}{_kind(k)}: {reason}")

@@ -19,6 +19,7 @@ from harness.config.opcua_map import IdentityKind, Lockout, OpcuaMap, SecurityMo
 from harness.config.rig_security import Credential
 from harness.devices.opcua_session import SessionAttempt
 from harness.reporting.records import Check, Measurement
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 # Factory accounts devices are known to ship with (ICS advisories, vendor manuals). KZ-76-03 tries these
@@ -37,8 +38,8 @@ def opcua_map(dut: Any) -> OpcuaMap:
     """The profile's `opcua` section; a device without one is judged by the suite's Modbus checks."""
     declared = getattr(dut.profile, "opcua", None)
     if declared is None:
-        raise NotApplicable(f"profile {dut.profile.model} declares no OPC UA interface (no `opcua` section); the "
-                            "Modbus checks of this suite (KZ-94) judge its access control")
+        raise NotApplicable(Msg("profile {model} declares no OPC UA interface (no `opcua` section); the Modbus "
+                                "checks of this suite (KZ-94) judge its access control", model=dut.profile.model))
     return declared
 
 
@@ -61,8 +62,9 @@ def require_user_names(dut: Any) -> str:
     declared = IdentityKind.USERNAME in opcua_map(dut).security.identities
     offered = [str(e) for e in dut.device.endpoints() if "username" in e.identities]
     if not declared and not offered:
-        raise NotApplicable("the device takes no user names: the profile declares none (opcua.security.identities) "
-                            "and no endpoint offers a user-name token in GetEndpoints")
+        raise NotApplicable(Msg("the device takes no user names: the profile declares none "
+                                "(opcua.security.identities) and no endpoint offers a user-name token in "
+                                "GetEndpoints"))
     if offered and not declared:
         return "not declared, but offered by the device: " + ", ".join(offered)
     return "declared" + (", offered: " + ", ".join(offered) if offered else ", yet offered by no endpoint")
@@ -74,8 +76,9 @@ def first_password_account(dut: Any) -> tuple[str, Credential]:
     declared = opcua_map(dut)
     accounts = password_accounts(dut)
     if not accounts:
-        raise Inconclusive(f"the rig gives no user name and password for any declared role "
-                           f"({', '.join(declared.roles) or 'none declared'}): set duts.{dut.name}.credentials")
+        raise Inconclusive(Msg("the rig gives no user name and password for any declared role ({value}): set "
+                               "duts.{name}.credentials", value=', '.join(declared.roles) or 'none declared',
+                               name=dut.name))
     return accounts[0]
 
 
@@ -90,8 +93,9 @@ def login(dut: Any) -> dict[str, Any]:
         return {"identity": "certificate"}
     if IdentityKind.ANONYMOUS in declared.security.identities:
         return {"identity": "anonymous"}
-    raise Inconclusive(f"no session can be opened: the rig gives no credentials (duts.{dut.name}.credentials) for "
-                       "a declared role and the device declares neither certificate nor anonymous identities")
+    raise Inconclusive(Msg("no session can be opened: the rig gives no credentials (duts.{name}.credentials) for a "
+                           "declared role and the device declares neither certificate nor anonymous identities",
+                           name=dut.name))
 
 
 def secured_endpoint(dut: Any) -> tuple[SecurityPolicy, SecurityMode] | None:
@@ -113,7 +117,7 @@ def described(attempt: SessionAttempt) -> str:
     if attempt.accepted:
         return "accepted"
     if attempt.outcome == "timeout":
-        return f"no answer ({attempt.error})"
+        return Msg("no answer ({error})", error=attempt.error)
     if attempt.outcome == "error":
         return f"not decided by the device: the harness failed at {attempt.step} ({attempt.error})"
     return f"refused at {attempt.step}: {attempt.status_name or attempt.error}"
@@ -121,14 +125,15 @@ def described(attempt: SessionAttempt) -> str:
 
 def _answered(name: str, attempt: SessionAttempt) -> None:
     if attempt.outcome == "unreachable":
-        raise Inconclusive(f"{name}: nothing listens at the device's endpoint any more ({attempt.error})")
+        raise Inconclusive(Msg("{name}: nothing listens at the device's endpoint any more ({error})", name=name,
+                               error=attempt.error))
 
 
 def expect_refused(check: Check, name: str, attempt: SessionAttempt, note: str = "") -> bool:
     """A session that must not be granted: only the device's refusal passes; silence or a failure of the
     harness's own leaves the check unsettled (INCONCLUSIVE unless something else FAILs)."""
     _answered(name, attempt)
-    m = check.measure(name, described(attempt), passed=attempt.outcome == "refused", limit="refused",
+    m = check.measure(name, described(attempt), passed=attempt.outcome == "refused", limit=Msg("refused"),
                       note=_noted(attempt, note))
     if attempt.outcome in ("timeout", "error"):
         unsettled(check, m, f"{name}: {described(attempt)}")
@@ -137,7 +142,7 @@ def expect_refused(check: Check, name: str, attempt: SessionAttempt, note: str =
 
 def expect_accepted(check: Check, name: str, attempt: SessionAttempt, note: str = "") -> bool:
     _answered(name, attempt)
-    m = check.measure(name, described(attempt), passed=attempt.accepted, limit="accepted",
+    m = check.measure(name, described(attempt), passed=attempt.accepted, limit=Msg("accepted"),
                       note=_noted(attempt, note))
     if attempt.outcome in ("timeout", "error"):
         unsettled(check, m, f"{name}: {described(attempt)}")

@@ -33,6 +33,7 @@ from harness.conformance.journal.provoke import (
 )
 from harness.devices.api import DeviceRefused, WriteGuarded
 from harness.quantities import HEAT_COUNTERS
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
@@ -44,14 +45,14 @@ SESSION_MARGIN_S = 1.0  # device time let pass beyond the driver's bound on a se
 
 def _modbus(dut: Any) -> Any:
     if dut.profile.modbus is None:
-        raise NotApplicable("not a Modbus device: its access control is judged by its own protocol's checks")
+        raise NotApplicable(Msg("not a Modbus device: its access control is judged by its own protocol's checks"))
     return dut.profile.modbus
 
 
 def _guarded(dut: Any) -> Any:
     if not isinstance(dut.device, WriteGuarded):
-        raise Inconclusive(f"the {type(dut.device).__name__} driver cannot write without its unlock or force a "
-                           "write, so the device's write protection cannot be shown")
+        raise Inconclusive(Msg("the {name} driver cannot write without its unlock or force a write, so the "
+                               "device's write protection cannot be shown", name=type(dut.device).__name__))
     return dut.device
 
 
@@ -60,8 +61,8 @@ def _answer(write: Callable[[], None]) -> tuple[bool, str]:
     try:
         write()
     except DeviceRefused as exc:
-        return True, f"refused: exception {exc.code:02d}"
-    return False, "accepted"
+        return True, Msg("refused: exception {code:02d}", code=exc.code)
+    return False, Msg("accepted")
 
 
 # ---- KZ-94-01 --------------------------------------------------------------------------------------------
@@ -72,14 +73,14 @@ def test_energy_registers_not_writable(dut, check):
     device = _guarded(dut)
     counters = [r.name for r in declared_registers(dut)] + [q for q in HEAT_COUNTERS if dut.profile.declares(q)]
     if not counters:
-        raise Inconclusive("the profile declares no energy register to try a write on")
+        raise Inconclusive(Msg("the profile declares no energy register to try a write on"))
     for name in counters:
         point = modbus.points[name]
         input_table = point.table.value == "input"
         if input_table and (clash := _holding_clash(modbus, point)) is not None:
-            check.measure(f"{name}: write", "not tried", passed=True,
-                          note=f"an input register, which no Modbus function writes; the holding registers of the "
-                               f"same numbers are {clash}, which a write would change instead")
+            check.measure(Msg("{name}: write", name=name), Msg("not tried"), passed=True,
+                          note=Msg("an input register, which no Modbus function writes; the holding registers of "
+                                   "the same numbers are {clash}, which a write would change instead", clash=clash))
             continue
         before = device.read(name)
         step = VISIBLE_STEPS * float(before.resolution or 1.0)
@@ -88,15 +89,18 @@ def test_energy_registers_not_writable(dut, check):
         after = device.read(name)
         change = float(after.value) - float(before.value)
         if input_table:
-            check.measure(f"{name}: write of {written:.12g} {before.unit}", answer, passed=True,
-                          note="an input register: FC16 reaches the holding register of the same number, which a "
-                               "device may accept; what counts is that the energy register keeps its value")
+            check.measure(Msg("{name}: write of {written:.12g} {unit}", name=name, written=written,
+                              unit=before.unit), answer, passed=True,
+                          note=Msg("an input register: FC16 reaches the holding register of the same number, which "
+                                   "a device may accept; what counts is that the energy register keeps its value"))
         else:
-            check.measure(f"{name}: write of {written:.12g} {before.unit}", answer, passed=refused,
-                          limit="refused with an exception")
-        check.within(f"{name}: change read back", round(change, 9), -float(before.resolution or 0.0), step / 2,
-                     unit=before.unit, note=f"the write was {step:g} {before.unit} above the value read just before; "
-                                            "the load adds far less in between")
+            check.measure(Msg("{name}: write of {written:.12g} {unit}", name=name, written=written,
+                              unit=before.unit), answer, passed=refused,
+                          limit=Msg("refused with an exception"))
+        check.within(Msg("{name}: change read back",
+                         name=name), round(change, 9), -float(before.resolution or 0.0), step / 2,
+                     unit=before.unit, note=Msg("the write was {step:g} {unit} above the value read just before; "
+                                                "the load adds far less in between", step=step, unit=before.unit))
         if change >= step / 2:  # the meter took it: put its count back (less what it metered meanwhile)
             with contextlib.suppress(Exception):
                 device.force_write(name, before.value)
@@ -138,12 +142,12 @@ def _clock_target(dut: Any, device: Any) -> _Target:
     original = offset()
     target = original + CLOCK_SHIFT.total_seconds()
     return _Target(
-        "clock", offset,
+        Msg("clock"), offset,
         lambda unlock: device.set_clock(datetime.now(UTC) + timedelta(seconds=target), unlock=unlock),
         lambda before, after: abs(after - before) > tol,
         lambda after: abs(after - target) <= tol,
         lambda: device.set_clock(datetime.now(UTC) + timedelta(seconds=original)),
-        lambda off: f"{off:+.1f} s from the harness's UTC")
+        lambda off: Msg("{off:+.1f} s from the harness's UTC", off=off))
 
 
 def _setting_target(device: Any, name: str, test_value: float) -> _Target | None:
@@ -155,7 +159,7 @@ def _setting_target(device: Any, name: str, test_value: float) -> _Target | None
         if float(device.read(name).value) != original:
             device.write(name, original)
 
-    return _Target(f"setting {name}", lambda: float(device.read(name).value),
+    return _Target(Msg("setting {name}", name=name), lambda: float(device.read(name).value),
                    lambda unlock: device.write(name, test_value, unlock=unlock),
                    lambda before, after: after != before, lambda after: after == test_value, restore,
                    lambda v: f"{v:g}")
@@ -177,10 +181,11 @@ def _protected(dut: Any, modbus: Any, check: Any) -> tuple[list[_Target], list[s
         if protection is None or not protection.guards("settings"):
             open_to_all.append("change its settings")
         elif setting is None:
-            check.measure("settings", "not tried", passed=True, note="no writable setting declares a test_value")
+            check.measure(Msg("settings"), Msg("not tried"), passed=True,
+                          note=Msg("no writable setting declares a test_value"))
         elif (target := _setting_target(device, *setting)) is None:
-            check.measure(f"setting {setting[0]}", "not tried", passed=True,
-                          note="it already holds its test_value, so a write could not be seen")
+            check.measure(Msg("setting {value}", value=setting[0]), Msg("not tried"), passed=True,
+                          note=Msg("it already holds its test_value, so a write could not be seen"))
         else:
             targets.append(target)
     return targets, open_to_all
@@ -202,10 +207,10 @@ def test_clock_and_settings_need_the_unlock(dut, check):
         reason = (f"the meter declares no write protection: anyone on the bus can {what}"
                   if modbus.write_protection is None else
                   f"the declared write protection leaves it open: anyone on the bus can {what}")
-        check.measure("write protection", reason, passed=False, limit="modbus.write_protection protects them")
+        check.measure(Msg("write protection"), reason, passed=False, limit=Msg("modbus.write_protection protects them"))
         check.require()
     if not targets:
-        raise Inconclusive("no protected write the bench can try and see (see the measurements)")
+        raise Inconclusive(Msg("no protected write the bench can try and see (see the measurements)"))
 
     def put_back() -> None:
         for t in targets:
@@ -213,18 +218,18 @@ def test_clock_and_settings_need_the_unlock(dut, check):
 
     with restoring(put_back):
         for t in targets:
-            _try(check, "without the unlock", t, unlock=False, expect_refused=True)
+            _try(check, Msg("without the unlock"), t, unlock=False, expect_refused=True)
         refused, answer = _answer(lambda: device.unlock(device.wrong_password()))
-        check.measure("unlock with a wrong password", answer, passed=True,
-                      note="the answer is informative; the writes after it must be refused")
+        check.measure(Msg("unlock with a wrong password"), answer, passed=True,
+                      note=Msg("the answer is informative; the writes after it must be refused"))
         for t in targets:
-            _try(check, "after a wrong password", t, unlock=False, expect_refused=True)
+            _try(check, Msg("after a wrong password"), t, unlock=False, expect_refused=True)
         refused, answer = _answer(device.unlock)
-        check.measure("unlock with the rig's password", answer, passed=not refused, limit="accepted",
-                      note="is the rig's credentials.unlock this meter's password?" if refused else "")
+        check.measure(Msg("unlock with the rig's password"), answer, passed=not refused, limit=Msg("accepted"),
+                      note=Msg("is the rig's credentials.unlock this meter's password?") if refused else "")
         if not refused:
             for t in targets:
-                _try(check, "with the unlock", t, unlock=False, expect_refused=False)
+                _try(check, Msg("with the unlock"), t, unlock=False, expect_refused=False)
     check.require()
 
 
@@ -242,12 +247,14 @@ def _read_only_refuses(dut: Any, modbus: Any, device: Any, check: Any) -> None:
             continue
         held = device.read(name).value
         refused, answer = _answer(lambda n=name, v=held: device.force_write(n, v))
-        check.measure(f"declared read-only: setting {name} write of the value it holds ({held:g})", answer,
-                      passed=refused, limit="refused with an exception",
+        check.measure(Msg("declared read-only: setting {name} write of the value it holds ({held:g})", name=name,
+                          held=held), answer,
+                      passed=refused, limit=Msg("refused with an exception"),
                       note="" if refused else "a register the profile declares read-only took a write")
         tried += 1
     if not tried:
-        raise NotApplicable("the meter has no clock or setting in holding registers: nothing a write could reach")
+        raise NotApplicable(Msg("the meter has no clock or setting in holding registers: nothing a write could "
+                                "reach"))
     check.require()
 
 
@@ -260,11 +267,12 @@ def _let_sessions_close(dut: Any, device: Any, check: Any) -> None:
     """Let a write session the harness opened earlier (another check's clock set, say) run out on the device."""
     left = device.session_closes_in()
     if left <= 0:
-        check.measure("write session open from earlier writes", "none", passed=True)
+        check.measure(Msg("write session open from earlier writes"), Msg("none"), passed=True)
         return
     _, wall = elapse_device_time(dut, left + SESSION_MARGIN_S)
-    check.measure("write session open from earlier writes", "let run out", passed=True,
-                  note=f"{left + SESSION_MARGIN_S:.1f} s of device time let pass ({wall:.2f} s wall)")
+    check.measure(Msg("write session open from earlier writes"), Msg("let run out"), passed=True,
+                  note=Msg("{value:.1f} s of device time let pass ({wall:.2f} s wall)", value=left + SESSION_MARGIN_S,
+                           wall=wall))
 
 
 def _try(check: Any, phase: str, t: _Target, unlock: bool, expect_refused: bool) -> None:
@@ -272,16 +280,20 @@ def _try(check: Any, phase: str, t: _Target, unlock: bool, expect_refused: bool)
     refused, answer = _answer(lambda: t.write(unlock))
     after = t.state()
     if expect_refused:
-        check.measure(f"{phase}: {t.label} write", answer, passed=refused, limit="refused with an exception")
+        check.measure(Msg("{phase}: {label} write", phase=phase,
+                          label=t.label), answer, passed=refused, limit=Msg("refused with an exception"))
         changed = t.changed(before, after)
-        check.measure(f"{phase}: {t.label} after the write", t.shown(after), passed=not changed,
-                      limit=f"unchanged ({t.shown(before)})")
+        check.measure(Msg("{phase}: {label} after the write", phase=phase,
+                          label=t.label), t.shown(after), passed=not changed,
+                      limit=Msg("unchanged ({shown})", shown=t.shown(before)))
         if changed:
             t.restore()  # the next phase starts from where the thing was
     else:
-        check.measure(f"{phase}: {t.label} write", answer, passed=not refused, limit="accepted")
-        check.measure(f"{phase}: {t.label} after the write", t.shown(after), passed=t.took(after),
-                      limit="the written value", note=f"was {t.shown(before)}")
+        check.measure(Msg("{phase}: {label} write", phase=phase,
+                          label=t.label), answer, passed=not refused, limit=Msg("accepted"))
+        check.measure(Msg("{phase}: {label} after the write", phase=phase,
+                          label=t.label), t.shown(after), passed=t.took(after),
+                      limit=Msg("the written value"), note=Msg("was {shown}", shown=t.shown(before)))
 
 
 # ---- KZ-94-03 --------------------------------------------------------------------------------------------
@@ -291,9 +303,9 @@ def test_tamper_inputs_logged(dut, check):
     journal_of(dut)
     kinds = tamper_kinds(dut)
     if not kinds:
-        check.measure("tamper events in the journal", "none declared", passed=False,
-                      limit="cover / magnetic field events declared (modbus.journal.codes)",
-                      note="tampering with the meter would go unrecorded")
+        check.measure(Msg("tamper events in the journal"), Msg("none declared"), passed=False,
+                      limit=Msg("cover / magnetic field events declared (modbus.journal.codes)"),
+                      note=Msg("tampering with the meter would go unrecorded"))
         check.require()
     device_clock(dut)  # no clock, no judgement of timestamps
     cannot: dict[str, str] = {}
@@ -306,7 +318,7 @@ def test_tamper_inputs_logged(dut, check):
         provoke_and_judge(dut, check, p)
         driven += 1
     for kind_name, why in cannot.items():
-        check.measure(f"{kind_name}: not provoked", why, passed=True, note="not judged")
+        check.measure(Msg("{kind_name}: not provoked", kind_name=kind_name), why, passed=True, note=Msg("not judged"))
     if not driven:
         raise Inconclusive("the bench cannot drive any tamper input: " + "; ".join(f"{k} ({why})"
                                                                                    for k, why in cannot.items()))

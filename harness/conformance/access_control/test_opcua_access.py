@@ -37,6 +37,7 @@ from harness.conformance.access_control.opcua_access import (
 from harness.conformance.access_control.opcua_operations import Exerciser, Outcome
 from harness.conformance.cleanup import restoring
 from harness.events import AuditKind
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("controller")
@@ -51,8 +52,8 @@ def test_anonymous_access(dut, check, harness_run):
                    note="no identity given at all (Part 4 5.6.2: Bad_SessionNotActivated)")
     if IdentityKind.ANONYMOUS not in declared.security.identities:
         offering = [str(e) for e in dut.device.endpoints() if "anonymous" in e.identities]
-        check.equal("endpoints offering an anonymous identity token", ", ".join(offering) or "none", "none",
-                    note="the profile declares no anonymous identity")
+        check.equal(Msg("endpoints offering an anonymous identity token"), ", ".join(offering) or "none", "none",
+                    note=Msg("the profile declares no anonymous identity"))
         expect_refused(check, "anonymous session over the declared security",
                        dut.device.attempt_session(identity="anonymous"))
         conclude(check)
@@ -79,8 +80,8 @@ def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "", of
     is nothing to keep apart, and the row says so."""
     limit = "done" if allowed else "refused, nothing changed"
     if not outcome.exercised and not offered and not outcome.silent:
-        check.measure(name, "not offered by the device", passed=True, limit="",
-                      note=f"no declared role is granted it; {outcome.note}{also}")
+        check.measure(name, Msg("not offered by the device"), passed=True, limit="",
+                      note=Msg("no declared role is granted it; {note}{also}", note=outcome.note, also=also))
         return
     m = check.measure(name, outcome.measured, passed=outcome.passed and outcome.exercised, limit=limit,
                       note=outcome.note + also)
@@ -116,22 +117,24 @@ def test_no_session_without_security(dut, check):
     # Any other undeclared endpoint is KZ-68-08's business (GetEndpoints lists exactly the declared ones);
     # here only an endpoint without security counts.
     unsecured = sorted((p, m) for p, m in pairs - declared if p == SecurityPolicy.NONE.value)
-    check.equal("endpoints without security offered though not declared",
+    check.equal(Msg("endpoints without security offered though not declared"),
                 ", ".join(f"{p}/{m}" for p, m in unsecured) or "none", "none",
-                note=f"offered: {', '.join(str(e) for e in offered) or 'nothing'}")
+                note=Msg("offered: {value}", value=', '.join(str(e) for e in offered) or 'nothing'))
     how = login(dut)
     if not security.secure_policies:
         # Rules cl. 51 and 82 ask for cryptographic protection of the channels: declaring its absence is no excuse
         expect_accepted(check, "session over SecurityPolicy None (declared: the only endpoint)",
                         dut.device.attempt_session(**how, policy=SecurityPolicy.NONE), note="what the device offers")
-        check.measure("endpoints with message security (Sign or SignAndEncrypt)", "none declared", passed=False,
-                      limit="at least one", note="every session's messages, and its passwords, travel unprotected; "
-                      "the Rules ask for cryptographic protection of channels (cl. 51, 82)")
+        check.measure(Msg("endpoints with message security (Sign or SignAndEncrypt)"), Msg("none declared"),
+                      passed=False,
+                      limit=Msg("at least one"), note=Msg("every session's messages, and its passwords, travel "
+                                                     "unprotected; the Rules ask for cryptographic protection of "
+                                                     "channels (cl. 51, 82)"))
         conclude(check)
     if SecurityPolicy.NONE in security.policies:
-        check.measure("sessions over SecurityPolicy None", "declared", passed=True,
-                      note="the profile declares policy None next to secured endpoints: sessions without security "
-                           "are documented behaviour")
+        check.measure(Msg("sessions over SecurityPolicy None"), Msg("declared"), passed=True,
+                      note=Msg("the profile declares policy None next to secured endpoints: sessions without "
+                               "security are documented behaviour"))
     else:
         expect_refused(check, "session over SecurityPolicy None (a client matching endpoints)",
                        dut.device.attempt_session(**how, policy=SecurityPolicy.NONE))
@@ -140,7 +143,8 @@ def test_no_session_without_security(dut, check):
                        note="raw CreateSession/ActivateSession on a None channel; credentials would travel in clear")
     for policy in security.secure_policies:
         for mode in security.secure_modes:
-            check.equal(f"{policy.value}/{mode.value} listed in GetEndpoints", (policy.value, mode.value) in pairs,
+            check.equal(Msg("{value}/{value2} listed in GetEndpoints", value=policy.value,
+                            value2=mode.value), (policy.value, mode.value) in pairs,
                         True)
             expect_accepted(check, f"session over {policy.value}/{mode.value} (trusted client certificate)",
                             dut.device.attempt_session(**how, policy=policy, mode=mode))
@@ -154,8 +158,9 @@ def test_untrusted_certificate(dut, check):
     how = login(dut)
     secured = secured_endpoint(dut)
     if secured is None:
-        check.measure("client applications authenticated by certificate", "no: no secured endpoint, no application "
-                      "certificate is ever exchanged", passed=False, limit="a trusted certificate on every session",
+        check.measure(Msg("client applications authenticated by certificate"),
+                      Msg("no: no secured endpoint, no application certificate is ever exchanged"), passed=False,
+                      limit=Msg("a trusted certificate on every session"),
                       note="offered: " + (", ".join(str(e) for e in dut.device.endpoints()) or "nothing")
                       + "; any application gets a session (Part 2: applications authenticate by their instance "
                       "certificates in the secure channel)")
@@ -164,11 +169,13 @@ def test_untrusted_certificate(dut, check):
     policy, mode = secured
     trusted = dut.device.attempt_session(**how, policy=policy, mode=mode)
     if not trusted.accepted:
-        raise Inconclusive(f"the harness's trusted certificate is refused too ({trusted}): a refusal of the untrusted "
-                           "one would prove nothing. Install OUTDIR/pki/harness-client.der in the device's trust "
-                           "list, or name the certificate it trusts in the rig (client_certificate, client_key)")
-    check.measure("the same session with the trusted certificate (control)", "accepted", passed=True,
-                  note=f"{trusted.identity} over {trusted.policy}/{trusted.mode}; {trusted.certificates}")
+        raise Inconclusive(Msg("the harness's trusted certificate is refused too ({trusted}): a refusal of the "
+                               "untrusted one would prove nothing. Install OUTDIR/pki/harness-client.der in the "
+                               "device's trust list, or name the certificate it trusts in the rig "
+                               "(client_certificate, client_key)", trusted=trusted))
+    check.measure(Msg("the same session with the trusted certificate (control)"), Msg("accepted"), passed=True,
+                  note=Msg("{identity} over {policy}/{mode}; {certificates}", identity=trusted.identity,
+                           policy=trusted.policy, mode=trusted.mode, certificates=trusted.certificates))
     untrusted = "OUTDIR/pki/untrusted-client.der, made for this run and trusted by nobody"
     expect_refused(check, "secure channel with an untrusted application certificate",
                    dut.device.attempt_session(**how, policy=policy, mode=mode, application="untrusted"),
@@ -196,8 +203,10 @@ def test_wrong_password_refused(dut, check):
     lockout = lockout_of(dut)
     accounts = password_accounts(dut)
     if Absent.PASSWORD_CHECK in opcua_map(dut).absent:  # declared honestly, tried all the same
-        check.measure("password check", "declared absent: any password works", passed=False, limit="present",
-                      note="opcua.absent lists password_check; the Rules ask for user authentication (cl. 66, 76)")
+        check.measure(Msg("password check"), Msg("declared absent: any password works"), passed=False,
+                      limit=Msg("present"),
+                      note=Msg("opcua.absent lists password_check; the Rules ask for user authentication (cl. 66, "
+                               "76)"))
     if not accounts:
         unsettled(check, None, f"user names {how}, but the rig gives no user name and password for a declared role "
                                f"(duts.{dut.name}.credentials): a real account's wrong and right password are untried")
@@ -221,7 +230,8 @@ def test_lockout_after_failures(dut, check):
     lockout = lockout_of(dut)
     if lockout is None:  # a FAIL on the declaration alone: no lab account is needed to know it
         said = Absent.LOCKOUT in opcua_map(dut).absent
-        check.measure("declared lockout", "declared absent" if said else "none", passed=False, limit="declared",
+        check.measure(Msg("declared lockout"), "declared absent" if said else "none", passed=False,
+                      limit=Msg("declared"),
                       note="the profile declares that the device has no lockout after repeated failed logins "
                            "(opcua.absent)" if said else "the profile declares no lockout after repeated failed "
                            "logins (opcua.security.lockout)")
@@ -254,14 +264,15 @@ def test_lockout_after_failures(dut, check):
             # the harness gives up on an answer after the rig's request timeout: a longer delay shows as that
             patience = dut.timing.request_timeout_s
             limit = 0.8 * duration if 0.8 * duration < patience else 0.9 * patience
-            check.at_least("answer time of the next login (delayed)", round(delayed.duration_s, 3), limit,
-                           unit="s", note=f"declared delay {duration:g} s, the harness waits {patience:g} s for an "
-                                          f"answer; {delayed}")
+            check.at_least(Msg("answer time of the next login (delayed)"), round(delayed.duration_s, 3), limit,
+                           unit="s", note=Msg("declared delay {duration:g} s, the harness waits {patience:g} s for "
+                                              "an answer; {delayed}", duration=duration, patience=patience,
+                                              delayed=delayed))
             wait_out_lockout(dut)
             over[0] = True
             prompt = dut.device.attempt_session(role=role)
             expect_accepted(check, f"the right password after {duration + margin:g} s (delay over)", prompt)
-            check.at_most("answer time once the delay is over", round(prompt.duration_s, 3), 0.5 * duration,
+            check.at_most(Msg("answer time once the delay is over"), round(prompt.duration_s, 3), 0.5 * duration,
                           unit="s")
     _lockout_logged(dut, check, cred.user, n, since)
     conclude(check)
@@ -271,18 +282,19 @@ def _lockout_logged(dut, check, user: str, failures: int, since) -> None:
     audit = opcua_map(dut).audit_log
     if audit is None:
         said = Absent.AUDIT_LOG in opcua_map(dut).absent
-        check.measure("failed logins and the lockout in the audit log", "declared absent" if said else
-                      "no audit log declared", passed=False, limit="logged",
+        check.measure(Msg("failed logins and the lockout in the audit log"), "declared absent" if said else
+                      "no audit log declared", passed=False, limit=Msg("logged"),
                       note="the profile declares that the device keeps no audit log (opcua.absent); cl. 69 asks for "
                            "one" if said else "the profile declares no audit log (opcua.audit_log)")
         return
     mine = [e for e in dut.device.read_audit_log(start=since) if e.user == user]
-    check.at_least(f"failed logins of {user} in the audit log ({AuditKind.LOGIN_FAILURE.value})",
+    check.at_least(Msg("failed logins of {user} in the audit log ({value})", user=user,
+                       value=AuditKind.LOGIN_FAILURE.value),
                    sum(e.kind == AuditKind.LOGIN_FAILURE for e in mine), failures,
-                   note=f"category {audit.kinds.get(AuditKind.LOGIN_FAILURE, '(not mapped)')!r}")
-    check.at_least(f"lockout of {user} in the audit log ({AuditKind.SECURITY_EVENT.value})",
+                   note=Msg("category {get!r}", get=audit.kinds.get(AuditKind.LOGIN_FAILURE, '(not mapped)')))
+    check.at_least(Msg("lockout of {user} in the audit log ({value})", user=user, value=AuditKind.SECURITY_EVENT.value),
                    sum(e.kind == AuditKind.SECURITY_EVENT for e in mine), 1,
-                   note=f"category {audit.kinds.get(AuditKind.SECURITY_EVENT, '(not mapped)')!r}")
+                   note=Msg("category {get!r}", get=audit.kinds.get(AuditKind.SECURITY_EVENT, '(not mapped)')))
 
 
 @pytest.mark.check("KZ-76-03", "no factory default credentials open a session (common defaults and those the "
@@ -304,7 +316,8 @@ def test_no_default_credentials(dut, check):
                 waits, failures = waits + 1, 0
             attempt = dut.device.attempt_session(identity=(user, password))
             if attempt.outcome == "unreachable":
-                raise Inconclusive(f"{user}: nothing listens at the device's endpoint any more ({attempt.error})")
+                raise Inconclusive(Msg("{user}: nothing listens at the device's endpoint any more ({error})", user=user,
+                                       error=attempt.error))
             if attempt.outcome in ("timeout", "error"):
                 silent.append(f"{user}/{password or '(empty)'}: {described(attempt)}")
             if attempt.accepted:
@@ -316,9 +329,10 @@ def test_no_default_credentials(dut, check):
             if lockout is not None and failures >= lockout.after_failures:
                 wait_out_lockout(dut)
             dut.device.attempt_session(role=rig_accounts[user])
-    check.equal("factory default credentials that open a session", ", ".join(opened) or "none", "none",
-                note=f"user names {how}; {len(pairs)} user name/password pairs tried ({', '.join(users)}); "
-                     f"{waits} pause(s) to let a lockout run out between tries of one name")
+    check.equal(Msg("factory default credentials that open a session"), ", ".join(opened) or "none", "none",
+                note=Msg("user names {how}; {n} user name/password pairs tried ({items}); {waits} pause(s) to let "
+                         "a lockout run out between tries of one name", how=how, n=len(pairs), items=', '.join(users),
+                         waits=waits))
     if silent:
         unsettled(check, None, "pairs the device gave no verdict on: " + ", ".join(silent))
     conclude(check)
@@ -329,8 +343,8 @@ def test_no_default_credentials(dut, check):
 def test_role_operation_matrix(dut, check, harness_run):
     declared = opcua_map(dut)
     if not declared.roles:
-        check.measure("declared roles", "none", passed=False, limit="declared",
-                      note="the profile declares no roles (opcua.roles): who may do what cannot be checked")
+        check.measure(Msg("declared roles"), Msg("none"), passed=False, limit=Msg("declared"),
+                      note=Msg("the profile declares no roles (opcua.roles): who may do what cannot be checked"))
         conclude(check)
     exerciser = Exerciser(dut, audit_start(dut), allow_destructive=harness_run.loaded.rig.allow_destructive)
     missing: list[str] = []

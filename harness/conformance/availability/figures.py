@@ -23,6 +23,8 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
 
+from harness.reporting.texts import Msg
+
 
 @dataclass(frozen=True)
 class Window:
@@ -143,7 +145,7 @@ def fault_recoveries(polls: PollSeries, windows: Sequence[Window]) -> list[Recov
                 back = polls.end[i]
                 break
             failed += 1
-        out.append(Recovery(f"link fault {n} ({w.kind})", w.end, back, failed))
+        out.append(Recovery(Msg("link fault {n} ({kind})", n=n, kind=w.kind), w.end, back, failed))
     return out
 
 

@@ -40,6 +40,7 @@ from harness.conformance.availability.figures import (
 )
 from harness.conformance.availability.link_schedule import LinkFaultSchedule, link_for
 from harness.devices.api import Device, DeviceError
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def _evidence_path(dut: Any) -> Path:
 def run_soak(dut: Any, spec: AvailabilitySoak) -> Soak:
     quantities = declared_points(dut.profile)
     if not quantities:
-        raise Inconclusive("the profile declares no points: there is nothing to poll")
+        raise Inconclusive(Msg("the profile declares no points: there is nothing to poll"))
     soak = Soak(dut.name, spec, spec.interval_for(dut.profile.availability), quantities, _evidence_path(dut))
     link = None
     if spec.link_faults:

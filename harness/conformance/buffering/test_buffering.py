@@ -23,6 +23,7 @@ from harness.conformance.uplink import (
     settle,
     uplink_of,
 )
+from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("data_concentrator")
 
@@ -52,17 +53,18 @@ def _values_consistent(check, recs: list[PushedRecord], before: PushedRecord, pe
             bad_sums.append(cur.seq)
         if cur.end - prev.end != period * (cur.seq - prev.seq):
             bad_steps.append(cur.seq)
-    check.equal(f"{label}: records whose increments ≠ change of totals", len(bad_sums), 0,
+    check.equal(Msg("{label}: records whose increments ≠ change of totals", label=label), len(bad_sums), 0,
                 note=f"seq {bad_sums[:10]}" if bad_sums else "totals continue across the outage")
-    check.equal(f"{label}: records whose end time is not one period after the previous", len(bad_steps), 0,
+    check.equal(Msg("{label}: records whose end time is not one period after the previous",
+                    label=label), len(bad_steps), 0,
                 note=f"seq {bad_steps[:10]}" if bad_steps else f"period {period} s")
 
 
 def _arrival_order(check, recs: list[PushedRecord], label: str) -> None:
     arrived = [r.seq for r in sorted(recs, key=lambda r: r.t)]
     back = sum(1 for a, b in itertools.pairwise(arrived) if b < a)
-    check.equal(f"{label}: records that arrived before an older one", back, 0,
-                note="back-fill must go oldest first")
+    check.equal(Msg("{label}: records that arrived before an older one", label=label), back, 0,
+                note=Msg("back-fill must go oldest first"))
 
 
 @pytest.mark.check("KZ-83-01", "with every channel cut for several intervals of device time, every buffered "
@@ -78,7 +80,7 @@ def test_backfill_after_outage(dut, check):
             dut.time.elapse(period)
     settle(dut, uplink, "main")
     recs = [r for r in records(headend.after(mark)) if r.seq > before.seq]
-    check.at_least("intervals closed during the outage and delivered", len({r.seq for r in recs}),
+    check.at_least(Msg("intervals closed during the outage and delivered"), len({r.seq for r in recs}),
                    OUTAGE_INTERVALS)
     nothing_lost_since(check, dut, base, allowed_duplicates=0, label="outage")
     _arrival_order(check, recs, "outage")
@@ -106,7 +108,7 @@ def test_buffer_survives_power_cut(dut, check):
     recs = [r for r in records(headend.after(mark)) if r.seq > before.seq]
     got = {r.seq for r in recs}
     lost = [s for s in buffered_before_cut if s not in got]
-    check.equal("records buffered before the power cut and lost", len(lost), 0,
+    check.equal(Msg("records buffered before the power cut and lost"), len(lost), 0,
                 note=f"seq {lost}" if lost else f"seq {buffered_before_cut[0]}…{buffered_before_cut[-1]} delivered")
     nothing_lost_since(check, dut, base, allowed_duplicates=0, label="outage with power cut")
     _arrival_order(check, recs, "outage with power cut")
@@ -135,12 +137,12 @@ def test_power_cut_mid_interval_is_flagged(dut, check):
     # in through the one the power came back in.
     touched = {r.seq for r in recs if r.end - period < back_at + 1 and r.end > cut_at - 1}
     cut_interval = next((r for r in recs if r.end - period <= cut_at < r.end), None)
-    check.equal("the interval with the power cut is flagged power-failed",
+    check.equal(Msg("the interval with the power cut is flagged power-failed"),
                 bool(cut_interval and cut_interval.status & POWER_FAILED), True,
                 note=f"interval ending {cut_interval.end} (seq {cut_interval.seq})" if cut_interval
                 else "no record of the interval with the cut arrived")
     flagged_elsewhere = [r.seq for r in recs if r.status & POWER_FAILED and r.seq not in touched]
-    check.equal("intervals outside the outage flagged power-failed", len(flagged_elsewhere), 0,
+    check.equal(Msg("intervals outside the outage flagged power-failed"), len(flagged_elsewhere), 0,
                 note=f"seq {flagged_elsewhere}" if flagged_elsewhere else f"outage touched seq {sorted(touched)}")
     nothing_lost_since(check, dut, base, allowed_duplicates=0, label="power cut")
     check.require()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from harness.config.safe_files import MAX_DOCUMENT_BYTES
+from harness.reporting.texts import Msg
 
 
 def run_date() -> date:
@@ -64,15 +65,15 @@ def declared_in(dut: Any, field: str) -> str:
     """Which file a documentation field comes from, for the measurement's note."""
     rig_doc = dut.spec.documentation
     if rig_doc is not None and field in rig_doc.model_fields_set:
-        return "declared in the rig"
-    return f"declared in {dut.profile_path.name}"
+        return Msg("declared in the rig")
+    return Msg("declared in {name}", name=dut.profile_path.name)
 
 
 def not_declared(check: Any, field: str, what: str) -> None:
     """A FAIL naming the YAML field to add (cl. 50–93 require the evidence; its absence is no N/A)."""
-    check.measure(f"documentation.{field}", "not declared", passed=False, limit="declared",
-                  note=f"declare `documentation.{field}`: {what} — in the profile, or for this DUT in the rig; "
-                       "the Rules require it")
+    check.measure(Msg("documentation.{field}", field=field), Msg("not declared"), passed=False, limit=Msg("declared"),
+                  note=Msg("declare `documentation.{field}`: {what} — in the profile, or for this DUT in the rig; "
+                           "the Rules require it", field=field, what=what))
 
 
 # ---- periods ------------------------------------------------------------------------------------
@@ -80,7 +81,8 @@ def period_in_force(check: Any, name: str, start: date, end: date | None, day: d
     """Record a validity period against the run date; True when it holds on ``day``."""
     shown = f"{start.isoformat()} … {end.isoformat() if end else 'no end date'}"
     return check.measure(name, shown, passed=in_force(start, end, day),
-                         limit=f"in force on {day.isoformat()} (run date, UTC)", note=note).passed
+                         limit=Msg("in force on {isoformat} (run date, UTC)",
+                                   isoformat=day.isoformat()), note=note).passed
 
 
 def certificate_in_force(check: Any, certificates: list[Any], subject: str, day: date, source: str) -> bool:
@@ -98,8 +100,9 @@ def certificate_in_force(check: Any, certificates: list[Any], subject: str, day:
     valid = [c for c in mine if in_force(c.issued, c.valid_until, day)]
     shown = [max(valid, key=lambda c: c.valid_until or date.max)] if valid else mine
     for c in shown:
-        period_in_force(check, f"{subject} conformity certificate {c.number}", c.issued, c.valid_until, day,
-                        note=f"issued by {c.issuer}; {source}")
+        period_in_force(check, Msg("{subject} conformity certificate {number}", subject=subject, number=c.number),
+                        c.issued, c.valid_until, day,
+                        note=Msg("issued by {issuer}; {source}", issuer=c.issuer, source=source))
     return bool(valid)
 
 
@@ -119,18 +122,18 @@ def document_intact(check: Any, doc: Any) -> bool:
     The file's SHA-256 goes into the evidence either way, so a certificate names the exact
     version of each document it rests on.
     """
-    name = f"{doc.kind.value} “{doc.title}”"
-    limit = (f"a readable, non-empty regular file inside the declaring file's folder, at most "
-             f"{MAX_DOCUMENT_BYTES:,} bytes")
+    name = Msg("{value} “{title}”", value=doc.kind.value, title=doc.title)
+    limit = (Msg("a readable, non-empty regular file inside the declaring file's folder, at most "
+                 "{max_document_bytes:,} bytes", max_document_bytes=MAX_DOCUMENT_BYTES))
     try:
         data = doc.read()
     except OSError as exc:
-        return check.measure(name, f"{doc.file}: {exc.strerror or exc}", passed=False,
-                             limit=limit, note=f"looked for {doc.path}").passed
+        return check.measure(name, Msg("{file}: {value}", file=doc.file, value=exc.strerror or exc), passed=False,
+                             limit=limit, note=Msg("looked for {path}", path=doc.path)).passed
     digest = hashlib.sha256(data).hexdigest()
-    ok = check.measure(name, f"{doc.file} ({len(data)} bytes)", passed=len(data) > 0,
-                       limit=limit, note=f"sha256 {digest}").passed
+    ok = check.measure(name, Msg("{file} ({n} bytes)", file=doc.file, n=len(data)), passed=len(data) > 0,
+                       limit=limit, note=Msg("sha256 {digest}", digest=digest)).passed
     if doc.sha256 is not None:
-        ok = check.equal(f"{name} sha256", digest, doc.sha256.lower(),
-                         note="declared sha256 of the document as issued") and ok
+        ok = check.equal(Msg("{name} sha256", name=name), digest, doc.sha256.lower(),
+                         note=Msg("declared sha256 of the document as issued")) and ok
     return ok

@@ -22,6 +22,7 @@ from harness.conformance.documentation.evidence import (
     run_date,
     verification_due,
 )
+from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.documentary
 
@@ -37,10 +38,11 @@ def test_state_registry(dut, check):
     if entry is None:
         not_declared(check, "state_registry", "number, type_name, entered (and valid_until unless unlimited)")
     else:
-        check.measure("state registry number", entry.number, passed=True, limit="declared",
-                      note=f"type {entry.type_name}; {declared_in(dut, 'state_registry')}")
-        period_in_force(check, "registry entry (type approval)", entry.entered, entry.valid_until, today,
-                        note="entered … valid until")
+        check.measure(Msg("state registry number"), entry.number, passed=True, limit=Msg("declared"),
+                      note=Msg("type {type_name}; {declared_in}", type_name=entry.type_name,
+                               declared_in=declared_in(dut, 'state_registry')))
+        period_in_force(check, Msg("registry entry (type approval)"), entry.entered, entry.valid_until, today,
+                        note=Msg("entered … valid until"))
     check.require()
 
 
@@ -57,7 +59,7 @@ def test_instrument_certified(dut, check):
 def test_elements_certified(dut, check):
     today, doc = run_date(), declared(dut)
     source = declared_in(dut, "conformity_certificates")
-    for subject in ("instrument", "software"):
+    for subject in (Msg("instrument"), Msg("software")):
         certificate_in_force(check, doc.conformity_certificates if doc else [], subject, today, source)
     check.require()
 
@@ -81,7 +83,8 @@ def test_security_certificate(dut, check):
         not_declared(check, "security_certificate", "number, issuer, issued, valid_until")
     else:
         period_in_force(check, f"information-security certificate {cert.number}", cert.issued, cert.valid_until,
-                        today, note=f"issued by {cert.issuer}; {declared_in(dut, 'security_certificate')}")
+                        today, note=Msg("issued by {issuer}; {declared_in}", issuer=cert.issuer,
+                                        declared_in=declared_in(dut, 'security_certificate')))
     check.require()
 
 
@@ -94,13 +97,14 @@ def test_verification(dut, check):
         not_declared(check, "verification", "last, interval_months, certificate, by")
     else:
         source = declared_in(dut, "verification")
-        check.measure("last verification", v.last.isoformat(), passed=v.last <= today,
-                      limit=f"≤ {today.isoformat()} (run date, UTC)",
-                      note=f"certificate {v.certificate} by {v.by}; {source}")
+        check.measure(Msg("last verification"), v.last.isoformat(), passed=v.last <= today,
+                      limit=Msg("≤ {isoformat} (run date, UTC)", isoformat=today.isoformat()),
+                      note=Msg("certificate {certificate} by {by}; {source}", certificate=v.certificate, by=v.by,
+                               source=source))
         due = verification_due(v.last, v.interval_months)
-        check.measure("next verification due", due.isoformat(), passed=today < due,
-                      limit=f"> {today.isoformat()} (run date, UTC)",
-                      note=f"last + {v.interval_months} months")
+        check.measure(Msg("next verification due"), due.isoformat(), passed=today < due,
+                      limit=Msg("> {isoformat} (run date, UTC)", isoformat=today.isoformat()),
+                      note=Msg("last + {interval_months} months", interval_months=v.interval_months))
     check.require()
 
 

@@ -23,6 +23,7 @@ from harness.conformance.uplink import (
     settle,
     uplink_of,
 )
+from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("data_concentrator")
 
@@ -40,11 +41,12 @@ def _switch_to_reserve(dut, check, uplink, link) -> float | None:
 def _measure_switch(check, name: str, seconds: float | None, declared: float) -> None:
     limit = declared + CADENCE_S
     if seconds is None:
-        check.measure(name, "never", passed=False, limit=f"≤ {limit:g} s",
-                      note=f"no record arrived within {patience(declared):g} s")
+        check.measure(name, Msg("never"), passed=False, limit=Msg("≤ {limit:g} s", limit=limit),
+                      note=Msg("no record arrived within {patience:g} s", patience=patience(declared)))
     else:
         check.at_most(name, round(seconds, 3), limit, unit="s",
-                      note=f"declared {declared:g} s + the harness's pumping cadence {CADENCE_S:g} s")
+                      note=Msg("declared {declared:g} s + the harness's pumping cadence {cadence_s:g} s",
+                               declared=declared, cadence_s=CADENCE_S))
 
 
 @pytest.mark.check("KZ-85-01", "when the main channel is cut, interval records flow on the reserve within the "
@@ -69,8 +71,8 @@ def test_return_to_main(dut, check):
     ensure_flowing(dut, uplink, "main")
     with restoring(link.restore):
         if _switch_to_reserve(dut, check, uplink, link) is None:
-            check.measure("on the reserve before main returns", False, passed=False, limit="= True",
-                          note="the DUT never switched, so its return cannot be timed")
+            check.measure(Msg("on the reserve before main returns"), False, passed=False, limit=Msg("= True"),
+                          note=Msg("the DUT never switched, so its return cannot be timed"))
             check.require()
         mark = headend.mark()
         link.restore()
@@ -98,15 +100,17 @@ def test_flapping_and_lossy_link(dut, check):
     recovery_limit = uplink.return_s + uplink.switchover_s
     t0 = time.time()
     back = pump_until(dut, on("main"), patience(recovery_limit), after=headend.mark())
-    check.equal("DUT process alive after the faults", dut.process.running if dut.process else True, True)
+    check.equal(Msg("DUT process alive after the faults"), dut.process.running if dut.process else True, True)
     dut.device.probe()  # still answers on its own interface (a DeviceError is a FAIL)
-    check.measure("DUT answers its interface after the faults", True, passed=True)
+    check.measure(Msg("DUT answers its interface after the faults"), True, passed=True)
     if back is None:
-        check.measure("recovery on the main channel", "never", passed=False, limit=f"≤ {recovery_limit:g} s",
-                      note=f"nothing on main within {patience(recovery_limit):g} s")
+        check.measure(Msg("recovery on the main channel"), Msg("never"), passed=False,
+                      limit=Msg("≤ {recovery_limit:g} s",
+                                                                                       recovery_limit=recovery_limit),
+                      note=Msg("nothing on main within {patience:g} s", patience=patience(recovery_limit)))
         check.require()
-    check.at_most("recovery on the main channel after the last fault", round(back.t - t0, 3),
-                  recovery_limit + CADENCE_S, unit="s", note="declared return + switchover time")
+    check.at_most(Msg("recovery on the main channel after the last fault"), round(back.t - t0, 3),
+                  recovery_limit + CADENCE_S, unit="s", note=Msg("declared return + switchover time"))
     settle(dut, uplink, "main")
     # Each connection the DUT had to make again means one link failure it lived through: one record
     # may have been in flight on each, and may arrive twice.
@@ -138,10 +142,12 @@ def test_link_status_reflects_the_outage(dut, check):
         down = pump_until(dut, lambda m: m.kind == "status" and _main_up(m) is False, patience(limit_down),
                           after=mark)
         if down is None:
-            check.measure("status shows main down", "never", passed=False, limit=f"≤ {limit_down:g} s")
+            check.measure(Msg("status shows main down"), Msg("never"), passed=False, limit=Msg("≤ {limit_down:g} s",
+                                                                                     limit_down=limit_down))
         else:
-            check.at_most("status shows main down after the cut", round(down.t - t_cut, 3), limit_down, unit="s",
-                          note=f"on the {down.channel} broker; active {down.payload.get('active')!r}")
+            check.at_most(Msg("status shows main down after the cut"), round(down.t - t_cut, 3), limit_down, unit="s",
+                          note=Msg("on the {channel} broker; active {get!r}", channel=down.channel,
+                                   get=down.payload.get('active')))
         mark = headend.mark()
         link.restore()
         t_up = link.last_transition
@@ -149,9 +155,11 @@ def test_link_status_reflects_the_outage(dut, check):
     up = pump_until(dut, lambda m: m.kind == "status" and _main_up(m) is True and m.payload.get("active") == "main",
                     patience(limit_up), after=mark)
     if up is None:
-        check.measure("status shows main up and active again", "never", passed=False, limit=f"≤ {limit_up:g} s")
+        check.measure(Msg("status shows main up and active again"), Msg("never"), passed=False,
+                      limit=Msg("≤ {limit_up:g} s",
+                                                                                                limit_up=limit_up))
     else:
-        check.at_most("status shows main up and active again", round(up.t - t_up, 3), limit_up, unit="s")
+        check.at_most(Msg("status shows main up and active again"), round(up.t - t_up, 3), limit_up, unit="s")
     check.require()
 
 
@@ -175,12 +183,12 @@ def test_no_interval_lost_across_failover(dut, check):
         t_restore = link.last_transition
     settle(dut, uplink, "main")
     recs = nothing_lost_since(check, dut, base, allowed_duplicates=1, label="cut and return")
-    check.measure("records on the reserve during the outage", sum(1 for r in recs if r.channel == "reserve"),
-                  passed=switched is not None, limit="≥ 1")
+    check.measure(Msg("records on the reserve during the outage"), sum(1 for r in recs if r.channel == "reserve"),
+                  passed=switched is not None, limit=Msg("≥ 1"))
     t0 = recs[0].t if recs else t_cut
-    check.chart("Failover timeline: which channel carried each interval record", {
+    check.chart(Msg("Failover timeline: which channel carried each interval record"), {
         "main": [(r.t - t0, r.seq) for r in recs if r.channel == "main"],
         "reserve": [(r.t - t0, r.seq) for r in recs if r.channel == "reserve"],
-    }, kind="scatter", x_label="wall time, s", y_label="interval seq",
+    }, kind="scatter", x_label=Msg("wall time, s"), y_label=Msg("interval seq"),
         events=[(t_cut - t0, "main cut"), (t_restore - t0, "main restored")])
     check.require()

@@ -17,6 +17,7 @@ from typing import Any
 from harness.conformance.dlms_checks import not_yet_over_dlms
 from harness.conformance.energy import Snapshot, snapshot
 from harness.intervals import IntervalData, IntervalFlag
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 DAY_S = 86400
@@ -38,14 +39,15 @@ def load_profile_of(dut: Any) -> Any:
 def need_fast_time(dut: Any, what: str) -> None:
     """Days of device time need a DUT whose time can be fast-forwarded; say so instead of waiting."""
     if not dut.time.fast:
-        raise Inconclusive(f"{what} needs a DUT whose time can be fast-forwarded (a simulator's control "
-                           "channel); a real meter's profile is judged over a day of real time by the lab")
+        raise Inconclusive(Msg("{what} needs a DUT whose time can be fast-forwarded (a simulator's control "
+                               "channel); a real meter's profile is judged over a day of real time by the lab",
+                               what=what))
 
 
 def device_now(dut: Any) -> datetime:
     """The device clock in UTC; INCONCLUSIVE without one (no boundary can be judged)."""
     if dut.profile.clock is None or not dut.profile.maps_clock:
-        raise Inconclusive("the profile declares no device clock, so interval boundaries cannot be judged")
+        raise Inconclusive(Msg("the profile declares no device clock, so interval boundaries cannot be judged"))
     return dut.device.read_clock().value.astimezone(UTC)
 
 
@@ -85,8 +87,8 @@ def record_ending(records: Sequence[IntervalData], end: datetime) -> IntervalDat
 
 def flags_text(r: IntervalData | None) -> str:
     if r is None:
-        return "no record"
-    return ", ".join(sorted(f.value for f in r.flags)) or "no flags"
+        return Msg("no record")
+    return ", ".join(sorted(f.value for f in r.flags)) or Msg("no flags")
 
 
 def bracket(dut: Any, names: list[str], boundary: datetime, margin_s: float) -> tuple[Snapshot, Snapshot]:
@@ -100,8 +102,9 @@ def bracket(dut: Any, names: list[str], boundary: datetime, margin_s: float) -> 
     c_after = dut.device.read_clock()
     after = snapshot(dut, names)
     if not c_before.value + timedelta(seconds=c_before.resolution_s) <= boundary <= c_after.value:
-        raise Inconclusive(f"could not read the registers on both sides of the boundary {boundary.isoformat()}: "
-                           f"device clock {c_before.value.isoformat()} before, {c_after.value.isoformat()} after")
+        raise Inconclusive(Msg("could not read the registers on both sides of the boundary {isoformat}: device "
+                               "clock {isoformat2} before, {isoformat3} after", isoformat=boundary.isoformat(),
+                               isoformat2=c_before.value.isoformat(), isoformat3=c_after.value.isoformat()))
     return before, after
 
 

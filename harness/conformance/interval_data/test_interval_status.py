@@ -23,6 +23,7 @@ from harness.conformance.interval_data.collect import (
 )
 from harness.conformance.power import power_switch
 from harness.intervals import IntervalData, IntervalFlag
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 pytestmark = pytest.mark.dut_kind("electricity_meter")
@@ -38,8 +39,9 @@ def _disturb_one_interval(dut, period: int, disturb) -> list[tuple[datetime, Int
     disturb()
     now = device_now(dut)
     if now >= b + 2 * step:
-        raise Inconclusive(f"the disturbance lasted past the end of its interval ({now.isoformat()} ≥ "
-                           f"{(b + 2 * step).isoformat()} device time); lengthen the period or shorten the cut")
+        raise Inconclusive(Msg("the disturbance lasted past the end of its interval ({isoformat} ≥ {isoformat2} "
+                               "device time); lengthen the period or shorten the cut", isoformat=now.isoformat(),
+                               isoformat2=(b + 2 * step).isoformat()))
     elapse_to(dut, b + 3 * step + step / 3)  # [b+2P, b+3P] closed undisturbed
     records = dut.device.read_load_profile()
     return [(end, record_ending(records, end)) for end in (b + step, b + 2 * step, b + 3 * step)]
@@ -47,11 +49,13 @@ def _disturb_one_interval(dut, period: int, disturb) -> list[tuple[datetime, Int
 
 def _judge(check, flag: IntervalFlag, trio: list[tuple[datetime, IntervalData | None]], what: str) -> None:
     """Only the disturbed interval carries ``flag``; a missing record fails its line."""
-    labels = ("interval before", f"interval with the {what}", "interval after")
+    labels = (Msg("interval before"), Msg("interval with the {what}", what=what), Msg("interval after"))
     for label, (end, record), wanted in zip(labels, trio, (False, True, False), strict=True):
-        check.measure(f"{label}: {flag.value}", flags_text(record), limit=f"{flag.value} {'' if wanted else 'not '}set",
+        check.measure(Msg("{label}: {value}", label=label,
+                          value=flag.value), flags_text(record), limit=Msg("{flag} set", flag=flag.value) if wanted else
+                      Msg("{flag} not set", flag=flag.value),
                       passed=record is not None and (flag in record.flags) == wanted,
-                      note=f"interval ending {end.isoformat()}")
+                      note=Msg("interval ending {isoformat}", isoformat=end.isoformat()))
     check.require()
 
 
@@ -68,9 +72,10 @@ def test_power_cut_flagged(dut, check):
         timing.update(off=t_on - t_off, ready=ready)
 
     trio = _disturb_one_interval(dut, lp.capture_period_s, cut)
-    check.measure("power cut", round(timing["off"], 2), passed=True, unit="s",
-                  note=f"a third into the middle interval; ready {timing['ready']:.2f} s after power-on")
-    _judge(check, IntervalFlag.POWER_FAILED, trio, "power cut")
+    check.measure(Msg("power cut"), round(timing["off"], 2), passed=True, unit="s",
+                  note=Msg("a third into the middle interval; ready {ready:.2f} s after power-on",
+                           ready=timing['ready']))
+    _judge(check, IntervalFlag.POWER_FAILED, trio, Msg("power cut"))
 
 
 @pytest.mark.check("KZ-31-05", "a clock set during an interval flags that interval clock-changed, and the "
@@ -78,7 +83,7 @@ def test_power_cut_flagged(dut, check):
 def test_clock_set_flagged(dut, check):
     lp = load_profile_of(dut)
     if dut.profile.clock is None or not dut.profile.clock.writable:
-        raise NotApplicable("the profile declares the clock not writable: no clock set can happen")
+        raise NotApplicable(Msg("the profile declares the clock not writable: no clock set can happen"))
     shift = timedelta(seconds=CLOCK_SHIFT_S)
 
     def set_forward_and_back() -> None:
@@ -86,6 +91,6 @@ def test_clock_set_flagged(dut, check):
         dut.device.set_clock(device_now(dut) - shift)
 
     trio = _disturb_one_interval(dut, lp.capture_period_s, set_forward_and_back)
-    check.measure("clock sets", 2, passed=True, note=f"{CLOCK_SHIFT_S} s forward and straight back, a third into "
-                  "the middle interval")
-    _judge(check, IntervalFlag.CLOCK_CHANGED, trio, "clock set")
+    check.measure(Msg("clock sets"), 2, passed=True, note=Msg("{clock_shift_s} s forward and straight back, a third "
+                                                         "into the middle interval", clock_shift_s=CLOCK_SHIFT_S))
+    _judge(check, IntervalFlag.CLOCK_CHANGED, trio, Msg("clock set"))

@@ -20,6 +20,7 @@ from harness import registry
 from harness.config.opcua_map import AuditLog, Operation, PointKind
 from harness.conformance.opcua_control import NO_UNDO, control_methods, undoable_control
 from harness.events import AuditEntry, AuditKind
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 # The five kinds cl. 69 names (control events, user access both ways, settings changes, abnormal situations).
@@ -242,5 +243,5 @@ def _alarm(dut: Any) -> AuditProvocation | str:
 def device_clock(dut: Any) -> Any:
     """A clock reading, or INCONCLUSIVE: without the device's time no entry's time can be judged."""
     if dut.profile.clock is None or "clock" not in dut.profile.opcua.points:
-        raise Inconclusive("the profile declares no device clock, so audit-log timestamps cannot be judged")
+        raise Inconclusive(Msg("the profile declares no device clock, so audit-log timestamps cannot be judged"))
     return dut.device.read_clock()

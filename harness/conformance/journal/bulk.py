@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.conformance.journal.provoke import config_writer, declared_kinds, writable_setting
 from harness.events import TAMPER_INPUTS, EventKind, JournalEntry
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 CLOCK_STEP = timedelta(seconds=1)  # each clock set moves the clock by this, the next one moves it back
@@ -78,7 +79,8 @@ def _setting(dut: Any) -> BulkProvocation | str:
     setting = writable_setting(dut)
     assert setting is not None
     write, restore = writer
-    return BulkProvocation(f"setting {setting[0]} written alternately with its test value and its original",
+    return BulkProvocation(Msg("setting {value} written alternately with its test value and its original",
+                               value=setting[0]),
                            frozenset({EventKind.CONFIG_CHANGE}), write, restore)
 
 

@@ -20,6 +20,7 @@ from harness.conformance.dlms_checks import not_yet_over_dlms
 from harness.conformance.peer_channels import brief_outage, untestable
 from harness.devices.api import DeviceRefused, WriteGuarded
 from harness.events import TAMPER_INPUTS, EventKind, JournalEntry
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 POWER_KINDS = (EventKind.POWER_DOWN, EventKind.POWER_UP)
@@ -53,7 +54,7 @@ def new_entries(before: Iterable[JournalEntry], after: Iterable[JournalEntry]) -
 def device_clock(dut: Any) -> Any:
     """A clock reading, or INCONCLUSIVE: without the device's time no timestamp can be judged."""
     if dut.profile.clock is None or dut.profile.modbus is None or dut.profile.modbus.clock is None:
-        raise Inconclusive("the profile declares no device clock, so journal timestamps cannot be judged")
+        raise Inconclusive(Msg("the profile declares no device clock, so journal timestamps cannot be judged"))
     return dut.device.read_clock()
 
 
@@ -100,7 +101,7 @@ def provocations(dut: Any) -> tuple[list[Provocation], dict[EventKind, str]]:
             continue
         if kind == EventKind.CLOCK_SET:
             if dut.profile.clock is not None and dut.profile.clock.writable:
-                out.append(Provocation(kind, "clock set to the harness's UTC time",
+                out.append(Provocation(kind, Msg("clock set to the harness's UTC time"),
                                        lambda: device.set_clock(datetime.now(UTC))))
             else:
                 cannot[kind] = "the clock is not declared writable"
@@ -111,7 +112,8 @@ def provocations(dut: Any) -> tuple[list[Provocation], dict[EventKind, str]]:
                 continue
             name, value = setting
             original = device.read(name).value
-            out.append(Provocation(kind, f"setting {name} written", lambda n=name, v=value: device.write(n, v),
+            out.append(Provocation(kind, Msg("setting {name} written", name=name), lambda n=name,
+                                   v=value: device.write(n, v),
                                    lambda n=name, v=original: device.write(n, v)))
         elif _tamper_input(kind) is not None:
             tamper = tamper_provocation(dut, kind)
@@ -124,7 +126,7 @@ def provocations(dut: Any) -> tuple[list[Provocation], dict[EventKind, str]]:
                     or dut.profile.modbus.write_protection is None:
                 cannot[kind] = "the device declares no password the bench could get wrong (modbus.write_protection)"
                 continue
-            out.append(Provocation(kind, "unlock with a wrong password", lambda: _wrong_unlock(device)))
+            out.append(Provocation(kind, Msg("unlock with a wrong password"), lambda: _wrong_unlock(device)))
         elif kind in (EventKind.CHANNEL_DOWN, EventKind.CHANNEL_UP):
             why = untestable(dut)
             if why is not None:
@@ -151,7 +153,7 @@ def tamper_provocation(dut: Any, kind: EventKind) -> Provocation | str:
         return f"the rig drives no {inp} tamper input (no control channel or relay)"
     on, _off = TAMPER_INPUTS[inp]
     active = kind == on
-    return Provocation(kind, f"{inp} input {'activated' if active else 'released'}",
+    return Provocation(kind, Msg("{inp} input activated", inp=inp) if active else Msg("{inp} input released", inp=inp),
                        lambda: _tamper_edge(dut, inp, active), lambda: dut.tamper.set(inp, False))
 
 
@@ -171,12 +173,15 @@ def one_new_entry(check: Any, label: str, kind: EventKind, new: list[JournalEntr
     """Exactly one new entry of ``kind`` (that ``matches``), stamped within ``tol`` of the device-time
     window [low, high]."""
     matching = [e for e in new if (matches(e) if matches else e.kind == kind)]
-    check.equal(f"{label}: new {kind.value} entries", len(matching), 1,
-                note=f"{len(new)} new entries in all: {', '.join(str(e.kind or e.code) for e in new) or 'none'}")
+    check.equal(Msg("{label}: new {value} entries", label=label, value=kind.value), len(matching), 1,
+                note=Msg("{n} new entries in all: {value}", n=len(new),
+                         value=', '.join(str(e.kind or e.code) for e in new) or 'none'))
     if len(matching) == 1:
-        check.within(f"{label}: timestamp error", outside(matching[0].timestamp, low, high), -tol, tol, unit="s",
-                     note=f"stamped {matching[0].timestamp.isoformat()}, event between {low.isoformat()} "
-                          f"and {high.isoformat()} device time")
+        check.within(Msg("{label}: timestamp error",
+                         label=label), outside(matching[0].timestamp, low, high), -tol, tol, unit="s",
+                     note=Msg("stamped {isoformat}, event between {isoformat2} and {isoformat3} device time",
+                              isoformat=matching[0].timestamp.isoformat(), isoformat2=low.isoformat(),
+                              isoformat3=high.isoformat()))
 
 
 def provoke_and_judge(dut: Any, check: Any, p: Provocation) -> None:

@@ -31,6 +31,7 @@ from harness.conformance.journal.provoke import outside
 from harness.conformance.power import power_switch
 from harness.devices.api import DeviceRefused
 from harness.events import AuditEntry, AuditKind
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("controller")
@@ -50,17 +51,21 @@ def test_every_kind_logged(dut, check):
     _fields_declared(check, audit)
     for kind in REQUIRED_KINDS:
         if kind not in audit.kinds:
-            check.measure(f"{kind.value} logged", "not declared", passed=False, limit="declared in audit_log.kinds",
-                          note=f"the device does not log {kind.value.replace('_', ' ')}s: cl. 69 requires it")
+            check.measure(Msg("{value} logged", value=kind.value), Msg("not declared"), passed=False,
+                          limit=Msg("declared in audit_log.kinds"),
+                          note=Msg("the device does not log {replace}s: cl. 69 requires it",
+                                   replace=kind.value.replace('_', ' ')))
     for kind, where in ELSEWHERE.items():
-        check.measure(f"{kind.value}: judged elsewhere", "declared" if kind in audit.kinds else "not declared",
+        check.measure(Msg("{value}: judged elsewhere",
+                          value=kind.value), Msg("declared") if kind in audit.kinds else Msg("not declared"),
                       passed=True, note=where)
     device_clock(dut)  # no clock, no judgement of times
     matrix, cannot = audit_provocations(dut, [k for k in REQUIRED_KINDS if k in audit.kinds])
     for p in matrix:
         _provoke_and_judge(check, dut, audit, p)
     for kind, why in cannot.items():
-        check.measure(f"{kind.value}: not provoked", why, passed=True, note="INCONCLUSIVE for this kind")
+        check.measure(Msg("{value}: not provoked",
+                          value=kind.value), why, passed=True, note=Msg("INCONCLUSIVE for this kind"))
     check.require()
     if cannot:
         raise Inconclusive("kinds the bench cannot provoke: " + "; ".join(f"{k.value} ({why})"
@@ -71,8 +76,8 @@ def _fields_declared(check, audit: AuditLog) -> None:
     """The fields cl. 69 asks of every entry must be mapped to an event property, or nothing can carry them."""
     f = audit.fields
     for name, prop in (("user", f.user), ("outcome", f.outcome), ("old", f.old), ("new", f.new)):
-        check.measure(f"field {name} mapped", prop or "not declared", passed=prop is not None,
-                      limit="an event property", note="" if prop else f"audit_log.fields declares no {name}: "
+        check.measure(Msg("field {name} mapped", name=name), prop or "not declared", passed=prop is not None,
+                      limit=Msg("an event property"), note="" if prop else f"audit_log.fields declares no {name}: "
                       "entries cannot say " + ("who acted" if name == "user" else "whether it succeeded"
                                                if name == "outcome" else f"the {name} value of a setting"))
 
@@ -90,34 +95,40 @@ def _provoke_and_judge(check, dut: Any, audit: AuditLog, p: AuditProvocation) ->
         new = new_entries(before, dut.device.read_audit_log(start=since))
     label = p.how
     matching = [e for e in new if e.kind == p.kind]
-    check.equal(f"{label}: new {p.kind.value} entries", len(matching), 1,
-                note=f"{len(new)} new entries in all: {describe(new)}")
+    check.equal(Msg("{label}: new {value} entries", label=label, value=p.kind.value), len(matching), 1,
+                note=Msg("{n} new entries in all: {describe}", n=len(new), describe=describe(new)))
     unmapped = sorted({str(e.category) for e in new if e.kind is None})
-    check.equal(f"{label}: new entries of a category the profile does not map", len(unmapped), 0,
+    check.equal(Msg("{label}: new entries of a category the profile does not map", label=label), len(unmapped), 0,
                 note=f"categories {unmapped}" if unmapped else "")
     if len(matching) != 1:
         return
     e = matching[0]
     _judge_time(check, label, e, c0.value, c1.value, tol)
     if p.user is not None:
-        check.equal(f"{label}: user", e.user, p.user, note="the rig's account that acted")
+        check.equal(Msg("{label}: user", label=label), e.user, p.user, note=Msg("the rig's account that acted"))
     else:
-        check.measure(f"{label}: user", e.user, passed=True, note=p.user_note)
-    check.equal(f"{label}: category", e.category, audit.kinds[p.kind], note=f"mapped to {p.kind.value}")
-    check.equal(f"{label}: outcome", e.outcome, p.outcome,
+        check.measure(Msg("{label}: user", label=label), e.user, passed=True, note=p.user_note)
+    check.equal(Msg("{label}: category",
+                    label=label), e.category, audit.kinds[p.kind], note=Msg("mapped to {value}",
+                                                                                value=p.kind.value))
+    check.equal(Msg("{label}: outcome", label=label), e.outcome, p.outcome,
                 note="a refused login is logged as failed" if not p.outcome else "the action succeeded")
     if p.kind == AuditKind.SETTINGS_CHANGE:
-        check.measure(f"{label}: old value", e.old, passed=same_value(e.old, p.old), limit=f"= {p.old:g}")
-        check.measure(f"{label}: new value", e.new, passed=same_value(e.new, p.new), limit=f"= {p.new:g}")
+        check.measure(Msg("{label}: old value",
+                          label=label), e.old, passed=same_value(e.old, p.old), limit=Msg("= {old:g}", old=p.old))
+        check.measure(Msg("{label}: new value",
+                          label=label), e.new, passed=same_value(e.new, p.new), limit=Msg("= {new:g}", new=p.new))
 
 
 def _judge_time(check, label: str, e: AuditEntry, low: datetime, high: datetime, tol: float) -> None:
     if e.time is None:
-        check.measure(f"{label}: time", "none", passed=False, limit="the device time of the event")
+        check.measure(Msg("{label}: time", label=label), Msg("none"), passed=False,
+                      limit=Msg("the device time of the event"))
         return
-    check.within(f"{label}: time error", outside(e.time, low, high), -tol, tol, unit="s",
-                 note=f"stamped {e.time.astimezone(UTC).isoformat()}, action between {low.astimezone(UTC).isoformat()} "
-                      f"and {high.astimezone(UTC).isoformat()} device time (audit_log.timestamp_tolerance_s)")
+    check.within(Msg("{label}: time error", label=label), outside(e.time, low, high), -tol, tol, unit="s",
+                 note=Msg("stamped {isoformat}, action between {isoformat2} and {isoformat3} device time "
+                          "(audit_log.timestamp_tolerance_s)", isoformat=e.time.astimezone(UTC).isoformat(),
+                          isoformat2=low.astimezone(UTC).isoformat(), isoformat3=high.astimezone(UTC).isoformat()))
 
 
 # ---- KZ-69-02 -------------------------------------------------------------------------------------------
@@ -128,16 +139,18 @@ def test_log_protected_from_non_administrators(dut, check):
     roles = dut.profile.opcua.roles
     others = [r for r, ops in roles.items() if Operation.MANAGE_LOG not in ops]
     if not others:
-        raise Inconclusive("every declared role may manage the log: there is no non-administrator to try")
+        raise Inconclusive(Msg("every declared role may manage the log: there is no non-administrator to try"))
     testable = [r for r in others if r in dut.spec.credentials]
     untested = [r for r in others if r not in testable]
     for role in untested:
-        check.measure(f"{role}: not tried", "no account in the rig", passed=True, note="INCONCLUSIVE for this role")
+        check.measure(Msg("{role}: not tried",
+                          role=role), Msg("no account in the rig"), passed=True, note=Msg("INCONCLUSIVE for this role"))
     if not testable:
-        raise Inconclusive(f"the rig gives no account for the non-administrator roles {', '.join(others)}")
+        raise Inconclusive(Msg("the rig gives no account for the non-administrator roles {items}",
+                               items=', '.join(others)))
     if audit.clear is not None:
         logged = AuditKind.LOG_CLEARED in audit.kinds
-        check.measure("clearing is logged (log_cleared declared)", "declared" if logged else "not declared",
+        check.measure(Msg("clearing is logged (log_cleared declared)"), "declared" if logged else "not declared",
                       passed=logged, note=ELSEWHERE[AuditKind.LOG_CLEARED] if logged else
                       "the profile declares a clear method but no log_cleared kind: a clear would leave no trace")
     for role in testable:
@@ -145,11 +158,12 @@ def test_log_protected_from_non_administrators(dut, check):
     _writes_refused(check, dut, audit, testable)
     check.require()
     if audit.clear is None:  # no method to call and no object to write: nothing of the claim was tried
-        raise Inconclusive("neither a clear nor a write of the log could be tried as a non-administrator: the "
-                           "profile declares no clear method and no object of the log (audit_log.clear: object, "
-                           "method); the driver sends no HistoryUpdate")
+        raise Inconclusive(Msg("neither a clear nor a write of the log could be tried as a non-administrator: the "
+                               "profile declares no clear method and no object of the log (audit_log.clear: "
+                               "object, method); the driver sends no HistoryUpdate"))
     if untested:
-        raise Inconclusive(f"roles without an account in the rig were not tried: {', '.join(untested)}")
+        raise Inconclusive(Msg("roles without an account in the rig were not tried: {items}",
+                               items=', '.join(untested)))
 
 
 def _clear_refused(check, dut: Any, audit: AuditLog, role: str) -> None:
@@ -157,24 +171,25 @@ def _clear_refused(check, dut: Any, audit: AuditLog, role: str) -> None:
     since = dut.device.read_clock().value - LOOKBACK if "clock" in dut.profile.opcua.points else None
     before = dut.device.read_audit_log(start=since)
     if audit.clear is None:
-        check.measure(f"clear of the log as {role}", "no clear method declared", passed=True,
-                      note="the profile declares no way to clear the log (audit_log.clear); nothing to call")
+        check.measure(Msg("clear of the log as {role}", role=role), Msg("no clear method declared"), passed=True,
+                      note=Msg("the profile declares no way to clear the log (audit_log.clear); nothing to call"))
         return
     try:
         dut.device.clear_audit_log(role=role)
         outcome, refused = "accepted", False
     except DeviceRefused as exc:
         outcome, refused = str(exc).rsplit(" refused with ", 1)[-1], True
-    check.measure(f"clear of the log as {role}", outcome, passed=refused, limit="refused")
+    check.measure(Msg("clear of the log as {role}", role=role), outcome, passed=refused, limit=Msg("refused"))
     after = dut.device.read_audit_log(start=since)
     lost, _ = missing(before, after)
     new = new_entries(before, after)
-    check.equal(f"entries gone after {role}'s clear", len(lost), 0,
-                note=f"{len(before)} entries of the last day before, {len(after)} after; new: {describe(new)}")
+    check.equal(Msg("entries gone after {role}'s clear", role=role), len(lost), 0,
+                note=Msg("{n} entries of the last day before, {n2} after; new: {describe}", n=len(before),
+                         n2=len(after), describe=describe(new)))
     if not refused:
         cleared = [e for e in new if e.kind == AuditKind.LOG_CLEARED]
-        check.measure(f"{role}'s clear logged as log_cleared", len(cleared), passed=True,
-                      note="informative: the clear should have been refused")
+        check.measure(Msg("{role}'s clear logged as log_cleared", role=role), len(cleared), passed=True,
+                      note=Msg("informative: the clear should have been refused"))
 
 
 def _writes_refused(check, dut: Any, audit: AuditLog, roles: list[str]) -> None:
@@ -183,24 +198,25 @@ def _writes_refused(check, dut: Any, audit: AuditLog, roles: list[str]) -> None:
     only by HistoryRead (the driver sends no HistoryUpdate)."""
     obj = audit.clear.object if audit.clear is not None else None
     if obj is None:
-        check.measure("writes to the audit log's nodes", "no audit object declared", passed=True,
-                      note="the profile names no object of the log (audit_log.clear.object): its entries are reached "
-                           "only by HistoryRead; HistoryUpdate is not tried")
+        check.measure(Msg("writes to the audit log's nodes"), Msg("no audit object declared"), passed=True,
+                      note=Msg("the profile names no object of the log (audit_log.clear.object): its entries are "
+                               "reached only by HistoryRead; HistoryUpdate is not tried"))
         return
     for role in roles:
         with dut.device.session(role=role) as session:
             children, variables = _variables(session, obj)
             if not variables:
-                check.measure(f"writable nodes of {obj} as {role}", 0, passed=True,
-                              note=f"browsed: {', '.join(children) or 'no children'}; no variable to write "
-                                   "(HistoryUpdate is not tried)")
+                check.measure(Msg("writable nodes of {obj} as {role}", obj=obj, role=role), 0, passed=True,
+                              note=Msg("browsed: {value}; no variable to write (HistoryUpdate is not tried)",
+                                       value=', '.join(children) or 'no children'))
             for node in variables:
                 try:
                     session.write_node(node, session.read_node(node))
                     outcome, refused = "accepted", False
                 except DeviceRefused as exc:
                     outcome, refused = str(exc).rsplit(" refused with ", 1)[-1], True
-                check.measure(f"write of {node} as {role}", outcome, passed=refused, limit="refused")
+                check.measure(Msg("write of {node} as {role}", node=node,
+                                  role=role), outcome, passed=refused, limit=Msg("refused"))
 
 
 def _variables(session: Any, obj: str) -> tuple[list[str], list[str]]:
@@ -225,19 +241,20 @@ def test_entries_survive_power_cut(dut, check):
         dut.device.attempt_session(role=role)  # something recent to lose
     before = dut.device.read_audit_log()
     if not before:
-        raise Inconclusive("the audit log is empty and the bench could not provoke an entry to keep")
+        raise Inconclusive(Msg("the audit log is empty and the bench could not provoke an entry to keep"))
     _t_off, _t_on, ready = power.cut(dut.spec.power.off_time_s)
     after = dut.device.read_audit_log()
     new = new_entries(before, after)
     may_drop = max(0, len(before) + len(new) - audit.capacity) if audit.capacity else 0
     lost, altered = missing(before, after)
-    check.at_most("entries lost or altered across the cut", len(lost) - may_drop, 0,
-                  note=f"{len(before)} before, {len(after)} after ({len(new)} new, {may_drop} may be overwritten)"
+    check.at_most(Msg("entries lost or altered across the cut"), len(lost) - may_drop, 0,
+                  note=Msg("{n} before, {n2} after ({n3} new, {may_drop} may be overwritten)", n=len(before),
+                           n2=len(after), n3=len(new), may_drop=may_drop)
                        + (f"; {altered} came back altered; first lost: {describe(lost[:1])} of {_when(lost[0])}"
                           if lost else ""))
-    check.measure("entries logged across the cut", len(new), passed=True,
-                  note=f"informative (a power cycle need not be logged): {describe(new)}; ready {ready:.2f} s "
-                       "after power-on")
+    check.measure(Msg("entries logged across the cut"), len(new), passed=True,
+                  note=Msg("informative (a power cycle need not be logged): {describe}; ready {ready:.2f} s after "
+                           "power-on", describe=describe(new), ready=ready))
     check.require()
 
 
@@ -252,30 +269,37 @@ def _when(e: AuditEntry) -> str:
 def test_retention_12_months(dut, check):
     audit = audit_log_of(dut)
     rate, capacity = audit.events_per_day, audit.capacity
-    check.measure("events_per_day declared", rate or "not declared", passed=bool(rate), limit="> 0",
-                  note="the declared event rate sizes the 12 months the log must hold")
-    check.measure("capacity declared", capacity or "not declared", passed=capacity is not None)
+    check.measure(Msg("events_per_day declared"), rate or "not declared", passed=bool(rate), limit=Msg("> 0"),
+                  note=Msg("the declared event rate sizes the 12 months the log must hold"))
+    check.measure(Msg("capacity declared"), capacity or "not declared", passed=capacity is not None)
     if rate and capacity:
-        check.at_least("declared capacity", capacity, YEAR_DAYS * rate, note=f"{rate}/day × {YEAR_DAYS} d; "
-                       f"capacity ÷ rate = {capacity / rate:.0f} d")
+        check.at_least(Msg("declared capacity"), capacity, YEAR_DAYS * rate,
+                       note=Msg("{rate}/day × {year_days} d; capacity "
+                                                                                 "÷ rate = {value:.0f} d", rate=rate,
+                                                                                 year_days=YEAR_DAYS,
+                                                                                 value=capacity / rate))
     check.require()
     assert rate is not None
     if not dut.time.fast:
-        raise Inconclusive("12 months of logged events need a DUT whose history can be fast-forwarded (a "
-                           "simulator's control channel); on a real device retention follows from capacity ÷ rate")
+        raise Inconclusive(Msg("12 months of logged events need a DUT whose history can be fast-forwarded (a "
+                               "simulator's control channel); on a real device retention follows from capacity ÷ "
+                               "rate"))
     c0 = device_clock(dut)
     t0 = time.monotonic()
     generated = dut.time.synthesize_events(FILL_DAYS, rate)
     fill_s = time.monotonic() - t0
     with restoring(lambda: _forget_the_year(check, dut, audit)):
         c1 = dut.device.read_clock()
-        check.measure("events logged over the year", generated, passed=generated >= FILL_DAYS * rate - 1,
-                      limit=f"≈ {FILL_DAYS * rate}", note=f"{rate}/day for {FILL_DAYS} days of device time "
-                      f"(clock {c0.value:%Y-%m-%d} → {c1.value:%Y-%m-%d}) in {fill_s:.2f} s")
+        check.measure(Msg("events logged over the year"), generated, passed=generated >= FILL_DAYS * rate - 1,
+                      limit=Msg("≈ {value}",
+                                value=FILL_DAYS * rate), note=Msg("{rate}/day for {fill_days} days of device time "
+                                                              "(clock {value:%Y-%m-%d} → {value2:%Y-%m-%d}) in "
+                                                              "{fill_s:.2f} s", rate=rate, fill_days=FILL_DAYS,
+                                                              value=c0.value, value2=c1.value, fill_s=fill_s))
         read_s = _judge_the_year(check, dut, rate, c1.value)
-        check.measure("wall time", round(fill_s + read_s, 2), passed=True, unit="s",
-                      note=f"simulated time: fill {fill_s:.2f} s, range reads of the newest and oldest entries "
-                           f"{read_s:.2f} s")
+        check.measure(Msg("wall time"), round(fill_s + read_s, 2), passed=True, unit="s",
+                      note=Msg("simulated time: fill {fill_s:.2f} s, range reads of the newest and oldest entries "
+                               "{read_s:.2f} s", fill_s=fill_s, read_s=read_s))
     check.require()
 
 
@@ -285,7 +309,8 @@ def _judge_the_year(check, dut: Any, rate: int, now: datetime) -> float:
     t0 = time.monotonic()
     newest = _newest(dut.device.read_audit_log(start=now - timedelta(days=1)))
     if newest is None or newest.time is None:
-        check.measure("newest entry", "none in the last day", passed=False, limit="the last event of the year")
+        check.measure(Msg("newest entry"), Msg("none in the last day"), passed=False,
+                      limit=Msg("the last event of the year"))
         return time.monotonic() - t0
     step = timedelta(days=1) / rate
     year_start = newest.time - timedelta(days=YEAR_DAYS) + step  # the first event of the last 12 months
@@ -294,13 +319,14 @@ def _judge_the_year(check, dut: Any, rate: int, now: datetime) -> float:
     oldest = older[0] if older else _oldest_after(dut, year_start + window, newest.time)
     took = time.monotonic() - t0
     span = (newest.time - oldest.time + step) / timedelta(days=1) if oldest is not None and oldest.time else 0.0
-    check.at_least("history held", round(span, 2), YEAR_DAYS, unit="d",
-                   note=f"oldest entry {_when(oldest) if oldest else 'none'}, newest {_when(newest)} (+ one interval "
-                        f"at the declared rate); {len(older)} entries read up to the first day of the 12 months")
+    check.at_least(Msg("history held"), round(span, 2), YEAR_DAYS, unit="d",
+                   note=Msg("oldest entry {value}, newest {when} (+ one interval at the declared rate); {n} "
+                            "entries read up to the first day of the 12 months",
+                            value=_when(oldest) if oldest else 'none', when=_when(newest), n=len(older)))
     first_day = [e for e in older if e.time is not None and year_start <= e.time < year_start + window]
-    check.at_least("entries held in the first day of the 12 months", len(first_day), int(window / step) - 1,
-                   note=f"from {year_start.astimezone(UTC).isoformat()}: the oldest events are kept at the declared "
-                        "rate, not thinned")
+    check.at_least(Msg("entries held in the first day of the 12 months"), len(first_day), int(window / step) - 1,
+                   note=Msg("from {isoformat}: the oldest events are kept at the declared rate, not thinned",
+                            isoformat=year_start.astimezone(UTC).isoformat()))
     return took
 
 
@@ -310,15 +336,16 @@ def _forget_the_year(check, dut: Any, audit: AuditLog) -> None:
     clear be logged, which the entry it leaves shows."""
     role = role_for(dut, audit.clear.kind) if audit.clear is not None else None
     if role is None:
-        check.measure("synthesized history left in the log", "no clear method or administrator account",
-                      passed=True, note="later whole-log reads will be slow")
+        check.measure(Msg("synthesized history left in the log"), Msg("no clear method or administrator account"),
+                      passed=True, note=Msg("later whole-log reads will be slow"))
         return
     now = dut.device.read_clock().value
     dut.device.clear_audit_log(role=role)
     left = dut.device.read_audit_log(start=now - timedelta(minutes=1))
     cleared = [e for e in left if e.kind == AuditKind.LOG_CLEARED]
-    check.measure(f"synthesized history cleared as {role}", f"{len(cleared)} log_cleared entry", passed=True,
-                  note=f"informative; logged by {describe(cleared)}")
+    check.measure(Msg("synthesized history cleared as {role}",
+                      role=role), Msg("{n} log_cleared entry", n=len(cleared)), passed=True,
+                  note=Msg("informative; logged by {describe}", describe=describe(cleared)))
 
 
 def _newest(entries: list[AuditEntry]) -> AuditEntry | None:

@@ -24,6 +24,7 @@ from harness.conformance.journal.provoke import (
 )
 from harness.conformance.power import power_switch
 from harness.events import EventKind
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
@@ -39,13 +40,14 @@ def test_trigger_matrix(dut, check):
     for p in matrix:
         provoke_and_judge(dut, check, p)
     for kind, why in cannot.items():
-        check.measure(f"{kind.value}: not provoked", why, passed=True, note="INCONCLUSIVE for this kind")
+        check.measure(Msg("{value}: not provoked",
+                          value=kind.value), why, passed=True, note=Msg("INCONCLUSIVE for this kind"))
     check.require()
     if cannot:
         raise Inconclusive("declared kinds the bench cannot provoke: "
                            + "; ".join(f"{k.value} ({why})" for k, why in cannot.items()))
     if not matrix:
-        raise Inconclusive("no declared event kind other than power events could be provoked")
+        raise Inconclusive(Msg("no declared event kind other than power events could be provoked"))
 
 
 @pytest.mark.destructive
@@ -57,8 +59,8 @@ def test_power_events(dut, check):
     power = power_switch(dut)
     kinds = declared_kinds(dut)
     for kind in POWER_KINDS:
-        check.measure(f"{kind.value} code declared", kind in kinds, passed=kind in kinds,
-                      note="a meter's journal must record loss and return of supply (cl. 63-64, 97)")
+        check.measure(Msg("{value} code declared", value=kind.value), kind in kinds, passed=kind in kinds,
+                      note=Msg("a meter's journal must record loss and return of supply (cl. 63-64, 97)"))
     check.require()
     before = dut.device.read_journal()
     c0 = device_clock(dut)
@@ -68,12 +70,13 @@ def test_power_events(dut, check):
     at_cut = c0.value + timedelta(seconds=t_off - c0.t_received)
     one_new_entry(check, "power cut", EventKind.POWER_DOWN, new, c0.value, at_cut, tol)
     at_on = c1.value - timedelta(seconds=c1.t_received - t_on)
-    one_new_entry(check, "power return", EventKind.POWER_UP, new, at_on, c1.value, tol)
+    one_new_entry(check, Msg("power return"), EventKind.POWER_UP, new, at_on, c1.value, tol)
     downs = [e.sequence for e in new if e.kind == EventKind.POWER_DOWN]
     ups = [e.sequence for e in new if e.kind == EventKind.POWER_UP]
     if len(downs) == 1 and len(ups) == 1:
-        check.measure("power-down logged before power-up", downs[0] < ups[0], passed=downs[0] < ups[0],
-                      note=f"sequence {downs[0]} and {ups[0]}; ready {ready:.2f} s after power-on")
+        check.measure(Msg("power-down logged before power-up"), downs[0] < ups[0], passed=downs[0] < ups[0],
+                      note=Msg("sequence {value} and {value2}; ready {ready:.2f} s after power-on", value=downs[0],
+                               value2=ups[0], ready=ready))
     check.require()
 
 
@@ -85,15 +88,16 @@ def test_entries_survive_power_cut(dut, check):
     provoke_config_change(dut)  # make sure there is something recent to lose
     before = dut.device.read_journal()
     if not before:
-        raise Inconclusive("the journal is empty and the bench could not provoke an entry to keep")
+        raise Inconclusive(Msg("the journal is empty and the bench could not provoke an entry to keep"))
     power.cut(dut.spec.power.off_time_s)
     after = dut.device.read_journal()
     added = len(new_entries(before, after))
     may_drop = max(0, len(before) + added - journal.capacity) if journal.when_full == "overwrite_oldest" else 0
     kept = {key(e) for e in after}
     lost = [e for e in before if key(e) not in kept]
-    check.at_most("entries lost across the cut", len(lost) - may_drop, 0,
-                  note=f"{len(before)} before, {len(after)} after ({added} new, {may_drop} may be overwritten)"
+    check.at_most(Msg("entries lost across the cut"), len(lost) - may_drop, 0,
+                  note=Msg("{n} before, {n2} after ({added} new, {may_drop} may be overwritten)", n=len(before),
+                           n2=len(after), added=added, may_drop=may_drop)
                        + (f"; first lost: #{lost[0].sequence} {lost[0].kind or lost[0].code}" if lost else ""))
     check.require()
 
@@ -106,9 +110,9 @@ def test_journal_readable(dut, check):
     t0 = time.monotonic()
     entries = dut.device.read_journal()
     took = time.monotonic() - t0
-    check.at_least("entries transmitted", len(entries), 1, note=f"read in {took:.3f} s")
-    check.at_most("entries held", len(entries), journal.capacity, note="declared capacity")
+    check.at_least(Msg("entries transmitted"), len(entries), 1, note=Msg("read in {took:.3f} s", took=took))
+    check.at_most(Msg("entries held"), len(entries), journal.capacity, note=Msg("declared capacity"))
     unknown = sorted({e.code for e in entries if e.kind is None})
-    check.equal("entries with an undeclared event code", len(unknown), 0,
-                note=f"codes {unknown}" if unknown else "every code maps to a canonical kind")
+    check.equal(Msg("entries with an undeclared event code"), len(unknown), 0,
+                note=Msg("codes {unknown}", unknown=unknown) if unknown else Msg("every code maps to a canonical kind"))
     check.require()

@@ -15,6 +15,7 @@ from harness.conformance.cleanup import restoring
 from harness.conformance.journal.bulk import bulk_provocation, bulk_provocations
 from harness.conformance.journal.provoke import journal_of, new_entries
 from harness.events import EventKind, WhenFull
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
@@ -40,21 +41,21 @@ def test_sequence_and_time_order(dut, check):
                 bulk.step(i)
     entries = device.read_journal()
     if len(entries) < 2:
-        raise Inconclusive(f"the journal holds {len(entries)} entries and the bench could not provoke more")
+        raise Inconclusive(Msg("the journal holds {n} entries and the bench could not provoke more", n=len(entries)))
     modulo = 1 << (16 * (1 if journal.entry.sequence.type in ("u16", "i16") else 2))
     seqs = [e.sequence for e in entries]
     gaps = [(a, b) for a, b in itertools.pairwise(seqs) if (b - a) % modulo != 1]
-    check.equal("duplicate sequence numbers", len(seqs) - len(set(seqs)), 0)
-    check.equal("sequence steps other than +1", len(gaps), 0,
-                note=f"{len(entries)} entries #{seqs[0]}..#{seqs[-1]}"
+    check.equal(Msg("duplicate sequence numbers"), len(seqs) - len(set(seqs)), 0)
+    check.equal(Msg("sequence steps other than +1"), len(gaps), 0,
+                note=Msg("{n} entries #{value}..#{value2}", n=len(entries), value=seqs[0], value2=seqs[-1])
                      + (f"; first: #{gaps[0][0]} -> #{gaps[0][1]}" if gaps else ""))
     backwards = []
     for a, b in itertools.pairwise(entries):
         if b.timestamp < a.timestamp and EventKind.CLOCK_SET not in (a.kind, b.kind):
             backwards.append((a, b))
     explained = sum(1 for a, b in itertools.pairwise(entries) if b.timestamp < a.timestamp) - len(backwards)
-    check.equal("backward time steps not across a logged clock set", len(backwards), 0,
-                note=f"{explained} backward step(s) across a clock set"
+    check.equal(Msg("backward time steps not across a logged clock set"), len(backwards), 0,
+                note=Msg("{explained} backward step(s) across a clock set", explained=explained)
                      + (f"; first: #{backwards[0][0].sequence} -> #{backwards[0][1].sequence}" if backwards else ""))
     chart_timeline(check, entries)
     check.require()
@@ -67,8 +68,9 @@ def chart_timeline(check, entries) -> None:
     for e in entries:
         label = e.kind.value if e.kind else f"code {e.code} (unmapped)"
         series.setdefault(label, []).append(((e.timestamp - t0).total_seconds() / 3600.0, e.sequence))
-    check.chart("Journal timeline", series, kind="scatter", x_label="device time since the first entry held, h",
-                y_label="sequence number")
+    check.chart(Msg("Journal timeline"), series, kind="scatter",
+                x_label=Msg("device time since the first entry held, h"),
+                y_label=Msg("sequence number"))
 
 
 @pytest.mark.destructive
@@ -91,20 +93,23 @@ def test_capacity_when_full(dut, check):
     # A device may log events of its own meanwhile (an idle interface's channel_down, say): they take
     # slots too, and may be newer than our last provocation.
     own = [e for e in new if not bulk.logged(e)]
-    check.equal("entries held when full", len(after), journal.capacity,
-                note=f"{generated} events provoked onto {len(before)} entries in {took:.1f} s: {bulk.how}")
+    check.equal(Msg("entries held when full"), len(after), journal.capacity,
+                note=Msg("{generated} events provoked onto {n} entries in {took:.1f} s: {how}", generated=generated,
+                         n=len(before), took=took, how=bulk.how))
     if journal.when_full == WhenFull.OVERWRITE_OLDEST:
         kinds = ", ".join(str(e.kind) for e in own)
-        taken = f"; {len(own)} slots taken by the device's own events ({kinds})" if own else ""
-        check.equal("provoked events held (the newest must be kept)", len(ours),
-                    min(generated, journal.capacity - len(own)), note="declared overwrite_oldest" + taken)
+        taken = Msg("; {n} slots taken by the device's own events ({kinds})", n=len(own), kinds=kinds) if own else ""
+        check.equal(Msg("provoked events held (the newest must be kept)"), len(ours),
+                    min(generated, journal.capacity - len(own)),
+                    note=Msg("declared overwrite_oldest{taken}", taken=taken))
         newest = next((e for e in reversed(after) if bulk.logged(e) or e not in own), None)
         newest_first = newest is not None and bulk.logged(newest)
-        check.measure("newest entry is the last event provoked", newest_first, passed=newest_first,
-                      note="entries the device logged on its own after it are passed over")
+        check.measure(Msg("newest entry is the last event provoked"), newest_first, passed=newest_first,
+                      note=Msg("entries the device logged on its own after it are passed over"))
     else:
-        check.equal("provoked events held before recording stopped", len(ours), journal.capacity - len(before),
-                    note=f"declared stop: recording stops when full; {generated - len(ours)} events not recorded")
+        check.equal(Msg("provoked events held before recording stopped"), len(ours), journal.capacity - len(before),
+                    note=Msg("declared stop: recording stops when full; {value} events not recorded",
+                             value=generated - len(ours)))
     check.require()
 
 
@@ -114,8 +119,9 @@ def test_capacity_when_full(dut, check):
 def test_retention_over_a_year(dut, check):
     journal = journal_of(dut)
     if not dut.time.fast:
-        raise Inconclusive("12 months of device time need a DUT whose time can be fast-forwarded (a simulator's "
-                           "control channel); on a real device retention follows from capacity ÷ rate only")
+        raise Inconclusive(Msg("12 months of device time need a DUT whose time can be fast-forwarded (a "
+                               "simulator's control channel); on a real device retention follows from capacity ÷ "
+                               "rate only"))
     bulk = bulk_provocation(dut)
     rate = journal.events_per_day
     n = math.ceil(YEAR_DAYS * rate)
@@ -133,15 +139,17 @@ def test_retention_over_a_year(dut, check):
         expected = min(n, journal.capacity)
     else:
         expected = min(n, max(0, journal.capacity - len(before)))
-    check.measure("events generated", n, passed=True,
-                  note=f"{rate:g}/day (declared) for {YEAR_DAYS} days: {bulk.how}")
-    check.at_least("generated events still held", len(ours), expected,
-                   note=f"capacity {journal.capacity}, {journal.when_full.value}")
+    check.measure(Msg("events generated"), n, passed=True,
+                  note=Msg("{rate:g}/day (declared) for {year_days} days: {how}", rate=rate, year_days=YEAR_DAYS,
+                           how=bulk.how))
+    check.at_least(Msg("generated events still held"), len(ours), expected,
+                   note=Msg("capacity {capacity}, {value}", capacity=journal.capacity, value=journal.when_full.value))
     days = ((ours[-1].timestamp - ours[0].timestamp).total_seconds() + interval) / 86400 if ours else 0.0
     promised = journal.capacity / rate
-    check.measure("history held", round(days, 1), passed=True, unit="d",
-                  limit=f"≥ {YEAR_DAYS} d for control systems (cl. 69); informative for meters",
-                  note=f"capacity ÷ declared rate = {promised:.0f} d; "
-                       + ("covers 12 months" if days >= YEAR_DAYS - 1 else "less than 12 months"))
-    check.measure("wall time", round(wall, 2), passed=True, unit="s", note="simulated time")
+    check.measure(Msg("history held"), round(days, 1), passed=True, unit="d",
+                  limit=Msg("≥ {year_days} d for control systems (cl. 69); informative for meters",
+                            year_days=YEAR_DAYS),
+                  note=Msg("capacity ÷ declared rate = {promised:.0f} d; {covers}", promised=promised,
+                           covers=Msg("covers 12 months") if days >= YEAR_DAYS - 1 else Msg("less than 12 months")))
+    check.measure(Msg("wall time"), round(wall, 2), passed=True, unit="s", note=Msg("simulated time"))
     check.require()

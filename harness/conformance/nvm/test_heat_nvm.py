@@ -10,6 +10,7 @@ from harness.conformance.heat import declared, water_density
 from harness.conformance.power import power_switch
 from harness.conformance.retention import Counter, counters_survive_power_cuts, identity_and_settings_survive
 from harness.quantities import HEAT_COUNTERS, HEAT_ENERGY, HEAT_POWER, HEAT_QUANTITIES, MASS, VOLUME
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = [pytest.mark.dut_kind("heat_meter"), pytest.mark.destructive]
@@ -23,7 +24,7 @@ def test_heat_counters_survive_power_cuts(dut, check):
     power_switch(dut)
     names = declared(dut, HEAT_COUNTERS)
     if not names:
-        raise Inconclusive("the profile declares no heat meter counters")
+        raise Inconclusive(Msg("the profile declares no heat meter counters"))
     ref = dut.spec.reference_flow
     margin = 1 + (ref.tolerance_pct / 100.0 if ref else 0.0)
     rates: dict[str, float | None] = {q: None for q in names}  # per second

@@ -8,6 +8,7 @@ import pytest
 from harness.conformance.energy import declared_registers
 from harness.conformance.power import power_switch
 from harness.conformance.retention import Counter, counters_survive_power_cuts, identity_and_settings_survive
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = [pytest.mark.dut_kind("electricity_meter"), pytest.mark.destructive]
@@ -19,7 +20,7 @@ def test_energy_survives_power_cuts(dut, check):
     power_switch(dut)
     regs = declared_registers(dut)
     if not regs:
-        raise Inconclusive("the profile declares no energy registers")
+        raise Inconclusive(Msg("the profile declares no energy registers"))
     load = dut.spec.reference_load
     tol = load.tolerance_pct / 100.0 if load else 0.0
     counters = [Counter(r.name, r.label, r.unit,

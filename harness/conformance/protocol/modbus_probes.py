@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.conformance.wire.modbus_raw import Answer, RawModbus
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 NOT_SENT = "not sent"
@@ -52,11 +53,12 @@ class ProbeRun:
             return None
         answer = self.raw.request(probe.pdu, what=probe.label)
         fc = probe.pdu[0]
-        note = f"sent {answer.sent.hex()}" + (f"; address: {probe.why}" if probe.why else "")
-        if probe.risk is not None:
-            note += "; destructive (the rig allows it)"
+        note = Msg("sent {hex}{why}{risk}", hex=answer.sent.hex(),
+                   why=Msg("; address: {why}", why=probe.why) if probe.why else "",
+                   risk=Msg("; destructive (the rig allows it)") if probe.risk is not None else "")
         self.check.measure(probe.label, answer.describe(), passed=is_exception(answer, fc, probe.exception),
-                           limit=f"exception {probe.exception:02X} (function code 0x{(fc | 0x80) & 0xFF:02X})",
+                           limit=Msg("exception {exception:02X} (function code 0x{value:02X})",
+                                     exception=probe.exception, value=(fc | 0x80) & 0xFF),
                            note=note)
         return answer
 

@@ -23,6 +23,7 @@ from harness.conformance.wire.modbus_raw import (
 )
 from harness.conformance.wire.modbus_targets import Target, guarded, writable_point
 from harness.devices.api import WriteGuarded
+from harness.reporting.texts import Msg
 
 COIL_ON = 0xFF00
 
@@ -80,15 +81,19 @@ def write_back(dut: Any, check: Any, raw: RawModbus, fc: int, untried: list[str]
     pdu, echo = _request(fc, target, values)
     shown = ", ".join(map(str, values))
     answer = raw.request(pdu, what=f"FC{fc:02d} {target.name} = {shown} (its own value)")
-    check.measure(f"FC{fc:02d} write of {target.name} ({target.count} at {target.address}) with its own value "
-                  f"{shown}", answer.describe(), passed=answer.pdu == echo, limit=f"answer {echo.hex()}",
-                  note=f"sent {pdu.hex()}, got {answer.pdu.hex() or 'nothing'}")
+    check.measure(Msg("FC{fc:02d} write of {name} ({count} at {address}) with its own value {shown}", fc=fc,
+                      name=target.name, count=target.count, address=target.address,
+                      shown=shown), answer.describe(), passed=answer.pdu == echo, limit=Msg("answer {hex}",
+                                                                                            hex=echo.hex()),
+                  note=Msg("sent {hex}, got {value}", hex=pdu.hex(), value=answer.pdu.hex() or 'nothing'))
     if target.name == "clock":
-        check.measure(f"{target.name} after FC{fc:02d}", "not compared", passed=True, limit="N/A: a clock moves",
-                      note="written back with the value just read: set back by at most one exchange and its "
-                           "resolution")
+        check.measure(Msg("{name} after FC{fc:02d}", name=target.name,
+                          fc=fc), Msg("not compared"), passed=True, limit=Msg("N/A: a clock moves"),
+                      note=Msg("written back with the value just read: set back by at most one exchange and its "
+                               "resolution"))
         return
     after = _values(raw.request(read_pdu(read_fc, target.address, target.count),
                                 what=f"read {target.name} after FC{fc:02d}"), target)
-    check.equal(f"{target.name} after FC{fc:02d} (unchanged)", "no answer" if after is None else
+    check.equal(Msg("{name} after FC{fc:02d} (unchanged)", name=target.name, fc=fc),
+                Msg("no answer") if after is None else
                 ", ".join(map(str, after)), shown)

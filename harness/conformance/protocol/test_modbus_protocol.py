@@ -35,6 +35,7 @@ from harness.conformance.wire.modbus_targets import (
     unmapped_address,
     writable_point,
 )
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 ALSO = ("81",)  # the data-exchange protocol is the standard one, as compatibility (cl. 81) asks
@@ -61,8 +62,9 @@ def served_codes(dut) -> list[int]:
 def _expect_exception(check, raw: RawModbus, label: str, pdu: bytes, code: int) -> Answer:
     answer = raw.request(pdu, what=label)
     check.measure(label, answer.describe(), passed=is_exception(answer, pdu[0], code),
-                  limit=f"exception {code:02X} (function code 0x{(pdu[0] | 0x80) & 0xFF:02X})",
-                  note=f"sent {answer.sent.hex()}")
+                  limit=Msg("exception {code:02X} (function code 0x{value:02X})", code=code,
+                            value=(pdu[0] | 0x80) & 0xFF),
+                  note=Msg("sent {hex}", hex=answer.sent.hex()))
     return answer
 
 
@@ -91,15 +93,16 @@ def test_declared_function_codes_answer(dut, check):
             answer = raw.request(read_pdu(fc, target.address, target.count), what=f"FC{fc:02d} {target.name}")
             pdu, size = answer.pdu, _data_bytes(table, target.count)
             ok = _valid_answer_to(answer, fc) and len(pdu) >= 2 and pdu[1] == size and len(pdu) == 2 + size
-            check.measure(f"FC{fc:02d} read of {target.name} ({target.count} {table} at {target.address})",
-                          answer.describe(), passed=ok, limit=f"answer with {size} data bytes")
+            check.measure(Msg("FC{fc:02d} read of {name} ({count} {table} at {address})", fc=fc, name=target.name,
+                              count=target.count, table=table, address=target.address),
+                          answer.describe(), passed=ok, limit=Msg("answer with {size} data bytes", size=size))
         elif fc in WRITTEN_BACK:
             write_back(dut, check, raw, fc, untried)
         elif fc in READ_LIKE:
             answer = raw.request(READ_LIKE[fc], what=f"FC{fc:02d}")
-            check.measure(f"FC{fc:02d} implemented", answer.describe(),
+            check.measure(Msg("FC{fc:02d} implemented", fc=fc), answer.describe(),
                           passed=answer.answered and not is_exception(answer, fc, ILLEGAL_FUNCTION),
-                          limit="any answer but exception 01", note="no target declared: only implementation")
+                          limit=Msg("any answer but exception 01"), note=Msg("no target declared: only implementation"))
         else:
             untried.append(f"FC{fc:02d}: a write the profile gives no target for (not sent blind)")
     raw.close()
@@ -115,7 +118,7 @@ def test_undeclared_function_code_exception_01(dut, check):
     declared = set(served_codes(dut))
     for fc in [c for c in PUBLIC_FUNCTION_CODES if c not in declared] + list(UNASSIGNED):
         # Write-type codes go bare: a device that does implement one answers 03 and writes nothing.
-        _expect_exception(check, raw, f"FC{fc:02d} (not declared)", READ_LIKE.get(fc, bytes([fc])),
+        _expect_exception(check, raw, Msg("FC{fc:02d} (not declared)", fc=fc), READ_LIKE.get(fc, bytes([fc])),
                           ILLEGAL_FUNCTION)
     raw.close()
     check.require()
@@ -145,17 +148,20 @@ def test_address_outside_map_exception_02(dut, check, allow_destructive):
             table = TABLE_OF_FC[fc]
             pick = unmapped_address(dut, table)
             if pick is not None:
-                run.expect(Probe(f"FC{fc:02d} read at unmapped {table} {pick.address}", read_pdu(fc, pick.address, 1),
+                run.expect(Probe(Msg("FC{fc:02d} read at unmapped {table} {address}", fc=fc, table=table,
+                                     address=pick.address), read_pdu(fc, pick.address, 1),
                                  ILLEGAL_ADDRESS, why=pick.why))
-            run.expect(Probe(f"FC{fc:02d} read of 2 at 65535 (past the address space)", read_pdu(fc, 0xFFFF, 2),
-                             ILLEGAL_ADDRESS, why="the last address: a read of two runs past 65535"))
+            run.expect(Probe(Msg("FC{fc:02d} read of 2 at 65535 (past the address space)", fc=fc), read_pdu(fc,
+                                                                                                            0xFFFF, 2),
+                             ILLEGAL_ADDRESS, why=Msg("the last address: a read of two runs past 65535")))
     for fc, table in WRITE_TABLE.items():
         if fc not in declared:
             continue
         pick = absent_address(dut, table) or unmapped_address(dut, table)
         if pick is None:
             continue  # every address declared or reserved, and none declared absent
-        run.expect(Probe(f"FC{fc:02d} write at unmapped {table} {pick.address}", _write_of_nothing(fc, pick.address),
+        run.expect(Probe(Msg("FC{fc:02d} write at unmapped {table} {address}", fc=fc, table=table,
+                             address=pick.address), _write_of_nothing(fc, pick.address),
                          ILLEGAL_ADDRESS, _write_risk(table, pick), pick.why))
     run.conclude("the profile declares no read or write function code (FC1-FC6, FC15, FC16) to probe, or every "
                  "address is declared or reserved")
@@ -173,14 +179,16 @@ def test_illegal_value_exception_03(dut, check, allow_destructive):
             target = declared_point(dut, table)
             address = target.address if target else 0
             for quantity in (0, MAX_READ_QUANTITY[table] + 1):
-                run.expect(Probe(f"FC{fc:02d} quantity {quantity} at {address}", read_pdu(fc, address, quantity),
+                run.expect(Probe(Msg("FC{fc:02d} quantity {quantity} at {address}", fc=fc, quantity=quantity,
+                                     address=address), read_pdu(fc, address, quantity),
                                  ILLEGAL_VALUE))
     for fc, table in WRITE_TABLE.items():
         if fc not in declared or fc == 6:  # FC06 carries any 16-bit value: nothing illegal to send
             continue
         absent = absent_address(dut, table)
         writable = writable_point(dut, table)
-        pick = absent or (Pick(writable.address, f"the declared writable {writable.name}", False) if writable
+        pick = absent or (Pick(writable.address, Msg("the declared writable {name}", name=writable.name),
+                               False) if writable
                           else unmapped_address(dut, table))
         if pick is None:
             continue
@@ -188,17 +196,20 @@ def test_illegal_value_exception_03(dut, check, allow_destructive):
         risk = None if absent else f"a device that ignores the check would store the data at {table} {address} " \
             f"({why})"
         if fc == 16:
-            run.expect(Probe(f"FC16 at {address}: byte count 4 for 1 register",
+            run.expect(Probe(Msg("FC16 at {address}: byte count 4 for 1 register", address=address),
                              write_multiple_pdu(address, [0, 0], count=1), ILLEGAL_VALUE, risk, why))
-            run.expect(Probe(f"FC16 at {address}: quantity 0", write_multiple_pdu(address, [], count=0), ILLEGAL_VALUE,
-                             why=why + "; no data to store"))
+            run.expect(Probe(Msg("FC16 at {address}: quantity 0", address=address),
+                             write_multiple_pdu(address, [], count=0), ILLEGAL_VALUE,
+                             why=Msg("{why}; no data to store", why=why)))
         elif fc == 15:
-            run.expect(Probe(f"FC15 at {address}: byte count 2 for 1 coil",
+            run.expect(Probe(Msg("FC15 at {address}: byte count 2 for 1 coil", address=address),
                              write_coils_pdu(address, [0] * 9, count=1), ILLEGAL_VALUE, risk, why))
-            run.expect(Probe(f"FC15 at {address}: quantity 0", write_coils_pdu(address, [], count=0), ILLEGAL_VALUE,
-                             why=why + "; no data to store"))
+            run.expect(Probe(Msg("FC15 at {address}: quantity 0", address=address),
+                             write_coils_pdu(address, [], count=0), ILLEGAL_VALUE,
+                             why=Msg("{why}; no data to store", why=why)))
         else:
-            run.expect(Probe(f"FC05 at {address}: value 0x1234 (neither ON nor OFF)", write_coil_pdu(address, 0x1234),
+            run.expect(Probe(Msg("FC05 at {address}: value 0x1234 (neither ON nor OFF)", address=address),
+                             write_coil_pdu(address, 0x1234),
                              ILLEGAL_VALUE, risk, why))
     run.conclude("the profile declares no read or multiple-write function code (FC1-FC4, FC5, FC15, FC16) to probe")
 
@@ -209,26 +220,27 @@ def test_illegal_value_exception_03(dut, check, allow_destructive):
 def test_mbap_header(dut, check):
     modbus_map(dut)
     if dut.spec.transport.tcp is None:
-        raise NotApplicable("the DUT is reached over a serial line (RTU): there is no MBAP header")
+        raise NotApplicable(Msg("the DUT is reached over a serial line (RTU): there is no MBAP header"))
     raw = RawModbus(dut)
     unit, pdu, wait = raw.unit, probe_pdu(dut), response_time_s(dut)
     tid = 0xA5C3
     answer = raw.send_frame(mbap(pdu, unit, tid), what="MBAP: well-formed")
     header = answer.header
-    check.measure(f"well-formed request: {answer.sent.hex()}", answer.describe(),
-                  passed=_valid_answer_to(answer, pdu[0]), limit="a valid answer")
+    check.measure(Msg("well-formed request: {hex}", hex=answer.sent.hex()), answer.describe(),
+                  passed=_valid_answer_to(answer, pdu[0]), limit=Msg("a valid answer"))
     if header is not None:
-        check.equal("transaction id echoed", f"0x{header[0]:04X}", f"0x{tid:04X}")
-        check.equal("protocol id", header[1], 0)
-        check.equal("length field = bytes that follow it", header[2], len(answer.raw or b"") - 6)
-        check.equal("unit id echoed", header[3], unit)
-    bad = [("protocol id 1", mbap(pdu, unit, tid + 1, protocol=1)),
-           ("length field 1 short of the PDU", mbap(pdu, unit, tid + 2, length=len(pdu))),
-           ("length field 2 beyond the bytes sent", mbap(pdu, unit, tid + 3, length=len(pdu) + 3))]
+        check.equal(Msg("transaction id echoed"), f"0x{header[0]:04X}", f"0x{tid:04X}")
+        check.equal(Msg("protocol id"), header[1], 0)
+        check.equal(Msg("length field = bytes that follow it"), header[2], len(answer.raw or b"") - 6)
+        check.equal(Msg("unit id echoed"), header[3], unit)
+    bad = [(Msg("protocol id 1"), mbap(pdu, unit, tid + 1, protocol=1)),
+           (Msg("length field 1 short of the PDU"), mbap(pdu, unit, tid + 2, length=len(pdu))),
+           (Msg("length field 2 beyond the bytes sent"), mbap(pdu, unit, tid + 3, length=len(pdu) + 3))]
     for label, frame in bad:
         answer = raw.send_frame(frame, wait_s=wait, what=f"MBAP: {label}")
-        check.measure(f"{label}: {frame.hex()}", answer.describe(), passed=not _valid_answer_to(answer, pdu[0]),
-                      limit="no answer, an exception, or the connection closed — never a valid answer")
+        check.measure(Msg("{label}: {hex}", label=label,
+                          hex=frame.hex()), answer.describe(), passed=not _valid_answer_to(answer, pdu[0]),
+                      limit=Msg("no answer, an exception, or the connection closed — never a valid answer"))
     check.require()
 
 
@@ -241,19 +253,21 @@ def test_unit_id_policy(dut, check):
     policy = m.unit_id_policy if raw.tcp else "configured_only"
     answer = raw.request(pdu, what=f"unit {raw.unit} (configured)")
     echoed = answer.header[3] if answer.header else (answer.raw[0] if answer.raw else None)
-    check.measure(f"unit {raw.unit} (configured)", answer.describe(),
-                  passed=_valid_answer_to(answer, pdu[0]) and echoed == raw.unit, limit="a valid answer, unit echoed")
+    check.measure(Msg("unit {unit} (configured)", unit=raw.unit), answer.describe(),
+                  passed=_valid_answer_to(answer,
+                                          pdu[0]) and echoed == raw.unit, limit=Msg("a valid answer, unit echoed"))
     other = raw.unit % 247 + 1
     answer = raw.request(pdu, unit=other, wait_s=wait, what=f"unit {other} (another)")
     if policy == "configured_only":
-        passed, limit = not answer.answered, f"no answer within {wait:g} s (policy configured_only)"
+        passed, limit = not answer.answered, Msg("no answer within {wait:g} s (policy configured_only)", wait=wait)
     elif policy == "any":
         echoed = answer.header[3] if answer.header else None
         passed, limit = _valid_answer_to(answer, pdu[0]) and echoed == other, "a valid answer, unit echoed (any)"
     else:
         passed = answer.exception in (GATEWAY_NO_RESPONSE, 0x0A)
         limit = "exception 0B (or 0A) — policy gateway"
-    check.measure(f"unit {other} (not the configured {raw.unit})", answer.describe(), passed=passed, limit=limit)
+    check.measure(Msg("unit {other} (not the configured {unit})", other=other,
+                      unit=raw.unit), answer.describe(), passed=passed, limit=limit)
     raw.close()
     check.require()
 
@@ -263,14 +277,15 @@ def test_unit_id_policy(dut, check):
 def test_bad_crc_ignored(dut, check):
     modbus_map(dut)
     if dut.spec.transport.serial is None:
-        raise NotApplicable("the DUT is reached over TCP: frames carry no CRC there (TCP checks integrity)")
+        raise NotApplicable(Msg("the DUT is reached over TCP: frames carry no CRC there (TCP checks integrity)"))
     raw = RawModbus(dut)
     pdu, wait = probe_pdu(dut), response_time_s(dut)
     answer = raw.send_frame(rtu(pdu, raw.unit, good_crc=False), wait_s=wait, what="RTU: bad CRC")
-    check.measure(f"bad CRC: {answer.sent.hex()}", answer.describe(), passed=not answer.answered,
-                  limit=f"no answer within {wait:g} s")
+    check.measure(Msg("bad CRC: {hex}", hex=answer.sent.hex()), answer.describe(), passed=not answer.answered,
+                  limit=Msg("no answer within {wait:g} s", wait=wait))
     answer = raw.send_frame(rtu(pdu, raw.unit), what="RTU: sound CRC")
-    check.measure(f"sound CRC: {answer.sent.hex()}", answer.describe(), passed=_valid_answer_to(answer, pdu[0]),
-                  limit="a valid answer")
+    check.measure(Msg("sound CRC: {hex}",
+                      hex=answer.sent.hex()), answer.describe(), passed=_valid_answer_to(answer, pdu[0]),
+                  limit=Msg("a valid answer"))
     raw.close()
     check.require()

@@ -13,6 +13,7 @@ import pytest
 
 from harness.conformance.cleanup import restoring
 from harness.devices.api import DeviceRefused
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 ALSO = ("81",)
@@ -29,7 +30,8 @@ def _text(items: set[str]) -> str:
 
 def _opcua(dut) -> Any:
     if dut.profile.opcua is None:
-        raise NotApplicable(f"{dut.name} speaks {dut.profile.protocol}, not OPC UA: the OPC UA checks do not apply")
+        raise NotApplicable(Msg("{name} speaks {protocol}, not OPC UA: the OPC UA checks do not apply", name=dut.name,
+                                protocol=dut.profile.protocol))
     return dut.profile.opcua
 
 
@@ -100,8 +102,8 @@ def _entitled(dut, operation: str) -> list[tuple[str, dict[str, str]]]:
         role = ua.security.anonymous_role or (ranked[0] if ranked else None)
         if role is None or operation in [str(o) for o in ua.roles[role]]:
             return [("anonymous", {"identity": "anonymous"})]
-    raise Inconclusive(f"the rig gives no account for a role that may {operation} (duts.{dut.name}.credentials), "
-                       "and no anonymous session may do it")
+    raise Inconclusive(Msg("the rig gives no account for a role that may {operation} (duts.{name}.credentials), "
+                           "and no anonymous session may do it", operation=operation, name=dut.name))
 
 
 @pytest.mark.check("KZ-68-08", "GetEndpoints lists exactly the declared security policies and modes", also=ALSO)
@@ -110,11 +112,11 @@ def test_endpoints_as_declared(dut, check):
     offered = dut.device.endpoints()
     policies = {str(p) for p in security.policies}
     modes = {str(m) for m in security.modes} | ({"None"} if "None" in policies else set())
-    check.equal("security policies offered", _text({e.policy for e in offered}), _text(policies))
-    check.equal("security modes offered", _text({e.mode for e in offered}), _text(modes))
+    check.equal(Msg("security policies offered"), _text({e.policy for e in offered}), _text(policies))
+    check.equal(Msg("security modes offered"), _text({e.mode for e in offered}), _text(modes))
     expected = {f"{p}/{m}" for p in policies for m in modes if (p == "None") == (m == "None")}
-    check.equal("policy/mode pairs offered", _text({f"{e.policy}/{e.mode}" for e in offered}), _text(expected),
-                note="every declared policy in every declared mode; None only with None")
+    check.equal(Msg("policy/mode pairs offered"), _text({f"{e.policy}/{e.mode}" for e in offered}), _text(expected),
+                note=Msg("every declared policy in every declared mode; None only with None"))
     check.require()
 
 
@@ -150,7 +152,7 @@ def test_unknown_nodes(dut, check):
 def test_wrong_type(dut, check):
     writable = _writable(dut)
     if writable is None:
-        raise Inconclusive("the profile declares no setpoint or parameter point to write")
+        raise Inconclusive(Msg("the profile declares no setpoint or parameter point to write"))
     name, point, op = writable
     for who, how in _entitled(dut, op):
         with dut.device.session(**how) as s:
@@ -164,7 +166,7 @@ def _write_wrong_type(check, s, name: str, point: Any, who: str) -> None:
     with restoring(lambda: s.read_node(point.node) != before and s.write_node(point.node, before)):
         _expect(check, f"Write of {name} as {as_type} {wrong!r} as {who} (its value is {before!r})",
                 lambda: s.write_node(point.node, wrong, as_type=as_type), TYPE_MISMATCH)
-        check.equal(f"{name} afterwards ({who})", s.read_node(point.node), before)
+        check.equal(Msg("{name} afterwards ({who})", name=name, who=who), s.read_node(point.node), before)
 
 
 @pytest.mark.check("KZ-68-11", "Write and Call by a user whose role lacks the right give Bad_UserAccessDenied "
@@ -190,6 +192,6 @@ def test_missing_rights(dut, check):
                 _expect(check, f"Call of {name} as {lacking[0]} (no control)", lambda: s.call(name), ACCESS_DENIED)
                 probed += 1
     if not probed:
-        raise Inconclusive("no role the rig has an account for lacks the right to write or call what the profile "
-                           "declares, so refusal for missing rights cannot be provoked")
+        raise Inconclusive(Msg("no role the rig has an account for lacks the right to write or call what the "
+                               "profile declares, so refusal for missing rights cannot be provoked"))
     check.require()

@@ -35,6 +35,7 @@ from harness.quantities import (
     VOLUME,
     VOLUME_FLOW,
 )
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("heat_meter")
@@ -56,14 +57,14 @@ def test_heat_quantities_present(dut, check):
     for q, unit in HEAT_QUANTITIES.items():
         required = q in HEAT_RECORDED
         if not dut.profile.declares(q):
-            check.measure(_label(q), "not declared in the profile", passed=not required,
+            check.measure(_label(q), Msg("not declared in the profile"), passed=not required,
                           limit="declared" if required else "",
                           note="named by cl. 96" if required else "not named by cl. 96; not exercised")
             continue
         try:
             reading = dut.device.read(q)
         except DeviceError as exc:
-            check.measure(_label(q), str(exc), passed=False, limit="readable")
+            check.measure(_label(q), str(exc), passed=False, limit=Msg("readable"))
             continue
         ok = reading.unit == unit and isinstance(reading.value, int | float)
         if q in HEAT_COUNTERS or q == HEAT_POWER:
@@ -82,33 +83,36 @@ def _measures_the_reference(dut, check) -> None:
     expected = {FLOW_TEMPERATURE: ref.flow_temperature_c, RETURN_TEMPERATURE: ref.return_temperature_c}
     compared = [q for q in (FLOW_TEMPERATURE, RETURN_TEMPERATURE, VOLUME_FLOW) if dut.profile.declares(q)]
     if not compared:
-        raise Inconclusive("the profile declares neither temperature nor flow points, so what the meter measures "
-                           "cannot be compared with the bench's reference_flow (KZ-96-03 still judges its heat)")
+        raise Inconclusive(Msg("the profile declares neither temperature nor flow points, so what the meter "
+                               "measures cannot be compared with the bench's reference_flow (KZ-96-03 still judges "
+                               "its heat)"))
     readings = dut.device.read_many(compared)
     for q in compared:
         value = float(readings[q].value)
         if q == VOLUME_FLOW:
             allowed = heat_mpe(dut, ref).volume_pct / 100.0 * ref.volume_flow_m3_h
-            check.within(f"{_label(q)} against the reference", value, ref.volume_flow_m3_h - allowed,
+            check.within(Msg("{label} against the reference", label=_label(q)), value, ref.volume_flow_m3_h - allowed,
                          ref.volume_flow_m3_h + allowed, unit="m3/h",
-                         note=f"EN 1434-1 flow sensor error + bench ({heat_mpe(dut, ref).basis})")
+                         note=Msg("EN 1434-1 flow sensor error + bench ({basis})", basis=heat_mpe(dut, ref).basis))
         else:
             tol = sensor_tolerance_k(expected[q], ref)
-            check.within(f"{_label(q)} against the reference", value, expected[q] - tol, expected[q] + tol,
-                         unit="degC", note="IEC 60751 class B ±(0.3 + 0.005·|t|) °C + the bench's "
-                                           f"{ref.temperature_tolerance_k:g} K "
-                                           "(reference_flow.temperature_tolerance_k)")
+            check.within(Msg("{label} against the reference",
+                             label=_label(q)), value, expected[q] - tol, expected[q] + tol,
+                         unit="degC", note=Msg("IEC 60751 class B ±(0.3 + 0.005·|t|) °C + the bench's "
+                                               "{temperature_tolerance_k:g} K "
+                                               "(reference_flow.temperature_tolerance_k)",
+                                               temperature_tolerance_k=ref.temperature_tolerance_k))
 
 
 @pytest.mark.check("KZ-96-02", "the energy, volume and mass counters never decrease")
 def test_heat_counters_monotonic(dut, check):
     counters = declared(dut, HEAT_COUNTERS)
     if not counters:
-        raise Inconclusive("the profile declares no heat meter counters")
+        raise Inconclusive(Msg("the profile declares no heat meter counters"))
     worst = largest_steps_back(dut, counters, SAMPLE_ROUNDS, READS_PER_ROUND)
     for q in counters:
-        check.at_most(f"{_label(q)} largest step back", worst[q], 0.0, unit=HEAT_QUANTITIES[q],
-                      note=f"{SAMPLE_ROUNDS * READS_PER_ROUND} reads")
+        check.at_most(Msg("{label} largest step back", label=_label(q)), worst[q], 0.0, unit=HEAT_QUANTITIES[q],
+                      note=Msg("{value} reads", value=SAMPLE_ROUNDS * READS_PER_ROUND))
     check.require()
 
 
@@ -116,7 +120,7 @@ def test_heat_counters_monotonic(dut, check):
                    "imply, within the EN 1434 error of the declared class, and energy is the integral of power")
 def test_heat_energy_is_integral_of_power(dut, check):
     if declared(dut, (HEAT_ENERGY, HEAT_POWER)) != [HEAT_ENERGY, HEAT_POWER]:
-        raise Inconclusive("the profile does not declare both thermal energy and power (KZ-96-01 reports it)")
+        raise Inconclusive(Msg("the profile does not declare both thermal energy and power (KZ-96-01 reports it)"))
     ref = reference_flow(dut)
     tol = ref.tolerance_pct / 100.0
     mpe = heat_mpe(dut, ref)
@@ -135,25 +139,26 @@ def test_heat_energy_is_integral_of_power(dut, check):
         high += max(a.value(HEAT_POWER), b.value(HEAT_POWER)) * most / 3600.0
     res = max(s.resolution(HEAT_ENERGY) for s in snaps)
     if low < MIN_STEPS * res:
-        raise Inconclusive(f"the integral of power over {dut.timing.energy_window_s:g} s is {low:.1f} Wh, under "
-                           f"{MIN_STEPS} energy register steps of {res:g} Wh: is heat flowing? else lengthen "
-                           "timing.energy_window_s")
+        raise Inconclusive(Msg("the integral of power over {energy_window_s:g} s is {low:.1f} Wh, under "
+                               "{min_steps} energy register steps of {res:g} Wh: is heat flowing? else lengthen "
+                               "timing.energy_window_s", energy_window_s=dut.timing.energy_window_s, low=low,
+                               min_steps=MIN_STEPS, res=res))
     delta = snaps[-1].value(HEAT_ENERGY) - snaps[0].value(HEAT_ENERGY)
     basis = f"{ref.volume_flow_m3_h:g} m3/h at {ref.flow_temperature_c:g}/{ref.return_temperature_c:g} °C " \
             f"→ {p_ref / 1000:.3f} kW; ± {mpe.heat_pct:.2f} %: {mpe.basis}"
     powers = [s.value(HEAT_POWER) for s in snaps]
-    check.within("thermal power against the reference (lowest sample)", min(powers), p_ref * (1 - e),
+    check.within(Msg("thermal power against the reference (lowest sample)"), min(powers), p_ref * (1 - e),
                  p_ref * (1 + e), unit="W", note=basis)
-    check.within("thermal power against the reference (highest sample)", max(powers), p_ref * (1 - e),
+    check.within(Msg("thermal power against the reference (highest sample)"), max(powers), p_ref * (1 - e),
                  p_ref * (1 + e), unit="W", note=basis)
     least = device_seconds_between(dut, snaps[0], snaps[-1], 0.0)[0] + sum(sub_windows)
     most = device_seconds_between(dut, snaps[0], snaps[-1], 0.0)[1] + sum(sub_windows)
-    check.within("thermal energy increase against the reference", delta,
+    check.within(Msg("thermal energy increase against the reference"), delta,
                  p_ref * least / 3600.0 * (1 - e) - 2 * res, p_ref * most / 3600.0 * (1 + e) + 2 * res, unit="Wh",
-                 note=f"{least:.1f}…{most:.1f} device s; {basis}")
-    check.within("thermal energy increase", delta, low * (1 - tol) - 2 * res, high * (1 + tol) + 2 * res,
-                 unit="Wh", note=f"∫ power = {low:.1f}…{high:.1f} Wh from {POWER_SAMPLES + 1} power samples, "
-                                 f"± {tol * 100:g} % ± 2 steps")
+                 note=Msg("{least:.1f}…{most:.1f} device s; {basis}", least=least, most=most, basis=basis))
+    check.within(Msg("thermal energy increase"), delta, low * (1 - tol) - 2 * res, high * (1 + tol) + 2 * res,
+                 unit="Wh", note=Msg("∫ power = {low:.1f}…{high:.1f} Wh from {value} power samples, ± {value2:g} % "
+                                     "± 2 steps", low=low, high=high, value=POWER_SAMPLES + 1, value2=tol * 100))
     check.require()
 
 
@@ -161,7 +166,7 @@ def test_heat_energy_is_integral_of_power(dut, check):
                    "the flow temperature, within the declared accuracy")
 def test_heat_mass_is_volume_times_density(dut, check):
     if declared(dut, (VOLUME, MASS)) != [VOLUME, MASS]:
-        raise Inconclusive("the profile does not declare both volume and mass (KZ-96-01 reports it)")
+        raise Inconclusive(Msg("the profile does not declare both volume and mass (KZ-96-01 reports it)"))
     ref = reference_flow(dut)
     tol = ref.tolerance_pct / 100.0
     tol_v = heat_mpe(dut, ref).volume_pct / 100.0  # the flow sensor's EN 1434 error + the bench's
@@ -173,18 +178,21 @@ def test_heat_mass_is_volume_times_density(dut, check):
     res_m = max(before.resolution(MASS), after.resolution(MASS))
     expected_v = ref.volume_flow_m3_h * least / 3600.0
     if expected_v < MIN_STEPS * res_v:
-        raise Inconclusive(f"{ref.volume_flow_m3_h:g} m3/h over {least:.0f} s is under {MIN_STEPS} volume register "
-                           f"steps of {res_v:g} m3; lengthen timing.energy_window_s")
+        raise Inconclusive(Msg("{volume_flow_m3_h:g} m3/h over {least:.0f} s is under {min_steps} volume register "
+                               "steps of {res_v:g} m3; lengthen timing.energy_window_s",
+                               volume_flow_m3_h=ref.volume_flow_m3_h, least=least, min_steps=MIN_STEPS, res_v=res_v))
     d_volume = after.value(VOLUME) - before.value(VOLUME)
-    check.within("volume increase", d_volume, expected_v * (1 - tol_v) - 2 * res_v,
+    check.within(Msg("volume increase"), d_volume, expected_v * (1 - tol_v) - 2 * res_v,
                  ref.volume_flow_m3_h * most / 3600.0 * (1 + tol_v) + 2 * res_v, unit="m3",
-                 note=f"{ref.volume_flow_m3_h:g} m3/h over {least:.1f}…{most:.1f} device s, ± {tol_v * 100:.2f} % "
-                      f"({heat_mpe(dut, ref).basis})")
+                 note=Msg("{volume_flow_m3_h:g} m3/h over {least:.1f}…{most:.1f} device s, ± {value:.2f} % "
+                          "({basis})", volume_flow_m3_h=ref.volume_flow_m3_h, least=least, most=most, value=tol_v * 100,
+                          basis=heat_mpe(dut, ref).basis))
     rho_t = water_density(ref.flow_temperature_c) / 1000.0  # t/m³
     d_mass = after.value(MASS) - before.value(MASS)
     apparent = d_mass / d_volume * 1000.0 if d_volume > 0 else float("nan")
-    check.within("mass increase", d_mass, (d_volume - 2 * res_v) * rho_t * (1 - tol) - 2 * res_m,
+    check.within(Msg("mass increase"), d_mass, (d_volume - 2 * res_v) * rho_t * (1 - tol) - 2 * res_m,
                  (d_volume + 2 * res_v) * rho_t * (1 + tol) + 2 * res_m, unit="t",
-                 note=f"volume increase × {rho_t * 1000:.2f} kg/m3 (water at {ref.flow_temperature_c:g} °C); "
-                      f"the meter's mass/volume is {apparent:.2f} kg/m3")
+                 note=Msg("volume increase × {value:.2f} kg/m3 (water at {flow_temperature_c:g} °C); the meter's "
+                          "mass/volume is {apparent:.2f} kg/m3", value=rho_t * 1000,
+                          flow_temperature_c=ref.flow_temperature_c, apparent=apparent))
     check.require()

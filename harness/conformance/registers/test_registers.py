@@ -16,6 +16,7 @@ from harness.conformance.energy import (
 )
 from harness.devices.api import DeviceError
 from harness.quantities import EnergyChannel, EnergyRegister, energy_registers
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 pytestmark = pytest.mark.dut_kind("electricity_meter")
@@ -28,18 +29,19 @@ READS_PER_ROUND = 5
                    "and readable")
 def test_registers_present(dut, check):
     profile = dut.profile
-    check.at_least("declared tariffs", profile.tariff_count, 1, note="cl. 95 asks for per-tariff registers")
+    check.at_least(Msg("declared tariffs"), profile.tariff_count, 1, note=Msg("cl. 95 asks for per-tariff registers"))
     for reg in energy_registers(profile.tariff_count):
         if not profile.declares(reg.name):
-            check.measure(reg.label, "not declared in the profile", passed=False, limit="declared")
+            check.measure(reg.label, Msg("not declared in the profile"), passed=False, limit=Msg("declared"))
             continue
         try:
             reading = dut.device.read(reg.name)
         except DeviceError as exc:
-            check.measure(reg.label, str(exc), passed=False, limit="readable")
+            check.measure(reg.label, str(exc), passed=False, limit=Msg("readable"))
             continue
         ok = reading.unit == reg.unit and isinstance(reading.value, int | float) and reading.value >= 0
-        check.measure(reg.label, reading.value, unit=reading.unit, passed=ok, limit=f"a count ≥ 0 in {reg.unit}")
+        check.measure(reg.label, reading.value, unit=reading.unit, passed=ok, limit=Msg("a count ≥ 0 in {unit}",
+                                                                                        unit=reg.unit))
     check.require()
 
 
@@ -48,7 +50,7 @@ def test_registers_present(dut, check):
 def test_registers_rate(dut, check):
     totals = [r for r in declared_registers(dut) if r.tariff is None]
     if not totals:
-        raise Inconclusive("the profile declares no energy totals")
+        raise Inconclusive(Msg("the profile declares no energy totals"))
     window = dut.timing.energy_window_s
     before = snapshot(dut, totals)
     forwarded, _ = elapse_device_time(dut, window)
@@ -63,17 +65,20 @@ def test_registers_rate(dut, check):
         if power <= 0:
             # Without load a register only shows it does not creep; that it counts at the right rate is
             # untried, so it can never PASS here (a register that never counts would look the same).
-            check.at_most(f"{reg.label} increase without load", delta, 2 * res, unit=reg.unit,
-                          note=f"the bench applies no load on {reg.channel.value}: no creep beyond 2 steps")
+            check.at_most(Msg("{label} increase without load", label=reg.label), delta, 2 * res, unit=reg.unit,
+                          note=Msg("the bench applies no load on {value}: no creep beyond 2 steps",
+                                   value=reg.channel.value))
             unloaded.append(f"{reg.label} (reference_load.{reg.channel.value}_{reg.channel.power_unit.lower()})")
             continue
         low = power * least / 3600.0 * (1 - tol) - 2 * res
         high = power * most / 3600.0 * (1 + tol) + 2 * res
         if power * least / 3600.0 < 10 * res:
-            raise Inconclusive(f"{reg.label}: {window:g} s at {power:g} {reg.channel.power_unit} is under 10 "
-                               f"register steps of {res:g} {reg.unit}; lengthen timing.energy_window_s")
-        check.within(f"{reg.label} increase", delta, max(0.0, low), high, unit=reg.unit,
-                     note=f"{power:g} {reg.channel.power_unit} over {least:.1f}…{most:.1f} device s")
+            raise Inconclusive(Msg("{label}: {window:g} s at {power:g} {power_unit} is under 10 register steps of "
+                                   "{res:g} {unit}; lengthen timing.energy_window_s", label=reg.label, window=window,
+                                   power=power, power_unit=reg.channel.power_unit, res=res, unit=reg.unit))
+        check.within(Msg("{label} increase", label=reg.label), delta, max(0.0, low), high, unit=reg.unit,
+                     note=Msg("{power:g} {power_unit} over {least:.1f}…{most:.1f} device s", power=power,
+                              power_unit=reg.channel.power_unit, least=least, most=most))
     check.require()
     if unloaded:
         raise Inconclusive("the bench applies no load on the channel of " + ", ".join(unloaded) + ": its rate "
@@ -84,11 +89,11 @@ def test_registers_rate(dut, check):
 def test_registers_monotonic(dut, check):
     regs = declared_registers(dut)
     if not regs:
-        raise Inconclusive("the profile declares no energy registers")
+        raise Inconclusive(Msg("the profile declares no energy registers"))
     worst = largest_steps_back(dut, regs, SAMPLE_ROUNDS, READS_PER_ROUND)
     for r in regs:
-        check.at_most(f"{r.label} largest step back", worst[r.name], 0.0, unit=r.unit,
-                      note=f"{SAMPLE_ROUNDS * READS_PER_ROUND} reads")
+        check.at_most(Msg("{label} largest step back", label=r.label), worst[r.name], 0.0, unit=r.unit,
+                      note=Msg("{value} reads", value=SAMPLE_ROUNDS * READS_PER_ROUND))
     check.require()
 
 
@@ -96,12 +101,12 @@ def test_registers_monotonic(dut, check):
 def test_total_is_sum_of_tariffs(dut, check):
     n = dut.profile.tariff_count
     if n == 0:
-        raise NotApplicable("the profile declares no tariffs (KZ-95-01 reports that as a failure)")
+        raise NotApplicable(Msg("the profile declares no tariffs (KZ-95-01 reports that as a failure)"))
     channels = [c for c in EnergyChannel
                 if all(dut.profile.declares(EnergyRegister(c, t).name) for t in [None, *range(1, n + 1)])]
     if not channels:
-        raise Inconclusive("no channel declares its total and every tariff register")
-    for moment in ("start", "after window"):
+        raise Inconclusive(Msg("no channel declares its total and every tariff register"))
+    for moment in (Msg("start"), Msg("after window")):
         for channel in channels:
             total = EnergyRegister(channel)
             tariffs = [EnergyRegister(channel, t) for t in range(1, n + 1)]
@@ -114,8 +119,9 @@ def test_total_is_sum_of_tariffs(dut, check):
                 step += sum(max(first.resolution(t), last.resolution(t)) for t in tariffs)
             low = sum(first.value(t) for t in tariffs) - step
             high = sum(last.value(t) for t in tariffs) + step
-            check.within(f"{total.label} ({moment})", tot.value(total), low, high, unit=total.unit,
-                         note="sum of tariffs read before and after the total, ± one step")
+            check.within(Msg("{label} ({moment})", label=total.label,
+                             moment=moment), tot.value(total), low, high, unit=total.unit,
+                         note=Msg("sum of tariffs read before and after the total, ± one step"))
         if moment == "start":
             elapse_device_time(dut, dut.timing.energy_window_s)
     check.require()

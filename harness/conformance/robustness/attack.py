@@ -23,6 +23,7 @@ from harness.conformance.wire.modbus_targets import response_time_s
 from harness.conformance.wire.safety import refusal
 from harness.conformance.wire.serial_campaign import SerialCampaign
 from harness.conformance.wire.targets import WireTarget, wire_target
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 SR = ("SR 3.5", "SR 7.1")  # IEC 62443-3-3: input validation; denial-of-service protection
@@ -63,7 +64,7 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
         judge_monitor(check, monitor, response_time_s(dut))
         if monitor.down and not campaign.fresh_connections_served(target.probe, target.valid, 1,
                                                                   response_time_s(dut)):
-            check.equal("answers after the campaign", "no answer to a valid request "
+            check.equal(Msg("answers after the campaign"), "no answer to a valid request "
                         f"{'on the line' if target.serial_port else 'on a new connection'}", "answered")
             alive = False  # the driver's retries would only repeat it
         else:
@@ -76,7 +77,8 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
     if not alive or finding.serves_no_one_new:
         done = restore(dut)
         if done:
-            check.measure("DUT after the check", done, passed=True, note="the failure stands; later checks run")
+            check.measure(Msg("DUT after the check"), done, passed=True,
+                          note=Msg("the failure stands; later checks run"))
     short = coverage.verdict(check)
     if short is not None:
         raise Inconclusive(short)
@@ -98,8 +100,8 @@ def _keep_reproducer(dut: Any, check: Any, rig: Any, campaign: Campaign, target:
         import json
 
         sidecar.write_text(json.dumps({**meta, "pcap": None}, indent=2), encoding="utf-8")
-        check.measure("reproducer", sidecar.name, passed=True, note="seed and settings (no raw bytes: the attack "
-                      "went through the Device API)")
+        check.measure(Msg("reproducer"), sidecar.name, passed=True, note=Msg("seed and settings (no raw bytes: the "
+                                                                        "attack went through the Device API)"))
         return
     if target.serial_port is not None:
         pcap, sidecar = reproducer.write_serial(conversation, base.with_suffix(".pcap"), meta)
@@ -107,6 +109,7 @@ def _keep_reproducer(dut: Any, check: Any, rig: Any, campaign: Campaign, target:
     else:
         pcap, sidecar = reproducer.write(conversation, base.with_suffix(".pcap"), meta)
         events = "TCP events"
-    check.measure("reproducer", f"reproducers/{pcap.name}", passed=True,
-                  note=f"{len(conversation.steps)} {events}, seed {rig.seed} in {sidecar.name}; "
-                       f"`harness replay reproducers/{pcap.name} --rig RIG` sends it again")
+    check.measure(Msg("reproducer"), Msg("reproducers/{name}", name=pcap.name), passed=True,
+                  note=Msg("{n} {events}, seed {seed} in {name}; `harness replay reproducers/{name2} --rig RIG` "
+                           "sends it again", n=len(conversation.steps), events=events, seed=rig.seed, name=sidecar.name,
+                           name2=pcap.name))

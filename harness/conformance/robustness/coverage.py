@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.reporting.texts import Msg
+
 
 @dataclass
 class Coverage:
@@ -30,10 +32,13 @@ class Coverage:
         minimum = self.settings.min_coverage_pct
         why = ""
         if sent < planned:
-            why = "the campaign's time bound ran out" if timed_out else "stopped early (see the other measurements)"
-        check.measure(f"coverage: {what} sent of planned", round(pct, 1), unit="%", passed=True,
-                      limit=f"≥ {minimum:g} % (robustness.min_coverage_pct), else INCONCLUSIVE",
-                      note=f"{sent} of {planned}" + (f"; {why}" if why else "") + (f"; {note}" if note else ""))
+            why = Msg("the campaign's time bound ran out") if timed_out else \
+                Msg("stopped early (see the other measurements)")
+        check.measure(Msg("coverage: {what} sent of planned", what=what), round(pct, 1), unit="%", passed=True,
+                      limit=Msg("≥ {minimum:g} % (robustness.min_coverage_pct), else INCONCLUSIVE", minimum=minimum),
+                      note=Msg("{sent} of {planned}{why}{note}", sent=sent, planned=planned,
+                               why=Msg("; {why}", why=why) if why else "", note=Msg("; {note}",
+                                                                                    note=note) if note else ""))
         if pct < minimum and timed_out:
             need = planned / self.settings.rate_per_s
             raise_rate = " and robustness.rate_per_s" if need > self.settings.max_duration_s else ""

@@ -21,6 +21,7 @@ from typing import Any
 from harness.conformance.energy import elapse_device_time
 from harness.devices.api import DeviceError, NotDeclared
 from harness.quantities import EnergyRegister, energy_registers
+from harness.reporting.texts import Msg
 
 STEPS_TO_SEE = 10  # device time let pass afterwards: enough for the reference load to move a counter this much
 
@@ -117,7 +118,7 @@ def baseline(dut: Any, quantities: list[str]) -> Baseline:
 
     sample = read_sample(dut, quantities)
     if sample.error is not None:
-        raise Inconclusive(f"the DUT does not answer before the campaign: {sample.error}")
+        raise Inconclusive(Msg("the DUT does not answer before the campaign: {error}", error=sample.error))
     return Baseline(sample, _journal(dut))
 
 
@@ -132,17 +133,17 @@ def judge_monitor(check: Any, monitor: Monitor, limit_s: float) -> None:
     """During the campaign: every read answered, each within the declared time, counters never lower."""
     answered = [s for s in monitor.samples if s.error is None]
     failed = [s for s in monitor.samples if s.error is not None]
-    check.at_least("essential function: reads during the campaign", len(monitor.samples), 1)
-    check.equal("essential function: reads that failed", len(failed), 0,
+    check.at_least(Msg("essential function: reads during the campaign"), len(monitor.samples), 1)
+    check.equal(Msg("essential function: reads that failed"), len(failed), 0,
                 note=f"first: {failed[0].error}" if failed else "")
     if answered:
         slowest = max(s.latency_s for s in answered)
-        check.at_most("essential function: slowest answer", slowest, limit_s, unit="s",
-                      note="the profile's modbus/opcua response_time_s, else the rig's request_timeout_s")
+        check.at_most(Msg("essential function: slowest answer"), slowest, limit_s, unit="s",
+                      note=Msg("the profile's modbus/opcua response_time_s, else the rig's request_timeout_s"))
     counters = [q for q in monitor.quantities if EnergyRegister.parse(q) is not None]
     back = largest_step_back([{q: s.values[q] for q in counters if q in s.values} for s in answered if s.values])
     if back is not None:
-        check.at_most("essential function: largest step back of a counter between reads", back, 0.0)
+        check.at_most(Msg("essential function: largest step back of a counter between reads"), back, 0.0)
 
 
 def largest_step_back(series: list[dict[str, Any]]) -> float | None:
@@ -158,13 +159,13 @@ def nothing_lost(check: Any, dut: Any, base: Baseline, quantities: list[str]) ->
     """After the campaign: answering, counters continued and accumulating, journal intact. False when the
     DUT does not answer at all (the caller restores it for the rest of the run)."""
     after = read_sample(dut, quantities)
-    check.equal("answers after the campaign", after.error or "answered", "answered")
+    check.equal(Msg("answers after the campaign"), after.error or Msg("answered"), Msg("answered"))
     if after.values is None or base.sample.values is None:
         return False
     for q in (q for q in quantities if EnergyRegister.parse(q) is not None):  # counters only, not temperatures
         b, a = base.sample.values.get(q), after.values.get(q)
         if isinstance(b, int | float) and isinstance(a, int | float):
-            check.at_least(f"{q} after the campaign vs before (no counter lost)", float(a), float(b))
+            check.at_least(Msg("{q} after the campaign vs before (no counter lost)", q=q), float(a), float(b))
     _still_accumulating(check, dut, after, quantities)
     if base.journal is not None:
         now = _journal(dut) or []
@@ -173,8 +174,9 @@ def nothing_lost(check: Any, dut: Any, base: Baseline, quantities: list[str]) ->
         capacity = getattr(getattr(dut.profile.modbus, "journal", None), "capacity", None) or len(base.journal)
         due = [e for e in base.journal if e.sequence > newest - capacity]  # overwritten ones excepted
         missing = [e.sequence for e in due if (e.sequence, e.code) not in kept]
-        check.equal("journal entries from before the campaign missing afterwards", len(missing), 0,
-                    note=f"sequences {missing[:10]}" if missing else f"{len(due)} entries checked")
+        check.equal(Msg("journal entries from before the campaign missing afterwards"), len(missing), 0,
+                    note=Msg("sequences {value}", value=missing[:10]) if missing else Msg("{n} entries checked",
+                                                                                          n=len(due)))
     return True
 
 
@@ -191,14 +193,15 @@ def _still_accumulating(check: Any, dut: Any, after: Sample, quantities: list[st
     step = reading.resolution or 1.0
     seconds = STEPS_TO_SEE * step * 3600.0 / load.power_of(reg.channel.value)
     if not dut.time.fast and seconds > dut.timing.max_wall_wait_s:
-        check.measure(f"{reg.name} still accumulating", "not observed", passed=True,
-                      note=f"needs {seconds:.0f} s of device time, beyond timing.max_wall_wait_s")
+        check.measure(Msg("{name} still accumulating", name=reg.name), Msg("not observed"), passed=True,
+                      note=Msg("needs {seconds:.0f} s of device time, beyond timing.max_wall_wait_s", seconds=seconds))
         return
     elapse_device_time(dut, seconds)
     later = dut.device.read(reg.name).value
-    check.at_least(f"{reg.name} advance over {seconds:.0f} device seconds after the campaign",
+    check.at_least(Msg("{name} advance over {seconds:.0f} device seconds after the campaign", name=reg.name,
+                       seconds=seconds),
                    float(later) - float(reading.value), step, unit=reading.unit,
-                   note=f"reference load: expect about {STEPS_TO_SEE} steps")
+                   note=Msg("reference load: expect about {steps_to_see} steps", steps_to_see=STEPS_TO_SEE))
 
 
 def restore(dut: Any) -> str | None:

@@ -19,6 +19,7 @@ from harness.conformance.robustness.essential import essential_quantities
 from harness.conformance.wire.campaign import MISSES_BEFORE_GIVING_UP
 from harness.conformance.wire.modbus_targets import response_time_s
 from harness.devices.api import DeviceError
+from harness.reporting.texts import Msg
 from harness.verdicts import NotApplicable
 
 pytestmark = pytest.mark.destructive
@@ -40,11 +41,13 @@ def _limit(dut) -> int | None:
 def _connections_only(dut, what: str) -> None:
     """Connection storms and half-open connections are TCP notions: a serial line has no connections."""
     if dut.spec.transport.tcp is None:
-        raise NotApplicable(f"the DUT is reached over a serial line (RTU): there are no connections to {what}")
+        raise NotApplicable(Msg("the DUT is reached over a serial line (RTU): there are no connections to {what}",
+                                what=what))
 
 
-@pytest.mark.check("KZ-49-01", f"malformed and fuzzed frames (scapy; {', '.join(SR)}): the essential function "
-                   "continues within the declared response time, and afterwards nothing is lost")
+@pytest.mark.check("KZ-49-01", Msg("malformed and fuzzed frames (scapy; {items}): the essential function "
+                                   "continues within the declared response time, and afterwards nothing is lost",
+                                   items=', '.join(SR)))
 def test_malformed_and_fuzzed_frames(dut, check, rig):
     settings = rig.robustness
 
@@ -52,16 +55,17 @@ def test_malformed_and_fuzzed_frames(dut, check, rig):
         cases = target.cases(rig.seed, settings.fuzz_cases)
         outcomes = campaign.fuzz(cases, lambda: monitor.down, response_time_s(dut))
         sent = [o for o in outcomes if o.refused is None]
-        coverage.record(check, "fuzz cases", len(cases), len(sent), campaign)
-        check.measure("fuzz cases sent", len(sent), passed=True,
-                      note=f"of {len(cases)} planned, seed {rig.seed}, in {campaign.elapsed_s:.2f} s "
-                           f"({len(sent) / max(campaign.elapsed_s, 1e-9):.0f} cases/s); "
-                           f"{sum(1 for o in sent if o.reply)} answered, {sum(1 for o in sent if o.closed)} "
-                           "closed by the DUT")
+        coverage.record(check, Msg("fuzz cases"), len(cases), len(sent), campaign)
+        check.measure(Msg("fuzz cases sent"), len(sent), passed=True,
+                      note=Msg("of {n} planned, seed {seed}, in {elapsed_s:.2f} s ({value:.0f} cases/s); {sum} "
+                               "answered, {sum2} closed by the DUT", n=len(cases), seed=rig.seed,
+                               elapsed_s=campaign.elapsed_s, value=len(sent) / max(campaign.elapsed_s, 1e-9),
+                               sum=sum(1 for o in sent if o.reply), sum2=sum(1 for o in sent if o.closed)))
         refused = next((o for o in outcomes if o.refused is not None), None)
         if target.serial_port is None:
-            check.measure("connections taken throughout the campaign",
-                          f"refused before case {refused.case.index} ({refused.refused})" if refused else "all",
+            check.measure(Msg("connections taken throughout the campaign"),
+                          Msg("refused before case {index} ({refused})", index=refused.case.index,
+                              refused=refused.refused) if refused else Msg("all"),
                           passed=refused is None)
         if refused is None and not monitor.down:
             return Finding(meta={"cases_sent": len(sent)})
@@ -73,8 +77,8 @@ def test_malformed_and_fuzzed_frames(dut, check, rig):
     under_attack(dut, check, rig, attack)
 
 
-@pytest.mark.check("KZ-49-02", f"a storm of valid requests ({', '.join(SR)}): the essential function continues "
-                   "within the declared response time during and after it, nothing lost")
+@pytest.mark.check("KZ-49-02", Msg("a storm of valid requests ({items}): the essential function continues within "
+                                   "the declared response time during and after it, nothing lost", items=', '.join(SR)))
 def test_request_storm(dut, check, rig):
     settings = rig.robustness
 
@@ -83,15 +87,17 @@ def test_request_storm(dut, check, rig):
             return _storm_through_device(dut, check, campaign, monitor, coverage)
         flood = campaign.flood(target.request, target.valid, settings.flood_requests, settings.flood_connections,
                                response_time_s(dut), lambda: monitor.down)
-        coverage.record(check, "storm requests", settings.flood_requests, flood.sent, campaign,
+        coverage.record(check, Msg("storm requests"), settings.flood_requests, flood.sent, campaign,
                         note=f"{flood.gave_up} connection(s) given up by the harness after "
                              f"{MISSES_BEFORE_GIVING_UP} unanswered requests" if flood.gave_up else "")
-        where = f"over {settings.flood_connections} connections" if target.serial_port is None \
-            else "back to back on the line (one exchange at a time)"
-        check.measure("requests sent in the storm", flood.sent, passed=True,
-                      note=f"{flood.answered} answered, {where} in {flood.elapsed_s:.2f} s "
-                           f"({flood.sent / max(flood.elapsed_s, 1e-9):.0f} requests/s); a device may shed such "
-                           "load, it must not lose its essential function")
+        where = Msg("over {flood_connections} connections",
+                    flood_connections=settings.flood_connections) if target.serial_port is None \
+            else Msg("back to back on the line (one exchange at a time)")
+        check.measure(Msg("requests sent in the storm"), flood.sent, passed=True,
+                      note=Msg("{answered} answered, {where} in {elapsed_s:.2f} s ({value:.0f} requests/s); a "
+                               "device may shed such load, it must not lose its essential function",
+                               answered=flood.answered, where=where, elapsed_s=flood.elapsed_s,
+                               value=flood.sent / max(flood.elapsed_s, 1e-9)))
         return Finding(meta={"requests": flood.sent, "answered": flood.answered})
 
     under_attack(dut, check, rig, attack)
@@ -127,15 +133,16 @@ def _storm_through_device(dut, check, campaign, monitor, coverage) -> Finding:
     for t in threads:
         t.join(timeout=settings.max_duration_s + dut.timing.request_timeout_s * 3 + 1)
     took = time.perf_counter() - t0
-    check.measure("requests sent in the storm (reads on the Device API's session)", counts["sent"], passed=True,
-                  note=f"{counts['answered']} answered in {took:.2f} s")
-    coverage.record(check, "storm reads", settings.flood_requests, counts["sent"], campaign)
+    check.measure(Msg("requests sent in the storm (reads on the Device API's session)"), counts["sent"], passed=True,
+                  note=Msg("{answered} answered in {took:.2f} s", answered=counts['answered'], took=took))
+    coverage.record(check, Msg("storm reads"), settings.flood_requests, counts["sent"], campaign)
     return Finding(meta=dict(counts))
 
 
-@pytest.mark.check("KZ-49-03", f"a storm of connections up to and past the declared limit ({', '.join(SR)}): "
-                   "connections within the limit are served, the essential function continues, and every "
-                   "connection closed is freed — new ones are served afterwards")
+@pytest.mark.check("KZ-49-03", Msg("a storm of connections up to and past the declared limit ({items}): "
+                                   "connections within the limit are served, the essential function continues, and "
+                                   "every connection closed is freed — new ones are served afterwards",
+                                   items=', '.join(SR)))
 def test_connection_storm(dut, check, rig):
     _connections_only(dut, "storm")
     settings = rig.robustness
@@ -145,28 +152,32 @@ def test_connection_storm(dut, check, rig):
     def attack(campaign, monitor, target, coverage):
         wait = response_time_s(dut)
         storm = campaign.storm(count, target.probe, target.valid, wait)
-        coverage.record(check, "storm connections", count, storm.served + storm.refused + storm.unanswered, campaign)
-        note = f"{storm.refused} refused or closed, {storm.unanswered} unanswered"
+        coverage.record(check, Msg("storm connections"), count, storm.served + storm.refused + storm.unanswered,
+                        campaign)
+        note = Msg("{refused} refused or closed, {unanswered} unanswered", refused=storm.refused,
+                   unanswered=storm.unanswered)
         if limit:
-            check.at_least(f"of {count} connections (declared limit {limit}, {HELD_BY_HARNESS} held by the "
-                           "harness's monitor), served", storm.served, min(count, limit - HELD_BY_HARNESS), note=note)
+            check.at_least(Msg("of {count} connections (declared limit {limit}, {held_by_harness} held by the "
+                               "harness's monitor), served", count=count, limit=limit,
+                               held_by_harness=HELD_BY_HARNESS), storm.served, min(count,
+                                                                                   limit - HELD_BY_HARNESS), note=note)
         else:
-            check.measure(f"of {count} connections, served", storm.served, passed=True,
-                          note=f"{note}; the profile declares no max_connections")
+            check.measure(Msg("of {count} connections, served", count=count), storm.served, passed=True,
+                          note=Msg("{note}; the profile declares no max_connections", note=note))
         time.sleep(min(settings.hold_s, max(0.0, campaign.deadline - time.perf_counter())))
         campaign.release(storm)
         time.sleep(min(0.2, settings.hold_s))  # the FINs reach the device before the next SYN does
         served = campaign.fresh_connections_served(target.probe, target.valid, TRIES_AFTER, wait)
-        check.equal("new connections served after the storm's were closed", served, TRIES_AFTER)
+        check.equal(Msg("new connections served after the storm's were closed"), served, TRIES_AFTER)
         return Finding(meta={"connections": count, "served": storm.served, "served_after": served},
                        serves_no_one_new=served == 0)
 
     under_attack(dut, check, rig, attack)
 
 
-@pytest.mark.check("KZ-49-04", f"half-open connections — opened and never used, or stalled half-way through a "
-                   f"frame ({', '.join(SR)}): the essential function continues while they are held, and new "
-                   "connections are served once they are gone")
+@pytest.mark.check("KZ-49-04", Msg("half-open connections — opened and never used, or stalled half-way through a "
+                                   "frame ({items}): the essential function continues while they are held, and new "
+                                   "connections are served once they are gone", items=', '.join(SR)))
 def test_half_open_connections(dut, check, rig):
     _connections_only(dut, "hold half-open")
     settings = rig.robustness
@@ -179,14 +190,15 @@ def test_half_open_connections(dut, check, rig):
         # half-way in shows it only as a missed answer deadline of the monitor.
         hold = max(settings.hold_s, 2 * wait)
         held = campaign.half_open(count, target.probe, wait)
-        coverage.record(check, "half-open connections", count, len(held.sockets) + held.refused, campaign)
-        check.measure("half-open connections held", len(held.sockets), passed=True,
-                      note=f"for {hold:g} s, every other one with half a frame; {held.refused} refused")
+        coverage.record(check, Msg("half-open connections"), count, len(held.sockets) + held.refused, campaign)
+        check.measure(Msg("half-open connections held"), len(held.sockets), passed=True,
+                      note=Msg("for {hold:g} s, every other one with half a frame; {refused} refused", hold=hold,
+                               refused=held.refused))
         time.sleep(min(hold, max(0.0, campaign.deadline - time.perf_counter())))
         campaign.release(held)
         time.sleep(min(0.2, settings.hold_s))
         served = campaign.fresh_connections_served(target.probe, target.valid, TRIES_AFTER, wait)
-        check.equal("new connections served after the half-open ones were closed", served, TRIES_AFTER)
+        check.equal(Msg("new connections served after the half-open ones were closed"), served, TRIES_AFTER)
         return Finding(meta={"half_open": count, "served_after": served}, serves_no_one_new=served == 0)
 
     under_attack(dut, check, rig, attack)

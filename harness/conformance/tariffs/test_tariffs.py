@@ -11,6 +11,7 @@ import pytest
 from harness.conformance.cleanup import restoring
 from harness.conformance.energy import Snapshot, elapse_device_time, snapshot
 from harness.quantities import ACTIVE_TARIFF, EnergyChannel, EnergyRegister
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 pytestmark = pytest.mark.dut_kind("electricity_meter")
@@ -64,9 +65,9 @@ def _run_length(periods, starts, i, backwards: bool) -> float:
 
 def _preconditions(dut) -> None:
     if dut.profile.tariffs is None or dut.profile.tariff_count < 2:
-        raise NotApplicable("the profile declares fewer than two tariffs: nothing switches")
+        raise NotApplicable(Msg("the profile declares fewer than two tariffs: nothing switches"))
     if not (dut.profile.clock and dut.profile.clock.writable):
-        raise Inconclusive("the device clock is not declared writable, so tariff switching cannot be provoked")
+        raise Inconclusive(Msg("the device clock is not declared writable, so tariff switching cannot be provoked"))
 
 
 def _tariff_regs(dut) -> dict[EnergyChannel, list[EnergyRegister]]:
@@ -79,7 +80,7 @@ def _tariff_regs(dut) -> dict[EnergyChannel, list[EnergyRegister]]:
         if loaded and all(dut.profile.declares(r.name) for r in regs):
             out[channel] = regs
     if not out:
-        raise Inconclusive("no channel with a load declares all its tariff registers")
+        raise Inconclusive(Msg("no channel with a load declares all its tariff registers"))
     return out
 
 
@@ -96,10 +97,13 @@ def _judge_active(check, regs, before: Snapshot, after: Snapshot, active: int, l
         for r in rs:
             delta = after.value(r) - before.value(r)
             if r.tariff == active:
-                check.at_least(f"{label}: {r.label} advance", delta, before.resolution(r), unit=r.unit,
-                               note=f"T{active} active")
+                check.at_least(Msg("{label}: {label2} advance", label=label,
+                                   label2=r.label), delta, before.resolution(r), unit=r.unit,
+                               note=Msg("T{active} active", active=active))
             else:
-                check.equal(f"{label}: {r.label} advance", delta, 0.0, unit=r.unit, note=f"T{active} active")
+                check.equal(Msg("{label}: {label2} advance", label=label,
+                                label2=r.label), delta, 0.0, unit=r.unit, note=Msg("T{active} active",
+                                                                                             active=active))
 
 
 def _margin(dut) -> float:
@@ -109,7 +113,7 @@ def _margin(dut) -> float:
 def _window(dut, room: float) -> float:
     window = min(dut.timing.tariff_window_s, room - 2 * _margin(dut))
     if window <= 0:
-        raise Inconclusive("a tariff period is shorter than the clock margins")
+        raise Inconclusive(Msg("a tariff period is shorter than the clock margins"))
     return window
 
 
@@ -140,9 +144,9 @@ def test_only_active_tariff_advances(dut, check):
             window = _window(dut, sw.room_after)
             _set_local(dut, day, sw.at + timedelta(seconds=_margin(dut)))
             before, after = _observe(dut, regs, window)
-            _judge_active(check, regs, before, after, sw.after, f"T{sw.after} period")
-        check.equal("tariffs visited", len(seen), dut.profile.tariff_count,
-                    note="every declared tariff must be reachable through the schedule")
+            _judge_active(check, regs, before, after, sw.after, Msg("T{after} period", after=sw.after))
+        check.equal(Msg("tariffs visited"), len(seen), dut.profile.tariff_count,
+                    note=Msg("every declared tariff must be reachable through the schedule"))
     check.require()
 
 
@@ -159,12 +163,13 @@ def test_tariff_switches_at_boundary(dut, check):
             w_before, w_after = _window(dut, sw.room_before), _window(dut, sw.room_after)
             _set_local(dut, day, sw.at - timedelta(seconds=w_before + margin))
             before, at_switch = _observe(dut, regs, w_before)
-            _judge_active(check, regs, before, at_switch, sw.before, f"{label} before")
+            _judge_active(check, regs, before, at_switch, sw.before, Msg("{label} before", label=label))
             elapse_device_time(dut, 2 * margin)  # across the switching time
             crossed, after = _observe(dut, regs, w_after)
-            _judge_active(check, regs, crossed, after, sw.after, f"{label} after")
+            _judge_active(check, regs, crossed, after, sw.after, Msg("{label} after", label=label))
             if dut.profile.declares(ACTIVE_TARIFF):
-                check.equal(f"{label}: active tariff register", dut.device.read(ACTIVE_TARIFF).value, sw.after)
+                check.equal(Msg("{label}: active tariff register",
+                                label=label), dut.device.read(ACTIVE_TARIFF).value, sw.after)
     check.require()
 
 

@@ -21,6 +21,7 @@ from harness import registry
 from harness.config.opcua_map import UPDATE_STATES, OpcuaUpdate, Operation
 from harness.devices.api import DeviceError, DeviceRefused, NotDeclared
 from harness.events import AuditEntry, AuditKind
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 RESTING = ("Idle", "RolledBack", "Failed")  # nothing in progress and nothing waiting for the operator
@@ -97,8 +98,9 @@ class Updater:
             injectors = registry.fault_injectors("firmware")
             spec = injectors.get(self.spec.image_format)
             if spec is None:
-                raise Inconclusive(f"no firmware injector knows image format {self.spec.image_format!r} "
-                                   f"(opcua.update.image_format); installed: {', '.join(injectors) or 'none'}")
+                raise Inconclusive(Msg("no firmware injector knows image format {image_format!r} "
+                                       "(opcua.update.image_format); installed: {value}",
+                                       image_format=self.spec.image_format, value=', '.join(injectors) or 'none'))
             self._forger = spec.factory(self.dut)
         return self._forger
 
@@ -108,18 +110,20 @@ class Updater:
         field = f"duts.{self.dut.name}.firmware"
         firmware = self.dut.spec.firmware
         if firmware is None:
-            raise Inconclusive(f"the rig gives no vendor firmware images ({field}), so no update can be offered")
+            raise Inconclusive(Msg("the rig gives no vendor firmware images ({field}), so no update can be offered",
+                                   field=field))
         path = firmware.path(which, self.dut.state_dir)
         if path is None:
-            raise Inconclusive(f"the rig gives no `{which}` image ({field}.{which})")
+            raise Inconclusive(Msg("the rig gives no `{which}` image ({field}.{which})", which=which, field=field))
         if not path.is_file():
-            raise Inconclusive(f"the rig's `{which}` image {path} does not exist ({field}.{which})")
+            raise Inconclusive(Msg("the rig's `{which}` image {path} does not exist ({field}.{which})", which=which,
+                                   path=path, field=field))
         data = path.read_bytes()
         try:
             version = self.forger.version_of(data)
         except ValueError as exc:
-            raise Inconclusive(f"the rig's `{which}` image {path} is not a valid {self.spec.image_format} image: "
-                               f"{exc}") from None
+            raise Inconclusive(Msg("the rig's `{which}` image {path} is not a valid {image_format} image: {exc}",
+                                   which=which, path=path, image_format=self.spec.image_format, exc=exc)) from None
         return VendorImage(which, path, data, version)
 
     # ---- steps --------------------------------------------------------------------------------------
@@ -161,16 +165,19 @@ class Updater:
                 state = self.reach(wanted, f"{name} of the {what}")
             except DeviceError as exc:
                 if check is not None:
-                    check.measure(f"{name} of {image.version}", f"refused: {exc}", passed=False,
+                    check.measure(Msg("{name} of {version}", name=name,
+                                      version=image.version), Msg("refused: {exc}", exc=exc), passed=False,
                                   limit=" | ".join(wanted))
                 raise
             except StepFailed as exc:
                 if check is not None:
-                    check.measure(f"{name} of {image.version}", str(exc), passed=False, limit=" | ".join(wanted))
+                    check.measure(Msg("{name} of {version}", name=name,
+                                      version=image.version), str(exc), passed=False, limit=" | ".join(wanted))
                 raise
             if check is not None:
-                check.measure(f"{name} of {image.version}", state, passed=True, limit=" | ".join(wanted),
-                              note=f"{time.monotonic() - t:.2f} s")
+                check.measure(Msg("{name} of {version}", name=name,
+                                  version=image.version), state, passed=True, limit=" | ".join(wanted),
+                              note=Msg("{value:.2f} s", value=time.monotonic() - t))
         return time.monotonic() - t0
 
     def offer(self, data: bytes) -> Offer:

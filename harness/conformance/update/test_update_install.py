@@ -13,6 +13,7 @@ from harness.conformance.cleanup import restoring
 from harness.conformance.update.steps import RESTING, AuditMark, Updater, names_version, wait_for
 from harness.events import AuditKind
 from harness.firmware.image import version_key
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 # Installing firmware — forged images included, which a faulty device might accept — is destructive (DESIGN.md):
@@ -28,20 +29,23 @@ def test_valid_image_installs(dut, check):
     mark = AuditMark(dut.device)
     with restoring(up.return_to):
         seconds = up.update_to(new, check)
-        check.equal("running version after the update", up.steps.running_version(), new.version)
+        check.equal(Msg("running version after the update"), up.steps.running_version(), new.version)
         if up.spec.previous_version is None:
-            check.measure("previous version shown", "not declared", passed=False, limit=f"= {up.original}",
-                          note="the profile declares no update.previous_version node: which version a rollback "
-                               "returns to is not shown")
+            check.measure(Msg("previous version shown"), Msg("not declared"), passed=False, limit=Msg("= {original}",
+                                                                                            original=up.original),
+                          note=Msg("the profile declares no update.previous_version node: which version a rollback "
+                                   "returns to is not shown"))
         else:
-            check.equal("previous version shown", up.steps.previous_version(), up.original)
-        check.measure("time for the whole update", round(seconds, 3), passed=True, unit="s",
-                      note=f"{len(new.data)} bytes in chunks of {up.spec.chunk_bytes}; transfer to confirm")
+            check.equal(Msg("previous version shown"), up.steps.previous_version(), up.original)
+        check.measure(Msg("time for the whole update"), round(seconds, 3), passed=True, unit="s",
+                      note=Msg("{n} bytes in chunks of {chunk_bytes}; transfer to confirm", n=len(new.data),
+                               chunk_bytes=up.spec.chunk_bytes))
         logged = [e for e in mark.entries(AuditKind.FIRMWARE_UPDATE) if names_version(e, new.version)]
-    check.at_least(f"firmware_update entries naming {new.version}", len(logged), 1)
+    check.at_least(Msg("firmware_update entries naming {version}", version=new.version), len(logged), 1)
     mine = [e for e in logged if e.user and (up.account is None or e.user == up.account)]
-    check.at_least(f"… of them with the harness's account ({up.account or 'any user'}) as user", len(mine), 1,
-                   note=f"users logged: {sorted({str(e.user) for e in logged})}")
+    check.at_least(Msg("… of them with the harness's account ({value}) as user",
+                       value=up.account or 'any user'), len(mine), 1,
+                   note=Msg("users logged: {sorted}", sorted=sorted({str(e.user) for e in logged})))
     check.require()
 
 
@@ -54,11 +58,15 @@ def _forgeries_refused(dut, check, kinds: tuple[str, ...]) -> None:
             forged = up.forger.forge_file(kind, source.path)  # kept as evidence, recorded in the fault log
             mark = AuditMark(dut.device)
             offer = up.offer(forged.read_bytes())
-            check.equal(f"{kind} image refused", offer.refused, True, note=f"{forged.name}: {offer.describe()}")
-            check.equal(f"running version after the {kind} image", up.steps.running_version(), up.original)
-            check.measure(f"update state after the {kind} image", offer.state, passed=offer.state in RESTING,
+            check.equal(Msg("{kind} image refused",
+                            kind=kind), offer.refused, True, note=Msg("{name}: {describe}", name=forged.name,
+                                                                               describe=offer.describe()))
+            check.equal(Msg("running version after the {kind} image",
+                            kind=kind), up.steps.running_version(), up.original)
+            check.measure(Msg("update state after the {kind} image",
+                              kind=kind), offer.state, passed=offer.state in RESTING,
                           limit=" | ".join(RESTING))
-            check.at_least(f"security events logged for the {kind} image",
+            check.at_least(Msg("security events logged for the {kind} image", kind=kind),
                            len(mark.entries(AuditKind.SECURITY_EVENT)), 1)
     check.require()
 
@@ -81,25 +89,25 @@ def test_below_minimum_version(dut, check):
     up = Updater(dut)
     low = up.spec.min_version
     if low is None:
-        check.measure("declared minimum version", "none", passed=False,
-                      note="the profile declares no update.min_version: nothing keeps a known-vulnerable older "
-                           "version from being installed")
+        check.measure(Msg("declared minimum version"), Msg("none"), passed=False,
+                      note=Msg("the profile declares no update.min_version: nothing keeps a known-vulnerable older "
+                               "version from being installed"))
         check.require()
     old = up.image("below_min")
     if version_key(old.version) >= version_key(low):
-        raise Inconclusive(f"the rig's below_min image is version {old.version}, not below the declared minimum "
-                           f"{low} (duts.{dut.name}.firmware.below_min)")
+        raise Inconclusive(Msg("the rig's below_min image is version {version}, not below the declared minimum "
+                               "{low} (duts.{name}.firmware.below_min)", version=old.version, low=low, name=dut.name))
     # A profile's `below_min_version: allow` does not make the downgrade acceptable: the Rules' way back (cl. 70)
     # is the rollback to the previous version (KZ-70-05), and the minimum is the vendor's own floor — a device
     # that installs below it can be walked back to a version known to be unfit. The attack is tried either way.
     policy = up.spec.below_min_version
     with restoring(up.return_to):
         offer = up.offer(old.data)
-        check.equal(f"{old.version} (below {low}) refused", offer.refused, True,
+        check.equal(Msg("{version} (below {low}) refused", version=old.version, low=low), offer.refused, True,
                     note=f"declared below_min_version: {policy}" + (" — not accepted as a reason: a downgrade below "
                                                                     "the minimum must be refused" if policy == "allow"
                                                                     else "") + f"; {offer.describe()}")
-        check.equal("running version afterwards", up.steps.running_version(), up.original)
+        check.equal(Msg("running version afterwards"), up.steps.running_version(), up.original)
     check.require()
 
 
@@ -107,20 +115,20 @@ def test_below_minimum_version(dut, check):
 def test_new_version_indicated(dut, check):
     up = Updater(dut)
     if up.spec.available_version is None:
-        check.measure("new-version indication", "not declared", passed=False,
-                      note="the profile declares no update.available_version node; cl. 70 requires notification "
-                           "of new versions")
+        check.measure(Msg("new-version indication"), Msg("not declared"), passed=False,
+                      note=Msg("the profile declares no update.available_version node; cl. 70 requires "
+                               "notification of new versions"))
         check.require()
     new = up.image("next")
     if version_key(new.version) <= version_key(up.original):
-        raise Inconclusive(f"the rig's next image {new.version} is not newer than the running {up.original} "
-                           f"(duts.{dut.name}.firmware.next)")
+        raise Inconclusive(Msg("the rig's next image {version} is not newer than the running {original} "
+                               "(duts.{name}.firmware.next)", version=new.version, original=up.original, name=dut.name))
     before = up.steps.available_version()
     with restoring(up.return_to):
         up.steps.transfer(new.data)
         shown, took = wait_for(up.steps.available_version, lambda v: v == new.version, up.step_s)
-        check.equal("new version indicated after the transfer", shown, new.version,
+        check.equal(Msg("new version indicated after the transfer"), shown, new.version,
                     note=f"before the transfer: {before or 'nothing'}; "
                          + (f"shown {took:.2f} s after it" if took is not None else f"not within {up.step_s:g} s"))
-        check.equal("running version (transferred, not installed)", up.steps.running_version(), up.original)
+        check.equal(Msg("running version (transferred, not installed)"), up.steps.running_version(), up.original)
     check.require()

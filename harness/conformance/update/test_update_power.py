@@ -16,6 +16,7 @@ import pytest
 from harness.conformance.cleanup import restoring
 from harness.conformance.power import power_switch
 from harness.conformance.update.steps import IN_PROGRESS, SETTLED, Updater, VendorImage
+from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("controller")
 
@@ -63,12 +64,14 @@ def test_power_cut_during_update(dut, check):
             _, _, ready = power.cut(off_s)
             state = up.steps.wait_state(SETTLED, settle_s)
             running = up.steps.running_version()
-            check.measure(f"version after a power cut during {step}", running, passed=running in valid,
-                          limit=" or ".join(valid), note=f"{when}; answering {ready:.1f} s after power-on")
-            check.measure(f"update state after a power cut during {step}", state or up.state_or_away(),
-                          passed=state is not None, limit=f"not {' / '.join(IN_PROGRESS)} within {settle_s:g} s")
+            check.measure(Msg("version after a power cut during {step}", step=step), running, passed=running in valid,
+                          limit=" or ".join(valid), note=Msg("{when}; answering {ready:.1f} s after power-on",
+                                                             when=when, ready=ready))
+            check.measure(Msg("update state after a power cut during {step}", step=step), state or up.state_or_away(),
+                          passed=state is not None, limit=Msg("not {items} within {settle_s:g} s",
+                                                              items=' / '.join(IN_PROGRESS), settle_s=settle_s))
             up.return_to()
         seconds = up.update_to(new)
-        check.equal("running version after a valid update following the cuts", up.steps.running_version(),
-                    new.version, note=f"transfer to confirm in {seconds:.2f} s")
+        check.equal(Msg("running version after a valid update following the cuts"), up.steps.running_version(),
+                    new.version, note=Msg("transfer to confirm in {seconds:.2f} s", seconds=seconds))
     check.require()

@@ -12,6 +12,7 @@ from harness.conformance.cleanup import restoring
 from harness.conformance.update.steps import IN_PROGRESS, POLL_S, AuditMark, Updater, moved_to
 from harness.devices.api import DeviceError
 from harness.events import AuditKind
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 # Installing firmware — forged images included, which a faulty device might accept — is destructive (DESIGN.md):
@@ -30,8 +31,9 @@ def test_unhealthy_image_rolled_back(dut, check):
     with restoring(up.return_to):
         offer = up.offer(bad.data)
         if offer.refused:
-            raise Inconclusive(f"the device refused the rig's unhealthy image {bad.version} ({offer.describe()}), so "
-                               f"no automatic rollback can be provoked (duts.{dut.name}.firmware.unhealthy)")
+            raise Inconclusive(Msg("the device refused the rig's unhealthy image {version} ({describe}), so no "
+                                   "automatic rollback can be provoked (duts.{name}.firmware.unhealthy)",
+                                   version=bad.version, describe=offer.describe(), name=dut.name))
         mark = AuditMark(dut.device)
         up.steps.activate()
         t0 = time.monotonic()
@@ -51,20 +53,25 @@ def test_unhealthy_image_rolled_back(dut, check):
                 time.sleep(POLL_S)
         _, running, state = trace[-1]
         if back is None:
-            check.measure("automatic rollback after Activate", "never", passed=False, limit=f"≤ {limit:g} s",
-                          note=f"{bad.version} activated; {limit:g} s later the device runs {running} (state "
-                               f"{state}) and the harness did nothing")
+            check.measure(Msg("automatic rollback after Activate"), Msg("never"), passed=False,
+                          limit=Msg("≤ {limit:g} s",
+                                                                                                limit=limit),
+                          note=Msg("{version} activated; {limit:g} s later the device runs {running} (state "
+                                   "{state}) and the harness did nothing", version=bad.version, limit=limit,
+                                   running=running, state=state))
         else:
-            check.at_most("automatic rollback after Activate", round(back, 3), limit, unit="s",
-                          note=f"declared health_check_s {declared:g} s + one request timeout {margin:g} s to see "
-                               f"it; {bad.version} ran {'until then' if on_trial else 'too briefly to be read'}")
-        check.equal("running version after the automatic rollback", running, up.original)
+            check.at_most(Msg("automatic rollback after Activate"), round(back, 3), limit, unit="s",
+                          note=Msg("declared health_check_s {declared:g} s + one request timeout {margin:g} s to "
+                                   "see it; {version} ran {value}", declared=declared, margin=margin,
+                                   version=bad.version, value='until then' if on_trial else 'too briefly to be read'))
+        check.equal(Msg("running version after the automatic rollback"), running, up.original)
         logged = [e for e in mark.entries(AuditKind.FIRMWARE_UPDATE) if moved_to(e, up.original)]
-        check.at_least(f"firmware_update entries for the automatic rollback to {up.original}", len(logged), 1,
-                       note=f"users: {sorted({str(e.user) for e in logged})}")
-    check.chart(f"Activation of the unhealthy image {bad.version}", {
+        check.at_least(Msg("firmware_update entries for the automatic rollback to {original}",
+                           original=up.original), len(logged), 1,
+                       note=Msg("users: {sorted}", sorted=sorted({str(e.user) for e in logged})))
+    check.chart(Msg("Activation of the unhealthy image {version}", version=bad.version), {
         f"running {bad.version}": [(t, 1.0 if r == bad.version else 0.0) for t, r, _ in trace],
-    }, kind="step", x_label="seconds after Activate", y_label="on the unhealthy image",
+    }, kind="step", x_label=Msg("seconds after Activate"), y_label=Msg("on the unhealthy image"),
         events=[(0.0, "Activate"), (declared, "declared health_check_s")]
         + ([(back, f"back on {up.original}")] if back is not None else []))
     check.require()
@@ -96,8 +103,8 @@ def test_operator_rollback_keeps_configuration(dut, check):
     new = up.image("next")
     chosen = _setting(dut, up.role)
     if chosen is None:
-        raise Inconclusive(f"the profile declares no setpoint or parameter with a range that the {up.role or 'update'} "
-                           "role may write, so no kept configuration can be shown")
+        raise Inconclusive(Msg("the profile declares no setpoint or parameter with a range that the {value} role "
+                               "may write, so no kept configuration can be shown", value=up.role or 'update'))
     name, point = chosen
     device = dut.device
     original_value = float(device.read(name).value)
@@ -114,16 +121,19 @@ def test_operator_rollback_keeps_configuration(dut, check):
             took = time.monotonic() - t0
             running = up.steps.running_version()
             after = float(device.read(name).value)
-        check.equal("running version after the rollback", running, up.original,
-                    note=f"from {new.version} as {up.role} ({up.account or 'certificate'}); the device showed N−1 = "
-                         f"{previous}; state {state} {took:.2f} s after Rollback")
+        check.equal(Msg("running version after the rollback"), running, up.original,
+                    note=Msg("from {version} as {role} ({value}); the device showed N−1 = {previous}; state "
+                             "{state} {took:.2f} s after Rollback", version=new.version, role=up.role,
+                             value=up.account or 'certificate', previous=previous, state=state, took=took))
         span = (point.range[1] - point.range[0]) * point.factor
         # Judged against the value WRITTEN: a write the device acknowledged and dropped reads back the old value,
         # which a rollback would then "keep" perfectly.
-        check.measure(f"{name} read back after the write on {new.version}", kept,
-                      passed=abs(kept - target) <= span * 1e-6, limit=f"= {target:g}", unit=point.canonical_unit,
-                      note=f"was {original_value:g}")
-        check.measure(f"{name} after the rollback", after, passed=abs(after - target) <= span * 1e-6,
-                      limit=f"= {target:g}", unit=point.canonical_unit,
-                      note=f"written on {new.version} (was {original_value:g}); restored afterwards")
+        check.measure(Msg("{name} read back after the write on {version}", name=name, version=new.version), kept,
+                      passed=abs(kept - target) <= span * 1e-6, limit=Msg("= {target:g}",
+                                                                          target=target), unit=point.canonical_unit,
+                      note=Msg("was {original_value:g}", original_value=original_value))
+        check.measure(Msg("{name} after the rollback", name=name), after, passed=abs(after - target) <= span * 1e-6,
+                      limit=Msg("= {target:g}", target=target), unit=point.canonical_unit,
+                      note=Msg("written on {version} (was {original_value:g}); restored afterwards",
+                               version=new.version, original_value=original_value))
     check.require()

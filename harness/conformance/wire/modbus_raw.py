@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.conformance.wire.tcp import mbap_length, read_frame
+from harness.reporting.texts import Msg
 
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
 GATEWAY_NO_RESPONSE = 0x0B
@@ -108,12 +109,14 @@ class Answer:
 
     def describe(self) -> str:
         if self.closed and not self.raw:
-            return "connection closed, no answer"
+            return Msg("connection closed, no answer")
         if not self.raw:
-            return "no answer"
+            return Msg("no answer")
         if self.exception is not None:
-            return f"exception {self.exception:02X} (function code 0x{self.function_code:02X})"
-        return f"answer, function code 0x{self.function_code:02X}, {len(self.pdu)} PDU bytes"
+            return Msg("exception {exception:02X} (function code 0x{function_code:02X})", exception=self.exception,
+                       function_code=self.function_code)
+        return Msg("answer, function code 0x{function_code:02X}, {n} PDU bytes", function_code=self.function_code,
+                   n=len(self.pdu))
 
 
 class RawModbus:

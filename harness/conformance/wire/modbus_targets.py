@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config.modbus_types import RegisterTable
+from harness.reporting.texts import Msg
 from harness.verdicts import NotApplicable
 
 TABLE_OF_FC = {1: "coil", 2: "discrete_input", 3: "holding", 4: "input"}
@@ -35,7 +36,8 @@ class Pick:
 
 def modbus_map(dut: Any) -> Any:
     if dut.profile.modbus is None:
-        raise NotApplicable(f"{dut.name} speaks {dut.profile.protocol}, not Modbus: the Modbus checks do not apply")
+        raise NotApplicable(Msg("{name} speaks {protocol}, not Modbus: the Modbus checks do not apply", name=dut.name,
+                                protocol=dut.profile.protocol))
     return dut.profile.modbus
 
 
@@ -85,10 +87,10 @@ def unmapped_address(dut: Any, table: str) -> Pick | None:
     if space is None or space.covers(address):
         if address > 65535:
             return None
-        within = f" inside the declared address_space {space.describe()}" if space else ""
+        within = Msg(" inside the declared address_space {describe}", describe=space.describe()) if space else ""
         # Inside the space nothing says the address is absent: the profile may simply not mention it.
-        return Pick(address, f"the lowest {table} address{within} that no declared point and no reserved range "
-                    "covers", False)
+        return Pick(address, Msg("the lowest {table} address{within} that no declared point and no reserved range "
+                                 "covers", table=table, within=within), False)
     return absent_address(dut, table)
 
 
@@ -100,11 +102,11 @@ def absent_address(dut: Any, table: str) -> Pick | None:
     if space is None:
         return None
     if space.last < 65535:
-        return Pick(space.last + 1, f"the first {table} address past the declared address_space "
-                    f"{space.describe()}", True)
+        return Pick(space.last + 1, Msg("the first {table} address past the declared address_space {describe}",
+                                        table=table, describe=space.describe()), True)
     if space.first > 0:
-        return Pick(space.first - 1, f"the last {table} address before the declared address_space "
-                    f"{space.describe()}", True)
+        return Pick(space.first - 1, Msg("the last {table} address before the declared address_space {describe}",
+                                         table=table, describe=space.describe()), True)
     return None
 
 
@@ -150,4 +152,4 @@ def probe_pdu(dut: Any) -> bytes:
         target = declared_point(dut, TABLE_OF_FC[fc])
         if target is not None and fc in codes:
             return struct.pack(">BHH", fc, target.address, target.count)
-    raise Inconclusive("the profile declares no readable point (FC1-FC4) to frame a valid request with")
+    raise Inconclusive(Msg("the profile declares no readable point (FC1-FC4) to frame a valid request with"))

@@ -15,6 +15,7 @@ from harness.conformance.wire.modbus_targets import probe_pdu
 from harness.conformance.wire.opcua_fuzz import acknowledged, hello, opcua_cases
 from harness.conformance.wire.rtu_fuzz import rtu_cases
 from harness.conformance.wire.tcp import mbap_length, uatcp_length
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 
@@ -46,14 +47,15 @@ def wire_target(dut: Any) -> WireTarget:
         url = f"opc.tcp://{host}:{port}{dut.profile.opcua.endpoint_path}"
         return WireTarget("opcua", host, port, hello(url), uatcp_length, acknowledged,
                           lambda seed, count: opcua_cases(seed, count, url), None)
-    raise Inconclusive(f"no robustness frames for protocol {dut.profile.protocol!r}")
+    raise Inconclusive(Msg("no robustness frames for protocol {protocol!r}", protocol=dut.profile.protocol))
 
 
 def _line_target(dut: Any) -> WireTarget:
     """Modbus RTU on the rig's serial line: frames carry the unit id and a CRC, a reply is valid when its
     function code is the request's and its CRC holds."""
     if dut.profile.protocol != "modbus":
-        raise Inconclusive(f"no robustness frames for protocol {dut.profile.protocol!r} on a serial line")
+        raise Inconclusive(Msg("no robustness frames for protocol {protocol!r} on a serial line",
+                               protocol=dut.profile.protocol))
     unit, pdu = dut.spec.unit_id, probe_pdu(dut)
     probe = rtu(pdu, unit)
 
