@@ -11,6 +11,7 @@ from datetime import time, timedelta, timezone
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.config.amr import AmrSpec
 from harness.config.availability import DeclaredAvailability
 from harness.config.documentation import Documentation
 from harness.config.heat_meter import HeatMeterSpec
@@ -107,6 +108,8 @@ class Profile(Strict):
     clock: ClockSpec | None = None
     modbus: ModbusMap | None = None
     opcua: OpcuaMap | None = None
+    amr: AmrSpec | None = Field(None, description="an AMR server's REST API, roles, exports and timings (kind "
+                                "amr_server; config/amr.py)")
     uplink: Uplink | None = None
     interfaces: Interfaces | None = Field(
         None, description="main and reserve interface serving the same data (the peer switches; cl. 85)")
@@ -119,12 +122,16 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
-        if (self.modbus is None) == (self.opcua is None):
-            raise ValueError("declare exactly one protocol section: `modbus:` or `opcua:`" if self.modbus
-                             else "no protocol section: declare `modbus:` or `opcua:`")
+        sections = [s for s in (self.modbus, self.opcua, self.amr) if s is not None]
+        if len(sections) != 1:
+            raise ValueError("declare exactly one protocol section: `modbus:`, `opcua:` or `amr:`" if sections
+                             else "no protocol section: declare `modbus:`, `opcua:` or `amr:`")
+        if (self.amr is not None) != (self.kind == DeviceKind.AMR_SERVER):
+            raise ValueError("an `amr:` section belongs to kind amr_server, and kind amr_server needs one")
         if self.opcua is not None and CLOCK in self.opcua.points and self.clock is None:
             raise ValueError("an `opcua.points.clock` needs a `clock:` section (utc_offset, writable)")
-        for name in self.modbus.points if self.modbus is not None else self.opcua.points:  # type: ignore[union-attr]
+        points = self.modbus.points if self.modbus is not None else self.opcua.points if self.opcua else {}
+        for name in points:
             reg = EnergyRegister.parse(name)
             if reg and reg.tariff is not None and (self.tariffs is None or reg.tariff > self.tariffs.count):
                 raise ValueError(f"point {name} names tariff T{reg.tariff}, beyond the declared tariffs")
@@ -137,7 +144,7 @@ class Profile(Strict):
 
     @property
     def protocol(self) -> str:
-        return "opcua" if self.opcua is not None else "modbus"
+        return "opcua" if self.opcua is not None else "amr" if self.amr is not None else "modbus"
 
     @property
     def tariff_count(self) -> int:

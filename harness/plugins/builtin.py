@@ -22,6 +22,12 @@ def _opcua(*args: Any, **kwargs: Any) -> Any:
     return OpcuaDevice(*args, **kwargs)
 
 
+def _amr_rest(*args: Any, **kwargs: Any) -> Any:
+    from harness.devices.amr.rest import RestAmrServer  # httpx is imported only when an AMR server is used
+
+    return RestAmrServer(*args, **kwargs)
+
+
 def _process_power(runtime: Any) -> Any:
     from harness.fault_injection.power import ProcessPowerSwitch
 
@@ -108,7 +114,8 @@ def _wall_time(runtime: Any) -> Any:
 @hookimpl
 def harness_add_drivers() -> list[DriverSpec]:
     return [DriverSpec("modbus", _modbus, "Modbus TCP and RTU (pymodbus)"),
-            DriverSpec("opcua", _opcua, "OPC UA (asyncua)")]
+            DriverSpec("opcua", _opcua, "OPC UA (asyncua)"),
+            DriverSpec("amr", _amr_rest, "AMR server REST contract, docs/amr-api.yaml (httpx)")]
 
 
 @hookimpl
@@ -162,6 +169,9 @@ def harness_add_suites() -> list[SuiteSpec]:
                   "essential function is monitored; destructive, loopback / lab allow-list only"),
         SuiteSpec("availability", _CONFORMANCE / "availability", "cl. 67, 73 availability ≥ 99 %: a soak polling "
                   "every declared quantity (the rig's duration and interval), recovery after the rig's link faults"),
+        SuiteSpec("amr", _CONFORMANCE / "amr", "cl. 62, 18, 48 AMR servers against a field of meters the harness "
+                  "reads itself: meter status, automatic and manual readings, CSV export, users, subscriber "
+                  "isolation, corrections with confirmation"),
     ]
 
 

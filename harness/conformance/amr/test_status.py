@@ -1,0 +1,63 @@
+"""cl. 62 meter status: every field meter shown active; a meter that loses power shown inactive within the
+server's declared detection time, and active again within it after power returns."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, wait_for
+from harness.devices.amr.api import AmrSession
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("amr_server")
+
+
+def _statuses(session: AmrSession) -> dict[str, bool]:
+    return {m.meter_id: m.active for m in session.meters()}
+
+
+@pytest.mark.destructive
+@pytest.mark.check("KZ-62-01", "meter status: every field meter shown active; one powered off shown inactive within "
+                   "the declared detection time, and active again after power returns")
+def test_meter_status(dut, check):
+    spec, meters = amr_spec(dut), field_meters(dut)
+    limit = spec.timings.inactive_detection_s
+    victim_name = next((n for n, m in meters.items() if m.power is not None), None)
+    if victim_name is None:
+        raise Inconclusive("no field meter has a power switch (rig field.<meter>.power): a dead meter cannot be made")
+    victim = meters[victim_name]
+    bounded_wait(dut, 3 * limit + victim.spec.power.off_time_s, "a power cut observed from the server")
+    session = admin(dut)
+    try:
+        shown, _ = wait_for(lambda: s if all((s := _statuses(session)).get(n) for n in meters) else None, limit)
+        final = shown or _statuses(session)
+        for name in meters:
+            check.measure(f"{name} shown active", "active" if final.get(name) else
+                          ("not listed" if name not in final else "inactive"), passed=bool(final.get(name)),
+                          limit=f"active within {limit:g} s")
+        victim.power.off()
+        try:
+            _, off_took = wait_for(lambda: True if _statuses(session).get(victim_name) is False else None, limit)
+            seen = _statuses(session).get(victim_name) is False
+            check.measure(f"{victim_name} powered off: shown inactive after", round(off_took, 2) if seen else
+                          f"still active after {off_took:.1f} s", unit="s" if seen else None,
+                          passed=seen and off_took <= limit, limit=f"≤ {limit:g} s (declared inactive_detection_s)")
+            others = _statuses(session)
+            for name in meters:
+                if name != victim_name:
+                    check.measure(f"{name} (powered) stays active while {victim_name} is off",
+                                  "active" if others.get(name) else "inactive", passed=bool(others.get(name)),
+                                  limit="active")
+            time.sleep(victim.spec.power.off_time_s)
+        finally:
+            victim.power.on()
+        _, on_took = wait_for(lambda: True if _statuses(session).get(victim_name) else None, limit)
+        back = bool(_statuses(session).get(victim_name))
+        check.measure(f"{victim_name} powered on: shown active again after", round(on_took, 2) if back else
+                      f"still inactive after {on_took:.1f} s", unit="s" if back else None,
+                      passed=back and on_took <= limit, limit=f"≤ {limit:g} s")
+    finally:
+        session.close()
+    check.require()
