@@ -35,7 +35,9 @@ class Field:
                                            redactor=server.redactor)
 
     def start(self) -> Path:
-        """Bring every meter up and write the provisioning file; its path."""
+        """Bring every meter up and write the provisioning file; its path. One after the other, from this thread:
+        a launched process dies with the thread that started it (``launcher.die_with_parent``), so a pool thread
+        would take its meters with it when it ends."""
         for meter in self.meters.values():
             meter.start()
         path = self.server.state_dir / "field.json"

@@ -44,13 +44,13 @@ def test_golden_server_passes_every_amr_check(golden: Path) -> None:
     assert sorted(n.split(":")[0] for n in readings) == ["em1", "em2", "em3", "hm1"]
 
 
-def _small_rig(tmp_path: Path) -> Path:
-    """The built-in rig with a field of two electricity meters: enough for every defect's check, less to start."""
+def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:
+    """The built-in rig with a smaller field: what a defect's check needs, less to start (each meter is a process)."""
     data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
     dut = data["duts"]["amr"]
     dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
     dut["field"] = {name: {**meter, "profile": str((RIG.parent / meter["profile"]).resolve())}
-                    for name, meter in dut["field"].items() if name in ("em1", "em2")}
+                    for name, meter in dut["field"].items() if name in meters}
     path = tmp_path / "sim-amr-small.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -58,7 +58,8 @@ def _small_rig(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("defect", AMR_DEFECTS.values(), ids=list(AMR_DEFECTS))
 def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
-    certify_defect(tmp_path, defect, rig=_small_rig(tmp_path), dut="amr")
+    isolation = defect.expect == "KZ-18-01"  # a subscriber's own meter and another one
+    certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")
 
 
 # ---- bad input ----------------------------------------------------------------------------------------------------

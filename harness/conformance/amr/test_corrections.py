@@ -12,7 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness.config.amr import AmrOperation
-from harness.conformance.amr.field_truth import admin, amr_spec, field_meters, temporary_user
+from harness.conformance.amr.field_truth import (
+    admin,
+    amr_spec,
+    bounded_wait,
+    field_meters,
+    temporary_user,
+    wait_for,
+)
 from harness.devices.amr.api import AmrSession, AuditEntry, Correction
 from harness.verdicts import Inconclusive
 
@@ -68,9 +75,10 @@ def test_correction_needs_confirmation(dut, check):
     since = datetime.now(UTC) - timedelta(seconds=dut.timing.clock_tolerance_s)
     session = admin(dut)
     try:
-        readings = session.readings(meter)
+        wait_s = bounded_wait(dut, 2 * spec.timings.poll_interval_s, "waiting for a reading to correct")
+        readings, _ = wait_for(lambda: session.readings(meter) or None, wait_s)
         if not readings:
-            raise Inconclusive(f"the server holds no reading of {meter} to correct")
+            raise Inconclusive(f"the server holds no reading of {meter} to correct after {wait_s:g} s")
         target = readings[-1]
         new_value = target.value + 1.0
         reason = f"harness cl. 48 check {secrets.token_hex(3)}"

@@ -23,7 +23,7 @@ from harness.devices.amr.api import AmrReading
 
 pytestmark = pytest.mark.dut_kind("amr_server")
 
-INTERVALS_OBSERVED = 5  # automatic readings watched per meter
+INTERVALS_OBSERVED = 4  # automatic readings watched per meter
 
 
 def _iso(t: float) -> str:
