@@ -52,6 +52,9 @@ class AmrTimings(Strict):
 class AmrSpec(Strict):
     """The ``amr:`` section of an ``amr_server`` profile."""
 
+    adapter: str = Field("amr", pattern=r"^[a-z][a-z0-9_.-]*$", description="the driver that talks to this server: "
+                         "`amr` is the built-in adapter of docs/amr-api.yaml; a vendor's adapter registers its own "
+                         "name through harness_add_drivers")
     base_path: str = Field("/api/v1", pattern=r"^/[A-Za-z0-9._~/-]*$", description="path prefix of the REST API")
     login: AmrLogin = Field(default_factory=AmrLogin)
     roles: dict[str, list[AmrOperation]] = Field(

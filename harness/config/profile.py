@@ -144,7 +144,9 @@ class Profile(Strict):
 
     @property
     def protocol(self) -> str:
-        return "opcua" if self.opcua is not None else "amr" if self.amr is not None else "modbus"
+        if self.amr is not None:
+            return self.amr.adapter  # the built-in REST adapter ("amr") or a vendor's own (harness_add_drivers)
+        return "opcua" if self.opcua is not None else "modbus"
 
     @property
     def tariff_count(self) -> int:
