@@ -170,8 +170,8 @@ def harness_add_suites() -> list[SuiteSpec]:
         SuiteSpec("availability", _CONFORMANCE / "availability", "cl. 67, 73 availability ≥ 99 %: a soak polling "
                   "every declared quantity (the rig's duration and interval), recovery after the rig's link faults"),
         SuiteSpec("amr", _CONFORMANCE / "amr", "cl. 62, 18, 48 AMR servers against a field of meters the harness "
-                  "reads itself: meter status, automatic and manual readings, CSV export, users, subscriber "
-                  "isolation, corrections with confirmation"),
+                  "reads itself: meter status, automatic and manual readings, CSV export, users, workstations' "
+                  "role matrix, subscriber isolation, corrections with confirmation"),
     ]
 
 

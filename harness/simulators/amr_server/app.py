@@ -57,7 +57,9 @@ class AmrApp:
                 user = session.get(User, name) if name else None
                 if user is None or (user.deleted and "deleted_user_still_logs_in" not in self.defects):
                     return _error(401, "not logged in")
-                if operation not in ROLES.get(user.role, set()):
+                granted = ROLES.get(user.role, set()) | (
+                    {"manage_users"} if user.role == "operator" and "operator_manages_users" in self.defects else set())
+                if operation not in granted:
                     return _error(403, f"role {user.role} may not {operation}")
                 return await handler(request, user, session)
         return endpoint
@@ -194,8 +196,10 @@ class AmrApp:
             reading = session.get(Reading, int(body.get("reading_id", "")))
         except (TypeError, ValueError):
             reading = None
-        if reading is None or not isinstance(value, int | float) or not isinstance(reason, str) or not reason:
+        if not isinstance(value, int | float) or not isinstance(reason, str) or not reason:
             return _error(400, "reading_id of a stored reading, new_value (a number) and a reason")
+        if reading is None or reading.meter_id not in self.visible_meters(user):
+            return _error(404, "no such reading")
         correction = Correction(reading_id=reading.id, status="proposed", old_value=reading.value,
                                 new_value=float(value), reason=reason, proposed_by=user.name)
         session.add(correction)

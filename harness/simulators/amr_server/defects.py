@@ -14,6 +14,8 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("export_drops_last_row", "62", "KZ-62-04", "the CSV export leaves out the period's last reading"),
     Defect("deleted_user_still_logs_in", "62", "KZ-62-05",
            "deleting a user hides it from the user list but its login still works"),
+    Defect("operator_manages_users", "62", "KZ-62-06",
+           "the operator workstation may list, add and delete users although only the administrator may"),
     Defect("subscriber_sees_all_meters", "18", "KZ-18-01",
            "a subscriber is shown every meter and may read every meter's readings"),
     Defect("correction_without_confirmation", "48", "KZ-48-01",
