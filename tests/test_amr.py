@@ -42,6 +42,7 @@ def test_golden_server_passes_every_amr_check(golden: Path) -> None:
     assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
                            "KZ-62-06"}
     assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {}
+    assert {d.expect for d in AMR_DEFECTS.values()} == set(checks)  # every amr check has its seeded defect
     clauses = verdicts_of(golden)["duts"]["amr"]["clauses"]
     assert {c: clauses[c]["verdict"] for c in AMR_CLAUSES} == dict.fromkeys(AMR_CLAUSES, "PASS")
     # The ground truth is the field's: every meter of the rig (3 electricity, 1 heat) was judged.
