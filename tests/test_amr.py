@@ -25,7 +25,7 @@ from harness.simulators.amr_server.defects import AMR_DEFECTS
 from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
 
 RIG = ROOT / "rigs" / "sim-amr.yaml"
-AMR_CLAUSES = ("18", "19", "21", "48", "62")
+AMR_CLAUSES = ("18", "19", "21", "48", "62", "77")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_golden_server_passes_every_amr_check(golden: Path) -> None:
     checks = checks_of(golden)
     assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
-                           "KZ-62-06"}
+                           "KZ-62-06", "KZ-77-01"}
     assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {}
     assert {d.expect for d in AMR_DEFECTS.values()} == set(checks)  # every amr check has its seeded defect
     clauses = verdicts_of(golden)["duts"]["amr"]["clauses"]

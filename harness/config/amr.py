@@ -45,6 +45,9 @@ class AmrTimings(Strict):
     poll_interval_s: float = Field(gt=0, le=86400, description="the automatic reading interval the server is set to")
     inactive_detection_s: float = Field(gt=0, le=86400, description="longest time from a meter going dead to the "
                                         "server showing it inactive (and back to active after it returns)")
+    fault_detection_s: float | None = Field(
+        None, gt=0, le=86400, description="longest time from a meter's link failing to the server showing a "
+        "communication fault, and from its return to the fault clearing (cl. 77); default inactive_detection_s")
     manual_read_s: float = Field(gt=0, le=3600, description="longest time from a manual reading request to the "
                                  "fresh reading being available")
 

@@ -169,9 +169,9 @@ def harness_add_suites() -> list[SuiteSpec]:
                   "essential function is monitored; destructive, loopback / lab allow-list only"),
         SuiteSpec("availability", _CONFORMANCE / "availability", "cl. 67, 73 availability ≥ 99 %: a soak polling "
                   "every declared quantity (the rig's duration and interval), recovery after the rig's link faults"),
-        SuiteSpec("amr", _CONFORMANCE / "amr", "cl. 62, 18, 48 AMR servers against a field of meters the harness "
+        SuiteSpec("amr", _CONFORMANCE / "amr", "cl. 62, 18, 48, 77 AMR servers against a field of meters the harness "
                   "reads itself: meter status, automatic and manual readings, CSV export, users, workstations' "
-                  "role matrix, subscriber isolation, corrections with confirmation"),
+                  "role matrix, subscriber isolation, corrections with confirmation, communication diagnostics"),
     ]
 
 

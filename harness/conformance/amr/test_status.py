@@ -31,8 +31,11 @@ def test_meter_status(dut, check):
     bounded_wait(dut, 3 * limit + victim.spec.power.off_time_s, "a power cut observed from the server")
     session = admin(dut)
     try:
-        shown, _ = wait_for(lambda: s if all((s := _statuses(session)).get(n) for n in meters) else None, limit)
-        final = shown or _statuses(session)
+        def all_active() -> dict[str, bool] | None:
+            shown = _statuses(session)
+            return shown if all(shown.get(n) for n in meters) else None
+
+        final = wait_for(all_active, limit)[0] or _statuses(session)
         for name in meters:
             check.measure(f"{name} shown active", "active" if final.get(name) else
                           ("not listed" if name not in final else "inactive"), passed=bool(final.get(name)),

@@ -36,6 +36,8 @@ class MeterStatus:
     meter_id: str
     active: bool
     last_reading_time: datetime | None
+    communication_ok: bool | None = None  # the server's diagnostics of its link to the meter; None: not reported
+    communication_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,10 @@ class AmrServer(ABC):
     @abstractmethod
     def probe(self) -> None:
         """Raise ``DeviceError`` unless the server answers (used to wait for a launched server)."""
+
+    @abstractmethod
+    def health(self) -> dict[str, object]:
+        """The server's own health (cl. 77): at least ``status`` ("ok" when it is well)."""
 
     @abstractmethod
     def login(self, user: str, password: str) -> AmrSession:

@@ -59,6 +59,17 @@ def _reading(obj: Any, where: str) -> AmrReading:
                       original_value=_optional_number(obj, "original_value", where))
 
 
+def _communication(meter: Any, where: str) -> tuple[bool | None, str | None]:
+    """The optional ``communication`` diagnostics of a meter: (link ok, last error); (None, None) when absent."""
+    diag = meter.get("communication") if isinstance(meter, dict) else None
+    if diag is None:
+        return None, None
+    status = _field(diag, "status", str, f"{where}: communication")
+    if status not in ("ok", "fault"):
+        raise AmrContractViolation(f"{where}: communication status {status!r} is neither ok nor fault")
+    return status == "ok", _field(diag, "last_error", (str, type(None)), f"{where}: communication")
+
+
 def _optional_number(obj: Any, key: str, where: str) -> float | None:
     value = obj.get(key) if isinstance(obj, dict) else None
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -108,6 +119,11 @@ class RestAmrServer(AmrServer):
         if answer.status_code != 200:
             raise AmrContractViolation(f"{self.name}: GET /health answered {answer.status_code}")
 
+    def health(self) -> dict[str, object]:
+        body = _json(self.request("GET", "/health"), "GET /health", (200, 503))
+        _field(body, "status", str, "GET /health")
+        return dict(body)
+
     def login(self, user: str, password: str) -> RestAmrSession:
         answer = self.request("POST", "/login", json={"user": user, "password": password})
         if answer.status_code == 401:
@@ -153,7 +169,7 @@ class RestAmrSession(AmrSession):
             if status not in ("active", "inactive"):
                 raise AmrContractViolation(f"{where}: status {status!r} is neither active nor inactive")
             out.append(MeterStatus(_field(m, "id", str, where), status == "active",
-                                   _time(m, "last_reading_time", where, optional=True)))
+                                   _time(m, "last_reading_time", where, optional=True), *_communication(m, where)))
         return out
 
     def readings(self, meter_id: str, since: datetime | None = None) -> list[AmrReading]:

@@ -74,7 +74,9 @@ class AmrApp:
 
     # ---- endpoints ------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "meters": len(self.poller.meters)})
+        faults = sum(1 for m in self.poller.meters.values() if self.poller.communication(m)["status"] == "fault")
+        return JSONResponse({"status": "ok", "meters": len(self.poller.meters), "meters_in_fault": faults,
+                             "polls": self.poller.polls})
 
     async def login(self, request: Request) -> Response:
         body = await _body(request)
@@ -101,7 +103,8 @@ class AmrApp:
     async def meters(self, request: Request, user: User, session: Session) -> Response:
         return JSONResponse({"meters": [
             {"id": m, "status": "active" if self.poller.active(self.poller.meters[m], self.inactive_after_s)
-             else "inactive", "last_reading_time": self.poller.last_reading_time(m)}
+             else "inactive", "last_reading_time": self.poller.last_reading_time(m),
+             "communication": self.poller.communication(self.poller.meters[m])}
             for m in self.visible_meters(user)]})
 
     async def readings(self, request: Request, user: User, session: Session) -> Response:
@@ -142,7 +145,8 @@ class AmrApp:
         if request.query_params.get("format") != "csv":
             return _error(400, "format: csv")
         start, end = _time_param(request, "from"), _time_param(request, "to")
-        query = select(Reading).where(Reading.meter_id.in_(self.visible_meters(user))).order_by(Reading.reading_time)
+        scope = list(self.poller.meters) if "subscriber_leak_via_export" in self.defects else self.visible_meters(user)
+        query = select(Reading).where(Reading.meter_id.in_(scope)).order_by(Reading.reading_time)
         if start:
             query = query.where(Reading.reading_time >= start)
         if end:

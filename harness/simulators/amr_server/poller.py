@@ -41,6 +41,7 @@ class FieldMeter:
     scale: float
     unit: str
     last_ok: float | None = None  # monotonic time of the last answered poll
+    last_error: str | None = None  # why the last poll got no answer; None after an answered one
     client: Any = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -106,12 +107,13 @@ class Poller:
                 value = meter.decode(answer.registers)
             except Exception as exc:  # a dead meter is a status, not a crash
                 log.info("meter %s: no reading (%s)", meter.id, exc)
+                meter.last_error = f"{type(exc).__name__}: {exc}"[:200]
                 if meter.client is not None:
                     meter.client.close()
                     meter.client = None
                 return None
             stamped = datetime.now(UTC).isoformat(timespec="microseconds")  # when the answer arrived
-        meter.last_ok = time.monotonic()
+        meter.last_ok, meter.last_error = time.monotonic(), None
         if "reading_scaled_wrong" in self.defects:
             value = value / 1000.0
         reading = Reading(meter_id=meter.id, quantity=meter.quantity, value=value, unit=meter.unit,
@@ -126,6 +128,12 @@ class Poller:
         if "status_never_inactive" in self.defects:
             return True
         return meter.last_ok is not None and time.monotonic() - meter.last_ok <= inactive_after_s
+
+    def communication(self, meter: FieldMeter) -> dict[str, object]:
+        """Diagnostics of the link to one meter: a fault from the first unanswered poll until the next answer."""
+        if "diagnostics_silent" in self.defects or meter.last_error is None:
+            return {"status": "ok", "last_error": None}
+        return {"status": "fault", "last_error": meter.last_error}
 
     def last_reading_time(self, meter_id: str) -> str | None:
         from sqlalchemy import func, select
