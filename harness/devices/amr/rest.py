@@ -8,6 +8,7 @@ wrong — the check that made the request turns it into FAIL with that reason, n
 from __future__ import annotations
 
 import contextlib
+import time
 from datetime import datetime
 from typing import Any
 
@@ -101,18 +102,31 @@ class RestAmrServer(AmrServer):
         self.base_url = f"http://{host}:{endpoint.get('port')}{profile.amr.base_path.rstrip('/')}"
         self._timeout = httpx.Timeout(timing.request_timeout_s * (timing.retries + 1) + 2.0)
         self._client = httpx.Client(base_url=self.base_url, timeout=self._timeout)
+        self._transcript = transcript
 
     def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
         """One HTTP exchange; connection problems become ``DeviceUnreachable`` / ``DeviceTimeout``."""
         import httpx
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        t_sent = time.time()
         try:
-            return self._client.request(method, path, headers=headers, **kwargs)
+            answer = self._client.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
+            self._record(method, path, t_sent, error=type(exc).__name__)
             raise DeviceTimeout(f"{self.name}: {method} {path}: no answer ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
+            self._record(method, path, t_sent, error=f"{type(exc).__name__}: {exc}")
             raise DeviceUnreachable(f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}") from None
+        self._record(method, path, t_sent, status=answer.status_code, bytes=len(answer.content))
+        return answer
+
+    def _record(self, method: str, path: str, t_sent: float, **outcome: object) -> None:
+        """One exchange in the run's transcript: request line and outcome, never a body (a login's holds a
+        password, a token grants access) nor a header."""
+        if self._transcript is not None:
+            self._transcript.record(self.name, proto="http", request=f"{method} {path}", t_sent=round(t_sent, 6),
+                                    elapsed_ms=round((time.time() - t_sent) * 1000, 2), **outcome)
 
     def probe(self) -> None:
         answer = self.request("GET", "/health")

@@ -3,6 +3,7 @@ users, corrections with confirmation, audit log. Each operation is allowed by th
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import secrets
@@ -45,6 +46,7 @@ class AmrApp:
         self.inactive_after_s = inactive_after_s
         self.defects = defects
         self.tokens: dict[str, str] = {}  # bearer token -> user name (logins end with the process)
+        self._tasks: set[asyncio.Task[object]] = set()  # manual readings under way (kept until done)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def guarded(self, operation: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -133,10 +135,7 @@ class AmrApp:
         self.audit(session, user.name, "manual_read", meter=meter)
         session.commit()
         if "manual_read_ignored" not in self.defects:
-            import asyncio
-
             task = asyncio.get_running_loop().create_task(self.poller.read(self.poller.meters[meter], "manual"))
-            self._tasks = getattr(self, "_tasks", set())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return JSONResponse({"requested_at": utc_now()}, status_code=202)

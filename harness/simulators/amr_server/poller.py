@@ -79,13 +79,15 @@ class Poller:
         """Poll cycles at a fixed rate until cancelled; one meter's silence never delays the others."""
         next_cycle = time.monotonic()
         while True:
-            await asyncio.gather(*(self.read(m, "auto") for m in self.meters.values()))
+            cycle = await asyncio.gather(*(self.read(m, "auto", store=False) for m in self.meters.values()))
+            self.store([r for r in cycle if r is not None])  # one commit per cycle: fsynced once, listed after
             next_cycle += self.interval_s
             await asyncio.sleep(max(0.0, next_cycle - time.monotonic()))
             next_cycle = max(next_cycle, time.monotonic() - self.interval_s)  # after a stall, no burst of catch-up
 
-    async def read(self, meter: FieldMeter, source: str) -> Reading | None:
-        """Read one meter now and store the reading; None when the meter did not answer."""
+    async def read(self, meter: FieldMeter, source: str, store: bool = True) -> Reading | None:
+        """Read one meter now and (unless the caller stores it with others) store the reading; None when the
+        meter did not answer."""
         from pymodbus.client import AsyncModbusTcpClient
 
         async with meter.lock:
@@ -118,11 +120,18 @@ class Poller:
             value = value / 1000.0
         reading = Reading(meter_id=meter.id, quantity=meter.quantity, value=value, unit=meter.unit,
                           reading_time=stamped, source=source)
-        with Session(self.engine, expire_on_commit=False) as session:
-            session.add(reading)
-            session.commit()
-        self.polls += 1
+        if store:
+            self.store([reading])
         return reading
+
+    def store(self, readings: list[Reading]) -> None:
+        """Commit readings together; none is listed by the API before its commit has reached the disk."""
+        if not readings:
+            return
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.add_all(readings)
+            session.commit()
+        self.polls += len(readings)
 
     def active(self, meter: FieldMeter, inactive_after_s: float) -> bool:
         if "status_never_inactive" in self.defects:
