@@ -12,19 +12,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.bench import BenchError, DutRuntime
 from harness.config.profile import Profile
 
 
-class FieldError(RuntimeError):
-    """The field cannot be provisioned as the rig asks (a meter the server cannot be told how to read)."""
+class FieldError(BenchError):
+    """The field cannot be provisioned as the rig asks (a meter the server cannot be told how to read): the
+    server's checks are INCONCLUSIVE as a bench problem, with this reason."""
 
 
 class Field:
     """The meters of one AMR server DUT, by name."""
 
     def __init__(self, server: Any, profiles: dict[str, tuple[Profile, Path]]) -> None:
-        from harness.bench import DutRuntime
-
         self.server = server
         self.meters: dict[str, DutRuntime] = {}
         for name, spec in server.spec.field.items():

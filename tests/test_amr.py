@@ -195,6 +195,13 @@ def test_field_meter_of_the_wrong_kind_is_a_config_error(tmp_path: Path) -> None
         load_rig(rig)
 
 
+def test_list_defects_names_each_with_its_check() -> None:
+    res = run_cli("sim", "amr-server", "--list-defects")
+    assert res.returncode == 0
+    for defect in AMR_DEFECTS.values():
+        assert f"{defect.name}" in res.stdout and defect.expect in res.stdout
+
+
 def test_csv_parser_holds_to_rfc4180() -> None:
     good = b'meter_id,quantity,value,unit,reading_time\r\nm1,e,1.5,Wh,2026-01-01T00:00:00+00:00\r\n' \
            b'"m,2",e,2,Wh,2026-01-01T00:00:01+00:00\r\n'
