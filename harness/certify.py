@@ -30,9 +30,10 @@ def _err(message: str) -> int:
 def _known_defects() -> set[str]:
     from harness.simulators.amr_server.defects import AMR_DEFECTS
     from harness.simulators.defects import CONCENTRATOR_DEFECTS, CONTROLLER_DEFECTS, HEAT_DEFECTS, METER_DEFECTS
+    from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS
 
     return set(METER_DEFECTS) | set(HEAT_DEFECTS) | set(CONCENTRATOR_DEFECTS) | set(CONTROLLER_DEFECTS) \
-        | set(AMR_DEFECTS)
+        | set(DLMS_METER_DEFECTS) | set(AMR_DEFECTS)
 
 
 def _plugin_args() -> list[str]:

@@ -95,6 +95,18 @@ def checks_of(out: Path) -> dict[str, dict]:
     return {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
 
 
+def not_passed(out: Path) -> str:
+    """Each check of a run that is neither PASS nor N/A, with its reason, one line each — put first in an
+    assertion message, so a flaky failure in CI says why even where the output is cut."""
+    try:
+        checks = checks_of(out)
+    except OSError as exc:
+        return f"(no checks.jsonl: {exc})\n"
+    lines = [f"{r['id']} {r.get('dut', '')} {r['verdict']}: {r.get('reason', '')}"
+             for r in checks.values() if r["verdict"] not in ("PASS", "N/A")]
+    return "".join(line[:600] + "\n" for line in lines)
+
+
 def verdicts_of(out: Path) -> dict:
     """verdicts.json of a run."""
     return json.loads((out / "verdicts.json").read_text())

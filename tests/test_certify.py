@@ -36,7 +36,9 @@ SINGLE_INTERFACE_DEFECTS = sorted(set(METER_DEFECTS) - {d.name for d in (*CHANNE
 # tests/test_robustness_suite.py. On this TCP meter the RTU check and the OPC UA checks are N/A.
 WIRE_CHECKS = [f"KZ-68-{n:02d}" for n in range(1, 12)] + [f"KZ-49-{n:02d}" for n in range(1, 5)]
 WIRE_NOT_APPLICABLE = ["KZ-68-07", "KZ-68-08", "KZ-68-09", "KZ-68-10", "KZ-68-11"]
-NOT_APPLICABLE = [*PEER_CHECKS, *WIRE_NOT_APPLICABLE]
+# The DLMS checks (tests/test_dlms.py) are N/A on a Modbus meter.
+DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-94-06"]
+NOT_APPLICABLE = [*PEER_CHECKS, *WIRE_NOT_APPLICABLE, *DLMS_CHECKS]
 
 
 
@@ -55,7 +57,7 @@ def test_golden_meter_certifies(tmp_path):
     for clause in CHECKS_BY_CLAUSE:
         assert meter["clauses"][clause]["verdict"] == "PASS", meter["clauses"][clause]
     checks = checks_of(out)
-    assert sorted(checks) == sorted(ALL_CHECKS + DOC_CHECKS + PEER_CHECKS + WIRE_CHECKS)
+    assert sorted(checks) == sorted(ALL_CHECKS + DOC_CHECKS + PEER_CHECKS + WIRE_CHECKS + DLMS_CHECKS)
     assert all(c["verdict"] == "PASS" and c["measurements"] for c in checks.values() if c["id"] not in NOT_APPLICABLE)
     assert {checks[c]["verdict"] for c in NOT_APPLICABLE} == {"N/A"}
     assert {c["kind"] for c in checks.values() if c["id"] in DOC_CHECKS} == {"documentary"}

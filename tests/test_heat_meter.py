@@ -17,7 +17,7 @@ from harness.simulators.defects import ACCESS_BODY_DEFECTS, HEAT_DEFECTS, JOURNA
 from harness.simulators.heat import HeatFlow, HeatIntegrator, StepCounter, thermal_power_w, water_density
 from harness.simulators.modbus_device import COMMON_DEFECTS
 from harness.verdicts import Inconclusive
-from tests.conftest import certify_defect, checks_of, run_cli, verdicts_of
+from tests.conftest import certify_defect, checks_of, not_passed, run_cli, verdicts_of
 
 ALL_CHECKS = sorted([f"KZ-94-{n:02d}" for n in range(1, 4)] + [f"KZ-96-{n:02d}" for n in range(1, 10)]
                     + [f"KZ-97-{n:02d}" for n in range(1, 8)])
@@ -115,7 +115,7 @@ def test_list_defects():
 def test_golden_heat_meter_certifies(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", RIG, "--out", str(out))
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 0, not_passed(out) + res.stdout + res.stderr
     verdicts = verdicts_of(out)
     assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True
     hm = verdicts["duts"]["heat_meter"]

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.config.amr import AmrSpec
 from harness.config.availability import DeclaredAvailability
+from harness.config.dlms_map import DlmsMap
 from harness.config.documentation import Documentation
 from harness.config.heat_meter import HeatMeterSpec
 from harness.config.interfaces import Interfaces
@@ -108,6 +109,7 @@ class Profile(Strict):
     clock: ClockSpec | None = None
     modbus: ModbusMap | None = None
     opcua: OpcuaMap | None = None
+    dlms: DlmsMap | None = None
     amr: AmrSpec | None = Field(None, description="an AMR server's REST API, roles, exports and timings (kind "
                                 "amr_server; config/amr.py)")
     uplink: Uplink | None = None
@@ -122,16 +124,16 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
-        sections = [s for s in (self.modbus, self.opcua, self.amr) if s is not None]
-        if len(sections) != 1:
-            raise ValueError("declare exactly one protocol section: `modbus:`, `opcua:` or `amr:`" if sections
-                             else "no protocol section: declare `modbus:`, `opcua:` or `amr:`")
+        declared = [s for s in (self.modbus, self.opcua, self.dlms, self.amr) if s is not None]
+        if len(declared) != 1:
+            raise ValueError("declare exactly one protocol section: `modbus:`, `opcua:`, `dlms:` or `amr:`"
+                             if declared else "no protocol section: declare `modbus:`, `opcua:`, `dlms:` or `amr:`")
         if (self.amr is not None) != (self.kind == DeviceKind.AMR_SERVER):
             raise ValueError("an `amr:` section belongs to kind amr_server, and kind amr_server needs one")
         if self.opcua is not None and CLOCK in self.opcua.points and self.clock is None:
             raise ValueError("an `opcua.points.clock` needs a `clock:` section (utc_offset, writable)")
-        points = self.modbus.points if self.modbus is not None else self.opcua.points if self.opcua else {}
-        for name in points:
+        point_map = self.modbus or self.opcua or self.dlms  # an AMR server has no points of its own
+        for name in point_map.points if point_map is not None else ():
             reg = EnergyRegister.parse(name)
             if reg and reg.tariff is not None and (self.tariffs is None or reg.tariff > self.tariffs.count):
                 raise ValueError(f"point {name} names tariff T{reg.tariff}, beyond the declared tariffs")
@@ -140,13 +142,22 @@ class Profile(Strict):
             raise ValueError(f"interfaces.link_status names {self.interfaces.link_status!r}, which is not a point")
         if self.modbus is not None and self.modbus.clock is not None and self.clock is None:
             raise ValueError("a `modbus.clock` mapping needs a `clock:` section (utc_offset, writable)")
+        if self.dlms is not None and self.dlms.clock is not None and self.clock is None:
+            raise ValueError("a `dlms.clock` object needs a `clock:` section (utc_offset, writable)")
         return self
+
+    @property
+    def maps_clock(self) -> bool:
+        """The protocol section says where the device clock is (a Modbus map's clock, a DLMS Clock object)."""
+        if self.dlms is not None:
+            return self.dlms.clock is not None
+        return self.modbus is not None and self.modbus.clock is not None
 
     @property
     def protocol(self) -> str:
         if self.amr is not None:
             return self.amr.adapter  # the built-in REST adapter ("amr") or a vendor's own (harness_add_drivers)
-        return "opcua" if self.opcua is not None else "modbus"
+        return "opcua" if self.opcua is not None else "dlms" if self.dlms is not None else "modbus"
 
     @property
     def tariff_count(self) -> int:
@@ -155,4 +166,6 @@ class Profile(Strict):
     def declares(self, quantity: str) -> bool:
         if self.opcua is not None:
             return quantity in self.opcua.points
+        if self.dlms is not None:
+            return quantity in self.dlms.points
         return self.modbus is not None and quantity in self.modbus.points

@@ -41,7 +41,7 @@ class TimeFix:
 
 
 def _clock_declared(dut: Any, clause: str) -> None:
-    if dut.profile.clock is None or dut.profile.modbus is None or dut.profile.modbus.clock is None:
+    if dut.profile.clock is None or not dut.profile.maps_clock:
         raise Inconclusive(f"the profile declares no device clock; cl. {clause} requires date and time")
 
 

@@ -75,7 +75,8 @@ def identity_and_settings_survive(dut: Any, check: Any) -> None:
     identity_before = device.identity()
     original = {s: device.read(s).value for s in settings} if settings else {}
     written = {}
-    points = dut.profile.modbus.settings if dut.profile.modbus else {}
+    section = dut.profile.modbus or dut.profile.dlms  # the protocol sections that declare settings
+    points = section.settings if section else {}
     for name in settings:
         p = points[name]
         if p.writable and p.test_value is not None and p.test_value != original[name]:

@@ -53,18 +53,26 @@ class SimulatorTime(TimeControl):
 
     fast = True
 
-    def __init__(self, host: str, port: int, timeout_s: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, timeout_s: float = 15.0) -> None:
+        # 15 s: an advance saves the device's NVM (fsync) and may close many intervals; on a loaded CI
+        # machine 5 s was seen to run out — the channel is the bench's, its silence no device verdict.
         self.host, self.port, self.timeout_s = host, port, timeout_s
 
     def request(self, **req: Any) -> dict[str, Any]:
-        with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as s:
-            s.sendall(json.dumps(req).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
+        from harness.bench import BenchError
+
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as s:
+                s.sendall(json.dumps(req).encode() + b"\n")
+                buf = b""
+                while not buf.endswith(b"\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+        except OSError as exc:
+            raise BenchError(f"the simulator's control channel {self.host}:{self.port} did not answer "
+                             f"{req.get('op')!r} within {self.timeout_s:g} s: {exc}") from exc
         reply = json.loads(buf or b"{}")
         if not reply.get("ok"):
             raise RuntimeError(f"simulator control refused {req}: {reply.get('error', 'no reply')}")

@@ -22,6 +22,12 @@ def _opcua(*args: Any, **kwargs: Any) -> Any:
     return OpcuaDevice(*args, **kwargs)
 
 
+def _dlms(*args: Any, **kwargs: Any) -> Any:
+    from harness.devices.dlms import DlmsDevice  # dlms-cosem is imported only when a DLMS device is used
+
+    return DlmsDevice(*args, **kwargs)
+
+
 def _amr_rest(*args: Any, **kwargs: Any) -> Any:
     from harness.devices.amr.rest import RestAmrServer  # httpx is imported only when an AMR server is used
 
@@ -115,6 +121,7 @@ def _wall_time(runtime: Any) -> Any:
 def harness_add_drivers() -> list[DriverSpec]:
     return [DriverSpec("modbus", _modbus, "Modbus TCP and RTU (pymodbus)"),
             DriverSpec("opcua", _opcua, "OPC UA (asyncua)"),
+            DriverSpec("dlms", _dlms, "DLMS/COSEM over the TCP wrapper (dlms-cosem)"),
             DriverSpec("amr", _amr_rest, "AMR server REST contract, docs/amr-api.yaml (httpx)")]
 
 

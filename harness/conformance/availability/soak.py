@@ -81,7 +81,7 @@ def soak_for(dut: Any, spec: AvailabilitySoak) -> Soak:
 
 def declared_points(profile: Any) -> list[str]:
     """Every quantity the profile maps (the soak polls them all, as a head-end would)."""
-    section = profile.opcua if profile.opcua is not None else profile.modbus
+    section = profile.opcua or getattr(profile, "dlms", None) or profile.modbus
     return list(section.points) if section is not None else []
 
 

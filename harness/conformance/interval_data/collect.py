@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from harness.conformance.dlms_checks import not_yet_over_dlms
 from harness.conformance.energy import Snapshot, snapshot
 from harness.intervals import IntervalData, IntervalFlag
 from harness.verdicts import Inconclusive
@@ -26,6 +27,7 @@ Key = tuple[float, int | None, int, tuple[tuple[str, float], ...]]
 
 def load_profile_of(dut: Any) -> Any:
     """The profile's load-profile declaration; its absence FAILs (cl. 31 requires interval data)."""
+    not_yet_over_dlms(dut, "load profiles")
     lp = dut.profile.modbus.load_profile if dut.profile.modbus else None
     if lp is None:
         raise AssertionError(f"profile {dut.profile.model} declares no load profile (modbus.load_profile); "
@@ -42,7 +44,7 @@ def need_fast_time(dut: Any, what: str) -> None:
 
 def device_now(dut: Any) -> datetime:
     """The device clock in UTC; INCONCLUSIVE without one (no boundary can be judged)."""
-    if dut.profile.clock is None or dut.profile.modbus is None or dut.profile.modbus.clock is None:
+    if dut.profile.clock is None or not dut.profile.maps_clock:
         raise Inconclusive("the profile declares no device clock, so interval boundaries cannot be judged")
     return dut.device.read_clock().value.astimezone(UTC)
 

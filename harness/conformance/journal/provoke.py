@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.conformance.bounds import EVENT_TIMESTAMP
 from harness.conformance.cleanup import restoring
+from harness.conformance.dlms_checks import not_yet_over_dlms
 from harness.conformance.peer_channels import brief_outage, untestable
 from harness.devices.api import DeviceRefused, WriteGuarded
 from harness.events import TAMPER_INPUTS, EventKind, JournalEntry
@@ -27,6 +28,7 @@ Key = tuple[int, int, float, tuple[tuple[str, int], ...]]
 
 def journal_of(dut: Any) -> Any:
     """The profile's journal declaration; its absence FAILs (cl. 97 requires a journal of every meter)."""
+    not_yet_over_dlms(dut, "event journals")
     journal = dut.profile.modbus.journal if dut.profile.modbus else None
     if journal is None:
         raise AssertionError(f"profile {dut.profile.model} declares no event journal (modbus.journal); "

@@ -1,0 +1,410 @@
+"""DLMS/COSEM driver (IEC 62056) over the TCP wrapper, on ``dlms-cosem``.
+
+Reads go through the profile's reading association (``dlms.reads_with``), the clock and settings are set
+through its configurator (``dlms.writes_with``); each association is opened once and kept, re-opened after
+a broken link, with the rig's timeout and retries as the Modbus driver has them. ``read_many`` is one
+GET-with-list (atomic: a total and its tariffs come from one instant), reassembled from blocks when the
+answer is longer than the negotiated PDU. A class 3 Register is scaled by the scaler_unit the device
+reports, which must agree with the profile: a register that says something else is refused as a
+DeviceError (the suites then FAIL it) rather than read on trust.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from harness.config.dlms_map import (
+    CLASS_CLOCK,
+    CLASS_REGISTER,
+    DLMS_UNITS,
+    Authentication,
+    CosemObject,
+    DlmsMap,
+    obis_bytes,
+)
+from harness.config.profile import Profile
+from harness.config.rig import Dut, Timing
+from harness.devices.api import (
+    ClockReading,
+    Device,
+    DeviceError,
+    DeviceRefused,
+    DeviceTimeout,
+    DeviceUnreachable,
+    NotDeclared,
+    Reading,
+)
+from harness.devices.dlms_link import AssociationRefused, DlmsLink
+from harness.devices.transcript import Transcript
+from harness.events import JournalEntry
+from harness.quantities import EnergyRegister, to_canonical
+
+DAR_NAMES = {1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied", 4: "object-undefined",
+             9: "object-class-inconsistent", 11: "object-unavailable", 12: "type-unmatched",
+             13: "scope-of-access-violated", 14: "data-block-unavailable", 15: "long-get-aborted",
+             16: "no-long-get-in-progress", 17: "long-set-aborted", 18: "no-long-set-in-progress",
+             250: "other-reason"}
+LIST_HEADER, DESCRIPTOR_BYTES = 5, 10  # GET-request-with-list: tag, choice, invoke id, count; one descriptor each
+MAX_BLOCKS = 256  # a long GET longer than this many blocks is a meter that never says "last"
+
+
+def dar_name(code: int) -> str:
+    return DAR_NAMES.get(code, f"data-access-result {code}")
+
+
+@dataclass(frozen=True)
+class AccessResult:
+    """A GET that gave a Data-Access-Result instead of data (never confused with an integer value)."""
+
+    code: int
+
+    def __str__(self) -> str:
+        return dar_name(self.code)
+
+
+class DlmsDevice(Device):
+    """A DLMS/COSEM meter reached over the TCP wrapper."""
+
+    def __init__(self, name: str, profile: Profile, dut: Dut, timing: Timing,
+                 transcript: Transcript | None = None, endpoint: dict[str, Any] | None = None) -> None:
+        super().__init__(name, profile)
+        if profile.dlms is None:
+            raise NotDeclared(f"profile {profile.model} has no dlms section")
+        if dut.transport.tcp is None:
+            raise DeviceError(f"{name}: the dlms driver speaks the TCP wrapper only (HDLC is a later slice)")
+        self.map: DlmsMap = profile.dlms
+        self._dut = dut
+        endpoint = endpoint or {}
+        tcp = dut.transport.tcp
+        self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
+        self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
+        self._links: dict[str, DlmsLink] = {}
+        self._scalers: dict[str, tuple[int, int]] = {}  # quantity -> (scaler, unit) as the device reported them
+        self._plans: dict[tuple[str, ...], list[tuple[list[tuple[str, CosemObject]], list[Any]]]] = {}
+
+    # ---- associations ------------------------------------------------------------------------------
+    def password_of(self, role: str) -> bytes | None:
+        assoc = self.map.associations[role]
+        if assoc.authentication == Authentication.NONE:
+            return None
+        cred = self._dut.credentials.get(assoc.credential or "")
+        if cred is None or not cred.password:
+            raise DeviceError(f"{self.name}: association {role!r} uses LLS with credential {assoc.credential!r}, "
+                              f"which the rig does not give (duts.{self.name}.credentials.{assoc.credential})")
+        return cred.password.encode()
+
+    def open_link(self, role: str, password: bytes | None = None, *, receive_pdu: int | None = None,
+                  aarq: Callable[[Any], Any] | None = None) -> DlmsLink:
+        """A new association as ``role`` (the caller closes it); ``password`` overrides the rig's, ``receive_pdu``
+        the PDU size proposed, ``aarq`` the request itself (negative checks). AssociationRefused when the meter
+        rejects it."""
+        assoc = self.map.associations[role]
+        secret = password if password is not None else self.password_of(role)
+        link = DlmsLink(self.name, self.where, self.map.server_logical_address, assoc.client_sap, role, secret,
+                        self.map.max_pdu_size, self.timeout, self.transcript, receive_pdu)
+        link.open(aarq)
+        return link
+
+    def try_association(self, role: str, *, ciphered_context: bool = False, mechanism: int | None = None) -> int | None:
+        """Ask for an association as ``role`` with an application context (LN with ciphering) or an authentication
+        mechanism (by its id) other than the declared one; None when the meter accepts it (released at once), else
+        the AARE's diagnostic."""
+        from dlms_cosem import enumerations
+        from dlms_cosem.protocol import acse, xdlms
+
+        def request(conn: Any) -> Any:
+            return acse.ApplicationAssociationRequest(
+                ciphered=ciphered_context, system_title=conn.client_system_title,
+                authentication=enumerations.AuthenticationMechanism(mechanism) if mechanism is not None else None,
+                authentication_value=bytes(range(0x30, 0x40)) if mechanism is not None else None,
+                user_information=acse.UserInformation(content=xdlms.InitiateRequest(
+                    proposed_conformance=conn.conformance, client_max_receive_pdu_size=self.map.max_pdu_size)))
+
+        try:
+            self.open_link(role, b"", aarq=request).close()
+        except AssociationRefused as exc:
+            return exc.code
+        return None
+
+    def wrong_password(self, role: str) -> bytes:
+        """A password of the same length as the rig's for ``role`` that is not it (every byte moved by one)."""
+        right = self.password_of(role) or b""
+        return bytes(0x21 + (b - 0x21 + 1) % 94 if 0x21 <= b <= 0x7E else (b + 1) % 256 for b in right) or b"x"
+
+    def _link(self, role: str) -> DlmsLink:
+        link = self._links.get(role)
+        if link is None or not link.is_open:
+            self._links.pop(role, None)
+            self._scalers.clear()  # a new association may be a new device (after a power cut, a swap)
+            link = self.open_link(role)
+            self._links[role] = link
+        return link
+
+    def _retrying(self, role: str, op: str, call: Callable[[DlmsLink], Any]) -> Any:
+        failure: DeviceError | None = None
+        for _ in range(self.retries + 1):
+            try:
+                return call(self._link(role))
+            except AssociationRefused:
+                raise
+            except (DeviceTimeout, DeviceUnreachable) as exc:
+                failure = exc
+                self._links.pop(role, None)
+                time.sleep(min(0.2, self.timeout))
+        assert failure is not None
+        raise failure
+
+    # ---- GET and SET -------------------------------------------------------------------------------
+    @staticmethod
+    def attribute(class_id: int, obis: str | bytes, attribute: int) -> Any:
+        from dlms_cosem import cosem, enumerations
+
+        ln = obis_bytes(obis) if isinstance(obis, str) else obis
+        return cosem.CosemAttribute(interface=enumerations.CosemInterface(class_id),
+                                    instance=cosem.Obis(*ln), attribute=attribute)
+
+    @staticmethod
+    def get_on(link: DlmsLink, attributes: Sequence[Any]) -> list[Any]:
+        """One GET (normal, or with list) on ``link``: per attribute its Python value, or an AccessResult."""
+        from dlms_cosem import cosem, utils
+        from dlms_cosem.protocol import xdlms
+
+        if len(attributes) == 1:
+            answer = link.request(xdlms.GetRequestNormal(cosem_attribute=attributes[0]), "get")
+        else:
+            answer = link.request(xdlms.GetRequestWithList(cosem_attributes_with_selection=[
+                cosem.CosemAttributeWithSelection(attribute=a, access_selection=None) for a in attributes]), "get")
+        raw = bytearray()
+        for _ in range(MAX_BLOCKS):
+            if isinstance(answer, xdlms.GetResponseNormal):
+                return [utils.parse_as_dlms_data(answer.data)]
+            if isinstance(answer, xdlms.GetResponseNormalWithError | xdlms.GetResponseLastBlockWithError):
+                return [AccessResult(int(answer.error.value))] * len(attributes)
+            if isinstance(answer, xdlms.GetResponseWithList):
+                return [_result(r) for r in answer.response_data]
+            if isinstance(answer, xdlms.GetResponseWithBlock | xdlms.GetResponseLastBlock):
+                raw += answer.data
+                if isinstance(answer, xdlms.GetResponseLastBlock):
+                    return _reassembled(link, bytes(raw), len(attributes))
+                answer = link.request(xdlms.GetRequestNext(block_number=answer.block_number), "get-next")
+                continue
+            raise DeviceError(f"{link.dut}: a GET was answered with {type(answer).__name__}")
+        raise DeviceError(f"{link.dut}: a long GET did not end within {MAX_BLOCKS} blocks")
+
+    @staticmethod
+    def set_on(link: DlmsLink, attribute: Any, data: bytes) -> int:
+        """One SET-normal on ``link``: the Data-Access-Result (0 success)."""
+        from dlms_cosem.protocol import xdlms
+
+        answer = link.request(xdlms.SetRequestNormal(cosem_attribute=attribute, data=data), "set")
+        result = getattr(answer, "result", None)
+        if result is None:
+            raise DeviceError(f"{link.dut}: a SET was answered with {type(answer).__name__}")
+        return int(result.value)
+
+    def _object(self, quantity: str) -> CosemObject:
+        obj = self.map.object_of(quantity)
+        if obj is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no COSEM object for {quantity}")
+        return obj
+
+    # ---- Device API --------------------------------------------------------------------------------
+    def read_many(self, quantities: Sequence[str]) -> dict[str, Reading]:
+        key = tuple(quantities)
+        plan = self._plans.get(key)
+        if plan is None:  # worked out once per list of quantities, not on every read (the soak polls in a loop)
+            objects = [(q, self._object(q)) for q in quantities]
+            plan = [(batch, [self.attribute(o.class_id, o.obis, o.attribute) for _, o in batch])
+                    for batch in self.batches(objects)]
+            self._plans[key] = plan
+
+        def call(link: DlmsLink) -> dict[str, Reading]:
+            unknown = [(q, o) for batch, _ in plan for q, o in batch
+                       if o.class_id == CLASS_REGISTER and q not in self._scalers]
+            for batch in self.batches(unknown):
+                got = self.get_on(link, [self.attribute(o.class_id, o.obis, 3) for _, o in batch])
+                for (q, o), su in zip(batch, got, strict=True):
+                    self._scalers[q] = self._checked_scaler(q, o, su)
+            out: dict[str, Reading] = {}
+            for batch, attributes in plan:
+                values = self.get_on(link, attributes)
+                t0, t1 = link.last_times
+                out.update({q: self._reading(q, o, v, t0, t1) for (q, o), v in zip(batch, values, strict=True)})
+            return out
+
+        return self._retrying(self.map.reads_with, "read", call)
+
+    def batches(self, objects: list[tuple[str, CosemObject]]) -> list[list[tuple[str, CosemObject]]]:
+        """GET-with-list requests that fit the meter's max PDU, an energy channel's total and tariffs in one
+        request (they are compared with each other, so they must come from one instant)."""
+        per_request = max(1, (self.map.max_pdu_size - LIST_HEADER) // DESCRIPTOR_BYTES)
+        groups: dict[str, list[tuple[str, CosemObject]]] = {}
+        for q, o in objects:
+            reg = EnergyRegister.parse(q)
+            groups.setdefault(reg.channel.value if reg else q, []).append((q, o))
+        batches: list[list[tuple[str, CosemObject]]] = []
+        for group in groups.values():
+            if batches and len(batches[-1]) + len(group) <= per_request:
+                batches[-1].extend(group)
+            else:
+                batches.extend(group[i:i + per_request] for i in range(0, len(group), per_request))
+        return batches
+
+    def _checked_scaler(self, quantity: str, obj: CosemObject, got: Any) -> tuple[int, int]:
+        if isinstance(got, AccessResult):
+            raise DeviceRefused(f"{self.name}: {quantity} ({obj.obis}) scaler_unit: {got}", got.code)
+        try:
+            scaler, unit = int(got[0]), int(got[1])
+        except (TypeError, ValueError, IndexError):
+            raise DeviceError(f"{self.name}: {quantity} ({obj.obis}) scaler_unit is not a structure of two: {got!r}") \
+                from None
+        if (scaler, unit) != (obj.scaler, DLMS_UNITS[obj.unit or "1"]):
+            raise DeviceError(f"{self.name}: {quantity} ({obj.obis}) reports scaler_unit 10^{scaler} unit {unit}; the "
+                              f"profile declares 10^{obj.scaler} {obj.unit} (unit {DLMS_UNITS[obj.unit or '1']})")
+        return scaler, unit
+
+    def _reading(self, quantity: str, obj: CosemObject, value: Any, t0: float, t1: float) -> Reading:
+        if isinstance(value, AccessResult):
+            raise DeviceRefused(f"{self.name}: GET of {quantity} ({obj.obis}) answered {value}", value.code)
+        if obj.class_id == CLASS_REGISTER:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise DeviceError(f"{self.name}: {quantity} ({obj.obis}) holds {value!r}, not a number")
+            scaler, _ = self._scalers[quantity]
+            unit, factor = to_canonical(obj.unit or "1")
+            step = 10.0 ** scaler * factor
+            return Reading(quantity, value * step if scaler or factor != 1 else value, unit, step, t0, t1)
+        if obj.is_string:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes | bytearray) else str(value)
+            return Reading(quantity, text, None, None, t0, t1)
+        return Reading(quantity, value, None, 1.0, t0, t1)
+
+    def read_clock(self) -> ClockReading:
+        clock = self.map.clock
+        if clock is None or self.profile.clock is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no dlms.clock")
+
+        def call(link: DlmsLink) -> ClockReading:
+            value = self.get_on(link, [self.attribute(CLASS_CLOCK, clock.obis, 2)])[0]
+            t0, t1 = link.last_times
+            if isinstance(value, AccessResult):
+                raise DeviceRefused(f"{self.name}: GET of the clock answered {value}", value.code)
+            when, hundredths = self._decode_time(bytes(value))
+            return ClockReading(when, t0, t1, 0.01 if hundredths else 1.0)
+
+        return self._retrying(self.map.reads_with, "read clock", call)
+
+    def _decode_time(self, raw: bytes) -> tuple[datetime, bool]:
+        """A COSEM date-time as an aware instant in the device's zone; whether it shows hundredths."""
+        if len(raw) != 12:
+            raise DeviceError(f"{self.name}: the clock holds {raw.hex()}, not a 12-byte date-time")
+        try:
+            naive = datetime(int.from_bytes(raw[0:2], "big"), raw[2], raw[3], raw[5], raw[6], raw[7],
+                             0 if raw[8] == 0xFF else raw[8] * 10000)
+        except ValueError as exc:
+            raise DeviceError(f"{self.name}: the clock holds {raw.hex()}, no valid date-time ({exc})") from None
+        tz = self.profile.clock.tzinfo  # type: ignore[union-attr]
+        if raw[9:11] != b"\x80\x00":
+            dev = int.from_bytes(raw[9:11], "big", signed=True)
+            offset = -dev if self.map.clock and self.map.clock.deviation == "local_to_utc" else dev
+            naive -= timedelta(minutes=offset)  # UTC
+            return naive.replace(tzinfo=UTC).astimezone(tz), raw[8] != 0xFF
+        return naive.replace(tzinfo=tz), raw[8] != 0xFF
+
+    def encode_time(self, when: datetime) -> bytes:
+        """An instant as the device's local date-time with its deviation (the profile's sign convention)."""
+        tz = self.profile.clock.tzinfo  # type: ignore[union-attr]
+        local = when.astimezone(tz)
+        minutes = round(tz.utcoffset(None).total_seconds() / 60)
+        dev = -minutes if self.map.clock and self.map.clock.deviation == "local_to_utc" else minutes
+        return (local.year.to_bytes(2, "big") + bytes([local.month, local.day, local.isoweekday(), local.hour,
+                                                         local.minute, local.second, local.microsecond // 10000])
+                + dev.to_bytes(2, "big", signed=True) + b"\x00")
+
+    def clock_set_data(self, when: datetime) -> bytes:
+        from dlms_cosem import dlms_data
+
+        return dlms_data.OctetStringData(self.encode_time(when)).to_bytes()
+
+    def set_clock(self, when: datetime) -> None:
+        clock = self.map.clock
+        if clock is None or self.map.writes_with is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no settable dlms.clock")
+        data = self.clock_set_data(when)
+        code = self._retrying(self.map.writes_with, "set clock",
+                              lambda link: self.set_on(link, self.attribute(CLASS_CLOCK, clock.obis, 2), data))
+        if code:
+            raise DeviceRefused(f"{self.name}: SET of the clock answered {dar_name(code)}", code)
+
+    def write(self, quantity: str, value: float | int) -> None:
+        obj = self._object(quantity)
+        if self.map.writes_with is None:
+            raise NotDeclared(f"{self.name}: profile {self.profile.model} names no writing association")
+        data = encode_value(obj.type, value)
+        code = self._retrying(self.map.writes_with, "write", lambda link: self.set_on(
+            link, self.attribute(obj.class_id, obj.obis, obj.attribute), data))
+        if code:
+            raise DeviceRefused(f"{self.name}: SET of {quantity} ({obj.obis}) answered {dar_name(code)}", code)
+
+    def read_journal(self) -> list[JournalEntry]:
+        raise NotDeclared(f"{self.name}: the dlms driver reads no event logs yet (class 7 journals are a later "
+                          "slice of issue 16)")
+
+    def probe(self) -> None:
+        quantity = next((q for q in self.map.points), None)
+        if self.map.clock is not None:
+            self.read_clock()
+        elif quantity is not None:
+            self.read(quantity)
+        else:
+            self._link(self.map.reads_with)
+
+    def settings(self) -> list[str]:
+        return list(self.map.settings)
+
+    def close(self) -> None:
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+
+
+def _reassembled(link: DlmsLink, raw: bytes, count: int) -> list[Any]:
+    """The data of a long GET, put together from its blocks: one Data, or a list of Get-Data-Results."""
+    from dlms_cosem import utils
+    from dlms_cosem.protocol import xdlms
+
+    try:
+        if count == 1:
+            return [utils.parse_as_dlms_data(raw)]
+        listed = xdlms.GetResponseWithList.from_bytes(b"\xc4\x03\xc1" + raw)
+        results = [_result(r) for r in listed.response_data]
+    except Exception as exc:  # the library's parsers raise what they meet: the meter's data is at fault
+        raise DeviceError(f"{link.dut}: the blocks of a long GET ({len(raw)} bytes) do not reassemble into "
+                          f"{count} results ({type(exc).__name__}: {exc})") from None
+    if len(results) != count:
+        raise DeviceError(f"{link.dut}: the blocks of a long GET hold {len(results)} results, {count} asked for")
+    return results
+
+
+def _result(item: Any) -> Any:
+    """One Get-Data-Result of a list as dlms-cosem parsed it: data as Python, or an AccessResult."""
+    return item.to_python() if hasattr(item, "to_python") else AccessResult(int(item.value))
+
+
+def encode_value(type_name: str, value: float | int) -> bytes:
+    """A number as the A-XDR Data of a declared type (the library's encoders: the driver's side)."""
+    from dlms_cosem import dlms_data as d
+
+    classes = {"integer": d.IntegerData, "long": d.LongData, "double_long": d.DoubleLongData,
+               "long64": d.Long64Data, "unsigned": d.UnsignedIntegerData, "long_unsigned": d.UnsignedLongData,
+               "double_long_unsigned": d.DoubleLongUnsignedData, "long64_unsigned": d.UnsignedLong64Data,
+               "enum": d.EnumData}
+    if type_name not in classes:
+        raise DeviceError(f"a {type_name} cannot be written as a number")
+    return classes[type_name](int(value)).to_bytes()
+
+
+__all__ = ["AccessResult", "DlmsDevice", "dar_name", "encode_value"]

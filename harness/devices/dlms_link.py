@@ -1,0 +1,175 @@
+"""One DLMS/COSEM association over the TCP wrapper (IEC 62056-47), on ``dlms-cosem``'s sans-io connection.
+
+The library builds and parses the APDUs and keeps the association's state; this module owns the socket,
+so that every exchange has a bounded timeout and every APDU, both ways, goes to the transcript — with the
+LLS password cut out of the AARQ before anything is written (the transcript's redactor sees text, and the
+password travels as bytes inside a hex dump).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from harness.devices.api import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnreachable
+from harness.devices.transcript import Transcript
+from harness.redaction import marker
+
+# dlms-cosem logs every APDU through structlog to stdout; the transcript says it, once, redacted.
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+WRAPPER_VERSION = 1
+RECV_BYTES = 4096
+AARE_DIAGNOSTICS = {0: "null", 1: "no reason given", 2: "application context name not supported",
+                    11: "authentication mechanism name not recognised", 12: "authentication mechanism name required",
+                    13: "authentication failure", 14: "authentication required"}
+
+
+class AssociationRefused(DeviceRefused):
+    """The meter answered the AARQ with an AARE that rejects it; ``code`` is the acse-service-user diagnostic."""
+
+
+class DlmsLink:
+    """A socket and one association on it, as one client SAP with its authentication."""
+
+    def __init__(self, dut: str, where: tuple[str, int], server_address: int, client_sap: int, role: str,
+                 password: bytes | None, max_pdu: int, timeout: float, transcript: Transcript | None,
+                 receive_pdu: int | None = None) -> None:
+        self.dut, self.where, self.server_address, self.client_sap = dut, where, server_address, client_sap
+        self.role, self.timeout, self.transcript = role, timeout, transcript
+        self.receive_pdu = receive_pdu  # proposed in the AARQ instead of max_pdu (a small one forces blocks)
+        self.exchanges: Counter[str] = Counter()  # op -> how many, e.g. "get-next": the blocks asked for
+        self.longest_answer = 0  # bytes of the longest APDU received after the AARE (the negotiated PDU bounds it)
+        self._password = password
+        self._hidden = (password.hex(), marker(password).decode()) if password else None
+        self._max_pdu = max_pdu
+        self._sock: socket.socket | None = None
+        self._received = bytearray()  # read from the socket, not yet taken (a header and its APDU in one recv)
+        self.connection: Any = None
+
+    # ---- association -------------------------------------------------------------------------------
+    def open(self, aarq: Callable[[Any], Any] | None = None) -> Any:
+        """Connect and associate; the AARE. AssociationRefused when the meter rejects the AARQ. ``aarq`` builds
+        another AARQ than the library's from the connection (negative checks: another context, mechanism)."""
+        from dlms_cosem import enumerations
+        from dlms_cosem.connection import DlmsConnection
+        from dlms_cosem.protocol import acse
+        from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
+
+        auth = LowLevelSecurityAuthentication(secret=self._password) if self._password is not None \
+            else NoSecurityAuthentication()
+        self.connection = DlmsConnection(authentication=auth, client_system_title=b"TEKHARNS",
+                                         max_pdu_size=self._max_pdu, use_block_transfer=True)
+        try:
+            self._sock = socket.create_connection(self.where, timeout=self.timeout)
+        except OSError as exc:
+            self.close()
+            raise DeviceUnreachable(f"{self.dut}: cannot connect to {self.where[0]}:{self.where[1]} "
+                                    f"({type(exc).__name__})") from None
+        self._sock.settimeout(self.timeout)
+        request = aarq(self.connection) if aarq is not None else self.connection.get_aarq()
+        if self.receive_pdu is not None:
+            request.user_information.content.client_max_receive_pdu_size = self.receive_pdu
+        aare = self.request(request, "associate")
+        if not isinstance(aare, acse.ApplicationAssociationResponse):
+            self.close()
+            raise DeviceError(f"{self.dut}: the AARQ as {self.role} was answered with {type(aare).__name__}")
+        if aare.result is not enumerations.AssociationResult.ACCEPTED:
+            diag = aare.result_source_diagnostics
+            code = int(getattr(diag, "value", diag) or 0)
+            self.close()
+            raise AssociationRefused(f"{self.dut}: association as {self.role} (client SAP {self.client_sap}) "
+                                     f"rejected: {AARE_DIAGNOSTICS.get(code, f'diagnostic {code}')}", code)
+        return aare
+
+    def close(self) -> None:
+        self._received.clear()
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+        self.connection = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._sock is not None and self.connection is not None
+
+    # ---- one APDU each way -------------------------------------------------------------------------
+    def request(self, event: Any, op: str) -> Any:
+        """Send one xDLMS/ACSE APDU, return the parsed answer. DeviceTimeout (link closed) on silence."""
+        assert self._sock is not None and self.connection is not None
+        out = self.connection.send(event)
+        t_sent = time.time()
+        try:
+            self._sock.sendall(self._wrap(out))
+            body = self._read_answer()
+        except (OSError, DeviceError) as exc:
+            t_received = time.time()
+            self._record(op, out, None, t_sent, t_received, error=type(exc).__name__)
+            self.close()
+            raise DeviceTimeout(f"{self.dut}: no answer to {op} as {self.role} within {self.timeout:g} s "
+                                f"({type(exc).__name__})") from None
+        t_received = time.time()
+        self.exchanges[op] += 1
+        if op != "associate":
+            self.longest_answer = max(self.longest_answer, len(body))
+        self._record(op, out, body, t_sent, t_received)
+        self.last_times = (t_sent, t_received)
+        self.connection.receive_data(body)
+        try:
+            return self.connection.next_event()
+        except Exception as exc:  # the library could not read the answer: the meter's fault, said plainly
+            self.close()
+            raise DeviceError(f"{self.dut}: unreadable answer to {op}: {type(exc).__name__}: {exc}") from None
+
+    def _wrap(self, apdu: bytes) -> bytes:
+        return (WRAPPER_VERSION.to_bytes(2, "big") + self.client_sap.to_bytes(2, "big")
+                + self.server_address.to_bytes(2, "big") + len(apdu).to_bytes(2, "big") + apdu)
+
+    def _read_answer(self) -> bytes:
+        """The next wrapper PDU addressed to us (others are skipped), within the timeout overall."""
+        deadline = time.monotonic() + self.timeout
+        for _ in range(16):
+            header = self._read(8, deadline)
+            version, source, dest, size = (int.from_bytes(header[i:i + 2], "big") for i in range(0, 8, 2))
+            body = self._read(size, deadline)
+            if version == WRAPPER_VERSION and source == self.server_address and dest == self.client_sap:
+                return body
+        raise DeviceError("no wrapper PDU addressed to this client")
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        """``n`` bytes, each recv bounded by the link's timeout and the whole by ``deadline`` (checked between
+        recvs: an answer is late by at most one timeout, and a quick one costs no timeout changes)."""
+        assert self._sock is not None
+        first = True
+        while len(self._received) < n:
+            if not first and time.monotonic() > deadline:
+                raise TimeoutError("answer incomplete")
+            first = False
+            chunk = self._sock.recv(max(RECV_BYTES, n - len(self._received)))
+            if not chunk:
+                raise ConnectionResetError("closed by the meter")
+            self._received += chunk
+        data = bytes(self._received[:n])
+        del self._received[:n]
+        return data
+
+    def _shown(self, raw: bytes) -> str:
+        text = raw.hex()
+        if self._hidden:
+            text = text.replace(*self._hidden)
+        return text
+
+    def _record(self, op: str, sent: bytes, received: bytes | None, t_sent: float, t_received: float,
+                **extra: Any) -> None:
+        if self.transcript is not None:
+            self.transcript.record(self.dut, op=op, association=self.role, client_sap=self.client_sap,
+                                   latency_ms=round((t_received - t_sent) * 1000, 3), apdu_out=self._shown(sent),
+                                   apdu_in=self._shown(received) if received is not None else None, **extra)

@@ -1,0 +1,34 @@
+"""The simulated DLMS meter's seeded defects: the golden meter's metering, NVM and clock defects it shares
+(same names, same checks), and the DLMS ones of its own. Each names the check that must FAIL on it."""
+
+from __future__ import annotations
+
+from harness.simulators.defects import METER_DEFECTS, Defect
+
+# The golden meter's defects this simulator reproduces (energy model, tariffs, NVM, RTC, settings).
+SHARED = ("register_missing", "reactive_not_counted", "counter_glitch", "tariff_total_mismatch", "tariff_swapped",
+          "tariff_stuck", "nvm_write_lag", "settings_volatile", "clock_set_ignored", "clock_resets_on_power_loss",
+          "rtc_stops_when_off", "clock_drift")
+
+DLMS_OWN = (
+    Defect("dlms_scaler_mismatch", "95", "KZ-95-02",
+           "the active energy registers report scaler_unit 10^0 Wh but their value counts kWh"),
+    Defect("dlms_lls_any_password", "94", "KZ-94-04",
+           "an LLS association is accepted whatever password the AARQ carries (only its presence is checked)"),
+    Defect("dlms_unknown_object_answered", "68", "KZ-68-12",
+           "a GET of an object the meter does not have is answered with data (0) instead of object-undefined"),
+    Defect("dlms_any_context_accepted", "68", "KZ-68-13",
+           "the application context name of the AARQ is not checked: an association asked for with ciphering (which "
+           "this meter does not offer) is accepted and served in the clear"),
+    Defect("dlms_block_transfer_truncates", "68", "KZ-68-14",
+           "the last block of a long GET loses its last byte (its raw-data length agrees with the cut data)"),
+    Defect("dlms_energy_writable", "94", "KZ-94-06",
+           "an association that may set settings may SET energy registers too (their value becomes the count)"),
+    Defect("dlms_pdu_size_ignored", "68", "KZ-68-14",
+           "the client's max receive PDU from the AARQ is ignored: long answers come whole, never in blocks"),
+    Defect("dlms_public_client_sets_clock", "94", "KZ-94-05",
+           "the public client (no authentication) may SET the clock: the access rights of the management "
+           "association were copied to it"),
+)
+
+DLMS_METER_DEFECTS: dict[str, Defect] = {d.name: d for d in (*(METER_DEFECTS[n] for n in SHARED), *DLMS_OWN)}
