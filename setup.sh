@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything tek-harness needs, in this checkout: Debian's socat (pseudo-terminal pairs for the
 # Modbus RTU tests), chromium (renders the reports in the tests), gcc and libmodbus-dev (the tests compile a
-# libmodbus reference server) when apt-get can install them, a
+# libmodbus reference server), redis-server (the fleet tests' broker) when apt-get can install them, a
 # virtual environment .venv with the harness and its test tools, and the pinned Allure command line
 # (npm, into .allure/) for the single-file Allure report. Idempotent; safe to run again.
 set -euo pipefail
@@ -12,12 +12,13 @@ command -v socat >/dev/null 2>&1 || missing+=(socat)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -e /usr/include/modbus/modbus.h ] || missing+=(libmodbus-dev)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the fleet's broker in its tests (issue 17)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "setup: install ${missing[*]} (Debian: sudo apt-get install ${missing[*]}) for the serial, report and reference-peer tests" >&2
+    echo "setup: install ${missing[*]} (Debian: sudo apt-get install ${missing[*]}) for the serial, report, reference-peer and fleet tests" >&2
   fi
 fi
 

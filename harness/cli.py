@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, help="where the bench keeps logs and transcript (default: a temp dir)")
 
     sub.add_parser("suites", help="list the conformance suites and their checks")
+    from harness.fleet.cli import add_parser as add_fleet
+
+    add_fleet(sub)
     return p
 
 
@@ -154,6 +157,10 @@ def _main(argv: list[str]) -> int:
         from harness.replay import replay
 
         return replay(args.pcap, args.rig, args.dut, args.defect, args.out)
+    if args.command == "fleet":
+        from harness.fleet.cli import run as fleet
+
+        return fleet(args)
     if args.command == "suites":
         from harness.certify import list_suites
 

@@ -82,3 +82,20 @@ class HarnessSpecs:
     @hookspec
     def harness_add_signers(self) -> list[SignerSpec]:
         """Certificate signers this plugin provides."""
+
+
+@dataclass(frozen=True)
+class ResultStoreSpec:
+    """Where fleet workers put sealed runs (``harness.fleet.store``): ``factory(location) -> store`` for a
+    ``--store SCHEME://…``, with ``put(job, archive, meta)``, ``get(job, dest) -> Path | None`` and
+    ``meta(job) -> dict | None``. The built-in ``dir`` store is a folder (a shared mount)."""
+
+    scheme: str
+    factory: Callable[[str], Any]
+    description: str = ""
+
+
+class FleetSpecs:
+    @hookspec
+    def harness_add_result_stores(self) -> list[ResultStoreSpec]:
+        """Result stores for the fleet's sealed runs this plugin provides."""

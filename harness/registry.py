@@ -8,7 +8,15 @@ from typing import Any
 
 import pluggy
 
-from harness.hookspecs import DriverSpec, FaultInjectorSpec, HarnessSpecs, SignerSpec, SuiteSpec
+from harness.hookspecs import (
+    DriverSpec,
+    FaultInjectorSpec,
+    FleetSpecs,
+    HarnessSpecs,
+    ResultStoreSpec,
+    SignerSpec,
+    SuiteSpec,
+)
 
 
 class PluginConflict(RuntimeError):
@@ -19,6 +27,7 @@ class PluginConflict(RuntimeError):
 def plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(HarnessSpecs)
+    pm.add_hookspecs(FleetSpecs)
     pm.load_setuptools_entrypoints("harness")
     if not pm.get_plugins():  # running from a source tree that was never pip-installed
         from harness.plugins import builtin
@@ -55,3 +64,7 @@ def suites() -> dict[str, SuiteSpec]:
 
 def signers() -> dict[str, SignerSpec]:
     return _unique(plugin_manager().hook.harness_add_signers(), lambda s: s.name, "signers")
+
+
+def result_stores() -> dict[str, ResultStoreSpec]:
+    return _unique(plugin_manager().hook.harness_add_result_stores(), lambda s: s.scheme, "result stores")

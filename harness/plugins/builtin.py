@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.hookspecs import DriverSpec, FaultInjectorSpec, SignerSpec, SuiteSpec, hookimpl
+from harness.hookspecs import DriverSpec, FaultInjectorSpec, ResultStoreSpec, SignerSpec, SuiteSpec, hookimpl
 
 _CONFORMANCE = Path(__file__).resolve().parent.parent / "conformance"
 
@@ -187,3 +187,10 @@ def harness_add_signers() -> list[SignerSpec]:
     from harness.reporting.signing import BUILTIN
 
     return [BUILTIN]
+
+
+@hookimpl
+def harness_add_result_stores() -> list[ResultStoreSpec]:
+    from harness.fleet.store import DirectoryStore
+
+    return [ResultStoreSpec("dir", DirectoryStore, "a folder (a shared mount): JOB.tar.gz and JOB.json")]

@@ -8,12 +8,24 @@ terminal a live status line also names the suite and check running now, overwrit
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from harness.reporting.records import CheckRecord
 from harness.verdicts import Verdict
+
+PROGRESS_FILE_ENV = "HARNESS_PROGRESS_FILE"  # a fleet worker follows the run through it (harness.fleet.task)
+
+
+def _publish(event: dict[str, Any]) -> None:
+    """One JSON line per started/finished check, for whoever runs this run (kept outside the run folder)."""
+    path = os.environ.get(PROGRESS_FILE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
 
 
 def clock(seconds: float) -> str:
@@ -47,6 +59,7 @@ class Progress:
 
     def started(self, suite: str, check_id: str, dut: str) -> None:
         """The live line (terminals only): what runs now."""
+        _publish({"event": "started", "check": check_id, "dut": dut, "done": self.done, "total": self.total})
         if not self.live:
             return
         self.stream.write(f"\r\033[K  ▶ [{self.done + 1}/{self.total}] {suite} {check_id} on {dut} — "
@@ -57,6 +70,8 @@ class Progress:
     def finished(self, record: CheckRecord) -> None:
         self.done += 1
         self.finished_here += 1
+        _publish({"event": "finished", "check": record.id, "dut": record.dut, "verdict": record.verdict.value,
+                  "done": self.done, "total": self.total})
         if self._status_shown:
             self.stream.write("\r\033[K")
             self._status_shown = False
