@@ -77,6 +77,20 @@ def wait_for(what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, 
         time.sleep(min(POLL_S, max(0.0, timeout_s - took)))
 
 
+def observe_change(check: Any, label: str, reached: Callable[[], bool], limit_s: float, still: str,
+                   declared: str = "", detail: Callable[[], str] | None = None) -> float:
+    """Wait (at most ``limit_s``) until the server shows a change (``reached``), and measure how long it took
+    against the declared limit (``detail``: what the server says about it, kept as the note); the seconds it took
+    (or waited in vain)."""
+    _, took = wait_for(lambda: True if reached() else None, limit_s)
+    seen = reached()
+    check.measure(f"{label} after", round(took, 2) if seen else f"{still} after {took:.1f} s",
+                  unit="s" if seen else None, passed=seen and took <= limit_s,
+                  limit=f"≤ {limit_s:g} s" + (f" (declared {declared})" if declared else ""),
+                  note=detail() if detail is not None and seen else "")
+    return took
+
+
 def bounded_wait(dut: Any, seconds: float, why: str) -> float:
     """A wall-time wait a check needs, refused (INCONCLUSIVE) beyond the rig's ``timing.max_wall_wait_s``."""
     limit = dut.timing.max_wall_wait_s

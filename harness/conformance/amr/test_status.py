@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, wait_for
+from harness.conformance.amr.field_truth import (
+    admin,
+    amr_spec,
+    bounded_wait,
+    field_meters,
+    observe_change,
+    wait_for,
+)
 from harness.devices.amr.api import AmrSession
 from harness.verdicts import Inconclusive
 
@@ -42,11 +49,9 @@ def test_meter_status(dut, check):
                           limit=f"active within {limit:g} s")
         victim.power.off()
         try:
-            _, off_took = wait_for(lambda: True if _statuses(session).get(victim_name) is False else None, limit)
-            seen = _statuses(session).get(victim_name) is False
-            check.measure(f"{victim_name} powered off: shown inactive after", round(off_took, 2) if seen else
-                          f"still active after {off_took:.1f} s", unit="s" if seen else None,
-                          passed=seen and off_took <= limit, limit=f"≤ {limit:g} s (declared inactive_detection_s)")
+            off_took = observe_change(check, f"{victim_name} powered off: shown inactive",
+                                      lambda: _statuses(session).get(victim_name) is False, limit, "still active",
+                                      "inactive_detection_s")
             others = _statuses(session)
             for name in meters:
                 if name != victim_name:
@@ -56,11 +61,8 @@ def test_meter_status(dut, check):
             time.sleep(max(0.0, victim.spec.power.off_time_s - off_took))  # the cut lasts at least the rig's off time
         finally:
             victim.power.on()
-        _, on_took = wait_for(lambda: True if _statuses(session).get(victim_name) else None, limit)
-        back = bool(_statuses(session).get(victim_name))
-        check.measure(f"{victim_name} powered on: shown active again after", round(on_took, 2) if back else
-                      f"still inactive after {on_took:.1f} s", unit="s" if back else None,
-                      passed=back and on_took <= limit, limit=f"≤ {limit:g} s")
+        observe_change(check, f"{victim_name} powered on: shown active again",
+                       lambda: bool(_statuses(session).get(victim_name)), limit, "still inactive")
     finally:
         session.close()
     check.require()
