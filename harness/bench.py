@@ -65,6 +65,10 @@ class DutRuntime:
     # One costly observation several checks judge (e.g. the failover suite's main-interface outage),
     # kept here by the suite that made it; see harness.conformance.peer_channels.
     observations: dict[str, Any] = field(default_factory=dict)
+    # An AMR server's field (rig `field:`): meter name -> (profile, path), and at run time the bench_field.Field.
+    field_profiles: dict[str, Any] = field(default_factory=dict)
+    field: Any = None
+    field_file: Path | None = None  # the provisioning file the server is given ({field_file})
 
     # ---- bring-up -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,6 +99,11 @@ class DutRuntime:
             self._start_upstream()
         if self.spec.link == "proxy":
             self.main_link = self._start_link_proxy()
+        if self.spec.field:
+            from harness.bench_field import Field
+
+            self.field = Field(self, self.field_profiles)
+            self.field_file = self.field.start()
         if self.spec.launch is not None:
             launch = self.spec.launch
             if self.spec.link == "netns":
@@ -178,6 +187,7 @@ class DutRuntime:
             "reserve_host": str(self.reserve_endpoint.get("host", "")),
             "reserve_port": str(self.reserve_endpoint.get("port", "")),
             "defects": ",".join(self.defects),
+            "field_file": str(self.field_file or ""),
             "credentials_file": self._credentials_file(),
             **(self.upstream.placeholders() if self.upstream is not None else {}),
             **self._pki_placeholders(),
@@ -244,6 +254,11 @@ class DutRuntime:
         no transcript). The caller closes it; on a serial line it must not use it while ``device`` does."""
         return self._driver(f"{self.name}/{label}", self.spec, self._main_endpoint(), timing, transcript)
 
+    def main_address(self) -> tuple[str, int]:
+        """Where a client reaches the main TCP transport (the link proxy's address when the rig puts one there)."""
+        endpoint = self._main_endpoint()
+        return str(endpoint["host"]), int(endpoint["port"])
+
     def _main_endpoint(self) -> dict[str, Any]:
         if self.spec.link == "proxy" and self.main_link is not None and self.spec.transport.tcp is not None:
             host, port = self.main_link.address
@@ -279,7 +294,8 @@ class DutRuntime:
         steps = [self._device, self._reserve_device, self.process,
                  self.main_link if self.spec.link == "proxy" else None,
                  self.pty, self.reserve_pty, self.upstream,
-                 self.main_link if self.spec.link == "netns" else None]  # a namespace goes after its processes
+                 self.main_link if self.spec.link == "netns" else None,  # a namespace goes after its processes
+                 self.field]  # an AMR server's field meters, after the server that polls them
         error: BaseException | None = None
         for step in steps:
             if step is None:
@@ -310,7 +326,7 @@ class Bench:
             self.runtimes[name] = DutRuntime(name, spec, loaded.profiles[name], loaded.profile_paths[name],
                                              loaded.rig.timing, out_dir, self.transcript, self.faults, defects,
                                              seed=loaded.rig.seed, private_dir=self.private_dir,
-                                             redactor=self.redactor)
+                                             redactor=self.redactor, field_profiles=loaded.field_profiles.get(name, {}))
 
     def dut(self, name: str) -> DutRuntime:
         runtime = self.runtimes[name]

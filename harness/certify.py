@@ -28,11 +28,12 @@ def _err(message: str) -> int:
 
 
 def _known_defects() -> set[str]:
+    from harness.simulators.amr_server.defects import AMR_DEFECTS
     from harness.simulators.defects import CONCENTRATOR_DEFECTS, CONTROLLER_DEFECTS, HEAT_DEFECTS, METER_DEFECTS
     from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS
 
     return set(METER_DEFECTS) | set(HEAT_DEFECTS) | set(CONCENTRATOR_DEFECTS) | set(CONTROLLER_DEFECTS) \
-        | set(DLMS_METER_DEFECTS)
+        | set(DLMS_METER_DEFECTS) | set(AMR_DEFECTS)
 
 
 def _plugin_args() -> list[str]:
@@ -124,8 +125,8 @@ def _run(request: RunRequest, out: Path | None, *, verbose: bool, key_dir: Path 
         bad = [d for d in defects if d not in _known_defects()]
         if bad:
             return _err(f"unknown defect(s) {', '.join(bad)}; see `harness sim meter --list-defects`, "
-                        "`harness sim heat-meter --list-defects`, `harness sim concentrator --list-defects` and "
-                        "`harness sim controller --list-defects`")
+                        "`harness sim heat-meter --list-defects`, `harness sim concentrator --list-defects`, "
+                        "`harness sim controller --list-defects` and `harness sim amr-server --list-defects`")
 
     out = out or default_out(loaded.rig.name)
     if resume:

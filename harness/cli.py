@@ -17,7 +17,8 @@ EXIT_READER_GONE = 128 + 13  # the reader of stdout went away: what a program ki
 # `harness sim DEVICE`: the module whose main(argv) runs it (imported only when asked for).
 SIMULATORS = {"meter": "harness.simulators.meter", "heat-meter": "harness.simulators.heat_meter",
               "concentrator": "harness.simulators.concentrator", "mqtt-broker": "harness.simulators.mqtt_broker",
-              "controller": "harness.simulators.controller", "dlms-meter": "harness.simulators.dlms_meter.cli"}
+              "controller": "harness.simulators.controller", "dlms-meter": "harness.simulators.dlms_meter.cli",
+              "amr-server": "harness.simulators.amr_server.main"}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -69,6 +69,8 @@ class LoadedRig:
     profiles: dict[str, Profile]
     profile_paths: dict[str, Path]
     profile_sources: dict[str, ProfileSource] = field(default_factory=dict)
+    # An AMR server's field meters: DUT name -> meter name -> (profile, its path); not DUTs of their own.
+    field_profiles: dict[str, dict[str, tuple[Profile, Path]]] = field(default_factory=dict)
 
     def dut(self, name: str) -> Dut:
         return self.rig.duts[name]
@@ -91,23 +93,38 @@ def load_rig(path: Path) -> LoadedRig:
     profiles: dict[str, Profile] = {}
     paths: dict[str, Path] = {}
     sources: dict[str, ProfileSource] = {}
-    for name, dut in rig.duts.items():
+    field_profiles: dict[str, dict[str, tuple[Profile, Path]]] = {}
+
+    def profile_of(dut: Dut, loc: list[str | int]) -> tuple[Profile, Path, ProfileSource] | None:
         ppath = (path.parent / dut.profile).resolve()
         try:
-            sources[name] = resolve_profile(ppath)
-            profiles[name] = _validate(Profile, sources[name])
-            paths[name] = ppath
+            psource = resolve_profile(ppath)
+            return _validate(Profile, psource), ppath, psource
         except ConfigError as exc:
             unread = [p for p in exc.problems if p.path == ppath and p.line is None]
             if unread:  # the file itself could not be read (missing, a FIFO, a name too long): the rig's line
                 why = "not found" if unread[0].message == "file not found" else unread[0].message
-                problems.append(ConfigProblem(path, source.line_of(["duts", name, "profile"]),
-                                              f"duts.{name}.profile", f"profile file {shorten(str(ppath))} {why}"))
+                problems.append(ConfigProblem(path, source.line_of([*loc, "profile"]), ".".join(map(str, loc))
+                                              + ".profile", f"profile file {shorten(str(ppath))} {why}"))
             else:
                 problems.extend(exc.problems)
+            return None
+
+    for name, dut in rig.duts.items():
+        if (loaded := profile_of(dut, ["duts", name])) is not None:
+            profiles[name], paths[name], sources[name] = loaded
+        for meter, spec in dut.field.items():
+            loc: list[str | int] = ["duts", name, "field", meter]
+            if (got := profile_of(spec, loc)) is None:
+                continue
+            if got[0].kind.value not in ("electricity_meter", "heat_meter"):
+                problems.append(ConfigProblem(path, source.line_of([*loc, "profile"]), ".".join(map(str, loc)),
+                                              f"a field meter's profile is of kind {got[0].kind.value}; expected "
+                                              "electricity_meter or heat_meter"))
+            field_profiles.setdefault(name, {})[meter] = got[0], got[1]
     if problems:
         raise ConfigError(problems)
-    return LoadedRig(path.resolve(), rig, profiles, paths, sources)
+    return LoadedRig(path.resolve(), rig, profiles, paths, sources, field_profiles)
 
 
 def load_any(path: Path) -> Profile | LoadedRig:

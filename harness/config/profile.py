@@ -11,6 +11,7 @@ from datetime import time, timedelta, timezone
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.config.amr import AmrSpec
 from harness.config.availability import DeclaredAvailability
 from harness.config.dlms_map import DlmsMap
 from harness.config.documentation import Documentation
@@ -109,6 +110,8 @@ class Profile(Strict):
     modbus: ModbusMap | None = None
     opcua: OpcuaMap | None = None
     dlms: DlmsMap | None = None
+    amr: AmrSpec | None = Field(None, description="an AMR server's REST API, roles, exports and timings (kind "
+                                "amr_server; config/amr.py)")
     uplink: Uplink | None = None
     interfaces: Interfaces | None = Field(
         None, description="main and reserve interface serving the same data (the peer switches; cl. 85)")
@@ -121,13 +124,16 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
-        declared = [s for s in (self.modbus, self.opcua, self.dlms) if s is not None]
+        declared = [s for s in (self.modbus, self.opcua, self.dlms, self.amr) if s is not None]
         if len(declared) != 1:
-            raise ValueError("declare exactly one protocol section: `modbus:`, `opcua:` or `dlms:`" if declared
-                             else "no protocol section: declare `modbus:`, `opcua:` or `dlms:`")
+            raise ValueError("declare exactly one protocol section: `modbus:`, `opcua:`, `dlms:` or `amr:`"
+                             if declared else "no protocol section: declare `modbus:`, `opcua:`, `dlms:` or `amr:`")
+        if (self.amr is not None) != (self.kind == DeviceKind.AMR_SERVER):
+            raise ValueError("an `amr:` section belongs to kind amr_server, and kind amr_server needs one")
         if self.opcua is not None and CLOCK in self.opcua.points and self.clock is None:
             raise ValueError("an `opcua.points.clock` needs a `clock:` section (utc_offset, writable)")
-        for name in (self.modbus or self.opcua or self.dlms).points:  # type: ignore[union-attr]
+        point_map = self.modbus or self.opcua or self.dlms  # an AMR server has no points of its own
+        for name in point_map.points if point_map is not None else ():
             reg = EnergyRegister.parse(name)
             if reg and reg.tariff is not None and (self.tariffs is None or reg.tariff > self.tariffs.count):
                 raise ValueError(f"point {name} names tariff T{reg.tariff}, beyond the declared tariffs")
@@ -149,6 +155,8 @@ class Profile(Strict):
 
     @property
     def protocol(self) -> str:
+        if self.amr is not None:
+            return self.amr.adapter  # the built-in REST adapter ("amr") or a vendor's own (harness_add_drivers)
         return "opcua" if self.opcua is not None else "dlms" if self.dlms is not None else "modbus"
 
     @property

@@ -60,8 +60,9 @@ class Launch(Strict):
     """How the harness starts a simulated DUT: any command line, with placeholders.
 
     Placeholders: {python} {profile} {state_dir} {host} {port} {serial_port} {baudrate}
-    {control_port} {control} {defects}, for a DUT with a `reserve_transport` {reserve_serial_port}
-    {reserve_host} {reserve_port}, and for a DUT with `upstream` channels {upstream_main} {upstream_reserve}
+    {control_port} {control} {defects}, for an AMR server with a `field` {field_file} (its provisioning file),
+    for a DUT with a `reserve_transport` {reserve_serial_port} {reserve_host} {reserve_port}, and for a DUT with
+    `upstream` channels {upstream_main} {upstream_reserve}
     (mqtt://host:port the DUT must push to — the link-fault proxy's address when the link is proxied),
     and {client_cert}: the harness's trusted OPC UA client certificate (DER; its key stays outside the run folder),
     {pki_dir} the folder of its client certificates.
@@ -225,6 +226,9 @@ class Dut(Strict):
         None, description="the OPC UA application certificate (DER) the DUT already trusts; default: the harness "
         "makes one per run (its key outside the run folder, the certificate copied to OUTDIR/pki)")
     client_key: RigPath | None = Field(None, description="its private key (PEM)")
+    field: dict[str, Dut] = Field(
+        default_factory=dict, description="an AMR server's field: the meters it must read (each a meter DUT spec the "
+        "harness brings up and reads itself for the ground truth; profile kind electricity_meter or heat_meter)")
 
     @model_validator(mode="after")
     def _check(self) -> Dut:
@@ -241,6 +245,8 @@ class Dut(Strict):
         if self.link == "proxy" and serial is not None and serial.port != "pty":
             raise ValueError(f"link proxy on a serial line relays the harness's simulated line (`port: pty`); "
                              f"{serial.port} is a real port: fault its cable on the bench, or use `link: direct`")
+        if any(meter.field for meter in self.field.values()):
+            raise ValueError("a field meter has no field of its own")
         if self.link == "netns" and self.launch is None:
             raise ValueError("link netns runs the DUT inside a namespace: it needs `launch`")
         exposed = [role for role, cred in self.credentials.items() if cred.password and self.launch

@@ -22,10 +22,12 @@ from typing import Any
 
 from harness.fleet.errors import FleetError
 from harness.fleet.runner import certify_argv, run_certify, summary, tail
+from harness.simulators.amr_server.defects import AMR_DEFECTS
 from harness.simulators.defects import CONCENTRATOR_DEFECTS, CONTROLLER_DEFECTS, HEAT_DEFECTS, METER_DEFECTS, Defect
 
 CATALOGUES: dict[str, dict[str, Defect]] = {"meter": METER_DEFECTS, "heat-meter": HEAT_DEFECTS,
-                                            "concentrator": CONCENTRATOR_DEFECTS, "controller": CONTROLLER_DEFECTS}
+                                            "concentrator": CONCENTRATOR_DEFECTS, "controller": CONTROLLER_DEFECTS,
+                                            "amr-server": AMR_DEFECTS}
 PASSING = ("PASS", "N/A")
 WAIT_POLL_S = 1.0
 

@@ -28,6 +28,12 @@ def _dlms(*args: Any, **kwargs: Any) -> Any:
     return DlmsDevice(*args, **kwargs)
 
 
+def _amr_rest(*args: Any, **kwargs: Any) -> Any:
+    from harness.devices.amr.rest import RestAmrServer  # httpx is imported only when an AMR server is used
+
+    return RestAmrServer(*args, **kwargs)
+
+
 def _process_power(runtime: Any) -> Any:
     from harness.fault_injection.power import ProcessPowerSwitch
 
@@ -115,7 +121,8 @@ def _wall_time(runtime: Any) -> Any:
 def harness_add_drivers() -> list[DriverSpec]:
     return [DriverSpec("modbus", _modbus, "Modbus TCP and RTU (pymodbus)"),
             DriverSpec("opcua", _opcua, "OPC UA (asyncua)"),
-            DriverSpec("dlms", _dlms, "DLMS/COSEM over the TCP wrapper (dlms-cosem)")]
+            DriverSpec("dlms", _dlms, "DLMS/COSEM over the TCP wrapper (dlms-cosem)"),
+            DriverSpec("amr", _amr_rest, "AMR server REST contract, docs/amr-api.yaml (httpx)")]
 
 
 @hookimpl
@@ -169,6 +176,9 @@ def harness_add_suites() -> list[SuiteSpec]:
                   "essential function is monitored; destructive, loopback / lab allow-list only"),
         SuiteSpec("availability", _CONFORMANCE / "availability", "cl. 67, 73 availability ≥ 99 %: a soak polling "
                   "every declared quantity (the rig's duration and interval), recovery after the rig's link faults"),
+        SuiteSpec("amr", _CONFORMANCE / "amr", "cl. 62, 18, 48, 77 AMR servers against a field of meters the harness "
+                  "reads itself: meter status, automatic and manual readings, CSV export, users, workstations' "
+                  "role matrix, subscriber isolation, corrections with confirmation, communication diagnostics"),
     ]
 
 

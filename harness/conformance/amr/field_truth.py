@@ -1,0 +1,137 @@
+"""What the ``amr`` checks share: the server's sessions, the field's ground truth, bounded waits.
+
+The harness never trusts the server about a meter: it reads the field meter itself with its own driver,
+before and after the server's reading, and judges the server's value against that bracket within the
+register's resolution. Every limit comes from the server's profile (``amr.timings``) or the rig.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from harness.config.amr import AmrOperation, AmrSpec
+from harness.devices.amr.api import AmrReading, AmrSession, AmrUser
+from harness.quantities import UNIT_FACTORS
+from harness.verdicts import Inconclusive
+
+T = TypeVar("T")
+POLL_S = 0.1  # how often a wait asks the server again
+
+
+def amr_spec(dut: Any) -> AmrSpec:
+    spec = getattr(dut.profile, "amr", None)
+    if spec is None:
+        raise Inconclusive(f"{dut.name}: the profile has no `amr:` section")
+    return spec
+
+
+def field_meters(dut: Any) -> dict[str, Any]:
+    """The field's meter runtimes, brought up with the server; INCONCLUSIVE without a field."""
+    if dut.field is None or not dut.field.meters:
+        raise Inconclusive(f"{dut.name}: the rig gives the AMR server no `field:` of meters, so nothing the server "
+                           "reports can be compared with the truth")
+    return dut.field.meters
+
+
+def admin(dut: Any) -> AmrSession:
+    """A session of the lab's account for the profile's ``admin_role`` (rig ``credentials``)."""
+    spec = amr_spec(dut)
+    cred = dut.spec.credentials.get(spec.admin_role)
+    if cred is None or not cred.user or not cred.password:
+        raise Inconclusive(f"{dut.name}: the rig gives no credentials.{spec.admin_role} {{user, password}} for the "
+                           "server's administrator role")
+    return dut.device.login(cred.user, cred.password)
+
+
+@contextlib.contextmanager
+def temporary_user(dut: Any, session: AmrSession, role: str, meters: list[str] | None = None,
+                   ) -> Iterator[tuple[AmrUser, str]]:
+    """A user made for one check and deleted after it (the server is left with the users it had)."""
+    user = AmrUser(f"harness-{role}-{secrets.token_hex(3)}", role, meters or [])
+    password = secrets.token_urlsafe(12)  # made here, never written to evidence
+    session.add_user(user, password)
+    try:
+        yield user, password
+    finally:
+        with contextlib.suppress(Exception):  # gone already (the check deleted it) or the server is down
+            session.delete_user(user.name)
+
+
+def may(dut: Any, role: str, operation: AmrOperation) -> bool:
+    return amr_spec(dut).may(role, operation)
+
+
+def wait_for(what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, float]:
+    """Ask ``what`` until it gives something (not None) or ``timeout_s`` passes: (the answer, seconds it took)."""
+    t0 = time.monotonic()
+    while True:
+        got = what()
+        took = time.monotonic() - t0
+        if got is not None or took >= timeout_s:
+            return got, took
+        time.sleep(min(POLL_S, max(0.0, timeout_s - took)))
+
+
+def observe_change(check: Any, label: str, reached: Callable[[], bool], limit_s: float, still: str,
+                   declared: str = "", detail: Callable[[], str] | None = None) -> float:
+    """Wait (at most ``limit_s``) until the server shows a change (``reached``), and measure how long it took
+    against the declared limit (``detail``: what the server says about it, kept as the note); the seconds it took
+    (or waited in vain)."""
+    _, took = wait_for(lambda: True if reached() else None, limit_s)
+    seen = reached()
+    check.measure(f"{label} after", round(took, 2) if seen else f"{still} after {took:.1f} s",
+                  unit="s" if seen else None, passed=seen and took <= limit_s,
+                  limit=f"≤ {limit_s:g} s" + (f" (declared {declared})" if declared else ""),
+                  note=detail() if detail is not None and seen else "")
+    return took
+
+
+def bounded_wait(dut: Any, seconds: float, why: str) -> float:
+    """A wall-time wait a check needs, refused (INCONCLUSIVE) beyond the rig's ``timing.max_wall_wait_s``."""
+    limit = dut.timing.max_wall_wait_s
+    if seconds > limit:
+        raise Inconclusive(f"{why} needs {seconds:g} s of real waiting, more than timing.max_wall_wait_s "
+                           f"({limit:g} s); raise it in the rig")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The harness's own read of a field meter: value in canonical units, its resolution, when."""
+
+    value: float
+    unit: str
+    resolution: float
+    t: float  # harness wall time (mid-read)
+
+
+def truth(meter: Any, quantity: str) -> Truth:
+    r = meter.device.read(quantity)
+    return Truth(float(r.value), r.unit or "", float(r.resolution or 0.0), (r.t_sent + r.t_received) / 2)
+
+
+def canonical(reading: AmrReading) -> tuple[float, str] | None:
+    """The server's value in the canonical unit of its dimension; None for a unit the harness does not know."""
+    known = UNIT_FACTORS.get(reading.unit)
+    if known is None:
+        return None
+    unit, factor = known
+    return reading.value * factor, unit
+
+
+def within_bracket(reading: AmrReading, before: Truth, after: Truth) -> tuple[bool, str]:
+    """Is the server's reading a value the meter showed between the harness's two reads (± one register step)?"""
+    got = canonical(reading)
+    if got is None:
+        return False, f"unit {reading.unit!r} is no unit the harness knows"
+    value, unit = got
+    if unit != before.unit:
+        return False, f"{reading.quantity} in {reading.unit}, a unit of {unit}, not of {before.unit}"
+    step = max(before.resolution, after.resolution)
+    low, high = min(before.value, after.value) - step, max(before.value, after.value) + step
+    return low <= value <= high, f"[{low:.12g}, {high:.12g}] {unit}"

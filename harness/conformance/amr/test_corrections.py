@@ -1,0 +1,102 @@
+"""cl. 48 manual correction only with confirmation: a proposed correction changes nothing; a confirmed one changes
+the value, keeps the original, and the audit trail says who proposed, who confirmed, when, the old and new value
+and the reason. The corrected reading is corrected back afterwards (both corrections stay in the audit trail)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from harness.config.amr import AmrOperation
+from harness.conformance.amr.field_truth import (
+    admin,
+    amr_spec,
+    bounded_wait,
+    field_meters,
+    temporary_user,
+    wait_for,
+)
+from harness.devices.amr.api import AmrSession, AuditEntry, Correction
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("amr_server")
+
+
+@contextlib.contextmanager
+def _session_of(dut, session: AmrSession, role: str) -> Iterator[AmrSession]:
+    """A session in ``role``: a temporary user of it (the administrator's own session is never reused, so the
+    proposer and the confirmer are two people, as cl. 48 means)."""
+    with temporary_user(dut, session, role) as (user, password):
+        own = dut.device.login(user.name, password)
+        try:
+            yield own
+        finally:
+            own.close()
+
+
+def _mentions(entry: AuditEntry, correction: Correction) -> bool:
+    return any(str(v) == correction.correction_id for k, v in entry.details.items() if "correction" in k)
+
+
+def _judge_audit(check, entries: list[AuditEntry], correction: Correction, since: datetime) -> None:
+    """Who proposed, who confirmed, when, old and new value, reason: each must be in the trail."""
+    about = [e for e in entries if _mentions(e, correction) and e.time >= since]
+    proposed = [e for e in about if e.user == correction.proposed_by]
+    confirmed = [e for e in about if e.user == correction.confirmed_by]
+    check.measure("audit: the proposal, by its proposer", f"{len(proposed)} entries", passed=bool(proposed),
+                  limit=f"an entry by {correction.proposed_by} naming correction {correction.correction_id}")
+    check.measure("audit: the confirmation, by its confirmer", f"{len(confirmed)} entries", passed=bool(confirmed),
+                  limit=f"an entry by {correction.confirmed_by} naming correction {correction.correction_id}")
+    values = {str(v) for e in about for v in e.details.values()}
+    for label, wanted in (("old value", correction.old_value), ("new value", correction.new_value),
+                          ("reason", correction.reason)):
+        shown = str(wanted) in values or repr(wanted) in values or any(
+            isinstance(v, int | float) and not isinstance(v, bool) and v == wanted
+            for e in about for v in e.details.values())
+        check.measure(f"audit: {label}", "recorded" if shown else "missing", passed=shown, limit=f"{wanted}")
+
+
+@pytest.mark.destructive
+@pytest.mark.check("KZ-48-01", "correction with confirmation: an unconfirmed correction changes nothing; a confirmed "
+                   "one changes the value, keeps the original and is in the audit trail (who, when, old, new, why)")
+def test_correction_needs_confirmation(dut, check):
+    spec, meters = amr_spec(dut), field_meters(dut)
+    proposers = [r for r, ops in spec.roles.items() if AmrOperation.PROPOSE_CORRECTION in ops]
+    proposer = next((r for r in proposers if r != spec.confirmer_role), proposers[0] if proposers else None)
+    if proposer is None or spec.confirmer_role is None:
+        check.measure("correction roles declared", f"proposer {proposer}, confirmer {spec.confirmer_role}",
+                      passed=False, limit="a role that proposes corrections and a confirmer_role (cl. 48)")
+        check.require()
+    meter = next(iter(meters))
+    since = datetime.now(UTC) - timedelta(seconds=dut.timing.clock_tolerance_s)
+    session = admin(dut)
+    try:
+        wait_s = bounded_wait(dut, 2 * spec.timings.poll_interval_s, "waiting for a reading to correct")
+        readings, _ = wait_for(lambda: session.readings(meter) or None, wait_s)
+        if not readings:
+            raise Inconclusive(f"the server holds no reading of {meter} to correct after {wait_s:g} s")
+        target = readings[-1]
+        new_value = target.value + 1.0
+        reason = f"harness cl. 48 check {secrets.token_hex(3)}"
+        with _session_of(dut, session, proposer) as p, _session_of(dut, session, spec.confirmer_role) as c:
+            proposal = p.propose_correction(target.reading_id, new_value, reason)
+            unconfirmed = session.reading(target.reading_id).value
+            check.measure("value after an unconfirmed proposal", unconfirmed, unit=target.unit,
+                          passed=unconfirmed == target.value, limit=f"unchanged: {target.value}")
+            confirmed = c.confirm_correction(proposal.correction_id)
+            after = session.reading(target.reading_id)
+            check.measure("value after confirmation", after.value, unit=target.unit, passed=after.value == new_value,
+                          limit=f"the corrected value {new_value}")
+            check.measure("original value kept", after.original_value, unit=target.unit,
+                          passed=after.original_value == target.value, limit=f"{target.value}")
+            _judge_audit(check, session.audit(), confirmed, since)
+            # Put the reading back: a correction of the correction, proposed and confirmed the same way.
+            back = p.propose_correction(target.reading_id, target.value, f"{reason}: undo")
+            c.confirm_correction(back.correction_id)
+    finally:
+        session.close()
+    check.require()

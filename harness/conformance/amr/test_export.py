@@ -1,0 +1,72 @@
+"""cl. 62 export to standard formats: each declared format, parsed by the harness with a real parser, holds
+exactly the readings of the period the server lists through its API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from harness.config.amr import ExportFormat
+from harness.conformance.amr.export_rows import COLUMNS, parse_rfc4180
+from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, wait_for
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("amr_server")
+
+PERIOD_INTERVALS = 3  # the exported period spans this many polling intervals
+def _history(session, meters) -> tuple[float, float] | None:
+    """(earliest, latest) reading time the server shows over the field, as POSIX seconds; None before any."""
+    stamps = [r.reading_time.timestamp() for name in meters for r in session.readings(name)]
+    return (min(stamps), max(stamps)) if stamps else None
+
+
+def _key(meter: str, stamp: datetime, value: float) -> tuple[str, float, float]:
+    return meter, round(stamp.timestamp(), 3), value
+
+
+@pytest.mark.check("KZ-62-04", "export: each declared standard format (CSV per RFC 4180) holds exactly the readings "
+                   "of the period")
+def test_export(dut, check):
+    spec, meters = amr_spec(dut), field_meters(dut)
+    if not spec.export_formats:
+        check.measure("export formats declared", "none", passed=False, limit="at least one standard format "
+                      "(cl. 62: export to standard formats)")
+        check.require()
+    interval = spec.timings.poll_interval_s
+    session = admin(dut)
+    try:
+        # The period is judged in the server's own clock: it ends an interval before the latest reading the server
+        # shows, so everything stamped in it has long been stored, whatever the offset between the two clocks.
+        span = (PERIOD_INTERVALS + 1) * interval
+        history, _ = wait_for(lambda: h if (h := _history(session, meters)) and h[1] - h[0] >= span else None,
+                              bounded_wait(dut, span + interval, "letting readings accumulate for an export"))
+        if history is None:
+            raise Inconclusive(f"the server did not show {span:g} s of readings within {span + interval:g} s")
+        end = datetime.fromtimestamp(history[1] - interval, UTC)
+        start = end - timedelta(seconds=interval * PERIOD_INTERVALS)
+        expected = {_key(r.meter_id, r.reading_time, r.value) for name in meters
+                    for r in session.readings(name, since=start) if start <= r.reading_time < end}
+        for fmt in spec.export_formats:
+            data = session.export(fmt.value, start, end)
+            if fmt is ExportFormat.CSV:
+                rows, problems = parse_rfc4180(data)
+                got = set()
+                for row in rows:
+                    try:
+                        got.add(_key(row["meter_id"], datetime.fromisoformat(row["reading_time"]), float(row["value"])))
+                    except (KeyError, ValueError) as exc:
+                        problems.append(f"row {row}: {exc}")
+                check.measure("CSV export well-formed", "; ".join(problems[:3]) or "RFC 4180, header with "
+                              + ", ".join(COLUMNS), passed=not problems, limit="RFC 4180 with the contract's columns")
+                missing, extra = expected - got, got - expected
+                period = f"{start.isoformat(timespec='seconds')}..{end.isoformat(timespec='seconds')}"
+                check.measure(f"CSV export of {period}",
+                              f"{len(got)} readings; {len(missing)} missing, {len(extra)} not in the period",
+                              passed=bool(expected) and not missing and not extra,
+                              limit=f"exactly the {len(expected)} readings the API lists for the period",
+                              note="; ".join(f"missing {m[0]} at {datetime.fromtimestamp(m[1], UTC).isoformat()}"
+                                             for m in sorted(missing)[:3]))
+    finally:
+        session.close()
+    check.require()

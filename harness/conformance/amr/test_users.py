@@ -1,0 +1,54 @@
+"""cl. 62 user management: the administrator views, adds and deletes users; a new user logs in with the rights
+given (what its role may do works, what it may not is refused), a deleted one cannot log in."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config.amr import AmrOperation
+from harness.conformance.amr.field_truth import admin, amr_spec, temporary_user
+from harness.devices.amr.api import AmrAccessDenied
+from harness.verdicts import Inconclusive
+
+pytestmark = pytest.mark.dut_kind("amr_server")
+
+
+def _refused(call) -> bool:
+    try:
+        call()
+    except AmrAccessDenied:
+        return True
+    return False
+
+
+@pytest.mark.check("KZ-62-05", "user management: a user added by the administrator is listed and logs in with the "
+                   "rights given; once deleted it is gone from the list and cannot log in")
+def test_user_lifecycle(dut, check):
+    spec = amr_spec(dut)
+    role = next((r for r, ops in spec.roles.items()
+                 if AmrOperation.READ_METERS in ops and AmrOperation.MANAGE_USERS not in ops), None)
+    if role is None:
+        raise Inconclusive("the profile declares no role that reads meters but may not manage users")
+    session = admin(dut)
+    try:
+        with temporary_user(dut, session, role) as (user, password):
+            check.measure(f"new {role} user listed", user.name in {u.name for u in session.users()}, passed=user.name
+                          in {u.name for u in session.users()}, limit="listed by GET users")
+            own = dut.device.login(user.name, password)
+            try:
+                check.measure(f"new {role} user reads meters", len(own.meters()), unit="meters", passed=True,
+                              limit="allowed (read_meters)")
+                refused = _refused(own.users)
+                check.measure(f"new {role} user manages users", "refused" if refused else "allowed", passed=refused,
+                              limit="refused (not in its role)")
+            finally:
+                own.close()
+            session.delete_user(user.name)
+            listed = user.name in {u.name for u in session.users()}
+            check.measure("deleted user listed", "listed" if listed else "gone", passed=not listed, limit="gone")
+            refused = _refused(lambda: dut.device.login(user.name, password).close())
+            check.measure("deleted user logs in", "refused" if refused else "logged in", passed=refused,
+                          limit="refused (401)")
+    finally:
+        session.close()
+    check.require()

@@ -1,0 +1,238 @@
+"""The built-in AMR adapter: the REST contract of docs/amr-api.yaml over HTTP, with httpx.
+
+Every answer is checked against the contract as it is parsed: a missing field, a wrong type or a
+status the contract does not list is an ``AmrContractViolation`` naming the request and what was
+wrong — the check that made the request turns it into FAIL with that reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import datetime
+from typing import Any
+
+from harness.devices.amr.api import (
+    AmrAccessDenied,
+    AmrContractViolation,
+    AmrNotFound,
+    AmrReading,
+    AmrServer,
+    AmrSession,
+    AmrUser,
+    AuditEntry,
+    Correction,
+    MeterStatus,
+)
+from harness.devices.api import DeviceTimeout, DeviceUnreachable
+
+
+def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise AmrContractViolation(f"{where}: the answer has no field {key!r}")
+    value = obj[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise AmrContractViolation(f"{where}: field {key!r} is {type(value).__name__} {value!r:.60}, not "
+                                   f"{getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _time(obj: Any, key: str, where: str, optional: bool = False) -> datetime | None:
+    text = _field(obj, key, (str, type(None)) if optional else str, where)
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise AmrContractViolation(f"{where}: field {key!r} = {text!r:.60} is no ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise AmrContractViolation(f"{where}: field {key!r} = {text!r:.60} has no UTC offset")
+    return value
+
+
+def _reading(obj: Any, where: str) -> AmrReading:
+    return AmrReading(reading_id=str(_field(obj, "id", (str, int), where)),
+                      meter_id=_field(obj, "meter_id", str, where), quantity=_field(obj, "quantity", str, where),
+                      value=float(_field(obj, "value", (int, float), where)), unit=_field(obj, "unit", str, where),
+                      reading_time=_time(obj, "reading_time", where),  # type: ignore[arg-type]
+                      source=_field(obj, "source", str, where),
+                      original_value=_optional_number(obj, "original_value", where))
+
+
+def _communication(meter: Any, where: str) -> tuple[bool | None, str | None]:
+    """The optional ``communication`` diagnostics of a meter: (link ok, last error); (None, None) when absent."""
+    diag = meter.get("communication") if isinstance(meter, dict) else None
+    if diag is None:
+        return None, None
+    status = _field(diag, "status", str, f"{where}: communication")
+    if status not in ("ok", "fault"):
+        raise AmrContractViolation(f"{where}: communication status {status!r} is neither ok nor fault")
+    return status == "ok", _field(diag, "last_error", (str, type(None)), f"{where}: communication")
+
+
+def _optional_number(obj: Any, key: str, where: str) -> float | None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise AmrContractViolation(f"{where}: field {key!r} is {type(value).__name__}, not a number")
+    return None if value is None else float(value)
+
+
+def _correction(obj: Any, where: str) -> Correction:
+    return Correction(correction_id=str(_field(obj, "id", (str, int), where)),
+                      reading_id=str(_field(obj, "reading_id", (str, int), where)),
+                      status=_field(obj, "status", str, where),
+                      old_value=float(_field(obj, "old_value", (int, float), where)),
+                      new_value=float(_field(obj, "new_value", (int, float), where)),
+                      reason=_field(obj, "reason", str, where), proposed_by=_field(obj, "proposed_by", str, where),
+                      confirmed_by=_field(obj, "confirmed_by", (str, type(None)), where))
+
+
+class RestAmrServer(AmrServer):
+    """An AMR server speaking the project's REST contract at ``http://host:port{base_path}``."""
+
+    def __init__(self, name: str, profile: Any, dut: Any, timing: Any, transcript: Any,
+                 endpoint: dict[str, Any]) -> None:
+        import httpx  # imported only when an AMR server is used: `harness --help` stays fast
+
+        super().__init__(name)
+        self.profile = profile
+        host = endpoint.get("host", "127.0.0.1")
+        host = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{host}:{endpoint.get('port')}{profile.amr.base_path.rstrip('/')}"
+        self._timeout = httpx.Timeout(timing.request_timeout_s * (timing.retries + 1) + 2.0)
+        self._client = httpx.Client(base_url=self.base_url, timeout=self._timeout)
+        self._transcript = transcript
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+        """One HTTP exchange; connection problems become ``DeviceUnreachable`` / ``DeviceTimeout``."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        t_sent = time.time()
+        try:
+            answer = self._client.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            self._record(method, path, t_sent, error=type(exc).__name__)
+            raise DeviceTimeout(f"{self.name}: {method} {path}: no answer ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            self._record(method, path, t_sent, error=f"{type(exc).__name__}: {exc}")
+            raise DeviceUnreachable(f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}") from None
+        self._record(method, path, t_sent, status=answer.status_code, bytes=len(answer.content))
+        return answer
+
+    def _record(self, method: str, path: str, t_sent: float, **outcome: object) -> None:
+        """One exchange in the run's transcript: request line and outcome, never a body (a login's holds a
+        password, a token grants access) nor a header."""
+        if self._transcript is not None:
+            self._transcript.record(self.name, proto="http", request=f"{method} {path}", t_sent=round(t_sent, 6),
+                                    elapsed_ms=round((time.time() - t_sent) * 1000, 2), **outcome)
+
+    def probe(self) -> None:
+        answer = self.request("GET", "/health")
+        if answer.status_code != 200:
+            raise AmrContractViolation(f"{self.name}: GET /health answered {answer.status_code}")
+
+    def health(self) -> dict[str, object]:
+        body = _json(self.request("GET", "/health"), "GET /health", (200, 503))
+        _field(body, "status", str, "GET /health")
+        return dict(body)
+
+    def login(self, user: str, password: str) -> RestAmrSession:
+        answer = self.request("POST", "/login", json={"user": user, "password": password})
+        if answer.status_code == 401:
+            raise AmrAccessDenied(f"{self.name}: login of {user!r} refused (401)", 401)
+        token = _field(_json(answer, "POST /login", (200,)), "token", str, "POST /login")
+        return RestAmrSession(self, user, token)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _json(answer: Any, where: str, ok: tuple[int, ...]) -> Any:
+    """The JSON body of an answer whose status the contract allows; refusals as ``AmrAccessDenied``."""
+    if answer.status_code in (401, 403):
+        raise AmrAccessDenied(f"{where}: refused ({answer.status_code})", answer.status_code)
+    if answer.status_code == 404:
+        raise AmrNotFound(f"{where}: not found (404)")
+    if answer.status_code not in ok:
+        raise AmrContractViolation(f"{where}: status {answer.status_code}, the contract allows "
+                                   f"{', '.join(map(str, ok))} (body {answer.text[:120]!r})")
+    if answer.status_code == 204:
+        return None
+    try:
+        return answer.json()
+    except ValueError:
+        raise AmrContractViolation(f"{where}: the body is not JSON ({answer.text[:80]!r})") from None
+
+
+class RestAmrSession(AmrSession):
+    def __init__(self, server: RestAmrServer, user: str, token: str) -> None:
+        self.server = server
+        self.user = user
+        self._token = token
+
+    def _call(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
+        return _json(self.server.request(method, path, self._token, **kwargs), f"{method} {path}", ok)
+
+    def meters(self) -> list[MeterStatus]:
+        where = "GET /meters"
+        out = []
+        for m in _field(self._call("GET", "/meters"), "meters", list, where):
+            status = _field(m, "status", str, where)
+            if status not in ("active", "inactive"):
+                raise AmrContractViolation(f"{where}: status {status!r} is neither active nor inactive")
+            out.append(MeterStatus(_field(m, "id", str, where), status == "active",
+                                   _time(m, "last_reading_time", where, optional=True), *_communication(m, where)))
+        return out
+
+    def readings(self, meter_id: str, since: datetime | None = None) -> list[AmrReading]:
+        where = f"GET /meters/{meter_id}/readings"
+        params = {"since": since.isoformat()} if since else {}
+        body = self._call("GET", f"/meters/{meter_id}/readings", params=params)
+        return [_reading(r, where) for r in _field(body, "readings", list, where)]
+
+    def reading(self, reading_id: str) -> AmrReading:
+        return _reading(self._call("GET", f"/readings/{reading_id}"), f"GET /readings/{reading_id}")
+
+    def request_reading(self, meter_id: str) -> None:
+        self._call("POST", f"/meters/{meter_id}/read", ok=(202,))
+
+    def export(self, fmt: str, start: datetime, end: datetime) -> bytes:
+        answer = self.server.request("GET", "/export", self._token,
+                                     params={"format": fmt, "from": start.isoformat(), "to": end.isoformat()})
+        if answer.status_code != 200:
+            _json(answer, "GET /export", (200,))  # raises what the status means
+        return bytes(answer.content)
+
+    def users(self) -> list[AmrUser]:
+        where = "GET /users"
+        return [AmrUser(_field(u, "name", str, where), _field(u, "role", str, where),
+                        list(_field(u, "meters", list, where)))
+                for u in _field(self._call("GET", "/users"), "users", list, where)]
+
+    def add_user(self, user: AmrUser, password: str) -> None:
+        self._call("POST", "/users", ok=(201,), json={"name": user.name, "role": user.role, "password": password,
+                                                      "meters": user.meters})
+
+    def delete_user(self, name: str) -> None:
+        self._call("DELETE", f"/users/{name}", ok=(204,))
+
+    def propose_correction(self, reading_id: str, new_value: float, reason: str) -> Correction:
+        body = self._call("POST", "/corrections", ok=(201,),
+                          json={"reading_id": reading_id, "new_value": new_value, "reason": reason})
+        return _correction(body, "POST /corrections")
+
+    def confirm_correction(self, correction_id: str) -> Correction:
+        where = f"POST /corrections/{correction_id}/confirm"
+        return _correction(self._call("POST", f"/corrections/{correction_id}/confirm"), where)
+
+    def audit(self) -> list[AuditEntry]:
+        where = "GET /audit"
+        return [AuditEntry(_time(e, "time", where), _field(e, "user", str, where),  # type: ignore[arg-type]
+                           _field(e, "action", str, where), dict(_field(e, "details", dict, where)))
+                for e in _field(self._call("GET", "/audit"), "entries", list, where)]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a session that cannot log out is closed all the same
+            self.server.request("POST", "/logout", self._token)

@@ -1,0 +1,28 @@
+"""The golden AMR server's seeded defects: each breaks one clause the ``amr`` suite checks."""
+
+from __future__ import annotations
+
+from harness.simulators.defects import Defect
+
+AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
+    Defect("status_never_inactive", "62", "KZ-62-01",
+           "a meter is shown active however long it has not answered (status from the meter list, not the polls)"),
+    Defect("reading_scaled_wrong", "62", "KZ-62-02",
+           "readings are stored divided by 1000 (Wh taken for kWh) while the unit stays the meter's"),
+    Defect("manual_read_ignored", "62", "KZ-62-03",
+           "a manual reading request is acknowledged (202) but no reading is taken"),
+    Defect("export_drops_last_row", "62", "KZ-62-04", "the CSV export leaves out the period's last reading"),
+    Defect("deleted_user_still_logs_in", "62", "KZ-62-05",
+           "deleting a user hides it from the user list but its login still works"),
+    Defect("operator_manages_users", "62", "KZ-62-06",
+           "the operator workstation may list, add and delete users although only the administrator may"),
+    Defect("subscriber_sees_all_meters", "18", "KZ-18-01",
+           "a subscriber is shown every meter and may read every meter's readings"),
+    Defect("subscriber_leak_via_export", "18", "KZ-18-01",
+           "a subscriber is shown only its own meters, but its CSV export holds every meter's readings"),
+    Defect("diagnostics_silent", "77", "KZ-77-01",
+           "the link to every meter is always reported ok: a meter that stops answering shows no communication fault"),
+    Defect("correction_without_confirmation", "48", "KZ-48-01",
+           "a proposed correction changes the reading at once, before anybody confirms it"),
+    Defect("correction_not_audited", "48", "KZ-48-01", "corrections are applied but never written to the audit log"),
+)}

@@ -1,0 +1,116 @@
+"""``harness sim amr-server``: the golden AMR server's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+PROG = "harness sim amr-server"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="The golden AMR server: REST API (docs/amr-api.yaml) on "
+                                "uvicorn, SQLAlchemy storage, its own Modbus poller of the field meters.")
+    p.add_argument("--state-dir", type=Path, help="folder of its database (amr.sqlite3)")
+    p.add_argument("--http", help="HOST:PORT to serve the API on (loopback)")
+    p.add_argument("--field", type=Path, help="provisioning file (JSON): the meters to read and their registers")
+    p.add_argument("--database", help="SQLAlchemy URL (default: SQLite in the state directory)")
+    p.add_argument("--base-path", default="/api/v1")
+    p.add_argument("--credentials-file", type=Path, help="JSON role -> {user, password}: accounts made at start")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between automatic readings")
+    p.add_argument("--inactive-after", type=float, default=2.5, help="seconds without an answer before a meter "
+                   "is shown inactive")
+    p.add_argument("--timeout", type=float, default=0.5, help="seconds a meter has to answer a poll")
+    p.add_argument("--defects", default="", help="comma-separated seeded defects (see --list-defects)")
+    p.add_argument("--list-defects", action="store_true")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from harness.simulators.amr_server.defects import AMR_DEFECTS
+    from harness.simulators.defects import parse_defects
+
+    args = _parser().parse_args(argv)
+    if args.list_defects:
+        for d in AMR_DEFECTS.values():
+            print(f"{d.name:34} cl. {d.clause}  {d.expect}  {d.description}")
+        return 0
+    if args.state_dir is None or args.http is None or args.field is None:
+        print(f"{PROG}: needs --state-dir, --http and --field", file=sys.stderr)
+        return 2
+    try:
+        defects = parse_defects(args.defects, AMR_DEFECTS)
+        host, _, port = args.http.rpartition(":")
+        if host not in ("127.0.0.1", "::1", "localhost", "[::1]"):
+            raise ValueError(f"--http {args.http}: the simulator serves loopback only")
+        field = json.loads(args.field.read_text(encoding="utf-8"))
+        accounts = json.loads(args.credentials_file.read_text(encoding="utf-8")) if args.credentials_file else {}
+    except (ValueError, OSError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_serve(args, host.strip("[]"), int(port), field, accounts, defects))
+    return 0
+
+
+def _bootstrap(engine: Any, accounts: dict[str, Any]) -> None:
+    """The accounts of the credentials file (role -> {user, password}), made or given that password."""
+    from sqlalchemy.orm import Session
+
+    from harness.simulators.amr_server.app import ROLES
+    from harness.simulators.amr_server.store import User, hash_password
+
+    with Session(engine) as session:
+        for role, cred in accounts.items():
+            if role not in ROLES or not isinstance(cred, dict) or "user" not in cred or "password" not in cred:
+                continue
+            user = session.get(User, cred["user"])
+            if user is None:
+                session.add(User(name=cred["user"], role=role, password_hash=hash_password(cred["password"]),
+                                 meters=[]))
+            else:
+                user.role, user.deleted = role, False
+                user.password_hash = hash_password(cred["password"])
+        session.commit()
+
+
+async def _serve(args: argparse.Namespace, host: str, port: int, field: dict[str, Any],
+                 accounts: dict[str, Any], defects: set[str]) -> None:
+    import uvicorn
+    from sqlalchemy.orm import Session
+
+    from harness.simulators.amr_server.app import AmrApp
+    from harness.simulators.amr_server.poller import FieldMeter, Poller
+    from harness.simulators.amr_server.store import Meter, open_database
+
+    engine = open_database(args.database or f"sqlite:///{args.state_dir / 'amr.sqlite3'}")
+    meters = [FieldMeter.from_json(m) for m in field.get("meters", [])]
+    with Session(engine) as session:
+        for m in meters:
+            session.merge(Meter(id=m.id, kind=m.kind))
+        session.commit()
+    _bootstrap(engine, accounts)
+    poller = Poller(meters, engine, args.poll_interval, args.timeout, defects)
+    app = AmrApp(engine, poller, args.inactive_after, defects).starlette(args.base_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        task = asyncio.create_task(poller.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.router.lifespan_context = lifespan
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    await server.serve()

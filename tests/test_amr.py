@@ -1,0 +1,214 @@
+"""The AMR server lane (issue 15): the golden server passes suite `amr` on the built-in rig, each seeded defect
+FAILs its check on its clause, and bad input (a contract-violating answer, a wrong login, no server) is a
+verdict with its reason, never a traceback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.config import ConfigError, load_profile, load_rig
+from harness.conformance.amr.export_rows import exported_meters, parse_rfc4180
+from harness.devices.amr.api import AmrAccessDenied, AmrContractViolation
+from harness.devices.amr.rest import RestAmrServer
+from harness.fault_injection.ports import free_port
+from harness.simulators.amr_server.defects import AMR_DEFECTS
+from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
+
+RIG = ROOT / "rigs" / "sim-amr.yaml"
+AMR_CLAUSES = ("18", "19", "21", "48", "62", "77")
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One certify run of suite amr on the built-in rig, shared by the golden assertions."""
+    out = tmp_path_factory.mktemp("amr-golden") / "out"
+    res = run_cli("certify", str(RIG), "--suite", "amr", "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    return out
+
+
+def test_golden_server_passes_every_amr_check(golden: Path) -> None:
+    checks = checks_of(golden)
+    assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
+                           "KZ-62-06", "KZ-77-01"}
+    assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {}
+    assert {d.expect for d in AMR_DEFECTS.values()} == set(checks)  # every amr check has its seeded defect
+    clauses = verdicts_of(golden)["duts"]["amr"]["clauses"]
+    assert {c: clauses[c]["verdict"] for c in AMR_CLAUSES} == dict.fromkeys(AMR_CLAUSES, "PASS")
+    # The ground truth is the field's: every meter of the rig (3 electricity, 1 heat) was judged.
+    readings = [m["name"] for m in checks["KZ-62-02"]["measurements"] if "equal to the meter's register" in m["name"]]
+    assert sorted(n.split(":")[0] for n in readings) == ["em1", "em2", "em3", "hm1"]
+
+
+def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:
+    """The built-in rig with a smaller field: what a defect's check needs, less to start (each meter is a process)."""
+    data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
+    dut = data["duts"]["amr"]
+    dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
+    dut["field"] = {name: {**meter, "profile": str((RIG.parent / meter["profile"]).resolve())}
+                    for name, meter in dut["field"].items() if name in meters}
+    path = tmp_path / "sim-amr-small.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("defect", AMR_DEFECTS.values(), ids=list(AMR_DEFECTS))
+def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
+    isolation = defect.expect == "KZ-18-01"  # a subscriber's own meter and another one
+    certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------------
+def test_unreachable_server_fails_with_the_reason(tmp_path: Path) -> None:
+    """A rig naming a server nobody runs: the check FAILs naming the request that found nobody (as a meter that
+    does not answer does), exit 1, no traceback."""
+    data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
+    dut = data["duts"]["amr"]
+    dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
+    del dut["launch"], dut["field"]
+    dut["transport"]["tcp"]["port"] = free_port("127.0.0.1")  # nothing listens there
+    rig = tmp_path / "nobody.yaml"
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    res = run_cli("certify", str(rig), "--check", "KZ-62-05", "--reruns", "0", "--out", str(tmp_path / "out"))
+    assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+    record = checks_of(tmp_path / "out")["KZ-62-05"]
+    assert record["verdict"] == "FAIL" and "GET /health: ConnectError" in record["reason"], record
+
+
+class _Lying(http.server.BaseHTTPRequestHandler):
+    """A server that logs anyone in and answers its meter list outside the contract."""
+
+    def do_POST(self) -> None:
+        self._answer(200, {"token": "t"} if self.path.endswith("/login") else {})
+
+    def do_GET(self) -> None:
+        self._answer(200, {"meters": [{"id": "m1", "status": "dead-ish", "last_reading_time": None}]})
+
+    def _answer(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def lying_server() -> Iterator[RestAmrServer]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Lying)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    profile = load_rig(RIG).profiles["amr"]
+    timing = load_rig(RIG).rig.timing
+    server = RestAmrServer("liar", profile, None, timing, None, {"host": "127.0.0.1", "port": httpd.server_port})
+    try:
+        yield server
+    finally:
+        server.close()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def test_contract_violation_names_what_is_wrong(lying_server: RestAmrServer) -> None:
+    session = lying_server.login("anyone", "anything")
+    with pytest.raises(AmrContractViolation, match="status 'dead-ish' is neither active nor inactive"):
+        session.meters()
+
+
+def _golden_server(tmp_path: Path, field: dict, port: int) -> subprocess.Popen[bytes]:
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"admin": {"user": "a", "password": "right-one"}}), encoding="utf-8")
+    (tmp_path / "field.json").write_text(json.dumps(field), encoding="utf-8")
+    return subprocess.Popen([sys.executable, "-m", "harness", "sim", "amr-server", "--state-dir", str(tmp_path / "s"),
+                             "--http", f"127.0.0.1:{port}", "--field", str(tmp_path / "field.json"),
+                             "--credentials-file", str(creds), "--poll-interval", "0.2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+
+def _until(what, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            got = what()
+            if got:
+                return got
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+        assert time.monotonic() < deadline, f"nothing within {timeout_s} s"
+        time.sleep(0.1)
+
+
+def test_golden_server_refuses_a_wrong_login_and_keeps_its_readings_through_sigkill(tmp_path: Path,
+                                                                                    sim_meter) -> None:
+    """By hand, on one simulated meter: a wrong password is a 401 named as such; every reading the API showed
+    before a SIGKILL is there, unchanged, after the relaunch (committed before it is listed)."""
+    point = load_profile(sim_meter.profile).modbus.points["active_import_total"].model_dump(mode="json")
+    field = {"meters": [{"id": "m1", "kind": "electricity_meter", "host": "127.0.0.1", "port": sim_meter.port,
+                         "unit_id": 1, "quantity": "active_import_total", "point": point}]}
+    port = free_port("127.0.0.1")
+    rig = load_rig(RIG)
+    server = RestAmrServer("golden", rig.profiles["amr"], None, rig.rig.timing, None, {"host": "127.0.0.1",
+                                                                                        "port": port})
+    proc = _golden_server(tmp_path, field, port)
+    try:
+        _until(lambda: server.probe() or True)
+        with pytest.raises(AmrAccessDenied, match="refused"):
+            server.login("a", "wrong-one")
+        session = server.login("a", "right-one")
+        seen = _until(lambda: r if len(r := session.readings("m1")) >= 3 else None)
+        proc.kill()
+        proc.wait(10)
+        proc = _golden_server(tmp_path, field, port)
+        _until(lambda: server.probe() or True)
+        after = {r.reading_id: r for r in server.login("a", "right-one").readings("m1")}
+        assert [after.get(r.reading_id) for r in seen] == seen
+    finally:
+        server.close()
+        proc.kill()
+        proc.wait(10)
+
+
+# ---- configuration and parsing ------------------------------------------------------------------------------------
+def test_field_meter_of_the_wrong_kind_is_a_config_error(tmp_path: Path) -> None:
+    data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
+    dut = data["duts"]["amr"]
+    dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
+    dut["field"] = {"srv": {**dut["field"]["em1"], "profile": dut["profile"]}}
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError, match="kind amr_server; expected electricity_meter or heat_meter"):
+        load_rig(rig)
+
+
+def test_list_defects_names_each_with_its_check() -> None:
+    res = run_cli("sim", "amr-server", "--list-defects")
+    assert res.returncode == 0
+    for defect in AMR_DEFECTS.values():
+        assert f"{defect.name}" in res.stdout and defect.expect in res.stdout
+
+
+def test_csv_parser_holds_to_rfc4180() -> None:
+    good = b'meter_id,quantity,value,unit,reading_time\r\nm1,e,1.5,Wh,2026-01-01T00:00:00+00:00\r\n' \
+           b'"m,2",e,2,Wh,2026-01-01T00:00:01+00:00\r\n'
+    rows, problems = parse_rfc4180(good)
+    assert problems == [] and [r["meter_id"] for r in rows] == ["m1", "m,2"]
+    assert exported_meters(good) == {"m1", "m,2"}
+    _, problems = parse_rfc4180(good.replace(b"\r\n", b"\n"))
+    assert any("CRLF" in p for p in problems)
+    _, problems = parse_rfc4180(b"meter_id,value\r\nm1,1\r\n")
+    assert any("lacks column(s) quantity, unit, reading_time" in p for p in problems)
