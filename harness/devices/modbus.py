@@ -83,7 +83,15 @@ def _close(members: list[tuple[str, ModbusPoint]]) -> _Batch:
 _Member = tuple[str, int, int, Callable[[Sequence[int]], tuple[Any, float | None]], str | None, bool]
 
 
-def _prepare(batch: _Batch) -> tuple[_Batch, list[_Member]]:
+# One prepared request of a plan: the batch, its members, and all of them decoded at once (codec.batch_reader;
+# None: each member through its own reader).
+_Prepared = tuple[_Batch, list[_Member], Callable[[Sequence[int]], list[tuple[Any, float]]] | None]
+# function code and pymodbus client method of each table's read
+_READS = {RegisterTable.COIL: (1, "read_coils"), RegisterTable.DISCRETE_INPUT: (2, "read_discrete_inputs"),
+          RegisterTable.HOLDING: (3, "read_holding_registers"), RegisterTable.INPUT: (4, "read_input_registers")}
+
+
+def _prepare(batch: _Batch) -> _Prepared:
     """What ``read_many`` needs per point, worked out once per plan rather than on every read."""
     members: list[_Member] = []
     for name, point in batch.members:
@@ -91,7 +99,8 @@ def _prepare(batch: _Batch) -> tuple[_Batch, list[_Member]]:
         unit = None if point.type.value == "string" else point.canonical_unit
         members.append((name, off, off + point.register_count, codec.point_reader(point), unit,
                         point.type.is_float))
-    return batch, members
+    together = codec.batch_reader([(point.address - batch.address, point) for _, point in batch.members])
+    return batch, members, together
 
 
 class ModbusDevice(Device):
@@ -110,7 +119,7 @@ class ModbusDevice(Device):
         self._endpoint = endpoint or {}
         self._dut = dut
         self._client: Any = None
-        self._plans: dict[tuple[str, ...], list[tuple[_Batch, list[_Member]]]] = {}
+        self._plans: dict[tuple[str, ...], list[_Prepared]] = {}
         # Write sessions (monotonic times): until when the driver counts on the session it opened — forgotten
         # on a reconnect, as a device may tie sessions to a connection — and until when the device may still
         # hold one open whatever happened to the link (what a check waits out to write "without the unlock").
@@ -201,15 +210,14 @@ class ModbusDevice(Device):
 
     def read_registers(self, table: RegisterTable, address: int, count: int) -> tuple[list[int], float, float]:
         """``count`` registers (or bits, as 0 / 1, of a coil or discrete-input table) from ``address``."""
-        fc = table.read_function
+        fc, method = _READS[table]
+        unit = self.unit_id
 
         def call(client: Any) -> Any:
-            reader = {1: client.read_coils, 2: client.read_discrete_inputs, 3: client.read_holding_registers,
-                      4: client.read_input_registers}[fc]
-            return reader(address, count=count, device_id=self.unit_id)
+            return getattr(client, method)(address, count=count, device_id=unit)
 
         response, t0, t1 = self._exchange("read", call, fc=fc, address=address, count=count)
-        values = [int(bool(b)) for b in response.bits] if table.is_bit else list(response.registers)
+        values = [int(bool(b)) for b in response.bits] if table.is_bit else response.registers
         if len(values) < count:
             raise DeviceError(f"{self.name}: asked for {count} {table.value} values at {address}, got {len(values)}")
         return values[:count], t0, t1
@@ -242,8 +250,12 @@ class ModbusDevice(Device):
             plan = [_prepare(batch) for batch in batches]
             self._plans[key] = plan
         out: dict[str, Reading] = {}
-        for batch, members in plan:
+        for batch, members, together in plan:
             regs, t0, t1 = self.read_registers(batch.table, batch.address, batch.count)
+            if together is not None:
+                for (name, _, _, _, unit, floating), (value, res) in zip(members, together(regs), strict=True):
+                    out[name] = Reading(name, value, unit, res, t0, t1, floating)
+                continue
             for name, start, end, read, unit, floating in members:
                 value, res = read(regs[start:end])
                 out[name] = Reading(name, value, unit, res, t0, t1, floating)
