@@ -10,7 +10,8 @@ drift of the machine or of the simulator hits all of them alike:
 
 * ``raw``        pymodbus ``ModbusTcpClient`` issuing exactly the requests the driver issues
                  (the same address/count batches, from ``plan_batches``), checking ``isError()``;
-* ``api``        ``ModbusDevice.read_many(names)``, no transcript;
+* ``api``        ``ModbusDevice.read_many(names)``, no transcript (over TCP the driver frames Modbus itself,
+                 ``harness/devices/tcp_client.py``; the same requests on the wire);
 * ``api+tx``     the same with a ``Transcript`` written to a temporary file.
 
 "requests/s" counts Modbus requests, "reads/s" counts complete reads of the 20 registers (one

@@ -32,7 +32,7 @@ from harness.devices.api import (
     NotDeclared,
     Reading,
 )
-from harness.devices.transcript import Transcript
+from harness.devices.transcript import VARIES, Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
 from harness.quantities import CLOCK
@@ -120,6 +120,7 @@ class ModbusDevice(Device):
         self._dut = dut
         self._client: Any = None
         self._plans: dict[tuple[str, ...], list[_Prepared]] = {}
+        self._forms: dict[tuple[int, int, int], Callable[..., None]] = {}  # (fc, address, count) -> its writer
         # Write sessions (monotonic times): until when the driver counts on the session it opened — forgotten
         # on a reconnect, as a device may tie sessions to a connection — and until when the device may still
         # hold one open whatever happened to the link (what a check waits out to write "without the unlock").
@@ -128,16 +129,17 @@ class ModbusDevice(Device):
 
     # ---- connection --------------------------------------------------------------------------
     def _make_client(self) -> Any:
-        from pymodbus import FramerType
-        from pymodbus.client import ModbusTcpClient
-
         transport = self._dut.transport
         if transport.tcp is not None:
+            from harness.devices.tcp_client import TcpClient  # framed here: pymodbus's call path cost most
+
             host = self._endpoint.get("host", transport.tcp.host)
             port = self._endpoint.get("port", transport.tcp.port)
-            return ModbusTcpClient(host, port=int(port), timeout=self.timeout, retries=0)
+            return TcpClient(str(host), int(port), self.timeout)
         serial = transport.serial
         assert serial is not None
+        from pymodbus import FramerType
+
         from harness.devices.rtu_client import RtuSerialClient  # answers without pymodbus's polling sleeps
 
         return RtuSerialClient(self._endpoint.get("serial_port", serial.port), framer=FramerType.RTU,
@@ -164,8 +166,12 @@ class ModbusDevice(Device):
         self._drop()
 
     # ---- one exchange, with timeout, retries and transcript ----------------------------------
-    def _exchange(self, op: str, call: Callable[[Any], Any], **info: Any) -> tuple[Any, float, float]:
+    def _exchange(self, op: str, call: Callable[[Any], Any], answered: Callable[..., None] | None = None,
+                  **info: Any) -> tuple[Any, float, float]:
+        """``call`` on a connected client, retried; every attempt recorded. ``answered``: the transcript's
+        writer (``Transcript.form``) of this exchange's answer, (attempt, latency, registers) filled in."""
         from pymodbus.exceptions import ConnectionException, ModbusIOException
+
 
         failure: DeviceError | None = None
         for attempt in range(self.retries + 1):
@@ -191,7 +197,10 @@ class ModbusDevice(Device):
                 self._record(op, info, attempt, t_sent, t_received, exception=code)
                 raise DeviceRefused(f"{self.name}: {op} answered with Modbus exception {code:02d} "
                                     f"({EXCEPTION_NAMES.get(code, 'unknown')})", code)
-            self._record(op, info, attempt, t_sent, t_received, registers=getattr(response, "registers", None))
+            if answered is not None:
+                answered(attempt, round((t_received - t_sent) * 1000, 3), response.registers)
+            else:
+                self._record(op, info, attempt, t_sent, t_received, registers=getattr(response, "registers", None))
             return response, t_sent, t_received
         assert failure is not None
         raise failure
@@ -216,11 +225,25 @@ class ModbusDevice(Device):
         def call(client: Any) -> Any:
             return getattr(client, method)(address, count=count, device_id=unit)
 
-        response, t0, t1 = self._exchange("read", call, fc=fc, address=address, count=count)
+        response, t0, t1 = self._exchange("read", call, self._answered(fc, address, count), fc=fc, address=address,
+                                          count=count)
         values = [int(bool(b)) for b in response.bits] if table.is_bit else response.registers
         if len(values) < count:
             raise DeviceError(f"{self.name}: asked for {count} {table.value} values at {address}, got {len(values)}")
         return values[:count], t0, t1
+
+    def _answered(self, fc: int, address: int, count: int) -> Callable[..., None] | None:
+        """The transcript's writer of an answered read of these registers (one per request of a plan: a check
+        reads the same ones again and again); its lines are those ``_record`` writes."""
+        if self.transcript is None:
+            return None
+        key = (fc, address, count)
+        form = self._forms.get(key)
+        if form is None:
+            form = self._forms[key] = self.transcript.form(self.name, [
+                ("op", "read"), ("unit", self.unit_id), ("attempt", VARIES), ("latency_ms", VARIES), ("fc", fc),
+                ("address", address), ("count", count), ("registers", VARIES)])
+        return form
 
     def write_coil(self, address: int, on: bool, op: str = "write") -> None:
         """FC05 of one coil."""
