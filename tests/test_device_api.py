@@ -130,3 +130,19 @@ def test_a_killed_harness_keeps_every_answered_exchange(builtin_loaded_rig, sim_
     for name, point in last.members:
         off = point.address - last.address
         assert codec.decode_point(point, regs[off:off + point.register_count]) == told[name]
+
+
+def test_the_drivers_readings_are_readings():
+    """modbus._reading skips the frozen dataclass's __init__ for speed: what it makes must be a Reading in every
+    respect a check can see (equal, same hash and repr, still frozen)."""
+    import dataclasses
+
+    from harness.devices.api import Reading
+    from harness.devices.modbus import _reading
+
+    args = ("active_import_total", 1234, "Wh", 1.0, 10.5, 10.75, False)
+    fast, slow = _reading(*args), Reading(*args)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert dataclasses.asdict(fast) == dataclasses.asdict(slow)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.value = 0  # type: ignore[misc]

@@ -30,9 +30,10 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 _MBAP = struct.Struct(">HHHB")  # transaction id, protocol id (0), length of what follows, unit id
 _READ = struct.Struct(">BHH")  # function code, address, count
 _MAX_ADU = 260  # 7 header bytes + a PDU of at most 253
+_WORDS: dict[int, struct.Struct] = {}  # byte count -> its registers' Struct
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     """One answer as the driver reads it (pymodbus's names: the RTU path hands it pymodbus replies)."""
 
@@ -65,6 +66,13 @@ class TcpClient:
         except OSError:
             return False
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A blocking socket whose kernel bounds each send and receive: one system call each, where Python's
+        # own socket timeout polls before every call.
+        seconds = max(self.timeout, 0.001)  # a zero timeval would mean no bound at all
+        bound = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bound)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, bound)
         self.socket = sock
         return True
 
@@ -106,7 +114,10 @@ class TcpClient:
         if fc > 2:
             if len(data) % 2:
                 raise ModbusIOException(f"odd byte count {len(data)} for registers", function_code=fc)
-            return Reply(fc, registers=list(struct.unpack(f">{len(data) // 2}H", data)))
+            words = _WORDS.get(len(data))
+            if words is None:
+                words = _WORDS[len(data)] = struct.Struct(f">{len(data) // 2}H")
+            return Reply(fc, registers=list(words.unpack(data)))
         return Reply(fc, bits=[bool(byte >> i & 1) for byte in data for i in range(8)])
 
     @staticmethod
@@ -137,24 +148,22 @@ class TcpClient:
         return reply[7:]
 
     def _receive(self, sock: socket.socket, at_least: int) -> bytes:
-        """At least ``at_least`` bytes (more if they came with them), within ``timeout`` altogether (the
-        socket's own timeout, set at connect, bounds the first wait; a reply in pieces gets what is left)."""
-        data = sock.recv(_MAX_ADU)
-        if len(data) >= at_least:
-            return data
-        deadline = time.monotonic() + self.timeout
+        """At least ``at_least`` bytes (more if they came with them): each wait bounded by ``timeout`` (the
+        socket's, set at connect), a reply in pieces by another ``timeout`` from its first piece."""
         try:
+            data = sock.recv(_MAX_ADU)
+            if len(data) >= at_least:
+                return data
+            deadline = time.monotonic() + self.timeout
             while data:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if time.monotonic() >= deadline:
                     raise TimeoutError(f"reply incomplete after {self.timeout:g} s ({len(data)} bytes)")
-                sock.settimeout(left)
                 more = sock.recv(_MAX_ADU)
                 if not more:
                     break
                 data += more
                 if len(data) >= at_least:
                     return data
-        finally:
-            sock.settimeout(self.timeout)
+        except BlockingIOError:  # the kernel's bound (SO_RCVTIMEO) passed
+            raise TimeoutError(f"no reply within {self.timeout:g} s") from None
         raise ConnectionException(f"connection closed after {len(data)} bytes of a reply")

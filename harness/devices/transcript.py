@@ -59,14 +59,6 @@ def line_needles(redactor: Redactor) -> tuple[str, ...]:
 VARIES = object()  # a field of a ``Transcript.form`` filled per record
 
 
-def _number(value: Any) -> str | None:
-    """JSON of an int or a finite float, as the encoder writes it; None for anything else."""
-    kind = value.__class__
-    if kind is int or (kind is float and value - value == 0):
-        return repr(value)
-    return None
-
-
 class Transcript:
     def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,18 +96,20 @@ class Transcript:
             else:
                 parts.append(_encode(self.redactor.value({key: value}))[1:-1].replace("%", "%%"))
         line = "{" + ",".join(parts) + "}\n"
+        now, redact, put = time.time, self.redactor.value, self._write
 
         def write(*values: Any) -> None:
-            t = round(time.time(), 6)
-            texts = [repr(t)]
+            texts = [repr(round(now(), 6))]
             for value in values:
-                text = _number(value)
-                if text is None:
-                    text = _encode(value)
-                    if '"' in text:  # a string: the rule decides, as for the whole record
-                        text = _encode(self.redactor.value(value))
+                kind = value.__class__
+                if kind is int or (kind is float and value - value == 0):  # as the encoder writes them
+                    texts.append(repr(value))
+                    continue
+                text = _encode(value)
+                if '"' in text:  # a string: the rule decides, as for the whole record
+                    text = _encode(redact(value))
                 texts.append(text)
-            self._write((line % tuple(texts)).encode())
+            put((line % tuple(texts)).encode())
         return write
 
     def _write(self, data: bytes) -> None:
