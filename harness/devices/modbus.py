@@ -42,6 +42,7 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
                    4: "server device failure", 6: "server device busy"}
+_FORMS = 256  # transcript writers a device keeps, one per (function, address, count) it reads
 UNLOCK_ROLE = "unlock"  # the rig's credentials entry that holds the password of modbus.write_protection
 
 
@@ -185,7 +186,6 @@ class ModbusDevice(Device):
         writer (``Transcript.form``) of this exchange's answer, (attempt, latency, registers) filled in."""
         from pymodbus.exceptions import ConnectionException, ModbusIOException
 
-
         failure: DeviceError | None = None
         for attempt in range(self.retries + 1):
             client = self._connected_client()
@@ -247,12 +247,15 @@ class ModbusDevice(Device):
 
     def _answered(self, fc: int, address: int, count: int) -> Callable[..., None] | None:
         """The transcript's writer of an answered read of these registers (one per request of a plan: a check
-        reads the same ones again and again); its lines are those ``_record`` writes."""
+        reads the same ones again and again); its lines are those ``_record`` writes. Kept for the first
+        ``_FORMS`` requests only: a journal walked entry by entry goes through ``_record``."""
         if self.transcript is None:
             return None
         key = (fc, address, count)
         form = self._forms.get(key)
         if form is None:
+            if len(self._forms) >= _FORMS:
+                return None
             form = self._forms[key] = self.transcript.form(self.name, [
                 ("op", "read"), ("unit", self.unit_id), ("attempt", VARIES), ("latency_ms", VARIES), ("fc", fc),
                 ("address", address), ("count", count), ("registers", VARIES)])
