@@ -64,3 +64,24 @@ def test_invalid_clock_registers_raise():
     clock = ModbusClock(address=0, encoding=ClockEncoding.YMDHMS)
     with pytest.raises(ValueError):
         codec.decode_clock(clock, [2026, 13, 1, 0, 0, 0], UTC)
+
+
+def test_a_request_decoded_at_once_equals_each_point_decoded_alone():
+    """codec.batch_reader (one struct call per request, the driver's read path) gives exactly what each point's
+    own reader and codec.resolution give: values, their int/float kind, and resolutions, a declared counting
+    step included."""
+    points = [ModbusPoint(address=0, type=DataType.U64, unit="Wh"),
+              ModbusPoint(address=4, type=DataType.U32, word_order=WordOrder.LITTLE, scale=0.01, unit="kvarh"),
+              ModbusPoint(address=6, type=DataType.I32, scale=0.1, unit="W"),
+              ModbusPoint(address=8, type=DataType.I16, unit="kWh", resolution=2),
+              ModbusPoint(address=9, type=DataType.I64, word_order=WordOrder.LITTLE, scale=10.0, unit="Wh")]
+    registers = [0x0001, 0x2345, 0x6789, 0xABCD, 12345, 7, 0xFFFF, 0xFF38, 0xFFF6, 0x1234, 0x5678, 0x9ABC, 0x8DEF]
+    together = codec.batch_reader([(p.address, p) for p in points])
+    assert together is not None
+    alone = [codec.point_reader(p)(registers[p.address:p.address + p.register_count]) for p in points]
+    assert together(registers) == alone
+    assert [type(v) for v, _ in together(registers)] == [type(v) for v, _ in alone]
+    assert [r for _, r in alone] == [codec.resolution(p, v) for p, (v, _) in zip(points, alone, strict=True)]
+    assert alone[3] == (-10_000, 2000)  # -10 kWh, counted in 2 kWh steps
+    floating = ModbusPoint(address=13, type=DataType.F32)
+    assert codec.batch_reader([(0, points[0]), (4, floating)]) is None  # floats keep their own reader

@@ -80,3 +80,69 @@ def test_unreachable_device_fails_within_bounded_time(builtin_loaded_rig):
 def test_dut_model_rejects_inconsistent_rig():
     with pytest.raises(ValueError, match="needs `launch`"):
         Dut.model_validate({"profile": "p.yaml", "transport": {"tcp": {"port": 502}}, "power": {"kind": "process"}})
+
+
+_READ_THEN_DIE = """
+import json, os, signal, sys
+from pathlib import Path
+from harness.config import load_rig
+from harness.devices.modbus import ModbusDevice
+from harness.devices.transcript import Transcript
+from harness.quantities import energy_registers
+from harness.resources import builtin_rig
+
+loaded = load_rig(builtin_rig())
+timing = loaded.rig.timing.model_copy(update={"request_timeout_s": 2.0, "retries": 3})
+device = ModbusDevice("meter", loaded.profiles["meter"], loaded.dut("meter"), timing, Transcript(Path(sys.argv[1])),
+                      {"host": "127.0.0.1", "port": int(sys.argv[2])})
+names = [r.name for r in energy_registers(4)]
+values = device.read_many(names)
+print(json.dumps({n: values[n].value for n in names}), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # right after the answer: no close, no flush, no exit handler
+"""
+
+
+def test_a_killed_harness_keeps_every_answered_exchange(builtin_loaded_rig, sim_meter, tmp_path):
+    """The guarantee of the transcript (evidence): an exchange that was answered is on its way to the disk before the
+    read returns, so a harness killed with SIGKILL right after a read keeps every line of it, with the registers
+    it was answered with."""
+    import signal
+    import subprocess
+    import sys
+
+    with _device(builtin_loaded_rig, sim_meter.port) as dev:
+        _ready(dev)
+    path = tmp_path / "t.jsonl"
+    res = subprocess.run([sys.executable, "-c", _READ_THEN_DIE, str(path), str(sim_meter.port)], capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    told = json.loads(res.stdout)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    answered = [x for x in lines if x["op"] == "read" and "registers" in x]
+    m = builtin_loaded_rig.profiles["meter"].modbus
+    batches = plan_batches([(n, m.points[n]) for n in told], m.max_registers_per_request)
+    assert [(x["address"], x["count"]) for x in answered] == [(b.address, b.count) for b in batches]
+    # the last line is the last answer, whole: its registers give the values the harness was told
+    last = batches[-1]
+    regs = answered[-1]["registers"]
+    from harness.devices import codec
+
+    for name, point in last.members:
+        off = point.address - last.address
+        assert codec.decode_point(point, regs[off:off + point.register_count]) == told[name]
+
+
+def test_the_drivers_readings_are_readings():
+    """modbus._reading skips the frozen dataclass's __init__ for speed: what it makes must be a Reading in every
+    respect a check can see (equal, same hash and repr, still frozen)."""
+    import dataclasses
+
+    from harness.devices.api import Reading
+    from harness.devices.modbus import _reading
+
+    args = ("active_import_total", 1234, "Wh", 1.0, 10.5, 10.75, False)
+    fast, slow = _reading(*args), Reading(*args)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert dataclasses.asdict(fast) == dataclasses.asdict(slow)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.value = 0  # type: ignore[misc]

@@ -8,6 +8,7 @@ the same profile.
 from __future__ import annotations
 
 import calendar
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timezone
@@ -69,14 +70,44 @@ def point_reader(point: ModbusPoint) -> Callable[[Sequence[int]], tuple[float | 
     little = point.word_order != WordOrder.BIG
     factor = point.factor
     may_be_int = factor >= 1
+    step = resolution(point, 0)  # an integer's step does not depend on its value: the scale, or the declared one
 
     def integer(registers: Sequence[int]) -> tuple[float | int | str, float | None]:
         raw = unpack(words.pack(*(reversed(registers) if little else registers)))[0]
         value = raw * factor
         if may_be_int and float(value).is_integer():
-            return int(value), factor
-        return value, factor
+            return int(value), step
+        return value, step
     return integer
+
+
+def batch_reader(members: Sequence[tuple[int, ModbusPoint]]
+                 ) -> Callable[[Sequence[int]], list[tuple[float | int, float]]] | None:
+    """``point_reader`` of every point of one request at once — ``members`` are (offset in the request's
+    registers, point) — with one ``struct`` call for all of them: the same values and resolutions, in
+    ``members``' order. None when a point is not an integer (floats and strings keep their own readers).
+    Why: a read of many quantities decodes every point of every request, on every read of a check."""
+    if not members or any(p.type == DataType.STRING or p.type.is_float for _, p in members):
+        return None
+    order: list[int] = []  # the registers in the order that makes every point big-endian
+    fmt = ">"
+    for offset, point in members:
+        own = list(range(offset, offset + point.register_count))
+        order += own if point.word_order == WordOrder.BIG else own[::-1]
+        fmt += _STRUCT[point.type]
+    pick: Callable[[Sequence[int]], Sequence[int]] = (
+        operator.itemgetter(*order) if len(order) > 1 else lambda registers: (registers[order[0]],))
+    words = struct.Struct(f">{len(order)}H").pack
+    unpack = struct.Struct(fmt).unpack
+    scales = [(point.factor, point.factor >= 1, resolution(point, 0)) for _, point in members]
+
+    def read(registers: Sequence[int]) -> list[tuple[float | int, float]]:
+        out: list[tuple[float | int, float]] = []
+        for raw, (factor, may_be_int, step) in zip(unpack(words(*pick(registers))), scales, strict=True):
+            value = raw * factor
+            out.append((int(value) if may_be_int and float(value).is_integer() else value, step))
+        return out
+    return read
 
 
 def encode_point(point: ModbusPoint, value: float | int | str) -> list[int]:

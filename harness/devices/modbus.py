@@ -32,7 +32,7 @@ from harness.devices.api import (
     NotDeclared,
     Reading,
 )
-from harness.devices.transcript import Transcript
+from harness.devices.transcript import VARIES, Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
 from harness.quantities import CLOCK
@@ -42,6 +42,7 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
                    4: "server device failure", 6: "server device busy"}
+_FORMS = 256  # transcript writers a device keeps, one per (function, address, count) it reads
 UNLOCK_ROLE = "unlock"  # the rig's credentials entry that holds the password of modbus.write_protection
 
 
@@ -83,7 +84,15 @@ def _close(members: list[tuple[str, ModbusPoint]]) -> _Batch:
 _Member = tuple[str, int, int, Callable[[Sequence[int]], tuple[Any, float | None]], str | None, bool]
 
 
-def _prepare(batch: _Batch) -> tuple[_Batch, list[_Member]]:
+# One prepared request of a plan: the batch, its members, and all of them decoded at once (codec.batch_reader;
+# None: each member through its own reader).
+_Prepared = tuple[_Batch, list[_Member], Callable[[Sequence[int]], list[tuple[Any, float]]] | None]
+# function code and pymodbus client method of each table's read
+_READS = {RegisterTable.COIL: (1, "read_coils"), RegisterTable.DISCRETE_INPUT: (2, "read_discrete_inputs"),
+          RegisterTable.HOLDING: (3, "read_holding_registers"), RegisterTable.INPUT: (4, "read_input_registers")}
+
+
+def _prepare(batch: _Batch) -> _Prepared:
     """What ``read_many`` needs per point, worked out once per plan rather than on every read."""
     members: list[_Member] = []
     for name, point in batch.members:
@@ -91,7 +100,21 @@ def _prepare(batch: _Batch) -> tuple[_Batch, list[_Member]]:
         unit = None if point.type.value == "string" else point.canonical_unit
         members.append((name, off, off + point.register_count, codec.point_reader(point), unit,
                         point.type.is_float))
-    return batch, members
+    together = codec.batch_reader([(point.address - batch.address, point) for _, point in batch.members])
+    return batch, members, together
+
+
+_new = object.__new__
+
+
+def _reading(quantity: str, value: Any, unit: str | None, resolution: float | None, t_sent: float,
+             t_received: float, floating: bool) -> Reading:
+    """``Reading(...)`` without the frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field):
+    a read of the energy registers makes twenty of them, and that was a tenth of the driver's CPU per read."""
+    reading = _new(Reading)
+    reading.__dict__.update(quantity=quantity, value=value, unit=unit, resolution=resolution, t_sent=t_sent,
+                            t_received=t_received, floating=floating)
+    return reading
 
 
 class ModbusDevice(Device):
@@ -110,7 +133,8 @@ class ModbusDevice(Device):
         self._endpoint = endpoint or {}
         self._dut = dut
         self._client: Any = None
-        self._plans: dict[tuple[str, ...], list[tuple[_Batch, list[_Member]]]] = {}
+        self._plans: dict[tuple[str, ...], list[_Prepared]] = {}
+        self._forms: dict[tuple[int, int, int], Callable[..., None]] = {}  # (fc, address, count) -> its writer
         # Write sessions (monotonic times): until when the driver counts on the session it opened — forgotten
         # on a reconnect, as a device may tie sessions to a connection — and until when the device may still
         # hold one open whatever happened to the link (what a check waits out to write "without the unlock").
@@ -119,16 +143,17 @@ class ModbusDevice(Device):
 
     # ---- connection --------------------------------------------------------------------------
     def _make_client(self) -> Any:
-        from pymodbus import FramerType
-        from pymodbus.client import ModbusTcpClient
-
         transport = self._dut.transport
         if transport.tcp is not None:
+            from harness.devices.tcp_client import TcpClient  # framed here: pymodbus's call path cost most
+
             host = self._endpoint.get("host", transport.tcp.host)
             port = self._endpoint.get("port", transport.tcp.port)
-            return ModbusTcpClient(host, port=int(port), timeout=self.timeout, retries=0)
+            return TcpClient(str(host), int(port), self.timeout)
         serial = transport.serial
         assert serial is not None
+        from pymodbus import FramerType
+
         from harness.devices.rtu_client import RtuSerialClient  # answers without pymodbus's polling sleeps
 
         return RtuSerialClient(self._endpoint.get("serial_port", serial.port), framer=FramerType.RTU,
@@ -155,7 +180,10 @@ class ModbusDevice(Device):
         self._drop()
 
     # ---- one exchange, with timeout, retries and transcript ----------------------------------
-    def _exchange(self, op: str, call: Callable[[Any], Any], **info: Any) -> tuple[Any, float, float]:
+    def _exchange(self, op: str, call: Callable[[Any], Any], answered: Callable[..., None] | None = None,
+                  **info: Any) -> tuple[Any, float, float]:
+        """``call`` on a connected client, retried; every attempt recorded. ``answered``: the transcript's
+        writer (``Transcript.form``) of this exchange's answer, (attempt, latency, registers) filled in."""
         from pymodbus.exceptions import ConnectionException, ModbusIOException
 
         failure: DeviceError | None = None
@@ -182,7 +210,10 @@ class ModbusDevice(Device):
                 self._record(op, info, attempt, t_sent, t_received, exception=code)
                 raise DeviceRefused(f"{self.name}: {op} answered with Modbus exception {code:02d} "
                                     f"({EXCEPTION_NAMES.get(code, 'unknown')})", code)
-            self._record(op, info, attempt, t_sent, t_received, registers=getattr(response, "registers", None))
+            if answered is not None:
+                answered(attempt, round((t_received - t_sent) * 1000, 3), response.registers)
+            else:
+                self._record(op, info, attempt, t_sent, t_received, registers=getattr(response, "registers", None))
             return response, t_sent, t_received
         assert failure is not None
         raise failure
@@ -201,18 +232,34 @@ class ModbusDevice(Device):
 
     def read_registers(self, table: RegisterTable, address: int, count: int) -> tuple[list[int], float, float]:
         """``count`` registers (or bits, as 0 / 1, of a coil or discrete-input table) from ``address``."""
-        fc = table.read_function
+        fc, method = _READS[table]
+        unit = self.unit_id
 
         def call(client: Any) -> Any:
-            reader = {1: client.read_coils, 2: client.read_discrete_inputs, 3: client.read_holding_registers,
-                      4: client.read_input_registers}[fc]
-            return reader(address, count=count, device_id=self.unit_id)
+            return getattr(client, method)(address, count=count, device_id=unit)
 
-        response, t0, t1 = self._exchange("read", call, fc=fc, address=address, count=count)
-        values = [int(bool(b)) for b in response.bits] if table.is_bit else list(response.registers)
+        response, t0, t1 = self._exchange("read", call, self._answered(fc, address, count), fc=fc, address=address,
+                                          count=count)
+        values = [int(bool(b)) for b in response.bits] if table.is_bit else response.registers
         if len(values) < count:
             raise DeviceError(f"{self.name}: asked for {count} {table.value} values at {address}, got {len(values)}")
         return values[:count], t0, t1
+
+    def _answered(self, fc: int, address: int, count: int) -> Callable[..., None] | None:
+        """The transcript's writer of an answered read of these registers (one per request of a plan: a check
+        reads the same ones again and again); its lines are those ``_record`` writes. Kept for the first
+        ``_FORMS`` requests only: a journal walked entry by entry goes through ``_record``."""
+        if self.transcript is None:
+            return None
+        key = (fc, address, count)
+        form = self._forms.get(key)
+        if form is None:
+            if len(self._forms) >= _FORMS:
+                return None
+            form = self._forms[key] = self.transcript.form(self.name, [
+                ("op", "read"), ("unit", self.unit_id), ("attempt", VARIES), ("latency_ms", VARIES), ("fc", fc),
+                ("address", address), ("count", count), ("registers", VARIES)])
+        return form
 
     def write_coil(self, address: int, on: bool, op: str = "write") -> None:
         """FC05 of one coil."""
@@ -242,8 +289,12 @@ class ModbusDevice(Device):
             plan = [_prepare(batch) for batch in batches]
             self._plans[key] = plan
         out: dict[str, Reading] = {}
-        for batch, members in plan:
+        for batch, members, together in plan:
             regs, t0, t1 = self.read_registers(batch.table, batch.address, batch.count)
+            if together is not None:
+                for (name, _, _, _, unit, floating), (value, res) in zip(members, together(regs), strict=True):
+                    out[name] = _reading(name, value, unit, res, t0, t1, floating)
+                continue
             for name, start, end, read, unit, floating in members:
                 value, res = read(regs[start:end])
                 out[name] = Reading(name, value, unit, res, t0, t1, floating)

@@ -110,6 +110,7 @@ class OpcuaDevice(AuditLogAccess, Device):
         self._by_operation: dict[tuple[Operation, str | None], Slot] = {}
         self._variant_types: dict[str, Any] = {}  # node string -> VariantType, learned once per device
         self._argument_types: dict[str, list[Any] | None] = {}  # method node -> input VariantTypes
+        self._read_plans: dict[tuple[str, ...], tuple[list[tuple[str, OpcuaPoint]], tuple[str, ...], str]] = {}
         self._lock = threading.RLock()
         self._update: Any = None
         self.accounts = Accounts(name, profile.model, self.map, dut, lambda: self.pki)
@@ -316,16 +317,22 @@ class OpcuaDevice(AuditLogAccess, Device):
         return point
 
     def _read_points(self, slot: Slot, quantities: Sequence[str]) -> dict[str, Reading]:
-        points = [(q, self._point(q)) for q in quantities]
+        key = tuple(quantities)
+        plan = self._read_plans.get(key)
+        if plan is None:  # worked out once per set of quantities, not on every read
+            points = [(q, self._point(q)) for q in quantities]
+            plan = self._read_plans[key] = (points, tuple(p.node for _, p in points),
+                                            f"read of {', '.join(q for q, _ in points)}")
+        points, nodes, what = plan
 
         async def work(live: LiveSession) -> list[Any]:
-            values = await live.read_values([await live.node_id(p.node) for _, p in points])
+            values = await live.read_nodes(nodes)
             for (q, p), dv in zip(points, values, strict=True):
-                check_status(dv.StatusCode, f"read of {q} ({p.node})")
+                if dv.StatusCode is not None and not dv.StatusCode.is_good():
+                    check_status(dv.StatusCode, f"read of {q} ({p.node})")
             return [dv.Value.Value if dv.Value is not None else None for dv in values]
 
-        values, t0, t1 = self._exchange("read", slot, work, what=f"read of {', '.join(q for q, _ in points)}",
-                                        nodes=[p.node for _, p in points])
+        values, t0, t1 = self._exchange("read", slot, work, what=what, nodes=list(nodes))
         return {q: reading(q, p, v, t0, t1) for (q, p), v in zip(points, values, strict=True)}
 
     def _read_node(self, slot: Slot, node: str) -> Any:

@@ -9,10 +9,10 @@ Every wait on it is bounded: a call that outlives its bound is cancelled on the 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Coroutine
+from queue import Empty, SimpleQueue
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -35,17 +35,36 @@ class LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop and wait at most ``timeout`` s; on expiry it is cancelled and
-        ``TimeoutError`` raised. Exceptions of the coroutine propagate as they are."""
+        ``TimeoutError`` raised. Exceptions of the coroutine propagate as they are.
+
+        The hop is one task on the loop that hands itself back through a ``SimpleQueue`` (a C lock
+        the caller blocks on), not ``run_coroutine_threadsafe``'s chained futures and condition: every
+        suite's call crosses it, and it was the driver's largest cost over raw asyncua (issue 18)."""
         if self._closed:
             coro.close()
             raise LoopClosed("the OPC UA device is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        done: SimpleQueue[asyncio.Task[T]] = SimpleQueue()
+        started: list[asyncio.Task[T]] = []
+
+        def start() -> None:
+            task = self.loop.create_task(coro)
+            started.append(task)
+            task.add_done_callback(done.put)
+
         try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            self.loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop is closed under us
+            coro.close()
+            raise LoopClosed("the OPC UA device is closed") from None
+        try:
+            task = done.get(timeout=timeout)
+        except Empty:
+            with contextlib.suppress(RuntimeError):  # a closed loop has cancelled it already
+                self.loop.call_soon_threadsafe(_abandon, started)  # runs after start(): FIFO
             raise TimeoutError(f"no result within {timeout:g} s") from None
-        except concurrent.futures.CancelledError:
+        try:
+            return task.result()
+        except asyncio.CancelledError:
             raise TimeoutError("cancelled") from None
 
     def close(self, cleanup: Coroutine[Any, Any, Any] | None = None, timeout: float = 3.0) -> None:
@@ -66,6 +85,13 @@ class LoopThread:
             self._thread.join(timeout)
             if not self._thread.is_alive():
                 self.loop.close()
+
+
+def _abandon(started: list[asyncio.Task[Any]]) -> None:
+    """Cancel a call nobody waits for any more; whatever it ends with is taken (not logged as unretrieved)."""
+    for task in started:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 async def _cancel_rest() -> None:

@@ -194,6 +194,7 @@ class LiveSession:
         self.attempt = attempt
         self._namespaces: list[str] | None = None
         self._nodes: dict[str, Any] = {}
+        self._reads: dict[tuple[str, ...], Any] = {}  # node strings -> their ReadParameters (built once)
         self.cache: dict[str, Any] = {}  # what other modules learn once per session (e.g. the audit filter)
 
     async def node_id(self, text: str) -> Any:
@@ -226,10 +227,14 @@ class LiveSession:
 
     async def read_values(self, nids: list[Any]) -> list[Any]:
         """One Read request for all ``nids``: their DataValues (status per value, not raised)."""
-        from asyncua import ua
+        return list(await self.client.uaclient.read(_read_parameters(nids)))
 
-        params = ua.ReadParameters()
-        params.NodesToRead = [ua.ReadValueId(NodeId=n, AttributeId=ua.AttributeIds.Value) for n in nids]
+    async def read_nodes(self, texts: tuple[str, ...]) -> list[Any]:
+        """``read_values`` of a profile's node strings, the request's parameters resolved and built once per
+        session (a check reads the same quantities again and again; asyncua only serialises them)."""
+        params = self._reads.get(texts)
+        if params is None:
+            params = self._reads[texts] = _read_parameters([await self.node_id(t) for t in texts])
         return list(await self.client.uaclient.read(params))
 
     async def write_value(self, nid: Any, variant: Any) -> Any:
@@ -254,6 +259,14 @@ class LiveSession:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.close_secure_channel(), self.spec.timeout_s)
         self.client.disconnect_socket()
+
+
+def _read_parameters(nids: list[Any]) -> Any:
+    from asyncua import ua
+
+    params = ua.ReadParameters()
+    params.NodesToRead = [ua.ReadValueId(NodeId=n, AttributeId=ua.AttributeIds.Value) for n in nids]
+    return params
 
 
 @dataclass

@@ -21,8 +21,12 @@ def check_status(status: Any, what: str) -> None:
         raise BadStatus(status.value, what)
 
 
+_NUMBERS = (float, int, bool)  # what a process value mostly is: plain already
+
+
 def reading(quantity: str, point: OpcuaPoint, value: Any, t0: float, t1: float) -> Reading:
-    value = plain(value)
+    if value.__class__ not in _NUMBERS:
+        value = plain(value)
     if isinstance(value, int | float) and not isinstance(value, bool) and point.factor != 1.0:
         value = value * point.factor
     return Reading(quantity, value, point.canonical_unit, None, t0, t1, isinstance(value, float))
