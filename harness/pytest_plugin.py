@@ -244,6 +244,12 @@ def _arrange_overlaps(items: list[pytest.Item], run: HarnessRun) -> None:
     for group in overlap.arrange(items, run.loaded.rig, _dut_of):
         for item in group:
             item.stash[_GROUP] = group
+        if not run.quiet:  # said once, so that a reader of the log knows why their times overlap
+            ids = ", ".join(m[0] for m in map(_check_marker, group) if m)
+            capture = run.config.pluginmanager.get_plugin("capturemanager")
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                sys.stdout.write(f"  passive checks that run at the same time on {_dut_of(group[0])}: {ids}\n")
+                sys.stdout.flush()
 
 
 # ---- fixtures -----------------------------------------------------------------------------------
