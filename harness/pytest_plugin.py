@@ -346,7 +346,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
     A check that fails and then passes is FLAKY — reported, and INCONCLUSIVE for the clause, never
     PASS. Only FAILs are re-run: an INCONCLUSIVE or N/A would answer the same again. The check's
-    measurements start afresh each time; every earlier attempt is kept in the record.
+    measurements start afresh each time; every earlier attempt is kept in the record. A check of a passive
+    group (harness/overlap.py) does the same in its own thread, beside the others of its group.
     """
     run, c = _run(pyfuncitem.config), pyfuncitem.stash.get(_CHECK, None)
     if run is not None and c is not None and _GROUP in pyfuncitem.stash:
@@ -401,10 +402,10 @@ def _start_overlapped(item: pytest.Item, run: HarnessRun, leader: pytest.Item) -
     dut = overlap.OwnConnection(run.bench.dut(_dut_of(item)), f"overlap-{marker[0]}")
     given = {"dut": dut, "check": c, "harness_run": run}
     args = {name: given[name] for name in item._fixtureinfo.argnames}  # type: ignore[attr-defined]
-    running = overlap.start(lambda: _attempts(item, args, c, run.reruns), marker[0], cleanup=[dut.close])
-    item.stash[_RUNNING] = running
     if item is not leader:  # the leader's time is its setup's, as for any check
         item.stash[_STARTED] = time.time()
+    item.stash[_RUNNING] = overlap.start(lambda: _attempts(item, args, c, run.reruns), marker[0],
+                                         cleanup=[dut.close])
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
