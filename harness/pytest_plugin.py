@@ -10,6 +10,7 @@ verdicts.json at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import json
 import sys
 import time
@@ -47,6 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dut_kind(*kinds): device kinds a suite applies to")
     config.addinivalue_line("markers", "destructive: needs the rig's allow_destructive (power cuts …)")
     config.addinivalue_line("markers", "documentary: the check judges declared evidence, not a measurement")
+    config.addinivalue_line("markers", "passive(unless=()): the check only observes the DUT and changes nothing "
+                            "on it, so it may overlap other passive checks (harness/overlap.py); unless: the rig "
+                            "conditions under which it does change something")
     rig_path = config.getoption("--rig")
     if rig_path is None:
         return
@@ -94,6 +98,9 @@ class HarnessRun:
         with self.checks_path.open("a", encoding="utf-8") as f:
             f.write(record.model_dump_json() + "\n")
             f.flush()
+            os.fsync(f.fileno())  # a check boundary: the record and every exchange behind it survive the host's
+        if self.bench.transcript is not None:  # power loss, not only a killed harness (issue 18)
+            self.bench.transcript.sync()
         self._keep_duts()
         if not self.quiet:
             capture = self.config.pluginmanager.get_plugin("capturemanager")
@@ -214,14 +221,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             run.deselected.setdefault(dut, []).append((marker[0], marker[2]))
         else:
             keep.append(item)
-    # Checks that share a DUT run suite by suite, in id order: evidence reads like the Rules.
+    # Checks that share a DUT run suite by suite, in id order: evidence reads like the Rules …
     keep.sort(key=lambda it: (_check_marker(it) or ("~",))[0])
+    _arrange_overlaps(keep, run)  # … except that a DUT's passive checks run together, as one group
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
     run.selected = [(it.callspec.params.get("dut", "") if hasattr(it, "callspec") else "", *m[::2])
                     for it in keep if (m := _check_marker(it))]
     run.progress = Progress(len(run.selected) + len(done), done=len(done))
+
+
+def _dut_of(item: pytest.Item) -> str:
+    dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
+    return dut if isinstance(dut, str) else ""
+
+
+def _arrange_overlaps(items: list[pytest.Item], run: HarnessRun) -> None:
+    from harness import overlap
+
+    for item in items:
+        mark = item.get_closest_marker(overlap.MARKER)
+        if mark is not None and overlap.unknown_conditions(mark):
+            raise pytest.UsageError(f"{item.nodeid}: unknown passive(unless=…) condition(s) "
+                                    f"{', '.join(overlap.unknown_conditions(mark))}; known: "
+                                    f"{', '.join(overlap.CONDITIONS)}")
+    for group in overlap.arrange(items, run.loaded.rig, _dut_of):
+        for item in group:
+            item.stash[_GROUP] = group
+        if not run.quiet:  # said once, so that a reader of the log knows why their times overlap
+            ids = ", ".join(m[0] for m in map(_check_marker, group) if m)
+            capture = run.config.pluginmanager.get_plugin("capturemanager")
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                sys.stdout.write(f"  passive checks that run at the same time on {_dut_of(group[0])}: {ids}\n")
+                sys.stdout.flush()
 
 
 # ---- fixtures -----------------------------------------------------------------------------------
@@ -244,11 +277,17 @@ def check(request: pytest.FixtureRequest) -> Check:
     marker = _check_marker(request.node)
     if marker is None:
         raise pytest.UsageError(f"{request.node.nodeid}: the check fixture needs @pytest.mark.check(id, title)")
-    check_id, title, clauses = marker
-    dut_name = request.node.callspec.params.get("dut", "") if hasattr(request.node, "callspec") else ""
-    c = Check(check_id, title, _suite_of(request.node), clauses, dut_name)
-    request.node.stash[_CHECK] = c
+    c = request.node.stash.get(_CHECK, None)  # an overlapped check's was made when its group started
+    if c is None:
+        c = _new_check(request.node, marker)
     _allure_labels(c)
+    return c
+
+
+def _new_check(item: pytest.Item, marker: tuple[str, str, list[str]]) -> Check:
+    check_id, title, clauses = marker
+    c = Check(check_id, title, _suite_of(item), clauses, _dut_of(item))
+    item.stash[_CHECK] = c
     return c
 
 
@@ -256,6 +295,8 @@ _CHECK = pytest.StashKey[Check]()
 _STARTED = pytest.StashKey[float]()
 _RECORD = pytest.StashKey[CheckRecord]()
 _ATTEMPTS = pytest.StashKey[list[Attempt]]()
+_GROUP = pytest.StashKey[list[pytest.Item]]()  # the passive checks of one DUT that run at the same time
+_RUNNING = pytest.StashKey[Any]()  # harness.overlap.Running: an overlapped check's thread
 
 
 def _allure_labels(c: Check) -> None:
@@ -294,7 +335,8 @@ def _allure_title(c: Check) -> None:
 
 # ---- outcomes -----------------------------------------------------------------------------------
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.stash[_STARTED] = time.time()
+    if _RUNNING not in item.stash:  # an overlapped check started with its group: its thread keeps the time
+        item.stash[_STARTED] = time.time()
     run, marker = _run(item.config), _check_marker(item)
     if run is not None and marker is not None and not run.quiet:
         dut = item.callspec.params.get("dut", "") if hasattr(item, "callspec") else ""
@@ -309,31 +351,66 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
     A check that fails and then passes is FLAKY — reported, and INCONCLUSIVE for the clause, never
     PASS. Only FAILs are re-run: an INCONCLUSIVE or N/A would answer the same again. The check's
-    measurements start afresh each time; every earlier attempt is kept in the record.
+    measurements start afresh each time; every earlier attempt is kept in the record. A check of a passive
+    group (harness/overlap.py) does the same in its own thread, beside the others of its group.
     """
-    from harness.devices.api import DeviceError
-
     run, c = _run(pyfuncitem.config), pyfuncitem.stash.get(_CHECK, None)
+    if run is not None and c is not None and _GROUP in pyfuncitem.stash:
+        return _overlapped_call(pyfuncitem, run)
     if run is None or c is None or run.reruns == 0 or pyfuncitem.get_closest_marker("documentary"):
         return None  # declared papers read the same on every attempt
     args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    _attempts(pyfuncitem, args, c, run.reruns)
+    return True
+
+
+def _attempts(item: pytest.Item, args: dict[str, Any], c: Check, reruns: int) -> None:
+    """The check's body, re-run after a FAIL up to ``reruns`` times (each attempt kept in item.stash)."""
+    from harness.devices.api import DeviceError
+
     attempts: list[Attempt] = []
-    pyfuncitem.stash[_ATTEMPTS] = attempts
-    for attempt in range(run.reruns + 1):
+    item.stash[_ATTEMPTS] = attempts
+    for attempt in range(reruns + 1):
         try:
-            pyfuncitem.obj(**args)
+            item.obj(**args)
             if not c.failures:
-                return True
+                return
             reason: str = Msg.joined("; ", (m.describe() for m in c.failures[:3]))
         except (AssertionError, DeviceError) as exc:
-            if attempt == run.reruns:
+            if attempt == reruns:
                 raise
             reason = _exc_text(exc)
-        if attempt == run.reruns:
-            return True  # the failed measurements make the verdict FAIL
+        if attempt == reruns:
+            return  # the failed measurements make the verdict FAIL
         attempts.append(Attempt(verdict=Verdict.FAIL, reason=reason, texts=_texts(reason)))
         c.restart()
+
+
+def _overlapped_call(item: pytest.Function, run: HarnessRun) -> bool:
+    """A check of a passive group: the group's first check starts them all, each in its own thread with its
+    own connection to the DUT; each then waits for its own to end and reports it in its own call phase, so
+    its record, attempts, verdict and progress line are its own."""
+    if _RUNNING not in item.stash:  # the first of its group to be called (one before it may not have set up)
+        group = item.stash[_GROUP]
+        for member in group[group.index(item):]:
+            _start_overlapped(member, run, item)
+    item.stash[_RUNNING].wait()
     return True
+
+
+def _start_overlapped(item: pytest.Item, run: HarnessRun, leader: pytest.Item) -> None:
+    from harness import overlap
+
+    marker = _check_marker(item)
+    assert marker is not None  # only checks are grouped
+    c = item.stash.get(_CHECK, None) or _new_check(item, marker)
+    dut = overlap.OwnConnection(run.bench.dut(_dut_of(item)), f"overlap-{marker[0]}")
+    given = {"dut": dut, "check": c, "harness_run": run}
+    args = {name: given[name] for name in item._fixtureinfo.argnames}  # type: ignore[attr-defined]
+    if item is not leader:  # the leader's time is its setup's, as for any check
+        item.stash[_STARTED] = time.time()
+    item.stash[_RUNNING] = overlap.start(lambda: _attempts(item, args, c, run.reruns), marker[0],
+                                         cleanup=[dut.close])
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -381,8 +458,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             reason=reason, measurements=c.measurements if c else [], charts=c.charts if c else [],
             kind="documentary" if item.get_closest_marker("documentary") else "measured", attempts=attempts,
             nodeid=item.nodeid, texts=_texts(reason, marker[1]),
-            started=item.stash.get(_STARTED, time.time()), finished=time.time())
+            started=item.stash.get(_STARTED, time.time()), finished=_finished(item))
     return report
+
+
+def _finished(item: pytest.Item) -> float:
+    """When the check ended: an overlapped check's thread says, else now (its call phase just ended)."""
+    running = item.stash.get(_RUNNING, None)
+    return running.finished if running is not None and running.done.is_set() else time.time()
 
 
 def _verdict(item: pytest.Item, call: pytest.CallInfo[None]) -> tuple[Verdict, str]:

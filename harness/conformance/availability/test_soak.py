@@ -55,6 +55,9 @@ def _recoveries(soak: Soak, recoveries: list[Recovery]) -> str:
     return Msg.joined("; ", shown)
 
 
+# Polls on a connection of its own and changes nothing — unless the rig schedules link faults during the soak
+# (KZ-73-01 judges the same soak), which cut the link every other check talks over.
+@pytest.mark.passive(unless="link_faults")
 @pytest.mark.check("KZ-67-01", "available at least 99 % of the time: every declared quantity polled at the declared "
                    "interval through the soak, each poll answered")
 def test_availability_over_soak(dut, check, harness_run):

@@ -26,6 +26,9 @@ def test_heat_clock_continues_after_power_cut(dut, check):
     clock_continues_after_power_cut(dut, check, CLAUSE)
 
 
+# Two time fixes with the device left alone between them; on a DUT with time control the check
+# fast-forwards a day of device time instead of waiting, and that changes what others observe.
+@pytest.mark.passive(unless="time_control")
 @pytest.mark.check("KZ-96-09", "clock drift against the harness's clock is within the declared accuracy")
 def test_heat_clock_drift(dut, check):
     clock_drift_within_declared(dut, check, CLAUSE)
