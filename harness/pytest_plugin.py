@@ -10,8 +10,8 @@ verdicts.json at the end.
 from __future__ import annotations
 
 import contextlib
-import os
 import json
+import os
 import sys
 import time
 from pathlib import Path
