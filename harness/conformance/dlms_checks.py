@@ -7,13 +7,15 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
 
 def dlms_of(dut: Any) -> Any:
     """The profile's ``dlms:`` section; NotApplicable for a device of another protocol."""
     if dut.profile.dlms is None:
-        raise NotApplicable(f"{dut.name} speaks {dut.profile.protocol}, not DLMS/COSEM: the DLMS checks do not apply")
+        raise NotApplicable(Msg("{name} speaks {protocol}, not DLMS/COSEM: the DLMS checks do not apply",
+                                name=dut.name, protocol=dut.profile.protocol))
     return dut.profile.dlms
 
 
@@ -21,7 +23,8 @@ def dlms_device(dut: Any) -> Any:
     """The DUT's driver if it can open associations of its own choosing (the ``dlms`` driver can)."""
     device = dut.device
     if not hasattr(device, "open_link"):
-        raise Inconclusive(f"the {type(device).__name__} driver cannot open DLMS associations for negative checks")
+        raise Inconclusive(Msg("the {driver} driver cannot open DLMS associations for negative checks",
+                               driver=type(device).__name__))
     return device
 
 
@@ -39,5 +42,5 @@ def not_yet_over_dlms(dut: Any, what: str) -> None:
     """INCONCLUSIVE, with the reason, for what the dlms driver does not read yet (issue 16's later slices):
     a DLMS meter's journal or load profile is not missing, it is untested."""
     if getattr(dut.profile, "dlms", None) is not None:
-        raise Inconclusive(f"{what} over DLMS/COSEM (class 7 Profile generic objects) are not read by the dlms "
-                           "driver yet: not tested on this meter")
+        raise Inconclusive(Msg("{what} over DLMS/COSEM (class 7 Profile generic objects) are not read by the dlms "
+                               "driver yet: not tested on this meter", what=what))

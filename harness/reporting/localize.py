@@ -29,7 +29,8 @@ def chapter_title(chapter: int, english: str = "") -> str:
 # Units the checks write as words (a symbol such as Wh or kWh stays as it is: no entry). Marked here so that
 # extraction finds them; in the "unit" context, so that "s" the unit stands apart from any other "s".
 _UNIT_WORDS = (pgettext("unit", "s"), pgettext("unit", "ms"), pgettext("unit", "d"), pgettext("unit", "records"),
-               pgettext("unit", "intervals"), pgettext("unit", "t"))
+               pgettext("unit", "intervals"), pgettext("unit", "t"),
+               pgettext("unit", "bytes"), pgettext("unit", "readings"), pgettext("unit", "meters"))
 
 
 def unit(text: str | None) -> str | None:

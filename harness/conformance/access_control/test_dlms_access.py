@@ -16,6 +16,7 @@ from harness.conformance.dlms_checks import association, dlms_device, dlms_of
 from harness.devices.dlms import dar_name, encode_value
 from harness.devices.dlms_link import AssociationRefused
 from harness.quantities import EnergyRegister
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")
@@ -36,23 +37,26 @@ def test_lls_refuses_wrong_password(dut, check):
     device = dlms_device(dut)
     roles = _lls(dlms)
     if not roles:
-        raise Inconclusive("the profile declares no LLS association: nothing to authenticate with a password")
+        raise Inconclusive(Msg("the profile declares no LLS association: nothing to authenticate with a password"))
     for role in roles:
         try:
             with association(device, role):
                 pass
         except AssociationRefused as exc:
-            raise Inconclusive(f"association {role!r} refuses the rig's own password ({exc}): is "
-                               f"credentials.{dlms.associations[role].credential} this meter's?") from None
-        check.measure(f"{role}: association with the rig's password", "accepted", passed=True)
-        for label, password in (("a wrong password of the same length", device.wrong_password(role)),
-                                ("an empty password", b"")):
+            raise Inconclusive(Msg("association {role!r} refuses the rig's own password ({exc}): is "
+                                   "credentials.{credential} this meter's?", role=role, exc=exc,
+                                   credential=dlms.associations[role].credential)) from None
+        check.measure(Msg("{role}: association with the rig's password", role=role), Msg("accepted"), passed=True)
+        for label, password in ((Msg("a wrong password of the same length"), device.wrong_password(role)),
+                                (Msg("an empty password"), b"")):
             try:
                 with association(device, role, password=password):
-                    answer, refused = "accepted", False
+                    answer, refused = Msg("accepted"), False
             except AssociationRefused as exc:
-                answer, refused = f"rejected ({DIAGNOSTICS.get(exc.code, f'diagnostic {exc.code}')})", True
-            check.measure(f"{role}: association with {label}", answer, passed=refused, limit="rejected")
+                answer, refused = Msg("rejected ({diagnostic})", diagnostic=DIAGNOSTICS.get(
+                    exc.code, Msg("diagnostic {code}", code=exc.code))), True
+            check.measure(Msg("{role}: association with {label}", role=role, label=label), answer, passed=refused,
+                          limit=Msg("rejected"))
     check.require()
 
 
@@ -62,11 +66,11 @@ def test_clock_set_needs_the_right(dut, check):
     dlms = dlms_of(dut)
     device = dlms_device(dut)
     if dlms.clock is None:
-        raise Inconclusive("the profile declares no dlms.clock")
+        raise Inconclusive(Msg("the profile declares no dlms.clock"))
     public = dlms.public()
     roles = sorted((r for r, a in dlms.associations.items() if "clock" not in a.may_set), key=lambda r: r != public)
     if not roles:
-        raise Inconclusive("every declared association may set the clock: no association to refuse it")
+        raise Inconclusive(Msg("every declared association may set the clock: no association to refuse it"))
     changed: list[bool] = []
 
     def put_back() -> None:
@@ -81,14 +85,16 @@ def test_clock_set_needs_the_right(dut, check):
                     code = device.set_on(link, device.attribute(8, dlms.clock.obis, 2),
                                          device.clock_set_data(before.value + CLOCK_SHIFT))
             except AssociationRefused as exc:
-                raise Inconclusive(f"could not associate as {role} to try it: {exc}") from None
+                raise Inconclusive(Msg("could not associate as {role} to try it: {exc}", role=role, exc=exc)) from None
             after = device.read_clock()
             course = before.value + timedelta(seconds=after.t_received - before.t_sent)
             moved = abs((after.value - course).total_seconds())
             changed.append(moved > CLOCK_KEPT_S)
-            check.measure(f"{role}: SET of the clock {CLOCK_SHIFT} ahead", dar_name(code) if code else "success",
-                          passed=code != 0, limit="refused (read-write-denied)")
-            check.at_most(f"{role}: clock moved off its course by the SET", round(moved, 2), CLOCK_KEPT_S, unit="s")
+            check.measure(Msg("{role}: SET of the clock {shift} ahead", role=role, shift=CLOCK_SHIFT),
+                          dar_name(code) if code else Msg("success"), passed=code != 0,
+                          limit=Msg("refused (read-write-denied)"))
+            check.at_most(Msg("{role}: clock moved off its course by the SET", role=role), round(moved, 2),
+                          CLOCK_KEPT_S, unit="s")
     check.require()
 
 
@@ -103,7 +109,7 @@ def test_energy_registers_not_settable(dut, check):
     totals = [(q, o) for q, o in dlms.points.items()
               if (r := EnergyRegister.parse(q)) is not None and r.tariff is None and o.class_id == 3]
     if not totals:
-        raise Inconclusive("the profile declares no energy total to try a SET on")
+        raise Inconclusive(Msg("the profile declares no energy total to try a SET on"))
     for role in dlms.associations:
         try:
             with association(device, role) as link:
@@ -111,19 +117,20 @@ def test_energy_registers_not_settable(dut, check):
                     attribute = device.attribute(obj.class_id, obj.obis, obj.attribute)
                     before = device.get_on(link, [attribute])[0]
                     if not isinstance(before, int) or isinstance(before, bool):
-                        check.measure(f"{role}: {name} read before the SET", str(before), passed=False,
-                                      limit="a count")
+                        check.measure(Msg("{role}: {name} read before the SET", role=role, name=name), str(before),
+                                      passed=False, limit=Msg("a count"))
                         continue
                     code = device.set_on(link, attribute, encode_value(obj.type, before + VISIBLE_STEPS))
                     after = device.get_on(link, [attribute])[0]
                     change = after - before if isinstance(after, int) else None
-                    check.measure(f"{role}: SET of {name} to its count + {VISIBLE_STEPS}",
-                                  dar_name(code) if code else "success", passed=code != 0, limit="refused")
-                    check.measure(f"{role}: {name} change read back", change,
+                    check.measure(Msg("{role}: SET of {name} to its count + {steps}", role=role, name=name,
+                                      steps=VISIBLE_STEPS),
+                                  dar_name(code) if code else Msg("success"), passed=code != 0, limit=Msg("refused"))
+                    check.measure(Msg("{role}: {name} change read back", role=role, name=name), change,
                                   passed=change is not None and change < VISIBLE_STEPS // 2,
-                                  limit=f"< {VISIBLE_STEPS // 2} steps (what the load adds meanwhile)")
+                                  limit=Msg("< {steps} steps (what the load adds meanwhile)", steps=VISIBLE_STEPS // 2))
                     if change is not None and change >= VISIBLE_STEPS // 2:  # taken: put the count back
                         device.set_on(link, attribute, encode_value(obj.type, before))
         except AssociationRefused as exc:
-            raise Inconclusive(f"could not associate as {role} to try it: {exc}") from None
+            raise Inconclusive(Msg("could not associate as {role} to try it: {exc}", role=role, exc=exc)) from None
     check.require()

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from harness.config.amr import AmrOperation, AmrSpec
 from harness.devices.amr.api import AmrReading, AmrSession, AmrUser
 from harness.quantities import UNIT_FACTORS
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 T = TypeVar("T")
@@ -26,15 +27,15 @@ POLL_S = 0.1  # how often a wait asks the server again
 def amr_spec(dut: Any) -> AmrSpec:
     spec = getattr(dut.profile, "amr", None)
     if spec is None:
-        raise Inconclusive(f"{dut.name}: the profile has no `amr:` section")
+        raise Inconclusive(Msg("{name}: the profile has no `amr:` section", name=dut.name))
     return spec
 
 
 def field_meters(dut: Any) -> dict[str, Any]:
     """The field's meter runtimes, brought up with the server; INCONCLUSIVE without a field."""
     if dut.field is None or not dut.field.meters:
-        raise Inconclusive(f"{dut.name}: the rig gives the AMR server no `field:` of meters, so nothing the server "
-                           "reports can be compared with the truth")
+        raise Inconclusive(Msg("{name}: the rig gives the AMR server no `field:` of meters, so nothing the server "
+                               "reports can be compared with the truth", name=dut.name))
     return dut.field.meters
 
 
@@ -43,8 +44,8 @@ def admin(dut: Any) -> AmrSession:
     spec = amr_spec(dut)
     cred = dut.spec.credentials.get(spec.admin_role)
     if cred is None or not cred.user or not cred.password:
-        raise Inconclusive(f"{dut.name}: the rig gives no credentials.{spec.admin_role} {{user, password}} for the "
-                           "server's administrator role")
+        raise Inconclusive(Msg("{name}: the rig gives no credentials.{role} {{user, password}} for the "
+                               "server's administrator role", name=dut.name, role=spec.admin_role))
     return dut.device.login(cred.user, cred.password)
 
 
@@ -77,26 +78,28 @@ def wait_for(what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, 
         time.sleep(min(POLL_S, max(0.0, timeout_s - took)))
 
 
-def observe_change(check: Any, label: str, reached: Callable[[], bool], limit_s: float, still: str,
+def observe_change(check: Any, label: Msg, reached: Callable[[], bool], limit_s: float, still: Msg,
                    declared: str = "", detail: Callable[[], str] | None = None) -> float:
     """Wait (at most ``limit_s``) until the server shows a change (``reached``), and measure how long it took
     against the declared limit (``detail``: what the server says about it, kept as the note); the seconds it took
     (or waited in vain)."""
     _, took = wait_for(lambda: True if reached() else None, limit_s)
     seen = reached()
-    check.measure(f"{label} after", round(took, 2) if seen else f"{still} after {took:.1f} s",
+    check.measure(Msg("{label} after", label=label),
+                  round(took, 2) if seen else Msg("{still} after {took:.1f} s", still=still, took=took),
                   unit="s" if seen else None, passed=seen and took <= limit_s,
-                  limit=f"≤ {limit_s:g} s" + (f" (declared {declared})" if declared else ""),
+                  limit=Msg("≤ {limit:g} s (declared {declared})", limit=limit_s, declared=declared) if declared
+                  else Msg("≤ {limit:g} s", limit=limit_s),
                   note=detail() if detail is not None and seen else "")
     return took
 
 
-def bounded_wait(dut: Any, seconds: float, why: str) -> float:
+def bounded_wait(dut: Any, seconds: float, why: Msg) -> float:
     """A wall-time wait a check needs, refused (INCONCLUSIVE) beyond the rig's ``timing.max_wall_wait_s``."""
     limit = dut.timing.max_wall_wait_s
     if seconds > limit:
-        raise Inconclusive(f"{why} needs {seconds:g} s of real waiting, more than timing.max_wall_wait_s "
-                           f"({limit:g} s); raise it in the rig")
+        raise Inconclusive(Msg("{why} needs {seconds:g} s of real waiting, more than timing.max_wall_wait_s "
+                               "({limit:g} s); raise it in the rig", why=why, seconds=seconds, limit=limit))
     return seconds
 
 
@@ -124,14 +127,15 @@ def canonical(reading: AmrReading) -> tuple[float, str] | None:
     return reading.value * factor, unit
 
 
-def within_bracket(reading: AmrReading, before: Truth, after: Truth) -> tuple[bool, str]:
+def within_bracket(reading: AmrReading, before: Truth, after: Truth) -> tuple[bool, Msg]:
     """Is the server's reading a value the meter showed between the harness's two reads (± one register step)?"""
     got = canonical(reading)
     if got is None:
-        return False, f"unit {reading.unit!r} is no unit the harness knows"
+        return False, Msg("unit {unit!r} is no unit the harness knows", unit=reading.unit)
     value, unit = got
     if unit != before.unit:
-        return False, f"{reading.quantity} in {reading.unit}, a unit of {unit}, not of {before.unit}"
+        return False, Msg("{quantity} in {unit}, a unit of {dimension}, not of {wanted}", quantity=reading.quantity,
+                           unit=reading.unit, dimension=unit, wanted=before.unit)
     step = max(before.resolution, after.resolution)
     low, high = min(before.value, after.value) - step, max(before.value, after.value) + step
-    return low <= value <= high, f"[{low:.12g}, {high:.12g}] {unit}"
+    return low <= value <= high, Msg("[{low:.12g}, {high:.12g}] {unit}", low=low, high=high, unit=unit)

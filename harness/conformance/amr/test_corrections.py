@@ -21,6 +21,7 @@ from harness.conformance.amr.field_truth import (
     wait_for,
 )
 from harness.devices.amr.api import AmrSession, AuditEntry, Correction
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("amr_server")
@@ -47,17 +48,20 @@ def _judge_audit(check, entries: list[AuditEntry], correction: Correction, since
     about = [e for e in entries if _mentions(e, correction) and e.time >= since]
     proposed = [e for e in about if e.user == correction.proposed_by]
     confirmed = [e for e in about if e.user == correction.confirmed_by]
-    check.measure("audit: the proposal, by its proposer", f"{len(proposed)} entries", passed=bool(proposed),
-                  limit=f"an entry by {correction.proposed_by} naming correction {correction.correction_id}")
-    check.measure("audit: the confirmation, by its confirmer", f"{len(confirmed)} entries", passed=bool(confirmed),
-                  limit=f"an entry by {correction.confirmed_by} naming correction {correction.correction_id}")
+    check.measure(Msg("audit: the proposal, by its proposer"), Msg("{n} entries", n=len(proposed)),
+                  passed=bool(proposed), limit=Msg("an entry by {user} naming correction {id}",
+                                                   user=correction.proposed_by, id=correction.correction_id))
+    check.measure(Msg("audit: the confirmation, by its confirmer"), Msg("{n} entries", n=len(confirmed)),
+                  passed=bool(confirmed), limit=Msg("an entry by {user} naming correction {id}",
+                                                    user=correction.confirmed_by, id=correction.correction_id))
     values = {str(v) for e in about for v in e.details.values()}
-    for label, wanted in (("old value", correction.old_value), ("new value", correction.new_value),
-                          ("reason", correction.reason)):
+    for label, wanted in ((Msg("old value"), correction.old_value), (Msg("new value"), correction.new_value),
+                          (Msg("reason"), correction.reason)):
         shown = str(wanted) in values or repr(wanted) in values or any(
             isinstance(v, int | float) and not isinstance(v, bool) and v == wanted
             for e in about for v in e.details.values())
-        check.measure(f"audit: {label}", "recorded" if shown else "missing", passed=shown, limit=f"{wanted}")
+        check.measure(Msg("audit: {label}", label=label), Msg("recorded") if shown else Msg("missing"), passed=shown,
+                      limit=f"{wanted}")
 
 
 @pytest.mark.destructive
@@ -68,30 +72,32 @@ def test_correction_needs_confirmation(dut, check):
     proposers = [r for r, ops in spec.roles.items() if AmrOperation.PROPOSE_CORRECTION in ops]
     proposer = next((r for r in proposers if r != spec.confirmer_role), proposers[0] if proposers else None)
     if proposer is None or spec.confirmer_role is None:
-        check.measure("correction roles declared", f"proposer {proposer}, confirmer {spec.confirmer_role}",
-                      passed=False, limit="a role that proposes corrections and a confirmer_role (cl. 48)")
+        check.measure(Msg("correction roles declared"), Msg("proposer {proposer}, confirmer {confirmer}",
+                                                             proposer=proposer, confirmer=spec.confirmer_role),
+                      passed=False, limit=Msg("a role that proposes corrections and a confirmer_role (cl. 48)"))
         check.require()
     meter = next(iter(meters))
     since = datetime.now(UTC) - timedelta(seconds=dut.timing.clock_tolerance_s)
     session = admin(dut)
     try:
-        wait_s = bounded_wait(dut, 2 * spec.timings.poll_interval_s, "waiting for a reading to correct")
+        wait_s = bounded_wait(dut, 2 * spec.timings.poll_interval_s, Msg("waiting for a reading to correct"))
         readings, _ = wait_for(lambda: session.readings(meter) or None, wait_s)
         if not readings:
-            raise Inconclusive(f"the server holds no reading of {meter} to correct after {wait_s:g} s")
+            raise Inconclusive(Msg("the server holds no reading of {meter} to correct after {wait:g} s", meter=meter,
+                                      wait=wait_s))
         target = readings[-1]
         new_value = target.value + 1.0
         reason = f"harness cl. 48 check {secrets.token_hex(3)}"
         with _session_of(dut, session, proposer) as p, _session_of(dut, session, spec.confirmer_role) as c:
             proposal = p.propose_correction(target.reading_id, new_value, reason)
             unconfirmed = session.reading(target.reading_id).value
-            check.measure("value after an unconfirmed proposal", unconfirmed, unit=target.unit,
-                          passed=unconfirmed == target.value, limit=f"unchanged: {target.value}")
+            check.measure(Msg("value after an unconfirmed proposal"), unconfirmed, unit=target.unit,
+                          passed=unconfirmed == target.value, limit=Msg("unchanged: {value}", value=target.value))
             confirmed = c.confirm_correction(proposal.correction_id)
             after = session.reading(target.reading_id)
-            check.measure("value after confirmation", after.value, unit=target.unit, passed=after.value == new_value,
-                          limit=f"the corrected value {new_value}")
-            check.measure("original value kept", after.original_value, unit=target.unit,
+            check.measure(Msg("value after confirmation"), after.value, unit=target.unit,
+                          passed=after.value == new_value, limit=Msg("the corrected value {value}", value=new_value))
+            check.measure(Msg("original value kept"), after.original_value, unit=target.unit,
                           passed=after.original_value == target.value, limit=f"{target.value}")
             _judge_audit(check, session.audit(), confirmed, since)
             # Put the reading back: a correction of the correction, proposed and confirmed the same way.

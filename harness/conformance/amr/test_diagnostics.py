@@ -15,6 +15,7 @@ from harness.conformance.amr.field_truth import (
     wait_for,
 )
 from harness.devices.amr.api import AmrSession, MeterStatus
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("amr_server")
@@ -32,10 +33,10 @@ def test_communication_diagnostics(dut, check):
     limit = spec.timings.fault_detection_s or spec.timings.inactive_detection_s
     victim_name = next((n for n, m in meters.items() if getattr(m.main_link, "fault", None) is not None), None)
     if victim_name is None:
-        raise Inconclusive("no field meter's link can be cut: give one `link: proxy` in the rig's field")
-    bounded_wait(dut, 3 * limit, "a link cut observed from the server")
+        raise Inconclusive(Msg("no field meter's link can be cut: give one `link: proxy` in the rig's field"))
+    bounded_wait(dut, 3 * limit, Msg("a link cut observed from the server"))
     health = dut.device.health()
-    check.measure("server health", health.get("status"), passed=health.get("status") == "ok", limit="ok",
+    check.measure(Msg("server health"), health.get("status"), passed=health.get("status") == "ok", limit="ok",
                   note=", ".join(f"{k}: {v}" for k, v in health.items() if k != "status"))
     session = admin(dut)
     try:
@@ -45,25 +46,28 @@ def test_communication_diagnostics(dut, check):
 
         before = wait_for(all_ok, limit)[0] or _diagnostics(session)
         reported = all(m.communication_ok is not None for m in before.values())
-        check.measure("communication diagnostics per meter", "reported" if reported else "not reported",
-                      passed=reported, limit="each meter's link status (contract: meters[].communication)")
+        check.measure(Msg("communication diagnostics per meter"), Msg("reported") if reported else Msg("not reported"),
+                      passed=reported, limit=Msg("each meter's link status (contract: meters[].communication)"))
         if not reported:
             check.require()
         for name in meters:
             ok = bool(before.get(name) and before[name].communication_ok)
-            check.measure(f"{name}: link", "ok" if ok else "fault", passed=ok, limit=f"ok within {limit:g} s")
+            check.measure(Msg("{name}: link", name=name), Msg("ok") if ok else Msg("fault"), passed=ok,
+                          limit=Msg("ok within {limit:g} s", limit=limit))
         with meters[victim_name].main_link.fault("cut"):
-            observe_change(check, f"{victim_name} link cut: communication fault shown",
-                           lambda: _diagnostics(session)[victim_name].communication_ok is False, limit, "still ok",
+            observe_change(check, Msg("{name} link cut: communication fault shown", name=victim_name),
+                           lambda: _diagnostics(session)[victim_name].communication_ok is False, limit,
+                           Msg("still ok"),
                            "fault_detection_s", lambda: _diagnostics(session)[victim_name].communication_error or "")
             during = _diagnostics(session)
             for name in meters:
                 if name != victim_name:
                     ok = bool(during[name].communication_ok)
-                    check.measure(f"{name} (link up) while {victim_name} is cut", "ok" if ok else "fault",
-                                  passed=ok, limit="ok")
-        observe_change(check, f"{victim_name} link back: fault cleared",
-                       lambda: bool(_diagnostics(session)[victim_name].communication_ok), limit, "still a fault")
+                    check.measure(Msg("{name} (link up) while {victim} is cut", name=name, victim=victim_name),
+                                  Msg("ok") if ok else Msg("fault"),
+                                  passed=ok, limit=Msg("ok"))
+        observe_change(check, Msg("{name} link back: fault cleared", name=victim_name),
+                       lambda: bool(_diagnostics(session)[victim_name].communication_ok), limit, Msg("still a fault"))
     finally:
         session.close()
     check.require()

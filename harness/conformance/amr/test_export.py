@@ -10,6 +10,7 @@ import pytest
 from harness.config.amr import ExportFormat
 from harness.conformance.amr.export_rows import COLUMNS, parse_rfc4180
 from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, wait_for
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("amr_server")
@@ -30,8 +31,8 @@ def _key(meter: str, stamp: datetime, value: float) -> tuple[str, float, float]:
 def test_export(dut, check):
     spec, meters = amr_spec(dut), field_meters(dut)
     if not spec.export_formats:
-        check.measure("export formats declared", "none", passed=False, limit="at least one standard format "
-                      "(cl. 62: export to standard formats)")
+        check.measure(Msg("export formats declared"), Msg("none"), passed=False,
+                      limit=Msg("at least one standard format (cl. 62: export to standard formats)"))
         check.require()
     interval = spec.timings.poll_interval_s
     session = admin(dut)
@@ -40,9 +41,10 @@ def test_export(dut, check):
         # shows, so everything stamped in it has long been stored, whatever the offset between the two clocks.
         span = (PERIOD_INTERVALS + 1) * interval
         history, _ = wait_for(lambda: h if (h := _history(session, meters)) and h[1] - h[0] >= span else None,
-                              bounded_wait(dut, span + interval, "letting readings accumulate for an export"))
+                              bounded_wait(dut, span + interval, Msg("letting readings accumulate for an export")))
         if history is None:
-            raise Inconclusive(f"the server did not show {span:g} s of readings within {span + interval:g} s")
+            raise Inconclusive(Msg("the server did not show {span:g} s of readings within {wait:g} s", span=span,
+                                      wait=span + interval))
         end = datetime.fromtimestamp(history[1] - interval, UTC)
         start = end - timedelta(seconds=interval * PERIOD_INTERVALS)
         expected = {_key(r.meter_id, r.reading_time, r.value) for name in meters
@@ -56,17 +58,20 @@ def test_export(dut, check):
                     try:
                         got.add(_key(row["meter_id"], datetime.fromisoformat(row["reading_time"]), float(row["value"])))
                     except (KeyError, ValueError) as exc:
-                        problems.append(f"row {row}: {exc}")
-                check.measure("CSV export well-formed", "; ".join(problems[:3]) or "RFC 4180, header with "
-                              + ", ".join(COLUMNS), passed=not problems, limit="RFC 4180 with the contract's columns")
+                        problems.append(Msg("row {row}: {exc}", row=row, exc=exc))
+                check.measure(Msg("CSV export well-formed"), Msg.joined("; ", problems[:3]) if problems else
+                              Msg("RFC 4180, header with {columns}", columns=", ".join(COLUMNS)), passed=not problems,
+                              limit=Msg("RFC 4180 with the contract's columns"))
                 missing, extra = expected - got, got - expected
                 period = f"{start.isoformat(timespec='seconds')}..{end.isoformat(timespec='seconds')}"
-                check.measure(f"CSV export of {period}",
-                              f"{len(got)} readings; {len(missing)} missing, {len(extra)} not in the period",
+                check.measure(Msg("CSV export of {period}", period=period),
+                              Msg("{got} readings; {missing} missing, {extra} not in the period", got=len(got),
+                                  missing=len(missing), extra=len(extra)),
                               passed=bool(expected) and not missing and not extra,
-                              limit=f"exactly the {len(expected)} readings the API lists for the period",
-                              note="; ".join(f"missing {m[0]} at {datetime.fromtimestamp(m[1], UTC).isoformat()}"
-                                             for m in sorted(missing)[:3]))
+                              limit=Msg("exactly the {n} readings the API lists for the period", n=len(expected)),
+                              note=Msg.joined("; ", (Msg("missing {meter} at {time}", meter=m[0],
+                                                         time=datetime.fromtimestamp(m[1], UTC).isoformat())
+                                                     for m in sorted(missing)[:3])))
     finally:
         session.close()
     check.require()

@@ -20,6 +20,7 @@ from harness.conformance.amr.field_truth import (
     within_bracket,
 )
 from harness.devices.amr.api import AmrReading
+from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("amr_server")
 
@@ -35,7 +36,7 @@ def _iso(t: float) -> str:
 def test_automatic_reading(dut, check):
     spec, meters = amr_spec(dut), field_meters(dut)
     interval = spec.timings.poll_interval_s
-    window = bounded_wait(dut, INTERVALS_OBSERVED * interval + interval, "watching automatic readings")
+    window = bounded_wait(dut, INTERVALS_OBSERVED * interval + interval, Msg("watching automatic readings"))
     tolerance = dut.timing.clock_tolerance_s
     session = admin(dut)
     try:
@@ -51,16 +52,19 @@ def test_automatic_reading(dut, check):
     for name in meters:
         auto = sorted((r for r in new[name] if r.source == "auto"), key=lambda r: r.reading_time)
         expected = int(window / interval) - 1
-        check.measure(f"{name}: automatic readings in {window:g} s", len(auto), passed=len(auto) >= expected,
-                      limit=f"≥ {expected} at a {interval:g} s interval")
+        check.measure(Msg("{name}: automatic readings in {window:g} s", name=name, window=window), len(auto),
+                      passed=len(auto) >= expected,
+                      limit=Msg("≥ {expected} at a {interval:g} s interval", expected=expected, interval=interval))
         _judge_times(check, name, auto, interval, t_start - tolerance, t_end + tolerance)
         wrong = [(r, why) for r in auto for ok, why in [within_bracket(r, before[name], after[name])] if not ok]
-        check.measure(f"{name}: readings equal to the meter's register", f"{len(auto) - len(wrong)} of {len(auto)}",
+        check.measure(Msg("{name}: readings equal to the meter's register", name=name),
+                      Msg("{right} of {n}", right=len(auto) - len(wrong), n=len(auto)),
                       passed=bool(auto) and not wrong,
-                      limit=f"each within the harness's reads {before[name].value:.12g}..{after[name].value:.12g} "
-                            f"{before[name].unit} ± one step",
-                      note="; ".join(f"{r.value:.12g} {r.unit} at {r.reading_time.isoformat()} not in {why}"
-                                     for r, why in wrong[:3]))
+                      limit=Msg("each within the harness's reads {low:.12g}..{high:.12g} {unit} ± one step",
+                                low=before[name].value, high=after[name].value, unit=before[name].unit),
+                      note=Msg.joined("; ", (Msg("{value:.12g} {unit} at {time} not in {why}", value=r.value,
+                                                 unit=r.unit, time=r.reading_time.isoformat(), why=why)
+                                             for r, why in wrong[:3])))
     check.require()
 
 
@@ -70,15 +74,18 @@ def _judge_times(check, name: str, readings: list[AmrReading], interval: float, 
     apart: a gap of two intervals is a missed reading, two stamps within half an interval a doubled one."""
     stamps = [r.reading_time.timestamp() for r in readings]
     outside = [s for s in stamps if not earliest <= s <= latest]
-    check.measure(f"{name}: reading times inside the observation", f"{len(stamps) - len(outside)} of {len(stamps)}",
-                  passed=not outside, limit=f"{_iso(earliest)}..{_iso(latest)}",
+    check.measure(Msg("{name}: reading times inside the observation", name=name),
+                  Msg("{right} of {n}", right=len(stamps) - len(outside), n=len(stamps)), passed=not outside,
+                  limit=f"{_iso(earliest)}..{_iso(latest)}",
                   note=", ".join(_iso(s) for s in outside[:3]))
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     if gaps:
-        check.measure(f"{name}: longest gap between readings", round(max(gaps), 3), unit="s",
-                      passed=max(gaps) < 2 * interval, limit=f"< {2 * interval:g} s (no interval missed)")
-        check.measure(f"{name}: shortest gap between readings", round(min(gaps), 3), unit="s",
-                      passed=min(gaps) > interval / 2, limit=f"> {interval / 2:g} s (no interval doubled)")
+        check.measure(Msg("{name}: longest gap between readings", name=name), round(max(gaps), 3), unit="s",
+                      passed=max(gaps) < 2 * interval,
+                      limit=Msg("< {limit:g} s (no interval missed)", limit=2 * interval))
+        check.measure(Msg("{name}: shortest gap between readings", name=name), round(min(gaps), 3), unit="s",
+                      passed=min(gaps) > interval / 2,
+                      limit=Msg("> {limit:g} s (no interval doubled)", limit=interval / 2))
 
 
 @pytest.mark.check("KZ-62-03", "manual reading: a reading requested by the operator arrives within the declared time, "
@@ -86,7 +93,7 @@ def _judge_times(check, name: str, readings: list[AmrReading], interval: float, 
 def test_manual_reading(dut, check):
     spec, meters = amr_spec(dut), field_meters(dut)
     limit = spec.timings.manual_read_s
-    bounded_wait(dut, limit, "waiting for a manual reading")
+    bounded_wait(dut, limit, Msg("waiting for a manual reading"))
     name, meter = next(iter(meters.items()))
     quantity = dut.field.quantity(name)
     tolerance = dut.timing.clock_tolerance_s
@@ -105,14 +112,17 @@ def test_manual_reading(dut, check):
         after = truth(meter, quantity)
     finally:
         session.close()
-    check.measure(f"{name}: manual reading arrived after", round(took, 3) if reading else
-                  f"none within {took:.1f} s", unit="s" if reading else None,
-                  passed=reading is not None and took <= limit, limit=f"≤ {limit:g} s (declared manual_read_s)")
+    check.measure(Msg("{name}: manual reading arrived after", name=name), round(took, 3) if reading else
+                  Msg("none within {took:.1f} s", took=took), unit="s" if reading else None,
+                  passed=reading is not None and took <= limit,
+                  limit=Msg("≤ {limit:g} s (declared manual_read_s)", limit=limit))
     if reading is not None:
         stamped = reading.reading_time.timestamp()
-        check.measure(f"{name}: manual reading stamped", reading.reading_time.isoformat(),
+        check.measure(Msg("{name}: manual reading stamped", name=name), reading.reading_time.isoformat(),
                       passed=stamped >= t_request - tolerance,
-                      limit=f"after the request at {_iso(t_request)} (± {tolerance:g} s clock tolerance)")
+                      limit=Msg("after the request at {time} (± {tolerance:g} s clock tolerance)",
+                                time=_iso(t_request), tolerance=tolerance))
         ok, why = within_bracket(reading, before, after)
-        check.measure(f"{name}: manual reading value", reading.value, unit=reading.unit, passed=ok, limit=why)
+        check.measure(Msg("{name}: manual reading value", name=name), reading.value, unit=reading.unit, passed=ok,
+                      limit=why)
     check.require()

@@ -16,6 +16,7 @@ from harness.conformance.amr.field_truth import (
     wait_for,
 )
 from harness.devices.amr.api import AmrSession
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("amr_server")
@@ -33,9 +34,10 @@ def test_meter_status(dut, check):
     limit = spec.timings.inactive_detection_s
     victim_name = next((n for n, m in meters.items() if m.power is not None), None)
     if victim_name is None:
-        raise Inconclusive("no field meter has a power switch (rig field.<meter>.power): a dead meter cannot be made")
+        raise Inconclusive(Msg("no field meter has a power switch (rig field.<meter>.power): a dead meter cannot be "
+                                 "made"))
     victim = meters[victim_name]
-    bounded_wait(dut, 3 * limit + victim.spec.power.off_time_s, "a power cut observed from the server")
+    bounded_wait(dut, 3 * limit + victim.spec.power.off_time_s, Msg("a power cut observed from the server"))
     session = admin(dut)
     try:
         def all_active() -> dict[str, bool] | None:
@@ -44,25 +46,27 @@ def test_meter_status(dut, check):
 
         final = wait_for(all_active, limit)[0] or _statuses(session)
         for name in meters:
-            check.measure(f"{name} shown active", "active" if final.get(name) else
-                          ("not listed" if name not in final else "inactive"), passed=bool(final.get(name)),
-                          limit=f"active within {limit:g} s")
+            check.measure(Msg("{name} shown active", name=name), Msg("active") if final.get(name) else
+                          (Msg("not listed") if name not in final else Msg("inactive")), passed=bool(final.get(name)),
+                          limit=Msg("active within {limit:g} s", limit=limit))
         victim.power.off()
         try:
-            off_took = observe_change(check, f"{victim_name} powered off: shown inactive",
-                                      lambda: _statuses(session).get(victim_name) is False, limit, "still active",
+            off_took = observe_change(check, Msg("{name} powered off: shown inactive", name=victim_name),
+                                      lambda: _statuses(session).get(victim_name) is False, limit,
+                                      Msg("still active"),
                                       "inactive_detection_s")
             others = _statuses(session)
             for name in meters:
                 if name != victim_name:
-                    check.measure(f"{name} (powered) stays active while {victim_name} is off",
-                                  "active" if others.get(name) else "inactive", passed=bool(others.get(name)),
-                                  limit="active")
+                    check.measure(Msg("{name} (powered) stays active while {victim} is off", name=name,
+                                      victim=victim_name),
+                                  Msg("active") if others.get(name) else Msg("inactive"),
+                                  passed=bool(others.get(name)), limit=Msg("active"))
             time.sleep(max(0.0, victim.spec.power.off_time_s - off_took))  # the cut lasts at least the rig's off time
         finally:
             victim.power.on()
-        observe_change(check, f"{victim_name} powered on: shown active again",
-                       lambda: bool(_statuses(session).get(victim_name)), limit, "still inactive")
+        observe_change(check, Msg("{name} powered on: shown active again", name=victim_name),
+                       lambda: bool(_statuses(session).get(victim_name)), limit, Msg("still inactive"))
     finally:
         session.close()
     check.require()

@@ -8,6 +8,7 @@ import pytest
 from harness.config.amr import AmrOperation
 from harness.conformance.amr.field_truth import admin, amr_spec, temporary_user
 from harness.devices.amr.api import AmrAccessDenied
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("amr_server")
@@ -28,27 +29,29 @@ def test_user_lifecycle(dut, check):
     role = next((r for r, ops in spec.roles.items()
                  if AmrOperation.READ_METERS in ops and AmrOperation.MANAGE_USERS not in ops), None)
     if role is None:
-        raise Inconclusive("the profile declares no role that reads meters but may not manage users")
+        raise Inconclusive(Msg("the profile declares no role that reads meters but may not manage users"))
     session = admin(dut)
     try:
         with temporary_user(dut, session, role) as (user, password):
-            check.measure(f"new {role} user listed", user.name in {u.name for u in session.users()}, passed=user.name
-                          in {u.name for u in session.users()}, limit="listed by GET users")
+            check.measure(Msg("new {role} user listed", role=role), user.name in {u.name for u in session.users()},
+                          passed=user.name in {u.name for u in session.users()}, limit=Msg("listed by GET users"))
             own = dut.device.login(user.name, password)
             try:
-                check.measure(f"new {role} user reads meters", len(own.meters()), unit="meters", passed=True,
-                              limit="allowed (read_meters)")
+                check.measure(Msg("new {role} user reads meters", role=role), len(own.meters()), unit="meters",
+                              passed=True, limit=Msg("allowed (read_meters)"))
                 refused = _refused(own.users)
-                check.measure(f"new {role} user manages users", "refused" if refused else "allowed", passed=refused,
-                              limit="refused (not in its role)")
+                check.measure(Msg("new {role} user manages users", role=role),
+                              Msg("refused") if refused else Msg("allowed"), passed=refused,
+                              limit=Msg("refused (not in its role)"))
             finally:
                 own.close()
             session.delete_user(user.name)
             listed = user.name in {u.name for u in session.users()}
-            check.measure("deleted user listed", "listed" if listed else "gone", passed=not listed, limit="gone")
+            check.measure(Msg("deleted user listed"), Msg("listed") if listed else Msg("gone"), passed=not listed,
+                          limit=Msg("gone"))
             refused = _refused(lambda: dut.device.login(user.name, password).close())
-            check.measure("deleted user logs in", "refused" if refused else "logged in", passed=refused,
-                          limit="refused (401)")
+            check.measure(Msg("deleted user logs in"), Msg("refused") if refused else Msg("logged in"),
+                          passed=refused, limit=Msg("refused (401)"))
     finally:
         session.close()
     check.require()

@@ -14,6 +14,7 @@ from harness.config.amr import AmrOperation
 from harness.conformance.amr.field_truth import admin, amr_spec, field_meters, temporary_user
 from harness.devices.amr.api import AmrAccessDenied, AmrNotFound, AmrSession
 from harness.devices.api import DeviceError
+from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("amr_server")
 
@@ -34,17 +35,17 @@ def _probes(session: AmrSession, meter: str, fmt: str) -> dict[AmrOperation, Cal
     }
 
 
-def _outcome(probe: Callable[[], object]) -> tuple[str, str]:
+def _outcome(probe: Callable[[], object]) -> tuple[Msg, str]:
     """("allowed" | "refused" | "error", detail): not-found on a probe of nothing counts as allowed."""
     try:
         probe()
     except AmrAccessDenied as exc:
-        return "refused", str(exc)
+        return Msg("refused"), str(exc)
     except AmrNotFound:
-        return "allowed", "not found (the probe's id does not exist)"
+        return Msg("allowed"), Msg("not found (the probe's id does not exist)")
     except DeviceError as exc:
-        return "error", str(exc)
-    return "allowed", ""
+        return Msg("error"), str(exc)
+    return Msg("allowed"), ""
 
 
 @pytest.mark.check("KZ-62-06", "workstations: each declared role (admin, operator, subscriber) can do exactly the "
@@ -62,7 +63,7 @@ def test_role_matrix(dut, check):
                 try:
                     for operation, probe in _probes(own, meter, fmt).items():
                         got, detail = _outcome(probe)
-                        want = "allowed" if operation in granted else "refused"
+                        want = Msg("allowed") if operation in granted else Msg("refused")
                         check.measure(f"{role}: {operation.value}", got, passed=got == want, limit=want,
                                       note=detail if got != want else "")
                 finally:

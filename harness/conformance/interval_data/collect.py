@@ -28,7 +28,7 @@ Key = tuple[float, int | None, int, tuple[tuple[str, float], ...]]
 
 def load_profile_of(dut: Any) -> Any:
     """The profile's load-profile declaration; its absence FAILs (cl. 31 requires interval data)."""
-    not_yet_over_dlms(dut, "load profiles")
+    not_yet_over_dlms(dut, Msg("load profiles"))
     lp = dut.profile.modbus.load_profile if dut.profile.modbus else None
     if lp is None:
         raise AssertionError(f"profile {dut.profile.model} declares no load profile (modbus.load_profile); "

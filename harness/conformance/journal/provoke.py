@@ -29,7 +29,7 @@ Key = tuple[int, int, float, tuple[tuple[str, int], ...]]
 
 def journal_of(dut: Any) -> Any:
     """The profile's journal declaration; its absence FAILs (cl. 97 requires a journal of every meter)."""
-    not_yet_over_dlms(dut, "event journals")
+    not_yet_over_dlms(dut, Msg("event journals"))
     journal = dut.profile.modbus.journal if dut.profile.modbus else None
     if journal is None:
         raise AssertionError(f"profile {dut.profile.model} declares no event journal (modbus.journal); "

@@ -12,6 +12,7 @@ import pytest
 from harness.conformance.dlms_checks import association, dlms_device, dlms_of
 from harness.devices.api import DeviceError, DeviceRefused
 from harness.quantities import EnergyRegister
+from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 ALSO = ("81",)
@@ -23,7 +24,7 @@ def _undefined(result: object) -> bool:
 
 
 def _shown(result: object) -> str:
-    return str(result) if hasattr(result, "code") else f"data {result!r}"
+    return str(result) if hasattr(result, "code") else Msg("data {value!r}", value=result)
 
 # A-group 1 (electricity), C-group 199: the top of the manufacturer-specific range 128..199 of IEC 62056-6-1,
 # E and the code's channel drawn from the run's seed; one the profile declares is skipped.
@@ -38,7 +39,7 @@ def unknown_object(dlms, seed: int) -> str:
         code = f"1.{rng.randint(1, 64)}.{UNKNOWN_C}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.255"
         if code not in declared:
             return code
-    raise Inconclusive("the profile declares every object the harness could make up")
+    raise Inconclusive(Msg("the profile declares every object the harness could make up"))
 
 
 @pytest.mark.check("KZ-68-12", "a GET of an object the meter does not have gives object-undefined, for every "
@@ -52,16 +53,19 @@ def test_unknown_object_is_undefined(dut, check):
         try:
             with association(device, role) as link:
                 got = device.get_on(link, [device.attribute(3, unknown, 2)])[0]
-                check.measure(f"GET {unknown} (class 3, attribute 2) as {role}", _shown(got),
-                              passed=_undefined(got), limit="object-undefined")
+                check.measure(Msg("GET {obis} (class 3, attribute 2) as {role}", obis=unknown, role=role), _shown(got),
+                              passed=_undefined(got), limit=Msg("object-undefined"))
                 pair = device.get_on(link, [device.attribute(known.class_id, known.obis, known.attribute),
                                             device.attribute(3, unknown, 2)])
-                check.measure(f"GET-with-list of {known_name} and {unknown} as {role}",
-                              f"{known_name}: {_shown(pair[0])}; {unknown}: {_shown(pair[1])}",
+                check.measure(Msg("GET-with-list of {known} and {obis} as {role}", known=known_name, obis=unknown,
+                                  role=role),
+                              Msg("{known}: {first}; {obis}: {second}", known=known_name, first=_shown(pair[0]),
+                                  obis=unknown, second=_shown(pair[1])),
                               passed=_undefined(pair[1]) and not hasattr(pair[0], "code"),
-                              limit=f"{known_name} answered with data, {unknown} object-undefined")
+                              limit=Msg("{known} answered with data, {obis} object-undefined", known=known_name,
+                                        obis=unknown))
         except DeviceRefused as exc:
-            raise Inconclusive(f"could not associate as {role} to try it: {exc}") from None
+            raise Inconclusive(Msg("could not associate as {role} to try it: {exc}", role=role, exc=exc)) from None
     check.require()
 
 
@@ -78,15 +82,17 @@ def test_unoffered_context_and_mechanism_rejected(dut, check):
     device = dlms_device(dut)
     role = dlms.public() or dlms.reads_with
     diag = device.try_association(role, ciphered_context=True)
-    shown = "accepted" if diag is None else f"diagnostic {diag}"
-    check.measure(f"{role}: AARQ for LN referencing with ciphering", shown, passed=diag == DIAG_CONTEXT,
-                  limit="rejected: application-context-name-not-supported (2)",
-                  note="no declared association offers ciphering")
+    shown = Msg("accepted") if diag is None else Msg("diagnostic {diag}", diag=diag)
+    check.measure(Msg("{role}: AARQ for LN referencing with ciphering", role=role), shown, passed=diag == DIAG_CONTEXT,
+                  limit=Msg("rejected: application-context-name-not-supported (2)"),
+                  note=Msg("no declared association offers ciphering"))
     diag = device.try_association(role, mechanism=HLS_GMAC)
-    check.measure(f"{role}: AARQ with mechanism HLS-GMAC ({HLS_GMAC})",
-                  "accepted" if diag is None else DIAG_MECHANISM.get(diag, f"diagnostic {diag}"),
-                  passed=diag in DIAG_MECHANISM, limit=" or ".join(DIAG_MECHANISM.values()),
-                  note=f"the association declares {dlms.associations[role].authentication}")
+    check.measure(Msg("{role}: AARQ with mechanism HLS-GMAC ({mechanism})", role=role, mechanism=HLS_GMAC),
+                  Msg("accepted") if diag is None else DIAG_MECHANISM.get(diag, Msg("diagnostic {diag}", diag=diag)),
+                  passed=diag in DIAG_MECHANISM,
+                  limit=Msg("{one} or {other}", one=DIAG_MECHANISM[11], other=DIAG_MECHANISM[12]),
+                  note=Msg("the association declares {authentication}",
+                           authentication=dlms.associations[role].authentication))
     check.require()
 
 
@@ -100,7 +106,7 @@ def test_block_transfer_reassembles(dut, check):
     registers = [(q, o) for q, o in dlms.points.items() if o.class_id == 3]
     strings = [(q, o) for q, o in dlms.points.items() if o.is_string]
     if not registers:
-        raise Inconclusive("the profile declares no class 3 register to read in blocks")
+        raise Inconclusive(Msg("the profile declares no class 3 register to read in blocks"))
     with association(device, role, receive_pdu=BLOCK_PDU) as link:
         results: dict[str, object] = {}
         try:
@@ -108,27 +114,29 @@ def test_block_transfer_reassembles(dut, check):
                 got = device.get_on(link, [device.attribute(o.class_id, o.obis, o.attribute) for _, o in batch])
                 results.update(zip((q for q, _ in batch), got, strict=True))
         except (DeviceRefused, DeviceError) as exc:
-            check.measure("reassembled answer", f"unreadable: {exc}", passed=False, limit="every value")
+            check.measure(Msg("reassembled answer"), Msg("unreadable: {exc}", exc=exc), passed=False,
+                          limit=Msg("every value"))
             check.require()
         blocks, longest = link.exchanges["get-next"], link.longest_answer
-    check.at_most("longest APDU received", longest, BLOCK_PDU, unit="bytes",
-                  note=f"the AARQ proposed a client max receive PDU of {BLOCK_PDU} bytes")
+    check.at_most(Msg("longest APDU received"), longest, BLOCK_PDU, unit="bytes",
+                  note=Msg("the AARQ proposed a client max receive PDU of {pdu} bytes", pdu=BLOCK_PDU))
     if not blocks and longest <= BLOCK_PDU:
-        raise Inconclusive(f"no answer was longer than {BLOCK_PDU} bytes: block transfer was not exercised")
-    check.measure("blocks asked for (GET-request-next)", blocks, passed=True)
+        raise Inconclusive(Msg("no answer was longer than {pdu} bytes: block transfer was not exercised",
+                               pdu=BLOCK_PDU))
+    check.measure(Msg("blocks asked for (GET-request-next)"), blocks, passed=True)
     refused = [q for q, v in results.items() if hasattr(v, "code")]
-    check.measure("values in the reassembled answers", len(results) - len(refused), passed=not refused,
-                  limit=f"{len(results)} (every one requested)",
-                  note=f"refused: {', '.join(refused)}" if refused else "")
+    check.measure(Msg("values in the reassembled answers"), len(results) - len(refused), passed=not refused,
+                  limit=Msg("{n} (every one requested)", n=len(results)),
+                  note=Msg("refused: {names}", names=", ".join(refused)) if refused else "")
     whole = device.read_many([q for q, _ in strings])
     for q, _ in strings:
-        check.equal(f"{q} in blocks vs whole", _text(results.get(q)), str(whole[q].value))
+        check.equal(Msg("{name} in blocks vs whole", name=q), _text(results.get(q)), str(whole[q].value))
     for total in (q for q, _ in registers if (r := EnergyRegister.parse(q)) is not None and r.tariff is None):
         channel = EnergyRegister.parse(total).channel  # type: ignore[union-attr]
         tariffs = [q for q, _ in registers if (r := EnergyRegister.parse(q)) is not None and r.channel == channel
                    and r.tariff is not None]
         if tariffs and all(isinstance(results.get(t), int) for t in [total, *tariffs]):
-            check.equal(f"{total} - sum of its tariffs (one instant, in blocks)",
+            check.equal(Msg("{total} - sum of its tariffs (one instant, in blocks)", total=total),
                         results[total] - sum(results[t] for t in tariffs), 0)  # type: ignore[operator]
     check.require()
 
