@@ -29,6 +29,26 @@ os.environ["HARNESS_KEY_DIR"] = tempfile.mkdtemp(prefix="tek-harness-test-key-")
 os.environ["HARNESS_NO_ALLURE_REPORT"] = "1"
 
 
+def _share_bytecode_cache() -> None:
+    """Hundreds of `harness` processes start here (certify runs, simulators); with PYTHONDONTWRITEBYTECODE set
+    (as on the developers' machines) each one compiled every harness module again and re-ran pytest's assertion
+    rewrite over the suites: ~0.6 s CPU per certify run. Their bytecode goes to one cache outside the source tree
+    instead (.pytest_cache/pycache, ignored by git), so nothing is written beside the sources either way. Set here,
+    at import in the controller, it reaches the xdist workers and everything they start."""
+    if "PYTHONPYCACHEPREFIX" in os.environ:
+        return
+    prefix = ROOT / ".pytest_cache" / "pycache"
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a read-only checkout: compile every time, as before
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+_share_bytecode_cache()
+
+
 def allure_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "HARNESS_NO_ALLURE_REPORT"}
 
