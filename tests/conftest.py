@@ -144,3 +144,18 @@ def certify_defect(tmp_path: Path, defect: Any, *, rig: str | Path | None = None
     clause = verdicts_of(out)["duts"][dut]["clauses"][defect.clause]
     assert clause["verdict"] == "FAIL", clause
     return DefectRun(res, record, clause, checks)
+
+
+# ---- scheduling on the xdist workers ------------------------------------------------------------------------------
+def _start_order(item: pytest.Item) -> int:
+    """Long tests (`slow`) first, then each `xdist_group` (a module that shares one simulator or run among its tests
+    and so runs on one worker, in one piece and in its own order), then the rest: with --dist loadgroup a worker
+    takes the next unit when it runs short, so the run ends on short tests instead of one worker finishing a 60 s
+    certification alone."""
+    if item.get_closest_marker("xdist_group"):
+        return 1
+    return 0 if item.get_closest_marker("slow") else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_order)  # stable: collection order within each kind

@@ -19,6 +19,9 @@ from conftest import run_cli
 from harness.reporting.seal import seal
 from harness.reporting.signing import CERT_FILE, default_key_dir
 
+# Its module-scoped fixtures are made once per worker: one group keeps the module on one worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("custody")
+
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:

@@ -16,6 +16,9 @@ from conftest import allure_env, run_cli
 
 from harness.reporting.clauses import CLAUSES
 
+# Its module-scoped fixtures are made once per worker: one group keeps the module on one worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("evidence")
+
 
 @pytest.fixture(scope="module")
 def sealed_run(tmp_path_factory) -> Path:
