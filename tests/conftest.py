@@ -190,5 +190,5 @@ def _keep_xdist_groups(items: list[pytest.Item]) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_start_order)  # stable: collection order within each kind
-    if config.getvalue("loadgroup"):  # set on xdist workers under --dist loadgroup
+    if getattr(config.option, "loadgroup", False):  # set on xdist workers under --dist loadgroup only
         _keep_xdist_groups(items)
