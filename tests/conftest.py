@@ -29,6 +29,26 @@ os.environ["HARNESS_KEY_DIR"] = tempfile.mkdtemp(prefix="tek-harness-test-key-")
 os.environ["HARNESS_NO_ALLURE_REPORT"] = "1"
 
 
+def _share_bytecode_cache() -> None:
+    """Hundreds of `harness` processes start here (certify runs, simulators); with PYTHONDONTWRITEBYTECODE set
+    (as on the developers' machines) each one compiled every harness module again and re-ran pytest's assertion
+    rewrite over the suites: ~0.6 s CPU per certify run. Their bytecode goes to one cache outside the source tree
+    instead (.pytest_cache/pycache, ignored by git), so nothing is written beside the sources either way. Set here,
+    at import in the controller, it reaches the xdist workers and everything they start."""
+    if "PYTHONPYCACHEPREFIX" in os.environ:
+        return
+    prefix = ROOT / ".pytest_cache" / "pycache"
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a read-only checkout: compile every time, as before
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+_share_bytecode_cache()
+
+
 def allure_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "HARNESS_NO_ALLURE_REPORT"}
 
@@ -89,6 +109,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
                           timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL, env=env)
 
 
+# One sealed run read by several modules. A session fixture is made once per xdist worker: every module that uses
+# it carries pytest.mark.xdist_group(REGISTERS_RUN_GROUP), so the run is made once and they share a worker.
+REGISTERS_RUN_GROUP = "registers-run"
+
+
+@pytest.fixture(scope="session")
+def sealed_registers_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`harness certify --suite registers` of the built-in meter rig, sealed, with its Allure report: the evidence
+    and custody tests read it and alter only copies of it."""
+    out = tmp_path_factory.mktemp("sealed") / "run"
+    res = run_cli("certify", "--out", str(out), "--suite", "registers", env=allure_env())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "harness verify" in res.stdout
+    return out
+
+
 # ---- a run's evidence, as the tests read it ---------------------------------------------------------------------
 def checks_of(out: Path) -> dict[str, dict]:
     """checks.jsonl of a run, by check id."""
@@ -136,3 +172,35 @@ def certify_defect(tmp_path: Path, defect: Any, *, rig: str | Path | None = None
     clause = verdicts_of(out)["duts"][dut]["clauses"][defect.clause]
     assert clause["verdict"] == "FAIL", clause
     return DefectRun(res, record, clause, checks)
+
+
+# ---- scheduling on the xdist workers ------------------------------------------------------------------------------
+def _start_order(item: pytest.Item) -> int:
+    """Long tests (`slow`) first, then each `xdist_group` (a module that shares one simulator or run among its tests
+    and so runs on one worker, in one piece and in its own order), then the rest: with --dist loadgroup a worker
+    takes the next unit when it runs short, so the run ends on short tests instead of one worker finishing a 60 s
+    certification alone."""
+    if item.get_closest_marker("xdist_group"):
+        return 1
+    return 0 if item.get_closest_marker("slow") else 2
+
+
+def _keep_xdist_groups(items: list[pytest.Item]) -> None:
+    """pytest-xdist 3.8 puts a test in its group by appending "@group" to ``item._nodeid``; pytest 9.2 keeps the id
+    in ``item._id``, so the suffix was lost and --dist loadgroup spread every group over the workers (each making
+    the module's simulators again). The same suffix, where this pytest keeps it; a no-op once xdist does it."""
+    try:
+        from _pytest.nodes import coerce_node_id
+    except ImportError:  # a pytest before 9.2: xdist's own suffix works there
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid.rpartition("]")[2] and hasattr(item, "_id"):
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_start_order)  # stable: collection order within each kind
+    if getattr(config.option, "loadgroup", False):  # set on xdist workers under --dist loadgroup only
+        _keep_xdist_groups(items)

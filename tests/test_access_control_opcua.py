@@ -36,6 +36,7 @@ def _measurement(record: dict, name: str) -> dict:
     return next(m for m in record["measurements"] if m["name"] == name)
 
 
+@pytest.mark.slow
 def test_golden_controller_passes_every_opcua_access_check(tmp_path):
     selected = [a for c in OPCUA_CHECKS for a in ("--check", c)]
     code, output, plc, checks = _certify(RIG, tmp_path / "out", "--suite", "access_control", *selected)
@@ -75,6 +76,7 @@ def test_golden_controller_passes_every_opcua_access_check(tmp_path):
     assert '"op":"endpoints"' in transcript.replace(" ", "")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", [d for d in ACCESS_DEFECTS if d not in WHOLE_SUITE_DEFECTS])
 def test_access_defect_fails_its_check(tmp_path, defect):
     d = CONTROLLER_DEFECTS[defect]
@@ -86,6 +88,7 @@ def test_access_defect_fails_its_check(tmp_path, defect):
     assert checks[d.expect]["verdict"] == "FAIL"
 
 
+@pytest.mark.slow
 def test_defects_fail_only_their_check_in_the_whole_suite(tmp_path):
     assert set(WHOLE_SUITE_DEFECTS) <= set(ACCESS_DEFECTS)
     rig = rig_per_defect(RIG, WHOLE_SUITE_DEFECTS, tmp_path / "rig.yaml")

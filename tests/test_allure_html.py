@@ -101,6 +101,10 @@ def _report_payloads(html: str) -> str:
 # ---------------------------------------------------------------- real Allure: results → one HTML file
 
 
+# Its module-scoped fixtures are made once per worker: one group keeps the module on one worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("allure-html")
+
+
 @pytest.fixture(scope="module")
 def allure_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real allure-results from a throwaway pytest run (one pass, one fail, labels, attachments)."""

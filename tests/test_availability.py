@@ -134,6 +134,7 @@ def _measured(check: dict, name: str) -> dict:
     return next(m for m in check["measurements"] if m["name"].startswith(name))
 
 
+@pytest.mark.slow
 def test_soak_passes_the_golden_meter_fails_the_defect_and_recovers_after_link_faults(tmp_path):
     meter = _rig(tmp_path, "meter", "sim-meter.yaml", SOAK)
     dual = _rig(tmp_path, "dual", "sim-meter-dual.yaml", {"duration_s": 14, "interval_s": 0.08, "link_faults": FAULTS})
@@ -206,6 +207,7 @@ def test_a_killed_soak_leaves_what_it_measured(tmp_path):
     assert not (out / "checks.jsonl").exists() or "KZ-67-01" not in (out / "checks.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_a_meter_slow_to_recover_after_a_link_fault_fails_cl73(tmp_path):
     """The built-in rig's link-fault schedule (a cut on the main transport's proxy) catches a meter whose network
     module restarts after a silence: KZ-73-01 FAILs."""

@@ -174,6 +174,10 @@ def _text(p: _Ids, eid: str) -> str:
     return re.sub(r"\s+", " ", "".join(p.text[eid]))
 
 
+# Its module-scoped fixtures are made once per worker: one group keeps the module on one worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("certificate-html")
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("certificate") / "certificate.html"

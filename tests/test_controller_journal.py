@@ -30,6 +30,7 @@ def _clause(out: Path) -> dict:
 
 
 
+@pytest.mark.slow
 def test_golden_controller_logs_as_cl69_requires(tmp_path):
     out = tmp_path / "out"
     res = _certify(out)
@@ -48,6 +49,7 @@ def test_golden_controller_logs_as_cl69_requires(tmp_path):
     assert {f["kind"] for f in faults if f["phase"] == "begin"} >= {"alarm", "power"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", sorted(LOG_DEFECTS))
 def test_log_defect_fails_exactly_its_check(tmp_path, defect):
     d = LOG_DEFECTS[defect]

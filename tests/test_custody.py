@@ -14,18 +14,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import REGISTERS_RUN_GROUP, run_cli
 
 from harness.reporting.seal import seal
 from harness.reporting.signing import CERT_FILE, default_key_dir
 
+# The finished run is conftest's sealed registers run, shared with test_evidence.py on one worker.
+pytestmark = pytest.mark.xdist_group(REGISTERS_RUN_GROUP)
+
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("custody") / "run"
-    res = run_cli("certify", "--out", str(out), "--suite", "registers")
-    assert res.returncode == 0, res.stdout + res.stderr
-    return out
+def finished_run(sealed_registers_run: Path) -> Path:
+    return sealed_registers_run
 
 
 @pytest.fixture

@@ -140,6 +140,10 @@ def test_golden_meter_passes_the_documentation_suite(tmp_path):
     assert checks["KZ-79-01"]["measurements"][0]["limit"] in {f"in force on {d} (run date, UTC)" for d in days}
 
 
+# Its module-scoped fixtures are made once per worker: one group keeps the module on one worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("documentation")
+
+
 @pytest.fixture(scope="module")
 def lapsed(tmp_path_factory) -> tuple[int, dict, dict[str, dict]]:
     """One certification of the rig with lapsed papers: every check fails on its own lapse."""

@@ -12,18 +12,17 @@ from pathlib import Path
 
 import pytest
 from browser import dump_dom
-from conftest import allure_env, run_cli
+from conftest import REGISTERS_RUN_GROUP, allure_env, run_cli
 
 from harness.reporting.clauses import CLAUSES
 
+# The sealed run is conftest's, shared with test_custody.py on one worker.
+pytestmark = pytest.mark.xdist_group(REGISTERS_RUN_GROUP)
+
 
 @pytest.fixture(scope="module")
-def sealed_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sealed") / "run"
-    res = run_cli("certify", "--out", str(out), "--suite", "registers", env=allure_env())
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "harness verify" in res.stdout
-    return out
+def sealed_run(sealed_registers_run: Path) -> Path:
+    return sealed_registers_run
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def test_golden_concentrator_certifies(tmp_path):
     assert checks["KZ-71-01"]["charts"], "the failover timeline is kept for the report"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", sorted(CONCENTRATOR_DEFECTS))
 def test_concentrator_defect_fails_its_check(tmp_path, defect):
     d = CONCENTRATOR_DEFECTS[defect]

@@ -49,6 +49,7 @@ def test_every_journal_defect_has_a_symptom():
     assert {METER_DEFECTS[d].expect for d in JOURNAL_DEFECTS} == {f"KZ-97-{n:02d}" for n in range(1, 8)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", JOURNAL_DEFECTS)
 def test_journal_defect_fails_its_check(tmp_path, defect):
     run = certify_defect(tmp_path, METER_DEFECTS[defect])

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import yaml
 
 from harness.resources import builtin_rig
@@ -28,6 +29,7 @@ def _rig(tmp_path: Path, profile: Path = CLOCK_ONLY) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_meter_with_only_a_logged_writable_clock_is_judged_in_bulk(tmp_path):
     out = tmp_path / "out"
     res = run_cli("certify", str(_rig(tmp_path)), "--out", str(out), "--reruns", "0",
@@ -47,6 +49,7 @@ def test_clock_set_provocation_catches_a_journal_that_stops_when_full(tmp_path):
     assert "provoked events held" in run.record["reason"], run.record["reason"]
 
 
+@pytest.mark.slow
 def test_without_setting_or_clock_a_tamper_input_provokes_in_bulk_and_without_any_it_is_inconclusive(tmp_path):
     plain = {"extends": str(CLOCK_ONLY), "clock": {"writable": False},
              "modbus": {"write_protection": None, "journal": {"codes": {5: None, 46: None}}}}

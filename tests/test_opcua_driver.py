@@ -39,6 +39,10 @@ CREDENTIALS = """
 """
 
 
+# Its module-scoped fixtures are made once per worker: one group keeps the module on one worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("opcua-driver")
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     root = tmp_path_factory.mktemp("opcua")

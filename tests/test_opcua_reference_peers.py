@@ -129,6 +129,7 @@ def test_reference_peer_verdicts(tmp_path, config):
         assert matrix["viewer: write read-only points"] == "refused (BadUserAccessDenied), unchanged"
 
 
+@pytest.mark.slow
 def test_protocol_verdicts_do_not_depend_on_the_order_of_roles(tmp_path):
     """12.10: the hardened peer's profile with its roles listed the other way round gives the same verdicts and the
     same measurements (roles are chosen by their declared rights, every entitled one tried)."""
@@ -148,6 +149,7 @@ def test_protocol_verdicts_do_not_depend_on_the_order_of_roles(tmp_path):
     assert [n.rsplit(" as ", 1)[1] for n in writes] == ["administrator", "operator"]  # every role that may write
 
 
+@pytest.mark.slow
 def test_user_name_checks_ask_the_device_not_only_the_profile(tmp_path):
     """14.8: a profile that forgets to declare user-name logins does not make KZ-76-03 N/A while the device offers
     them in GetEndpoints: the factory defaults are tried all the same, and the evidence says where it learnt it."""

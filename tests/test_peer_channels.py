@@ -48,6 +48,7 @@ def test_golden_dual_interface_meter_passes(tmp_path):
     assert begun == [("link", "cut")] and [f["phase"] for f in faults] == ["begin", "end"], faults
 
 
+@pytest.mark.slow
 @pytest.mark.serial
 def test_a_reserve_left_idle_by_earlier_checks_is_no_fault(tmp_path):
     """The soak (KZ-67-01) reads only main for longer than the profile's down_after_s: the device rightly shows the
@@ -73,6 +74,7 @@ def test_golden_passes_with_the_main_link_cut_in_a_namespace(tmp_path):
 @pytest.mark.serial
 @pytest.mark.parametrize("defects", [("reserve_dies_with_main",), ("main_stays_down",),
                                      ("link_status_stuck", "channel_events_not_logged")])
+@pytest.mark.slow
 def test_channel_defect_fails_its_check(tmp_path, defects):
     code, checks, log = _certify(tmp_path, RIG, *defects)
     assert code == 1, log

@@ -33,6 +33,7 @@ def _run(out: Path, *args: str) -> tuple[int, str, dict, dict[str, dict]]:
     return res.returncode, res.stdout + res.stderr, verdicts, checks
 
 
+@pytest.mark.slow
 def test_golden_controller_passes_the_opcua_checks(tmp_path):
     code, output, verdicts, checks = _run(tmp_path / "out", UA_RIG, "--suite", "protocol")
     assert code == 0, output
@@ -55,6 +56,7 @@ def test_bad_crc_defect_fails_its_check(tmp_path):
     assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
 
 
+@pytest.mark.slow
 def test_modbus_tcp_defects_fail_exactly_their_checks(tmp_path):
     """The whole suite once over one simulated meter per Modbus/TCP protocol defect (tests/defect_rigs.py):
     each DUT fails exactly the check its defect names, with the symptom the defect describes."""
@@ -81,6 +83,7 @@ def test_modbus_tcp_defects_fail_exactly_their_checks(tmp_path):
     assert list(failed["any_unit_id_answered"]) == ["unit 2 (not the configured 1)"]
 
 
+@pytest.mark.slow
 def test_opcua_defects_fail_exactly_their_checks(tmp_path):
     """The whole suite once over one simulated controller per OPC UA protocol defect (tests/defect_rigs.py):
     each DUT fails exactly the check its defect names, everything else of the suite passes or is N/A."""

@@ -104,6 +104,7 @@ def _failed(record: dict) -> dict[str, str]:
     return {m["name"]: m["measured"] for m in record["measurements"] if not m["passed"]}
 
 
+@pytest.mark.slow
 def test_libmodbus_peer_verdicts_and_nothing_changed(tmp_path, libmodbus_server):
     peer = start_peer([str(libmodbus_server)])
     try:

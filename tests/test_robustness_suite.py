@@ -44,6 +44,7 @@ def _run(out: Path, *args: str, rig: str = RIG) -> tuple[int, str, dict, dict[st
     return res.returncode, res.stdout + res.stderr, verdicts, checks
 
 
+@pytest.mark.slow
 def test_golden_meter_passes_robustness_and_protocol(tmp_path):
     out = tmp_path / "out"
     code, output, verdicts, checks = _run(out, "--suite", "robustness", "--suite", "protocol")
@@ -62,6 +63,7 @@ def test_golden_meter_passes_robustness_and_protocol(tmp_path):
     assert not (out / "reproducers").exists()  # nothing failed, nothing kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", [d.name for d in WIRE_DEFECTS if d.clause == "49"])
 def test_robustness_defect_fails_its_check_and_keeps_a_reproducer(tmp_path, defect):
     d = METER_DEFECTS[defect]
@@ -83,6 +85,7 @@ def test_robustness_defect_fails_its_check_and_keeps_a_reproducer(tmp_path, defe
     assert golden.returncode == 0 and "answers a valid request" in golden.stdout, golden.stdout + golden.stderr
 
 
+@pytest.mark.slow
 @needs_socat
 @pytest.mark.serial
 def test_golden_meter_on_rtu_passes_robustness_and_protocol(tmp_path):
@@ -108,6 +111,7 @@ def test_golden_meter_on_rtu_passes_robustness_and_protocol(tmp_path):
     assert not (out / "reproducers").exists()
 
 
+@pytest.mark.slow
 @needs_socat
 @pytest.mark.serial
 def test_crash_is_caught_over_rtu_and_replayed_on_the_line(tmp_path):
@@ -188,6 +192,7 @@ def test_lab_allow_list_takes_addresses_and_networks_only(tmp_path):
         ["192.0.2.10/32", "2001:db8:1::/48"]  # broader networks: tests/test_hostile_yaml.py
 
 
+@pytest.mark.slow
 def test_opcua_crash_on_malformed_hello_fails_its_check_and_keeps_a_reproducer(tmp_path):
     """The controller's OPC UA path of KZ-49-01: the rig's seeded campaign (seed 70) reaches a Hello whose
     EndpointUrl length runs past the message, the simulated controller dies, the check FAILs with the Hello among
@@ -237,6 +242,7 @@ def _controller_wire_rig(tmp_path: Path) -> Path:
     return rig
 
 
+@pytest.mark.slow
 def test_opcua_storm_defects_each_fail_their_check(tmp_path):
     """The controller's OPC UA paths of KZ-49-02…04 in one certify run: each wire defect FAILs exactly its own
     check among the three and leaves its reproducer (seed and settings). With a declared opcua.max_connections the

@@ -59,6 +59,7 @@ def test_identity_over_pty(tmp_path):
     assert sim is not None and not sim.running, "simulator still running after Bench.close"
 
 
+@pytest.mark.slow
 @pytest.mark.serial
 @needs_socat
 def test_rtu_certify_end_to_end(tmp_path):

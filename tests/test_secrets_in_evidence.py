@@ -45,6 +45,7 @@ def certify_and_bundle(rig: Path, out: Path, *extra: str) -> Path:
     return bundle
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rig", [builtin_rig(), ROOT / "rigs" / "sim-controller.yaml"], ids=["meter", "controller"])
 def test_no_rig_secret_and_no_private_key_in_the_run_folder_or_its_bundle(rig, tmp_path):
     needles = secrets_of(rig) + NEEDLES_ALWAYS
@@ -62,6 +63,7 @@ def test_no_rig_secret_and_no_private_key_in_the_run_folder_or_its_bundle(rig, t
     assert run_cli("verify", str(out)).returncode == 0
 
 
+@pytest.mark.slow
 def test_the_controller_runs_client_certificates_stay_but_no_key_nor_its_private_folder(tmp_path):
     out = tmp_path / "run"
     certify_and_bundle(ROOT / "rigs" / "sim-controller.yaml", out)

@@ -79,6 +79,7 @@ def _fails_only_by_symptom(checks: dict[str, dict], defects: list[str]) -> None:
         assert not wrong, f"{check_id} under {defect} failed on {wrong}"
 
 
+@pytest.mark.slow
 def test_defects_without_power_cuts_fail_exactly_their_checks(tmp_path):
     defects = sorted(set(SYMPTOM) - set(POWER_DEFECTS) - set(ABSENCE_DEFECTS) - set(SAME_CHECK_DEFECTS))
     out = tmp_path / "out"
@@ -89,6 +90,7 @@ def test_defects_without_power_cuts_fail_exactly_their_checks(tmp_path):
     _fails_only_by_symptom(checks_of(out), defects)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", POWER_DEFECTS)
 def test_power_loss_defect_fails_its_check(tmp_path, defect):
     out = tmp_path / "out"
@@ -106,6 +108,7 @@ def test_every_update_defect_is_covered():
     assert {CONTROLLER_DEFECTS[d].expect for d in update} == set(UPDATE_CHECKS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", ABSENCE_DEFECTS)
 def test_absence_defect_fails_its_check(tmp_path, defect):
     """On a rig copy whose request timeout is 0.5 s (the check's wait: 5 s). Alone with the whole suite (by hand,
@@ -134,6 +137,7 @@ def test_a_configuration_write_the_device_drops_fails_the_rollback_check(tmp_pat
     assert any("read back after the write" in n for n in failed) and any("after the rollback" in n for n in failed)
 
 
+@pytest.mark.slow
 def test_a_downgrade_below_the_minimum_fails_even_when_the_profile_allows_it(tmp_path):
     """`below_min_version: allow` is no excuse: the golden controller, told by its profile to allow it, installs the
     image below the minimum — and KZ-70-07 FAILs."""
