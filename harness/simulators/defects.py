@@ -125,7 +125,7 @@ WIRE_DEFECTS = (
            "FC 0x17 with a byte count that disagrees with its write quantity (1..121) overruns the write buffer: "
            "the process dies"),
     Defect("hang_on_flood", "49", "KZ-49-02",
-           "after 1000 requests within one second the server stops answering for good (connections stay open)"),
+           "after 1000 requests within three seconds the server stops answering for good (connections stay open)"),
     Defect("connection_limit_exhausts", "49", "KZ-49-03",
            "closed connections never free their slot: once as many connections as the limit (declared, else 8) "
            "have been opened, every new one is closed at once"),
@@ -300,7 +300,7 @@ CONTROLLER_DEFECTS: dict[str, Defect] = {
                "runs past the end of the message (a negative length other than -1 included) overruns the receive "
                "buffer: the process dies"),
         Defect("opcua_hang_on_flood", "49", "KZ-49-02",
-               "after 500 service requests within one second (all connections together) the server stops "
+               "after 500 service requests within three seconds (all connections together) the server stops "
                "answering for good: open connections get no answer to anything, new ones are closed at once"),
         Defect("opcua_connection_limit_exhausts", "49", "KZ-49-03",
                "the refusal path breaks the connection table's free list: once a connection has been refused for "
