@@ -36,7 +36,9 @@ NAMES = {"total", "Wh", "kWh", "varh", "kvarh", "W", "var", "ppm", "tek-harness"
          "RTU", "MBAP", "PDU", "CRC", "IEC", "EN", "SR", "SHA-256", "UTC", "scapy", "ON", "OFF", "seed", "Device",
          "API", "GetEndpoints", "Browse", "Read", "Write", "Call", "Activate", "Rollback", "HistoryRead",
          "HistoryUpdate", "None", "Sign", "SignAndEncrypt", "harness", "verify", "report", "certify", "OUTDIR",
-         "holding", "coils", "cover", *SUITES}  # ids: Modbus tables, tamper inputs (events.py), suites (--suite)
+         "holding", "coils", "cover", "object-undefined", *SUITES}
+# ids: Modbus tables, tamper inputs (events.py), DLMS data-access results (IEC 62056-5-3, glossed in Russian
+# beside them), suites (--suite)
 VERDICTS_EN = {"PASS", "FAIL", "INCONCLUSIVE", "FLAKY", "NOT", "TESTED"}
 TOKEN = re.compile(r"[^\s,;:()«»\"'“”\[\]{}<>=≤≥…→±×÷—–%]+")
 
