@@ -111,7 +111,7 @@ class _Time:
 
 def _dut(clock: _Clock, *, writable: bool, time_control: _Time | None = None) -> Any:
     profile = SimpleNamespace(clock=SimpleNamespace(writable=writable, max_drift_s_per_day=0.5),
-                              modbus=SimpleNamespace(clock=object()))
+                              modbus=SimpleNamespace(clock=object()), maps_clock=True)
     timing = SimpleNamespace(clock_tolerance_s=2.0, clock_drift_window_s=0.2)
     return SimpleNamespace(device=clock, profile=profile, timing=timing, time=time_control or _Time())
 

@@ -15,6 +15,8 @@ from harness.quantities import EnergyRegister
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
+pytestmark = pytest.mark.dut_kind("electricity_meter", "heat_meter")  # the meters a DLMS profile describes
+
 ALSO = ("81",)
 OBJECT_UNDEFINED = 4
 
