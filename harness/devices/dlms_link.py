@@ -56,6 +56,7 @@ class DlmsLink:
         # role -> the invocation counter of our next protected APDU, shared by the role's links (the meter
         # refuses a counter it has seen, over associations too)
         self.counters = counters if counters is not None else {}
+        self._last_plain: bytes | None = None  # the last APDU the library deciphered
         self.last_sent = b""  # the last APDU sent as it went on the wire (a replay check sends it again)
         self._sock: socket.socket | None = None
         self._received = bytearray()  # read from the socket, not yet taken (a header and its APDU in one recv)
@@ -84,6 +85,14 @@ class DlmsLink:
                                          max_pdu_size=self._max_pdu, use_block_transfer=True,
                                          global_encryption_key=ek, global_authentication_key=ak,
                                          client_invocation_counter=self.counters.get(self.role, 1))
+        if self._keys is not None:  # keep what the library deciphers, for the transcript (it cannot re-encode it)
+            decrypt = self.connection.decrypt
+
+            def deciphered(ciphered_text: bytes) -> bytes:
+                self._last_plain = bytes(decrypt(ciphered_text))
+                return self._last_plain
+
+            self.connection.decrypt = deciphered
         try:
             self._sock = socket.create_connection(self.where, timeout=self.timeout)
         except OSError as exc:
@@ -168,6 +177,7 @@ class DlmsLink:
             self.longest_answer = max(self.longest_answer, len(body))
         self.last_times = (t_sent, t_received)
         self.connection.receive_data(body)
+        self._last_plain = None
         try:
             answer = self.connection.next_event()
         except Exception as exc:  # the library could not read the answer: the meter's fault, said plainly
@@ -175,7 +185,7 @@ class DlmsLink:
             self.close()
             raise DeviceError(f"{self.dut}: unreadable answer to {op}: {type(exc).__name__}: {exc}") from None
         self._record(op, out, body, t_sent, t_received, apdu_out_plain=self._plain(plain_out, out),
-                     apdu_in_plain=self._plain(_bytes_of(answer), body) if self._keys is not None else None)
+                     apdu_in_plain=self._plain(self._last_plain, body))
         return answer
 
     def send_raw(self, apdu: bytes, op: str) -> bytes:
@@ -243,9 +253,3 @@ class DlmsLink:
                                    latency_ms=round((t_received - t_sent) * 1000, 3), apdu_out=self._shown(sent),
                                    apdu_in=self._shown(received) if received is not None else None, **extra)
 
-
-def _bytes_of(event: Any) -> bytes | None:
-    try:
-        return bytes(event.to_bytes())
-    except Exception:  # a parsed answer the library cannot write back: shown ciphered only
-        return None
