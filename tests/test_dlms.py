@@ -263,6 +263,11 @@ def test_golden_dlms_meter_passes_the_dlms_checks_and_leaves_journals_untested(t
     assert "Traceback" not in res.stdout + res.stderr
     checks = checks_of(out)
     assert {c: checks[c]["verdict"] for c in passing} == dict.fromkeys(passing, "PASS")
+    cred = load_rig(RIG).rig.duts["meter"].credentials["dlms_management"]
+    keys = {k.lower() for k in (cred.encryption_key, cred.authentication_key) if k}
+    leaked = [f for f in out.rglob("*") if f.is_file() and any(k in f.read_bytes().lower().decode(errors="replace")
+                                                                for k in keys)]
+    assert not leaked, leaked  # the HLS keys are secrets: nowhere in the evidence, in either case
     assert not [c for c, r in checks.items() if r["verdict"] == "FAIL"]
     for check in untested:
         assert checks[check]["verdict"] == "INCONCLUSIVE", checks[check]
