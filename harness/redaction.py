@@ -82,8 +82,14 @@ def appears_in(secret: str, text: str) -> bool:
 
 
 def rig_secrets(rig: Any) -> list[str]:
-    """Every password of every DUT's credentials in a rig (``harness.config.rig.Rig``)."""
-    return [cred.password for dut in rig.duts.values() for cred in dut.credentials.values() if cred.password]
+    """Every password and DLMS key (hex, either case) of every DUT's credentials in a rig (a ``Rig``)."""
+    found: list[str] = []
+    for dut in rig.duts.values():
+        for cred in dut.credentials.values():
+            found += [cred.password] if cred.password else []
+            for key in (getattr(cred, "encryption_key", None), getattr(cred, "authentication_key", None)):
+                found += [key, key.lower(), key.upper()] if key else []
+    return found
 
 
 def is_private_key_file(data: bytes) -> bool:

@@ -82,7 +82,7 @@ def dlms_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     tmp_path = tmp_path_factory.mktemp("dlms-sim")
     creds = tmp_path / "credentials.json"
     rig = load_rig(RIG).rig.duts["meter"]
-    creds.write_text(json.dumps({k: {"password": v.password} for k, v in rig.credentials.items()}))
+    creds.write_text(json.dumps({k: v.model_dump(exclude_none=True, mode="json") for k, v in rig.credentials.items()}))
     creds.chmod(0o600)
     port, control = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "harness", "sim", "dlms-meter", "--state-dir", str(tmp_path / "s"),
@@ -132,6 +132,33 @@ def test_driver_reads_writes_and_keeps_the_password_out_of_the_transcript(dlms_s
     for role in ("dlms_reader", "dlms_configurator"):
         secret = load_rig(RIG).rig.duts["meter"].credentials[role].password
         assert secret not in text and secret.encode().hex() not in text
+
+
+def test_management_association_is_hls_gmac_and_ciphered_and_keeps_the_keys_out(dlms_sim, tmp_path):
+    """The management association (HLS-GMAC, authenticated and encrypted): reads and SETs through it, every APDU
+    after the AARQ ciphered on the wire with its deciphered form beside it, neither key anywhere in the transcript;
+    a wrong key is an AssociationRefused naming the association, at once."""
+    transcript = Transcript(tmp_path / "transcript.jsonl")
+    with _device(dlms_sim, transcript=transcript) as device:
+        clock = device.attribute(8, device.profile.dlms.clock.obis, 2)
+        link = device.open_link("management")
+        try:
+            first = device.get_on(link, [clock])[0]
+            assert device.get_on(link, [clock])[0] is not None and first is not None
+        finally:
+            link.close()
+        with pytest.raises(AssociationRefused, match=r"management"):
+            device.open_link("management", keys=(bytes(16), bytes(16)))
+    transcript.close()
+    records = [json.loads(line) for line in (tmp_path / "transcript.jsonl").read_text().splitlines()]
+    ciphered = [r for r in records if r.get("association") == "management" and r["op"] == "get"]
+    assert len(ciphered) == 2
+    for r in ciphered:
+        assert r["apdu_out"].startswith("db08") and r["apdu_out_plain"].startswith("c001")  # general-glo / GET
+        assert r["apdu_in"].startswith("db08") and r["apdu_in_plain"].startswith("c401")
+    text = (tmp_path / "transcript.jsonl").read_text().lower()
+    cred = load_rig(RIG).rig.duts["meter"].credentials["dlms_management"]
+    assert cred.encryption_key.lower() not in text and cred.authentication_key.lower() not in text
 
 
 def test_block_transfer_reassembles_a_list_exactly(dlms_sim, tmp_path):
@@ -221,6 +248,7 @@ def test_a_wrong_rig_password_is_an_error_naming_the_association(dlms_sim):
 
 # ---- through `harness certify` ----------------------------------------------------------------------------------
 DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-94-06", "KZ-95-02"]
+SECURITY_CHECKS = ["KZ-94-07", "KZ-94-08", "KZ-94-09"]  # HLS-GMAC and ciphering: the SPODES-like profile has them
 
 
 def test_golden_dlms_meter_passes_the_dlms_checks_and_leaves_journals_untested(tmp_path):
@@ -228,12 +256,18 @@ def test_golden_dlms_meter_passes_the_dlms_checks_and_leaves_journals_untested(t
     the reason, never a FAIL or a traceback."""
     out = tmp_path / "out"
     untested = ["KZ-97-01", "KZ-31-01"]
+    passing = DLMS_CHECKS + SECURITY_CHECKS
     res = run_cli("certify", str(RIG), "--out", str(out), "--reruns", "0",
-                  *(arg for c in DLMS_CHECKS + untested for arg in ("--check", c)))
+                  *(arg for c in passing + untested for arg in ("--check", c)))
     assert res.returncode == 1, res.stdout + res.stderr  # INCONCLUSIVE is not a PASS; nothing FAILed (below)
     assert "Traceback" not in res.stdout + res.stderr
     checks = checks_of(out)
-    assert {c: checks[c]["verdict"] for c in DLMS_CHECKS} == dict.fromkeys(DLMS_CHECKS, "PASS")
+    assert {c: checks[c]["verdict"] for c in passing} == dict.fromkeys(passing, "PASS")
+    cred = load_rig(RIG).rig.duts["meter"].credentials["dlms_management"]
+    keys = {k.lower() for k in (cred.encryption_key, cred.authentication_key) if k}
+    leaked = [f for f in out.rglob("*") if f.is_file() and any(k in f.read_bytes().lower().decode(errors="replace")
+                                                                for k in keys)]
+    assert not leaked, leaked  # the HLS keys are secrets: nowhere in the evidence, in either case
     assert not [c for c, r in checks.items() if r["verdict"] == "FAIL"]
     for check in untested:
         assert checks[check]["verdict"] == "INCONCLUSIVE", checks[check]

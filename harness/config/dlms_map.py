@@ -32,6 +32,16 @@ CLASS_DATA, CLASS_REGISTER, CLASS_CLOCK = 1, 3, 8
 class Authentication(StrEnum):
     NONE = "none"  # the public client (no security)
     LLS = "lls"  # low-level security: a password in the AARQ
+    HLS_GMAC = "hls_gmac"  # high-level security, mechanism 5: challenges answered with GMAC tags (security suite 0)
+
+
+class SecurityPolicy(StrEnum):
+    """How an association's xDLMS APDUs are protected (security suite 0, AES-GCM-128)."""
+
+    NONE = "none"  # in the clear
+    AUTHENTICATED = "authenticated"
+    ENCRYPTED = "encrypted"
+    AUTHENTICATED_ENCRYPTED = "authenticated_encrypted"
 
 
 def obis_bytes(text: str) -> bytes:
@@ -44,7 +54,10 @@ class Association(Strict):
 
     client_sap: int = Field(ge=1, le=0x7F, description="the client's wrapper port / HDLC address (public: 16)")
     authentication: Authentication = Authentication.NONE
-    credential: str | None = Field(None, description="the rig's credentials entry holding the LLS password")
+    credential: str | None = Field(None, description="the rig's credentials entry holding the LLS password, or "
+                                   "the HLS keys (`encryption_key`, `authentication_key`, hex)")
+    security: SecurityPolicy = Field(SecurityPolicy.NONE, description="protection of the association's APDUs "
+                                     "(security suite 0); anything but none needs the keys in `credential`")
     may_set: list[str] = Field(default_factory=list,
                                description="what this association may SET: `clock`, `settings` (nothing else)")
 
@@ -52,6 +65,11 @@ class Association(Strict):
     def _check(self) -> Association:
         if self.authentication == Authentication.LLS and not self.credential:
             raise ValueError("an LLS association names its `credential` (the rig's credentials entry)")
+        if (self.authentication == Authentication.HLS_GMAC or self.security != SecurityPolicy.NONE) \
+                and not self.credential:
+            raise ValueError("an HLS or ciphered association names its `credential` (the rig's entry with its keys)")
+        if self.authentication == Authentication.HLS_GMAC and self.security == SecurityPolicy.NONE:
+            raise ValueError("an HLS-GMAC association protects its APDUs: give its `security` policy")
         if self.authentication == Authentication.NONE and self.credential:
             raise ValueError("an association without authentication takes no `credential`")
         unknown = set(self.may_set) - {"clock", "settings"}
@@ -137,6 +155,8 @@ class DlmsMap(Strict):
     max_pdu_size: int = Field(1024, ge=64, le=65535, description="the meter's max receive PDU; the driver proposes "
                               "it as its own, so longer answers come in blocks")
     associations: dict[str, Association] = Field(min_length=1)
+    system_title: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{16}$",
+                                     description="the meter's 8-byte system title (hex): ciphered associations need it")
     reads_with: str = Field(description="the association the harness reads with")
     writes_with: str | None = Field(None, description="the association that sets the clock and settings")
     clock: DlmsClock | None = None
@@ -148,6 +168,8 @@ class DlmsMap(Strict):
         for role in (self.reads_with, self.writes_with):
             if role is not None and role not in self.associations:
                 raise ValueError(f"association {role!r} is not declared under `associations`")
+        if self.system_title is None and any(a.security != SecurityPolicy.NONE for a in self.associations.values()):
+            raise ValueError("a ciphered association needs the meter's `system_title`")
         saps = [a.client_sap for a in self.associations.values()]
         if len(set(saps)) != len(saps):
             raise ValueError("two associations share a client_sap")

@@ -249,12 +249,15 @@ class Dut(Strict):
             raise ValueError("a field meter has no field of its own")
         if self.link == "netns" and self.launch is None:
             raise ValueError("link netns runs the DUT inside a namespace: it needs `launch`")
-        exposed = [role for role, cred in self.credentials.items() if cred.password and self.launch
-                   and any(appears_in(cred.password, arg) for arg in self.launch.command)]
+        exposed = [(role, what) for role, cred in self.credentials.items() if self.launch
+                   for what, secret in (("the password", cred.password), ("the encryption_key", cred.encryption_key),
+                                        ("the authentication_key", cred.authentication_key)) if secret
+                   and any(appears_in(secret, arg) or appears_in(secret.lower(), arg.lower())
+                           for arg in self.launch.command)]
         if exposed:
-            raise ValueError(f"launch.command holds the password of credentials.{exposed[0]}: a command line is shown "
-                             "by ps and written to the DUT's log; give the DUT \"{credentials_file}\" (JSON role -> "
-                             "{user, password}) or a launch.env value \"{password:ROLE}\"")
+            raise ValueError(f"launch.command holds {exposed[0][1]} of credentials.{exposed[0][0]}: a command line "
+                             "is shown by ps and written to the DUT's log; give the DUT \"{credentials_file}\" "
+                             "(JSON role -> {user, password}) or a launch.env value \"{password:ROLE}\"")
         return self
 
 

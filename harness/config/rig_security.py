@@ -102,9 +102,19 @@ class Credential(Strict):
     password: str | None = None
     certificate: RigPath | None = Field(None, description="user certificate (DER or PEM), relative to the rig file")
     key: RigPath | None = Field(None, description="its private key (PEM), relative to the rig file")
+    encryption_key: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{32}$",
+                                       description="a DLMS association's global unicast encryption key (16 bytes hex)")
+    authentication_key: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{32}$",
+                                           description="a DLMS association's authentication key (16 bytes hex)")
 
     @model_validator(mode="after")
     def _one_form(self) -> Credential:
+        if (self.encryption_key is None) != (self.authentication_key is None):
+            raise ValueError("DLMS keys come in pairs: give both `encryption_key` and `authentication_key`")
+        if self.encryption_key is not None:
+            if self.user is not None or self.certificate is not None or self.key is not None:
+                raise ValueError("DLMS keys stand alone (with at most an LLS `password`)")
+            return self
         by_password = self.user is not None or self.password is not None
         by_certificate = self.certificate is not None or self.key is not None
         if by_password == by_certificate:

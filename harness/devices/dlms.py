@@ -24,6 +24,7 @@ from harness.config.dlms_map import (
     Authentication,
     CosemObject,
     DlmsMap,
+    SecurityPolicy,
     obis_bytes,
 )
 from harness.config.profile import Profile
@@ -83,6 +84,7 @@ class DlmsDevice(Device):
         self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
         self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
         self._links: dict[str, DlmsLink] = {}
+        self._counters: dict[str, int] = {}  # role -> the next invocation counter of its ciphered APDUs
         self._scalers: dict[str, tuple[int, int]] = {}  # quantity -> (scaler, unit) as the device reported them
         self._plans: dict[tuple[str, ...], list[tuple[list[tuple[str, CosemObject]], list[Any]]]] = {}
 
@@ -97,16 +99,34 @@ class DlmsDevice(Device):
                               f"which the rig does not give (duts.{self.name}.credentials.{assoc.credential})")
         return cred.password.encode()
 
+    def keys_of(self, role: str) -> tuple[bytes, bytes] | None:
+        """A ciphered association's (encryption key, authentication key) from the rig's credentials."""
+        assoc = self.map.associations[role]
+        if assoc.security == SecurityPolicy.NONE:
+            return None
+        if assoc.security != SecurityPolicy.AUTHENTICATED_ENCRYPTED:
+            raise DeviceError(f"{self.name}: association {role!r}: security {assoc.security.value} is not supported by "
+                              "the driver (dlms-cosem ciphers authenticated_encrypted only)")
+        cred = self._dut.credentials.get(assoc.credential or "")
+        if cred is None or not cred.encryption_key or not cred.authentication_key:
+            raise DeviceError(f"{self.name}: association {role!r} is ciphered with credential {assoc.credential!r}, "
+                              f"which gives no keys (duts.{self.name}.credentials.{assoc.credential}: "
+                              "encryption_key, authentication_key)")
+        return bytes.fromhex(cred.encryption_key), bytes.fromhex(cred.authentication_key)
+
     def open_link(self, role: str, password: bytes | None = None, *, receive_pdu: int | None = None,
-                  aarq: Callable[[Any], Any] | None = None) -> DlmsLink:
+                  aarq: Callable[[Any], Any] | None = None, keys: tuple[bytes, bytes] | None = None,
+                  hls_reply: Callable[[bytes], bytes] | None = None) -> DlmsLink:
         """A new association as ``role`` (the caller closes it); ``password`` overrides the rig's, ``receive_pdu``
         the PDU size proposed, ``aarq`` the request itself (negative checks). AssociationRefused when the meter
         rejects it."""
         assoc = self.map.associations[role]
-        secret = password if password is not None else self.password_of(role)
+        hls = assoc.authentication == Authentication.HLS_GMAC
+        secret = password if password is not None else (None if hls else self.password_of(role))
         link = DlmsLink(self.name, self.where, self.map.server_logical_address, assoc.client_sap, role, secret,
-                        self.map.max_pdu_size, self.timeout, self.transcript, receive_pdu)
-        link.open(aarq)
+                        self.map.max_pdu_size, self.timeout, self.transcript, receive_pdu,
+                        keys=keys or self.keys_of(role), hls=hls, counters=self._counters)
+        link.open(aarq, hls_reply)
         return link
 
     def try_association(self, role: str, *, ciphered_context: bool = False, mechanism: int | None = None) -> int | None:

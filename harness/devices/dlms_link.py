@@ -33,6 +33,7 @@ def _quiet_dlms_cosem() -> None:
 
 WRAPPER_VERSION = 1
 RECV_BYTES = 4096
+CLIENT_SYSTEM_TITLE = b"TEKHARNS"  # the harness's own 8-byte system title (IV of what it ciphers)
 AARE_DIAGNOSTICS = {0: "null", 1: "no reason given", 2: "application context name not supported",
                     11: "authentication mechanism name not recognised", 12: "authentication mechanism name required",
                     13: "authentication failure", 14: "authentication required"}
@@ -47,7 +48,8 @@ class DlmsLink:
 
     def __init__(self, dut: str, where: tuple[str, int], server_address: int, client_sap: int, role: str,
                  password: bytes | None, max_pdu: int, timeout: float, transcript: Transcript | None,
-                 receive_pdu: int | None = None) -> None:
+                 receive_pdu: int | None = None, keys: tuple[bytes, bytes] | None = None, hls: bool = False,
+                 counters: dict[str, int] | None = None) -> None:
         _quiet_dlms_cosem()
         self.dut, self.where, self.server_address, self.client_sap = dut, where, server_address, client_sap
         self.role, self.timeout, self.transcript = role, timeout, transcript
@@ -57,23 +59,48 @@ class DlmsLink:
         self._password = password
         self._hidden = (password.hex(), marker(password).decode()) if password else None
         self._max_pdu = max_pdu
+        self._keys = keys  # (global unicast encryption key, authentication key): a ciphered association's
+        self.hls = hls  # HLS-GMAC (mechanism 5): the AARE is followed by the client's reply to the meter's challenge
+        # role -> the invocation counter of our next protected APDU, shared by the role's links (the meter
+        # refuses a counter it has seen, over associations too)
+        self.counters = counters if counters is not None else {}
+        self._last_plain: bytes | None = None  # the last APDU the library deciphered
+        self.last_sent = b""  # the last APDU sent as it went on the wire (a replay check sends it again)
         self._sock: socket.socket | None = None
         self._received = bytearray()  # read from the socket, not yet taken (a header and its APDU in one recv)
         self.connection: Any = None
 
     # ---- association -------------------------------------------------------------------------------
-    def open(self, aarq: Callable[[Any], Any] | None = None) -> Any:
+    def open(self, aarq: Callable[[Any], Any] | None = None,
+             hls_reply: Callable[[bytes], bytes] | None = None) -> Any:
         """Connect and associate; the AARE. AssociationRefused when the meter rejects the AARQ. ``aarq`` builds
         another AARQ than the library's from the connection (negative checks: another context, mechanism)."""
         from dlms_cosem import enumerations
         from dlms_cosem.connection import DlmsConnection
         from dlms_cosem.protocol import acse
-        from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
+        from dlms_cosem.security import (
+            HighLevelSecurityGmacAuthentication,
+            LowLevelSecurityAuthentication,
+            NoSecurityAuthentication,
+        )
 
-        auth = LowLevelSecurityAuthentication(secret=self._password) if self._password is not None \
+        auth: Any = LowLevelSecurityAuthentication(secret=self._password) if self._password is not None \
             else NoSecurityAuthentication()
-        self.connection = DlmsConnection(authentication=auth, client_system_title=b"TEKHARNS",
-                                         max_pdu_size=self._max_pdu, use_block_transfer=True)
+        if self.hls:
+            auth = HighLevelSecurityGmacAuthentication(challenge_length=16)
+        ek, ak = self._keys if self._keys is not None else (None, None)
+        self.connection = DlmsConnection(authentication=auth, client_system_title=CLIENT_SYSTEM_TITLE,
+                                         max_pdu_size=self._max_pdu, use_block_transfer=True,
+                                         global_encryption_key=ek, global_authentication_key=ak,
+                                         client_invocation_counter=self.counters.get(self.role, 1))
+        if self._keys is not None:  # keep what the library deciphers, for the transcript (it cannot re-encode it)
+            decrypt = self.connection.decrypt
+
+            def deciphered(ciphered_text: bytes) -> bytes:
+                self._last_plain = bytes(decrypt(ciphered_text))
+                return self._last_plain
+
+            self.connection.decrypt = deciphered
         try:
             self._sock = socket.create_connection(self.where, timeout=self.timeout)
         except OSError as exc:
@@ -94,7 +121,32 @@ class DlmsLink:
             self.close()
             raise AssociationRefused(f"{self.dut}: association as {self.role} (client SAP {self.client_sap}) "
                                      f"rejected: {AARE_DIAGNOSTICS.get(code, f'diagnostic {code}')}", code)
+        if self.hls:
+            self._reply_to_hls(hls_reply)
         return aare
+
+    def _reply_to_hls(self, hls_reply: Callable[[bytes], bytes] | None) -> None:
+        """Pass 3 and 4 of HLS-GMAC: our GMAC of the meter's challenge (``hls_reply`` may falsify it, for the
+        negative check), then the meter's GMAC of ours, which must verify. AssociationRefused otherwise."""
+        from dlms_cosem import cosem, dlms_data, enumerations, state
+        from dlms_cosem.protocol import xdlms
+
+        if self.connection.state.current_state != state.SHOULD_SEND_HLS_SEVER_CHALLENGE_RESULT:
+            self.close()
+            raise AssociationRefused(f"{self.dut}: association as {self.role}: the meter did not challenge "
+                                     "(no HLS-GMAC)", 14)
+        reply = self.connection.authentication.hls_generate_reply_data(self.connection)
+        if hls_reply is not None:
+            reply = hls_reply(reply)
+        answer = self.request(xdlms.ActionRequestNormal(
+            cosem_method=cosem.CosemMethod(enumerations.CosemInterface.ASSOCIATION_LN, cosem.Obis(0, 0, 40, 0, 0), 1),
+            data=dlms_data.OctetStringData(reply).to_bytes()), "hls-reply")
+        if self.connection is None or self.connection.state.current_state != state.READY:
+            status = getattr(answer, "status", None)
+            self.close()
+            raise AssociationRefused(f"{self.dut}: association as {self.role} (client SAP {self.client_sap}) "
+                                     f"rejected at the HLS reply ({getattr(status, 'name', type(answer).__name__)})",
+                                     13)
 
     def close(self) -> None:
         self._received.clear()
@@ -113,7 +165,10 @@ class DlmsLink:
     def request(self, event: Any, op: str) -> Any:
         """Send one xDLMS/ACSE APDU, return the parsed answer. DeviceTimeout (link closed) on silence."""
         assert self._sock is not None and self.connection is not None
+        plain_out = event.to_bytes() if self._keys is not None else None
         out = self.connection.send(event)
+        self.counters[self.role] = self.connection.client_invocation_counter
+        self.last_sent = out
         t_sent = time.time()
         try:
             self._sock.sendall(self._wrap(out))
@@ -128,14 +183,37 @@ class DlmsLink:
         self.exchanges[op] += 1
         if op != "associate":
             self.longest_answer = max(self.longest_answer, len(body))
-        self._record(op, out, body, t_sent, t_received)
         self.last_times = (t_sent, t_received)
         self.connection.receive_data(body)
+        self._last_plain = None
         try:
-            return self.connection.next_event()
+            answer = self.connection.next_event()
         except Exception as exc:  # the library could not read the answer: the meter's fault, said plainly
+            self._record(op, out, body, t_sent, t_received, apdu_out_plain=self._plain(plain_out, out))
             self.close()
             raise DeviceError(f"{self.dut}: unreadable answer to {op}: {type(exc).__name__}: {exc}") from None
+        self._record(op, out, body, t_sent, t_received, apdu_out_plain=self._plain(plain_out, out),
+                     apdu_in_plain=self._plain(self._last_plain, body))
+        return answer
+
+    def send_raw(self, apdu: bytes, op: str) -> bytes:
+        """One APDU exactly as given (a plain request on a ciphered association, a replayed one) and the answer's
+        bytes, not read by the library (whose state it would upset). DeviceTimeout on silence."""
+        assert self._sock is not None
+        t_sent = time.time()
+        try:
+            self._sock.sendall(self._wrap(apdu))
+            body = self._read_answer()
+        except (OSError, DeviceError) as exc:
+            self._record(op, apdu, None, t_sent, time.time(), error=type(exc).__name__)
+            self.close()
+            raise DeviceTimeout(f"{self.dut}: no answer to {op} as {self.role} within {self.timeout:g} s") from None
+        self._record(op, apdu, body, t_sent, time.time())
+        return body
+
+    def _plain(self, plain: bytes | None, wire: bytes) -> str | None:
+        """The deciphered form beside the ciphered one in the transcript (None when they are the same)."""
+        return self._shown(plain) if plain is not None and plain != wire else None
 
     def _wrap(self, apdu: bytes) -> bytes:
         return (WRAPPER_VERSION.to_bytes(2, "big") + self.client_sap.to_bytes(2, "big")
@@ -178,6 +256,8 @@ class DlmsLink:
     def _record(self, op: str, sent: bytes, received: bytes | None, t_sent: float, t_received: float,
                 **extra: Any) -> None:
         if self.transcript is not None:
+            extra = {k: v for k, v in extra.items() if v is not None}
             self.transcript.record(self.dut, op=op, association=self.role, client_sap=self.client_sap,
                                    latency_ms=round((t_received - t_sent) * 1000, 3), apdu_out=self._shown(sent),
                                    apdu_in=self._shown(received) if received is not None else None, **extra)
+

@@ -18,8 +18,12 @@ NORMAL, NEXT, WITH_LIST = 1, 2, 3
 
 CONTEXT_PREFIX = bytes.fromhex("60857405080101")[:-1]  # joint-iso-ccitt(2) country(16) ... application-context(1)
 LN_NO_CIPHERING = bytes.fromhex("60857405080101")
+LN_WITH_CIPHERING = bytes.fromhex("60857405080103")
+ACTION_RESPONSE = 0xC7
+GLO_INITIATE_REQUEST, GLO_INITIATE_RESPONSE = 0x21, 0x28
 MECHANISM_PREFIX = bytes.fromhex("60857405080200")[:-1]  # ... mechanism-name(2), then the mechanism id
 MECHANISMS = {0: "none", 1: "lls", 2: "hls", 5: "hls_gmac"}
+HLS_GMAC = 5
 
 # Data-Access-Result (Green Book 9.3): the ones a meter gives
 SUCCESS, READ_WRITE_DENIED, OBJECT_UNDEFINED, OBJECT_CLASS_INCONSISTENT = 0, 3, 4, 9
@@ -61,6 +65,7 @@ class AssociationRequest:
     conformance: int = 0
     max_pdu: int = 0
     dlms_version: int = 0
+    user_information: bytes = b""  # the InitiateRequest, or the glo-InitiateRequest holding it ciphered
     fields: list[int] = field(default_factory=list)
 
 
@@ -100,13 +105,16 @@ def parse_aarq(apdu: bytes) -> AssociationRequest:
             elif tag == 0xAC:  # calling-authentication-value: CHOICE charstring [0]
                 req.password = _tlv(value, 0)[1]
             elif tag == 0xBE:  # user-information: OCTET STRING holding the xDLMS InitiateRequest
-                _parse_initiate(_tlv(value, 0)[1], req)
+                req.user_information = _tlv(value, 0)[1]
+                if req.user_information[:1] != bytes([GLO_INITIATE_REQUEST]):
+                    parse_initiate(req.user_information, req)
     except AxdrError as exc:
         raise ApduError(str(exc)) from None
     return req
 
 
-def _parse_initiate(ini: bytes, req: AssociationRequest) -> None:
+def parse_initiate(ini: bytes, req: AssociationRequest) -> None:
+    """Reads the (deciphered) InitiateRequest's DLMS version, conformance block and max PDU into ``req``."""
     if not ini or ini[0] != 0x01:
         raise ApduError("user-information holds no InitiateRequest")
     pos = 1
@@ -125,18 +133,29 @@ def _parse_initiate(ini: bytes, req: AssociationRequest) -> None:
     req.max_pdu = int.from_bytes(ini[pos + 7:pos + 9], "big")
 
 
+def initiate_response(conformance_bits: int, max_pdu: int) -> bytes:
+    return (bytes([0x08, 0x00, 0x06, 0x5F, 0x1F, 0x04, 0x00]) + conformance_bits.to_bytes(3, "big")
+            + max_pdu.to_bytes(2, "big") + b"\x00\x07")
+
+
 def aare(result: int, diagnostic: int, *, conformance_bits: int = 0, max_pdu: int = 0,
-         context: bytes = LN_NO_CIPHERING, mechanism: int | None = None) -> bytes:
-    """The AARE; with result accepted it carries the InitiateResponse (negotiated conformance, max PDU)."""
+         context: bytes = LN_NO_CIPHERING, mechanism: int | None = None, responding_title: bytes | None = None,
+         challenge: bytes | None = None, user_information: bytes | None = None) -> bytes:
+    """The AARE; with result accepted it carries the InitiateResponse (negotiated conformance, max PDU), or
+    ``user_information`` (the glo-InitiateResponse of a ciphered association); an HLS one also the meter's
+    system title and its challenge (StoC)."""
     body = bytes([0xA1]) + length(len(context) + 2) + bytes([0x06, len(context)]) + context
     body += bytes([0xA2, 0x03, 0x02, 0x01, result])
     body += bytes([0xA3, 0x05, 0xA1, 0x03, 0x02, 0x01, diagnostic])
+    if responding_title is not None:
+        body += bytes([0xA4, len(responding_title) + 2, 0x04, len(responding_title)]) + responding_title
     if mechanism is not None:
         body += bytes([0x88, 0x02, 0x07, 0x80, 0x89, 0x07]) + MECHANISM_PREFIX + bytes([mechanism])
+    if challenge is not None:
+        body += bytes([0xAA, len(challenge) + 2, 0x80, len(challenge)]) + challenge
     if result == ACCEPTED:
-        initiate = (bytes([0x08, 0x00, 0x06, 0x5F, 0x1F, 0x04, 0x00]) + conformance_bits.to_bytes(3, "big")
-                    + max_pdu.to_bytes(2, "big") + b"\x00\x07")
-        body += bytes([0xBE]) + length(len(initiate) + 2) + bytes([0x04, len(initiate)]) + initiate
+        initiate = user_information if user_information is not None else initiate_response(conformance_bits, max_pdu)
+        body += bytes([0xBE]) + length(len(initiate) + 2) + bytes([0x04]) + length(len(initiate)) + initiate
     return bytes([AARE]) + length(len(body)) + body
 
 
@@ -255,3 +274,33 @@ def get_response_block_error(invoke: int, block: int, result: int) -> bytes:
 
 def set_response_normal(invoke: int, result: int) -> bytes:
     return bytes([SET_RESPONSE, NORMAL, invoke, result])
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    invoke: int
+    class_id: int
+    obis: bytes
+    method: int
+    data: bytes  # the A-XDR Data of the method's parameter, b"" without one
+
+
+def parse_action(apdu: bytes) -> ActionRequest:
+    if len(apdu) < 13 or apdu[0] != ACTION_REQUEST or apdu[1] != NORMAL:
+        raise ApduError("only ACTION-request-normal is supported")
+    request = ActionRequest(apdu[2], int.from_bytes(apdu[3:5], "big"), bytes(apdu[5:11]), apdu[11],
+                            bytes(apdu[13:]) if apdu[12] else b"")
+    if request.data:
+        try:
+            _, end = decode(request.data, 0)
+        except AxdrError as exc:
+            raise ApduError(f"ACTION data: {exc}") from None
+        if end != len(request.data):
+            raise ApduError("bytes after the ACTION data")
+    return request
+
+
+def action_response(invoke: int, result: int, data: bytes | None = None) -> bytes:
+    """ACTION-response-normal; ``data`` (an encoded Data) as its return parameters when given."""
+    head = bytes([ACTION_RESPONSE, NORMAL, invoke, result])
+    return head + (b"\x01\x00" + data if data is not None else b"\x00")

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", type=int, default=95000101)
     p.add_argument("--defects", default="", help="comma-separated seeded defects")
     p.add_argument("--credentials-file", type=Path, metavar="FILE",
-                   help="JSON role -> {password}: the LLS passwords of the profile's associations (never in argv)")
+                   help="JSON role -> {password} or {encryption_key, authentication_key}: the LLS passwords and HLS / "
+                   "ciphering keys of the profile's associations (never in argv)")
     p.add_argument("--load", type=parse_load, default=parse_load("3000,500,1200,300"),
                    help="A+ W, A- W, R+ var, R- var (default 3000,500,1200,300)")
     p.add_argument("--list-defects", action="store_true", help="list the seeded defects and exit")
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.resources import builtin_profile
     from harness.simulators.credentials_file import read_credentials
     from harness.simulators.dlms_meter.model import DlmsMeterModel
+    from harness.simulators.dlms_meter.security import Keys
     from harness.simulators.dlms_meter.server import DlmsServer
 
     try:
@@ -57,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         model = DlmsMeterModel(profile, args.state_dir, args.load, defects, args.serial)
         creds = read_credentials(args.credentials_file) if args.credentials_file else {}
         passwords = {role: c["password"] for role, c in creds.items() if c.get("password")}
+        keys = {role: Keys(bytes.fromhex(c["encryption_key"]), bytes.fromhex(c["authentication_key"]))
+                for role, c in creds.items() if c.get("encryption_key") and c.get("authentication_key")}
     except (ValueError, ConfigError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(model, DlmsServer(model, passwords), args))
+    asyncio.run(_serve(model, DlmsServer(model, passwords, keys), args))
     return 0
 
 

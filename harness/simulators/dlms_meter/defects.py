@@ -26,6 +26,13 @@ DLMS_OWN = (
            "an association that may set settings may SET energy registers too (their value becomes the count)"),
     Defect("dlms_pdu_size_ignored", "68", "KZ-68-14",
            "the client's max receive PDU from the AARQ is ignored: long answers come whole, never in blocks"),
+    Defect("dlms_hls_accepts_bad_tag", "94", "KZ-94-07",
+           "an HLS-GMAC association is established whatever tag the client's answer to the challenge carries (the "
+           "GMAC is never verified)"),
+    Defect("dlms_plain_apdu_accepted", "94", "KZ-94-08",
+           "a ciphered association answers requests sent in the clear as well (the security policy is not enforced)"),
+    Defect("dlms_invocation_counter_reuse", "94", "KZ-94-09",
+           "the invocation counter of a protected request is not checked: a replayed request is answered again"),
     Defect("dlms_public_client_sets_clock", "94", "KZ-94-05",
            "the public client (no authentication) may SET the clock: the access rights of the management "
            "association were copied to it"),

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from dataclasses import dataclass, field
 
-from harness.config.dlms_map import Association, Authentication
+from harness.config.dlms_map import Association, Authentication, SecurityPolicy
 from harness.simulators.dlms_meter import apdu
+from harness.simulators.dlms_meter import security as sec
 from harness.simulators.dlms_meter.model import DlmsMeterModel
 
 WRAPPER_VERSION = 1
 IDLE_TIMEOUT_S = 120.0
 SERVER_CONFORMANCE = apdu.conformance("block_transfer_with_get", "multiple_references", "get", "set")
-MECHANISM_IDS = {Authentication.NONE: 0, Authentication.LLS: 1}
+MECHANISM_IDS = {Authentication.NONE: 0, Authentication.LLS: 1, Authentication.HLS_GMAC: apdu.HLS_GMAC}
+POLICY_CONTROL = {SecurityPolicy.AUTHENTICATED: sec.AUTHENTICATED, SecurityPolicy.ENCRYPTED: sec.ENCRYPTED,
+                  SecurityPolicy.AUTHENTICATED_ENCRYPTED: sec.AUTHENTICATED | sec.ENCRYPTED}
+ASSOCIATION_LN, ASSOCIATION_OBIS, REPLY_TO_HLS = 15, bytes([0, 0, 40, 0, 0, 255]), 1
+GENERAL_GLO_CIPHERING = 0xDB
+CHALLENGE_BYTES = 16
+DIAG_AUTH_REQUIRED = 14
+# ExceptionResponse service-error (Green Book 9.5): the deciphering and invocation-counter errors
+DECIPHERING_ERROR, INVOCATION_COUNTER_ERROR = 5, 6
 MIN_PDU = 12  # a client-max-receive-pdu-size below this is no usable size: taken as no limit
 BLOCK_OVERHEAD = 16  # GET-response-with-datablock header and the raw-data length, with room to spare
 
@@ -34,14 +44,24 @@ class Session:
     blocks: list[bytes] = field(default_factory=list)
     block_sent: int = 0
     invoke: int = 0
+    keys: sec.Keys | None = None  # a ciphered association's keys, its client's system title, and
+    client_title: bytes = b""
+    challenge: bytes = b""  # HLS: the StoC sent in the AARE, until the client's reply_to_HLS proves its key
+    client_challenge: bytes = b""
+    authenticated: bool = True  # False between an HLS AARE and the client's correct reply
 
 
 class DlmsServer:
-    def __init__(self, model: DlmsMeterModel, passwords: dict[str, str]) -> None:
+    def __init__(self, model: DlmsMeterModel, passwords: dict[str, str],
+                 keys: dict[str, sec.Keys] | None = None) -> None:
         self.model = model
         self.map = model.map
         self.passwords = passwords  # the rig's credential name -> LLS password (from the credentials file)
+        self.keys = keys or {}  # credential name -> security suite 0 keys (from the credentials file)
         self.by_sap = {a.client_sap: a for a in self.map.associations.values()}
+        self.title = bytes.fromhex(self.map.system_title) if self.map.system_title else b"TEKSIM00"
+        self.counter = 0  # the meter's own invocation counter: every protected APDU it sends takes the next
+        self.guard = sec.InvocationGuard()  # the clients' counters: never accepted twice (kept over associations)
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._connection, host, port, reuse_address=True)
@@ -82,6 +102,19 @@ class DlmsServer:
                 return apdu.rlre()
             if session.association is None:
                 return apdu.exception_response()
+            if session.keys is not None:
+                return self._ciphered(session, body)
+            return self._plain(session, body)
+        except apdu.ApduError:
+            return apdu.exception_response(1, 2)
+
+    def _plain(self, session: Session, body: bytes) -> bytes:
+        """An xDLMS request in the clear on an association that allows it (or whose keys were ignored)."""
+        tag = body[0]
+        try:
+            if not session.authenticated:
+                return self._reply_to_hls(session, apdu.parse_action(body)) if tag == apdu.ACTION_REQUEST \
+                    else apdu.exception_response()
             if tag == apdu.GET_REQUEST:
                 return self._get(session, apdu.parse_get(body))
             if tag == apdu.SET_REQUEST:
@@ -95,18 +128,79 @@ class DlmsServer:
             return apdu.exception_response(1, 2)
         return apdu.exception_response(1, 2)  # a service this meter does not offer
 
+    def _ciphered(self, session: Session, body: bytes) -> bytes:
+        """A request on a ciphered association: general-glo- or glo-ciphered, from this client, with a fresh
+        invocation counter; answered under the same protection. A plain request is refused."""
+        assert session.keys is not None
+        if body[0] in (apdu.GET_REQUEST, apdu.SET_REQUEST, apdu.ACTION_REQUEST):
+            if "dlms_plain_apdu_accepted" in self.model.defects:
+                return self._plain(session, body)
+            return apdu.exception_response(1, 2)  # service-not-allowed: this association takes protected APDUs only
+        try:
+            if body[0] == GENERAL_GLO_CIPHERING:
+                title, pos = _octets(body, 1)
+                payload, end = _octets(body, pos)
+                if end != len(body) or title != session.client_title:
+                    raise sec.CipherError("general-glo-ciphering from another system title")
+                general = True
+            elif body[0] in sec.GLO_REQUESTS:
+                _, payload = sec.unwrap(body)
+                general = False
+            else:
+                return apdu.exception_response(1, 2)
+            control, counter, plain = sec.unprotect(payload, session.client_title, session.keys)
+        except (sec.CipherError, apdu.ApduError):
+            return apdu.exception_response(1, DECIPHERING_ERROR)
+        policy = POLICY_CONTROL[session.association.security] if session.association else 0
+        if control & 0xF0 != policy:
+            return apdu.exception_response(1, DECIPHERING_ERROR)
+        if "dlms_invocation_counter_reuse" not in self.model.defects \
+                and not self.guard.accept(session.client_title, counter):
+            return apdu.exception_response(1, INVOCATION_COUNTER_ERROR)
+        if not plain or sec.GLO_OF.get(plain[0]) is None or (not general and sec.GLO_OF[plain[0]] != body[0]):
+            return apdu.exception_response(1, 2)
+        keys = session.keys
+        return self._protect(keys, policy, self._plain(session, plain), general)
+
+    def _protect(self, keys: sec.Keys, control: int, answer: bytes, general: bool) -> bytes:
+        self.counter += 1
+        payload = sec.protect(control, self.title, self.counter, keys, answer)
+        if general:
+            return bytes([GENERAL_GLO_CIPHERING, len(self.title)]) + self.title + apdu.length(len(payload)) + payload
+        glo = sec.GLO_OF.get(answer[0])
+        return sec.wrap(glo, payload) if glo is not None else answer  # an exception response goes in the clear
+
+    def _reply_to_hls(self, session: Session, request: apdu.ActionRequest) -> bytes:
+        """Pass 3 and 4 of HLS-GMAC: the client's f(StoC) must be its GMAC of our challenge; we answer f(CtoS)."""
+        assert session.keys is not None
+        if (request.class_id, request.obis, request.method) != (ASSOCIATION_LN, ASSOCIATION_OBIS, REPLY_TO_HLS):
+            return apdu.action_response(request.invoke, apdu.READ_WRITE_DENIED)
+        answer = request.data[2:] if request.data[:1] == b"\x09" else b""
+        good = sec.gmac_verifies(answer, session.client_title, session.keys, session.challenge)
+        if not good and "dlms_hls_accepts_bad_tag" not in self.model.defects:
+            session.association = None  # the association is not established
+            return apdu.action_response(request.invoke, apdu.OTHER_REASON)
+        session.authenticated = True
+        self.counter += 1
+        reply = sec.gmac(self.title, self.counter, session.keys, session.client_challenge)
+        return apdu.action_response(request.invoke, apdu.SUCCESS, bytes([0x09, len(reply)]) + reply)
+
     def _associate(self, session: Session, client_sap: int, body: bytes) -> bytes:
         session.association = None
         try:
             req = apdu.parse_aarq(body)
         except apdu.ApduError:
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
-        if req.context != apdu.LN_NO_CIPHERING and "dlms_any_context_accepted" not in self.model.defects:
-            return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_CONTEXT_NOT_SUPPORTED)
         assoc = self.by_sap.get(client_sap)
+        ciphered = assoc is not None and assoc.security != SecurityPolicy.NONE
+        offered = apdu.LN_WITH_CIPHERING if ciphered else apdu.LN_NO_CIPHERING
+        if req.context != offered and "dlms_any_context_accepted" not in self.model.defects:
+            return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_CONTEXT_NOT_SUPPORTED)
         if assoc is None:
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
-        if req.mechanism not in (0, 1):
+        offered_mechanisms = {0, 1} | ({apdu.HLS_GMAC} if any(
+            a.authentication == Authentication.HLS_GMAC for a in self.map.associations.values()) else set())
+        if req.mechanism not in offered_mechanisms:
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_MECHANISM_NOT_RECOGNISED)
         wanted = MECHANISM_IDS[assoc.authentication]
         if req.mechanism != wanted:
@@ -118,17 +212,57 @@ class DlmsServer:
             good = expected is not None and given == expected.encode()
             if not good and not ("dlms_lls_any_password" in self.model.defects and given):
                 return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_AUTH_FAILURE, mechanism=1)
+        keys = self.keys.get(assoc.credential or "") if ciphered else None
+        if ciphered:
+            if keys is None or req.calling_title is None or len(req.calling_title) != sec.TITLE_LENGTH:
+                return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
+            refused = self._decipher_initiate(req, keys)
+            if refused is not None:
+                return refused
         if req.dlms_version < 6:
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
+        if assoc.authentication == Authentication.HLS_GMAC and not 8 <= len(req.password or b"") <= 64:
+            return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_AUTH_FAILURE, mechanism=apdu.HLS_GMAC)
         session.association = assoc
         session.conformance = req.conformance & SERVER_CONFORMANCE
         session.client_max_pdu = req.max_pdu if req.max_pdu >= MIN_PDU else 65535
         if "dlms_pdu_size_ignored" in self.model.defects:
             session.client_max_pdu = 65535
         session.blocks = []
-        return apdu.aare(apdu.ACCEPTED, apdu.DIAG_NULL, conformance_bits=session.conformance,
-                         max_pdu=self.map.max_pdu_size,
-                         mechanism=1 if assoc.authentication == Authentication.LLS else None)
+        session.keys, session.client_title = keys, req.calling_title or b""
+        if not ciphered:
+            return apdu.aare(apdu.ACCEPTED, apdu.DIAG_NULL, conformance_bits=session.conformance,
+                             max_pdu=self.map.max_pdu_size,
+                             mechanism=1 if assoc.authentication == Authentication.LLS else None)
+        assert keys is not None
+        hls = assoc.authentication == Authentication.HLS_GMAC
+        session.authenticated = not hls
+        session.client_challenge = req.password or b""
+        session.challenge = os.urandom(CHALLENGE_BYTES) if hls else b""
+        self.counter += 1
+        initiate = sec.protect(POLICY_CONTROL[assoc.security], self.title, self.counter, keys,
+                               apdu.initiate_response(session.conformance, self.map.max_pdu_size))
+        return apdu.aare(apdu.ACCEPTED, DIAG_AUTH_REQUIRED if hls else apdu.DIAG_NULL, context=offered,
+                         mechanism=MECHANISM_IDS[assoc.authentication] or None, responding_title=self.title,
+                         challenge=session.challenge if hls else None,
+                         user_information=bytes([apdu.GLO_INITIATE_RESPONSE]) + apdu.length(len(initiate)) + initiate)
+
+    def _decipher_initiate(self, req: apdu.AssociationRequest, keys: sec.Keys) -> bytes | None:
+        """Reads the glo-InitiateRequest of a ciphered AARQ into ``req``; the AARE refusing it, if it must be."""
+        assert req.calling_title is not None
+        ini = req.user_information
+        try:
+            if ini[:1] != bytes([apdu.GLO_INITIATE_REQUEST]):
+                raise sec.CipherError("a ciphered association's InitiateRequest is ciphered")
+            _, payload = sec.unwrap(ini)
+            _, counter, plain = sec.unprotect(payload, req.calling_title, keys)
+            apdu.parse_initiate(plain, req)
+        except (sec.CipherError, apdu.ApduError, IndexError):
+            return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
+        if "dlms_invocation_counter_reuse" not in self.model.defects \
+                and not self.guard.accept(req.calling_title, counter):
+            return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
+        return None
 
     def _get(self, session: Session, request: apdu.GetRequest) -> bytes:
         if request.kind == apdu.NEXT:
@@ -171,3 +305,15 @@ class DlmsServer:
             session.blocks = []
         return answer
 
+
+
+def _octets(buf: bytes, pos: int) -> tuple[bytes, int]:
+    """An A-XDR length-prefixed octet string at ``pos``: its bytes and where it ends."""
+    from harness.simulators.dlms_meter.axdr import AxdrError, read_length
+    try:
+        n, start = read_length(buf, pos)
+    except AxdrError as exc:
+        raise apdu.ApduError(str(exc)) from None
+    if start + n > len(buf):
+        raise apdu.ApduError("octet string runs past the end")
+    return bytes(buf[start:start + n]), start + n
