@@ -158,6 +158,27 @@ def test_the_russian_catalog_translates_every_check_text_keeping_its_placeholder
         assert sorted(re.findall(r"\{[^{}]*\}", m.string)) == sorted(re.findall(r"\{[^{}]*\}", m.id)), m.id
 
 
+def test_the_committed_template_holds_every_text_the_code_has(tmp_path: Path):
+    """A branch that adds check texts and forgets `pybabel extract`/`update` (docs/translations.md) leaves them
+    English on every Russian certificate, silently: the committed .pot must equal a fresh extraction."""
+    import subprocess
+    import sys
+
+    from babel.messages.pofile import read_po
+
+    fresh = tmp_path / "fresh.pot"
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "-q", "extract", "-F", "babel.cfg", "--no-location",
+                    "-w", "120", "-o", str(fresh), "."], cwd=ROOT, check=True, timeout=120)
+    with fresh.open("rb") as f:
+        extracted = {m.id for m in read_po(f) if m.id}
+    with (ROOT / "harness" / "reporting" / "locale" / "harness.pot").open("rb") as f:
+        committed = {m.id for m in read_po(f) if m.id}
+    assert not extracted - committed, f"texts missing from harness.pot (run pybabel extract + update): " \
+                                      f"{sorted(map(str, extracted - committed))[:10]}"
+    assert not committed - extracted, f"harness.pot holds texts the code no longer has: " \
+                                      f"{sorted(map(str, committed - extracted))[:10]}"
+
+
 def test_russian_chapter_titles_are_the_rules_own_words():
     """The Rules' authoritative text is Russian: a chapter title is quoted (rules.yaml, checked against the Rules by
     tools/extract_rules.py --check), never paraphrased — in the catalog (Allure, console) and on the page."""
