@@ -25,7 +25,6 @@ The last line of stdout is the JSON summary.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pymodbus.client import ModbusTcpClient
-from read_throughput import HOST, interleaved, measure, raw_reader, request_plan, simulated_meter
+from read_throughput import HOST, emit, interleaved, measure, raw_reader, request_plan, simulated_meter
 
 from harness.config import load_rig
 from harness.config.availability import AvailabilitySoak
@@ -125,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak / api = {summary['ratio_soak_api']:.3f}, soak / raw = {summary['ratio_soak_raw']:.3f}; the soak's own "
           f"bookkeeping costs {summary['soak_cpu_us_over_api']:g} µs CPU per poll; evidence "
           f"{summary['evidence_bytes_per_poll']:g} bytes per poll")
-    line = json.dumps(summary, separators=(",", ":"))
-    if args.json:
-        args.json.write_text(line + "\n", encoding="utf-8")
-    print(line)
-    return 0
+    return emit(summary, args.json)
 
 
 if __name__ == "__main__":

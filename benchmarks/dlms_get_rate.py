@@ -21,7 +21,6 @@ The last line of stdout is the JSON summary.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -32,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from read_throughput import HOST, interleaved, measure, stop_simulator, wait_listening
+from read_throughput import HOST, emit, interleaved, measure, rounds_args, stop_simulator, wait_listening
 
 from harness.config import load_rig
 from harness.devices.dlms import DlmsDevice
@@ -88,13 +87,7 @@ def raw_getter(port: int, password: str, sap: int, server: int) -> tuple[Callabl
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5, help="rounds per client (default 5)")
-    p.add_argument("--seconds", type=float, default=2.0, help="seconds per round (default 2)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="also write the summary here")
-    args = p.parse_args(argv)
-    if not (1 <= args.rounds <= 50 and 0.1 <= args.seconds <= 30):
-        p.error("--rounds must be 1..50 and --seconds 0.1..30")
+    args = rounds_args(__doc__, argv)
     loaded = load_rig(RIG)
     dut, profile = loaded.rig.duts["meter"], loaded.profiles["meter"]
     assert profile.dlms is not None
@@ -122,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         rate, cpu = summary[f"{mode}_gets_per_s"], summary[f"{mode}_cpu_us_per_get"]
         print(f"{mode:4}  {rate:8.1f} GET/s  {cpu:8.1f} µs CPU/GET")
     print(f"api/raw rate {summary['api_over_raw_rate']}  (target >= 0.8)")
-    line = json.dumps(summary)
-    if args.json:
-        args.json.write_text(line + "\n")
-    print(line)
-    return 0
+    return emit(summary, args.json)
 
 
 if __name__ == "__main__":

@@ -24,16 +24,14 @@ The last line of stdout is the JSON summary.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from read_throughput import interleaved, measure
+from read_throughput import emit, interleaved, measure, rounds_args
 
 from harness.bench import Bench
 from harness.config import load_rig
@@ -61,13 +59,7 @@ def raw_round(client: Any, nodes: list[Any]) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5, help="rounds per client (default 5)")
-    p.add_argument("--seconds", type=float, default=2.0, help="seconds per round (default 2)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="also write the summary here")
-    args = p.parse_args(argv)
-    if not (1 <= args.rounds <= 50 and 0.1 <= args.seconds <= 30):
-        p.error("--rounds must be 1..50 and --seconds 0.1..30")
+    args = rounds_args(__doc__, argv)
 
     loaded = load_rig(RIG)
     opcua = loaded.profiles[DUT].opcua
@@ -127,11 +119,7 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU per read {summary['cpu_ratio_driver_raw']:.3f} x raw")
     print(f"per-round ratios: reads/s {summary['driver']['ratio_rounds']}, "
           f"CPU {summary['driver']['cpu_ratio_rounds']}")
-    line = json.dumps(summary, separators=(",", ":"))
-    if args.json:
-        args.json.write_text(line + "\n", encoding="utf-8")
-    print(line)
-    return 0
+    return emit(summary, args.json)
 
 
 if __name__ == "__main__":

@@ -152,14 +152,29 @@ def measure(read_all: Callable[[], None], seconds: float) -> tuple[int, float, f
             return done, now - t0, time.process_time() - cpu0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5, help="rounds per client (default 5)")
+def rounds_args(doc: str, argv: list[str] | None, per: str = "client") -> argparse.Namespace:
+    """The options every rounds-based benchmark takes (--rounds, --seconds, --json), checked."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5, help=f"rounds per {per} (default 5)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per round (default 2)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the summary here")
     args = p.parse_args(argv)
     if not (1 <= args.rounds <= 50 and 0.1 <= args.seconds <= 30):
         p.error("--rounds must be 1..50 and --seconds 0.1..30")
+    return args
+
+
+def emit(summary: dict, json_path: Path | None) -> int:
+    """The summary as one JSON line on stdout (and in ``json_path``): what a script comparing runs reads."""
+    line = json.dumps(summary, separators=(",", ":"))
+    if json_path:
+        json_path.write_text(line + "\n", encoding="utf-8")
+    print(line)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = rounds_args(__doc__, argv)
 
     loaded = load_rig(builtin_rig())
     spec, profile, timing = loaded.dut(DUT), loaded.profiles[DUT], loaded.rig.timing
@@ -234,11 +249,7 @@ def main(argv: list[str] | None = None) -> int:
           f"= {summary['cpu_ratio_api_tx_raw']:.3f} x raw ({verdict} the ≤ {TARGET_CPU_RATIO} target)")
     print(f"per-round CPU ratios: api {summary['api']['cpu_ratio_rounds']}, "
           f"api+tx {summary['api+tx']['cpu_ratio_rounds']}")
-    line = json.dumps(summary, separators=(",", ":"))
-    if args.json:
-        args.json.write_text(line + "\n", encoding="utf-8")
-    print(line)
-    return 0
+    return emit(summary, args.json)
 
 
 if __name__ == "__main__":

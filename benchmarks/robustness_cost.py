@@ -19,7 +19,6 @@ The last line of stdout is the JSON summary.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ from harness.devices.modbus import ModbusDevice
 from harness.resources import builtin_rig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from read_throughput import HOST, simulated_meter
+from read_throughput import HOST, emit, simulated_meter
 
 DUT = "meter"
 
@@ -104,11 +103,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['monitor_reads_per_round']:.0f} monitor reads/round")
     print(f"harness CPU with / without monitoring: {summary['cpu_ratio_with_without_monitor']:.3f} "
           f"(per round pair {summary['cpu_ratio_rounds']})")
-    line = json.dumps(summary, separators=(",", ":"))
-    if args.json:
-        args.json.write_text(line + "\n", encoding="utf-8")
-    print(line)
-    return 0
+    return emit(summary, args.json)
 
 
 if __name__ == "__main__":

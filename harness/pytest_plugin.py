@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from harness.reporting.clauses import CHAPTER_TITLES, chapter_of, clause_of_check
+from harness.reporting import allure_labels, outcome
+from harness.reporting.clauses import clause_of_check
 from harness.reporting.progress import Progress
 from harness.reporting.records import Attempt, Check, CheckRecord, read_records
-from harness.reporting.texts import Msg, msg_data
-from harness.verdicts import Inconclusive, NotApplicable, Verdict
+from harness.reporting.texts import Msg
+from harness.verdicts import Verdict
 
 STATE = pytest.StashKey["HarnessRun"]()
 
@@ -280,7 +281,7 @@ def check(request: pytest.FixtureRequest) -> Check:
     c = request.node.stash.get(_CHECK, None)  # an overlapped check's was made when its group started
     if c is None:
         c = _new_check(request.node, marker)
-    _allure_labels(c)
+    allure_labels.label(c)
     return c
 
 
@@ -299,41 +300,6 @@ _GROUP = pytest.StashKey[list[pytest.Item]]()  # the passive checks of one DUT t
 _RUNNING = pytest.StashKey[Any]()  # harness.overlap.Running: an overlapped check's thread
 
 
-def _allure_labels(c: Check) -> None:
-    """The Allure tree reads chapter → clause → check (parentSuite/suite, and epic/feature/story).
-
-    The title is set in the call phase (``_allure_title``): allure-pytest names the test after setup.
-    Verdicts are mapped at the end of the session (reporting/allure_verdicts.py), keyed by ``as_id`` + ``dut``.
-    """
-    try:
-        import allure
-    except ImportError:  # allure-pytest is a dependency; stay usable without it all the same
-        return
-    from harness.reporting.clauses import CLAUSES
-
-    chapter = chapter_of(c.clauses[0])
-    chapter_title = f"Chapter {chapter}. {CHAPTER_TITLES.get(chapter or 0, '')}".strip()
-    known = CLAUSES.get(c.clauses[0])
-    clause = f"cl. {c.clauses[0]}" + (f" — {known.gist}" if known and known.gist else "")
-    allure.dynamic.epic(chapter_title)
-    allure.dynamic.feature(f"cl. {c.clauses[0]}")
-    allure.dynamic.story(c.suite)
-    allure.dynamic.parent_suite(chapter_title)
-    allure.dynamic.suite(clause)
-    allure.dynamic.id(c.id)
-    allure.dynamic.label("dut", c.dut)
-    allure.dynamic.tag(c.dut)
-
-
-def _allure_title(c: Check) -> None:
-    try:
-        import allure
-    except ImportError:
-        return
-    allure.dynamic.title(f"{c.id} {c.title} [{c.dut}]")
-
-
-# ---- outcomes -----------------------------------------------------------------------------------
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if _RUNNING not in item.stash:  # an overlapped check started with its group: its thread keeps the time
         item.stash[_STARTED] = time.time()
@@ -375,14 +341,14 @@ def _attempts(item: pytest.Item, args: dict[str, Any], c: Check, reruns: int) ->
             item.obj(**args)
             if not c.failures:
                 return
-            reason: str = Msg.joined("; ", (m.describe() for m in c.failures[:3]))
+            reason: str = outcome.failures_text(c)
         except (AssertionError, DeviceError) as exc:
             if attempt == reruns:
                 raise
-            reason = _exc_text(exc)
+            reason = outcome.exc_text(exc)
         if attempt == reruns:
             return  # the failed measurements make the verdict FAIL
-        attempts.append(Attempt(verdict=Verdict.FAIL, reason=reason, texts=_texts(reason)))
+        attempts.append(Attempt(verdict=Verdict.FAIL, reason=reason, texts=outcome.texts(reason)))
         c.restart()
 
 
@@ -417,7 +383,7 @@ def _start_overlapped(item: pytest.Item, run: HarnessRun, leader: pytest.Item) -
 def pytest_runtest_call(item: pytest.Item) -> Any:
     c = item.stash.get(_CHECK, None)
     if c is not None:
-        _allure_title(c)
+        allure_labels.title(c)
     try:
         return (yield)
     finally:
@@ -457,7 +423,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             id=marker[0], title=marker[1], suite=_suite_of(item), clauses=marker[2], dut=dut, verdict=verdict,
             reason=reason, measurements=c.measurements if c else [], charts=c.charts if c else [],
             kind="documentary" if item.get_closest_marker("documentary") else "measured", attempts=attempts,
-            nodeid=item.nodeid, texts=_texts(reason, marker[1]),
+            nodeid=item.nodeid, texts=outcome.texts(reason, marker[1]),
             started=item.stash.get(_STARTED, time.time()), finished=_finished(item))
     return report
 
@@ -469,42 +435,7 @@ def _finished(item: pytest.Item) -> float:
 
 
 def _verdict(item: pytest.Item, call: pytest.CallInfo[None]) -> tuple[Verdict, str]:
-    from harness.bench import BenchError
-    from harness.devices.api import DeviceError
-    from harness.fault_injection.launcher import LaunchError
-
-    c = item.stash.get(_CHECK, None)
-    if call.excinfo is None:
-        if c is not None and c.failures:
-            return Verdict.FAIL, Msg.joined("; ", (m.describe() for m in c.failures[:3]))
-        if c is None or c.unjudged:
-            return Verdict.INCONCLUSIVE, Msg("nothing measured: the check recorded no measurement, so it judged "
-                                             "nothing")
-        return Verdict.PASS, ""
-    exc = call.excinfo.value
-    text = _exc_text(exc)
-    if isinstance(exc, Inconclusive):
-        return Verdict.INCONCLUSIVE, text
-    if isinstance(exc, NotApplicable):
-        return Verdict.NOT_APPLICABLE, text
-    if isinstance(exc, LaunchError | BenchError):
-        return Verdict.INCONCLUSIVE, Msg("bench problem: {text}", text=text)
-    if isinstance(exc, AssertionError | DeviceError):
-        return Verdict.FAIL, text
-    return Verdict.INCONCLUSIVE, Msg("harness error {kind}: {text}", kind=type(exc).__name__, text=text)
-
-
-def _exc_text(exc: BaseException) -> str:
-    """An exception's text; the check's Msg itself (translatable) when it raised one."""
-    if len(exc.args) == 1 and isinstance(exc.args[0], Msg) and exc.args[0].strip() == exc.args[0]:
-        return exc.args[0]
-    return str(exc).strip() or type(exc).__name__
-
-
-def _texts(reason: str, title: str = "") -> dict[str, Any]:
-    """What a record keeps beside its English reason (and title): the template, when built from one. A title
-    written as a plain string is its own msgid and needs none."""
-    return {field: data for field, text in (("reason", reason), ("title", title)) if (data := msg_data(text))}
+    return outcome.verdict(item.stash.get(_CHECK, None), call.excinfo.value if call.excinfo else None)
 
 
 @pytest.hookimpl(trylast=True)

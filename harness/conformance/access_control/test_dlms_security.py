@@ -52,6 +52,16 @@ def _kind(answer: bytes | None) -> Msg:
     return Msg("APDU 0x{tag:02X}", tag=answer[0])
 
 
+def _ciphered(dut: Any) -> tuple[Any, list[str], Any]:
+    """The DLMS device, its ciphered associations and the attribute to probe them with (INCONCLUSIVE: none)."""
+    dlms = dlms_of(dut)
+    device = dlms_device(dut)
+    roles = _roles(dlms, hls=False)
+    if not roles:
+        raise Inconclusive(Msg("the profile declares no ciphered association"))
+    return device, roles, _probe(device, dlms)
+
+
 def _open_rightly(device: Any, role: str) -> None:
     try:
         with association(device, role):
@@ -92,12 +102,7 @@ def test_hls_refuses_wrong_tag(dut, check):
 def test_plain_apdu_refused(dut, check):
     from dlms_cosem.protocol import xdlms
 
-    dlms = dlms_of(dut)
-    device = dlms_device(dut)
-    roles = _roles(dlms, hls=False)
-    if not roles:
-        raise Inconclusive(Msg("the profile declares no ciphered association"))
-    probe = _probe(device, dlms)
+    device, roles, probe = _ciphered(dut)
     for role in roles:
         _open_rightly(device, role)
         with association(device, role) as link:
@@ -115,12 +120,7 @@ def test_plain_apdu_refused(dut, check):
 @pytest.mark.check("KZ-94-09", "a ciphered association refuses a replayed request: the same protected GET sent "
                    "again (its invocation counter used) is not answered with data [SR 3.1]", also=("78",))
 def test_replayed_counter_refused(dut, check):
-    dlms = dlms_of(dut)
-    device = dlms_device(dut)
-    roles = _roles(dlms, hls=False)
-    if not roles:
-        raise Inconclusive(Msg("the profile declares no ciphered association"))
-    probe = _probe(device, dlms)
+    device, roles, probe = _ciphered(dut)
     for role in roles:
         _open_rightly(device, role)
         with association(device, role) as link:
