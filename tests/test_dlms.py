@@ -300,3 +300,18 @@ def test_clock_set_back_and_forth_keeps_time(dlms_sim):
         assert abs((shown - now - timedelta(hours=3)).total_seconds()) < 2
         assert shown.utcoffset() == timedelta(hours=5)
         device.set_clock(datetime.now(UTC))
+
+
+def test_every_dlms_check_has_its_seeded_defect():
+    """Each check the DLMS lane added (protocol, access, security modules) is failed by a defect of the simulated
+    DLMS meter — a check no device here can fail would be a check that cannot fail."""
+    import re
+
+    import harness.conformance
+
+    root = Path(harness.conformance.__file__).parent
+    modules = [root / "protocol" / "test_dlms_protocol.py", root / "access_control" / "test_dlms_access.py",
+               root / "access_control" / "test_dlms_security.py"]
+    checks = {m for path in modules for m in re.findall(r'@pytest\.mark\.check\(\s*"(KZ-[\d-]+)"', path.read_text())}
+    assert len(checks) >= 9, checks
+    assert checks <= {d.expect for d in DLMS_OWN}, sorted(checks - {d.expect for d in DLMS_OWN})
