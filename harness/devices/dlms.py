@@ -1,4 +1,4 @@
-"""DLMS/COSEM driver (IEC 62056) over the TCP wrapper, on ``dlms-cosem``.
+"""DLMS/COSEM driver (IEC 62056) over the TCP wrapper or HDLC on a serial line, on ``dlms-cosem``.
 
 Reads go through the profile's reading association (``dlms.reads_with``), the clock and settings are set
 through its configurator (``dlms.writes_with``); each association is opened once and kept, re-opened after
@@ -68,20 +68,26 @@ class AccessResult:
 
 
 class DlmsDevice(Device):
-    """A DLMS/COSEM meter reached over the TCP wrapper."""
+    """A DLMS/COSEM meter reached over the TCP wrapper or, on a serial line, over HDLC (``dlms_hdlc``)."""
 
     def __init__(self, name: str, profile: Profile, dut: Dut, timing: Timing,
                  transcript: Transcript | None = None, endpoint: dict[str, Any] | None = None) -> None:
         super().__init__(name, profile)
         if profile.dlms is None:
             raise NotDeclared(f"profile {profile.model} has no dlms section")
-        if dut.transport.tcp is None:
-            raise DeviceError(f"{name}: the dlms driver speaks the TCP wrapper only (HDLC is a later slice)")
         self.map: DlmsMap = profile.dlms
         self._dut = dut
         endpoint = endpoint or {}
-        tcp = dut.transport.tcp
-        self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
+        self.line: Any = None  # HDLC: the serial line the device's connections share
+        if dut.transport.serial is not None:
+            from harness.devices.dlms_hdlc import HdlcLine
+
+            port = str(endpoint.get("serial_port", dut.transport.serial.port))
+            self.line, self.where = HdlcLine(port, dut.transport.serial), (port, 0)
+        else:
+            tcp = dut.transport.tcp
+            assert tcp is not None
+            self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
         self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
         self._links: dict[str, DlmsLink] = {}
         self._counters: dict[str, int] = {}  # role -> the next invocation counter of its ciphered APDUs
@@ -125,9 +131,19 @@ class DlmsDevice(Device):
         secret = password if password is not None else (None if hls else self.password_of(role))
         link = DlmsLink(self.name, self.where, self.map.server_logical_address, assoc.client_sap, role, secret,
                         self.map.max_pdu_size, self.timeout, self.transcript, receive_pdu,
-                        keys=keys or self.keys_of(role), hls=hls, counters=self._counters)
+                        keys=keys or self.keys_of(role), hls=hls, counters=self._counters,
+                        carrier=self.carrier(assoc.client_sap))
         link.open(aarq, hls_reply)
         return link
+
+    def carrier(self, client_sap: int) -> Any:
+        """An HDLC connection on the device's serial line as ``client_sap`` (None: the TCP wrapper's socket)."""
+        if self.line is None:
+            return None
+        from harness.devices.dlms_hdlc import HdlcCarrier
+
+        return HdlcCarrier(self.line, self.map.server_logical_address, self.map.hdlc.physical_address, client_sap,
+                           self.timeout)
 
     def try_association(self, role: str, *, ciphered_context: bool = False, mechanism: int | None = None) -> int | None:
         """Ask for an association as ``role`` with an application context (LN with ciphering) or an authentication
@@ -389,6 +405,8 @@ class DlmsDevice(Device):
         for link in self._links.values():
             link.close()
         self._links.clear()
+        if self.line is not None:
+            self.line.close()
 
 
 def _reassembled(link: DlmsLink, raw: bytes, count: int) -> list[Any]:
