@@ -15,6 +15,7 @@ import pytest
 from harness.config import load_profile, load_rig
 from harness.devices.dlms_hdlc import HdlcLine
 from harness.fault_injection.serial_line import PtyPair
+from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS
 from harness.simulators.dlms_meter.hdlc import (
     Frame,
     FrameError,
@@ -23,6 +24,7 @@ from harness.simulators.dlms_meter.hdlc import (
     encode_address,
     parse_frame,
 )
+from tests.conftest import certify_defect, checks_of, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RIG = ROOT / "rigs" / "sim-dlms-meter-hdlc.yaml"
@@ -204,3 +206,22 @@ def test_gurux_and_the_driver_read_the_same_meter_over_hdlc(tmp_path):
         proc.kill()
         proc.wait(timeout=10)
         pair.close()
+
+
+# ---- through `harness certify` on the HDLC rig ------------------------------------------------------------------
+HDLC_DEFECTS = [d for d in DLMS_METER_DEFECTS.values() if d.name.startswith("dlms_hdlc_")]
+HDLC_CHECKS = ["KZ-68-15"]
+
+
+def test_golden_meter_over_hdlc_passes_the_hdlc_checks(tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("certify", str(RIG), "--out", str(out), "--reruns", "0",
+                  *(arg for c in HDLC_CHECKS for arg in ("--check", c)))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert {c: r["verdict"] for c, r in checks_of(out).items()} == dict.fromkeys(HDLC_CHECKS, "PASS")
+
+
+@pytest.mark.parametrize("defect", HDLC_DEFECTS, ids=lambda d: d.name)
+def test_each_hdlc_defect_fails_its_check(tmp_path, defect):
+    run = certify_defect(tmp_path, defect, rig=RIG)
+    assert run.record["measurements"], run.record

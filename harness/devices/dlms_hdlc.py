@@ -286,4 +286,74 @@ class HdlcCarrier:
             return event
 
 
-__all__ = ["HdlcCarrier", "HdlcLine", "LinkDown", "control_of"]
+class RawHdlc:
+    """Frames built one by one and sent outside any link's procedure (negative checks, fuzzing): dlms-cosem builds
+    them, the device's line carries them. A SNRM or DISC sent here resets the meter's connection of that client
+    address, so the link holding it (if any) is displaced and reconnects when next used."""
+
+    def __init__(self, line: HdlcLine, server_logical: int, server_physical: int | None, client_sap: int) -> None:
+        from dlms_cosem.hdlc.address import HdlcAddress
+
+        wide = server_physical is not None and (server_logical > 0x7F or server_physical > 0x7F)
+        self.server = HdlcAddress(server_logical, server_physical, "server", extended_addressing=wide)
+        self.client = HdlcAddress(client_sap, None, "client")
+        self.line, self.client_sap = line, client_sap
+
+    def snrm(self) -> bytes:
+        from dlms_cosem.hdlc import frames
+
+        return frames.SetNormalResponseModeFrame(self.server, self.client).to_bytes()
+
+    def disc(self) -> bytes:
+        from dlms_cosem.hdlc import frames
+
+        return frames.DisconnectFrame(self.server, self.client).to_bytes()
+
+    def information(self, apdu: bytes, ns: int = 0, nr: int = 0, segmented: bool = False) -> bytes:
+        """An I-frame carrying ``apdu`` behind the LLC request header."""
+        from dlms_cosem.hdlc import frames
+
+        return frames.InformationFrame(self.server, self.client, LLC_REQUEST + apdu, send_sequence_number=ns,
+                                       receive_sequence_number=nr, segmented=segmented, final=True).to_bytes()
+
+    def send(self, frame: bytes, wait_s: float) -> bytes | None:
+        """``frame`` on the line; the first frame that comes back to this client within ``wait_s`` (None: none)."""
+        with self.line.lock:
+            holder = self.line.holders.pop(self.client_sap, None)
+            if holder is not None:
+                holder.connection = None
+            self.line.write(frame, fresh=True)
+            deadline = time.monotonic() + wait_s
+            while True:
+                raw = self.line.read_frame(deadline)
+                if raw is None or raw[3:4] == self.client.to_bytes():
+                    return raw
+
+
+def fcs_of(content: bytes) -> bytes:
+    """The HDLC check sequence of ``content`` (dlms-cosem's CRC), as sent."""
+    from dlms_cosem.crc import CRCCCITT
+
+    return CRCCCITT().calculate_for(content)
+
+
+def with_bad_fcs(frame: bytes) -> bytes:
+    """``frame`` with its FCS's last octet changed (every bit): a frame no receiver may take."""
+    return frame[:-2] + bytes([frame[-2] ^ 0xFF]) + frame[-1:]
+
+
+def with_bad_hcs(frame: bytes) -> bytes:
+    """An I-frame with its header check sequence changed and the FCS made right again over it: only the HCS is
+    wrong."""
+    pos = 3
+    for _ in range(2):
+        while not frame[pos] & 1:
+            pos += 1
+        pos += 1
+    control_end = pos + 1  # the HCS follows the control field
+    body = bytearray(frame[1:-3])
+    body[control_end - 1] ^= 0xFF
+    return bytes([FLAG]) + bytes(body) + fcs_of(bytes(body)) + bytes([FLAG])
+
+
+__all__ = ["HdlcCarrier", "HdlcLine", "LinkDown", "RawHdlc", "control_of", "fcs_of", "with_bad_fcs", "with_bad_hcs"]
