@@ -210,18 +210,54 @@ def test_gurux_and_the_driver_read_the_same_meter_over_hdlc(tmp_path):
 
 # ---- through `harness certify` on the HDLC rig ------------------------------------------------------------------
 HDLC_DEFECTS = [d for d in DLMS_METER_DEFECTS.values() if d.name.startswith("dlms_hdlc_")]
-HDLC_CHECKS = ["KZ-68-15"]
+HDLC_CHECKS = ["KZ-68-15", "KZ-49-01"]
+
+
+def _rig_with_fewer_cases(tmp_path: Path, cases: int) -> Path:
+    """The HDLC rig with a shorter fuzz campaign (every family still several times): test time, not coverage."""
+    text = RIG.read_text(encoding="utf-8").replace("../device_profiles/", f"{ROOT}/device_profiles/")
+    text = text.replace("robustness:", f"robustness:\n  fuzz_cases: {cases}", 1)
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(text, encoding="utf-8")
+    return rig
 
 
 def test_golden_meter_over_hdlc_passes_the_hdlc_checks(tmp_path):
+    """Bad FCS/HCS ignored, and the fuzz campaign on the line survived (every family of case sent, 6 times each),
+    with every planned case sent and no reproducer kept."""
     out = tmp_path / "out"
-    res = run_cli("certify", str(RIG), "--out", str(out), "--reruns", "0",
+    res = run_cli("certify", str(_rig_with_fewer_cases(tmp_path, 66)), "--out", str(out), "--reruns", "0",
                   *(arg for c in HDLC_CHECKS for arg in ("--check", c)))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert {c: r["verdict"] for c, r in checks_of(out).items()} == dict.fromkeys(HDLC_CHECKS, "PASS")
+    checks = checks_of(out)
+    assert {c: r["verdict"] for c, r in checks.items()} == dict.fromkeys(HDLC_CHECKS, "PASS")
+    coverage = next(m for m in checks["KZ-49-01"]["measurements"] if m["name"].startswith("coverage"))
+    assert coverage["measured"] == 100.0, coverage
+    assert not list(out.rglob("reproducers/*"))
 
 
 @pytest.mark.parametrize("defect", HDLC_DEFECTS, ids=lambda d: d.name)
 def test_each_hdlc_defect_fails_its_check(tmp_path, defect):
+    """Each fails its check; a campaign that broke the meter keeps a serial-line reproducer naming the case."""
     run = certify_defect(tmp_path, defect, rig=RIG)
     assert run.record["measurements"], run.record
+    if defect.expect == "KZ-49-01":
+        sidecar = json.loads(next((tmp_path / "out").rglob("reproducers/KZ-49-01-meter*.json")).read_text())
+        assert sidecar["protocol"] == "dlms-hdlc"
+        assert any(c["family"] == "odd_address" for c in sidecar["cases"]), sidecar["cases"]
+
+
+def test_fuzz_cases_are_reproducible_and_never_alter_the_meter():
+    from harness.conformance.wire.dlms_fuzz import ALTERING_TAGS, hdlc_cases, wrapper_cases
+
+    assert hdlc_cases(7, 60, 1, 17, 16) == hdlc_cases(7, 60, 1, 17, 16) != hdlc_cases(8, 60, 1, 17, 16)
+    for case in wrapper_cases(7, 200, 1, 16):
+        assert case.frame[8:9] == b"" or case.frame[8] not in ALTERING_TAGS, case
+    for case in hdlc_cases(7, 400, 1, 17, 16):
+        for content in FrameReader().feed(case.frame, 0.0):
+            try:
+                frame = parse_frame(content)
+            except FrameError:
+                continue
+            if frame.control & 1 == 0 and len(frame.info) > 3:
+                assert frame.info[3] not in ALTERING_TAGS, case

@@ -56,7 +56,7 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
     # On a serial line the monitor reads between the campaign's frames (one exchange at a time on a line).
     monitor = Monitor(dut, quantities, rig.robustness.monitor_interval_s, threaded=target.serial_port is None)
     campaign: Campaign | SerialCampaign = Campaign(target.host, target.port, rig.robustness, target.length, record) \
-        if target.serial_port is None else SerialCampaign(dut, rig.robustness, monitor, record)
+        if target.serial_port is None else SerialCampaign(dut, rig.robustness, monitor, record, target.length)
     coverage = Coverage(rig.robustness)
     try:
         with monitor:
