@@ -15,7 +15,7 @@ import pytest
 from harness.config import load_profile, load_rig
 from harness.devices.dlms_hdlc import HdlcLine
 from harness.fault_injection.serial_line import PtyPair
-from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS
+from harness.simulators.dlms_meter.defects import HDLC_OWN
 from harness.simulators.dlms_meter.hdlc import (
     Frame,
     FrameError,
@@ -209,7 +209,7 @@ def test_gurux_and_the_driver_read_the_same_meter_over_hdlc(tmp_path):
 
 
 # ---- through `harness certify` on the HDLC rig ------------------------------------------------------------------
-HDLC_DEFECTS = [d for d in DLMS_METER_DEFECTS.values() if d.name.startswith("dlms_hdlc_")]
+HDLC_DEFECTS = list(HDLC_OWN)  # the TCP rig's (DLMS_OWN) are tests/test_dlms.py's
 HDLC_CHECKS = ["KZ-68-15", "KZ-49-01"]
 
 

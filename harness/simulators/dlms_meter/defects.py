@@ -36,6 +36,10 @@ DLMS_OWN = (
     Defect("dlms_public_client_sets_clock", "94", "KZ-94-05",
            "the public client (no authentication) may SET the clock: the access rights of the management "
            "association were copied to it"),
+)
+
+# Defects of the HDLC data link (a rig on a serial line: rigs/sim-dlms-meter-hdlc.yaml)
+HDLC_OWN = (
     Defect("dlms_hdlc_answers_bad_fcs", "68", "KZ-68-15",
            "on HDLC the frame check sequences are not verified: a frame damaged on the line is answered as sent"),
     Defect("dlms_hdlc_hangs_on_malformed", "49", "KZ-49-01",
@@ -43,4 +47,5 @@ DLMS_OWN = (
            "stops the data link: nothing on the line is answered again until the meter restarts"),
 )
 
-DLMS_METER_DEFECTS: dict[str, Defect] = {d.name: d for d in (*(METER_DEFECTS[n] for n in SHARED), *DLMS_OWN)}
+DLMS_METER_DEFECTS: dict[str, Defect] = {d.name: d for d in (*(METER_DEFECTS[n] for n in SHARED), *DLMS_OWN,
+                                                                *HDLC_OWN)}
