@@ -234,6 +234,11 @@ def test_golden_meter_over_hdlc_passes_the_hdlc_checks(tmp_path):
     coverage = next(m for m in checks["KZ-49-01"]["measurements"] if m["name"].startswith("coverage"))
     assert coverage["measured"] == 100.0, coverage
     assert not list(out.rglob("reproducers/*"))
+    transcript = (out / "transcript.jsonl").read_text(encoding="utf-8")
+    assert '"hdlc_frames"' in transcript and '"op": "associate"' in transcript.replace('":"', '": "')
+    for cred in load_rig(RIG).rig.duts["meter"].credentials.values():  # the monitor associates with LLS
+        if cred.password:
+            assert cred.password not in transcript and cred.password.encode().hex() not in transcript
 
 
 @pytest.mark.parametrize("defect", HDLC_DEFECTS, ids=lambda d: d.name)
