@@ -291,13 +291,15 @@ class RawHdlc:
     them, the device's line carries them. A SNRM or DISC sent here resets the meter's connection of that client
     address, so the link holding it (if any) is displaced and reconnects when next used."""
 
-    def __init__(self, line: HdlcLine, server_logical: int, server_physical: int | None, client_sap: int) -> None:
+    def __init__(self, line: HdlcLine, server_logical: int, server_physical: int | None, client_sap: int,
+                 record: Callable[..., None] | None = None) -> None:
         from dlms_cosem.hdlc.address import HdlcAddress
 
         wide = server_physical is not None and (server_logical > 0x7F or server_physical > 0x7F)
         self.server = HdlcAddress(server_logical, server_physical, "server", extended_addressing=wide)
         self.client = HdlcAddress(client_sap, None, "client")
         self.line, self.client_sap = line, client_sap
+        self.record = record  # the transcript's record(**fields), if the caller keeps one
 
     def snrm(self) -> bytes:
         from dlms_cosem.hdlc import frames
@@ -316,18 +318,24 @@ class RawHdlc:
         return frames.InformationFrame(self.server, self.client, LLC_REQUEST + apdu, send_sequence_number=ns,
                                        receive_sequence_number=nr, segmented=segmented, final=True).to_bytes()
 
-    def send(self, frame: bytes, wait_s: float) -> bytes | None:
-        """``frame`` on the line; the first frame that comes back to this client within ``wait_s`` (None: none)."""
+    def send(self, frame: bytes, wait_s: float, op: str = "hdlc-raw") -> bytes | None:
+        """``frame`` on the line; the first frame that comes back to this client within ``wait_s`` (None: none).
+        Both go to the transcript (these frames carry no secret: no password, no key)."""
         with self.line.lock:
             holder = self.line.holders.pop(self.client_sap, None)
             if holder is not None:
                 holder.connection = None
+            t0 = time.monotonic()
             self.line.write(frame, fresh=True)
-            deadline = time.monotonic() + wait_s
+            deadline = t0 + wait_s
             while True:
                 raw = self.line.read_frame(deadline)
                 if raw is None or raw[3:4] == self.client.to_bytes():
-                    return raw
+                    break
+        if self.record is not None:
+            self.record(op=op, client_sap=self.client_sap, latency_ms=round((time.monotonic() - t0) * 1000, 3),
+                        hdlc_frames=[f"out:{frame.hex()}", *([f"in:{raw.hex()}"] if raw is not None else [])])
+        return raw
 
 
 def fcs_of(content: bytes) -> bytes:

@@ -36,8 +36,9 @@ def test_bad_frame_check_sequence_ignored(dut, check):
     if getattr(device, "line", None) is None:
         raise Inconclusive(Msg("the {driver} driver gives no access to the HDLC line", driver=type(device).__name__))
     role = dlms.public() or dlms.reads_with
+    record = (lambda **f: dut.transcript.record(dut.name, **f)) if dut.transcript is not None else None
     raw = RawHdlc(device.line, dlms.server_logical_address, dlms.hdlc.physical_address,
-                  dlms.associations[role].client_sap)
+                  dlms.associations[role].client_sap, record)
     wait = dut.timing.request_timeout_s
     try:
         if raw.send(raw.snrm(), wait) is None:
