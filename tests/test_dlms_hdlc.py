@@ -164,6 +164,7 @@ class GuruxHdlc:
             self.line.close()
 
 
+@pytest.mark.serial
 def test_gurux_and_the_driver_read_the_same_meter_over_hdlc(tmp_path):
     from harness.devices.dlms import DlmsDevice
 
@@ -222,6 +223,8 @@ def _rig_with_fewer_cases(tmp_path: Path, cases: int) -> Path:
     return rig
 
 
+@pytest.mark.slow
+@pytest.mark.serial
 def test_golden_meter_over_hdlc_passes_the_hdlc_checks(tmp_path):
     """Bad FCS/HCS ignored, and the fuzz campaign on the line survived (every family of case sent, 6 times each),
     with every planned case sent and no reproducer kept."""
@@ -241,6 +244,7 @@ def test_golden_meter_over_hdlc_passes_the_hdlc_checks(tmp_path):
             assert cred.password not in transcript and cred.password.encode().hex() not in transcript
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("defect", HDLC_DEFECTS, ids=lambda d: d.name)
 def test_each_hdlc_defect_fails_its_check(tmp_path, defect):
     """Each fails its check; a campaign that broke the meter keeps a serial-line reproducer naming the case."""
