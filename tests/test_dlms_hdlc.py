@@ -203,10 +203,47 @@ def test_gurux_and_the_driver_read_the_same_meter_over_hdlc(tmp_path):
         finally:
             gx.close()
         assert 0 <= float(theirs) - ours.value < 3000 * 10 / 3600  # Wh: the meter counts on between the two reads
+        _segmented_both_ways(profile, spec, loaded.rig.timing, pair, tmp_path)
     finally:
         proc.kill()
         proc.wait(timeout=10)
         pair.close()
+
+
+def _segmented_both_ways(profile, spec, timing, pair, tmp_path) -> None:
+    """APDUs longer than an information field go in segments both ways: the driver's (sent at 40 octets a frame
+    here, the AARQ with its LLS password too) acknowledged with RR, the meter's answer (a client max receive PDU of
+    1024: no blocks) asked for with RR; the values are those read in the ordinary way, and the
+    password split over frames is nowhere in the transcript."""
+    from harness.devices.dlms import DlmsDevice
+    from harness.devices.dlms_hdlc import HdlcCarrier
+    from harness.devices.transcript import Transcript
+
+    transcript = Transcript(tmp_path / "transcript.jsonl")
+    device = DlmsDevice("meter", profile, spec, timing, transcript, {"serial_port": str(pair.harness_end)})
+    # a GET-with-list of 12 (the most a 128-octet PDU holds) of the serial number: an answer of ~140 octets
+    points = [("serial_number", profile.dlms.points["serial_number"])] * 12
+    saved, HdlcCarrier.max_info = HdlcCarrier.max_info, 40
+    try:
+        link = device.open_link(profile.dlms.reads_with, receive_pdu=1024)
+        try:
+            got = device.get_on(link, [device.attribute(o.class_id, o.obis, o.attribute) for _, o in points])
+        finally:
+            link.close()
+        assert link.exchanges["get-next"] == 0
+        whole = device.read_many(["serial_number"])
+    finally:
+        HdlcCarrier.max_info = saved
+        device.close()
+        transcript.close()
+    assert [v.decode() if isinstance(v, bytes) else str(v) for v in got] == [str(whole["serial_number"].value)] * 12
+    text = (tmp_path / "transcript.jsonl").read_text()
+    rows = [json.loads(line) for line in text.splitlines()]
+    frames = [f for r in rows if r.get("op") in ("get", "associate") for f in r.get("hdlc_frames", [])]
+    assert any(f.startswith("out:7ea8") for f in frames) and any(f.startswith("in:7ea8") for f in frames), frames
+    assert any("redacted: a segment" in f for f in frames)
+    password = spec.credentials[profile.dlms.associations[profile.dlms.reads_with].credential].password
+    assert password not in text and password.encode().hex() not in text
 
 
 # ---- through `harness certify` on the HDLC rig ------------------------------------------------------------------

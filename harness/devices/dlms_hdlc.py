@@ -134,6 +134,8 @@ class HdlcLine:
 class HdlcCarrier:
     """One HDLC connection as one client address; what a ``DlmsLink`` sends its APDUs through."""
 
+    max_info = 128  # octets of information field per I-frame sent: the default both ways when the SNRM negotiates none
+
     def __init__(self, line: HdlcLine, server_logical: int, server_physical: int | None, client_sap: int,
                  timeout: float, record: Callable[[str, list[tuple[str, bytes]], str | None], None] | None = None
                  ) -> None:
@@ -163,7 +165,7 @@ class HdlcCarrier:
 
         with self.line.lock:
             self.line.holders[self.client_sap] = self  # the SNRM resets this client's connection in the meter
-            self.connection = HdlcConnection(self.server, self.client)
+            self.connection = HdlcConnection(self.server, self.client, max_data_size=self.max_info)
             self.frames = []
             try:
                 self._send(frames.SetNormalResponseModeFrame(self.server, self.client), fresh=True)
