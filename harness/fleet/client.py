@@ -115,7 +115,7 @@ def job_state(job: str, record: dict[str, Any], served: dict[str, dict[str, Any]
     result = app.AsyncResult(job)
     state, info = result.state, result.info
     if (cancelled and state not in FINAL) or state == "REVOKED":  # queued: dropped when a worker takes it
-        state = "CANCELLED"
+        state = "CANCELLING" if state in ("STARTED", "PROGRESS") else "CANCELLED"  # running: stops within seconds
     meta = info if isinstance(info, dict) else {}
     bench = record.get("bench") or (f"(shared) {meta['bench']}" if meta.get("bench") else "(shared)")
     row = {"job": job, "rig": record.get("rig", "?"), "bench": bench,
@@ -148,8 +148,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def status(job: str | None, broker: str | None, watch: bool) -> int:
+def status(job: str | None, broker: str | None, watch: bool, interval: float = WATCH_INTERVAL_S) -> int:
+    """The table once, or with ``watch`` refreshed every ``interval`` seconds until every job shown has finished
+    (on a terminal in place, else one table after another)."""
     registry = connect(broker)
+    live = watch and sys.stdout.isatty()
     while True:
         records = registry.jobs()
         if job is not None:
@@ -158,11 +161,12 @@ def status(job: str | None, broker: str | None, watch: bool) -> int:
             records = {job: records[job]}
         served = registry.served()
         rows = [job_state(j, r, served, registry.cancelled(j)) for j, r in records.items()]
-        print(_table(rows) if rows else "no jobs", flush=True)
+        print(("\033[H\033[J" if live else "") + (_table(rows) if rows else "no jobs"), flush=True)
         if not watch or all(r["state"] in FINAL for r in rows):
             return EXIT_OK
-        time.sleep(WATCH_INTERVAL_S)
-        print()
+        time.sleep(interval)
+        if not live:
+            print()
 
 
 def cancel(job: str, broker: str | None) -> int:
