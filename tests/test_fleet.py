@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 from harness.cli import main as harness_cli
 from harness.config import load_rig
+from harness.fleet.app import BROKER_ENV
 from harness.fleet.client import prepare
 from harness.fleet.errors import FleetError
 from harness.fleet.job import JobError, pack, unpack
@@ -169,6 +171,12 @@ def test_jobs_run_on_their_bench_and_a_matrix_on_the_shared_queue(redis_server: 
     assert "seal OK" in output
     run = next((tmp_path / "fetched").iterdir())
     assert [json.loads(line)["id"] for line in (run / "checks.jsonl").read_text().splitlines()] == ["KZ-95-01"]
+
+    # The README's monitoring: Celery's own tools on our app, the broker from the fleet's variable.
+    ping = subprocess.run([sys.executable, "-m", "celery", "-A", "harness.fleet.app", "inspect", "ping", "-t", "5"],
+                          env={**os.environ, BROKER_ENV: url}, capture_output=True, text=True, timeout=60)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert all(f"{name}@host-{bench}: OK" in ping.stdout for bench in "ab" for name in (bench, f"{bench}-simulated"))
 
     # One worker per bench: a second one for bench a is refused while the first lives.
     code, _, err = _fleet("worker", "--bench", "a", "--broker", url, "--store", str(tmp_path / "s2"))
