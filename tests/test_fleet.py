@@ -25,11 +25,13 @@ from harness.fleet.app import BROKER_ENV
 from harness.fleet.client import prepare
 from harness.fleet.errors import FleetError
 from harness.fleet.job import JobError, pack, unpack
+from harness.fleet.matrix import plan
 from harness.fleet.state import Registry
 from harness.fleet.store import DirectoryStore, StoreError, open_store
 from harness.hookspecs import ResultStoreSpec, hookimpl
 from harness.registry import plugin_manager
 from harness.resources import builtin_rig
+from harness.simulators.defects import HEAT_DEFECTS, METER_DEFECTS
 from tests.conftest import run_cli
 from tests.fleet_fixtures import Redis, Worker, processes_naming, redis_server, start_worker, wait_for
 
@@ -127,6 +129,22 @@ def test_a_rig_with_real_equipment_needs_a_bench(tmp_path: Path) -> None:
                     "    transport: {tcp: {host: 127.0.0.1, port: 1502}}\n")
     with pytest.raises(FleetError, match=r"DUT 'meter' is real equipment .* --bench"):
         prepare(real, None, [], [])
+
+
+def test_a_matrix_of_all_defects_is_each_rig_golden_and_each_defect_of_its_simulators() -> None:
+    meter, heat = builtin_rig(), builtin_rig("sim-heat-meter.yaml")
+    entries = plan([meter, heat], "all")
+    by_rig = {rig: [e for e in entries if e.rig == rig] for rig in (meter, heat)}
+    for rig, catalogue in ((meter, METER_DEFECTS), (heat, HEAT_DEFECTS)):
+        golden, *defects = by_rig[rig]
+        assert golden.defect is None and golden.options()["defects"] == []
+        assert {e.defect.name for e in defects if e.defect} == set(catalogue)  # every seeded defect, one job each
+        assert golden.checks == sorted({d.expect for d in catalogue.values()})  # golden passes what they must fail
+        one = defects[0]
+        assert one.options() == {"suites": [], "checks": [one.defect.expect], "defects": [one.defect.name],
+                                 "reruns": 0}
+    with pytest.raises(FleetError, match="no rig given has a simulator with defect"):
+        plan([heat], "register_missing")
 
 
 @pytest.fixture(scope="module")
