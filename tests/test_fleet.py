@@ -28,6 +28,7 @@ from harness.fleet.job import JobError, pack, unpack
 from harness.fleet.matrix import plan
 from harness.fleet.state import Registry
 from harness.fleet.store import DirectoryStore, StoreError, open_store
+from harness.fleet.worker import sweep
 from harness.hookspecs import ResultStoreSpec, hookimpl
 from harness.registry import plugin_manager
 from harness.resources import builtin_rig
@@ -380,3 +381,5 @@ def test_a_shared_job_whose_host_dies_restarts_on_another_host(redis_server: Red
     assert result.info["resumed"] is False and result.info["done"] == 1  # restarted: no run folder there
     ids = _one_verified_result(url, alive.store, job, tmp_path / "fetched")
     assert ids == ["KZ-95-10"]  # one verdict set
+    assert (dead.work / job).is_dir() and sweep(dead.work) == 1  # when it comes back, the dead host's start of it
+    assert not (dead.work / job).exists()                        # goes: the job has ended elsewhere

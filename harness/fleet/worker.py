@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from harness.fleet.store import open_store
 from harness.fleet.task import BENCH_ENV, STORE_ENV, WORK_ENV
 
 STOP_GRACE_S = 30.0
+ENDED = ("SUCCESS", "CANCELLED", "REVOKED")  # the job will not run again: nothing here to resume
 
 
 def lost(registry: Registry, job: str, delivered: float | None, now: float) -> bool:
@@ -66,6 +68,18 @@ def reclaim(registry: Registry, bench: str, simulated: bool, starting: bool = Fa
         return restored
 
 
+def sweep(work: Path) -> int:
+    """Remove the run folders this host kept of jobs that have ended since (finished on another host after this
+    one died, or cancelled): the store holds their result. A failed job's folder stays (it may hold a sealed run
+    the store refused); so does one whose job may still come back here to resume."""
+    removed = 0
+    for folder in work.iterdir():
+        if folder.is_dir() and app.AsyncResult(folder.name).state in ENDED:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _celery(queue: str, concurrency: int, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     from harness.fault_injection.launcher import die_with_parent
 
@@ -91,6 +105,9 @@ def serve(bench: str, broker: str | None, store_location: str, simulated: int, w
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     try:
+        swept = sweep(work)
+        if swept:
+            print(f"harness fleet worker: {swept} run folder(s) of jobs that ended elsewhere removed", flush=True)
         restored = reclaim(registry, bench, simulated > 0, starting=True)
         if restored:
             print(f"harness fleet worker: {restored} job(s) left by a stopped worker: queued again", flush=True)
