@@ -25,8 +25,9 @@ from harness.fleet.app import BROKER_ENV
 from harness.fleet.client import prepare
 from harness.fleet.errors import FleetError
 from harness.fleet.job import JobError, pack, unpack
+from harness.fleet.lease import JobLease
 from harness.fleet.matrix import plan
-from harness.fleet.state import Registry
+from harness.fleet.state import LEASE_ENV, Registry, fleet_host
 from harness.fleet.store import DirectoryStore, StoreError, open_store
 from harness.fleet.worker import sweep
 from harness.hookspecs import ResultStoreSpec, hookimpl
@@ -322,6 +323,36 @@ def test_a_local_matrix_needs_no_broker_and_a_miss_fails_it(tmp_path: Path) -> N
     golden, defect = (line.split() for line in res.stdout.splitlines()[1:3])
     assert golden[1] == "golden" and golden[-1] == "MISS" and "FAIL" in golden, res.stdout
     assert defect[1] == "register_missing" and defect[-1] == "ok", res.stdout
+
+
+def test_a_job_has_one_runner_a_live_one_keeps_it_and_a_late_one_gives_it_up(
+        redis_server: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease's cases a kill does not reach: a second delivery while the first run lives, a run that was
+    silent too long, a holder that is a dead process of this host."""
+    monkeypatch.setenv(LEASE_ENV, "0.6")
+    registry = Registry(redis_server.url)
+    first = JobLease(registry, "lease-job", "one@host")
+    assert first.acquire() is None
+    second = JobLease(registry, "lease-job", "two@host")
+    try:
+        assert second.acquire()["worker"] == "one@host"  # renewed all along: the first run keeps the job
+    finally:
+        first.release()  # silent from now on: its lease lapses
+    assert second.acquire() is None  # taken once it lapsed
+    try:
+        assert not first.renew() and first.lost.is_set()  # back too late: it must not give a verdict
+    finally:
+        second.release()
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process of this host that no longer exists held the lease (a worker killed with -9)
+    registry.hold("lease-job-2", json.dumps({"host": fleet_host(), "pid": gone.pid, "worker": "dead@host"}), 60)
+    third = JobLease(registry, "lease-job-2", "three@host")
+    started = time.monotonic()
+    try:
+        assert third.acquire() is None and time.monotonic() - started < 5  # at once, not after 60 s
+    finally:
+        third.release()
 
 
 def _one_line(code: int, out: str, err: str) -> str:

@@ -55,14 +55,20 @@ class JobLease:
         self._thread.start()
         return None
 
+    def renew(self) -> bool:
+        """Renew the lease; False (and ``lost`` set) once another worker has the job: ours must give no verdict."""
+        if self.registry.hold(self.job, self.me, self.ttl_s) is None:
+            return True
+        self.lost.set()
+        return False
+
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):
             try:
-                if self.registry.hold(self.job, self.me, self.ttl_s) is not None:
-                    self.lost.set()  # another worker has the job now: ours must not give a verdict
+                if not self.renew():
                     return
             except redis.RedisError:
-                continue  # Redis away for a moment: keep trying; the job's verdict decides nothing here
+                continue  # Redis away for a moment: keep trying
 
     def release(self) -> None:
         """Stop renewing. The lease lapses by itself: until the job is acknowledged, it still says who ran it."""
