@@ -125,7 +125,8 @@ def serve(bench: str, broker: str | None, store_location: str, simulated: int, w
                 registry.renew_bench(bench)
                 restored = reclaim(registry, bench, simulated > 0)
             except Exception as exc:  # Redis away for a moment: the workers reconnect, so do we
-                print(f"harness fleet worker: cannot renew the bench lock: {exc}", file=sys.stderr)
+                print(f"harness fleet worker: cannot renew the bench lock or look for lost jobs: {exc}",
+                      file=sys.stderr)
             else:
                 if restored:
                     print(f"harness fleet worker: {restored} job(s) whose worker is gone: queued again", flush=True)
