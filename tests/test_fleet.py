@@ -35,7 +35,7 @@ from harness.registry import plugin_manager
 from harness.resources import builtin_rig
 from harness.simulators.defects import HEAT_DEFECTS, METER_DEFECTS
 from tests.conftest import run_cli
-from tests.fleet_fixtures import Redis, Worker, processes_naming, redis_server, start_worker, wait_for
+from tests.fleet_fixtures import TEST_LEASE_S, Redis, Worker, processes_naming, redis_server, start_worker, wait_for
 
 __all__ = ["redis_server"]  # the fixture, imported so pytest finds it here
 
@@ -251,6 +251,10 @@ def test_a_worker_killed_mid_job_leaves_no_simulator_and_the_job_completes_once(
     worker.proc.send_signal(signal.SIGKILL)
     worker.proc.wait(timeout=10)
     _none_left(worker.work / job)  # certify and its simulators die with the worker
+    deadline = time.monotonic() + 10 * TEST_LEASE_S
+    while "STALLED — its worker stopped" not in (out := _fleet("status", job, "--broker", url)[1]):
+        assert time.monotonic() < deadline, out  # not its last progress for ever: once its lease lapsed, stalled
+        time.sleep(0.3)
     benches["a"] = worker.restart()  # the same host comes back
     result = wait_for(url, job)
     assert result.state == "SUCCESS", result.info
