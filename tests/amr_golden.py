@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from harness.config import load_profile
+from harness.devices.amr.rest import RestAmrServer
 from harness.fault_injection.ports import free_port
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ def start(tmp: Path, field: dict[str, Any], port: int, accounts: dict[str, dict[
     return subprocess.Popen([sys.executable, "-m", "harness", "sim", "amr-server", "--state-dir", str(tmp / "s"),
                              "--http", f"127.0.0.1:{port}", "--field", str(tmp / "field.json"),
                              "--credentials-file", str(creds), "--poll-interval", "0.2", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("ab"), stdin=subprocess.DEVNULL)
 
 
 def until(what: Callable[[], T | None], timeout_s: float = 20.0) -> T:
@@ -65,10 +66,44 @@ def golden_server(tmp: Path, field: dict[str, Any], accounts: dict[str, dict[str
     base = f"http://127.0.0.1:{port}"
     try:
         def up() -> bool:
-            assert proc.poll() is None, f"the server exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}"
+            assert proc.poll() is None, f"the server exited {proc.returncode}: " \
+                f"{(tmp / 'server.log').read_text(errors='replace')[-2000:]}"
             return httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200
         until(up)
         yield base
     finally:
+        proc.kill()
+        proc.wait(10)
+
+
+SIGKILL_ACCOUNT = {"admin": {"user": "a", "password": "right-one"}}
+
+
+def check_readings_survive_sigkill(tmp: Path, field: dict[str, Any], *extra: str,
+                                   on_first: Callable[[RestAmrServer], object] = lambda _server: None) -> None:
+    """Every reading of meter m1 the API listed before a SIGKILL of the server is there, unchanged, after its relaunch
+    on the same storage (each is committed before it is listed). ``on_first`` gets the first run's client."""
+    from harness.config import load_rig
+    from tests.conftest import ROOT
+
+    port = free_port("127.0.0.1")
+    rig = load_rig(ROOT / "rigs" / "sim-amr.yaml")
+    server = RestAmrServer("golden", rig.profiles["amr"], None, rig.rig.timing, None, {"host": "127.0.0.1",
+                                                                                        "port": port})
+    user, password = SIGKILL_ACCOUNT["admin"]["user"], SIGKILL_ACCOUNT["admin"]["password"]
+    proc = start(tmp, field, port, SIGKILL_ACCOUNT, *extra)
+    try:
+        until(lambda: server.probe() or True)
+        on_first(server)
+        session = server.login(user, password)
+        seen = until(lambda: r if len(r := session.readings("m1")) >= 3 else None)
+        proc.kill()
+        proc.wait(10)
+        proc = start(tmp, field, port, SIGKILL_ACCOUNT, *extra)
+        until(lambda: server.probe() or True)
+        after = {r.reading_id: r for r in server.login(user, password).readings("m1")}
+        assert [after.get(r.reading_id) for r in seen] == seen
+    finally:
+        server.close()
         proc.kill()
         proc.wait(10)

@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.config import load_rig
-from harness.devices.amr.rest import RestAmrServer
-from harness.fault_injection.ports import free_port
-from tests.amr_golden import field_of, start, until
+from tests.amr_golden import check_readings_survive_sigkill, field_of
 from tests.conftest import ROOT, checks_of, run_cli, start_sim
 from tests.postgres_server import PostgresServer, postgres_server
 
@@ -55,26 +52,9 @@ def test_sigkill_of_the_server_loses_no_reading_on_postgresql(postgres: Postgres
     same database (each is committed to PostgreSQL before it is listed)."""
     url = postgres.create_database("amr_sigkill")
     sim = start_sim(tmp_path / "meter")
-    field = field_of(sim.port, sim.profile, {"m1": "active_import_total"})
-    port = free_port("127.0.0.1")
-    rig = load_rig(RIG)
-    client = RestAmrServer("golden", rig.profiles["amr"], None, rig.rig.timing, None, {"host": "127.0.0.1",
-                                                                                        "port": port})
-    account = {"admin": {"user": "a", "password": "right-one"}}
-    proc = start(tmp_path, field, port, account, "--db", url)
     try:
-        until(lambda: client.probe() or True)
-        session = client.login("a", "right-one")
-        seen = until(lambda: r if len(r := session.readings("m1")) >= 3 else None)
-        proc.kill()
-        proc.wait(10)
-        proc = start(tmp_path, field, port, account, "--db", url)
-        until(lambda: client.probe() or True)
-        after = {r.reading_id: r for r in client.login("a", "right-one").readings("m1")}
-        assert [after.get(r.reading_id) for r in seen] == seen
-        assert not (tmp_path / "s" / "amr.sqlite3").exists()  # the readings came from PostgreSQL, not a fallback
+        check_readings_survive_sigkill(tmp_path, field_of(sim.port, sim.profile, {"m1": "active_import_total"}),
+                                       "--db", url)
     finally:
-        client.close()
-        proc.kill()
-        proc.wait(10)
         sim.kill()
+    assert not (tmp_path / "s" / "amr.sqlite3").exists()  # the readings came from PostgreSQL, not a fallback
