@@ -16,8 +16,9 @@ PROG = "harness sim amr-server"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="The golden AMR server: REST API (docs/amr-api.yaml) on "
-                                "uvicorn, SQLAlchemy storage, its own Modbus poller of the field meters.")
+    p = argparse.ArgumentParser(prog=PROG, description="The golden AMR server: REST API (docs/amr-api.yaml) and the "
+                                "admin, operator and subscriber workstation pages (/ui/) on uvicorn, SQLAlchemy "
+                                "storage (SQLite or PostgreSQL), its own Modbus poller of the field meters.")
     p.add_argument("--state-dir", type=Path, help="folder of its database (amr.sqlite3)")
     p.add_argument("--http", help="HOST:PORT to serve the API on (loopback)")
     p.add_argument("--field", type=Path, help="provisioning file (JSON): the meters to read and their registers")
