@@ -123,18 +123,6 @@ class AmrApp:
         self.tokens[token] = name
         return token
 
-    def start_manual_read(self, session: Session, user: User, meter: str) -> str:
-        """Request a reading of one visible meter now; the request's time."""
-        if meter not in self.visible_meters(user):
-            raise Refusal(404, f"meter {meter}")
-        self.audit(session, user.name, "manual_read", meter=meter)
-        session.commit()
-        if "manual_read_ignored" not in self.defects:
-            task = asyncio.get_running_loop().create_task(self.poller.read(self.poller.meters[meter], "manual"))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return utc_now()
-
     def add_user(self, session: Session, actor: User, name: object, role: object, password: object,
                  meters: object) -> None:
         if not (isinstance(name, str) and name and role in ROLES and isinstance(password, str) and password
@@ -223,8 +211,16 @@ class AmrApp:
         return JSONResponse(reading.as_dict())
 
     async def manual_read(self, request: Request, user: User, session: Session) -> Response:
-        requested_at = self.start_manual_read(session, user, request.path_params["meter"])
-        return JSONResponse({"requested_at": requested_at}, status_code=202)
+        meter = request.path_params["meter"]
+        if meter not in self.visible_meters(user):
+            return _error(404, f"meter {meter}")
+        self.audit(session, user.name, "manual_read", meter=meter)
+        session.commit()
+        if "manual_read_ignored" not in self.defects:
+            task = asyncio.get_running_loop().create_task(self.poller.read(self.poller.meters[meter], "manual"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return JSONResponse({"requested_at": utc_now()}, status_code=202)
 
     async def export(self, request: Request, user: User, session: Session) -> Response:
         if request.query_params.get("format") != "csv":

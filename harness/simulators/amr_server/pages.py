@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -159,11 +160,11 @@ class Workstations:
 
     async def manual_read(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
         meter = request.path_params["meter"]
-        try:
-            requested_at = self.app.start_manual_read(session, user, meter)
-        except Refusal as refusal:
-            return self.back("operator", error=refusal.detail)
-        return self.back("operator", note=f"reading of {meter} requested at {requested_at}")
+        answer = await self.app.manual_read(request, user, session)  # the API's own operation ({meter} as there)
+        body = json.loads(bytes(answer.body))
+        if answer.status_code != 202:
+            return self.back("operator", error=str(body.get("detail")))
+        return self.back("operator", note=f"reading of {meter} requested at {body['requested_at']}")
 
     async def propose(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
         try:
