@@ -71,28 +71,36 @@ class Browser:
         self._buffer = b""
         cmd_r, self._cmd_w = os.pipe()  # we write commands, Chromium reads them on its fd 3
         self._resp_r, resp_w = os.pipe()  # Chromium writes answers and events on its fd 4
+        # Away from 3 and 4 first, so that placing one end cannot overwrite the other; posix_spawn runs no Python in
+        # the child (safe beside xdist's threads), and its dup2 clears close-on-exec on 3 and 4.
         high_r, high_w = fcntl.fcntl(cmd_r, fcntl.F_DUPFD_CLOEXEC, 10), fcntl.fcntl(resp_w, fcntl.F_DUPFD_CLOEXEC, 10)
-        os.close(cmd_r)
-        os.close(resp_w)
-
-        def on_fds_3_and_4() -> None:  # in the child, before exec: dup2 clears close-on-exec on 3 and 4
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
+        for fd in (cmd_r, resp_w):
+            os.close(fd)
         profile = tmp / f"chromium-profile-{time.monotonic_ns()}"
-        self.proc = subprocess.Popen([chromium_path(), *FLAGS, f"--user-data-dir={profile}",
-                                      "--remote-debugging-pipe", "about:blank"], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                     close_fds=False, preexec_fn=on_fds_3_and_4)
-        os.close(high_r)
-        os.close(high_w)
+        try:
+            self.pid = os.posix_spawn(chromium_path(), [chromium_path(), *FLAGS, f"--user-data-dir={profile}",
+                                                        "--remote-debugging-pipe", "about:blank"], dict(os.environ),
+                                      file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                                                    (os.POSIX_SPAWN_DUP2, high_r, 3),
+                                                    (os.POSIX_SPAWN_DUP2, high_w, 4)], setsid=True)
+        finally:
+            os.close(high_r)
+            os.close(high_w)
+
+    def exited(self) -> str:
+        """How the browser ended, or that it still runs."""
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        return f"exit status {os.waitstatus_to_exitcode(status)}" if pid else "still running"
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._cmd_w)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+            os.killpg(self.pid, signal.SIGKILL)  # its group: the browser's zygote and renderers with it
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
         os.close(self._resp_r)
 
     def __enter__(self) -> Browser:
@@ -109,7 +117,7 @@ class Browser:
                 pytest.fail(f"chromium: nothing within {self.timeout} s during {during}")
             chunk = os.read(self._resp_r, 1 << 16)
             if not chunk:
-                pytest.fail(f"chromium closed its pipe during {during} (exit {self.proc.poll()})")
+                pytest.fail(f"chromium closed its pipe during {during} ({self.exited()})")
             self._buffer += chunk
         raw, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(raw)
