@@ -85,13 +85,20 @@ def test_each_role_gets_its_workstation_and_is_refused_the_others(server: str, t
         until(lambda: sum(r["source"] == "manual" for r in admin_api.get("/meters/m1/readings").json()["readings"])
               > manual_before, 5)
         assert operator.open(f"{base}/ui/operator") == 200
-        reading = operator.evaluate("document.querySelector('#readings tr[data-reading]').dataset.reading")
+        # (a reading of m2, which the subscriber below does not see: its chart stays the register's own)
+        reading = operator.evaluate("document.querySelector('#readings tr[data-meter=m2]').dataset.reading")
         stored = admin_api.get(f"/readings/{reading}").json()
         assert operator.submit("form#propose-correction", {"reading_id": reading, "new_value": "1.5",
                                                            "reason": "workstation test"}) == 200
         assert "proposed" in operator.text(".note"), operator.text()
         assert admin_api.get(f"/readings/{reading}").json()["value"] == stored["value"]  # unconfirmed: unchanged
         assert "workstation test" in operator.text("#corrections")
+        # ... which the administrator confirms on its own page: now it changes the value and keeps the original.
+        assert admin.open(f"{base}/ui/admin") == 200
+        assert admin.submit("#pending-corrections tr[data-correction] form", {}) == 200
+        assert "confirmed" in admin.text(".note"), admin.text()
+        corrected = admin_api.get(f"/readings/{reading}").json()
+        assert (corrected["value"], corrected["original_value"]) == (1.5, stored["value"])
         assert not operator.evaluate("!!document.querySelector('form#add-user')")
         refused_the_others(operator, base, "operator")
 

@@ -27,7 +27,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from harness.simulators.amr_server.app import ROLES, AmrApp, Refusal
+from harness.simulators.amr_server.app import ROLES, AmrApp, Handler, Refusal
 from harness.simulators.amr_server.chart import consumption_chart
 from harness.simulators.amr_server.store import AuditEntry, Correction, Reading, User
 
@@ -94,6 +94,16 @@ class Workstations:
     def back(role: str, **message: str) -> Response:
         return RedirectResponse(f"{PREFIX}/{role}?{urlencode(message)}", status_code=303)
 
+    async def through_api(self, handler: Handler, request: Request, user: User, session: Session, role: str,
+                          done: Callable[[dict[str, Any]], str]) -> Response:
+        """Do what a form asks with the API's own handler (the page's path parameters are named as the API's), and
+        back to the role's page with ``done(answer)`` or the API's refusal."""
+        answer = await handler(request, user, session)
+        body = json.loads(bytes(answer.body))
+        if answer.status_code >= 400:
+            return self.back(role, error=str(body.get("detail")))
+        return self.back(role, note=done(body))
+
     # ---- login ----------------------------------------------------------------------------------
     async def home(self, request: Request) -> Response:
         with Session(self.app.engine) as session:
@@ -118,14 +128,17 @@ class Workstations:
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
 
-    # ---- administrator: users and their rights, the server's health, the audit trail ---------------
+    # ---- administrator: users and rights, health, diagnostics, confirmations, the audit trail -------
     async def admin(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
         users = [u for u in session.scalars(select(User).order_by(User.name)) if not u.deleted]
         audit = list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(RECENT)))
+        pending = list(session.scalars(select(Correction).where(Correction.status == "proposed")
+                                       .order_by(Correction.id)))
         return self.render(request, "admin.html", user, users=users, roles=ROLES,
                            rights={u.name: sorted(self.app.granted(u)) for u in users},
                            health=self.app.health_status(), database=self.app.engine.dialect.name,
-                           meters=[self.app.meter_status(m) for m in self.app.poller.meters], audit=audit)
+                           meters=[self.app.meter_status(m) for m in self.app.poller.meters], audit=audit,
+                           pending=pending)
 
     async def add_user(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
         meters = [m.strip() for m in form.get("meters", "").split(",") if m.strip()]
@@ -144,6 +157,11 @@ class Workstations:
             return self.back("admin", error=refusal.detail)
         return self.back("admin", note=f"user {name} deleted")
 
+    async def confirm(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
+        return await self.through_api(self.app.confirm, request, user, session, "admin",
+                                      lambda a: f"correction {a['id']} confirmed: reading {a['reading_id']} is now "
+                                      f"{a['new_value']} (was {a['old_value']})")
+
     # ---- operator: meters, their status and diagnostics, manual reading, corrections -------------
     async def operator(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
         meters = []
@@ -160,11 +178,8 @@ class Workstations:
 
     async def manual_read(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
         meter = request.path_params["meter"]
-        answer = await self.app.manual_read(request, user, session)  # the API's own operation ({meter} as there)
-        body = json.loads(bytes(answer.body))
-        if answer.status_code != 202:
-            return self.back("operator", error=str(body.get("detail")))
-        return self.back("operator", note=f"reading of {meter} requested at {body['requested_at']}")
+        return await self.through_api(self.app.manual_read, request, user, session, "operator",
+                                      lambda a: f"reading of {meter} requested at {a['requested_at']}")
 
     async def propose(self, request: Request, user: User, session: Session, form: dict[str, str]) -> Response:
         try:
@@ -199,6 +214,8 @@ class Workstations:
             Route(f"{PREFIX}/admin", p("admin", self.admin)),
             Route(f"{PREFIX}/admin/users", p("admin", self.add_user, "manage_users"), methods=["POST"]),
             Route(f"{PREFIX}/admin/users/{{name}}/delete", p("admin", self.delete_user, "manage_users"),
+                  methods=["POST"]),
+            Route(f"{PREFIX}/admin/corrections/{{correction}}/confirm", p("admin", self.confirm, "confirm_correction"),
                   methods=["POST"]),
             Route(f"{PREFIX}/operator", p("operator", self.operator)),
             Route(f"{PREFIX}/operator/meters/{{meter}}/read", p("operator", self.manual_read, "manual_read"),
