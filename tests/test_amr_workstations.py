@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.simulators.amr_server.chart import consumption_chart
 from tests.amr_golden import field_of, golden_server, until
 from tests.browser import Browser, Tab
 from tests.conftest import start_sim
@@ -138,3 +139,15 @@ def test_a_workstation_form_is_refused_without_its_token_or_to_another_role(serv
     with httpx.Client(base_url=server, timeout=5) as nobody:
         r = nobody.post("/ui/login", data={"user": ACCOUNTS["operator"]["user"], "password": "wrong"})
         assert r.status_code == 401 and "wrong user or password" in r.text
+
+
+def test_consumption_chart_counts_register_rises_per_bucket() -> None:
+    """A fall of the register (a reset, a corrected reading) is no negative consumption; each rise lands in the
+    bucket of the later reading; fewer than two readings draw no bars."""
+    readings = [("2026-01-01T00:00:00+00:00", 10.0), ("2026-01-01T00:30:00+00:00", 12.0),
+                ("2026-01-01T01:00:00+00:00", 1.0), ("2026-01-01T02:00:00+00:00", 5.0)]
+    chart = consumption_chart("m1", "kWh", readings, buckets=4)
+    assert [b.consumption for b in chart.bars] == [0.0, 2.0, 0.0, 4.0]
+    assert (chart.total, chart.peak, chart.first, chart.last) == (6.0, 4.0, readings[0][0], readings[-1][0])
+    assert chart.bars[3].height == pytest.approx(chart.height - 2 * chart.pad) and chart.bars[0].height == 0
+    assert consumption_chart("m1", "kWh", readings[:1]).bars == []
