@@ -1,0 +1,96 @@
+"""cl. 62 reports and their archive: the server's report of each declared kind (electricity, heat) over a period
+equals the harness's own sums from the field (consumption.py); a report once archived is returned unchanged later
+(its SHA-256 is the evidence) and an attempt to change it is refused, the archive unchanged after it.
+
+Archiving adds a record the server keeps for good (it is what an archive is for), so the check is destructive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from harness.config.amr import ReportKind
+from harness.conformance.amr.consumption import (
+    SampledPeriod,
+    equal,
+    figure_shown,
+    figures,
+    in_canonical,
+    judge_truth,
+    kinds_to_judge,
+    sampled_period,
+    total_of,
+)
+from harness.conformance.amr.field_truth import admin, amr_spec
+from harness.devices.amr.api import AmrSession, ConsumptionReport
+from harness.reporting.texts import Msg
+
+pytestmark = pytest.mark.dut_kind("amr_server")
+
+
+def sha256(document: dict[str, object]) -> str:
+    """The hash of a report as the server answered it, over its canonical JSON (keys sorted, no spaces): equal
+    for the same content however the server lays out its answer."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def judge_report(check, dut, session: AmrSession, period: SampledPeriod, kind: ReportKind,
+                 report: ConsumptionReport, label: Msg) -> None:
+    """Each field meter of the kind listed, its consumption and the total equal to the harness's own sums of the
+    server's readings, each of those readings checked against the field."""
+    expected = figures(dut, session, period, kind)
+    unit = period.unit(next(iter(expected)))
+    listed = {m.meter_id: m for m in report.meters}
+    check.measure(Msg("{label}: meters", label=label), ", ".join(sorted(listed)) or Msg("none"),
+                  passed=set(listed) == set(expected), limit=", ".join(sorted(expected)))
+    judge_truth(check, label, expected)
+    for meter, want in expected.items():
+        line = listed.get(meter)
+        got = None if line is None or line.consumption is None else in_canonical(line.consumption, line.unit)
+        check.measure(Msg("{label}: {meter} consumption", label=label, meter=meter),
+                      Msg("none") if got is None else got, unit=None if got is None else unit,
+                      passed=equal(got, want.consumption), limit=figure_shown(want.consumption, unit))
+    total = in_canonical(report.total, report.unit)
+    check.measure(Msg("{label}: total", label=label), Msg("unit {unit!r} unknown", unit=report.unit) if total is None
+                  else total, unit=None if total is None else unit, passed=equal(total, total_of(expected)),
+                  limit=figure_shown(total_of(expected), unit))
+
+
+@pytest.mark.destructive
+@pytest.mark.check("KZ-62-07", "reports: each declared report (electricity, heat) over a period equals the harness's "
+                   "own sums from the field; an archived report is returned unchanged later and cannot be altered")
+def test_reports_and_archive(dut, check):
+    spec = amr_spec(dut)
+    if not spec.reports:
+        check.measure(Msg("reports declared"), Msg("none"), passed=False,
+                      limit=Msg("electricity and heat reports per period (cl. 62)"))
+        check.require()
+    kinds = kinds_to_judge(dut, spec.reports)
+    period = sampled_period(dut, spec.timings.poll_interval_s)
+    session = admin(dut)
+    try:
+        for kind in kinds:
+            judge_report(check, dut, session, period, kind, session.report(kind.value, period.start, period.end),
+                         Msg("{kind} report of {period}", kind=kind.value, period=period.label))
+        kind = kinds[0]
+        archived = session.archive_report(kind.value, period.start, period.end)
+        judge_report(check, dut, session, period, kind, archived.report,
+                     Msg("archived {kind} report", kind=kind.value))
+        at_archiving = sha256(archived.report.document)
+        again = sha256(session.archived_report(archived.archive_id).report.document)
+        check.measure(Msg("archived report {id} read again: SHA-256", id=archived.archive_id), again,
+                      passed=again == at_archiving, limit=Msg("= {sha} (when archived)", sha=at_archiving))
+        altered = dict(archived.report.document, total=archived.report.total + 1000.0)
+        accepted = session.alter_archived_report(archived.archive_id, altered)
+        check.measure(Msg("an attempt to change the archived report"), Msg("accepted") if accepted else
+                      Msg("refused"), passed=not accepted, limit=Msg("refused"))
+        after = sha256(session.archived_report(archived.archive_id).report.document)
+        check.measure(Msg("archived report after the attempt: SHA-256"), after, passed=after == at_archiving,
+                      limit=Msg("= {sha} (when archived)", sha=at_archiving))
+    finally:
+        session.close()
+    check.require()

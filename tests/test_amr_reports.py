@@ -1,0 +1,113 @@
+"""AMR reports, their archive, analytics and the standard export formats (issue 15): the seeded defects of
+KZ-62-07, KZ-62-08 and the reports part of KZ-18-01 each fail their check (one certify run seeds all three: they
+break independent endpoints, and each failure is pinned to its own measurement); the export parsers hold to their
+standards; answers outside the contract are named, never a traceback. The golden server passes them in
+tests/test_amr.py's one run of the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from harness.conformance.amr.export_rows import METER_READINGS_NS, exported_meters, read_export
+from harness.devices.amr.api import AmrContractViolation
+from harness.devices.amr.rest import RestAmrServer
+from harness.simulators.amr_server.defects import AMR_DEFECTS
+from harness.simulators.amr_server.exports import export_file
+from harness.simulators.amr_server.store import Reading
+from tests.conftest import checks_of, run_cli, verdicts_of
+
+# Seeded together in one run (tests/test_amr.py leaves them out of its one-defect-per-run parametrization): each
+# check's failing measurement below shows which defect it caught.
+TOGETHER = {"archived_report_mutable": "an attempt to change the archived report",
+            "analytics_max_wrong": "maximum",
+            "subscriber_leak_via_reports": "meters in the subscriber's electricity reports and analytics"}
+
+
+@pytest.mark.slow  # a server, two field meters and a report period of the harness's own reads (~20 s)
+def test_report_defects_each_fail_their_check(tmp_path: Path) -> None:
+    from tests.test_amr import _small_rig
+
+    rig = _small_rig(tmp_path, ("em1", "em2"))
+    out = tmp_path / "out"
+    defects = [AMR_DEFECTS[name] for name in TOGETHER]
+    args = [a for d in defects for a in ("--defect", d.name, "--check", d.expect)]
+    res = run_cli("certify", str(rig), "--out", str(out), "--reruns", "0", *args)
+    assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+    checks = checks_of(out)
+    clauses = verdicts_of(out)["duts"]["amr"]["clauses"]
+    for defect in defects:
+        record = checks[defect.expect]
+        failed = [m["name"] for m in record["measurements"] if not m["passed"]]
+        assert record["verdict"] == "FAIL", (defect.name, record.get("reason"), failed)
+        assert any(name.endswith(TOGETHER[defect.name]) for name in failed), (defect.name, failed)
+        assert clauses[defect.clause]["verdict"] == "FAIL", (defect.name, clauses[defect.clause])
+
+
+def _readings() -> list[Reading]:
+    return [Reading(id=1, meter_id="em1", quantity="active_import_total", value=1234.0, unit="Wh",
+                    reading_time="2026-12-07T10:00:00.123456+00:00", source="auto"),
+            Reading(id=2, meter_id="hm,1", quantity="heat_energy", value=0.1234, unit="GJ",
+                    reading_time="2026-12-07T10:00:01.000000+00:00", source="manual")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "iec61968-9"])
+def test_each_export_format_reads_back_with_its_real_parser(fmt: str) -> None:
+    """What the golden server writes, the harness's parser of that standard reads back reading for reading."""
+    rows, problems = read_export(fmt, export_file(fmt, _readings()))
+    assert problems == []
+    assert [(r.meter_id, r.value, r.unit, r.reading_time) for r in rows] == [
+        ("em1", 1234.0, "Wh", datetime(2026, 12, 7, 10, 0, 0, 123456, UTC)),
+        ("hm,1", 0.1234, "GJ", datetime(2026, 12, 7, 10, 0, 1, tzinfo=UTC))]
+    assert exported_meters(export_file(fmt, _readings()), fmt) == {"em1", "hm,1"}
+
+
+def test_meter_readings_xml_is_held_to_the_iec_61968_9_structure() -> None:
+    good = export_file("iec61968-9", _readings())
+    _, problems = read_export("iec61968-9", good.replace(METER_READINGS_NS.encode(), b"urn:someone-else"))
+    assert any("not MeterReadings in http://iec.ch/TC57/2011/MeterReadings#" in p for p in problems)
+    swapped = good.replace(b"<source>auto</source>", b"").replace(b"</value>", b"</value><source>auto</source>", 1)
+    _, problems = read_export("iec61968-9", swapped)
+    assert any("out of the schema's sequence" in p for p in problems), problems
+    _, problems = read_export("iec61968-9", good.replace(b'.0.72.0"', b'.0.72"'))
+    assert any("18-field code" in p for p in problems), problems
+    _, problems = read_export("iec61968-9", good[:-20])
+    assert any("not well-formed XML" in p for p in problems)
+
+
+def test_xlsx_is_held_to_the_contract() -> None:
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(BytesIO(export_file("xlsx", _readings())))
+    book.active["D2"] = "1234"  # the value as text, not a number cell
+    out = BytesIO()
+    book.save(out)
+    _, problems = read_export("xlsx", out.getvalue())
+    assert any("value is not a number cell" in p for p in problems), problems
+    _, problems = read_export("xlsx", b"PK not a workbook")
+    assert any("not an XLSX workbook" in p for p in problems), problems
+
+
+@pytest.fixture
+def lying_server() -> Iterator[RestAmrServer]:
+    from tests.test_amr import lying_server as of_test_amr
+
+    yield from of_test_amr.__wrapped__()
+
+
+def test_report_answers_outside_the_contract_are_named(lying_server: RestAmrServer) -> None:
+    """The lying server answers every GET with a meter list: a report, analytics or archive without their fields,
+    and no PUT at all (501) — each a contract violation naming the request and what is wrong."""
+    session = lying_server.login("anyone", "anything")
+    now = datetime.now(UTC)
+    with pytest.raises(AmrContractViolation, match="GET /reports/electricity: the answer has no field 'meter_id'"):
+        session.report("electricity", now, now)
+    with pytest.raises(AmrContractViolation, match="GET /analytics/heat: the answer has no field 'kind'"):
+        session.analytics("heat", now, now)
+    with pytest.raises(AmrContractViolation, match="PUT /archive/1: status 501"):
+        session.alter_archived_report("1", {})
