@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness.config.amr import ReportKind
-from harness.conformance.amr.field_truth import Truth, bounded_wait, field_meters, truth
+from harness.conformance.amr.field_truth import Truth, bounded_wait, field_meters, truth, wait_for
 from harness.devices.amr.api import AmrReading, AmrSession
 from harness.quantities import UNIT_FACTORS
 from harness.reporting.texts import Msg
@@ -111,7 +111,7 @@ class MeterFigure:
 _PERIODS: dict[int, tuple[Any, SampledPeriod]] = {}  # id(dut) -> (dut, its period): a DUT runtime is unhashable
 
 
-def sampled_period(dut: Any, interval_s: float) -> SampledPeriod:
+def sampled_period(dut: Any, session: AmrSession, interval_s: float) -> SampledPeriod:
     """A period of ``PERIOD_INTERVALS`` polling intervals over which the harness read the whole field, made once
     per DUT and shared by the checks of reports and analytics (a past period's figures must not change)."""
     known = _PERIODS.get(id(dut))
@@ -120,12 +120,14 @@ def sampled_period(dut: Any, interval_s: float) -> SampledPeriod:
     meters = field_meters(dut)
     tolerance = dut.timing.clock_tolerance_s
     span = PERIOD_INTERVALS * interval_s
-    # Reads start a clock tolerance before the period and go on until everything stamped in it is stored and
-    # bracketed: a tolerance and an interval after its end.
-    total = bounded_wait(dut, tolerance + span + tolerance + interval_s + SAMPLE_S,
-                         Msg("reading the field over a report period"))
+    # Reads start a clock tolerance before the period and end a tolerance after it, so that every reading the
+    # server stamps inside it has a read of the harness on each side; then the server is given up to an interval
+    # (and a tolerance) to list a reading after the period, so everything stamped in it is stored.
+    total = tolerance + span + tolerance + SAMPLE_S
+    bounded_wait(dut, total + interval_s + tolerance, Msg("reading the field over a report period"))
     t0 = time.time()
     start = datetime.fromtimestamp(t0 + tolerance, UTC)
+    end = start + timedelta(seconds=span)
     samples: dict[str, list[Truth]] = {name: [] for name in meters}
     while True:
         for name, meter in meters.items():
@@ -133,7 +135,9 @@ def sampled_period(dut: Any, interval_s: float) -> SampledPeriod:
         if time.time() - t0 >= total:
             break
         time.sleep(SAMPLE_S)
-    period = SampledPeriod(start, start + timedelta(seconds=span), samples, tolerance)
+    wait_for(lambda: True if all(session.readings(name, since=end) for name in meters) else None,
+             interval_s + tolerance)
+    period = SampledPeriod(start, end, samples, tolerance)
     _PERIODS[id(dut)] = (dut, period)
     return period
 

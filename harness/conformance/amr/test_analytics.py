@@ -60,9 +60,9 @@ def test_analytics(dut, check):
                       limit=Msg("total, maximum, minimum and dynamics of consumption (cl. 62)"))
         check.require()
     kinds = kinds_to_judge(dut, spec.reports or list(ReportKind))
-    period = sampled_period(dut, spec.timings.poll_interval_s)
     session = admin(dut)
     try:
+        period = sampled_period(dut, session, spec.timings.poll_interval_s)
         for kind in kinds:
             expected = figures(dut, session, period, kind)
             unit = period.unit(next(iter(expected)))

@@ -70,9 +70,9 @@ def test_reports_and_archive(dut, check):
                       limit=Msg("electricity and heat reports per period (cl. 62)"))
         check.require()
     kinds = kinds_to_judge(dut, spec.reports)
-    period = sampled_period(dut, spec.timings.poll_interval_s)
     session = admin(dut)
     try:
+        period = sampled_period(dut, session, spec.timings.poll_interval_s)
         for kind in kinds:
             judge_report(check, dut, session, period, kind, session.report(kind.value, period.start, period.end),
                          Msg("{kind} report of {period}", kind=kind.value, period=period.label))
