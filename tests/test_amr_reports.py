@@ -111,3 +111,43 @@ def test_report_answers_outside_the_contract_are_named(lying_server: RestAmrServ
         session.analytics("heat", now, now)
     with pytest.raises(AmrContractViolation, match="PUT /archive/1: status 501"):
         session.alter_archived_report("1", {})
+
+
+def test_dynamics_across_midnight_equal_the_harness_computation() -> None:
+    """A period over two UTC days (which a check in wall time rarely sees): the golden server's per-day series and
+    the harness's own figures of each day's part agree, and one reading the register never showed is caught."""
+    from sqlalchemy.orm import Session
+
+    from harness.conformance.amr.analytics_days import days_of
+    from harness.conformance.amr.consumption import SampledPeriod, total_of
+    from harness.conformance.amr.field_truth import Truth
+    from harness.devices.amr.api import AmrReading
+    from harness.simulators.amr_server.reports import consumption_analytics
+    from harness.simulators.amr_server.store import Meter, open_database
+
+    midnight = datetime(2026, 12, 8, tzinfo=UTC).timestamp()
+    stamps = [midnight + s for s in (-30, -20, -10, 10, 20, 30)]
+    register = {t: 1000.0 + 2 * (t - midnight) for t in stamps}  # 2 Wh a second
+    engine = open_database("sqlite://")
+    with Session(engine) as session:
+        session.add(Meter(id="em1", kind="electricity_meter"))
+        session.add_all(Reading(meter_id="em1", quantity="active_import_total", value=register[t], unit="Wh",
+                                reading_time=datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds"),
+                                source="auto") for t in stamps)
+        session.commit()
+        start, end = (datetime.fromtimestamp(midnight + s, UTC) for s in (-35, 35))
+        answer = consumption_analytics(session, ["em1"], "electricity", start.isoformat(), end.isoformat(), set())
+    samples = {"em1": [Truth(1000.0 + 2 * s, "Wh", 1.0, midnight + s) for s in range(-40, 41)]}
+    period = SampledPeriod(start, end, samples, tolerance_s=0.5)
+    readings = [AmrReading(str(i), "em1", "active_import_total", register[t], "Wh", datetime.fromtimestamp(t, UTC),
+                           "auto") for i, t in enumerate(stamps)]
+    days = days_of(start, end)
+    assert [d for d, _, _ in days] == ["2026-12-07", "2026-12-08"]
+    harness = {d: total_of({"em1": period.figure("em1", readings, a, b)}) for d, a, b in days}
+    assert {d["date"]: d["consumption"] for d in answer["dynamics"]} == harness == {"2026-12-07": 40.0,
+                                                                                   "2026-12-08": 40.0}
+    assert answer["total"] == total_of({"em1": period.figure("em1", readings)}) == 120.0
+    assert period.figure("em1", readings).truthful
+    lying = [*readings[:-1], AmrReading("9", "em1", "active_import_total", 5000.0, "Wh",
+                                        datetime.fromtimestamp(stamps[-1], UTC), "auto")]
+    assert not period.figure("em1", lying).truthful

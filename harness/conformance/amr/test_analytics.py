@@ -3,11 +3,10 @@ most and least) and its dynamics (the per-day series) equal the harness's own co
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from harness.config.amr import ReportKind
+from harness.conformance.amr.analytics_days import days_of
 from harness.conformance.amr.consumption import (
     MeterFigure,
     equal,
@@ -23,16 +22,6 @@ from harness.conformance.amr.field_truth import admin, amr_spec
 from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("amr_server")
-
-
-def _days(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
-    """(UTC date, part of the period in it) for each day the period touches."""
-    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    out = []
-    while day < end:
-        out.append((day.date().isoformat(), max(start, day), min(end, day + timedelta(days=1))))
-        day += timedelta(days=1)
-    return out
 
 
 def _judge_extreme(check, label: Msg, got: tuple[str, float] | None, unit_of_answer: str,
@@ -76,7 +65,7 @@ def test_analytics(dut, check):
             _judge_extreme(check, Msg("{label}: maximum", label=label), got.maximum, got.unit, expected, max, unit)
             _judge_extreme(check, Msg("{label}: minimum", label=label), got.minimum, got.unit, expected, min, unit)
             series = dict(got.dynamics)
-            days = _days(period.start, period.end)
+            days = days_of(period.start, period.end)
             check.measure(Msg("{label}: days of the dynamics", label=label), ", ".join(series) or Msg("none"),
                           passed=list(series) == [d for d, _, _ in days], limit=", ".join(d for d, _, _ in days))
             for date, a, b in days:
