@@ -23,6 +23,7 @@ from tests.conftest import checks_of, run_cli, verdicts_of
 # Seeded together in one run (tests/test_amr.py leaves them out of its one-defect-per-run parametrization): each
 # check's failing measurement below shows which defect it caught.
 TOGETHER = {"archived_report_mutable": "an attempt to change the archived report",
+            "archived_report_recomputed": "read again: SHA-256",
             "analytics_max_wrong": "maximum",
             "subscriber_leak_via_reports": "meters in the subscriber's electricity reports and analytics"}
 

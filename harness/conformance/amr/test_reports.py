@@ -2,13 +2,18 @@
 equals the harness's own sums from the field (consumption.py); a report once archived is returned unchanged later
 (its SHA-256 is the evidence) and an attempt to change it is refused, the archive unchanged after it.
 
-Archiving adds a record the server keeps for good (it is what an archive is for), so the check is destructive.
+The archive is read again after a correction of a reading in its period has been confirmed (cl. 48) — an archive
+computed again from the live readings would change — and the correction undone. Archiving adds a record the server
+keeps for good (it is what an archive is for): the check is destructive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import secrets
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,10 +26,11 @@ from harness.conformance.amr.consumption import (
     in_canonical,
     judge_truth,
     kinds_to_judge,
+    meters_of,
     sampled_period,
     total_of,
 )
-from harness.conformance.amr.field_truth import admin, amr_spec
+from harness.conformance.amr.field_truth import admin, amr_spec, correction_roles, role_session
 from harness.devices.amr.api import AmrSession, ConsumptionReport
 from harness.reporting.texts import Msg
 
@@ -60,6 +66,29 @@ def judge_report(check, dut, session: AmrSession, period: SampledPeriod, kind: R
                   limit=figure_shown(total_of(expected), unit))
 
 
+@contextlib.contextmanager
+def _corrected_in_period(dut, spec, session: AmrSession, period: SampledPeriod, kind: ReportKind) -> Iterator[Msg]:
+    """While inside: the last reading of the period of the kind's first meter corrected (proposed and confirmed, cl.
+    48), so that an archive computed again from the live readings would differ; the correction undone after. What
+    was done, as the measurement's note (nothing, where the profile has no roles to correct with)."""
+    roles = correction_roles(spec)
+    meter = meters_of(dut, kind)[0]
+    inside = [r for r in session.readings(meter, since=period.start) if r.reading_time < period.end]
+    if roles is None or not inside:
+        yield Msg("no correction made (the profile declares no proposer and confirmer of corrections)")
+        return
+    target, reason = inside[-1], f"harness KZ-62-07 {secrets.token_hex(3)}: is the archive frozen?"
+    with role_session(dut, session, roles[0]) as proposer, role_session(dut, session, roles[1]) as confirmer:
+        confirmer.confirm_correction(proposer.propose_correction(target.reading_id, target.value + 1000.0,
+                                                                 reason).correction_id)
+        try:
+            yield Msg("after a confirmed correction of reading {id} of {meter} in its period (undone after)",
+                      id=target.reading_id, meter=meter)
+        finally:
+            confirmer.confirm_correction(proposer.propose_correction(target.reading_id, target.value,
+                                                                     f"{reason} undo").correction_id)
+
+
 @pytest.mark.destructive
 @pytest.mark.check("KZ-62-07", "reports: each declared report (electricity, heat) over a period equals the harness's "
                    "own sums from the field; an archived report is returned unchanged later and cannot be altered")
@@ -81,9 +110,11 @@ def test_reports_and_archive(dut, check):
                          Msg("{kind} report of {period}", kind=each.value, period=period.label))
         judge_report(check, dut, session, period, kind, archived.report,
                      Msg("archived {kind} report", kind=kind.value))
-        again = sha256(session.archived_report(archived.archive_id).report.document)
+        with _corrected_in_period(dut, spec, session, period, kind) as corrected:
+            again = sha256(session.archived_report(archived.archive_id).report.document)
         check.measure(Msg("archived report {id} read again: SHA-256", id=archived.archive_id), again,
-                      passed=again == at_archiving, limit=Msg("= {sha} (when archived)", sha=at_archiving))
+                      passed=again == at_archiving, limit=Msg("= {sha} (when archived)", sha=at_archiving),
+                      note=corrected)
         altered = dict(archived.report.document, total=archived.report.total + 1000.0)
         accepted = session.alter_archived_report(archived.archive_id, altered)
         check.measure(Msg("an attempt to change the archived report"), Msg("accepted") if accepted else

@@ -27,6 +27,9 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("correction_not_audited", "48", "KZ-48-01", "corrections are applied but never written to the audit log"),
     Defect("archived_report_mutable", "62", "KZ-62-07",
            "an archived report can be changed afterwards: PUT /archive/{id} is accepted and rewrites it"),
+    Defect("archived_report_recomputed", "62", "KZ-62-07",
+           "an archived report is computed again from the readings whenever it is read: a correction confirmed "
+           "after archiving changes it"),
     Defect("analytics_max_wrong", "62", "KZ-62-08",
            "analytics give as the maximum consumption the largest register value, not the largest consumption"),
     Defect("subscriber_leak_via_reports", "18", "KZ-18-01",
