@@ -21,6 +21,7 @@ from harness.fault_injection.ports import free_port
 from harness.simulators.amr_server.defects import AMR_DEFECTS
 from tests.amr_golden import SIGKILL_ACCOUNT, check_readings_survive_sigkill, field_of
 from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
+from tests.test_amr_reports import TOGETHER as REPORT_DEFECTS
 
 RIG = ROOT / "rigs" / "sim-amr.yaml"
 AMR_CLAUSES = ("18", "19", "21", "48", "62", "77")
@@ -34,7 +35,7 @@ def test_golden_server_passes_every_amr_check(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(golden)
     assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
-                           "KZ-62-06", "KZ-77-01"}
+                           "KZ-62-06", "KZ-62-07", "KZ-62-08", "KZ-77-01"}
     assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {}
     assert {d.expect for d in AMR_DEFECTS.values()} == set(checks)  # every amr check has its seeded defect
     clauses = verdicts_of(golden)["duts"]["amr"]["clauses"]
@@ -58,11 +59,12 @@ def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:
 
 # Checks that wait in wall time for several polling intervals or a detection time (the server has no simulated
 # time yet): their defect runs take the longest, so they start first under xdist.
-WAITING_CHECKS = {"KZ-62-01", "KZ-62-02", "KZ-62-04", "KZ-77-01"}
+WAITING_CHECKS = {"KZ-62-01", "KZ-62-02", "KZ-62-04", "KZ-62-07", "KZ-62-08", "KZ-77-01"}
 
 
 @pytest.mark.parametrize("defect", [pytest.param(d, id=name, marks=[pytest.mark.slow] if d.expect in WAITING_CHECKS
-                                                 else []) for name, d in AMR_DEFECTS.items()])
+                                                 else []) for name, d in AMR_DEFECTS.items()
+                                    if name not in REPORT_DEFECTS])  # seeded together: tests/test_amr_reports.py
 def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
     isolation = defect.expect == "KZ-18-01"  # a subscriber's own meter and another one
     certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")

@@ -4,8 +4,6 @@ users, corrections with confirmation, audit log. Each operation is allowed by th
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from harness.simulators.amr_server.exports import MEDIA_TYPES, WRITERS, export_file
 from harness.simulators.amr_server.poller import Poller
+from harness.simulators.amr_server.reports import ReportRoutes
 from harness.simulators.amr_server.store import (
     AuditEntry,
     Correction,
@@ -32,9 +32,9 @@ from harness.simulators.amr_server.store import (
 # The golden server's workstations (its profile, device_profiles/tek-sim-amr.yaml, declares the same matrix).
 ROLES: dict[str, set[str]] = {
     "admin": {"read_meters", "read_readings", "manual_read", "export", "manage_users", "propose_correction",
-              "confirm_correction", "read_audit"},
-    "operator": {"read_meters", "read_readings", "manual_read", "export", "propose_correction"},
-    "subscriber": {"read_meters", "read_readings", "export"},
+              "confirm_correction", "read_audit", "reports"},
+    "operator": {"read_meters", "read_readings", "manual_read", "export", "propose_correction", "reports"},
+    "subscriber": {"read_meters", "read_readings", "export", "reports"},
 }
 Handler = Callable[[Request, User, Session], Awaitable[Response]]
 
@@ -223,8 +223,9 @@ class AmrApp:
         return JSONResponse({"requested_at": utc_now()}, status_code=202)
 
     async def export(self, request: Request, user: User, session: Session) -> Response:
-        if request.query_params.get("format") != "csv":
-            return _error(400, "format: csv")
+        fmt = request.query_params.get("format", "")
+        if fmt not in WRITERS:
+            return _error(400, f"format: one of {', '.join(WRITERS)}")
         start, end = _time_param(request, "from"), _time_param(request, "to")
         scope = list(self.poller.meters) if "subscriber_leak_via_export" in self.defects else self.visible_meters(user)
         query = select(Reading).where(Reading.meter_id.in_(scope)).order_by(Reading.reading_time)
@@ -235,12 +236,7 @@ class AmrApp:
         rows = list(session.scalars(query))
         if "export_drops_last_row" in self.defects and rows:
             rows = rows[:-1]
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180: CRLF line ends, quoted where needed
-        writer.writerow(["reading_id", "meter_id", "quantity", "value", "unit", "reading_time", "source"])
-        for r in rows:
-            writer.writerow([r.id, r.meter_id, r.quantity, repr(r.value), r.unit, r.reading_time, r.source])
-        return Response(out.getvalue(), media_type="text/csv; charset=utf-8; header=present")
+        return Response(export_file(fmt, rows), media_type=MEDIA_TYPES[fmt])
 
     async def users(self, request: Request, user: User, session: Session) -> Response:
         if request.method == "GET":
@@ -309,6 +305,7 @@ class AmrApp:
             Route(f"{b}/corrections", g("propose_correction", self.propose), methods=["POST"]),
             Route(f"{b}/corrections/{{correction}}/confirm", g("confirm_correction", self.confirm), methods=["POST"]),
             Route(f"{b}/audit", g("read_audit", self.audit_log)),
+            *ReportRoutes(self).routes(b, g),
         ])
 
 
