@@ -156,6 +156,8 @@ class DlmsLoadProfile(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> DlmsLoadProfile:
+        if 86400 % self.capture_period_s:
+            raise ValueError(f"capture_period_s {self.capture_period_s} does not divide a day")
         if self.status_type not in ("unsigned", "long_unsigned"):
             raise ValueError("status_type: unsigned or long_unsigned")
         width = CODE_TYPES[self.status_type]
