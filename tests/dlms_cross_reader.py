@@ -100,6 +100,15 @@ class GuruxReader:
         self._read(pg, 3)
         return self._rows(pg, self.client.readRowsByEntry(pg, first, count))
 
+    def profile_counts(self, obis: str) -> tuple[int, int, int]:
+        """capture_period (attribute 4), entries_in_use (7) and profile_entries (8) of a Profile generic."""
+        from gurux_dlms.objects import GXDLMSProfileGeneric
+
+        pg = GXDLMSProfileGeneric(obis)
+        for attribute in (4, 7, 8):
+            self._read(pg, attribute)
+        return int(pg.capturePeriod), int(pg.entriesInUse), int(pg.profileEntries)
+
     def _rows(self, pg: Any, request: Any) -> tuple[list[tuple[int, str, int]], list[list[Any]]]:
         from gurux_dlms import GXReplyData
 
