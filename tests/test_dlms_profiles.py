@@ -133,3 +133,15 @@ OVER_DLMS = ["journal_sequence_gap", "interval_increments_wrong", "tamper_not_lo
 def test_journal_and_interval_defects_fail_their_clauses_over_dlms(tmp_path, defect):
     run = certify_defect(tmp_path, METER_DEFECTS[defect], rig=RIG)
     assert run.record["measurements"] or run.record["reason"], run.record
+
+
+def test_logs_merge_in_entry_number_order_across_a_rollover():
+    """SPODES keeps a log per category: the driver merges them by entry number, a 16-bit one past 65535 too."""
+    from harness.devices.dlms_buffers import merged
+    from harness.events import JournalEntry
+
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    power = [JournalEntry(n, when, None, 1) for n in (65533, 65535, 1)]
+    programming = [JournalEntry(n, when, None, 3) for n in (65534, 0, 2)]
+    assert [e.sequence for e in merged([power, programming], 1 << 16)] == [65533, 65534, 65535, 0, 1, 2]
+    assert merged([[], []], 1 << 16) == []

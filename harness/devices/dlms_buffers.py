@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cmp_to_key
 from typing import TYPE_CHECKING, Any
 
 from harness.config.dlms_map import CLASS_CLOCK, DLMS_UNITS, obis_bytes
@@ -120,8 +121,10 @@ class BufferReader:
         if spec is None or self.map.clock is None:
             raise NotDeclared(f"{self.device.name}: profile {self.device.profile.model} declares no event logs "
                               "(dlms.journal)")
-        entries: list[JournalEntry] = []
+        logs: list[list[JournalEntry]] = []
         for name, log in spec.logs.items():
+            entries: list[JournalEntry] = []
+            logs.append(entries)
             owner = f"event log {name} ({log.obis})"
             cols = self.columns(link, log.obis)
             at = self.column(cols, self.map.clock.obis, owner, "clock", CLASS_CLOCK)
@@ -133,8 +136,7 @@ class BufferReader:
                     raise DeviceError(f"{self.device.name}: {owner}: an entry's code {code!r} or number {seq!r} "
                                       "is not an integer")
                 entries.append(JournalEntry(seq, self.timestamp(row[at], owner), log.codes.get(code), code))
-        entries.sort(key=lambda e: e.sequence)
-        return entries
+        return merged(logs, spec.sequence_modulo)
 
     # ---- the load profile ---------------------------------------------------------------------------
     def load_profile(self, link: DlmsLink) -> list[IntervalData]:
@@ -190,6 +192,23 @@ class BufferReader:
                                   f"{unit}; the profile declares 10^{col.scaler} {col.unit}")
             steps[ch] = col.step
         return steps
+
+
+def merged(logs: list[list[JournalEntry]], modulo: int) -> list[JournalEntry]:
+    """The logs' entries (each log oldest first) as one journal in entry-number order: a number after another is
+    at most half the counter's range ahead of it, so a 16-bit number that rolled over still comes after 65535."""
+    def before(a: JournalEntry, b: JournalEntry) -> int:
+        ahead = (b.sequence - a.sequence) % modulo
+        return 0 if ahead == 0 else -1 if ahead < modulo // 2 else 1
+
+    out: list[JournalEntry] = []
+    at = [0] * len(logs)
+    for _ in range(sum(map(len, logs))):
+        heads = [i for i, log in enumerate(logs) if at[i] < len(log)]
+        first = min(heads, key=cmp_to_key(lambda i, j: before(logs[i][at[i]], logs[j][at[j]])))
+        out.append(logs[first][at[first]])
+        at[first] += 1
+    return out
 
 
 def _is_access_result(value: Any) -> bool:
