@@ -37,6 +37,7 @@ def test_driver_reads_the_buffers_as_gurux_does(dlms_sim):  # noqa: F811
     with _device(dlms_sim) as device:
         device.set_clock(datetime.now(UTC))
         journal, intervals = device.read_journal(), device.read_load_profile()
+        assert device._links[device.map.reads_with].exchanges["get-next"] > 0  # the buffers came in blocks
         spec, lp = device.map.journal, device.map.load_profile
         assert spec is not None and lp is not None
         reader = device.map.associations["reader"]
