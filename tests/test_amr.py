@@ -6,23 +6,22 @@ from __future__ import annotations
 
 import http.server
 import json
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness.config import ConfigError, load_profile, load_rig
+from harness.config import ConfigError, load_rig
 from harness.conformance.amr.export_rows import exported_meters, parse_rfc4180
 from harness.devices.amr.api import AmrAccessDenied, AmrContractViolation
 from harness.devices.amr.rest import RestAmrServer
 from harness.fault_injection.ports import free_port
 from harness.simulators.amr_server.defects import AMR_DEFECTS
+from tests.amr_golden import SIGKILL_ACCOUNT, check_readings_survive_sigkill, field_of
 from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
+from tests.test_amr_reports import TOGETHER as REPORT_DEFECTS
 
 RIG = ROOT / "rigs" / "sim-amr.yaml"
 AMR_CLAUSES = ("18", "19", "21", "48", "62", "77")
@@ -36,7 +35,7 @@ def test_golden_server_passes_every_amr_check(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(golden)
     assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
-                           "KZ-62-06", "KZ-77-01"}
+                           "KZ-62-06", "KZ-62-07", "KZ-62-08", "KZ-77-01"}
     assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {}
     assert {d.expect for d in AMR_DEFECTS.values()} == set(checks)  # every amr check has its seeded defect
     clauses = verdicts_of(golden)["duts"]["amr"]["clauses"]
@@ -60,11 +59,12 @@ def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:
 
 # Checks that wait in wall time for several polling intervals or a detection time (the server has no simulated
 # time yet): their defect runs take the longest, so they start first under xdist.
-WAITING_CHECKS = {"KZ-62-01", "KZ-62-02", "KZ-62-04", "KZ-77-01"}
+WAITING_CHECKS = {"KZ-62-01", "KZ-62-02", "KZ-62-04", "KZ-62-07", "KZ-62-08", "KZ-77-01"}
 
 
 @pytest.mark.parametrize("defect", [pytest.param(d, id=name, marks=[pytest.mark.slow] if d.expect in WAITING_CHECKS
-                                                 else []) for name, d in AMR_DEFECTS.items()])
+                                                 else []) for name, d in AMR_DEFECTS.items()
+                                    if name not in REPORT_DEFECTS])  # seeded together: tests/test_amr_reports.py
 def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
     isolation = defect.expect == "KZ-18-01"  # a subscriber's own meter and another one
     certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")
@@ -131,58 +131,17 @@ def test_contract_violation_names_what_is_wrong(lying_server: RestAmrServer) -> 
         session.meters()
 
 
-def _golden_server(tmp_path: Path, field: dict, port: int) -> subprocess.Popen[bytes]:
-    creds = tmp_path / "creds.json"
-    creds.write_text(json.dumps({"admin": {"user": "a", "password": "right-one"}}), encoding="utf-8")
-    (tmp_path / "field.json").write_text(json.dumps(field), encoding="utf-8")
-    return subprocess.Popen([sys.executable, "-m", "harness", "sim", "amr-server", "--state-dir", str(tmp_path / "s"),
-                             "--http", f"127.0.0.1:{port}", "--field", str(tmp_path / "field.json"),
-                             "--credentials-file", str(creds), "--poll-interval", "0.2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-
-
-def _until(what, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            got = what()
-            if got:
-                return got
-        except Exception:
-            if time.monotonic() >= deadline:
-                raise
-        assert time.monotonic() < deadline, f"nothing within {timeout_s} s"
-        time.sleep(0.1)
-
-
 def test_golden_server_refuses_a_wrong_login_and_keeps_its_readings_through_sigkill(tmp_path: Path,
                                                                                     sim_meter) -> None:
     """By hand, on one simulated meter: a wrong password is a 401 named as such; every reading the API showed
     before a SIGKILL is there, unchanged, after the relaunch (committed before it is listed)."""
-    point = load_profile(sim_meter.profile).modbus.points["active_import_total"].model_dump(mode="json")
-    field = {"meters": [{"id": "m1", "kind": "electricity_meter", "host": "127.0.0.1", "port": sim_meter.port,
-                         "unit_id": 1, "quantity": "active_import_total", "point": point}]}
-    port = free_port("127.0.0.1")
-    rig = load_rig(RIG)
-    server = RestAmrServer("golden", rig.profiles["amr"], None, rig.rig.timing, None, {"host": "127.0.0.1",
-                                                                                        "port": port})
-    proc = _golden_server(tmp_path, field, port)
-    try:
-        _until(lambda: server.probe() or True)
+    field = field_of(sim_meter.port, sim_meter.profile, {"m1": "active_import_total"})
+
+    def wrong_password_refused(server: RestAmrServer) -> None:
         with pytest.raises(AmrAccessDenied, match="refused"):
-            server.login("a", "wrong-one")
-        session = server.login("a", "right-one")
-        seen = _until(lambda: r if len(r := session.readings("m1")) >= 3 else None)
-        proc.kill()
-        proc.wait(10)
-        proc = _golden_server(tmp_path, field, port)
-        _until(lambda: server.probe() or True)
-        after = {r.reading_id: r for r in server.login("a", "right-one").readings("m1")}
-        assert [after.get(r.reading_id) for r in seen] == seen
-    finally:
-        server.close()
-        proc.kill()
-        proc.wait(10)
+            server.login(SIGKILL_ACCOUNT["admin"]["user"], "wrong-one")
+
+    check_readings_survive_sigkill(tmp_path, field, on_first=wrong_password_refused)
 
 
 # ---- configuration and parsing ------------------------------------------------------------------------------------

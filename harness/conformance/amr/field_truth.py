@@ -63,6 +63,25 @@ def temporary_user(dut: Any, session: AmrSession, role: str, meters: list[str] |
             session.delete_user(user.name)
 
 
+@contextlib.contextmanager
+def role_session(dut: Any, session: AmrSession, role: str) -> Iterator[AmrSession]:
+    """A session in ``role``: a temporary user of it (the administrator's own session is never reused, so a
+    proposer and a confirmer are two people, as cl. 48 means)."""
+    with temporary_user(dut, session, role) as (user, password):
+        own = dut.device.login(user.name, password)
+        try:
+            yield own
+        finally:
+            own.close()
+
+
+def correction_roles(spec: AmrSpec) -> tuple[str, str] | None:
+    """(the role that proposes corrections, the role that confirms them); None when the profile has not both."""
+    proposers = [r for r, ops in spec.roles.items() if AmrOperation.PROPOSE_CORRECTION in ops]
+    proposer = next((r for r in proposers if r != spec.confirmer_role), proposers[0] if proposers else None)
+    return None if proposer is None or spec.confirmer_role is None else (proposer, spec.confirmer_role)
+
+
 def may(dut: Any, role: str, operation: AmrOperation) -> bool:
     return amr_spec(dut).may(role, operation)
 
