@@ -20,6 +20,8 @@ import yaml
 from conftest import run_cli
 from test_certificate_first_screen import first_screen
 
+from harness.config.opcua_map import UPDATE_STATES
+from harness.conformance.access_control.opcua_access import COMMON_DEFAULTS
 from harness.reporting import localize
 from harness.reporting.clauses import CHAPTER_TITLES, CHAPTER_TITLES_RU, SUITES
 from harness.reporting.i18n import catalog_path, language, translations
@@ -39,7 +41,16 @@ NAMES = {"total", "Wh", "kWh", "varh", "kvarh", "W", "var", "ppm", "tek-harness"
          "holding", "coils", "cover", "object-undefined", *SUITES}
 # ids: Modbus tables, tamper inputs (events.py), DLMS data-access results (IEC 62056-5-3, glossed in Russian
 # beside them), suites (--suite)
+# OPC UA's own vocabulary (IEC 62541): services, request fields and data types a reason names, the software-update
+# states of Part 100 the device reports, and the user names KZ-76-03 tries (factory defaults: values, not words)
+OPCUA_NAMES = {"CreateSession", "ActivateSession", "ClientCertificate", "ClientSignature", "SecurityPolicy", "String",
+               "Double", "Boolean", "Clear", "Confirm", "Install", "Good", *UPDATE_STATES,
+               *(user for user, _password in COMMON_DEFAULTS)}
+OPCUA_STATUS = re.compile(r"(Bad|Good|Uncertain)[A-Z]\w+")  # a status code's name (Part 4 7.34): BadUserAccessDenied
 VERDICTS_EN = {"PASS", "FAIL", "INCONCLUSIVE", "FLAKY", "NOT", "TESTED"}
+# What a page marks as not the harness's own words: a quotation (a device's or a server's answer, «…» in Russian)
+# and a configuration key (`documentation.verification`, `link: proxy`): names, as the issue's done-when allows.
+MARKED = re.compile(r"«[^«»]*»|“[^“”]*”|`[^`]*`")
 TOKEN = re.compile(r"[^\s,;:()«»\"'“”\[\]{}<>=≤≥…→±×÷—–%]+")
 
 
@@ -94,8 +105,10 @@ def english_words(html: str, names: set[str]) -> list[str]:
     page = _Visible()
     page.feed(html)
     found = set()
-    for token in _tokens(" ".join(page.text)):
-        if not re.search(r"[A-Za-z]", token) or token in names or token in NAMES:
+    for token in _tokens(MARKED.sub(" ", " ".join(page.text))):
+        if not re.search(r"[A-Za-z]", token) or token in names or token in NAMES or token in OPCUA_NAMES:
+            continue
+        if OPCUA_STATUS.fullmatch(token):
             continue
         if re.search(r"[\d_./@#`]", token) or len(token) == 1:  # ids, hashes, files, config keys, register letters
             continue

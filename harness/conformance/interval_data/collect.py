@@ -31,8 +31,9 @@ def load_profile_of(dut: Any) -> Any:
     not_yet_over_dlms(dut, Msg("load profiles"))
     lp = dut.profile.modbus.load_profile if dut.profile.modbus else None
     if lp is None:
-        raise AssertionError(f"profile {dut.profile.model} declares no load profile (modbus.load_profile); "
-                             "cl. 31 requires data collected continuously at intervals down to 15 minutes")
+        raise AssertionError(Msg("profile {model} declares no load profile (modbus.load_profile); cl. 31 requires "
+                                 "data collected continuously at intervals down to 15 minutes",
+                                 model=dut.profile.model))
     return lp
 
 

@@ -32,8 +32,8 @@ def journal_of(dut: Any) -> Any:
     not_yet_over_dlms(dut, Msg("event journals"))
     journal = dut.profile.modbus.journal if dut.profile.modbus else None
     if journal is None:
-        raise AssertionError(f"profile {dut.profile.model} declares no event journal (modbus.journal); "
-                             "cl. 97 requires meters to record, store and transmit events")
+        raise AssertionError(Msg("profile {model} declares no event journal (modbus.journal); cl. 97 requires meters "
+                                 "to record, store and transmit events", model=dut.profile.model))
     return journal
 
 

@@ -21,6 +21,7 @@ from harness import registry
 from harness.config.opcua_map import UPDATE_STATES, OpcuaUpdate, Operation
 from harness.devices.api import DeviceError, DeviceRefused, NotDeclared
 from harness.events import AuditEntry, AuditKind
+from harness.reporting.outcome import exc_text
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
@@ -62,8 +63,9 @@ class Offer:
         return self.refused_at is not None
 
     def describe(self) -> str:
-        where = f"refused at {self.refused_at}" if self.refused else "installed"
-        return f"{where}: {self.answer} (state then {self.state or '?'}, {self.seconds:.2f} s)"
+        where = Msg("refused at {step}", step=self.refused_at) if self.refused else Msg("installed")
+        return Msg("{where}: {answer} (state then {state}, {seconds:.2f} s)", where=where, answer=self.answer,
+                   state=self.state or "?", seconds=self.seconds)
 
 
 class Updater:
@@ -134,8 +136,10 @@ class Updater:
         if state in wanted:
             return state
         if state is None:
-            raise StepFailed(f"{what}: still {self.state_or_away()} after {limit:g} s (expected {' or '.join(wanted)})")
-        raise StepFailed(f"{what}: the device went to {state} (expected {' or '.join(wanted)})")
+            raise StepFailed(Msg("{what}: still {value} after {limit:g} s (expected {wanted})", what=what,
+                                 value=self.state_or_away(), limit=limit, wanted=Msg.joined(" | ", wanted)))
+        raise StepFailed(Msg("{what}: the device went to {state} (expected {wanted})", what=what, state=state,
+                             wanted=Msg.joined(" | ", wanted)))
 
     def state_or_away(self) -> str:
         try:
@@ -172,7 +176,7 @@ class Updater:
             except StepFailed as exc:
                 if check is not None:
                     check.measure(Msg("{name} of {version}", name=name,
-                                      version=image.version), str(exc), passed=False, limit=" | ".join(wanted))
+                                      version=image.version), exc_text(exc), passed=False, limit=" | ".join(wanted))
                 raise
             if check is not None:
                 check.measure(Msg("{name} of {version}", name=name,
@@ -215,7 +219,8 @@ class Updater:
                 return
         current = self.image("current")
         if current.version != version:
-            raise StepFailed(f"cannot return to {version}: the rig's current image is {current.version}")
+            raise StepFailed(Msg("cannot return to {version}: the rig's current image is {version2}", version=version,
+                                 version2=current.version))
         self.update_to(current)
 
 
