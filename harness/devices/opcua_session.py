@@ -176,8 +176,8 @@ def as_device_error(exc: BaseException, device: str, what: str, timeout_s: float
     code, name = status_of(exc)
     if code is not None:
         what = exc.what if isinstance(exc, BadStatus) else what
-        return DeviceRefused(Msg("{device}: {what} refused with {status} (0x{code:08X})", device=device, what=what,
-                                 status=name, code=code), code)
+        refusal = Msg("{what} refused with {status} (0x{code:08X})", what=what, status=name, code=code)
+        return DeviceRefused(Msg("{device}: {refusal}", device=device, refusal=refusal), code)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return DeviceTimeout(Msg("{device}: no answer to {what} within {timeout_s:g} s", device=device, what=what,
                                  timeout_s=timeout_s))

@@ -109,7 +109,8 @@ def _provoke_and_judge(check, dut: Any, audit: AuditLog, p: AuditProvocation) ->
     if p.user is not None:
         check.equal(Msg("{label}: user", label=label), e.user, p.user, note=Msg("the rig's account that acted"))
     else:
-        check.measure(Msg("{label}: user", label=label), e.user, passed=True, note=p.user_note)
+        check.measure(Msg("{label}: user", label=label), Msg("“{user}”", user=e.user), passed=True,
+                      note=p.user_note)  # the name the device itself wrote: quoted, never a word of ours
     check.equal(Msg("{label}: category",
                     label=label), e.category, audit.kinds[p.kind], note=Msg("mapped to {value}",
                                                                                 value=p.kind.value))

@@ -193,11 +193,12 @@ class Updater:
                 call()
             except DeviceRefused as exc:
                 state = self.steps.wait_state(SETTLED, self.step_s)
-                return Offer(step, str(exc).split(": ", 1)[-1], state, time.monotonic() - t0)
+                return Offer(step, _without_device(exc), state, time.monotonic() - t0)
         state = self.steps.wait_state(("Installed", *RESTING), self.step_s)
         if state == "Installed":
             return Offer(None, "Installed", state, time.monotonic() - t0)
-        return Offer("install", f"Install returned, then the device showed {state or self.state_or_away()}",
+        return Offer("install", Msg("Install returned, then the device showed {state}",
+                                    state=state or self.state_or_away()),
                      state, time.monotonic() - t0)
 
     def return_to(self, version: str | None = None) -> None:
@@ -272,3 +273,12 @@ def wait_for(probe: Callable[[], Any], done: Callable[[Any], bool], timeout_s: f
         if time.monotonic() - t0 >= timeout_s:
             return value, None
         time.sleep(POLL_S)
+
+
+def _without_device(exc: DeviceRefused) -> str:
+    """A refusal's text without the device name it starts with ("plc: …"): translatable when the driver wrote a Msg
+    ("{device}: {refusal}", devices/opcua_session.as_device_error)."""
+    text = exc_text(exc)
+    if isinstance(text, Msg) and isinstance(text.values.get("refusal"), Msg):
+        return text.values["refusal"]
+    return str(exc).split(": ", 1)[-1]
