@@ -20,6 +20,7 @@ from typing import Any
 from harness.devices.api import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnreachable
 from harness.devices.transcript import Transcript
 from harness.redaction import marker
+from harness.reporting.texts import Msg
 
 
 @functools.cache
@@ -109,11 +110,11 @@ class DlmsLink:
             self._carrier.connect()
         except OSError as exc:
             self.close()
-            raise DeviceUnreachable(f"{self.dut}: cannot connect to {self.where[0]}:{self.where[1]} "
-                                    f"({type(exc).__name__})") from None
+            raise DeviceUnreachable(Msg("{dut}: cannot connect to {where}:{where2} ({name})", dut=self.dut,
+                                        where=self.where[0], where2=self.where[1], name=type(exc).__name__)) from None
         except DeviceUnreachable as exc:
             self.close()
-            raise DeviceUnreachable(f"{self.dut}: {exc}") from None
+            raise DeviceUnreachable(Msg("{dut}: {exc}", dut=self.dut, exc=exc)) from None
         self._opened = True
         request = aarq(self.connection) if aarq is not None else self.connection.get_aarq()
         if self.receive_pdu is not None:
@@ -121,7 +122,8 @@ class DlmsLink:
         aare = self.request(request, "associate")
         if not isinstance(aare, acse.ApplicationAssociationResponse):
             self.close()
-            raise DeviceError(f"{self.dut}: the AARQ as {self.role} was answered with {type(aare).__name__}")
+            raise DeviceError(Msg("{dut}: the AARQ as {role} was answered with {name}", dut=self.dut, role=self.role,
+                                  name=type(aare).__name__))
         if aare.result is not enumerations.AssociationResult.ACCEPTED:
             diag = aare.result_source_diagnostics
             code = int(getattr(diag, "value", diag) or 0)
@@ -188,8 +190,8 @@ class DlmsLink:
             t_received = time.time()
             self._record(op, out, None, t_sent, t_received, error=type(exc).__name__)
             self._abort()
-            raise DeviceTimeout(f"{self.dut}: no answer to {op} as {self.role} within {self.timeout:g} s "
-                                f"({type(exc).__name__})") from None
+            raise DeviceTimeout(Msg("{dut}: no answer to {op} as {role} within {timeout:g} s ({name})", dut=self.dut,
+                                    op=op, role=self.role, timeout=self.timeout, name=type(exc).__name__)) from None
         t_received = time.time()
         self.exchanges[op] += 1
         if op != "associate":
@@ -202,7 +204,8 @@ class DlmsLink:
         except Exception as exc:  # the library could not read the answer: the meter's fault, said plainly
             self._record(op, out, body, t_sent, t_received, apdu_out_plain=self._plain(plain_out, out))
             self._abort()
-            raise DeviceError(f"{self.dut}: unreadable answer to {op}: {type(exc).__name__}: {exc}") from None
+            raise DeviceError(Msg("{dut}: unreadable answer to {op}: {name}: {exc}", dut=self.dut, op=op,
+                                  name=type(exc).__name__, exc=exc)) from None
         self._record(op, out, body, t_sent, t_received, apdu_out_plain=self._plain(plain_out, out),
                      apdu_in_plain=self._plain(self._last_plain, body))
         return answer
@@ -217,7 +220,8 @@ class DlmsLink:
         except (OSError, DeviceError) as exc:
             self._record(op, apdu, None, t_sent, time.time(), error=type(exc).__name__)
             self._abort()
-            raise DeviceTimeout(f"{self.dut}: no answer to {op} as {self.role} within {self.timeout:g} s") from None
+            raise DeviceTimeout(Msg("{dut}: no answer to {op} as {role} within {timeout:g} s", dut=self.dut, op=op,
+                                    role=self.role, timeout=self.timeout)) from None
         self._record(op, apdu, body, t_sent, time.time())
         return body
 
@@ -301,7 +305,7 @@ class WrapperCarrier:
             body = self._read(size, deadline)
             if version == WRAPPER_VERSION and source == self.server_address and dest == self.client_sap:
                 return body
-        raise DeviceError("no wrapper PDU addressed to this client")
+        raise DeviceError(Msg("no wrapper PDU addressed to this client"))
 
     def _read(self, n: int, deadline: float) -> bytes:
         """``n`` bytes, each recv bounded by the link's timeout and the whole by ``deadline`` (checked between
