@@ -20,6 +20,7 @@ from harness.config.dlms_profiles import CLASS_PROFILE_GENERIC, CapturedValues, 
 from harness.devices.api import DeviceError, DeviceRefused, NotDeclared
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
+from harness.reporting.texts import Msg
 
 if TYPE_CHECKING:
     from harness.devices.dlms import DlmsDevice
@@ -72,12 +73,13 @@ class BufferReader:
             try:
                 known = [(int(c[0]), bytes(c[1]), int(c[2])) for c in got]
             except (TypeError, ValueError, IndexError):
-                raise DeviceError(f"{self.device.name}: capture_objects of {obis} are not a list of "
-                                  f"(class, logical name, attribute, index): {got!r}") from None
+                raise DeviceError(Msg("{device}: capture_objects of {obis} are not a list of "
+                                      "(class, logical name, attribute, index): {got!r}",
+                                      device=self.device.name, obis=obis, got=got)) from None
             self._columns[obis] = known
         return known
 
-    def column(self, columns: list[tuple[int, bytes, int]], obis: str, owner: str, what: str,
+    def column(self, columns: list[tuple[int, bytes, int]], obis: str, owner: Msg, what: Msg,
                class_id: int | None = None) -> int:
         """The index of the column capturing attribute 2 of ``obis`` (of class ``class_id`` when given)."""
         ln = obis_bytes(obis)
@@ -85,7 +87,8 @@ class BufferReader:
             if name == ln and attribute == 2 and (class_id is None or c == class_id):
                 return i
         shown = ", ".join(".".join(str(b) for b in n) + f"/{a}" for _, n, a in columns)
-        raise DeviceError(f"{self.device.name}: {owner} captures no {what} ({obis} attribute 2); it captures {shown}")
+        raise DeviceError(Msg("{device}: {owner} captures no {what} ({obis} attribute 2); it captures {shown}",
+                              device=self.device.name, owner=owner, what=what, obis=obis, shown=shown))
 
     def buffer(self, link: DlmsLink, obis: str, clock_index: int) -> list[list[Any]]:
         """Every entry of the buffer, by a range of its clock column."""
@@ -94,47 +97,51 @@ class BufferReader:
                                    self.device.encode_time(RANGE_FROM), self.device.encode_time(RANGE_TO))
         rows = self._get(link, obis, 2, selection)
         if not isinstance(rows, list) or any(not isinstance(r, list) for r in rows):
-            raise DeviceError(f"{self.device.name}: the buffer of {obis} is not an array of structures")
+            raise DeviceError(Msg("{device}: the buffer of {obis} is not an array of structures",
+                                  device=self.device.name, obis=obis))
         width = len(self._columns[obis])
         short = [r for r in rows if len(r) != width]
         if short:
-            raise DeviceError(f"{self.device.name}: an entry of {obis} has {len(short[0])} values, "
-                              f"its capture_objects {width}")
+            raise DeviceError(Msg("{device}: an entry of {obis} has {n} values, its capture_objects {width}",
+                                  device=self.device.name, obis=obis, n=len(short[0]), width=width))
         return rows
 
     def _get(self, link: DlmsLink, obis: str, attribute: int, selection: Any) -> Any:
         value = self.device.get_on(link, [self.device.attribute(CLASS_PROFILE_GENERIC, obis, attribute)],
                                    selection=selection, max_blocks=MAX_BUFFER_BLOCKS)[0]
         if _is_access_result(value):
-            raise DeviceRefused(f"{self.device.name}: GET of {obis} attribute {attribute} answered {value}",
+            raise DeviceRefused(Msg("{device}: GET of {obis} attribute {attribute} answered {value}",
+                                    device=self.device.name, obis=obis, attribute=attribute, value=value),
                                 value.code)
         return value
 
-    def timestamp(self, raw: Any, where: str) -> datetime:
+    def timestamp(self, raw: Any, where: Msg) -> datetime:
         if not isinstance(raw, bytes | bytearray):
-            raise DeviceError(f"{self.device.name}: {where}: the clock column holds {raw!r}, not a date-time")
+            raise DeviceError(Msg("{device}: {where}: the clock column holds {raw!r}, not a date-time",
+                                  device=self.device.name, where=where, raw=raw))
         return self.device.decode_time(bytes(raw))[0]
 
     # ---- the journal --------------------------------------------------------------------------------
     def journal(self, link: DlmsLink) -> list[JournalEntry]:
         spec = self.map.journal
         if spec is None or self.map.clock is None:
-            raise NotDeclared(f"{self.device.name}: profile {self.device.profile.model} declares no event logs "
-                              "(dlms.journal)")
+            raise NotDeclared(Msg("{device}: profile {model} declares no event logs (dlms.journal)",
+                                  device=self.device.name, model=self.device.profile.model))
         logs: list[list[JournalEntry]] = []
         for name, log in spec.logs.items():
             entries: list[JournalEntry] = []
             logs.append(entries)
-            owner = f"event log {name} ({log.obis})"
+            owner = Msg("event log {name} ({obis})", name=name, obis=log.obis)
             cols = self.columns(link, log.obis)
-            at = self.column(cols, self.map.clock.obis, owner, "clock", CLASS_CLOCK)
-            code_at = self.column(cols, log.event_code, owner, "event code")
-            seq_at = self.column(cols, spec.sequence, owner, "entry number")
+            at = self.column(cols, self.map.clock.obis, owner, Msg("clock"), CLASS_CLOCK)
+            code_at = self.column(cols, log.event_code, owner, Msg("event code"))
+            seq_at = self.column(cols, spec.sequence, owner, Msg("entry number"))
             for row in self.buffer(link, log.obis, at):
                 code, seq = row[code_at], row[seq_at]
                 if not isinstance(code, int) or not isinstance(seq, int):
-                    raise DeviceError(f"{self.device.name}: {owner}: an entry's code {code!r} or number {seq!r} "
-                                      "is not an integer")
+                    raise DeviceError(Msg("{device}: {owner}: an entry's code {code!r} or number {seq!r} "
+                                          "is not an integer", device=self.device.name, owner=owner, code=code,
+                                          seq=seq))
                 entries.append(JournalEntry(seq, self.timestamp(row[at], owner), log.codes.get(code), code))
         return merged(logs, spec.sequence_modulo)
 
@@ -142,13 +149,13 @@ class BufferReader:
     def load_profile(self, link: DlmsLink) -> list[IntervalData]:
         spec = self.map.load_profile
         if spec is None or self.map.clock is None:
-            raise NotDeclared(f"{self.device.name}: profile {self.device.profile.model} declares no load profile "
-                              "(dlms.load_profile)")
-        owner = f"the load profile ({spec.obis})"
+            raise NotDeclared(Msg("{device}: profile {model} declares no load profile (dlms.load_profile)",
+                                  device=self.device.name, model=self.device.profile.model))
+        owner = Msg("the load profile ({obis})", obis=spec.obis)
         cols = self.columns(link, spec.obis)
-        at = self.column(cols, self.map.clock.obis, owner, "clock", CLASS_CLOCK)
-        status_at = self.column(cols, spec.status, owner, "status word")
-        channel_at = {ch: self.column(cols, c.obis, owner, f"{ch.value} register", 3)
+        at = self.column(cols, self.map.clock.obis, owner, Msg("clock"), CLASS_CLOCK)
+        status_at = self.column(cols, spec.status, owner, Msg("status word"))
+        channel_at = {ch: self.column(cols, c.obis, owner, Msg("{channel} register", channel=ch.value), 3)
                       for ch, c in spec.channels.items()}
         steps = self._channel_steps(link, spec)
         rows = self.buffer(link, spec.obis, at)
@@ -158,7 +165,8 @@ class BufferReader:
             status = row[status_at]
             raw = {ch: row[i] for ch, i in channel_at.items()}
             if not isinstance(status, int) or any(not isinstance(v, int) for v in raw.values()):
-                raise DeviceError(f"{self.device.name}: {owner}: an entry holds {row!r}, not integers")
+                raise DeviceError(Msg("{device}: {owner}: an entry holds {row!r}, not integers",
+                                      device=self.device.name, owner=owner, row=row))
             end = self.timestamp(row[at], owner).astimezone(UTC)
             flags = frozenset(f for f, bit in spec.status_bits.items() if status >> bit & 1)
             if spec.values == CapturedValues.TOTALS:
@@ -180,16 +188,18 @@ class BufferReader:
         steps = {}
         for (ch, col), su in zip(spec.channels.items(), got, strict=True):
             if _is_access_result(su):
-                raise DeviceRefused(f"{self.device.name}: scaler_unit of {col.obis} ({ch.value}) answered {su}",
-                                    su.code)
+                raise DeviceRefused(Msg("{device}: scaler_unit of {obis} ({channel}) answered {su}",
+                                        device=self.device.name, obis=col.obis, channel=ch.value, su=su), su.code)
             try:
                 scaler, unit = int(su[0]), int(su[1])
             except (TypeError, ValueError, IndexError):
-                raise DeviceError(f"{self.device.name}: scaler_unit of {col.obis} is not two integers: {su!r}") \
-                    from None
+                raise DeviceError(Msg("{device}: scaler_unit of {obis} is not two integers: {su!r}",
+                                      device=self.device.name, obis=col.obis, su=su)) from None
             if (scaler, unit) != (col.scaler, DLMS_UNITS[col.unit]):
-                raise DeviceError(f"{self.device.name}: {col.obis} ({ch.value}) reports scaler_unit 10^{scaler} unit "
-                                  f"{unit}; the profile declares 10^{col.scaler} {col.unit}")
+                raise DeviceError(Msg("{device}: {obis} ({channel}) reports scaler_unit 10^{scaler} unit {unit}; the "
+                                      "profile declares 10^{declared_scaler} {declared_unit}", device=self.device.name,
+                                      obis=col.obis, channel=ch.value, scaler=scaler, unit=unit,
+                                      declared_scaler=col.scaler, declared_unit=col.unit))
             steps[ch] = col.step
         return steps
 

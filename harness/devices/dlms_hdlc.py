@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.devices.api import DeviceError, DeviceTimeout, DeviceUnreachable
+from harness.reporting.texts import Msg
 
 FLAG = 0x7E
 LLC_REQUEST, LLC_RESPONSE = b"\xe6\xe6\x00", b"\xe6\xe7\x00"
@@ -66,7 +67,8 @@ class HdlcLine:
                 self._port = serial.serial_for_url(self.port_name, baudrate=s.baudrate, parity=s.parity,
                                                    stopbits=s.stopbits, bytesize=s.bytesize, timeout=0.01)
             except (OSError, ValueError, serial.SerialException) as exc:
-                raise DeviceUnreachable(f"cannot open the serial line {self.port_name} ({exc})") from None
+                raise DeviceUnreachable(Msg("cannot open the serial line {port} ({exc})", port=self.port_name,
+                                            exc=exc)) from None
         return self._port
 
     def write(self, frame: bytes, *, fresh: bool = False) -> None:
@@ -80,7 +82,8 @@ class HdlcLine:
             port.flush()
         except OSError as exc:
             self.close()
-            raise DeviceUnreachable(f"the serial line {self.port_name} failed ({exc})") from None
+            raise DeviceUnreachable(Msg("the serial line {port} failed ({exc})", port=self.port_name,
+                                        exc=exc)) from None
 
     def read_frame(self, deadline: float) -> bytes | None:
         """The next whole frame (flags included) by its format field's length, or None at ``deadline``."""
@@ -95,7 +98,8 @@ class HdlcLine:
                 chunk = port.read(max(1, port.in_waiting))
             except OSError as exc:
                 self.close()
-                raise DeviceUnreachable(f"the serial line {self.port_name} failed ({exc})") from None
+                raise DeviceUnreachable(Msg("the serial line {port} failed ({exc})", port=self.port_name,
+                                            exc=exc)) from None
             self._pending += chunk
 
     def _take(self) -> bytes | None:
@@ -173,7 +177,8 @@ class HdlcCarrier:
             except DeviceError as exc:
                 self._record("hdlc-connect", self.frames, type(exc).__name__)
                 self.drop()
-                raise DeviceUnreachable(f"no HDLC connection as client {self.client_sap} ({exc})") from None
+                raise DeviceUnreachable(Msg("no HDLC connection as client {client} ({exc})", client=self.client_sap,
+                                            exc=exc)) from None
             self._record("hdlc-connect", self.frames, None)
 
     def close(self) -> None:
@@ -210,7 +215,8 @@ class HdlcCarrier:
         from dlms_cosem.hdlc import frames
 
         if not self.is_open:
-            raise LinkDown(f"the HDLC connection as client {self.client_sap} was taken over by another link")
+            raise LinkDown(Msg("the HDLC connection as client {client} was taken over by another link",
+                               client=self.client_sap))
         with self.line.lock:
             self.frames = []
             conn = self.connection
@@ -234,9 +240,10 @@ class HdlcCarrier:
                 self._send(frames.ReceiveReadyFrame(self.server, self.client,
                                                     receive_sequence_number=conn.server_rsn))
             else:
-                raise LinkDown(f"an answer did not end within {MAX_SEGMENTS} segments")
+                raise LinkDown(Msg("an answer did not end within {max_segments} segments",
+                                   max_segments=MAX_SEGMENTS))
         if not answer.startswith(LLC_RESPONSE):
-            raise LinkDown(f"an answer without the LLC response header ({bytes(answer[:3]).hex()})")
+            raise LinkDown(Msg("an answer without the LLC response header ({hex})", hex=bytes(answer[:3]).hex()))
         return bytes(answer[len(LLC_RESPONSE):])
 
     def _send(self, frame: Any, fresh: bool = False) -> None:
@@ -245,7 +252,7 @@ class HdlcCarrier:
         try:
             raw = self.connection.send(frame)
         except LocalProtocolError as exc:
-            raise LinkDown(f"HDLC procedure: {exc}") from None
+            raise LinkDown(Msg("HDLC procedure: {exc}", exc=exc)) from None
         self.frames.append(("out", raw))
         self.line.write(raw, fresh=fresh)
 
@@ -259,22 +266,22 @@ class HdlcCarrier:
         while True:
             raw = self.line.read_frame(deadline)
             if raw is None:
-                raise DeviceTimeout(f"no HDLC frame from the meter to client {self.client_sap} within "
-                                    f"{self.timeout:g} s")
+                raise DeviceTimeout(Msg("no HDLC frame from the meter to client {client} within {timeout:g} s",
+                                        client=self.client_sap, timeout=self.timeout))
             if raw[3:4] != self.client.to_bytes():
                 continue  # another client's answer (late, from a link given up on): not ours
             self.frames.append(("in", raw))
             control = control_of(raw)
             if control is None:
-                raise LinkDown(f"a frame whose addresses cannot be read: {raw.hex()}")
+                raise LinkDown(Msg("a frame whose addresses cannot be read: {hex}", hex=raw.hex()))
             if control & ~0x10 in (DM, FRMR):
-                raise LinkDown(f"the meter answered {'DM' if control & ~0x10 == DM else 'FRMR'}: the HDLC "
-                               f"connection as client {self.client_sap} is gone")
+                raise LinkDown(Msg("the meter answered {frame}: the HDLC connection as client {client} is gone",
+                                   frame="DM" if control & ~0x10 == DM else "FRMR", client=self.client_sap))
             kind = frames.InformationFrame if control & 1 == 0 else frames.ReceiveReadyFrame \
                 if control & 0x0F == 0x01 else frames.UnNumberedAcknowledgmentFrame if control & ~0x10 == UA else None
             if kind is not expected:
-                raise LinkDown(f"the meter answered control field {control:#04x} where {expected.__name__} was "
-                               "awaited")
+                raise LinkDown(Msg("the meter answered control field {control:#04x} where {expected} was awaited",
+                                   control=control, expected=expected.__name__))
             # parsed here rather than through HdlcConnection.next_event, whose search for the closing flag takes
             # a 0x7E inside the FCS for it (the frame is already delimited, by its format field's length)
             try:
@@ -284,7 +291,8 @@ class HdlcCarrier:
                     self.connection.handle_sequence_numbers(event.send_sequence_number,
                                                             event.receive_sequence_number, response=True)
             except (HdlcException, LocalProtocolError, ValueError) as exc:
-                raise LinkDown(f"HDLC procedure: {type(exc).__name__}: {exc} in {raw.hex()}") from None
+                raise LinkDown(Msg("HDLC procedure: {name}: {exc} in {hex}", name=type(exc).__name__, exc=exc,
+                                   hex=raw.hex())) from None
             return event
 
 

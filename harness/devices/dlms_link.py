@@ -36,9 +36,10 @@ def _quiet_dlms_cosem() -> None:
 WRAPPER_VERSION = 1
 RECV_BYTES = 4096
 CLIENT_SYSTEM_TITLE = b"TEKHARNS"  # the harness's own 8-byte system title (IV of what it ciphers)
-AARE_DIAGNOSTICS = {0: "null", 1: "no reason given", 2: "application context name not supported",
-                    11: "authentication mechanism name not recognised", 12: "authentication mechanism name required",
-                    13: "authentication failure", 14: "authentication required"}
+AARE_DIAGNOSTICS = {0: Msg("null"), 1: Msg("no reason given"), 2: Msg("application context name not supported"),
+                    11: Msg("authentication mechanism name not recognised"),
+                    12: Msg("authentication mechanism name required"), 13: Msg("authentication failure"),
+                    14: Msg("authentication required")}
 
 
 class AssociationRefused(DeviceRefused):
@@ -128,8 +129,10 @@ class DlmsLink:
             diag = aare.result_source_diagnostics
             code = int(getattr(diag, "value", diag) or 0)
             self.close()
-            raise AssociationRefused(f"{self.dut}: association as {self.role} (client SAP {self.client_sap}) "
-                                     f"rejected: {AARE_DIAGNOSTICS.get(code, f'diagnostic {code}')}", code)
+            raise AssociationRefused(Msg("{dut}: association as {role} (client SAP {client}) rejected: {diagnostic}",
+                                         dut=self.dut, role=self.role, client=self.client_sap,
+                                         diagnostic=AARE_DIAGNOSTICS.get(code) or Msg("diagnostic {code}", code=code)),
+                                     code)
         if self.hls:
             self._reply_to_hls(hls_reply)
         return aare
@@ -142,8 +145,8 @@ class DlmsLink:
 
         if self.connection.state.current_state != state.SHOULD_SEND_HLS_SEVER_CHALLENGE_RESULT:
             self.close()
-            raise AssociationRefused(f"{self.dut}: association as {self.role}: the meter did not challenge "
-                                     "(no HLS-GMAC)", 14)
+            raise AssociationRefused(Msg("{dut}: association as {role}: the meter did not challenge (no HLS-GMAC)",
+                                         dut=self.dut, role=self.role), 14)
         reply = self.connection.authentication.hls_generate_reply_data(self.connection)
         if hls_reply is not None:
             reply = hls_reply(reply)
@@ -153,9 +156,9 @@ class DlmsLink:
         if self.connection is None or self.connection.state.current_state != state.READY:
             status = getattr(answer, "status", None)
             self.close()
-            raise AssociationRefused(f"{self.dut}: association as {self.role} (client SAP {self.client_sap}) "
-                                     f"rejected at the HLS reply ({getattr(status, 'name', type(answer).__name__)})",
-                                     13)
+            raise AssociationRefused(Msg("{dut}: association as {role} (client SAP {client}) rejected at the HLS "
+                                         "reply ({answer})", dut=self.dut, role=self.role, client=self.client_sap,
+                                         answer=getattr(status, "name", type(answer).__name__)), 13)
 
     def close(self) -> None:
         """The carrier closed in order (HDLC: DISC) and the association forgotten."""

@@ -23,7 +23,7 @@ class Coverage:
     """The shortfalls of one check's campaigns, each with what to change on the rig."""
 
     settings: Any  # the rig's robustness
-    shortfalls: list[str] = field(default_factory=list)
+    shortfalls: list[Msg] = field(default_factory=list)
 
     def record(self, check: Any, what: str, planned: int, sent: int, campaign: Any, note: str = "") -> None:
         """Measure ``sent`` of ``planned``; a shortfall counts when the campaign's time bound ran out."""
@@ -41,14 +41,16 @@ class Coverage:
                                                                                     note=note) if note else ""))
         if pct < minimum and timed_out:
             need = planned / self.settings.rate_per_s
-            raise_rate = " and robustness.rate_per_s" if need > self.settings.max_duration_s else ""
+            keys = Msg("robustness.max_duration_s and robustness.rate_per_s") \
+                if need > self.settings.max_duration_s else "robustness.max_duration_s"
             self.shortfalls.append(
-                f"{what}: {sent} of {planned} sent ({pct:.0f} % < robustness.min_coverage_pct "
-                f"{minimum:g} %) before the time bound robustness.max_duration_s = {self.settings.max_duration_s:g} s "
-                f"ran out — raise robustness.max_duration_s{raise_rate} (or plan fewer)")
+                Msg("{what}: {sent} of {planned} sent ({pct:.0f} % < robustness.min_coverage_pct {minimum:g} %) before "
+                    "the time bound robustness.max_duration_s = {max_duration_s:g} s ran out — raise {keys} (or plan "
+                    "fewer)", what=what, sent=sent, planned=planned, pct=pct, minimum=minimum,
+                    max_duration_s=self.settings.max_duration_s, keys=keys))
 
-    def verdict(self, check: Any) -> str | None:
+    def verdict(self, check: Any) -> Msg | None:
         """The INCONCLUSIVE reason when a campaign fell short and nothing failed (a failure stands on its own)."""
         if check.failures or not self.shortfalls:
             return None
-        return "coverage too low: " + "; ".join(self.shortfalls)
+        return Msg("coverage too low: {shortfalls}", shortfalls=Msg.joined("; ", self.shortfalls))

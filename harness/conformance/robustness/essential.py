@@ -204,7 +204,7 @@ def _still_accumulating(check: Any, dut: Any, after: Sample, quantities: list[st
                    note=Msg("reference load: expect about {steps_to_see} steps", steps_to_see=STEPS_TO_SEE))
 
 
-def restore(dut: Any) -> str | None:
+def restore(dut: Any) -> Msg | None:
     """A DUT left dead or hung by an attack is power-cycled (when the rig can), so that the run goes on."""
     if dut.power is None:
         return None
@@ -213,5 +213,5 @@ def restore(dut: Any) -> str | None:
     try:
         dut.power.on()
     except Exception as exc:  # the evidence says so; the next check will find it down
-        return f"power-cycled, still down: {exc}"
-    return "power-cycled (off, on) to let the run go on"
+        return Msg("power-cycled, still down: {exc}", exc=exc)
+    return Msg("power-cycled (off, on) to let the run go on")

@@ -88,8 +88,8 @@ def test_request_storm(dut, check, rig):
         flood = campaign.flood(target.request, target.valid, settings.flood_requests, settings.flood_connections,
                                response_time_s(dut), lambda: monitor.down)
         coverage.record(check, Msg("storm requests"), settings.flood_requests, flood.sent, campaign,
-                        note=f"{flood.gave_up} connection(s) given up by the harness after "
-                             f"{MISSES_BEFORE_GIVING_UP} unanswered requests" if flood.gave_up else "")
+                        note=Msg("{gave_up} connection(s) given up by the harness after {misses} unanswered requests",
+                                 gave_up=flood.gave_up, misses=MISSES_BEFORE_GIVING_UP) if flood.gave_up else "")
         where = Msg("over {flood_connections} connections",
                     flood_connections=settings.flood_connections) if target.serial_port is None \
             else Msg("back to back on the line (one exchange at a time)")
