@@ -13,6 +13,7 @@ import yaml
 
 from harness.config.opcua_map import UPDATE_STATES
 from harness.conformance.access_control.opcua_access import COMMON_DEFAULTS
+from harness.devices.dlms import DAR_NAMES
 from harness.reporting.clauses import SUITES
 
 # Names a Russian certificate keeps in Latin letters: units, protocols and standards, products, acronyms; and
@@ -22,7 +23,7 @@ NAMES = {"total", "Wh", "kWh", "varh", "kvarh", "W", "var", "ppm", "tek-harness"
          "RTU", "MBAP", "PDU", "CRC", "IEC", "EN", "SR", "SHA-256", "UTC", "scapy", "ON", "OFF", "seed", "Device",
          "API", "GetEndpoints", "Browse", "Read", "Write", "Call", "Activate", "Rollback", "HistoryRead",
          "HistoryUpdate", "None", "Sign", "SignAndEncrypt", "harness", "verify", "report", "certify", "OUTDIR",
-         "holding", "coils", "cover", "object-undefined", *SUITES}
+         "holding", "coils", "cover", "object-undefined", "openpyxl", *SUITES}
 # ids: Modbus tables, tamper inputs (events.py), DLMS data-access results (IEC 62056-5-3, glossed in Russian
 # beside them), suites (--suite)
 # OPC UA's own vocabulary (IEC 62541): services, request fields and data types a reason names, the software-update
@@ -30,6 +31,17 @@ NAMES = {"total", "Wh", "kWh", "varh", "kvarh", "W", "var", "ppm", "tek-harness"
 OPCUA_NAMES = {"CreateSession", "ActivateSession", "ClientCertificate", "ClientSignature", "SecurityPolicy", "String",
                "Double", "Boolean", "Clear", "Confirm", "Install", "Good", *UPDATE_STATES,
                *(user for user, _password in COMMON_DEFAULTS)}
+# DLMS/COSEM's own vocabulary (IEC 62056-5-3, ГОСТ Р 58940): the data-access-result names a refusal carries, the
+# xDLMS services a check names, and the ACSE diagnostics of a rejected association (acse-service-user) — ASN.1
+# identifiers, written as the standard spells them beside their Russian gloss
+DLMS_NAMES = {*DAR_NAMES.values(), "GET-with-list", "GET-request-normal", "GET-request-next", "GET-request-with-list",
+              "GET-response-normal", "GET-response-with-datablock", "SET-request-normal", "ACTION-request-normal",
+              "exception-response",
+              "application-context-name-not-supported", "authentication-mechanism-name-not-recognised",
+              "authentication-mechanism-name-required", "authentication-failure", "authentication-required",
+              "no-reason-given"}
+# IEC 61968-9 (CIM) element names of a MeterReadings export a reason names
+CIM_NAMES = {"MeterReadings", "MeterReading", "Meter", "Readings", "ReadingType", "mRID"}
 OPCUA_STATUS = re.compile(r"(Bad|Good|Uncertain)[A-Z]\w+")  # a status code's name (Part 4 7.34): BadUserAccessDenied
 VERDICTS_EN = {"PASS", "FAIL", "INCONCLUSIVE", "FLAKY", "NOT", "TESTED"}
 # What a page marks as not the harness's own words: a quotation (a device's or a server's answer, «…» in Russian)
@@ -90,7 +102,8 @@ def english_words(html: str, names: set[str]) -> list[str]:
     page.feed(html)
     found = set()
     for token in _tokens(MARKED.sub(" ", " ".join(page.text))):
-        if not re.search(r"[A-Za-z]", token) or token in names or token in NAMES or token in OPCUA_NAMES:
+        if not re.search(r"[A-Za-z]", token) or token in names or token in NAMES or token in OPCUA_NAMES \
+                or token in DLMS_NAMES or token in CIM_NAMES:
             continue
         if OPCUA_STATUS.fullmatch(token):
             continue

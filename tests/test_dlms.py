@@ -31,6 +31,7 @@ from harness.resources import builtin_profile, builtin_rig
 from harness.simulators.dlms_meter import apdu, axdr
 from harness.simulators.dlms_meter.defects import DLMS_OWN
 from tests.conftest import certify_defect, checks_of, run_cli
+from tests.russian_text import english_left
 
 RIG = builtin_rig("sim-dlms-meter.yaml")
 PROFILE = builtin_profile("tek-sim-dlms.yaml")
@@ -253,10 +254,11 @@ SECURITY_CHECKS = ["KZ-94-07", "KZ-94-08", "KZ-94-09"]  # HLS-GMAC and ciphering
 
 def test_golden_dlms_meter_passes_the_dlms_checks_journal_and_load_profile(tmp_path):
     """The DLMS checks PASS on the golden meter, and so do the journal and interval-data checks over its class 7
-    event logs and load profile; the HLS keys are nowhere in the evidence."""
+    event logs and load profile; the HLS keys are nowhere in the evidence. Certified in Russian: the certificate
+    has no English word left but names (DLMS's own identifiers among them: tests/russian_text.py)."""
     out = tmp_path / "out"
     passing = DLMS_CHECKS + SECURITY_CHECKS + ["KZ-97-01", "KZ-31-01"]
-    res = run_cli("certify", str(RIG), "--out", str(out), "--reruns", "0",
+    res = run_cli("certify", str(RIG), "--out", str(out), "--reruns", "0", "--lang", "ru",
                   *(arg for c in passing for arg in ("--check", c)))
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(out)
@@ -266,6 +268,7 @@ def test_golden_dlms_meter_passes_the_dlms_checks_journal_and_load_profile(tmp_p
     leaked = [f for f in out.rglob("*") if f.is_file() and any(k in f.read_bytes().lower().decode(errors="replace")
                                                                 for k in keys)]
     assert not leaked, leaked  # the HLS keys are secrets: nowhere in the evidence, in either case
+    assert not english_left(out), english_left(out)
 
 
 def test_a_differently_laid_out_profile_passes_the_same_checks(tmp_path):
