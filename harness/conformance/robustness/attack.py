@@ -106,10 +106,10 @@ def _keep_reproducer(dut: Any, check: Any, rig: Any, campaign: Campaign, target:
         return
     if target.serial_port is not None:
         pcap, sidecar = reproducer.write_serial(conversation, base.with_suffix(".pcap"), meta)
-        events = "serial frames"
+        events = Msg("serial frames")
     else:
         pcap, sidecar = reproducer.write(conversation, base.with_suffix(".pcap"), meta)
-        events = "TCP events"
+        events = Msg("TCP events")
     check.measure(Msg("reproducer"), Msg("reproducers/{name}", name=pcap.name), passed=True,
                   note=Msg("{n} {events}, seed {seed} in {name}; `harness replay reproducers/{name2} --rig RIG` "
                            "sends it again", n=len(conversation.steps), events=events, seed=rig.seed, name=sidecar.name,

@@ -21,6 +21,7 @@ from typing import Any
 from harness.conformance.energy import elapse_device_time
 from harness.devices.api import DeviceError, NotDeclared
 from harness.quantities import EnergyRegister, energy_registers
+from harness.reporting.outcome import exc_text
 from harness.reporting.texts import Msg
 
 STEPS_TO_SEE = 10  # device time let pass afterwards: enough for the reference load to move a counter this much
@@ -102,7 +103,7 @@ def read_sample(dut: Any, quantities: list[str]) -> Sample:
     try:
         readings = dut.device.read_many(quantities)
     except DeviceError as exc:
-        return Sample(t0, time.time() - t0, None, str(exc))
+        return Sample(t0, time.time() - t0, None, exc_text(exc))
     return Sample(t0, time.time() - t0, {q: r.value for q, r in readings.items()})
 
 
