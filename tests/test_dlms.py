@@ -251,6 +251,14 @@ DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-9
 SECURITY_CHECKS = ["KZ-94-07", "KZ-94-08", "KZ-94-09"]  # HLS-GMAC and ciphering: the SPODES-like profile has them
 
 
+def _files_holding_keys(out: Path, rig: Path, credential: str) -> list[Path]:
+    """The evidence files holding an HLS key of the rig's ``credential`` (either case of its hex)."""
+    cred = load_rig(rig).rig.duts["meter"].credentials[credential]
+    keys = {k.lower() for k in (cred.encryption_key, cred.authentication_key) if k}
+    return [f for f in out.rglob("*") if f.is_file() and any(k in f.read_bytes().lower().decode(errors="replace")
+                                                             for k in keys)]
+
+
 def test_golden_dlms_meter_passes_the_dlms_checks_journal_and_load_profile(tmp_path):
     """The DLMS checks PASS on the golden meter, and so do the journal and interval-data checks over its class 7
     event logs and load profile; the HLS keys are nowhere in the evidence."""
@@ -261,22 +269,31 @@ def test_golden_dlms_meter_passes_the_dlms_checks_journal_and_load_profile(tmp_p
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(out)
     assert {c: checks[c]["verdict"] for c in passing} == dict.fromkeys(passing, "PASS")
-    cred = load_rig(RIG).rig.duts["meter"].credentials["dlms_management"]
-    keys = {k.lower() for k in (cred.encryption_key, cred.authentication_key) if k}
-    leaked = [f for f in out.rglob("*") if f.is_file() and any(k in f.read_bytes().lower().decode(errors="replace")
-                                                                for k in keys)]
-    assert not leaked, leaked  # the HLS keys are secrets: nowhere in the evidence, in either case
+    assert not _files_holding_keys(out, RIG, "dlms_management")  # the HLS keys are secrets: nowhere in the evidence
+
+
+DOCUMENTARY_CHECKS = ["KZ-50-01", "KZ-58-01", "KZ-59-01", "KZ-72-01", "KZ-79-01", "KZ-87-01", "KZ-93-01"]
 
 
 def test_a_differently_laid_out_profile_passes_the_same_checks(tmp_path):
-    """The IDIS-like profile (other SAPs, 64-bit registers, scaler 1, octet-string serial, UTC-to-local deviation,
-    two tariffs) through the same simulator, driver and checks."""
+    """The IDIS-like profile (SAPs 16 and 1, every read and write on the HLS-GMAC ciphered management association,
+    64-bit registers, scaler 1, octet-string serial, UTC-to-local deviation, two tariffs, its own documents)
+    through the same simulator, driver and checks. It has no password association, so the LLS check is N/A
+    with the reason, never INCONCLUSIVE; the HLS keys are nowhere in the evidence."""
     out = tmp_path / "out"
-    checks = [*DLMS_CHECKS, "KZ-95-01", "KZ-95-04", "KZ-95-05", "KZ-95-09"]
-    res = run_cli("certify", str(builtin_rig("sim-dlms-meter-idis.yaml")), "--out", str(out), "--reruns", "0",
+    rig = builtin_rig("sim-dlms-meter-idis.yaml")
+    checks = [*DLMS_CHECKS, *SECURITY_CHECKS, *DOCUMENTARY_CHECKS, "KZ-95-01", "KZ-95-04", "KZ-95-05", "KZ-95-09",
+              "KZ-97-01", "KZ-31-01"]
+    res = run_cli("certify", str(rig), "--out", str(out), "--reruns", "0",
                   *(arg for c in checks for arg in ("--check", c)))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert {c: r["verdict"] for c, r in checks_of(out).items()} == dict.fromkeys(checks, "PASS")
+    records = checks_of(out)
+    assert records["KZ-94-04"]["verdict"] == "N/A" and "no LLS" in records["KZ-94-04"]["reason"], records["KZ-94-04"]
+    passing = [c for c in checks if c != "KZ-94-04"]
+    assert {c: records[c]["verdict"] for c in passing} == dict.fromkeys(passing, "PASS")
+    clauses = json.loads((out / "verdicts.json").read_text())["duts"]["meter"]["clauses"]
+    assert clauses["94"]["verdict"] == "PASS" and clauses["78"]["verdict"] == "PASS"
+    assert not _files_holding_keys(out, rig, "management")
 
 
 @pytest.mark.parametrize("defect", DLMS_OWN, ids=lambda d: d.name)

@@ -61,8 +61,8 @@ class DlmsLink:
         self._max_pdu = max_pdu
         self._keys = keys  # (global unicast encryption key, authentication key): a ciphered association's
         self.hls = hls  # HLS-GMAC (mechanism 5): the AARE is followed by the client's reply to the meter's challenge
-        # role -> the invocation counter of our next protected APDU, shared by the role's links (the meter
-        # refuses a counter it has seen, over associations too)
+        # role -> the invocation counter of our next protected APDU; every link continues from the highest (the
+        # meter refuses a counter it has seen from our system title, over associations and links open at once)
         self.counters = counters if counters is not None else {}
         self._last_plain: bytes | None = None  # the last APDU the library deciphered
         self.last_sent = b""  # the last APDU sent as it went on the wire (a replay check sends it again)
@@ -92,7 +92,7 @@ class DlmsLink:
         self.connection = DlmsConnection(authentication=auth, client_system_title=CLIENT_SYSTEM_TITLE,
                                          max_pdu_size=self._max_pdu, use_block_transfer=True,
                                          global_encryption_key=ek, global_authentication_key=ak,
-                                         client_invocation_counter=self.counters.get(self.role, 1))
+                                         client_invocation_counter=max([1, *self.counters.values()]))
         if self._keys is not None:  # keep what the library deciphers, for the transcript (it cannot re-encode it)
             decrypt = self.connection.decrypt
 
@@ -166,6 +166,10 @@ class DlmsLink:
         """Send one xDLMS/ACSE APDU, return the parsed answer. DeviceTimeout (link closed) on silence."""
         assert self._sock is not None and self.connection is not None
         plain_out = event.to_bytes() if self._keys is not None else None
+        if self._keys is not None:  # the meter refuses a counter it has seen from our system title, whichever
+            # association used it: two links open at once (the reading one, a check's own) draw from one sequence
+            self.connection.client_invocation_counter = max([self.connection.client_invocation_counter,
+                                                             *self.counters.values()])
         out = self.connection.send(event)
         self.counters[self.role] = self.connection.client_invocation_counter
         self.last_sent = out
