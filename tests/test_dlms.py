@@ -326,3 +326,29 @@ def test_every_dlms_check_has_its_seeded_defect():
     checks = {m for path in modules for m in re.findall(r'@pytest\.mark\.check\(\s*"(KZ-[\d-]+)"', path.read_text())}
     assert len(checks) >= 9, checks
     assert checks <= {d.expect for d in DLMS_OWN}, sorted(checks - {d.expect for d in DLMS_OWN})
+
+
+def _associations(**declared: dict) -> object:
+    """The IDIS-like profile's dlms section with other associations (what a check sees of a meter)."""
+    from harness.config.dlms_map import Association
+
+    dlms = load_profile(builtin_profile("tek-sim-dlms-idis.yaml")).dlms
+    return dlms.model_copy(update={"associations": {n: Association(**a) for n, a in declared.items()}})
+
+
+def test_a_mechanism_the_meter_lacks_is_not_applicable_unless_nothing_authenticates():
+    """cl. 94 asks for protection, not for a mechanism: a check of LLS, HLS-GMAC or ciphering is N/A on a meter
+    that authenticates by another association (naming it); a meter whose every association is public FAILs."""
+    from harness.conformance.dlms_checks import mechanism_absent
+    from harness.reporting.records import Check, CheckFailed
+    from harness.verdicts import NotApplicable
+
+    hls = {"client_sap": 1, "authentication": "hls_gmac", "security": "authenticated_encrypted",
+           "credential": "management"}
+    check = Check("KZ-94-04", "t", "access_control", ["94", "78"], "meter")
+    with pytest.raises(NotApplicable, match="no LLS association; its clients authenticate on management"):
+        mechanism_absent(_associations(public={"client_sap": 16}, management=hls), check, "LLS")
+    assert not check.measurements
+    with pytest.raises(CheckFailed):
+        mechanism_absent(_associations(public={"client_sap": 16}), check, "LLS")
+    assert [(m.measured, m.passed) for m in check.measurements] == [("none (every one is public)", False)]
