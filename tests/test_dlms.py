@@ -246,6 +246,22 @@ def test_a_wrong_rig_password_is_an_error_naming_the_association(dlms_sim):
     assert time.monotonic() - t0 < loaded.rig.timing.request_timeout_s
 
 
+def test_ciphered_links_of_two_devices_open_at_once_never_reuse_a_counter(dlms_sim):
+    """The meter refuses an invocation counter it has seen from our system title. A DUT's main Device, a check's
+    own association and the availability soak's Device reach one meter at once: each ciphered link continues
+    from the highest counter any of them used, so none is refused (the soak was, before, after a check's link)."""
+    clock = None
+    with _device(dlms_sim) as first, _device(dlms_sim) as second:
+        clock = first.attribute(8, first.map.clock.obis, 2)
+        a, b = first.open_link("management"), second.open_link("management")
+        try:
+            for link, device in ((a, first), (b, second), (a, first), (b, second)):
+                assert isinstance(device.get_on(link, [clock])[0], bytes | bytearray)
+        finally:
+            a.close()
+            b.close()
+
+
 # ---- through `harness certify` ----------------------------------------------------------------------------------
 DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-94-06", "KZ-95-02"]
 SECURITY_CHECKS = ["KZ-94-07", "KZ-94-08", "KZ-94-09"]  # HLS-GMAC and ciphering: the SPODES-like profile has them

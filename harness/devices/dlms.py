@@ -40,7 +40,7 @@ from harness.devices.api import (
     Reading,
 )
 from harness.devices.dlms_buffers import BufferReader
-from harness.devices.dlms_link import AssociationRefused, DlmsLink
+from harness.devices.dlms_link import INVOCATION_COUNTERS, AssociationRefused, DlmsLink
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
@@ -94,7 +94,7 @@ class DlmsDevice(Device):
         self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
         self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
         self._links: dict[str, DlmsLink] = {}
-        self._counters: dict[str, int] = {}  # role -> the next invocation counter of its ciphered APDUs
+        self._counters = INVOCATION_COUNTERS  # role -> our next invocation counter, shared by the process's Devices
         self._scalers: dict[str, tuple[int, int]] = {}  # quantity -> (scaler, unit) as the device reported them
         self._plans: dict[tuple[str, ...], list[tuple[list[tuple[str, CosemObject]], list[Any]]]] = {}
         self._buffers = BufferReader(self)
