@@ -21,8 +21,8 @@ from harness.fault_injection.ports import free_port
 from harness.simulators.amr_server.defects import AMR_DEFECTS
 from tests.amr_golden import SIGKILL_ACCOUNT, check_readings_survive_sigkill, field_of
 from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
-from tests.test_amr_reports import TOGETHER as REPORT_DEFECTS
 from tests.russian_text import english_left
+from tests.test_amr_reports import TOGETHER as REPORT_DEFECTS
 
 RIG = ROOT / "rigs" / "sim-amr.yaml"
 AMR_CLAUSES = ("18", "19", "21", "48", "62", "77")
