@@ -58,9 +58,9 @@ def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:
     return path
 
 
-# Checks that wait in wall time for several polling intervals or a detection time (the server has no simulated
-# time yet): their defect runs take the longest, so they start first under xdist.
-WAITING_CHECKS = {"KZ-62-01", "KZ-62-02", "KZ-62-04", "KZ-77-01"}
+# The check that walks a simulated day (the server and its field advanced read by read): its defect runs take the
+# longest, so they start first under xdist.
+WAITING_CHECKS = {"KZ-62-02"}
 
 
 @pytest.mark.parametrize("defect", [pytest.param(d, id=name, marks=[pytest.mark.slow] if d.expect in WAITING_CHECKS
@@ -70,6 +70,29 @@ def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
     certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")
 
 
+def test_real_server_without_time_control_is_checked_in_wall_time(tmp_path: Path) -> None:
+    """A server with no control channel (as a real one): `dut.time` is wall time, bounded by max_wall_wait_s; with
+    the short polling interval a lab sets, the automatic and manual reading checks pass by waiting for real."""
+    data = yaml.safe_load(_small_rig(tmp_path, ("em1",)).read_text(encoding="utf-8"))
+    dut = data["duts"]["amr"]
+    del dut["control"]
+    command = dut["launch"]["command"]
+    del command[command.index("--control"):command.index("--control") + 2]
+    command[command.index("--poll-interval") + 1], command[command.index("--inactive-after") + 1] = "0.5", "2"
+    profile = yaml.safe_load(Path(dut["profile"]).read_text(encoding="utf-8"))
+    profile["amr"]["timings"].update(poll_interval_s=0.5, inactive_detection_s=3.0, fault_detection_s=2.0)
+    dut["profile"] = str(tmp_path / "wall-amr.yaml")
+    Path(dut["profile"]).write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    rig = tmp_path / "wall.yaml"
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    res = run_cli("certify", str(rig), "--check", "KZ-62-02", "--check", "KZ-62-03", "--out", str(out))
+    checks = checks_of(out)
+    assert {i: r["verdict"] for i, r in checks.items()} == {"KZ-62-02": "PASS", "KZ-62-03": "PASS"}, res.stdout
+    count = next(m for m in checks["KZ-62-02"]["measurements"] if m["name"].startswith("em1: automatic readings"))
+    assert count["name"] == "em1: automatic readings in 2.5 s"  # a few intervals of real time, not a simulated day
+
+
 # ---- bad input ----------------------------------------------------------------------------------------------------
 def test_unreachable_server_fails_with_the_reason(tmp_path: Path) -> None:
     """A rig naming a server nobody runs: the check FAILs naming the request that found nobody (as a meter that
@@ -77,7 +100,7 @@ def test_unreachable_server_fails_with_the_reason(tmp_path: Path) -> None:
     data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
     dut = data["duts"]["amr"]
     dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
-    del dut["launch"], dut["field"]
+    del dut["launch"], dut["field"], dut["control"]
     dut["transport"]["tcp"]["port"] = free_port("127.0.0.1")  # nothing listens there
     rig = tmp_path / "nobody.yaml"
     rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -21,7 +21,8 @@ from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 T = TypeVar("T")
-POLL_S = 0.1  # how often a wait asks the server again
+POLL_S = 0.1  # how often a wait asks the server again (wall time)
+FAST_STEPS = 20  # a wait in simulated time looks this many times over its limit (and at each of the server's reads)
 
 
 def amr_spec(dut: Any) -> AmrSpec:
@@ -67,8 +68,12 @@ def may(dut: Any, role: str, operation: AmrOperation) -> bool:
     return amr_spec(dut).may(role, operation)
 
 
-def wait_for(what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, float]:
-    """Ask ``what`` until it gives something (not None) or ``timeout_s`` passes: (the answer, seconds it took)."""
+def wait_for(what: Callable[[], T | None], timeout_s: float, dut: Any = None) -> tuple[T | None, float]:
+    """Ask ``what`` until it gives something (not None) or ``timeout_s`` passes: (the answer, seconds it took).
+    With ``dut`` the seconds are the DUT's: its ``dut.time`` makes them pass (a simulated server and its field
+    advanced together, or wall time on a real server) and ``what`` is asked after each step."""
+    if dut is not None:
+        return _wait_in_device_time(dut, what, timeout_s)
     t0 = time.monotonic()
     while True:
         got = what()
@@ -78,12 +83,28 @@ def wait_for(what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, 
         time.sleep(min(POLL_S, max(0.0, timeout_s - took)))
 
 
+def _wait_in_device_time(dut: Any, what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, float]:
+    t0 = dut.time.device_now()
+    got = what()
+    if got is None:
+        for _ in dut.time.steps(timeout_s, step_s(dut, timeout_s)):
+            if (got := what()) is not None:
+                break
+    return got, dut.time.device_now() - t0
+
+
+def step_s(dut: Any, span_s: float) -> float:
+    """How much device time passes between two looks during a wait of ``span_s``: a twentieth of it in simulated
+    time (the server's own reads are stops besides), ``POLL_S`` of wall time on a real server."""
+    return max(POLL_S, span_s / FAST_STEPS) if dut.time.fast else POLL_S
+
+
 def observe_change(check: Any, label: Msg, reached: Callable[[], bool], limit_s: float, still: Msg,
-                   declared: str = "", detail: Callable[[], str] | None = None) -> float:
-    """Wait (at most ``limit_s``) until the server shows a change (``reached``), and measure how long it took
-    against the declared limit (``detail``: what the server says about it, kept as the note); the seconds it took
-    (or waited in vain)."""
-    _, took = wait_for(lambda: True if reached() else None, limit_s)
+                   declared: str = "", detail: Callable[[], str] | None = None, dut: Any = None) -> float:
+    """Wait (at most ``limit_s``, in ``dut``'s time when given) until the server shows a change (``reached``), and
+    measure how long it took against the declared limit (``detail``: what the server says about it, kept as the
+    note); the seconds it took (or waited in vain)."""
+    _, took = wait_for(lambda: True if reached() else None, limit_s, dut)
     seen = reached()
     check.measure(Msg("{label} after", label=label),
                   round(took, 2) if seen else Msg("{still} after {took:.1f} s", still=still, took=took),
@@ -95,9 +116,10 @@ def observe_change(check: Any, label: Msg, reached: Callable[[], bool], limit_s:
 
 
 def bounded_wait(dut: Any, seconds: float, why: Msg) -> float:
-    """A wall-time wait a check needs, refused (INCONCLUSIVE) beyond the rig's ``timing.max_wall_wait_s``."""
+    """A wait of ``seconds`` a check needs, refused (INCONCLUSIVE) beyond the rig's ``timing.max_wall_wait_s`` when
+    it is real waiting (no simulated time: ``dut.time`` is not fast)."""
     limit = dut.timing.max_wall_wait_s
-    if seconds > limit:
+    if seconds > limit and not getattr(dut.time, "fast", False):
         raise Inconclusive(Msg("{why} needs {seconds:g} s of real waiting, more than timing.max_wall_wait_s "
                                "({limit:g} s); raise it in the rig", why=why, seconds=seconds, limit=limit))
     return seconds
