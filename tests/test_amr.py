@@ -5,6 +5,7 @@ verdict with its reason, never a traceback."""
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from harness.conformance.amr.export_rows import exported_meters, parse_rfc4180
 from harness.devices.amr.api import AmrAccessDenied, AmrContractViolation
 from harness.devices.amr.rest import RestAmrServer
 from harness.fault_injection.ports import free_port
+from harness.fault_injection.time_control import SimulatorTime
 from harness.simulators.amr_server.defects import AMR_DEFECTS
 from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
 
@@ -154,13 +156,13 @@ def test_contract_violation_names_what_is_wrong(lying_server: RestAmrServer) -> 
         session.meters()
 
 
-def _golden_server(tmp_path: Path, field: dict, port: int) -> subprocess.Popen[bytes]:
+def _golden_server(tmp_path: Path, field: dict, port: int, control: int) -> subprocess.Popen[bytes]:
     creds = tmp_path / "creds.json"
     creds.write_text(json.dumps({"admin": {"user": "a", "password": "right-one"}}), encoding="utf-8")
     (tmp_path / "field.json").write_text(json.dumps(field), encoding="utf-8")
     return subprocess.Popen([sys.executable, "-m", "harness", "sim", "amr-server", "--state-dir", str(tmp_path / "s"),
                              "--http", f"127.0.0.1:{port}", "--field", str(tmp_path / "field.json"),
-                             "--credentials-file", str(creds), "--poll-interval", "0.2"],
+                             "--credentials-file", str(creds), "--poll-interval", "0.2", "--control", str(control)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 
@@ -181,7 +183,9 @@ def _until(what, timeout_s: float = 20.0):
 def test_golden_server_refuses_a_wrong_login_and_keeps_its_readings_through_sigkill(tmp_path: Path,
                                                                                     sim_meter) -> None:
     """By hand, on one simulated meter: a wrong password is a 401 named as such; every reading the API showed
-    before a SIGKILL is there, unchanged, after the relaunch (committed before it is listed)."""
+    before a SIGKILL is there, unchanged, after the relaunch (committed before it is listed); time advanced through
+    the control channel is read at each poll's own time, and the relaunched server goes on from the time it had
+    reached (no reading stamped earlier than one it already holds)."""
     point = load_profile(sim_meter.profile).modbus.points["active_import_total"].model_dump(mode="json")
     field = {"meters": [{"id": "m1", "kind": "electricity_meter", "host": "127.0.0.1", "port": sim_meter.port,
                          "unit_id": 1, "quantity": "active_import_total", "point": point}]}
@@ -189,19 +193,28 @@ def test_golden_server_refuses_a_wrong_login_and_keeps_its_readings_through_sigk
     rig = load_rig(RIG)
     server = RestAmrServer("golden", rig.profiles["amr"], None, rig.rig.timing, None, {"host": "127.0.0.1",
                                                                                         "port": port})
-    proc = _golden_server(tmp_path, field, port)
+    control = free_port("127.0.0.1")
+    proc = _golden_server(tmp_path, field, port, control)
     try:
         _until(lambda: server.probe() or True)
         with pytest.raises(AmrAccessDenied, match="refused"):
             server.login("a", "wrong-one")
         session = server.login("a", "right-one")
-        seen = _until(lambda: r if len(r := session.readings("m1")) >= 3 else None)
+        clock = SimulatorTime("127.0.0.1", control)
+        _until(lambda: clock.request(op="status"))
+        known = len(session.readings("m1"))
+        reached = clock.request(op="advance", seconds=10)["physical"]
+        seen = session.readings("m1")
+        stamps = [r.reading_time.timestamp() for r in seen[known:] if r.source == "auto"]
+        assert 45 <= len(stamps) <= 55 and reached - 10.5 <= stamps[0] and stamps[-1] <= reached  # 10 s at 0.2 s
+        assert all(0.1 < b - a < 0.3 for a, b in itertools.pairwise(stamps)), stamps  # each at its own poll's time
         proc.kill()
         proc.wait(10)
-        proc = _golden_server(tmp_path, field, port)
+        proc = _golden_server(tmp_path, field, port, control)
         _until(lambda: server.probe() or True)
         after = {r.reading_id: r for r in server.login("a", "right-one").readings("m1")}
         assert [after.get(r.reading_id) for r in seen] == seen
+        assert clock.request(op="status")["physical"] >= reached
     finally:
         server.close()
         proc.kill()

@@ -54,13 +54,18 @@ class FieldTime(TimeControl):
         """Walk ``seconds`` in steps of at most ``grain_s`` and never across one of the server's reads; after each
         step (the field first, then the server) the generator yields the seconds passed."""
         reply = self._reply if self._reply is not None else self._ask(op="status")
+        with ThreadPoolExecutor(max_workers=len(self.meters) or 1) as pool:  # each meter is its own process
+            yield from self._walk(seconds, grain_s, reply, pool)
+
+    def _walk(self, seconds: float, grain_s: float, reply: dict[str, Any], pool: ThreadPoolExecutor,
+              ) -> Iterator[float]:
         done, idle = 0.0, 0
         while True:
             due_in = float(reply["next_due"]) - (float(reply["physical"]) + time.time() - self._reply_wall)
             step = max(0.0, min(grain_s, seconds - done, due_in))
             if step <= 0 and not (reply.get("due") and due_in <= 0):
                 return
-            self._advance_field(step)
+            self._advance_field(step, pool)
             before = reply["next_due"]
             reply = self._ask(op="advance", seconds=step)
             done += step
@@ -70,19 +75,18 @@ class FieldTime(TimeControl):
                                  f"read due at {before}")
             yield done
 
-    def _advance_field(self, seconds: float) -> None:
+    def _advance_field(self, seconds: float, pool: ThreadPoolExecutor) -> None:
         """Every field meter ``seconds`` on; a meter whose process is down (power cut) is skipped: it meters
         nothing while off, and its own clock is not what the server's readings are judged by."""
         self._offset += seconds
         if seconds <= 0:
             return
-        with ThreadPoolExecutor(max_workers=len(self.meters) or 1) as pool:  # each meter its own process
-            for meter, future in [(m, pool.submit(m.time.elapse, seconds)) for m in self.meters.values()]:
-                try:
-                    future.result()
-                except BenchError:
-                    if meter.process is None or meter.process.running:
-                        raise
+        for meter, future in [(m, pool.submit(m.time.elapse, seconds)) for m in self.meters.values()]:
+            try:
+                future.result()
+            except BenchError:
+                if meter.process is None or meter.process.running:
+                    raise
 
 
 def field_time(server: SimulatorTime, field: Any, max_wall_wait_s: float) -> TimeControl:

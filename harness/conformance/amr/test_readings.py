@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left, bisect_right
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -46,11 +47,12 @@ class FieldSamples:
         self.quantity = {name: dut.field.quantity(name) for name in meters}
         self.by_meter: dict[str, list[tuple[float, Truth]]] = {name: [] for name in meters}
 
-    def take(self) -> None:
+    def take(self, pool: ThreadPoolExecutor) -> None:
+        """One read of every field meter (side by side: each meter is its own device)."""
         offset = self.dut.time.world_offset_s()
-        for name, meter in self.meters.items():
-            read = truth(meter, self.quantity[name])
-            self.by_meter[name].append((read.t + offset, read))
+        reads = {name: pool.submit(truth, meter, self.quantity[name]) for name, meter in self.meters.items()}
+        for name, read in reads.items():
+            self.by_meter[name].append((read.result().t + offset, read.result()))
 
     def bracket(self, name: str, stamp: float, tolerance: float) -> tuple[Truth, Truth] | None:
         """The last read at or before ``stamp - tolerance`` and the first at or after ``stamp + tolerance`` (the
@@ -80,9 +82,10 @@ def test_automatic_reading(dut, check):
     try:
         known = {name: {r.reading_id for r in session.readings(name)} for name in meters}
         t_start = dut.time.device_now()
-        samples.take()
-        for _ in dut.time.steps(window, step):
-            samples.take()
+        with ThreadPoolExecutor(max_workers=len(meters)) as pool:
+            samples.take(pool)
+            for _ in dut.time.steps(window, step):
+                samples.take(pool)
         new = {name: [r for r in session.readings(name) if r.reading_id not in known[name]] for name in meters}
         t_end = dut.time.device_now()
     finally:
