@@ -13,6 +13,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 [ -e /usr/include/modbus/modbus.h ] || missing+=(libmodbus-dev)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the fleet's broker in its tests (issue 17)
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+  || missing+=(postgresql)  # a real PostgreSQL under the golden AMR server in its tests (issue 15)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null

@@ -80,3 +80,40 @@ class GuruxReader:
 
     def close(self) -> None:
         self.sock.close()
+
+    def profile_rows(self, obis: str, start: datetime, end: datetime,
+                     clock_obis: str = "0.0.1.0.0.255") -> tuple[list[tuple[int, str, int]], list[list[Any]]]:
+        """A Profile generic's capture objects (class, logical name, attribute) and its buffer by a range of its
+        clock column, as gurux reads and decodes them (its own range descriptor, blocks and A-XDR)."""
+        from gurux_dlms.objects import GXDLMSClock, GXDLMSProfileGeneric
+
+        pg = GXDLMSProfileGeneric(obis)
+        self._read(pg, 3)
+        pg.sortObject = GXDLMSClock(clock_obis)
+        return self._rows(pg, self.client.readRowsByRange(pg, start, end))
+
+    def profile_entries(self, obis: str, first: int, count: int) -> tuple[list[tuple[int, str, int]], list[list[Any]]]:
+        """As ``profile_rows``, by entry: ``count`` entries from entry ``first`` (counted from 1)."""
+        from gurux_dlms.objects import GXDLMSProfileGeneric
+
+        pg = GXDLMSProfileGeneric(obis)
+        self._read(pg, 3)
+        return self._rows(pg, self.client.readRowsByEntry(pg, first, count))
+
+    def profile_counts(self, obis: str) -> tuple[int, int, int]:
+        """capture_period (attribute 4), entries_in_use (7) and profile_entries (8) of a Profile generic."""
+        from gurux_dlms.objects import GXDLMSProfileGeneric
+
+        pg = GXDLMSProfileGeneric(obis)
+        for attribute in (4, 7, 8):
+            self._read(pg, attribute)
+        return int(pg.capturePeriod), int(pg.entriesInUse), int(pg.profileEntries)
+
+    def _rows(self, pg: Any, request: Any) -> tuple[list[tuple[int, str, int]], list[list[Any]]]:
+        from gurux_dlms import GXReplyData
+
+        reply = GXReplyData()
+        self._block(request, reply)
+        self.client.updateValue(pg, 2, reply.value)
+        columns = [(int(o.objectType), o.logicalName, int(a.attributeIndex)) for o, a in pg.captureObjects]
+        return columns, [list(row) for row in pg.buffer]

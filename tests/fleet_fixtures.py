@@ -19,6 +19,8 @@ from harness.fault_injection.ports import free_port
 
 READY_S = 15.0
 JOB_S = 120.0
+# A job's lease in the tests: a killed worker's job is put back within seconds (30 s in a lab).
+TEST_LEASE_S = 3.0
 
 
 @dataclass
@@ -66,10 +68,11 @@ class Worker:
     store: Path
     work: Path
     simulated: int
+    host: str | None
 
     def restart(self) -> Worker:
         """The same worker started again on this host (after it was killed)."""
-        return start_worker(self.url, self.bench, self.store, self.work, self.log, self.simulated)
+        return start_worker(self.url, self.bench, self.store, self.work, self.log, self.simulated, self.host)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -81,14 +84,20 @@ class Worker:
                 self.proc.wait(timeout=10)
 
 
-def start_worker(url: str, bench: str, store: Path, work: Path, log: Path, simulated: int = 0) -> Worker:
-    """`harness fleet worker` as a bench host runs it; returns once it holds its bench."""
-    from harness.fleet.state import Registry
+def start_worker(url: str, bench: str, store: Path, work: Path, log: Path, simulated: int = 0,
+                 host: str | None = None) -> Worker:
+    """`harness fleet worker` as a bench host runs it; returns once it holds its bench. ``host``: the name the
+    worker goes by in the fleet, as if it ran on a host of that name (its own run root is ``work``)."""
+    from harness.fleet.state import HOST_ENV, LEASE_ENV, Registry
+
+    env = {**os.environ, LEASE_ENV: str(TEST_LEASE_S)}
+    if host is not None:
+        env[HOST_ENV] = host
 
     with log.open("a") as out:
         proc = subprocess.Popen([sys.executable, "-m", "harness", "fleet", "worker", "--bench", bench, "--broker", url,
                                  "--store", str(store), "--work", str(work), "--simulated", str(simulated)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env)
     registry = Registry(url)
     deadline = time.monotonic() + READY_S
     while registry.served().get(bench, {}).get("pid") != proc.pid:
@@ -97,7 +106,7 @@ def start_worker(url: str, bench: str, store: Path, work: Path, log: Path, simul
             proc.wait(timeout=10)
             raise AssertionError(f"worker {bench} did not start: {log.read_text()}")
         time.sleep(0.1)
-    return Worker(bench, proc, log, url, store, work, simulated)
+    return Worker(bench, proc, log, url, store, work, simulated, host)
 
 
 def wait_for(url: str, job: str, states: tuple[str, ...] = ("SUCCESS", "FAILURE"), timeout: float = JOB_S,

@@ -1,10 +1,10 @@
 """The journal (cl. 97) end to end and layout by layout.
 
 Through the CLI: every journal defect fails the check the catalogue names, with the symptom that
-check measures, and the golden meter passes the journal suite (the 12-month retention check
-within its 30 s wall budget). Layouts: the driver's struct-based decoding against the
-simulator's pymodbus-based encoding, both in-process and over a socket, for a ring buffer that
-has wrapped and for a selector window.
+check measures, and the golden meter passes the journal suite (the 12-month retention check on
+simulated time; its wall time is printed, not asserted: timings belong to benchmarks).
+Layouts: the driver's struct-based decoding against the simulator's pymodbus-based encoding,
+both in-process and over a socket, for a ring buffer that has wrapped and for a selector window.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ SYMPTOM = {  # what the failing check must say it measured
     "journal_capacity_short": "generated events still held",
     "journal_unreadable": "exception 02",
 }
-RETENTION_WALL_BUDGET_S = 30.0
 
 
 
@@ -67,7 +66,6 @@ def test_golden_meter_passes_the_journal_suite(tmp_path):
     assert sorted(records) == [f"KZ-97-{n:02d}" for n in range(1, 8)]
     assert all(r["verdict"] == "PASS" for r in records.values()), records
     retention = records["KZ-97-06"]
-    assert retention["finished"] - retention["started"] < RETENTION_WALL_BUDGET_S
     held = next(m for m in retention["measurements"] if m["name"] == "history held")
     assert held["measured"] >= 364  # 400 entries at the declared 1/day hold the whole year
     print(f"journal suite {took:.1f} s wall, retention {retention['finished'] - retention['started']:.1f} s")

@@ -26,10 +26,24 @@ class AmrOperation(StrEnum):
     PROPOSE_CORRECTION = "propose_correction"
     CONFIRM_CORRECTION = "confirm_correction"
     READ_AUDIT = "read_audit"
+    REPORTS = "reports"                  # consumption reports, their archive and analytics (of the user's scope)
 
 
 class ExportFormat(StrEnum):
     CSV = "csv"  # RFC 4180
+    XLSX = "xlsx"  # Office Open XML workbook (ECMA-376), read with openpyxl
+    IEC_61968_9 = "iec61968-9"  # IEC 61968-9 MeterReadings XML (namespace http://iec.ch/TC57/2011/MeterReadings#)
+
+
+class ReportKind(StrEnum):
+    """The consumption reports a server offers: one per kind of field meter it reads."""
+
+    ELECTRICITY = "electricity"
+    HEAT = "heat"
+
+    @property
+    def meter_kind(self) -> str:
+        return {"electricity": "electricity_meter", "heat": "heat_meter"}[self.value]
 
 
 class AmrLogin(Strict):
@@ -66,6 +80,10 @@ class AmrSpec(Strict):
     subscriber_role: str | None = Field(None, description="the role that reads only its own meters (cl. 18-21)")
     confirmer_role: str | None = Field(None, description="the role that confirms corrections (cl. 48)")
     export_formats: list[ExportFormat] = Field(default_factory=list)
+    reports: list[ReportKind] = Field(default_factory=list, description="the consumption reports per period the "
+                                      "server offers (and archives): electricity, heat")
+    analytics: bool = Field(False, description="the server offers consumption analytics over a period (total, "
+                            "maximum, minimum, per-day dynamics)")
     timings: AmrTimings
     reading_quantities: dict[str, str] = Field(
         default_factory=lambda: {"electricity_meter": "active_import_total", "heat_meter": "heat_energy"},

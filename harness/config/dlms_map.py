@@ -11,16 +11,14 @@ the sign convention of the clock's deviation — is here, never in the driver or
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.config.dlms_profiles import DlmsJournal, DlmsLoadProfile, check_obis
 from harness.config.modbus_types import Strict
 from harness.config.point_names import PointName
 from harness.quantities import UNIT_FACTORS
-
-_OBIS = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
 # DLMS unit enumeration (Blue Book 4.3.2, class 3 scaler_unit) of the units a profile may expect.
 DLMS_UNITS = {"W": 27, "var": 29, "Wh": 30, "varh": 32, "1": 255}
@@ -93,10 +91,7 @@ class CosemObject(Strict):
     @field_validator("obis")
     @classmethod
     def _obis(cls, v: str) -> str:
-        m = _OBIS.match(v)
-        if not m or any(int(g) > 255 for g in m.groups()):
-            raise ValueError(f"{v!r} is not an OBIS code A.B.C.D.E.F (each 0..255)")
-        return v
+        return check_obis(v)
 
     @field_validator("type")
     @classmethod
@@ -162,6 +157,8 @@ class DlmsMap(Strict):
     clock: DlmsClock | None = None
     points: dict[PointName, CosemObject] = Field(default_factory=dict)
     settings: dict[str, CosemObject] = Field(default_factory=dict)
+    journal: DlmsJournal | None = Field(None, description="the event logs (class 7): the journal of cl. 97")
+    load_profile: DlmsLoadProfile | None = Field(None, description="the load profile (class 7): interval data, cl. 31")
 
     @model_validator(mode="after")
     def _check(self) -> DlmsMap:
@@ -179,6 +176,8 @@ class DlmsMap(Strict):
             if key in seen:
                 raise ValueError(f"{name} and {seen[key]} are both {obj.obis} attribute {obj.attribute}")
             seen[key] = name
+        if (self.journal is not None or self.load_profile is not None) and self.clock is None:
+            raise ValueError("event logs and a load profile capture the clock: declare `clock`")
         for name, obj in self.settings.items():
             if obj.writable and obj.test_value is None:
                 raise ValueError(f"setting {name} is writable: give its test_value")

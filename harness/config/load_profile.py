@@ -95,3 +95,12 @@ class ModbusLoadProfile(RecordStore):
     @property
     def entry_size(self) -> int:
         return self.entry.size
+
+    @property
+    def sequence_modulo(self) -> int | None:
+        """Where the record number rolls over, or None when the records carry none."""
+        return None if self.entry.sequence is None else 1 << (16 * self.entry.sequence.register_count)
+
+    def record_steps(self) -> dict[EnergyChannel, float]:
+        """The smallest step of each channel's increment, Wh / varh."""
+        return {ch: f.factor for ch, f in self.entry.channels().items()}

@@ -95,6 +95,11 @@ class ModbusJournal(RecordStore):
         """The device's code for a canonical kind, or None when the device does not log it."""
         return next((c for c, k in self.codes.items() if k == kind), None)
 
+    @property
+    def sequence_modulo(self) -> int:
+        """Where the entry number rolls over (a u16 after 65535)."""
+        return 1 << (16 * (1 if self.entry.sequence.type in ("u16", "i16") else 2))
+
 
 class ModbusMap(ModbusServerTraits):
     """The Modbus side of a profile: the PIXIT of a Modbus device (server traits: ``modbus_server.py``)."""

@@ -181,8 +181,11 @@ def clock_drift_within_declared(dut: Any, check: Any, clause: str) -> None:
     elif abs(drift) + uncertainty <= limit_ppm:
         check.at_most(Msg("clock drift (with uncertainty)"), abs(drift) + uncertainty, limit_ppm, unit="ppm", note=note)
     else:
-        needed = (start.uncertainty + end.uncertainty) / (limit_ppm / 1e6 - min(abs(drift), limit_ppm) / 1e6
-                                                          + 1e-12)
+        # The window that would resolve it: the uncertainty (s / span) must fall below the drift's distance
+        # from the limit, on whichever side the drift lies. A drift within 1 % of the limit is not worth a
+        # longer window than that distance gives; it never divides by ~0 (a 1e-12 floor once printed ≳ 5e8 s).
+        gap_ppm = max(abs(abs(drift) - limit_ppm), 0.01 * limit_ppm)
+        needed = (start.uncertainty + end.uncertainty) / (gap_ppm / 1e6)
         raise Inconclusive(Msg("drift {drift:+.1f} ppm ±{uncertainty:.1f} ppm cannot be told from the limit "
                                "{limit_ppm:.1f} ppm; lengthen timing.clock_drift_window_s (≳ {needed:.0f} s)",
                                drift=drift, uncertainty=uncertainty, limit_ppm=limit_ppm, needed=needed))

@@ -37,10 +37,3 @@ def association(device: Any, role: str, **how: Any) -> Iterator[Any]:
     finally:
         link.close()
 
-
-def not_yet_over_dlms(dut: Any, what: str) -> None:
-    """INCONCLUSIVE, with the reason, for what the dlms driver does not read yet (issue 16's later slices):
-    a DLMS meter's journal or load profile is not missing, it is untested."""
-    if getattr(dut.profile, "dlms", None) is not None:
-        raise Inconclusive(Msg("{what} over DLMS/COSEM (class 7 Profile generic objects) are not read by the dlms "
-                               "driver yet: not tested on this meter", what=what))

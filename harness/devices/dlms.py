@@ -39,9 +39,11 @@ from harness.devices.api import (
     NotDeclared,
     Reading,
 )
+from harness.devices.dlms_buffers import BufferReader
 from harness.devices.dlms_link import AssociationRefused, DlmsLink
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
+from harness.intervals import IntervalData
 from harness.quantities import EnergyRegister, to_canonical
 
 DAR_NAMES = {1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied", 4: "object-undefined",
@@ -87,6 +89,7 @@ class DlmsDevice(Device):
         self._counters: dict[str, int] = {}  # role -> the next invocation counter of its ciphered APDUs
         self._scalers: dict[str, tuple[int, int]] = {}  # quantity -> (scaler, unit) as the device reported them
         self._plans: dict[tuple[str, ...], list[tuple[list[tuple[str, CosemObject]], list[Any]]]] = {}
+        self._buffers = BufferReader(self)
 
     # ---- associations ------------------------------------------------------------------------------
     def password_of(self, role: str) -> bytes | None:
@@ -160,6 +163,7 @@ class DlmsDevice(Device):
         if link is None or not link.is_open:
             self._links.pop(role, None)
             self._scalers.clear()  # a new association may be a new device (after a power cut, a swap)
+            self._buffers = BufferReader(self)  # and its profiles' capture objects with it
             link = self.open_link(role)
             self._links[role] = link
         return link
@@ -188,18 +192,21 @@ class DlmsDevice(Device):
                                     instance=cosem.Obis(*ln), attribute=attribute)
 
     @staticmethod
-    def get_on(link: DlmsLink, attributes: Sequence[Any]) -> list[Any]:
-        """One GET (normal, or with list) on ``link``: per attribute its Python value, or an AccessResult."""
+    def get_on(link: DlmsLink, attributes: Sequence[Any], *, selection: Any = None,
+               max_blocks: int = MAX_BLOCKS) -> list[Any]:
+        """One GET (normal, or with list) on ``link``: per attribute its Python value, or an AccessResult.
+        ``selection`` is the selective access of a GET-normal (a Profile generic's buffer by range)."""
         from dlms_cosem import cosem, utils
         from dlms_cosem.protocol import xdlms
 
         if len(attributes) == 1:
-            answer = link.request(xdlms.GetRequestNormal(cosem_attribute=attributes[0]), "get")
+            answer = link.request(xdlms.GetRequestNormal(cosem_attribute=attributes[0], access_selection=selection),
+                                  "get")
         else:
             answer = link.request(xdlms.GetRequestWithList(cosem_attributes_with_selection=[
                 cosem.CosemAttributeWithSelection(attribute=a, access_selection=None) for a in attributes]), "get")
         raw = bytearray()
-        for _ in range(MAX_BLOCKS):
+        for _ in range(max_blocks):
             if isinstance(answer, xdlms.GetResponseNormal):
                 return [utils.parse_as_dlms_data(answer.data)]
             if isinstance(answer, xdlms.GetResponseNormalWithError | xdlms.GetResponseLastBlockWithError):
@@ -213,7 +220,7 @@ class DlmsDevice(Device):
                 answer = link.request(xdlms.GetRequestNext(block_number=answer.block_number), "get-next")
                 continue
             raise DeviceError(f"{link.dut}: a GET was answered with {type(answer).__name__}")
-        raise DeviceError(f"{link.dut}: a long GET did not end within {MAX_BLOCKS} blocks")
+        raise DeviceError(f"{link.dut}: a long GET did not end within {max_blocks} blocks")
 
     @staticmethod
     def set_on(link: DlmsLink, attribute: Any, data: bytes) -> int:
@@ -312,12 +319,12 @@ class DlmsDevice(Device):
             t0, t1 = link.last_times
             if isinstance(value, AccessResult):
                 raise DeviceRefused(f"{self.name}: GET of the clock answered {value}", value.code)
-            when, hundredths = self._decode_time(bytes(value))
+            when, hundredths = self.decode_time(bytes(value))
             return ClockReading(when, t0, t1, 0.01 if hundredths else 1.0)
 
         return self._retrying(self.map.reads_with, "read clock", call)
 
-    def _decode_time(self, raw: bytes) -> tuple[datetime, bool]:
+    def decode_time(self, raw: bytes) -> tuple[datetime, bool]:
         """A COSEM date-time as an aware instant in the device's zone; whether it shows hundredths."""
         if len(raw) != 12:
             raise DeviceError(f"{self.name}: the clock holds {raw.hex()}, not a 12-byte date-time")
@@ -370,8 +377,12 @@ class DlmsDevice(Device):
             raise DeviceRefused(f"{self.name}: SET of {quantity} ({obj.obis}) answered {dar_name(code)}", code)
 
     def read_journal(self) -> list[JournalEntry]:
-        raise NotDeclared(f"{self.name}: the dlms driver reads no event logs yet (class 7 journals are a later "
-                          "slice of issue 16)")
+        """Every entry of the profile's event logs (class 7), oldest first by entry number."""
+        return self._retrying(self.map.reads_with, "read journal", self._buffers.journal)
+
+    def read_load_profile(self) -> list[IntervalData]:
+        """Every entry of the load profile (class 7) as interval data, oldest first."""
+        return self._retrying(self.map.reads_with, "read load profile", self._buffers.load_profile)
 
     def probe(self) -> None:
         quantity = next((q for q in self.map.points), None)

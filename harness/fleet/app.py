@@ -6,10 +6,12 @@ leaves it unacknowledged in Redis; ``task_reject_on_worker_lost`` does the same 
 the worker). A worker takes one job at a time per slot (prefetch 1). Redis hands an unacknowledged job to
 another worker once the visibility timeout passes, so that timeout must be longer than the longest job
 (default 3 days; ``HARNESS_FLEET_VISIBILITY_TIMEOUT`` seconds), or a job still running would be started a
-second time (its result would still be the first one stored). A bench worker that restarts takes its
-bench's lost jobs back at once (``harness.fleet.worker``), without waiting for the timeout.
+second time (its result would still be the first one stored). The timeout is the last resort: a bench
+worker that restarts takes its bench's lost jobs back at once, and a job whose host died for good is put
+back by a live worker once the job's lease lapses (``harness.fleet.lease``, ``harness.fleet.worker``).
 
-Monitoring: ``HARNESS_FLEET_BROKER=redis://HOST:6379/0 celery -A harness.fleet.app flower``.
+Monitoring: ``HARNESS_FLEET_BROKER=redis://HOST:6379/0 celery -A harness.fleet.app flower`` (or ``… inspect
+ping``: each live worker answers as BENCH@HOST and BENCH-simulated@HOST).
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     st = fs.add_parser("status", help="a table of jobs: rig, bench, state, progress, verdict")
     st.add_argument("job", nargs="?")
     st.add_argument("--watch", action="store_true", help="refresh until every job shown has finished")
+    st.add_argument("--interval", type=float, default=2.0, metavar="S", help="with --watch: seconds between "
+                    "refreshes (default 2)")
     broker(st)
 
     fe = fs.add_parser("fetch", help="download a job's sealed run, unpack it and verify its seal")
@@ -105,7 +107,9 @@ def _run(args: argparse.Namespace) -> int:
         return matrix(args.rigs or [builtin_rig()], args.defects, args.local, args.bench, args.broker, args.out,
                       args.timeout)
     if command == "status":
-        return client.status(args.job, args.broker, args.watch)
+        if args.interval <= 0:
+            raise FleetError("--interval takes a number of seconds above 0")
+        return client.status(args.job, args.broker, args.watch, args.interval)
     if command == "fetch":
         return client.fetch(args.job, args.to, args.broker, args.store)
     return client.cancel(args.job, args.broker)

@@ -110,12 +110,14 @@ def _waiting_reason(served: dict[str, dict[str, Any]], queue: str) -> str | None
     return None if bench in served else f"no worker serves bench {bench}"
 
 
-def job_state(job: str, record: dict[str, Any], served: dict[str, dict[str, Any]], cancelled: bool) -> dict[str, Any]:
-    """One row of the status table: job, rig, bench, state, progress, verdict."""
+def job_state(job: str, record: dict[str, Any], served: dict[str, dict[str, Any]], cancelled: bool,
+              running: bool = True) -> dict[str, Any]:
+    """One row of the status table: job, rig, bench, state, progress, verdict. ``running``: the job's lease is
+    held (a started job without one has lost its worker, and says so rather than its last progress)."""
     result = app.AsyncResult(job)
     state, info = result.state, result.info
     if (cancelled and state not in FINAL) or state == "REVOKED":  # queued: dropped when a worker takes it
-        state = "CANCELLED"
+        state = "CANCELLING" if state in ("STARTED", "PROGRESS") else "CANCELLED"  # running: stops within seconds
     meta = info if isinstance(info, dict) else {}
     bench = record.get("bench") or (f"(shared) {meta['bench']}" if meta.get("bench") else "(shared)")
     row = {"job": job, "rig": record.get("rig", "?"), "bench": bench,
@@ -123,6 +125,11 @@ def job_state(job: str, record: dict[str, Any], served: dict[str, dict[str, Any]
     if state == "PENDING":
         reason = _waiting_reason(served, record.get("queue", ""))
         row["state"] = f"WAITING — {reason}" if reason else "QUEUED"
+    elif state in ("STARTED", "PROGRESS") and not running:
+        queue = record.get("queue", "")
+        again = (f"it runs again when bench {queue.removeprefix('bench.')}'s worker is back" if queue.startswith(
+            "bench.") else "a live worker of the shared queue takes it back")
+        row["state"] = f"STALLED — its worker stopped; {_waiting_reason(served, queue) or again}"
     if state in ("STARTED", "PROGRESS") and not meta.get("total"):
         row["progress"] = "starting"
     if meta.get("total"):
@@ -148,8 +155,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def status(job: str | None, broker: str | None, watch: bool) -> int:
+def status(job: str | None, broker: str | None, watch: bool, interval: float = WATCH_INTERVAL_S) -> int:
+    """The table once, or with ``watch`` refreshed every ``interval`` seconds until every job shown has finished
+    (on a terminal in place, else one table after another)."""
     registry = connect(broker)
+    live = watch and sys.stdout.isatty()
     while True:
         records = registry.jobs()
         if job is not None:
@@ -157,12 +167,14 @@ def status(job: str | None, broker: str | None, watch: bool) -> int:
                 raise FleetError(f"no job {job} was submitted to this broker")
             records = {job: records[job]}
         served = registry.served()
-        rows = [job_state(j, r, served, registry.cancelled(j)) for j, r in records.items()]
-        print(_table(rows) if rows else "no jobs", flush=True)
+        rows = [job_state(j, r, served, registry.cancelled(j), registry.holder(j) is not None)
+                for j, r in records.items()]
+        print(("\033[H\033[J" if live else "") + (_table(rows) if rows else "no jobs"), flush=True)
         if not watch or all(r["state"] in FINAL for r in rows):
             return EXIT_OK
-        time.sleep(WATCH_INTERVAL_S)
-        print()
+        time.sleep(interval)
+        if not live:
+            print()
 
 
 def cancel(job: str, broker: str | None) -> int:

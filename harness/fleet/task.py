@@ -4,12 +4,14 @@ The run is `harness certify` in a child process (``harness.fleet.runner``) — t
 nothing re-implemented — in the job's own folder (``WORK/JOB/RIG-JOB``, the folder the archive holds). When
 the job is delivered again after a crash, a run folder already here is completed with ``harness certify
 --resume`` (its finished checks kept); a result already stored is returned as it is: one job, one result,
-one set of verdicts.
+one set of verdicts. While it runs, the job holds its lease (``harness.fleet.lease``); a run that loses it
+(another worker took the job, thinking this one dead) stops without a verdict.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -20,6 +22,7 @@ from celery.exceptions import Ignore
 
 from harness.fleet.app import TASK, app
 from harness.fleet.job import JobError, unpack
+from harness.fleet.lease import JobLease
 from harness.fleet.runner import certify_argv, follow, run_certify, summary, tail
 from harness.fleet.state import Registry
 from harness.fleet.store import open_store
@@ -29,8 +32,6 @@ BENCH_ENV, STORE_ENV, WORK_ENV = "HARNESS_FLEET_BENCH", "HARNESS_FLEET_STORE", "
 
 @app.task(bind=True, name=TASK)
 def certify_job(self: Any, job: dict[str, Any]) -> dict[str, Any]:
-    from harness.reporting.bundle import BundleRefused, bundle
-
     started = time.time()
     job_id: str = self.request.id
     bench = os.environ.get(BENCH_ENV, "")
@@ -42,7 +43,20 @@ def certify_job(self: Any, job: dict[str, Any]) -> dict[str, Any]:
     stored = store.meta(job_id)
     if stored is not None:  # finished and stored before a crash: the one result stays the one result
         return stored
-    registry.mark_running(job_id, self.request.hostname)
+    lease = JobLease(registry, job_id, self.request.hostname)
+    holder = lease.acquire()
+    if holder is not None:  # delivered twice; the job runs on a live worker: that run gives the verdict
+        raise Ignore()
+    try:
+        return _run(self, job, job_id, bench, store, registry, lease, started)
+    finally:
+        lease.release()
+
+
+def _run(self: Any, job: dict[str, Any], job_id: str, bench: str, store: Any, registry: Registry, lease: JobLease,
+         started: float) -> dict[str, Any]:
+    from harness.reporting.bundle import BundleRefused, bundle
+
     job_dir = Path(os.environ[WORK_ENV]) / job_id
     try:
         rig = unpack(job["config"], job_dir / "config")
@@ -58,9 +72,11 @@ def certify_job(self: Any, job: dict[str, Any]) -> dict[str, Any]:
         if not shown or state != shown[-1]:
             self.update_state(state="PROGRESS", meta={**where, **state})
             shown.append(state)
-        return registry.cancelled(job_id)
+        return registry.cancelled(job_id) or lease.lost.is_set()
 
     code = run_certify(argv, progress, log, on_poll)
+    if lease.lost.is_set():  # another worker runs the job now: its run gives the one verdict
+        raise Ignore()
     if registry.cancelled(job_id):
         self.update_state(state="CANCELLED", meta={**where, **follow(progress)})
         shutil.rmtree(job_dir, ignore_errors=True)
@@ -80,9 +96,12 @@ def certify_job(self: Any, job: dict[str, Any]) -> dict[str, Any]:
     meta["finished"] = time.time()
     try:
         kept = store.put(job_id, archive, meta)
-    except OSError as exc:  # nothing lost: the sealed run and its archive stay on this host
+    except OSError as exc:  # nothing lost: the sealed run, its archive and its record stay on this host
+        record = job_dir / f"{job_id}.json"
+        record.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         raise RuntimeError(f"the result store {store.location} refused the result ({exc.strerror or exc}); the "
-                           f"sealed run stays in {run_dir}, its archive in {archive}") from None
+                           f"sealed run stays in {run_dir}; copy {archive.name} and {record.name} from {job_dir} "
+                           "into the store to make it the job's result") from None
     if not kept:
         meta = store.meta(job_id) or meta
     meta = {**meta, "stored": time.time()}  # in the job's result only: when the store had it

@@ -11,6 +11,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from harness.verdicts import Inconclusive
 
 T = TypeVar("T")
 POLL_S = 0.1  # how often a wait asks the server again (wall time)
+SAMPLES_PER_INTERVAL = 4  # in simulated time the harness reads each field meter this often per polling interval
 FAST_STEPS = 20  # a wait in simulated time looks this many times over its limit (and at each of the server's reads)
 
 
@@ -62,6 +64,25 @@ def temporary_user(dut: Any, session: AmrSession, role: str, meters: list[str] |
     finally:
         with contextlib.suppress(Exception):  # gone already (the check deleted it) or the server is down
             session.delete_user(user.name)
+
+
+@contextlib.contextmanager
+def role_session(dut: Any, session: AmrSession, role: str) -> Iterator[AmrSession]:
+    """A session in ``role``: a temporary user of it (the administrator's own session is never reused, so a
+    proposer and a confirmer are two people, as cl. 48 means)."""
+    with temporary_user(dut, session, role) as (user, password):
+        own = dut.device.login(user.name, password)
+        try:
+            yield own
+        finally:
+            own.close()
+
+
+def correction_roles(spec: AmrSpec) -> tuple[str, str] | None:
+    """(the role that proposes corrections, the role that confirms them); None when the profile has not both."""
+    proposers = [r for r, ops in spec.roles.items() if AmrOperation.PROPOSE_CORRECTION in ops]
+    proposer = next((r for r in proposers if r != spec.confirmer_role), proposers[0] if proposers else None)
+    return None if proposer is None or spec.confirmer_role is None else (proposer, spec.confirmer_role)
 
 
 def may(dut: Any, role: str, operation: AmrOperation) -> bool:
@@ -132,12 +153,33 @@ class Truth:
     value: float
     unit: str
     resolution: float
-    t: float  # harness wall time (mid-read)
+    t: float  # harness wall time (mid-read), or device time where the sampler says so
 
 
-def truth(meter: Any, quantity: str) -> Truth:
+def truth(meter: Any, quantity: str, offset_s: float = 0.0) -> Truth:
+    """One read of ``quantity``; its ``t`` plus ``offset_s`` (the DUT's ``world_offset_s``: device time)."""
     r = meter.device.read(quantity)
-    return Truth(float(r.value), r.unit or "", float(r.resolution or 0.0), (r.t_sent + r.t_received) / 2)
+    return Truth(float(r.value), r.unit or "", float(r.resolution or 0.0), (r.t_sent + r.t_received) / 2 + offset_s)
+
+
+def sample_field(dut: Any, seconds: float, grain_s: float) -> dict[str, list[Truth]]:
+    """The harness's own reads of every field meter while ``seconds`` of the DUT's time pass (``dut.time``: the
+    server and its field together in simulated time, wall time on a real server): one at the start and one after
+    every step of at most ``grain_s`` (and at each of a simulated server's reads), each ``t`` in device time. The
+    meters are read side by side, each its own device."""
+    meters = field_meters(dut)
+    quantity = {name: dut.field.quantity(name) for name in meters}
+    samples: dict[str, list[Truth]] = {name: [] for name in meters}
+    with ThreadPoolExecutor(max_workers=len(meters)) as pool:
+        def take() -> None:
+            offset = dut.time.world_offset_s()
+            reads = {name: pool.submit(truth, meter, quantity[name], offset) for name, meter in meters.items()}
+            for name, read in reads.items():
+                samples[name].append(read.result())
+        take()
+        for _ in dut.time.steps(seconds, grain_s):
+            take()
+    return samples
 
 
 def canonical(reading: AmrReading) -> tuple[float, str] | None:

@@ -4,9 +4,7 @@ and the reason. The corrected reading is corrected back afterwards (both correct
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,27 +14,16 @@ from harness.conformance.amr.field_truth import (
     admin,
     amr_spec,
     bounded_wait,
+    correction_roles,
     field_meters,
-    temporary_user,
+    role_session,
     wait_for,
 )
-from harness.devices.amr.api import AmrSession, AuditEntry, Correction
+from harness.devices.amr.api import AuditEntry, Correction
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 pytestmark = pytest.mark.dut_kind("amr_server")
-
-
-@contextlib.contextmanager
-def _session_of(dut, session: AmrSession, role: str) -> Iterator[AmrSession]:
-    """A session in ``role``: a temporary user of it (the administrator's own session is never reused, so the
-    proposer and the confirmer are two people, as cl. 48 means)."""
-    with temporary_user(dut, session, role) as (user, password):
-        own = dut.device.login(user.name, password)
-        try:
-            yield own
-        finally:
-            own.close()
 
 
 def _mentions(entry: AuditEntry, correction: Correction) -> bool:
@@ -69,9 +56,10 @@ def _judge_audit(check, entries: list[AuditEntry], correction: Correction, since
                    "one changes the value, keeps the original and is in the audit trail (who, when, old, new, why)")
 def test_correction_needs_confirmation(dut, check):
     spec, meters = amr_spec(dut), field_meters(dut)
+    roles = correction_roles(spec)
     proposers = [r for r, ops in spec.roles.items() if AmrOperation.PROPOSE_CORRECTION in ops]
-    proposer = next((r for r in proposers if r != spec.confirmer_role), proposers[0] if proposers else None)
-    if proposer is None or spec.confirmer_role is None:
+    proposer = roles[0] if roles else (proposers[0] if proposers else None)
+    if roles is None:
         check.measure(Msg("correction roles declared"), Msg("proposer {proposer}, confirmer {confirmer}",
                                                              proposer=proposer, confirmer=spec.confirmer_role),
                       passed=False, limit=Msg("a role that proposes corrections and a confirmer_role (cl. 48)"))
@@ -88,7 +76,7 @@ def test_correction_needs_confirmation(dut, check):
         target = readings[-1]
         new_value = target.value + 1.0
         reason = f"harness cl. 48 check {secrets.token_hex(3)}"
-        with _session_of(dut, session, proposer) as p, _session_of(dut, session, spec.confirmer_role) as c:
+        with role_session(dut, session, proposer) as p, role_session(dut, session, spec.confirmer_role) as c:
             proposal = p.propose_correction(target.reading_id, new_value, reason)
             unconfirmed = session.reading(target.reading_id).value
             check.measure(Msg("value after an unconfirmed proposal"), unconfirmed, unit=target.unit,

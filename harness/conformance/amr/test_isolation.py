@@ -1,5 +1,5 @@
 """cl. 18-21 restricted access on an AMR server: a subscriber sees only its own meters, is refused the others'
-readings, and nothing of theirs reaches it through the export."""
+readings, and nothing of theirs reaches it through an export (each declared format), a report or analytics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.config.amr import AmrOperation
+from harness.config.amr import AmrOperation, ReportKind
 from harness.conformance.amr.export_rows import exported_meters
 from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, temporary_user, wait_for
 from harness.devices.amr.api import AmrAccessDenied, AmrNotFound
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.dut_kind("amr_server")
 
 
 @pytest.mark.check("KZ-18-01", "subscriber isolation: a subscriber lists only its own meters, is refused every other "
-                   "meter's readings, and its export holds only its own", also=("19", "21"))
+                   "meter's readings, and its exports, reports and analytics hold only its own", also=("19", "21"))
 def test_subscriber_isolation(dut, check):
     spec, meters = amr_spec(dut), field_meters(dut)
     if spec.subscriber_role is None:
@@ -51,14 +51,31 @@ def test_subscriber_isolation(dut, check):
                     else:
                         check.measure(Msg("readings of {meter} (not its own)", meter=other),
                                       Msg("{n} readings returned", n=leaked), passed=False, limit=Msg("refused"))
-                if spec.may(spec.subscriber_role, AmrOperation.EXPORT) and spec.export_formats:
-                    end = datetime.fromtimestamp(dut.time.device_now() + dut.timing.clock_tolerance_s, UTC)
-                    data = sub.export(spec.export_formats[0].value, end - timedelta(seconds=2 * interval + 3600), end)
-                    seen = exported_meters(data)
-                    check.measure(Msg("meters in the subscriber's export"), ", ".join(sorted(seen)) or Msg("none"),
-                                  passed=seen <= {own}, limit=Msg("only its own: {meter}", meter=own))
+                end = datetime.fromtimestamp(dut.time.device_now() + dut.timing.clock_tolerance_s, UTC)  # its clock
+                start = end - timedelta(seconds=2 * interval + 3600)
+                if spec.may(spec.subscriber_role, AmrOperation.EXPORT):
+                    for fmt in spec.export_formats:
+                        seen = exported_meters(sub.export(fmt.value, start, end), fmt.value)
+                        check.measure(Msg("meters in the subscriber's {fmt} export", fmt=fmt.value),
+                                      ", ".join(sorted(seen)) or Msg("none"), passed=seen <= {own},
+                                      limit=Msg("only its own: {meter}", meter=own))
+                if spec.may(spec.subscriber_role, AmrOperation.REPORTS):
+                    _judge_reports(check, dut, spec, sub, own, start, end)
             finally:
                 sub.close()
     finally:
         session.close()
     check.require()
+
+
+def _judge_reports(check, dut, spec, sub, own: str, start: datetime, end: datetime) -> None:
+    """The subscriber's reports and analytics of every declared kind name no meter but its own."""
+    kinds = spec.reports or (list(ReportKind) if spec.analytics else [])
+    for kind in kinds:
+        named = {m.meter_id for m in sub.report(kind.value, start, end).meters} if kind in spec.reports else set()
+        if spec.analytics:
+            got = sub.analytics(kind.value, start, end)
+            named |= {extreme[0] for extreme in (got.maximum, got.minimum) if extreme is not None}
+        check.measure(Msg("meters in the subscriber's {kind} reports and analytics", kind=kind.value),
+                      ", ".join(sorted(named)) or Msg("none"), passed=named <= {own},
+                      limit=Msg("only its own: {meter}", meter=own))

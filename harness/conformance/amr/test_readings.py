@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left, bisect_right
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 
 from harness.conformance.amr.field_truth import (
     POLL_S,
+    SAMPLES_PER_INTERVAL,
     Truth,
     admin,
     amr_spec,
     bounded_wait,
     canonical,
     field_meters,
+    sample_field,
     truth,
     wait_for,
     within_bracket,
@@ -31,39 +32,21 @@ pytestmark = pytest.mark.dut_kind("amr_server")
 
 DAY_S = 86400.0  # the span watched where time can be advanced (cl. 62: no interval missed or doubled in a day)
 INTERVALS_OBSERVED = 4  # automatic readings watched per meter in wall time (a real server)
-SAMPLES_PER_INTERVAL = 4  # the harness reads every field meter at least this often, besides at each server read
 
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
-class FieldSamples:
-    """The harness's own reads of each field meter while time passes, in device time: the truth a reading's value
-    is judged against at its stamp."""
-
-    def __init__(self, dut, meters: dict) -> None:
-        self.dut, self.meters = dut, meters
-        self.quantity = {name: dut.field.quantity(name) for name in meters}
-        self.by_meter: dict[str, list[tuple[float, Truth]]] = {name: [] for name in meters}
-
-    def take(self, pool: ThreadPoolExecutor) -> None:
-        """One read of every field meter (side by side: each meter is its own device)."""
-        offset = self.dut.time.world_offset_s()
-        reads = {name: pool.submit(truth, meter, self.quantity[name]) for name, meter in self.meters.items()}
-        for name, read in reads.items():
-            self.by_meter[name].append((read.result().t + offset, read.result()))
-
-    def bracket(self, name: str, stamp: float, tolerance: float) -> tuple[Truth, Truth] | None:
-        """The last read at or before ``stamp - tolerance`` and the first at or after ``stamp + tolerance`` (the
-        clocks may differ by the rig's tolerance), or the first and last read where the observation is shorter;
-        None when the stamp is outside the reads (± the tolerance)."""
-        samples = self.by_meter[name]
-        times = [t for t, _ in samples]
-        if not samples or not times[0] - tolerance <= stamp <= times[-1] + tolerance:
-            return None
-        low, high = bisect_right(times, stamp - tolerance) - 1, bisect_left(times, stamp + tolerance)
-        return samples[max(low, 0)][1], samples[min(high, len(samples) - 1)][1]
+def bracket(samples: list[Truth], stamp: float, tolerance: float) -> tuple[Truth, Truth] | None:
+    """Of the harness's reads of a meter (device time), the last at or before ``stamp - tolerance`` and the first at
+    or after ``stamp + tolerance`` (the clocks may differ by the rig's tolerance), or the first and last read where
+    the observation is shorter; None when the stamp is outside the reads (± the tolerance)."""
+    times = [s.t for s in samples]
+    if not samples or not times[0] - tolerance <= stamp <= times[-1] + tolerance:
+        return None
+    low, high = bisect_right(times, stamp - tolerance) - 1, bisect_left(times, stamp + tolerance)
+    return samples[max(low, 0)], samples[min(high, len(samples) - 1)]
 
 
 @pytest.mark.check("KZ-62-02", "automatic reading: every field meter read at the declared interval (none missed or "
@@ -77,15 +60,11 @@ def test_automatic_reading(dut, check):
         window = bounded_wait(dut, INTERVALS_OBSERVED * interval + interval, Msg("watching automatic readings"))
         step = POLL_S
     tolerance = dut.timing.clock_tolerance_s
-    samples = FieldSamples(dut, meters)
     session = admin(dut)
     try:
         known = {name: {r.reading_id for r in session.readings(name)} for name in meters}
         t_start = dut.time.device_now()
-        with ThreadPoolExecutor(max_workers=len(meters)) as pool:
-            samples.take(pool)
-            for _ in dut.time.steps(window, step):
-                samples.take(pool)
+        samples = sample_field(dut, window, step)
         new = {name: [r for r in session.readings(name) if r.reading_id not in known[name]] for name in meters}
         t_end = dut.time.device_now()
     finally:
@@ -100,7 +79,7 @@ def test_automatic_reading(dut, check):
         _judge_times(check, name, auto, interval, t_start - tolerance, t_end + tolerance)
         wrong = []
         for r in auto:
-            around = samples.bracket(name, r.reading_time.timestamp(), tolerance)
+            around = bracket(samples[name], r.reading_time.timestamp(), tolerance)
             ok, why = within_bracket(r, *around) if around else (False, Msg("no read of the harness around it"))
             if not ok:
                 wrong.append((r, why))
@@ -113,7 +92,7 @@ def test_automatic_reading(dut, check):
                       passed=bool(auto) and not wrong,
                       limit=Msg("each within the harness's reads of {name} around its time (± {tolerance:g} s), "
                                 "± one register step; {n} reads", name=name, tolerance=tolerance,
-                                n=len(samples.by_meter[name])),
+                                n=len(samples[name])),
                       note=Msg.joined("; ", (Msg("{value:.12g} {unit} at {time} not in {why}", value=r.value,
                                                  unit=r.unit, time=r.reading_time.isoformat(), why=why)
                                              for r, why in wrong[:3])))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from harness.config.amr import AmrOperation
+from harness.config.amr import AmrOperation, ReportKind
 from harness.conformance.amr.field_truth import admin, amr_spec, field_meters, temporary_user
 from harness.devices.amr.api import AmrAccessDenied, AmrNotFound, AmrSession
 from harness.devices.api import DeviceError
@@ -32,6 +32,7 @@ def _probes(session: AmrSession, meter: str, fmt: str) -> dict[AmrOperation, Cal
         AmrOperation.PROPOSE_CORRECTION: lambda: session.propose_correction(NO_SUCH, 0.0, "harness role probe"),
         AmrOperation.CONFIRM_CORRECTION: lambda: session.confirm_correction(NO_SUCH),
         AmrOperation.READ_AUDIT: session.audit,
+        AmrOperation.REPORTS: lambda: session.report(ReportKind.ELECTRICITY.value, end - timedelta(minutes=1), end),
     }
 
 

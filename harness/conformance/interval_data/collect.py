@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from harness.conformance.dlms_checks import not_yet_over_dlms
 from harness.conformance.energy import Snapshot, snapshot
 from harness.intervals import IntervalData, IntervalFlag
 from harness.reporting.texts import Msg
@@ -28,10 +27,11 @@ Key = tuple[float, int | None, int, tuple[tuple[str, float], ...]]
 
 def load_profile_of(dut: Any) -> Any:
     """The profile's load-profile declaration; its absence FAILs (cl. 31 requires interval data)."""
-    not_yet_over_dlms(dut, Msg("load profiles"))
-    lp = dut.profile.modbus.load_profile if dut.profile.modbus else None
+    section = dut.profile.modbus or getattr(dut.profile, "dlms", None)
+    lp = getattr(section, "load_profile", None)
     if lp is None:
-        raise AssertionError(f"profile {dut.profile.model} declares no load profile (modbus.load_profile); "
+        raise AssertionError(f"profile {dut.profile.model} declares no load profile (modbus.load_profile, "
+                             "dlms.load_profile); "
                              "cl. 31 requires data collected continuously at intervals down to 15 minutes")
     return lp
 

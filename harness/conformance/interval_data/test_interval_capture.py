@@ -96,8 +96,8 @@ def test_day_complete(dut, check):
     check.equal(Msg("intervals missing (gaps)"), len(missing), 0, unit="intervals",
                 note=f"first missing end: {missing[0].isoformat()}" if missing else "")
     check.equal(Msg("duplicate end times"), len(ends) - len(set(ends)), 0, unit="records")
-    if lp.entry.sequence is not None and len(day) > 1:
-        modulo = 1 << (16 * lp.entry.sequence.register_count)  # a u16 record number rolls over
+    modulo = lp.sequence_modulo  # a u16 record number rolls over; None: the device keeps no record number
+    if modulo is not None and len(day) > 1:
         steps = [(a.sequence, b.sequence) for a, b in itertools.pairwise(day)
                  if ((b.sequence or 0) - (a.sequence or 0)) % modulo != 1]
         check.equal(Msg("sequence steps other than +1"), len(steps), 0,
@@ -120,7 +120,7 @@ def test_increments_match_registers(dut, check):
     lp = load_profile_of(dut)
     need_fast_time(dut, "a day of interval records")
     period = lp.capture_period_s
-    fields = {ch: f for ch, f in lp.entry.channels().items() if dut.profile.declares(EnergyRegister(ch).name)}
+    fields = {ch: step for ch, step in lp.record_steps().items() if dut.profile.declares(EnergyRegister(ch).name)}
     if not fields:
         raise Inconclusive(Msg("no channel the load profile records has a declared total register to compare with"))
     names = [EnergyRegister(ch).name for ch in fields]
@@ -133,15 +133,15 @@ def test_increments_match_registers(dut, check):
     check.measure(Msg("records summed"), len(day), passed=True, unit="records",
                   note=Msg("ends in ({isoformat}, {isoformat2}]; completeness is KZ-31-02's", isoformat=b0.isoformat(),
                            isoformat2=b1.isoformat()))
-    for channel, field in fields.items():
+    for channel, step in fields.items():
         reg = EnergyRegister(channel)
         summed = sum(r.increments.get(channel, 0.0) for r in day)
         res = max(s.resolution(reg) for s in (*start, *end))
-        low = end[0].value(reg) - start[1].value(reg) - 2 * res - field.factor
-        high = end[1].value(reg) - start[0].value(reg) + 2 * res + field.factor
+        low = end[0].value(reg) - start[1].value(reg) - 2 * res - step
+        high = end[1].value(reg) - start[0].value(reg) + 2 * res + step
         check.within(Msg("{label}: sum of the day's increments", label=reg.label), summed, low, high, unit=reg.unit,
                      note=Msg("register difference over the day bracketed by reads {bracket_margin_s:g} s either "
                               "side of each boundary, ± 2 register steps of {res:g} and one record step of "
-                              "{factor:g} {unit}", bracket_margin_s=BRACKET_MARGIN_S, res=res, factor=field.factor,
+                              "{factor:g} {unit}", bracket_margin_s=BRACKET_MARGIN_S, res=res, factor=step,
                               unit=reg.unit))
     check.require()

@@ -16,7 +16,6 @@ from typing import Any
 
 from harness.conformance.bounds import EVENT_TIMESTAMP
 from harness.conformance.cleanup import restoring
-from harness.conformance.dlms_checks import not_yet_over_dlms
 from harness.conformance.peer_channels import brief_outage, untestable
 from harness.devices.api import DeviceRefused, WriteGuarded
 from harness.events import TAMPER_INPUTS, EventKind, JournalEntry
@@ -28,11 +27,12 @@ Key = tuple[int, int, float, tuple[tuple[str, int], ...]]
 
 
 def journal_of(dut: Any) -> Any:
-    """The profile's journal declaration; its absence FAILs (cl. 97 requires a journal of every meter)."""
-    not_yet_over_dlms(dut, Msg("event journals"))
-    journal = dut.profile.modbus.journal if dut.profile.modbus else None
+    """The profile's journal declaration (``modbus.journal``, or ``dlms.journal``: its event logs); its absence
+    FAILs (cl. 97 requires a journal of every meter)."""
+    section = dut.profile.modbus or getattr(dut.profile, "dlms", None)
+    journal = getattr(section, "journal", None)
     if journal is None:
-        raise AssertionError(f"profile {dut.profile.model} declares no event journal (modbus.journal); "
+        raise AssertionError(f"profile {dut.profile.model} declares no event journal (modbus.journal, dlms.journal); "
                              "cl. 97 requires meters to record, store and transmit events")
     return journal
 
@@ -53,7 +53,7 @@ def new_entries(before: Iterable[JournalEntry], after: Iterable[JournalEntry]) -
 
 def device_clock(dut: Any) -> Any:
     """A clock reading, or INCONCLUSIVE: without the device's time no timestamp can be judged."""
-    if dut.profile.clock is None or dut.profile.modbus is None or dut.profile.modbus.clock is None:
+    if dut.profile.clock is None or not dut.profile.maps_clock:
         raise Inconclusive(Msg("the profile declares no device clock, so journal timestamps cannot be judged"))
     return dut.device.read_clock()
 
@@ -83,7 +83,8 @@ class Provocation:
 
 def writable_setting(dut: Any) -> tuple[str, float] | None:
     """A declared setting the harness may write (with its safe test value), or None."""
-    points = dut.profile.modbus.settings if dut.profile.modbus else {}
+    section = dut.profile.modbus or getattr(dut.profile, "dlms", None)
+    points = section.settings if section is not None else {}
     for name, p in points.items():
         if p.writable and p.test_value is not None:
             return name, p.test_value

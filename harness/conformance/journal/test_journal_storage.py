@@ -42,7 +42,7 @@ def test_sequence_and_time_order(dut, check):
     entries = device.read_journal()
     if len(entries) < 2:
         raise Inconclusive(Msg("the journal holds {n} entries and the bench could not provoke more", n=len(entries)))
-    modulo = 1 << (16 * (1 if journal.entry.sequence.type in ("u16", "i16") else 2))
+    modulo = journal.sequence_modulo
     seqs = [e.sequence for e in entries]
     gaps = [(a, b) for a, b in itertools.pairwise(seqs) if (b - a) % modulo != 1]
     check.equal(Msg("duplicate sequence numbers"), len(seqs) - len(set(seqs)), 0)

@@ -1,4 +1,5 @@
-"""What the ``amr`` suite may ask of an AMR server: meters, readings, exports, users, corrections, audit.
+"""What the ``amr`` suite may ask of an AMR server: meters, readings, exports, users, corrections, audit, reports,
+their archive and analytics.
 
 An AMR server is not a meter, so it does not go through ``Device.read``: it has an interface of its
 own, beside ``Device``. The built-in adapter (``rest.py``) speaks the contract in docs/amr-api.yaml; a
@@ -81,6 +82,49 @@ class AuditEntry:
     details: dict[str, object]
 
 
+@dataclass(frozen=True)
+class MeterConsumption:
+    """One meter's line of a report: its consumption over the period (last reading's value minus first's) in
+    ``unit``; None when the server has no reading of it in the period."""
+
+    meter_id: str
+    consumption: float | None
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class ConsumptionReport:
+    """A report of one kind (electricity, heat) over ``[start, end)``: each meter's consumption and the total in
+    ``unit``. ``document`` is the report as the server answered it (what an archive's hash is taken over)."""
+
+    kind: str
+    start: datetime
+    end: datetime
+    unit: str
+    meters: list[MeterConsumption]
+    total: float
+    document: dict[str, object]
+
+
+@dataclass(frozen=True)
+class ArchivedReport:
+    archive_id: str
+    report: ConsumptionReport
+
+
+@dataclass(frozen=True)
+class ConsumptionAnalytics:
+    """Analytics of one kind over a period, in ``unit``: the total, the meters that consumed most and least
+    (meter id, consumption) and the dynamics (UTC date -> consumption that day)."""
+
+    kind: str
+    unit: str
+    total: float
+    maximum: tuple[str, float] | None
+    minimum: tuple[str, float] | None
+    dynamics: list[tuple[str, float]]
+
+
 class AmrSession(ABC):
     """One logged-in user. Every call raises ``AmrAccessDenied`` when the server refuses it."""
 
@@ -121,6 +165,25 @@ class AmrSession(ABC):
 
     @abstractmethod
     def audit(self) -> list[AuditEntry]: ...
+
+    @abstractmethod
+    def report(self, kind: str, start: datetime, end: datetime) -> ConsumptionReport:
+        """The consumption report of ``kind`` over ``[start, end)`` for the meters the user may see."""
+
+    @abstractmethod
+    def archive_report(self, kind: str, start: datetime, end: datetime) -> ArchivedReport:
+        """Archive the report of ``kind`` over the period; the archived report as the server keeps it."""
+
+    @abstractmethod
+    def archived_report(self, archive_id: str) -> ArchivedReport: ...
+
+    @abstractmethod
+    def alter_archived_report(self, archive_id: str, document: dict[str, object]) -> bool:
+        """Try to replace an archived report with ``document``: True when the server accepted it (an archive
+        must refuse), False when it refused."""
+
+    @abstractmethod
+    def analytics(self, kind: str, start: datetime, end: datetime) -> ConsumptionAnalytics: ...
 
     def close(self) -> None:  # noqa: B027 - a session without a logout has nothing to do
         """Log out (where the server has a logout) and free the connection."""

@@ -20,8 +20,12 @@ from harness.devices.amr.api import (
     AmrServer,
     AmrSession,
     AmrUser,
+    ArchivedReport,
     AuditEntry,
+    ConsumptionAnalytics,
+    ConsumptionReport,
     Correction,
+    MeterConsumption,
     MeterStatus,
 )
 from harness.devices.api import DeviceTimeout, DeviceUnreachable
@@ -86,6 +90,39 @@ def _correction(obj: Any, where: str) -> Correction:
                       new_value=float(_field(obj, "new_value", (int, float), where)),
                       reason=_field(obj, "reason", str, where), proposed_by=_field(obj, "proposed_by", str, where),
                       confirmed_by=_field(obj, "confirmed_by", (str, type(None)), where))
+
+
+def _number(obj: Any, key: str, where: str) -> float:
+    return float(_field(obj, key, (int, float), where))
+
+
+def _report(obj: Any, where: str) -> ConsumptionReport:
+    meters = [MeterConsumption(_field(m, "meter_id", str, where), _optional_number(m, "consumption", where),
+                               _field(m, "unit", (str, type(None)), where))
+              for m in _field(obj, "meters", list, where)]
+    return ConsumptionReport(kind=_field(obj, "kind", str, where), start=_time(obj, "from", where),  # type: ignore[arg-type]
+                             end=_time(obj, "to", where), unit=_field(obj, "unit", str, where),  # type: ignore[arg-type]
+                             meters=meters, total=_number(obj, "total", where), document=dict(obj))
+
+
+def _archived(obj: Any, where: str) -> ArchivedReport:
+    return ArchivedReport(str(_field(obj, "id", (str, int), where)),
+                          _report(_field(obj, "report", dict, where), f"{where}: report"))
+
+
+def _extreme(obj: Any, key: str, where: str) -> tuple[str, float] | None:
+    value = _field(obj, key, (dict, type(None)), where)
+    return None if value is None else (_field(value, "meter_id", str, f"{where}: {key}"),
+                                       _number(value, "consumption", f"{where}: {key}"))
+
+
+def _analytics(obj: Any, where: str) -> ConsumptionAnalytics:
+    return ConsumptionAnalytics(kind=_field(obj, "kind", str, where), unit=_field(obj, "unit", str, where),
+                                total=_number(obj, "total", where), maximum=_extreme(obj, "maximum", where),
+                                minimum=_extreme(obj, "minimum", where),
+                                dynamics=[(_field(d, "date", str, f"{where}: dynamics"),
+                                           _number(d, "consumption", f"{where}: dynamics"))
+                                          for d in _field(obj, "dynamics", list, where)])
 
 
 class RestAmrServer(AmrServer):
@@ -232,6 +269,30 @@ class RestAmrSession(AmrSession):
         return [AuditEntry(_time(e, "time", where), _field(e, "user", str, where),  # type: ignore[arg-type]
                            _field(e, "action", str, where), dict(_field(e, "details", dict, where)))
                 for e in _field(self._call("GET", "/audit"), "entries", list, where)]
+
+    def report(self, kind: str, start: datetime, end: datetime) -> ConsumptionReport:
+        return _report(self._call("GET", f"/reports/{kind}", params={"from": start.isoformat(), "to": end.isoformat()}),
+                       f"GET /reports/{kind}")
+
+    def archive_report(self, kind: str, start: datetime, end: datetime) -> ArchivedReport:
+        body = self._call("POST", "/archive", ok=(201,),
+                          json={"kind": kind, "from": start.isoformat(), "to": end.isoformat()})
+        return _archived(body, "POST /archive")
+
+    def archived_report(self, archive_id: str) -> ArchivedReport:
+        return _archived(self._call("GET", f"/archive/{archive_id}"), f"GET /archive/{archive_id}")
+
+    def alter_archived_report(self, archive_id: str, document: dict[str, object]) -> bool:
+        where = f"PUT /archive/{archive_id}"
+        answer = self.server.request("PUT", f"/archive/{archive_id}", self._token, json={"report": document})
+        if answer.status_code in (403, 405, 409):  # the contract's refusals of a change to the archive
+            return False
+        _json(answer, where, (200, 204))
+        return True
+
+    def analytics(self, kind: str, start: datetime, end: datetime) -> ConsumptionAnalytics:
+        body = self._call("GET", f"/analytics/{kind}", params={"from": start.isoformat(), "to": end.isoformat()})
+        return _analytics(body, f"GET /analytics/{kind}")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # a session that cannot log out is closed all the same

@@ -3,8 +3,6 @@ users, corrections with confirmation, audit log. Each operation is allowed by th
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -17,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from harness.simulators.amr_server.exports import MEDIA_TYPES, WRITERS, export_file
 from harness.simulators.amr_server.poller import Poller
+from harness.simulators.amr_server.reports import ReportRoutes
 from harness.simulators.amr_server.store import (
     AuditEntry,
     Correction,
@@ -30,11 +30,19 @@ from harness.simulators.amr_server.store import (
 # The golden server's workstations (its profile, device_profiles/tek-sim-amr.yaml, declares the same matrix).
 ROLES: dict[str, set[str]] = {
     "admin": {"read_meters", "read_readings", "manual_read", "export", "manage_users", "propose_correction",
-              "confirm_correction", "read_audit"},
-    "operator": {"read_meters", "read_readings", "manual_read", "export", "propose_correction"},
-    "subscriber": {"read_meters", "read_readings", "export"},
+              "confirm_correction", "read_audit", "reports"},
+    "operator": {"read_meters", "read_readings", "manual_read", "export", "propose_correction", "reports"},
+    "subscriber": {"read_meters", "read_readings", "export", "reports"},
 }
 Handler = Callable[[Request, User, Session], Awaitable[Response]]
+
+
+class Refusal(Exception):
+    """An operation refused with its HTTP status and reason (the API answers it as JSON, a page as text)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
 
 
 class AmrApp:
@@ -51,17 +59,30 @@ class AmrApp:
         operation the user's role may not do."""
         async def endpoint(request: Request) -> Response:
             auth = request.headers.get("authorization", "")
-            name = self.tokens.get(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
+            token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
             with Session(self.engine, expire_on_commit=False) as session:
-                user = session.get(User, name) if name else None
-                if user is None or (user.deleted and "deleted_user_still_logs_in" not in self.defects):
+                user = self.user_of(session, token)
+                if user is None:
                     return _error(401, "not logged in")
-                granted = ROLES.get(user.role, set()) | (
-                    {"manage_users"} if user.role == "operator" and "operator_manages_users" in self.defects else set())
-                if operation not in granted:
+                if operation not in self.granted(user):
                     return _error(403, f"role {user.role} may not {operation}")
-                return await handler(request, user, session)
+                try:
+                    return await handler(request, user, session)
+                except Refusal as refusal:
+                    return _error(refusal.status, refusal.detail)
         return endpoint
+
+    def user_of(self, session: Session, token: str) -> User | None:
+        """The live user a login token (bearer header or workstation cookie) belongs to."""
+        name = self.tokens.get(token) if token else None
+        user = session.get(User, name) if name else None
+        if user is None or (user.deleted and "deleted_user_still_logs_in" not in self.defects):
+            return None
+        return user
+
+    def granted(self, user: User) -> set[str]:
+        return ROLES.get(user.role, set()) | (
+            {"manage_users"} if user.role == "operator" and "operator_manages_users" in self.defects else set())
 
     def audit(self, session: Session, user: str, action: str, **details: object) -> None:
         session.add(AuditEntry(time=self.poller.clock.iso(self.poller.clock.now()), user=user, action=action,
@@ -73,27 +94,92 @@ class AmrApp:
         return list(self.poller.meters)
 
     # ---- endpoints ------------------------------------------------------------------------------
-    async def health(self, request: Request) -> Response:
+    # ---- operations the API and the workstation pages (pages.py) share ------------------------------
+    def health_status(self) -> dict[str, object]:
         faults = sum(1 for m in self.poller.meters.values() if self.poller.communication(m)["status"] == "fault")
-        return JSONResponse({"status": "ok", "meters": len(self.poller.meters), "meters_in_fault": faults,
-                             "polls": self.poller.polls})
+        return {"status": "ok", "meters": len(self.poller.meters), "meters_in_fault": faults,
+                "polls": self.poller.polls}
 
-    async def login(self, request: Request) -> Response:
-        body = await _body(request)
-        name, password = body.get("user"), body.get("password")
-        if not isinstance(name, str) or not isinstance(password, str):
-            return _error(400, "user and password are strings")
+    def meter_status(self, meter: str) -> dict[str, object]:
+        return {"id": meter, "status": "active" if self.poller.active(self.poller.meters[meter],
+                                                                       self.inactive_after_s) else "inactive",
+                "last_reading_time": self.poller.last_reading_time(meter),
+                "communication": self.poller.communication(self.poller.meters[meter])}
+
+    def authenticate(self, name: str, password: str) -> str | None:
+        """A new login token for the right password of a live user (audited either way); None when refused."""
         with Session(self.engine) as session:
             user = session.get(User, name)
             live = user is not None and (not user.deleted or "deleted_user_still_logs_in" in self.defects)
             if not live or not password_matches(password, user.password_hash):  # type: ignore[union-attr]
                 self.audit(session, name, "login_refused")
                 session.commit()
-                return _error(401, "wrong user or password")
+                return None
             self.audit(session, name, "login")
             session.commit()
         token = secrets.token_urlsafe(24)
         self.tokens[token] = name
+        return token
+
+    def add_user(self, session: Session, actor: User, name: object, role: object, password: object,
+                 meters: object) -> None:
+        if not (isinstance(name, str) and name and role in ROLES and isinstance(password, str) and password
+                and isinstance(meters, list) and all(isinstance(m, str) for m in meters)):
+            raise Refusal(400, f"name, role (one of {', '.join(ROLES)}), password and meters (a list of ids)")
+        existing = session.get(User, name)
+        if existing is not None and not existing.deleted:
+            raise Refusal(409, f"user {name} exists")
+        if existing is not None:
+            session.delete(existing)
+            session.flush()
+        session.add(User(name=name, role=role, password_hash=hash_password(password), meters=meters))
+        self.audit(session, actor.name, "user_added", name=name, role=role, meters=meters)
+        session.commit()
+
+    def remove_user(self, session: Session, actor: User, name: str) -> None:
+        target = session.get(User, name)
+        if target is None or target.deleted:
+            raise Refusal(404, "no such user")
+        target.deleted = True
+        self.tokens = {t: n for t, n in self.tokens.items() if n != target.name or
+                       "deleted_user_still_logs_in" in self.defects}
+        self.audit(session, actor.name, "user_deleted", name=target.name)
+        session.commit()
+
+    def propose_correction(self, session: Session, user: User, reading_id: object, value: object,
+                           reason: object) -> Correction:
+        try:
+            reading = session.get(Reading, int(reading_id))  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            reading = None
+        if not isinstance(value, int | float) or not isinstance(reason, str) or not reason:
+            raise Refusal(400, "reading_id of a stored reading, new_value (a number) and a reason")
+        if reading is None or reading.meter_id not in self.visible_meters(user):
+            raise Refusal(404, "no such reading")
+        correction = Correction(reading_id=reading.id, status="proposed", old_value=reading.value,
+                                new_value=float(value), reason=reason, proposed_by=user.name)
+        session.add(correction)
+        if "correction_without_confirmation" in self.defects:
+            reading.original_value, reading.value = reading.value, float(value)
+        session.flush()
+        if "correction_not_audited" not in self.defects:
+            self.audit(session, user.name, "correction_proposed", correction=str(correction.id),
+                       reading=str(reading.id), old_value=correction.old_value, new_value=correction.new_value,
+                       reason=reason)
+        session.commit()
+        return correction
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse(self.health_status())
+
+    async def login(self, request: Request) -> Response:
+        body = await _body(request)
+        name, password = body.get("user"), body.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            return _error(400, "user and password are strings")
+        token = self.authenticate(name, password)
+        if token is None:
+            return _error(401, "wrong user or password")
         return JSONResponse({"token": token})
 
     async def logout(self, request: Request) -> Response:
@@ -101,11 +187,7 @@ class AmrApp:
         return Response(status_code=204)
 
     async def meters(self, request: Request, user: User, session: Session) -> Response:
-        return JSONResponse({"meters": [
-            {"id": m, "status": "active" if self.poller.active(self.poller.meters[m], self.inactive_after_s)
-             else "inactive", "last_reading_time": self.poller.last_reading_time(m),
-             "communication": self.poller.communication(self.poller.meters[m])}
-            for m in self.visible_meters(user)]})
+        return JSONResponse({"meters": [self.meter_status(m) for m in self.visible_meters(user)]})
 
     async def readings(self, request: Request, user: User, session: Session) -> Response:
         meter = request.path_params["meter"]
@@ -137,8 +219,9 @@ class AmrApp:
         return JSONResponse({"requested_at": self.poller.clock.iso(self.poller.clock.now())}, status_code=202)
 
     async def export(self, request: Request, user: User, session: Session) -> Response:
-        if request.query_params.get("format") != "csv":
-            return _error(400, "format: csv")
+        fmt = request.query_params.get("format", "")
+        if fmt not in WRITERS:
+            return _error(400, f"format: one of {', '.join(WRITERS)}")
         start, end = _time_param(request, "from"), _time_param(request, "to")
         scope = list(self.poller.meters) if "subscriber_leak_via_export" in self.defects else self.visible_meters(user)
         query = select(Reading).where(Reading.meter_id.in_(scope)).order_by(Reading.reading_time)
@@ -149,67 +232,25 @@ class AmrApp:
         rows = list(session.scalars(query))
         if "export_drops_last_row" in self.defects and rows:
             rows = rows[:-1]
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180: CRLF line ends, quoted where needed
-        writer.writerow(["reading_id", "meter_id", "quantity", "value", "unit", "reading_time", "source"])
-        for r in rows:
-            writer.writerow([r.id, r.meter_id, r.quantity, repr(r.value), r.unit, r.reading_time, r.source])
-        return Response(out.getvalue(), media_type="text/csv; charset=utf-8; header=present")
+        return Response(export_file(fmt, rows), media_type=MEDIA_TYPES[fmt])
 
     async def users(self, request: Request, user: User, session: Session) -> Response:
         if request.method == "GET":
             return JSONResponse({"users": [u.as_dict() for u in session.scalars(select(User).order_by(User.name))
                                            if not u.deleted]})
         body = await _body(request)
-        name, role, password = body.get("name"), body.get("role"), body.get("password")
-        meters = body.get("meters", [])
-        if not (isinstance(name, str) and name and role in ROLES and isinstance(password, str) and password
-                and isinstance(meters, list) and all(isinstance(m, str) for m in meters)):
-            return _error(400, f"name, role (one of {', '.join(ROLES)}), password and meters (a list of ids)")
-        existing = session.get(User, name)
-        if existing is not None and not existing.deleted:
-            return _error(409, f"user {name} exists")
-        if existing is not None:
-            session.delete(existing)
-            session.flush()
-        session.add(User(name=name, role=role, password_hash=hash_password(password), meters=meters))
-        self.audit(session, user.name, "user_added", name=name, role=role, meters=meters)
-        session.commit()
+        name, role, meters = body.get("name"), body.get("role"), body.get("meters", [])
+        self.add_user(session, user, name, role, body.get("password"), meters)
         return JSONResponse({"name": name, "role": role, "meters": meters}, status_code=201)
 
     async def delete_user(self, request: Request, user: User, session: Session) -> Response:
-        target = session.get(User, request.path_params["name"])
-        if target is None or target.deleted:
-            return _error(404, "no such user")
-        target.deleted = True
-        self.tokens = {t: n for t, n in self.tokens.items() if n != target.name or
-                       "deleted_user_still_logs_in" in self.defects}
-        self.audit(session, user.name, "user_deleted", name=target.name)
-        session.commit()
+        self.remove_user(session, user, request.path_params["name"])
         return Response(status_code=204)
 
     async def propose(self, request: Request, user: User, session: Session) -> Response:
         body = await _body(request)
-        value, reason = body.get("new_value"), body.get("reason")
-        try:
-            reading = session.get(Reading, int(body.get("reading_id", "")))
-        except (TypeError, ValueError):
-            reading = None
-        if not isinstance(value, int | float) or not isinstance(reason, str) or not reason:
-            return _error(400, "reading_id of a stored reading, new_value (a number) and a reason")
-        if reading is None or reading.meter_id not in self.visible_meters(user):
-            return _error(404, "no such reading")
-        correction = Correction(reading_id=reading.id, status="proposed", old_value=reading.value,
-                                new_value=float(value), reason=reason, proposed_by=user.name)
-        session.add(correction)
-        if "correction_without_confirmation" in self.defects:
-            reading.original_value, reading.value = reading.value, float(value)
-        session.flush()
-        if "correction_not_audited" not in self.defects:
-            self.audit(session, user.name, "correction_proposed", correction=str(correction.id),
-                       reading=str(reading.id), old_value=correction.old_value, new_value=correction.new_value,
-                       reason=reason)
-        session.commit()
+        correction = self.propose_correction(session, user, body.get("reading_id", ""), body.get("new_value"),
+                                             body.get("reason"))
         return JSONResponse(correction.as_dict(), status_code=201)
 
     async def confirm(self, request: Request, user: User, session: Session) -> Response:
@@ -241,9 +282,12 @@ class AmrApp:
                                                                               .order_by(AuditEntry.id))]})
 
     def starlette(self, base_path: str) -> Starlette:
+        from harness.simulators.amr_server.pages import workstation_routes  # pages build on this module
+
         b = base_path.rstrip("/")
         g = self.guarded
         return Starlette(routes=[
+            *workstation_routes(self),  # the server-rendered pages of the three roles, under /ui
             Route(f"{b}/health", self.health),
             Route(f"{b}/login", self.login, methods=["POST"]),
             Route(f"{b}/logout", self.logout, methods=["POST"]),
@@ -257,6 +301,7 @@ class AmrApp:
             Route(f"{b}/corrections", g("propose_correction", self.propose), methods=["POST"]),
             Route(f"{b}/corrections/{{correction}}/confirm", g("confirm_correction", self.confirm), methods=["POST"]),
             Route(f"{b}/audit", g("read_audit", self.audit_log)),
+            *ReportRoutes(self).routes(b, g),
         ])
 
 

@@ -16,7 +16,7 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "every 20th poll cycle of each meter is lost: no reading for that interval (2 or 3 a day at 30 min)"),
     Defect("manual_read_ignored", "62", "KZ-62-03",
            "a manual reading request is acknowledged (202) but no reading is taken"),
-    Defect("export_drops_last_row", "62", "KZ-62-04", "the CSV export leaves out the period's last reading"),
+    Defect("export_drops_last_row", "62", "KZ-62-04", "every export format leaves out the period's last reading"),
     Defect("deleted_user_still_logs_in", "62", "KZ-62-05",
            "deleting a user hides it from the user list but its login still works"),
     Defect("operator_manages_users", "62", "KZ-62-06",
@@ -30,4 +30,13 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("correction_without_confirmation", "48", "KZ-48-01",
            "a proposed correction changes the reading at once, before anybody confirms it"),
     Defect("correction_not_audited", "48", "KZ-48-01", "corrections are applied but never written to the audit log"),
+    Defect("archived_report_mutable", "62", "KZ-62-07",
+           "an archived report can be changed afterwards: PUT /archive/{id} is accepted and rewrites it"),
+    Defect("archived_report_recomputed", "62", "KZ-62-07",
+           "an archived report is computed again from the readings whenever it is read: a correction confirmed "
+           "after archiving changes it"),
+    Defect("analytics_max_wrong", "62", "KZ-62-08",
+           "analytics give as the maximum consumption the largest register value, not the largest consumption"),
+    Defect("subscriber_leak_via_reports", "18", "KZ-18-01",
+           "a subscriber's reports and analytics cover every meter of the field, not only its own"),
 )}

@@ -16,12 +16,15 @@ PROG = "harness sim amr-server"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="The golden AMR server: REST API (docs/amr-api.yaml) on "
-                                "uvicorn, SQLAlchemy storage, its own Modbus poller of the field meters.")
+    p = argparse.ArgumentParser(prog=PROG, description="The golden AMR server: REST API (docs/amr-api.yaml) and the "
+                                "admin, operator and subscriber workstation pages (/ui/) on uvicorn, SQLAlchemy "
+                                "storage (SQLite or PostgreSQL), its own Modbus poller of the field meters.")
     p.add_argument("--state-dir", type=Path, help="folder of its database (amr.sqlite3)")
     p.add_argument("--http", help="HOST:PORT to serve the API on (loopback)")
     p.add_argument("--field", type=Path, help="provisioning file (JSON): the meters to read and their registers")
-    p.add_argument("--database", help="SQLAlchemy URL (default: SQLite in the state directory)")
+    p.add_argument("--db", "--database", dest="database", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host"
+                   "/db, or over a Unix socket postgresql+psycopg://user@/db?host=/run/postgresql (default: SQLite in "
+                   "the state directory); a password goes in $PGPASSWORD or a pgpass file, never on the command line")
     p.add_argument("--base-path", default="/api/v1")
     p.add_argument("--credentials-file", type=Path, help="JSON role -> {user, password}: accounts made at start")
     p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between automatic readings")
@@ -52,6 +55,8 @@ def main(argv: list[str]) -> int:
         host, _, port = args.http.rpartition(":")
         if host not in ("127.0.0.1", "::1", "localhost", "[::1]"):
             raise ValueError(f"--http {args.http}: the simulator serves loopback only")
+        if args.database:
+            _check_database_url(args.database)
         field = json.loads(args.field.read_text(encoding="utf-8"))
         accounts = json.loads(args.credentials_file.read_text(encoding="utf-8")) if args.credentials_file else {}
     except (ValueError, OSError) as exc:
@@ -59,8 +64,28 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_serve(args, host.strip("[]"), int(port), field, accounts, defects))
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        asyncio.run(_serve(args, host.strip("[]"), int(port), field, accounts, defects))
+    except SQLAlchemyError as exc:  # a database that cannot be opened: its reason, not a traceback
+        print(f"{PROG}: database: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy can open, without a password (argv is visible to every user of the host)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"--db {url!r}: not a database URL ({exc})") from None
+    if parsed.password:
+        raise ValueError("--db: the URL holds a password, which the process list would show; give it in "
+                         "$PGPASSWORD or a pgpass file instead")
 
 
 def _bootstrap(engine: Any, accounts: dict[str, Any]) -> None:

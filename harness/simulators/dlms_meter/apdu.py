@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.simulators.dlms_meter.axdr import AxdrError, decode, length, read_length
+from harness.simulators.dlms_meter.axdr import AxdrError, Data, decode, length, read_length
 
 AARQ, AARE, RLRQ, RLRE = 0x60, 0x61, 0x62, 0x63
 GET_REQUEST, SET_REQUEST, ACTION_REQUEST = 0xC0, 0xC1, 0xC3
@@ -170,18 +170,20 @@ def exception_response(state_error: int = 1, service_error: int = 2) -> bytes:
 
 @dataclass(frozen=True)
 class Attribute:
-    """A cosem-attribute-descriptor: class id, logical name (OBIS, 6 bytes), attribute id."""
+    """A cosem-attribute-descriptor: class id, logical name (OBIS, 6 bytes), attribute id; with the
+    selective-access-descriptor of a GET when it carries one (selector, access parameters)."""
 
     class_id: int
     obis: bytes
     attribute: int
+    selection: tuple[int, Data] | None = None
 
     @property
     def obis_text(self) -> str:
         return ".".join(str(b) for b in self.obis)
 
 
-def _descriptor(buf: bytes, pos: int) -> tuple[Attribute, int]:
+def _descriptor(buf: bytes, pos: int, selective: bool = False) -> tuple[Attribute, int]:
     if pos + 9 > len(buf):
         raise ApduError("attribute descriptor runs past the end")
     attr = Attribute(int.from_bytes(buf[pos:pos + 2], "big"), bytes(buf[pos + 2:pos + 8]),
@@ -189,9 +191,17 @@ def _descriptor(buf: bytes, pos: int) -> tuple[Attribute, int]:
     pos += 9
     if pos >= len(buf):
         raise ApduError("access-selection flag missing")
-    if buf[pos]:
-        raise ApduError("selective access is not supported")
-    return attr, pos + 1
+    if not buf[pos]:
+        return attr, pos + 1
+    if not selective:
+        raise ApduError("selective access in a request that takes none")
+    if pos + 1 >= len(buf):
+        raise ApduError("access selector missing")
+    try:
+        parameters, end = decode(buf, pos + 2)
+    except AxdrError as exc:
+        raise ApduError(f"access parameters: {exc}") from None
+    return Attribute(attr.class_id, attr.obis, attr.attribute, (buf[pos + 1], parameters)), end
 
 
 @dataclass(frozen=True)
@@ -207,7 +217,7 @@ def parse_get(apdu: bytes) -> GetRequest:
         raise ApduError("not a GET request")
     kind, invoke = apdu[1], apdu[2]
     if kind == NORMAL:
-        attr, end = _descriptor(apdu, 3)
+        attr, end = _descriptor(apdu, 3, selective=True)
         if end != len(apdu):
             raise ApduError("bytes after the GET request")
         return GetRequest(kind, invoke, (attr,))
@@ -222,7 +232,7 @@ def parse_get(apdu: bytes) -> GetRequest:
             raise ApduError(str(exc)) from None
         attrs = []
         for _ in range(count):
-            attr, pos = _descriptor(apdu, pos)
+            attr, pos = _descriptor(apdu, pos, selective=True)
             attrs.append(attr)
         if pos != len(apdu):
             raise ApduError("bytes after the GET-with-list request")

@@ -79,6 +79,10 @@ def structure(*members: bytes) -> bytes:
     return bytes([STRUCTURE]) + length(len(members)) + b"".join(members)
 
 
+def array(items: list[bytes]) -> bytes:
+    return bytes([ARRAY]) + length(len(items)) + b"".join(items)
+
+
 def boolean(value: bool) -> bytes:
     return bytes([BOOLEAN, 0xFF if value else 0x00])
 

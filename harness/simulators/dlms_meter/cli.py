@@ -88,8 +88,13 @@ async def _serve(model: Any, server: Any, args: argparse.Namespace) -> None:
             model.timeline.set_speed(speed)
         elif op == "set_load":
             model.meter.load.update({k: float(v) for k, v in req["load"].items() if k in model.meter.load})
+        elif op == "tamper":
+            if model.journal is None:
+                raise ValueError("this meter's profile declares no event logs to log tamper events in")
+            model.journal.set_tamper(str(req["input"]), bool(req["active"]), model.timeline.rtc())
         elif op != "status":
-            raise ValueError(f"unknown op {op!r}; ops: status, advance, set_speed, set_load")
+            raise ValueError(f"unknown op {op!r}; ops: status, advance, set_speed, set_load, tamper")
+        model.save_intervals()  # a day of advance is one load-profile save, before anything can read it
         return model.status()
 
     tcp = await server.serve(host, int(port))

@@ -8,7 +8,12 @@ from harness.simulators.defects import METER_DEFECTS, Defect
 # The golden meter's defects this simulator reproduces (energy model, tariffs, NVM, RTC, settings).
 SHARED = ("register_missing", "reactive_not_counted", "counter_glitch", "tariff_total_mismatch", "tariff_swapped",
           "tariff_stuck", "nvm_write_lag", "settings_volatile", "clock_set_ignored", "clock_resets_on_power_loss",
-          "rtc_stops_when_off", "clock_drift")
+          "rtc_stops_when_off", "clock_drift",
+          # the journal and load-profile model (simulators/journal.py, load_profile.py) behind the class 7 objects
+          "journal_time_skew", "journal_missing_power_events", "journal_volatile", "journal_sequence_gap",
+          "journal_stops_when_full", "journal_capacity_short", "journal_unreadable", "interval_period_mismatch",
+          "interval_gap", "interval_misaligned", "interval_increments_wrong", "interval_power_cut_unflagged",
+          "interval_clock_set_unflagged", "tamper_not_logged")
 
 DLMS_OWN = (
     Defect("dlms_scaler_mismatch", "95", "KZ-95-02",

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.config.dlms_map import CLASS_CLOCK, CLASS_REGISTER, DLMS_UNITS, CosemObject, DlmsMap
 from harness.config.profile import Profile
+from harness.events import EventKind
 from harness.quantities import ACTIVE_TARIFF, FIRMWARE_VERSION, SERIAL_NUMBER, EnergyChannel, EnergyRegister
 from harness.simulators.dlms_meter import apdu
 from harness.simulators.dlms_meter.axdr import (
@@ -32,7 +33,10 @@ from harness.simulators.dlms_meter.axdr import (
     structure,
     visible_string,
 )
+from harness.simulators.dlms_meter.profile_generic import ProfileObjects
 from harness.simulators.energy import DAY, ChannelCounter, EnergyMeter
+from harness.simulators.journal import SimJournal
+from harness.simulators.load_profile import SimLoadProfile
 from harness.simulators.modbus_device import CLOCK_RESET_TO, FACTORY_SETTINGS, FIRMWARE, RTC_DRIFT
 from harness.simulators.nvstate import NvStore
 from harness.simulators.timeline import Timeline
@@ -91,20 +95,32 @@ class DlmsMeterModel:
             if "rtc_stops_when_off" in defects:
                 self.timeline.rtc_offset -= max(0.0, time.time() - state["timeline"]["wall"])
         self.meter.last_phys = self.timeline.physical()  # nothing was metered while the power was off
+        self.journal = SimJournal.power_on(self.map.journal, state_dir, defects, self.utc_offset_s, state,
+                                           self.timeline.rtc()) if self.map.journal else None  # type: ignore[arg-type]
+        self.load_profile = SimLoadProfile.power_on(
+            self.map.load_profile, state_dir, defects, self.utc_offset_s, state is None,  # type: ignore[arg-type]
+            self.timeline.rtc() - self.utc_offset_s, self.interval_totals()) if self.map.load_profile else None
+        self.profiles = ProfileObjects(self.map, self.journal, self.load_profile, self.utc_offset_s, self._deviation,
+                                       defects)
         self.lag_period_s = LAG_PERIOD_S if "nvm_write_lag" in defects else None
         self._lag_grid = math.floor(self.meter.last_phys / self.lag_period_s) if self.lag_period_s else 0
         self._saved_metering = self.meter.snapshot()
         self._persisted: tuple[Any, ...] | None = None
         self._saved_wall = 0.0
         self.persist(force=True)
+        self.save_intervals()
         self._objects = {obj.logical_name: (name, obj) for name, obj in {**self.map.points,
                                                                           **self.map.settings}.items()}
         self._clock_ln = self.map.clock.logical_name if self.map.clock else None
 
     # ---- metering and NVM ------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Meter up to now; save as the NVM policy says (golden: whenever the registers changed)."""
+        """Meter up to now; save as the NVM policy says (golden: whenever the registers changed). Load-profile
+        intervals that ended meanwhile close first, each with the energy up to its end."""
         now = self.timeline.physical()
+        if self.load_profile is not None:
+            self.load_profile.close_due(now, self.timeline, lambda t: self.meter.accumulate_to(t, self.timeline),
+                                        self.interval_totals, self.save_intervals)
         if self.lag_period_s:
             grid = math.floor(now / self.lag_period_s)
             if grid > self._lag_grid:
@@ -125,13 +141,29 @@ class DlmsMeterModel:
             return
         settings = self.factory_settings if "settings_volatile" in self.defects else self.settings
         self.nvm.save({"version": 1, "serial": self.serial, "metering": self._saved_metering, "settings": settings,
-                       "timeline": self.timeline.to_state()})
+                       "timeline": self.timeline.to_state(), "rtc_at_save": self.timeline.rtc(),
+                       "wall_at_save": time.time()})
         self._persisted = key
         self._saved_wall = time.monotonic()
+
+    def interval_totals(self) -> dict[str, int]:
+        """The registers' totals in Wh / varh: the load profile's increments are their differences."""
+        return {name: round(c.total * c.step) for name, c in self.meter.counters.items()}
+
+    def save_intervals(self) -> None:
+        """Closed intervals to their NVM file: off the request path, or before a read that shows them."""
+        if self.load_profile is not None:
+            self.load_profile.save()
+
+    def log(self, kind: EventKind) -> None:
+        """An event in the journal, persisted before the request that caused it is answered."""
+        if self.journal is not None:
+            self.journal.log(kind, self.timeline.rtc())
 
     def keep_alive(self) -> None:
         """Off the request path: meter, and save at least once a second (the last moment known alive)."""
         self.refresh()
+        self.save_intervals()
         if time.monotonic() - self._saved_wall >= 1.0:
             self.persist(force=True)
 
@@ -143,6 +175,9 @@ class DlmsMeterModel:
 
     def get(self, attr: apdu.Attribute) -> apdu.Result:
         """The attribute's encoded value (as of the last ``begin_get``), or a Data-Access-Result."""
+        if self.profiles.holds(attr.obis):
+            self.save_intervals()
+            return self.profiles.get(attr)
         if self._clock_ln is not None and attr.obis == self._clock_ln:
             if attr.class_id != CLASS_CLOCK:
                 return apdu.OBJECT_CLASS_INCONSISTENT
@@ -247,6 +282,7 @@ class DlmsMeterModel:
             return apdu.TYPE_UNMATCHED
         self.settings[name] = int(value.value)  # type: ignore[call-overload]
         self.persist(force=True)
+        self.log(EventKind.CONFIG_CHANGE)
         return apdu.SUCCESS
 
     def _overwrite_energy(self, reg: EnergyRegister, data: bytes) -> int:
@@ -285,14 +321,20 @@ class DlmsMeterModel:
         if "clock_set_ignored" not in self.defects:
             self.timeline.set_rtc(local)
             self.meter.last_phys = self.timeline.physical()
+            if self.load_profile is not None:
+                self.load_profile.clock_set(local - self.utc_offset_s, self.interval_totals())
         self.persist(force=True)
+        self.save_intervals()
+        self.log(EventKind.CLOCK_SET)
         return apdu.SUCCESS
 
     # ---- control channel --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {"ok": True, "physical": self.timeline.physical(), "rtc_local": self.timeline.rtc(),
                 "speed": self.timeline.speed, "nvm_writes": self.nvm.writes,
-                "utc": datetime.now(UTC).isoformat()}
+                "utc": datetime.now(UTC).isoformat(),
+                "journal": self.journal.status() if self.journal else None,
+                "load_profile": self.load_profile.status() if self.load_profile else None}
 
 
 def _time_of_day(sod: float) -> Any:

@@ -20,7 +20,8 @@ from harness.simulators.dlms_meter.model import DlmsMeterModel
 
 WRAPPER_VERSION = 1
 IDLE_TIMEOUT_S = 120.0
-SERVER_CONFORMANCE = apdu.conformance("block_transfer_with_get", "multiple_references", "get", "set")
+SERVER_CONFORMANCE = apdu.conformance("block_transfer_with_get", "multiple_references", "get", "set",
+                                        "selective_access")
 MECHANISM_IDS = {Authentication.NONE: 0, Authentication.LLS: 1, Authentication.HLS_GMAC: apdu.HLS_GMAC}
 POLICY_CONTROL = {SecurityPolicy.AUTHENTICATED: sec.AUTHENTICATED, SecurityPolicy.ENCRYPTED: sec.ENCRYPTED,
                   SecurityPolicy.AUTHENTICATED_ENCRYPTED: sec.AUTHENTICATED | sec.ENCRYPTED}
