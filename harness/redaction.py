@@ -133,6 +133,7 @@ def _redacted_json_line(line: bytes, redactor: Redactor) -> bytes:
 def sweep(out: Path, redactor: Redactor) -> list[str]:
     """Apply the rule to every file of a run folder before its seal; what was changed, for a note."""
     from harness.reporting.seal import evidence_files
+    from harness.reporting.texts import Msg
 
     changed: list[str] = []
     for rel in evidence_files(out):
@@ -140,12 +141,12 @@ def sweep(out: Path, redactor: Redactor) -> list[str]:
         data = path.read_bytes()
         if is_private_key_file(data):
             path.unlink()
-            changed.append(f"{rel.as_posix()} (a private key: removed)")
+            changed.append(Msg("{file} (a private key: removed)", file=rel.as_posix()))
             continue
         redacted = redacted_file(path.name, data, redactor)
         if redacted != data:
             tmp = path.with_name(path.name + ".redacting")
             tmp.write_bytes(redacted)
             tmp.replace(path)
-            changed.append(f"{rel.as_posix()} (redacted)")
+            changed.append(Msg("{file} (redacted)", file=rel.as_posix()))
     return changed

@@ -133,7 +133,7 @@ def _replay_on_line(rt: DutRuntime, target: WireTarget, settings: Robustness, ou
     from harness.conformance.wire.serial_campaign import SerialCampaign
 
     name = rt.name
-    line = SerialCampaign(rt, settings, monitor=None)
+    line = SerialCampaign(rt, settings, monitor=None, length=target.length)
     try:
         print(f"replaying {len(steps)} frames to {name} on the serial line {target.serial_port} "
               f"(defects: {', '.join(rt.defects) or 'none'}; evidence in {out})")

@@ -84,5 +84,50 @@ def test_the_report_is_built_from_a_translated_copy_and_the_results_stay(tmp_pat
     assert labels["suite"].startswith("п. 73 — ") and labels["feature"] == "п. 73" and labels["as_id"] == "KZ-73-01"
     assert got["status"] == "skipped"
     assert got["statusDetails"]["message"] == "НЕПРИМЕНИМО — не относится к этому устройству: no link-fault " \
-                                              "schedule on this rig"  # the check's own reason stays as written
+                                              "schedule on this rig"  # no record at hand: the reason as written
     assert (copy / "a-attachment.json").read_text() == "[]"
+
+
+def test_a_result_with_its_record_is_titled_and_reasoned_in_the_run_language(tmp_path: Path):
+    """With checks.jsonl beside allure-results, each test is titled with its check id and title and its message
+    gives the verdict and the reason in the run's language — built from the check's templates, the numbers as
+    measured. The result files themselves stay English (evidence under the seal)."""
+    from harness.reporting.allure_language import localized_results
+    from harness.reporting.texts import Msg, msg_data
+
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    title = "after each of repeated power cuts at random moments every energy register equals its last value before " \
+            "the cut (plus at most what the load could add)"  # KZ-95-07's own title: a msgid of the catalog
+    reason = Msg("{id}: {findings}", id="KZ-95-07", findings=Msg("cut {cut}: {label} change", cut=1, label="A+ total"))
+    flaky_first = Msg("no answer ({error})", error="timed out after 2.0 s")
+    records = [
+        CheckRecord(id="KZ-95-07", title=title, suite="nvm", clauses=["95"], dut="meter", verdict=Verdict.FAIL,
+                    reason=reason, texts={"reason": msg_data(reason)}),
+        CheckRecord(id="KZ-73-01", title="t", suite="s", clauses=["73"], dut="meter", verdict=Verdict.INCONCLUSIVE,
+                    reason=Msg("not exercised"), texts={"reason": msg_data(Msg("not exercised"))}),
+        CheckRecord(id="KZ-97-02", title="t", suite="s", clauses=["97"], dut="meter", verdict=Verdict.FLAKY,
+                    reason="failed 1 time(s), then passed",
+                    attempts=[Attempt(verdict=Verdict.FAIL, reason=flaky_first,
+                                      texts={"reason": msg_data(flaky_first)})]),
+    ]
+    for r in records:
+        (results / f"{r.id}-result.json").write_text(json.dumps(_result(r.id, "meter", "broken", "x")))
+    (tmp_path / "checks.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in records))
+    map_verdicts(results, records)
+    english = json.loads((results / "KZ-95-07-result.json").read_text())
+    assert english["statusDetails"]["message"] == "FAIL: KZ-95-07: cut 1: A+ total change"
+    copy = localized_results(results, tmp_path / "ru", "ru")
+    got = {r.id: json.loads((copy / f"{r.id}-result.json").read_text()) for r in records}
+    name = got["KZ-95-07"]["name"]
+    assert name.startswith("KZ-95-07 после каждого из повторных отключений питания") and name.endswith(" [meter]")
+    assert got["KZ-95-07"]["statusDetails"]["message"] == "НЕ СООТВЕТСТВУЕТ: KZ-95-07: отключение 1: изменение " \
+                                                          "A+ total"
+    assert got["KZ-95-07"]["status"] == "failed"
+    assert got["KZ-73-01"]["status"] == "broken"  # INCONCLUSIVE apart from FAIL, said so in Russian
+    assert got["KZ-73-01"]["statusDetails"]["message"].startswith("НЕ УСТАНОВЛЕНО") and \
+        got["KZ-73-01"]["statusDetails"]["message"].endswith(": не проверялось")
+    flaky = got["KZ-97-02"]
+    assert flaky["status"] == "passed" and flaky["statusDetails"]["flaky"] is True
+    assert "нет ответа (timed out after 2.0 s)" in flaky["statusDetails"]["message"]
+    assert json.loads((results / "KZ-95-07-result.json").read_text()) == english  # the evidence is untouched

@@ -23,6 +23,7 @@ from harness.fault_injection.time_control import SimulatorTime
 from harness.simulators.amr_server.defects import AMR_DEFECTS
 from tests.amr_golden import SIGKILL_ACCOUNT, check_readings_survive_sigkill, field_of, golden_server
 from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
+from tests.russian_text import english_left
 from tests.test_amr_reports import TOGETHER as REPORT_DEFECTS
 
 RIG = ROOT / "rigs" / "sim-amr.yaml"
@@ -33,7 +34,7 @@ AMR_CLAUSES = ("18", "19", "21", "48", "62", "77")
 def test_golden_server_passes_every_amr_check(tmp_path: Path) -> None:
     """One certify run of suite amr on the built-in rig (the only test that needs it, so no shared fixture)."""
     golden = tmp_path / "out"
-    res = run_cli("certify", str(RIG), "--suite", "amr", "--out", str(golden))
+    res = run_cli("certify", str(RIG), "--suite", "amr", "--out", str(golden), "--lang", "ru")
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(golden)
     assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
@@ -45,6 +46,8 @@ def test_golden_server_passes_every_amr_check(tmp_path: Path) -> None:
     # The ground truth is the field's: every meter of the rig (3 electricity, 1 heat) was judged.
     readings = [m["name"] for m in checks["KZ-62-02"]["measurements"] if "equal to the meter's register" in m["name"]]
     assert sorted(n.split(":")[0] for n in readings) == ["em1", "em2", "em3", "hm1"]
+    # issue 19: certified in Russian, no English word is left in the certificate but names (russian_text.py)
+    assert not english_left(golden), english_left(golden)
 
 
 def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:

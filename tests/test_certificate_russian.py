@@ -11,99 +11,21 @@ from __future__ import annotations
 import json
 import pickle
 import re
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from conftest import run_cli
+from russian_text import declared_names, english_words
 from test_certificate_first_screen import first_screen
 
 from harness.reporting import localize
-from harness.reporting.clauses import CHAPTER_TITLES, CHAPTER_TITLES_RU, SUITES
+from harness.reporting.clauses import CHAPTER_TITLES, CHAPTER_TITLES_RU
 from harness.reporting.i18n import catalog_path, language, translations
 from harness.reporting.reasons import one_line
 from harness.reporting.records import Check
 from harness.reporting.texts import Msg, localized
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# Names a Russian certificate keeps in Latin letters: units, protocols and standards, products, acronyms; and
-# "total" of the cl. 95 register designations (A+ total beside A+ T1: harness/quantities.py's labels).
-NAMES = {"total", "Wh", "kWh", "varh", "kvarh", "W", "var", "ppm", "tek-harness", "Allure", "Modbus", "OPC", "UA",
-         "TCP",
-         "RTU", "MBAP", "PDU", "CRC", "IEC", "EN", "SR", "SHA-256", "UTC", "scapy", "ON", "OFF", "seed", "Device",
-         "API", "GetEndpoints", "Browse", "Read", "Write", "Call", "Activate", "Rollback", "HistoryRead",
-         "HistoryUpdate", "None", "Sign", "SignAndEncrypt", "harness", "verify", "report", "certify", "OUTDIR",
-         "holding", "coils", "cover", "object-undefined", *SUITES}
-# ids: Modbus tables, tamper inputs (events.py), DLMS data-access results (IEC 62056-5-3, glossed in Russian
-# beside them), suites (--suite)
-VERDICTS_EN = {"PASS", "FAIL", "INCONCLUSIVE", "FLAKY", "NOT", "TESTED"}
-TOKEN = re.compile(r"[^\s,;:()«»\"'“”\[\]{}<>=≤≥…→±×÷—–%]+")
-
-
-class _Visible(HTMLParser):
-    """The text a reader sees: everything but style, script, the tab title and code (ids, commands, hashes)."""
-
-    HIDDEN = ("style", "script", "title", "code")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden = 0
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.hidden += tag in self.HIDDEN
-
-    def handle_endtag(self, tag: str) -> None:
-        self.hidden -= tag in self.HIDDEN
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.text.append(data)
-
-
-def _tokens(text: str) -> list[str]:
-    return [t.strip(".-+/") for t in TOKEN.findall(text)]
-
-
-def declared_names(out: Path) -> set[str]:
-    """Every word the rig and the device profiles of the run declare (vendor, model, register labels, document
-    titles, issuers): names the certificate quotes, not sentences the harness wrote."""
-    words: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(k)
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, str):
-            words.update(_tokens(value))
-
-    for path in (out / "config").glob("*.yaml"):
-        walk(yaml.safe_load(path.read_text(encoding="utf-8")))
-    return words
-
-
-def english_words(html: str, names: set[str]) -> list[str]:
-    """Latin-letter words of the page's visible text that are no name, id or unit."""
-    page = _Visible()
-    page.feed(html)
-    found = set()
-    for token in _tokens(" ".join(page.text)):
-        if not re.search(r"[A-Za-z]", token) or token in names or token in NAMES:
-            continue
-        if re.search(r"[\d_./@#`]", token) or len(token) == 1:  # ids, hashes, files, config keys, register letters
-            continue
-        if token.isupper() and token not in VERDICTS_EN:  # acronyms (FC, SN …), never an English verdict
-            continue
-        found.add(token)
-    return sorted(found)
-
 
 # -- the mechanism ----------------------------------------------------------------------------------------
 def test_a_reason_is_a_template_with_its_measured_values():
@@ -261,3 +183,4 @@ def test_every_template_a_check_writes_names_exactly_the_values_it_is_given():
             if fields != {k.arg for k in node.keywords} or len(node.args) != 1:
                 wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not wrong, wrong
+

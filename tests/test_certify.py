@@ -37,8 +37,8 @@ SINGLE_INTERFACE_DEFECTS = sorted(set(METER_DEFECTS) - {d.name for d in (*CHANNE
 WIRE_CHECKS = [f"KZ-68-{n:02d}" for n in range(1, 12)] + [f"KZ-49-{n:02d}" for n in range(1, 5)]
 WIRE_NOT_APPLICABLE = ["KZ-68-07", "KZ-68-08", "KZ-68-09", "KZ-68-10", "KZ-68-11"]
 # The DLMS checks (tests/test_dlms.py) are N/A on a Modbus meter.
-DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-94-06", "KZ-94-07", "KZ-94-08",
-               "KZ-94-09"]
+DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-68-15", "KZ-94-04", "KZ-94-05", "KZ-94-06", "KZ-94-07",
+               "KZ-94-08", "KZ-94-09"]
 NOT_APPLICABLE = [*PEER_CHECKS, *WIRE_NOT_APPLICABLE, *DLMS_CHECKS]
 
 

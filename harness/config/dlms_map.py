@@ -143,6 +143,15 @@ class DlmsClock(Strict):
         return obis_bytes(self.obis)
 
 
+class DlmsHdlc(Strict):
+    """The meter's HDLC address on a serial line (IEC 62056-46): the logical device is
+    ``server_logical_address``; the physical address, when the meter has one, makes the server address two
+    octets (both below 128) or four."""
+
+    physical_address: int | None = Field(None, ge=0, le=0x3FFF, description="the lower HDLC address (None: the "
+                                         "server address is the logical device alone, one octet)")
+
+
 class DlmsMap(Strict):
     """The ``dlms:`` section of a profile."""
 
@@ -155,6 +164,7 @@ class DlmsMap(Strict):
     reads_with: str = Field(description="the association the harness reads with")
     writes_with: str | None = Field(None, description="the association that sets the clock and settings")
     clock: DlmsClock | None = None
+    hdlc: DlmsHdlc = Field(default_factory=DlmsHdlc)
     points: dict[PointName, CosemObject] = Field(default_factory=dict)
     settings: dict[str, CosemObject] = Field(default_factory=dict)
     journal: DlmsJournal | None = Field(None, description="the event logs (class 7): the journal of cl. 97")

@@ -36,7 +36,8 @@ class TcpTransport(Strict):
 
 
 class SerialTransport(Strict):
-    """Modbus RTU on a serial line. ``port: pty`` makes a pseudo-terminal pair (socat) for a simulator."""
+    """A serial line (Modbus RTU; DLMS/COSEM over HDLC). ``port: pty`` makes a pseudo-terminal pair (socat) for a
+    simulator."""
 
     port: str = Field(description="device path, e.g. /dev/ttyUSB0, or pty for a simulated line")
     baudrate: int = 9600

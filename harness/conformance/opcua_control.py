@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from harness.config.opcua_map import Operation
+from harness.reporting.texts import Msg
 
-NO_UNDO = "no control method declares its `undo` (the harness acts on a plant only where it can put it back)"
+NO_UNDO = Msg("no control method declares its `undo` (the harness acts on a plant only where it can put it back)")
 
 
 def control_methods(profile: Any) -> dict[str, Any]:

@@ -53,8 +53,8 @@ def patience(declared_s: float) -> float:
 def uplink_of(dut: Any) -> Any:
     uplink = getattr(dut.profile, "uplink", None)
     if uplink is None:
-        raise AssertionError("the profile declares no `uplink` (protocol, topics, switchover and return times): "
-                             "cl. 83–85 require the channels to be declared")
+        raise AssertionError(Msg("the profile declares no `uplink` (protocol, topics, switchover and return times): "
+                                 "cl. 83–85 require the channels to be declared"))
     if dut.upstream is None or dut.upstream.headend is None:
         raise Inconclusive(Msg("the rig gives this DUT no `upstream` channels, so the harness has no head-end to "
                                "collect its pushed data on"))
@@ -95,8 +95,8 @@ def ensure_flowing(dut: Any, uplink: Any, channel: str = "main") -> PushedRecord
     limit = uplink.return_s + uplink.switchover_s + 5 * CADENCE_S
     found = pump_until(dut, on(channel), limit, after=headend.mark())
     if found is None:
-        raise AssertionError(f"no interval record arrived on the {channel} channel within {limit:g} s of device "
-                             f"time passing, before any fault was injected")
+        raise AssertionError(Msg("no interval record arrived on the {channel} channel within {limit:g} s of device "
+                                 "time passing, before any fault was injected", channel=channel, limit=limit))
     return PushedRecord.of(found)
 
 
@@ -123,8 +123,8 @@ def settle(dut: Any, uplink: Any, channel: str = "main") -> PushedRecord:
     found = dut.upstream.headend.wait_for(lambda m: m.kind == "interval" and int(m.payload.get("end", 0)) >= newest,
                                           limit)
     if found is None:
-        raise AssertionError(f"the record of the interval ending {newest} (device clock) did not arrive within "
-                             f"{limit:g} s after the links were back")
+        raise AssertionError(Msg("the record of the interval ending {newest} (device clock) did not arrive within "
+                                 "{limit:g} s after the links were back", newest=newest, limit=limit))
     return PushedRecord.of(found)
 
 
@@ -146,10 +146,12 @@ def completeness(check: Any, recs: list[PushedRecord], *, since_seq: int, allowe
     differing = sum(1 for s, n in counts.items() if n > 1 and len({(r.end, tuple(sorted(r.increments.items())))
                                                                      for r in mine if r.seq == s}) > 1)
     check.equal(Msg("{label}: intervals lost", label=label), len(missing), 0,
-                note=f"seq {since_seq + 1}…{max(seqs)}" + (f"; missing {missing[:10]}" if missing else ""))
+                note=Msg("seq {first}…{last}; missing {missing}", first=since_seq + 1, last=max(seqs),
+                         missing=missing[:10]) if missing
+                else Msg("seq {first}…{last}", first=since_seq + 1, last=max(seqs)))
     check.at_most(Msg("{label}: intervals delivered twice", label=label), dupes, allowed_duplicates,
-                  note="at most one record in flight per link failure may arrive again"
-                       + (f"; re-sent from before: seq {sorted(set(again))[:10]}" if again else ""))
+                  note=Msg("at most one record in flight per link failure may arrive again")
+                       + (Msg("; re-sent from before: seq {seqs}", seqs=sorted(set(again))[:10]) if again else ""))
     check.equal(Msg("{label}: duplicates with different content", label=label), differing, 0)
 
 

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 from harness.config.profile import Profile
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
+from harness.reporting.texts import Msg
 
 
 class DeviceError(Exception):
@@ -119,7 +120,8 @@ class Device(ABC):
         Raises NotDeclared when the profile declares no load profile (cl. 31 then FAILs: meters must
         collect data at intervals down to 15 minutes). Not abstract, so drivers written before load
         profiles existed keep working and say so."""
-        raise NotDeclared(f"{self.name}: the {type(self).__name__} driver reads no load profile")
+        raise NotDeclared(Msg("{device}: the {name} driver reads no load profile", device=self.name,
+                              name=type(self).__name__))
 
     @abstractmethod
     def probe(self) -> None:

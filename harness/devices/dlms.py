@@ -1,4 +1,4 @@
-"""DLMS/COSEM driver (IEC 62056) over the TCP wrapper, on ``dlms-cosem``.
+"""DLMS/COSEM driver (IEC 62056) over the TCP wrapper or HDLC on a serial line, on ``dlms-cosem``.
 
 Reads go through the profile's reading association (``dlms.reads_with``), the clock and settings are set
 through its configurator (``dlms.writes_with``); each association is opened once and kept, re-opened after
@@ -45,6 +45,7 @@ from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
 from harness.quantities import EnergyRegister, to_canonical
+from harness.reporting.texts import Msg
 
 DAR_NAMES = {1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied", 4: "object-undefined",
              9: "object-class-inconsistent", 11: "object-unavailable", 12: "type-unmatched",
@@ -70,20 +71,26 @@ class AccessResult:
 
 
 class DlmsDevice(Device):
-    """A DLMS/COSEM meter reached over the TCP wrapper."""
+    """A DLMS/COSEM meter reached over the TCP wrapper or, on a serial line, over HDLC (``dlms_hdlc``)."""
 
     def __init__(self, name: str, profile: Profile, dut: Dut, timing: Timing,
                  transcript: Transcript | None = None, endpoint: dict[str, Any] | None = None) -> None:
         super().__init__(name, profile)
         if profile.dlms is None:
-            raise NotDeclared(f"profile {profile.model} has no dlms section")
-        if dut.transport.tcp is None:
-            raise DeviceError(f"{name}: the dlms driver speaks the TCP wrapper only (HDLC is a later slice)")
+            raise NotDeclared(Msg("profile {model} has no dlms section", model=profile.model))
         self.map: DlmsMap = profile.dlms
         self._dut = dut
         endpoint = endpoint or {}
-        tcp = dut.transport.tcp
-        self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
+        self.line: Any = None  # HDLC: the serial line the device's connections share
+        if dut.transport.serial is not None:
+            from harness.devices.dlms_hdlc import HdlcLine
+
+            port = str(endpoint.get("serial_port", dut.transport.serial.port))
+            self.line, self.where = HdlcLine(port, dut.transport.serial), (port, 0)
+        else:
+            tcp = dut.transport.tcp
+            assert tcp is not None
+            self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
         self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
         self._links: dict[str, DlmsLink] = {}
         self._counters: dict[str, int] = {}  # role -> the next invocation counter of its ciphered APDUs
@@ -98,8 +105,9 @@ class DlmsDevice(Device):
             return None
         cred = self._dut.credentials.get(assoc.credential or "")
         if cred is None or not cred.password:
-            raise DeviceError(f"{self.name}: association {role!r} uses LLS with credential {assoc.credential!r}, "
-                              f"which the rig does not give (duts.{self.name}.credentials.{assoc.credential})")
+            raise DeviceError(Msg("{device}: association {role!r} uses LLS with credential {credential!r}, which the "
+                                  "rig does not give (duts.{device}.credentials.{credential})", device=self.name,
+                                  role=role, credential=assoc.credential))
         return cred.password.encode()
 
     def keys_of(self, role: str) -> tuple[bytes, bytes] | None:
@@ -108,13 +116,14 @@ class DlmsDevice(Device):
         if assoc.security == SecurityPolicy.NONE:
             return None
         if assoc.security != SecurityPolicy.AUTHENTICATED_ENCRYPTED:
-            raise DeviceError(f"{self.name}: association {role!r}: security {assoc.security.value} is not supported by "
-                              "the driver (dlms-cosem ciphers authenticated_encrypted only)")
+            raise DeviceError(Msg("{device}: association {role!r}: security {security} is not supported by the driver "
+                                  "(dlms-cosem ciphers authenticated_encrypted only)", device=self.name, role=role,
+                                  security=assoc.security.value))
         cred = self._dut.credentials.get(assoc.credential or "")
         if cred is None or not cred.encryption_key or not cred.authentication_key:
-            raise DeviceError(f"{self.name}: association {role!r} is ciphered with credential {assoc.credential!r}, "
-                              f"which gives no keys (duts.{self.name}.credentials.{assoc.credential}: "
-                              "encryption_key, authentication_key)")
+            raise DeviceError(Msg("{device}: association {role!r} is ciphered with credential {credential!r}, which "
+                                  "gives no keys (duts.{device}.credentials.{credential}: encryption_key, "
+                                  "authentication_key)", device=self.name, role=role, credential=assoc.credential))
         return bytes.fromhex(cred.encryption_key), bytes.fromhex(cred.authentication_key)
 
     def open_link(self, role: str, password: bytes | None = None, *, receive_pdu: int | None = None,
@@ -128,9 +137,19 @@ class DlmsDevice(Device):
         secret = password if password is not None else (None if hls else self.password_of(role))
         link = DlmsLink(self.name, self.where, self.map.server_logical_address, assoc.client_sap, role, secret,
                         self.map.max_pdu_size, self.timeout, self.transcript, receive_pdu,
-                        keys=keys or self.keys_of(role), hls=hls, counters=self._counters)
+                        keys=keys or self.keys_of(role), hls=hls, counters=self._counters,
+                        carrier=self.carrier(assoc.client_sap))
         link.open(aarq, hls_reply)
         return link
+
+    def carrier(self, client_sap: int) -> Any:
+        """An HDLC connection on the device's serial line as ``client_sap`` (None: the TCP wrapper's socket)."""
+        if self.line is None:
+            return None
+        from harness.devices.dlms_hdlc import HdlcCarrier
+
+        return HdlcCarrier(self.line, self.map.server_logical_address, self.map.hdlc.physical_address, client_sap,
+                           self.timeout)
 
     def try_association(self, role: str, *, ciphered_context: bool = False, mechanism: int | None = None) -> int | None:
         """Ask for an association as ``role`` with an application context (LN with ciphering) or an authentication
@@ -219,8 +238,9 @@ class DlmsDevice(Device):
                     return _reassembled(link, bytes(raw), len(attributes))
                 answer = link.request(xdlms.GetRequestNext(block_number=answer.block_number), "get-next")
                 continue
-            raise DeviceError(f"{link.dut}: a GET was answered with {type(answer).__name__}")
-        raise DeviceError(f"{link.dut}: a long GET did not end within {max_blocks} blocks")
+            raise DeviceError(Msg("{dut}: a GET was answered with {name}", dut=link.dut, name=type(answer).__name__))
+        raise DeviceError(Msg("{dut}: a long GET did not end within {max_blocks} blocks", dut=link.dut,
+                              max_blocks=max_blocks))
 
     @staticmethod
     def set_on(link: DlmsLink, attribute: Any, data: bytes) -> int:
@@ -230,13 +250,14 @@ class DlmsDevice(Device):
         answer = link.request(xdlms.SetRequestNormal(cosem_attribute=attribute, data=data), "set")
         result = getattr(answer, "result", None)
         if result is None:
-            raise DeviceError(f"{link.dut}: a SET was answered with {type(answer).__name__}")
+            raise DeviceError(Msg("{dut}: a SET was answered with {name}", dut=link.dut, name=type(answer).__name__))
         return int(result.value)
 
     def _object(self, quantity: str) -> CosemObject:
         obj = self.map.object_of(quantity)
         if obj is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no COSEM object for {quantity}")
+            raise NotDeclared(Msg("{device}: profile {model} declares no COSEM object for {quantity}", device=self.name,
+                                  model=self.profile.model, quantity=quantity))
         return obj
 
     # ---- Device API --------------------------------------------------------------------------------
@@ -283,23 +304,29 @@ class DlmsDevice(Device):
 
     def _checked_scaler(self, quantity: str, obj: CosemObject, got: Any) -> tuple[int, int]:
         if isinstance(got, AccessResult):
-            raise DeviceRefused(f"{self.name}: {quantity} ({obj.obis}) scaler_unit: {got}", got.code)
+            raise DeviceRefused(Msg("{device}: {quantity} ({obis}) scaler_unit: {got}", device=self.name,
+                                    quantity=quantity, obis=obj.obis, got=got), got.code)
         try:
             scaler, unit = int(got[0]), int(got[1])
         except (TypeError, ValueError, IndexError):
-            raise DeviceError(f"{self.name}: {quantity} ({obj.obis}) scaler_unit is not a structure of two: {got!r}") \
+            raise DeviceError(Msg("{device}: {quantity} ({obis}) scaler_unit is not a structure of two: {got!r}",
+                                  device=self.name, quantity=quantity, obis=obj.obis, got=got)) \
                 from None
         if (scaler, unit) != (obj.scaler, DLMS_UNITS[obj.unit or "1"]):
-            raise DeviceError(f"{self.name}: {quantity} ({obj.obis}) reports scaler_unit 10^{scaler} unit {unit}; the "
-                              f"profile declares 10^{obj.scaler} {obj.unit} (unit {DLMS_UNITS[obj.unit or '1']})")
+            raise DeviceError(Msg("{device}: {quantity} ({obis}) reports scaler_unit 10^{scaler} unit {unit}; the "
+                                  "profile declares 10^{scaler2} {unit2} (unit {DLMS_UNITS})", device=self.name,
+                                  quantity=quantity, obis=obj.obis, scaler=scaler, unit=unit, scaler2=obj.scaler,
+                                  unit2=obj.unit, DLMS_UNITS=DLMS_UNITS[obj.unit or '1']))
         return scaler, unit
 
     def _reading(self, quantity: str, obj: CosemObject, value: Any, t0: float, t1: float) -> Reading:
         if isinstance(value, AccessResult):
-            raise DeviceRefused(f"{self.name}: GET of {quantity} ({obj.obis}) answered {value}", value.code)
+            raise DeviceRefused(Msg("{device}: GET of {quantity} ({obis}) answered {value}", device=self.name,
+                                    quantity=quantity, obis=obj.obis, value=value), value.code)
         if obj.class_id == CLASS_REGISTER:
             if not isinstance(value, int) or isinstance(value, bool):
-                raise DeviceError(f"{self.name}: {quantity} ({obj.obis}) holds {value!r}, not a number")
+                raise DeviceError(Msg("{device}: {quantity} ({obis}) holds {value!r}, not a number", device=self.name,
+                                      quantity=quantity, obis=obj.obis, value=value))
             scaler, _ = self._scalers[quantity]
             unit, factor = to_canonical(obj.unit or "1")
             step = 10.0 ** scaler * factor
@@ -312,13 +339,15 @@ class DlmsDevice(Device):
     def read_clock(self) -> ClockReading:
         clock = self.map.clock
         if clock is None or self.profile.clock is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no dlms.clock")
+            raise NotDeclared(Msg("{device}: profile {model} declares no dlms.clock", device=self.name,
+                                  model=self.profile.model))
 
         def call(link: DlmsLink) -> ClockReading:
             value = self.get_on(link, [self.attribute(CLASS_CLOCK, clock.obis, 2)])[0]
             t0, t1 = link.last_times
             if isinstance(value, AccessResult):
-                raise DeviceRefused(f"{self.name}: GET of the clock answered {value}", value.code)
+                raise DeviceRefused(Msg("{device}: GET of the clock answered {value}", device=self.name, value=value),
+                                    value.code)
             when, hundredths = self.decode_time(bytes(value))
             return ClockReading(when, t0, t1, 0.01 if hundredths else 1.0)
 
@@ -327,12 +356,14 @@ class DlmsDevice(Device):
     def decode_time(self, raw: bytes) -> tuple[datetime, bool]:
         """A COSEM date-time as an aware instant in the device's zone; whether it shows hundredths."""
         if len(raw) != 12:
-            raise DeviceError(f"{self.name}: the clock holds {raw.hex()}, not a 12-byte date-time")
+            raise DeviceError(Msg("{device}: the clock holds {value}, not a 12-byte date-time", device=self.name,
+                                  value=raw.hex()))
         try:
             naive = datetime(int.from_bytes(raw[0:2], "big"), raw[2], raw[3], raw[5], raw[6], raw[7],
                              0 if raw[8] == 0xFF else raw[8] * 10000)
         except ValueError as exc:
-            raise DeviceError(f"{self.name}: the clock holds {raw.hex()}, no valid date-time ({exc})") from None
+            raise DeviceError(Msg("{device}: the clock holds {value}, no valid date-time ({exc})", device=self.name,
+                                  value=raw.hex(), exc=exc)) from None
         tz = self.profile.clock.tzinfo  # type: ignore[union-attr]
         if raw[9:11] != b"\x80\x00":
             dev = int.from_bytes(raw[9:11], "big", signed=True)
@@ -359,22 +390,26 @@ class DlmsDevice(Device):
     def set_clock(self, when: datetime) -> None:
         clock = self.map.clock
         if clock is None or self.map.writes_with is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no settable dlms.clock")
+            raise NotDeclared(Msg("{device}: profile {model} declares no settable dlms.clock", device=self.name,
+                                  model=self.profile.model))
         data = self.clock_set_data(when)
         code = self._retrying(self.map.writes_with, "set clock",
                               lambda link: self.set_on(link, self.attribute(CLASS_CLOCK, clock.obis, 2), data))
         if code:
-            raise DeviceRefused(f"{self.name}: SET of the clock answered {dar_name(code)}", code)
+            raise DeviceRefused(Msg("{device}: SET of the clock answered {value}", device=self.name,
+                                    value=dar_name(code)), code)
 
     def write(self, quantity: str, value: float | int) -> None:
         obj = self._object(quantity)
         if self.map.writes_with is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} names no writing association")
+            raise NotDeclared(Msg("{device}: profile {model} names no writing association", device=self.name,
+                                  model=self.profile.model))
         data = encode_value(obj.type, value)
         code = self._retrying(self.map.writes_with, "write", lambda link: self.set_on(
             link, self.attribute(obj.class_id, obj.obis, obj.attribute), data))
         if code:
-            raise DeviceRefused(f"{self.name}: SET of {quantity} ({obj.obis}) answered {dar_name(code)}", code)
+            raise DeviceRefused(Msg("{device}: SET of {quantity} ({obis}) answered {value}", device=self.name,
+                                    quantity=quantity, obis=obj.obis, value=dar_name(code)), code)
 
     def read_journal(self) -> list[JournalEntry]:
         """Every entry of the profile's event logs (class 7), oldest first by entry number."""
@@ -400,6 +435,8 @@ class DlmsDevice(Device):
         for link in self._links.values():
             link.close()
         self._links.clear()
+        if self.line is not None:
+            self.line.close()
 
 
 def _reassembled(link: DlmsLink, raw: bytes, count: int) -> list[Any]:
@@ -413,10 +450,12 @@ def _reassembled(link: DlmsLink, raw: bytes, count: int) -> list[Any]:
         listed = xdlms.GetResponseWithList.from_bytes(b"\xc4\x03\xc1" + raw)
         results = [_result(r) for r in listed.response_data]
     except Exception as exc:  # the library's parsers raise what they meet: the meter's data is at fault
-        raise DeviceError(f"{link.dut}: the blocks of a long GET ({len(raw)} bytes) do not reassemble into "
-                          f"{count} results ({type(exc).__name__}: {exc})") from None
+        raise DeviceError(Msg("{dut}: the blocks of a long GET ({n_raw} bytes) do not reassemble into {count} results "
+                              "({name}: {exc})", dut=link.dut, n_raw=len(raw), count=count, name=type(exc).__name__,
+                              exc=exc)) from None
     if len(results) != count:
-        raise DeviceError(f"{link.dut}: the blocks of a long GET hold {len(results)} results, {count} asked for")
+        raise DeviceError(Msg("{dut}: the blocks of a long GET hold {n_results} results, {count} asked for",
+                              dut=link.dut, n_results=len(results), count=count))
     return results
 
 
@@ -434,7 +473,7 @@ def encode_value(type_name: str, value: float | int) -> bytes:
                "double_long_unsigned": d.DoubleLongUnsignedData, "long64_unsigned": d.UnsignedLong64Data,
                "enum": d.EnumData}
     if type_name not in classes:
-        raise DeviceError(f"a {type_name} cannot be written as a number")
+        raise DeviceError(Msg("a {type_name} cannot be written as a number", type_name=type_name))
     return classes[type_name](int(value)).to_bytes()
 
 

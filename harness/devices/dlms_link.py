@@ -1,9 +1,10 @@
-"""One DLMS/COSEM association over the TCP wrapper (IEC 62056-47), on ``dlms-cosem``'s sans-io connection.
+"""One DLMS/COSEM association, on ``dlms-cosem``'s sans-io connection, over a carrier: the TCP wrapper
+(IEC 62056-47, ``WrapperCarrier`` below) or HDLC on a serial line (IEC 62056-46, ``dlms_hdlc.HdlcCarrier``).
 
-The library builds and parses the APDUs and keeps the association's state; this module owns the socket,
-so that every exchange has a bounded timeout and every APDU, both ways, goes to the transcript — with the
-LLS password cut out of the AARQ before anything is written (the transcript's redactor sees text, and the
-password travels as bytes inside a hex dump).
+The library builds and parses the APDUs and keeps the association's state; the carrier owns the socket or
+the line, so that every exchange has a bounded timeout, and every APDU (and HDLC frame), both ways, goes to
+the transcript — with the LLS password cut out of the AARQ before anything is written (the transcript's
+redactor sees text, and the password travels as bytes inside a hex dump).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from harness.devices.api import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnreachable
 from harness.devices.transcript import Transcript
 from harness.redaction import marker
+from harness.reporting.texts import Msg
 
 
 @functools.cache
@@ -49,7 +51,7 @@ class DlmsLink:
     def __init__(self, dut: str, where: tuple[str, int], server_address: int, client_sap: int, role: str,
                  password: bytes | None, max_pdu: int, timeout: float, transcript: Transcript | None,
                  receive_pdu: int | None = None, keys: tuple[bytes, bytes] | None = None, hls: bool = False,
-                 counters: dict[str, int] | None = None) -> None:
+                 counters: dict[str, int] | None = None, carrier: Any = None) -> None:
         _quiet_dlms_cosem()
         self.dut, self.where, self.server_address, self.client_sap = dut, where, server_address, client_sap
         self.role, self.timeout, self.transcript = role, timeout, transcript
@@ -66,8 +68,11 @@ class DlmsLink:
         self.counters = counters if counters is not None else {}
         self._last_plain: bytes | None = None  # the last APDU the library deciphered
         self.last_sent = b""  # the last APDU sent as it went on the wire (a replay check sends it again)
-        self._sock: socket.socket | None = None
-        self._received = bytearray()  # read from the socket, not yet taken (a header and its APDU in one recv)
+        # the TCP wrapper unless the device gives another carrier (connect, exchange, close, abort, is_open)
+        self._carrier = carrier if carrier is not None else WrapperCarrier(where, server_address, client_sap, timeout)
+        self._opened = False
+        if hasattr(self._carrier, "bind"):
+            self._carrier.bind(self.record_frames)
         self.connection: Any = None
 
     # ---- association -------------------------------------------------------------------------------
@@ -102,19 +107,23 @@ class DlmsLink:
 
             self.connection.decrypt = deciphered
         try:
-            self._sock = socket.create_connection(self.where, timeout=self.timeout)
+            self._carrier.connect()
         except OSError as exc:
             self.close()
-            raise DeviceUnreachable(f"{self.dut}: cannot connect to {self.where[0]}:{self.where[1]} "
-                                    f"({type(exc).__name__})") from None
-        self._sock.settimeout(self.timeout)
+            raise DeviceUnreachable(Msg("{dut}: cannot connect to {where}:{where2} ({name})", dut=self.dut,
+                                        where=self.where[0], where2=self.where[1], name=type(exc).__name__)) from None
+        except DeviceUnreachable as exc:
+            self.close()
+            raise DeviceUnreachable(Msg("{dut}: {exc}", dut=self.dut, exc=exc)) from None
+        self._opened = True
         request = aarq(self.connection) if aarq is not None else self.connection.get_aarq()
         if self.receive_pdu is not None:
             request.user_information.content.client_max_receive_pdu_size = self.receive_pdu
         aare = self.request(request, "associate")
         if not isinstance(aare, acse.ApplicationAssociationResponse):
             self.close()
-            raise DeviceError(f"{self.dut}: the AARQ as {self.role} was answered with {type(aare).__name__}")
+            raise DeviceError(Msg("{dut}: the AARQ as {role} was answered with {name}", dut=self.dut, role=self.role,
+                                  name=type(aare).__name__))
         if aare.result is not enumerations.AssociationResult.ACCEPTED:
             diag = aare.result_source_diagnostics
             code = int(getattr(diag, "value", diag) or 0)
@@ -149,36 +158,40 @@ class DlmsLink:
                                      13)
 
     def close(self) -> None:
-        self._received.clear()
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
+        """The carrier closed in order (HDLC: DISC) and the association forgotten."""
+        if self._opened:
+            self._opened = False
+            self._carrier.close()
+        self.connection = None
+
+    def _abort(self) -> None:
+        """After a failed exchange: the carrier dropped without a word (a link that stopped answering would
+        only make a DISC wait out another timeout)."""
+        self._opened = False
+        self._carrier.abort()
         self.connection = None
 
     @property
     def is_open(self) -> bool:
-        return self._sock is not None and self.connection is not None
+        return self._opened and self._carrier.is_open and self.connection is not None
 
     # ---- one APDU each way -------------------------------------------------------------------------
     def request(self, event: Any, op: str) -> Any:
         """Send one xDLMS/ACSE APDU, return the parsed answer. DeviceTimeout (link closed) on silence."""
-        assert self._sock is not None and self.connection is not None
+        assert self._opened and self.connection is not None
         plain_out = event.to_bytes() if self._keys is not None else None
         out = self.connection.send(event)
         self.counters[self.role] = self.connection.client_invocation_counter
         self.last_sent = out
         t_sent = time.time()
         try:
-            self._sock.sendall(self._wrap(out))
-            body = self._read_answer()
+            body = self._carrier.exchange(out)
         except (OSError, DeviceError) as exc:
             t_received = time.time()
             self._record(op, out, None, t_sent, t_received, error=type(exc).__name__)
-            self.close()
-            raise DeviceTimeout(f"{self.dut}: no answer to {op} as {self.role} within {self.timeout:g} s "
-                                f"({type(exc).__name__})") from None
+            self._abort()
+            raise DeviceTimeout(Msg("{dut}: no answer to {op} as {role} within {timeout:g} s ({name})", dut=self.dut,
+                                    op=op, role=self.role, timeout=self.timeout, name=type(exc).__name__)) from None
         t_received = time.time()
         self.exchanges[op] += 1
         if op != "associate":
@@ -190,8 +203,9 @@ class DlmsLink:
             answer = self.connection.next_event()
         except Exception as exc:  # the library could not read the answer: the meter's fault, said plainly
             self._record(op, out, body, t_sent, t_received, apdu_out_plain=self._plain(plain_out, out))
-            self.close()
-            raise DeviceError(f"{self.dut}: unreadable answer to {op}: {type(exc).__name__}: {exc}") from None
+            self._abort()
+            raise DeviceError(Msg("{dut}: unreadable answer to {op}: {name}: {exc}", dut=self.dut, op=op,
+                                  name=type(exc).__name__, exc=exc)) from None
         self._record(op, out, body, t_sent, t_received, apdu_out_plain=self._plain(plain_out, out),
                      apdu_in_plain=self._plain(self._last_plain, body))
         return answer
@@ -199,21 +213,84 @@ class DlmsLink:
     def send_raw(self, apdu: bytes, op: str) -> bytes:
         """One APDU exactly as given (a plain request on a ciphered association, a replayed one) and the answer's
         bytes, not read by the library (whose state it would upset). DeviceTimeout on silence."""
-        assert self._sock is not None
+        assert self._opened
         t_sent = time.time()
         try:
-            self._sock.sendall(self._wrap(apdu))
-            body = self._read_answer()
+            body = self._carrier.exchange(apdu)
         except (OSError, DeviceError) as exc:
             self._record(op, apdu, None, t_sent, time.time(), error=type(exc).__name__)
-            self.close()
-            raise DeviceTimeout(f"{self.dut}: no answer to {op} as {self.role} within {self.timeout:g} s") from None
+            self._abort()
+            raise DeviceTimeout(Msg("{dut}: no answer to {op} as {role} within {timeout:g} s", dut=self.dut, op=op,
+                                    role=self.role, timeout=self.timeout)) from None
         self._record(op, apdu, body, t_sent, time.time())
         return body
 
     def _plain(self, plain: bytes | None, wire: bytes) -> str | None:
         """The deciphered form beside the ciphered one in the transcript (None when they are the same)."""
         return self._shown(plain) if plain is not None and plain != wire else None
+
+    def _shown(self, raw: bytes) -> str:
+        text = raw.hex()
+        if self._hidden:
+            text = text.replace(*self._hidden)
+        return text
+
+    def _record(self, op: str, sent: bytes, received: bytes | None, t_sent: float, t_received: float,
+                **extra: Any) -> None:
+        if self.transcript is not None:
+            extra = {k: v for k, v in extra.items() if v is not None}
+            frames = getattr(self._carrier, "frames", None)
+            if frames:
+                extra["hdlc_frames"] = self.shown_frames(op, frames)
+            self.transcript.record(self.dut, op=op, association=self.role, client_sap=self.client_sap,
+                                   latency_ms=round((t_received - t_sent) * 1000, 3), apdu_out=self._shown(sent),
+                                   apdu_in=self._shown(received) if received is not None else None, **extra)
+
+    def shown_frames(self, op: str, frames: list[tuple[str, bytes]]) -> list[str]:
+        """HDLC frames for the transcript ("out:7ea0…" / "in:…"), the LLS password cut out; an AARQ segmented
+        over frames may split the password where no replacement finds it: its frames' bytes are left out."""
+        if self._hidden and op == "associate" and sum(1 for d, _ in frames if d == "out") > 1:
+            return [f"{d}:<redacted: a segment of an AARQ with a password>" if d == "out" else f"{d}:{self._shown(f)}"
+                    for d, f in frames]
+        return [f"{d}:{self._shown(f)}" for d, f in frames]
+
+    def record_frames(self, op: str, frames: list[tuple[str, bytes]], error: str | None) -> None:
+        """A data-link exchange of the HDLC carrier (connect, disconnect) in the transcript."""
+        if self.transcript is not None:
+            self.transcript.record(self.dut, op=op, association=self.role, client_sap=self.client_sap,
+                                   hdlc_frames=self.shown_frames(op, frames), **({"error": error} if error else {}))
+
+
+class WrapperCarrier:
+    """The TCP wrapper (IEC 62056-47): a socket, an 8-byte header before each APDU."""
+
+    def __init__(self, where: tuple[str, int], server_address: int, client_sap: int, timeout: float) -> None:
+        self.where, self.server_address, self.client_sap, self.timeout = where, server_address, client_sap, timeout
+        self._sock: socket.socket | None = None
+        self._received = bytearray()  # read from the socket, not yet taken (a header and its APDU in one recv)
+
+    def connect(self) -> None:
+        self._sock = socket.create_connection(self.where, timeout=self.timeout)
+        self._sock.settimeout(self.timeout)
+
+    @property
+    def is_open(self) -> bool:
+        return self._sock is not None
+
+    def close(self) -> None:
+        self._received.clear()
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    abort = close
+
+    def exchange(self, apdu: bytes) -> bytes:
+        assert self._sock is not None
+        self._sock.sendall(self._wrap(apdu))
+        return self._read_answer()
 
     def _wrap(self, apdu: bytes) -> bytes:
         return (WRAPPER_VERSION.to_bytes(2, "big") + self.client_sap.to_bytes(2, "big")
@@ -228,7 +305,7 @@ class DlmsLink:
             body = self._read(size, deadline)
             if version == WRAPPER_VERSION and source == self.server_address and dest == self.client_sap:
                 return body
-        raise DeviceError("no wrapper PDU addressed to this client")
+        raise DeviceError(Msg("no wrapper PDU addressed to this client"))
 
     def _read(self, n: int, deadline: float) -> bytes:
         """``n`` bytes, each recv bounded by the link's timeout and the whole by ``deadline`` (checked between
@@ -246,18 +323,3 @@ class DlmsLink:
         data = bytes(self._received[:n])
         del self._received[:n]
         return data
-
-    def _shown(self, raw: bytes) -> str:
-        text = raw.hex()
-        if self._hidden:
-            text = text.replace(*self._hidden)
-        return text
-
-    def _record(self, op: str, sent: bytes, received: bytes | None, t_sent: float, t_received: float,
-                **extra: Any) -> None:
-        if self.transcript is not None:
-            extra = {k: v for k, v in extra.items() if v is not None}
-            self.transcript.record(self.dut, op=op, association=self.role, client_sap=self.client_sap,
-                                   latency_ms=round((t_received - t_sent) * 1000, 3), apdu_out=self._shown(sent),
-                                   apdu_in=self._shown(received) if received is not None else None, **extra)
-

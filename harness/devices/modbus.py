@@ -36,6 +36,7 @@ from harness.devices.transcript import VARIES, Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
 from harness.quantities import CLOCK
+from harness.reporting.texts import Msg
 
 # pymodbus logs every refused connection with a traceback; the transcript and our errors say it better.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -124,7 +125,7 @@ class ModbusDevice(Device):
                  transcript: Transcript | None = None, endpoint: dict[str, Any] | None = None) -> None:
         super().__init__(name, profile)
         if profile.modbus is None:
-            raise NotDeclared(f"profile {profile.model} has no modbus section")
+            raise NotDeclared(Msg("profile {model} has no modbus section", model=profile.model))
         self.map: ModbusMap = profile.modbus
         self.unit_id = dut.unit_id
         self.timeout = timing.request_timeout_s
@@ -191,7 +192,8 @@ class ModbusDevice(Device):
             client = self._connected_client()
             t_sent = time.time()
             if client is None:
-                failure = DeviceUnreachable(f"{self.name}: cannot connect ({self._where()})")
+                failure = DeviceUnreachable(Msg("{device}: cannot connect ({value})", device=self.name,
+                                                value=self._where()))
                 self._record(op, info, attempt, t_sent, t_sent, error="unreachable")
                 time.sleep(min(0.2, self.timeout))
                 continue
@@ -200,16 +202,17 @@ class ModbusDevice(Device):
             except (ModbusIOException, ConnectionException, OSError) as exc:
                 t_received = time.time()
                 self._drop()
-                failure = DeviceTimeout(f"{self.name}: no valid answer to {op} within {self.timeout:g} s "
-                                        f"({type(exc).__name__})")
+                failure = DeviceTimeout(Msg("{device}: no valid answer to {op} within {timeout:g} s ({name})",
+                                            device=self.name, op=op, timeout=self.timeout, name=type(exc).__name__))
                 self._record(op, info, attempt, t_sent, t_received, error="timeout")
                 continue
             t_received = time.time()
             if response.isError():
                 code = getattr(response, "exception_code", 0)
                 self._record(op, info, attempt, t_sent, t_received, exception=code)
-                raise DeviceRefused(f"{self.name}: {op} answered with Modbus exception {code:02d} "
-                                    f"({EXCEPTION_NAMES.get(code, 'unknown')})", code)
+                raise DeviceRefused(Msg("{device}: {op} answered with Modbus exception {code:02d} ({value})",
+                                        device=self.name, op=op, code=code, value=EXCEPTION_NAMES.get(code, 'unknown')),
+                                        code)
             if answered is not None:
                 answered(attempt, round((t_received - t_sent) * 1000, 3), response.registers)
             else:
@@ -242,7 +245,9 @@ class ModbusDevice(Device):
                                           count=count)
         values = [int(bool(b)) for b in response.bits] if table.is_bit else response.registers
         if len(values) < count:
-            raise DeviceError(f"{self.name}: asked for {count} {table.value} values at {address}, got {len(values)}")
+            raise DeviceError(Msg("{device}: asked for {count} {table} values at {address}, got {n_values}",
+                                  device=self.name, count=count, table=table.value, address=address,
+                                  n_values=len(values)))
         return values[:count], t0, t1
 
     def _answered(self, fc: int, address: int, count: int) -> Callable[..., None] | None:
@@ -278,7 +283,8 @@ class ModbusDevice(Device):
     def _point(self, quantity: str) -> ModbusPoint:
         point = self.map.points.get(quantity) or self.map.settings.get(quantity)
         if point is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no register for {quantity}")
+            raise NotDeclared(Msg("{device}: profile {model} declares no register for {quantity}", device=self.name,
+                                  model=self.profile.model, quantity=quantity))
         return point
 
     def read_many(self, quantities: Sequence[str]) -> dict[str, Reading]:
@@ -306,27 +312,29 @@ class ModbusDevice(Device):
         try:
             value = codec.decode_clock(clock, regs, tz)
         except ValueError as exc:
-            raise DeviceError(f"{self.name}: clock registers {regs} hold no valid date-time ({exc})") from None
+            raise DeviceError(Msg("{device}: clock registers {regs} hold no valid date-time ({exc})", device=self.name,
+                                  regs=regs, exc=exc)) from None
         return ClockReading(value, t0, t1, codec.clock_resolution_s(clock))
 
     def set_clock(self, when: datetime, *, unlock: bool = True) -> None:
         """Set the clock, unlocking first when the profile protects it (``unlock=False``: send it as it is)."""
         clock, tz = self._clock()
         if clock.table != RegisterTable.HOLDING:
-            raise DeviceError(f"{self.name}: the clock is in input registers and cannot be written")
+            raise DeviceError(Msg("{device}: the clock is in input registers and cannot be written", device=self.name))
         registers = codec.encode_clock(clock, when, tz)
         self._guarded("clock", lambda: self.write_registers(clock.address, registers), unlock)
 
     def _clock(self) -> tuple[Any, Any]:
         if self.map.clock is None or self.profile.clock is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no clock ({CLOCK})")
+            raise NotDeclared(Msg("{device}: profile {model} declares no clock ({CLOCK})", device=self.name,
+                                  model=self.profile.model, CLOCK=CLOCK))
         return self.map.clock, self.profile.clock.tzinfo
 
     def write(self, quantity: str, value: float | int, *, unlock: bool = True) -> None:
         """Write a setting, unlocking first when the profile protects settings (``unlock=False``: as it is)."""
         point = self._point(quantity)
         if not point.writable or not point.table.writable:
-            raise DeviceError(f"{self.name}: {quantity} is not declared writable")
+            raise DeviceError(Msg("{device}: {quantity} is not declared writable", device=self.name, quantity=quantity))
         what: Protected | None = "settings" if quantity in self.map.settings else None
         if point.table == RegisterTable.COIL:
             self._guarded(what, lambda: self.write_coil(point.address, bool(value)), unlock)
@@ -348,16 +356,17 @@ class ModbusDevice(Device):
     # ---- write protection (modbus.write_protection; cl. 66, 78, 94) ----------------------------------
     def _protection(self) -> WriteProtection:
         if self.map.write_protection is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no write protection "
-                              "(modbus.write_protection)")
+            raise NotDeclared(Msg("{device}: profile {model} declares no write protection (modbus.write_protection)",
+                                  device=self.name, model=self.profile.model))
         return self.map.write_protection
 
     def _lab_password(self) -> str:
         cred = self._dut.credentials.get(UNLOCK_ROLE)
         if cred is None or cred.password is None:
             dut = self.name.partition("/")[0]
-            raise DeviceError(f"{self.name}: profile {self.profile.model} declares modbus.write_protection, but the "
-                              f"rig gives no password to unlock it (duts.{dut}.credentials.{UNLOCK_ROLE}.password)")
+            raise DeviceError(Msg("{device}: profile {model} declares modbus.write_protection, but the rig gives no "
+                                  "password to unlock it (duts.{dut}.credentials.{UNLOCK_ROLE}.password)",
+                                  device=self.name, model=self.profile.model, dut=dut, UNLOCK_ROLE=UNLOCK_ROLE))
         return cred.password
 
     def unlock(self, password: str | None = None) -> None:
@@ -372,7 +381,8 @@ class ModbusDevice(Device):
         except ValueError as exc:
             whose = f"the rig's password (duts.{self.name.partition('/')[0]}.credentials.{UNLOCK_ROLE})" if lab \
                 else f"password {text!r}"
-            raise DeviceError(f"{self.name}: {whose} cannot be written to the unlock register: {exc}") from None
+            raise DeviceError(Msg("{device}: {whose} cannot be written to the unlock register: {exc}", device=self.name,
+                                  whose=whose, exc=exc)) from None
         self._session_until = None
         self.write_registers(spec.unlock.address, registers, op="unlock", secret=lab)
         if lab:
@@ -433,7 +443,8 @@ class ModbusDevice(Device):
     def _read_store(self, reader: Any, spec: Any, what: str) -> Any:
         """A declared record store (journal, load profile) through its generic layout reader."""
         if spec is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no {what}")
+            raise NotDeclared(Msg("{device}: profile {model} declares no {what}", device=self.name,
+                                  model=self.profile.model, what=what))
         tz = self.profile.clock.tzinfo if self.profile.clock else UTC
         return reader(spec, lambda t, a, n: self.read_registers(t, a, n)[0], self.write_registers, tz,
                       self.map.max_registers_per_request)

@@ -28,6 +28,7 @@ from harness.devices import codec
 from harness.devices.api import DeviceError
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
+from harness.reporting.texts import Msg
 
 T = TypeVar("T")
 ReadFn = Callable[[RegisterTable, int, int], list[int]]
@@ -63,7 +64,8 @@ def read_records(store: RecordStore, decode: Decode[T], read: ReadFn, write: Wri
             after = _word(store.table, store.layout.count, read)
         if before == after:
             return entries
-    raise DeviceError(f"the {what} changed during each of {ATTEMPTS} reads; no consistent copy could be taken")
+    raise DeviceError(Msg("the {what} changed during each of {ATTEMPTS} reads; no consistent copy could be taken",
+                          what=what, ATTEMPTS=ATTEMPTS))
 
 
 def _word(table: RegisterTable, word: LayoutWord, read: ReadFn) -> int:
@@ -85,8 +87,8 @@ def _bookkeeping(store: RecordStore, words: tuple[int, ...], read: ReadFn, what:
         return _from_counter(store, words[0], read)
     head, count = words
     if not (0 <= head < store.capacity and 0 <= count <= store.capacity):
-        raise DeviceError(f"{what} head {head} / count {count} are outside the declared capacity "
-                          f"{store.capacity}")
+        raise DeviceError(Msg("{what} head {head} / count {count} are outside the declared capacity {capacity}",
+                              what=what, head=head, count=count, capacity=store.capacity))
     return head, count
 
 
@@ -112,7 +114,8 @@ def _decode(decode: Decode[T], regs: Sequence[int], n: int, size: int, what: str
         try:
             out.append(decode(regs[i * size:(i + 1) * size]))
         except ValueError as exc:
-            raise DeviceError(f"{what} entry {i} of {where} holds no valid timestamp ({exc})") from None
+            raise DeviceError(Msg("{what} entry {i} of {where} holds no valid timestamp ({exc})", what=what, i=i,
+                                  where=where, exc=exc)) from None
     return out
 
 
@@ -143,7 +146,8 @@ def _read_window(store: RecordStore, decode: Decode[T], read: ReadFn, write: Wri
     lay = store.layout
     assert isinstance(lay, WindowLayout)
     if not 0 <= count <= store.capacity:
-        raise DeviceError(f"{what} count {count} is outside the declared capacity {store.capacity}")
+        raise DeviceError(Msg("{what} count {count} is outside the declared capacity {capacity}", what=what,
+                              count=count, capacity=store.capacity))
     size = store.entry_size
     entries: list[T] = []
     index = 0

@@ -71,6 +71,7 @@ from harness.devices.opcua_values import (
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
 from harness.quantities import CLOCK
+from harness.reporting.texts import Msg
 
 # asyncua logs every ServiceFault and lost socket; the transcript and our errors say it better.
 logging.getLogger("asyncua").setLevel(logging.CRITICAL)
@@ -89,7 +90,7 @@ class OpcuaDevice(AuditLogAccess, Device):
                  pki_dir: Path | str | None = None) -> None:
         super().__init__(name, profile)
         if profile.opcua is None:
-            raise NotDeclared(f"profile {profile.model} has no opcua section")
+            raise NotDeclared(Msg("profile {model} has no opcua section", model=profile.model))
         self.map: OpcuaMap = profile.opcua
         self.timeout = timing.request_timeout_s
         self.retries = timing.retries
@@ -100,7 +101,7 @@ class OpcuaDevice(AuditLogAccess, Device):
         host = str(endpoint.get("host", tcp.host if tcp else "127.0.0.1"))
         port = endpoint.get("port", tcp.port if tcp else None)
         if port in (None, "auto"):
-            raise DeviceError(f"{name}: no TCP port for the OPC UA endpoint (rig transport.tcp)")
+            raise DeviceError(Msg("{name}: no TCP port for the OPC UA endpoint (rig transport.tcp)", name=name))
         self.url = f"opc.tcp://{f'[{host}]' if ':' in host else host}:{int(port)}{self.map.endpoint_path}"
         pki = pki_dir or endpoint.get("pki_dir") or (transcript.path.parent / "pki" if transcript else None)
         self._pki_dir = Path(pki) if pki else None
@@ -230,12 +231,15 @@ class OpcuaDevice(AuditLogAccess, Device):
         live, attempt = self._open(slot.spec)
         if live is None:
             if attempt.outcome == "unreachable":
-                raise DeviceUnreachable(f"{self.name}: cannot connect to {self.url} ({attempt.error})")
+                raise DeviceUnreachable(Msg("{device}: cannot connect to {url} ({error})", device=self.name,
+                                            url=self.url, error=attempt.error))
             if attempt.outcome == "error":
-                raise DeviceError(f"{self.name}: opening a session failed in the harness: {attempt.error}")
+                raise DeviceError(Msg("{device}: opening a session failed in the harness: {error}", device=self.name,
+                                      error=attempt.error))
             if attempt.outcome == "timeout":
-                raise DeviceTimeout(f"{self.name}: {self.url} did not answer within {self.timeout:g} s at "
-                                    f"{attempt.step} ({attempt.error})")
+                raise DeviceTimeout(Msg("{device}: {url} did not answer within {timeout:g} s at {step} ({error})",
+                                        device=self.name, url=self.url, timeout=self.timeout, step=attempt.step,
+                                        error=attempt.error))
             raise SessionRefused(attempt)
         slot.live = live
         return live
@@ -313,7 +317,8 @@ class OpcuaDevice(AuditLogAccess, Device):
     def _point(self, quantity: str) -> OpcuaPoint:
         point = self.map.points.get(quantity)
         if point is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no node for {quantity}")
+            raise NotDeclared(Msg("{device}: profile {model} declares no node for {quantity}", device=self.name,
+                                  model=self.profile.model, quantity=quantity))
         return point
 
     def _read_points(self, slot: Slot, quantities: Sequence[str]) -> dict[str, Reading]:
@@ -390,7 +395,8 @@ class OpcuaDevice(AuditLogAccess, Device):
         got = self._read_points(self._slot(Operation.READ, None), [CLOCK])[CLOCK]
         value: Any = got.value
         if not isinstance(value, datetime):
-            raise DeviceError(f"{self.name}: the clock node {point.node} holds {value!r}, not a DateTime")
+            raise DeviceError(Msg("{device}: the clock node {node} holds {value!r}, not a DateTime", device=self.name,
+                                  node=point.node, value=value))
         return ClockReading(value.astimezone(tz), got.t_sent, got.t_received, CLOCK_RESOLUTION_S)
 
     def set_clock(self, when: datetime, role: str | None = None) -> None:
@@ -398,14 +404,15 @@ class OpcuaDevice(AuditLogAccess, Device):
         if when.tzinfo is None:
             raise ValueError("set_clock needs an aware datetime")
         if self.profile.clock is not None and not self.profile.clock.writable:
-            raise DeviceError(f"{self.name}: the clock is not declared writable")
+            raise DeviceError(Msg("{device}: the clock is not declared writable", device=self.name))
         slot = self._slot(Operation.WRITE_PARAMETER, role)
         self._write_node(slot, point.node, when.astimezone(UTC), "set clock")
 
     def _clock(self) -> tuple[OpcuaPoint, Any]:
         point = self.map.points.get(CLOCK)
         if point is None or self.profile.clock is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no clock ({CLOCK})")
+            raise NotDeclared(Msg("{device}: profile {model} declares no clock ({CLOCK})", device=self.name,
+                                  model=self.profile.model, CLOCK=CLOCK))
         return point, self.profile.clock.tzinfo
 
     def write(self, quantity: str, value: float | int, role: str | None = None) -> None:
@@ -413,20 +420,22 @@ class OpcuaDevice(AuditLogAccess, Device):
         point = self._point(quantity)
         operation = point.kind.write_operation
         if operation is None or point.kind == PointKind.CLOCK:
-            raise DeviceError(f"{self.name}: {quantity} is a {point.kind.value} point, not writable "
-                              "(Session.write tries anyway, for negative checks)")
+            raise DeviceError(Msg("{device}: {quantity} is a {kind} point, not writable (Session.write tries anyway, "
+                                  "for negative checks)", device=self.name, quantity=quantity, kind=point.kind.value))
         self._write_node(self._slot(operation, role), point.node, to_device(point, value), f"write of {quantity}")
 
     def call(self, method_name: str, *args: Any, role: str | None = None) -> Any:
         """Call a declared method as ``role`` (default: the least privileged role its kind allows)."""
         method = self.map.methods.get(method_name)
         if method is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no method {method_name!r}")
+            raise NotDeclared(Msg("{device}: profile {model} declares no method {method_name!r}", device=self.name,
+                                  model=self.profile.model, method_name=method_name))
         return self._call_node(self._slot(method.kind, role), method.object, method.method, args,
                                f"call of {method_name}")
 
     def read_journal(self) -> list[JournalEntry]:
-        raise NotDeclared(f"{self.name}: a controller keeps an audit log, not a meter journal (read_audit_log)")
+        raise NotDeclared(Msg("{device}: a controller keeps an audit log, not a meter journal (read_audit_log)",
+                              device=self.name))
 
     def probe(self) -> None:
         self.read(next(iter(self.map.points)))
@@ -453,7 +462,8 @@ class OpcuaDevice(AuditLogAccess, Device):
     def update(self) -> Any:
         """The update helpers (``harness.devices.opcua_update.FirmwareUpdate``) for the profile's ``update``."""
         if self.map.update is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no software update (opcua.update)")
+            raise NotDeclared(Msg("{device}: profile {model} declares no software update (opcua.update)",
+                                  device=self.name, model=self.profile.model))
         if self._update is None:
             from harness.devices.opcua_update import FirmwareUpdate
 

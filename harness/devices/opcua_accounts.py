@@ -16,6 +16,7 @@ from harness.config.rig import Dut
 from harness.devices.api import NotDeclared
 from harness.devices.opcua_pki import Pki
 from harness.devices.opcua_session import Anonymous, Identity, UserPassword, X509Identity
+from harness.reporting.texts import Msg
 
 IdentityArg = Identity | str | tuple[str, str] | None
 
@@ -52,21 +53,23 @@ class Accounts:
             if "anonymous" in self.map.security.identities:
                 return Anonymous()
             allowed = ", ".join(self.map.roles_allowing(operation)) or "none declared"
-            raise NotDeclared(f"{self.name}: no account to {operation.value} with: the rig gives no credentials for "
-                              f"a role that may (profile: {allowed}) and the device accepts no anonymous session")
+            raise NotDeclared(Msg("{device}: no account to {operation} with: the rig gives no credentials for a role "
+                                  "that may (profile: {allowed}) and the device accepts no anonymous session",
+                                  device=self.name, operation=operation.value, allowed=allowed))
         if role not in self.map.roles:
-            raise NotDeclared(f"{self.name}: profile {self.model} declares no role {role!r} "
-                              f"(declared: {', '.join(self.map.roles) or 'none'})")
+            raise NotDeclared(Msg("{device}: profile {model} declares no role {role!r} (declared: {value})",
+                                  device=self.name, model=self.model, role=role,
+                                  value=', '.join(self.map.roles) or Msg("none")))
         return self.credential(role)
 
     def credential(self, role: str) -> Identity:
         cred = self.dut.credentials.get(role)
         if cred is None:
-            raise NotDeclared(f"{self.name}: the rig gives no credentials for role {role!r} (duts.{self.name}."
-                              "credentials)")
+            raise NotDeclared(Msg("{device}: the rig gives no credentials for role {role!r} "
+                                  "(duts.{device}.credentials)", device=self.name, role=role))
         if cred.user is not None:
             return UserPassword(cred.user, cred.password or "")
         if cred.certificate is None or cred.key is None:
-            raise NotDeclared(f"{self.name}: the rig's credentials for role {role!r} give neither a user (with its "
-                              "password) nor a certificate and key")
+            raise NotDeclared(Msg("{device}: the rig's credentials for role {role!r} give neither a user (with its "
+                                  "password) nor a certificate and key", device=self.name, role=role))
         return X509Identity(Path(cred.certificate), Path(cred.key), role)

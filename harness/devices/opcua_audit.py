@@ -19,6 +19,7 @@ from harness.config.opcua_map import AuditLog
 from harness.devices.api import DeviceError
 from harness.devices.opcua_session import LiveSession
 from harness.events import AuditEntry
+from harness.reporting.texts import Msg
 
 MAX_PAGES = 1000  # continuation points followed per read, at most (each page is one bounded request)
 _FAR_FUTURE_YEARS = 100  # a device clock may run ahead of the harness (fast-forwarded simulators)
@@ -86,7 +87,8 @@ async def read_history(live: LiveSession, audit: AuditLog, start: datetime | Non
         continuation = result.ContinuationPoint
         if not continuation:
             return events
-    raise DeviceError(f"audit log: still more after {MAX_PAGES} HistoryRead pages; read a shorter period")
+    raise DeviceError(Msg("audit log: still more after {MAX_PAGES} HistoryRead pages; read a shorter period",
+                          MAX_PAGES=MAX_PAGES))
 
 
 def _of_type(raw: dict[str, Any], types: set[Any]) -> bool:

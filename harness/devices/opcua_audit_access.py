@@ -15,6 +15,7 @@ from harness.devices.api import NotDeclared
 from harness.devices.opcua_audit import AuditWatch, read_history, sort_entries, to_entry
 from harness.devices.opcua_session import LiveSession, Slot
 from harness.events import AuditEntry
+from harness.reporting.texts import Msg
 
 
 class AuditLogAccess:
@@ -22,7 +23,8 @@ class AuditLogAccess:
 
     def _audit(self) -> Any:
         if self.map.audit_log is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no audit log (opcua.audit_log)")
+            raise NotDeclared(Msg("{device}: profile {model} declares no audit log (opcua.audit_log)", device=self.name,
+                                  model=self.profile.model))
         return self.map.audit_log
 
     def read_audit_log(self, start: datetime | None = None, end: datetime | None = None,
@@ -59,5 +61,6 @@ class AuditLogAccess:
         """Clear the log through the profile's ``audit_log.clear`` method (as ``role``)."""
         clear = self._audit().clear
         if clear is None:
-            raise NotDeclared(f"{self.name}: profile {self.profile.model} declares no way to clear the audit log")
+            raise NotDeclared(Msg("{device}: profile {model} declares no way to clear the audit log", device=self.name,
+                                  model=self.profile.model))
         return self._call_node(self._slot(clear.kind, role), clear.object, clear.method, (), "clear of the audit log")

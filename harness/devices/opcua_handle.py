@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from harness.devices.api import NotDeclared, Reading
 from harness.devices.opcua_session import LiveSession, SessionAttempt
 from harness.devices.opcua_values import check_status, to_device
+from harness.reporting.texts import Msg
 
 if TYPE_CHECKING:
     from harness.devices.opcua import OpcuaDevice
@@ -46,7 +47,8 @@ class Session:
     def call(self, method_name: str, *args: Any) -> Any:
         method = self.device.map.methods.get(method_name)
         if method is None:
-            raise NotDeclared(f"{self.device.name}: profile declares no method {method_name!r}")
+            raise NotDeclared(Msg("{device}: profile declares no method {method_name!r}", device=self.device.name,
+                                  method_name=method_name))
         return self.device._call_node(self._slot, method.object, method.method, args, f"call of {method_name}")
 
     def input_arguments(self, method_node: str) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 from harness.config.opcua_map import SecurityMode, SecurityPolicy
 from harness.devices.api import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnreachable
 from harness.devices.opcua_pki import ClientCertificate
+from harness.reporting.texts import Msg
 
 STEPS = ("endpoint", "channel", "session", "activation", "use")
 # Requests a careless server may not check, sent over a secured channel (Part 4 5.6.2, 5.6.3 require both):
@@ -89,12 +90,13 @@ class SessionSpec:
         """Which certificates this attempt sends, by file name: the evidence says what the device was shown
         (over SecurityPolicy None no application certificate is exchanged at all)."""
         user = self.identity.certificate.name if isinstance(self.identity, X509Identity) else None
+        sent = [Msg("user certificate {user}", user=user)] if user else []
         if self.policy == SecurityPolicy.NONE:
-            return "no application certificate (SecurityPolicy None)" + (f"; user certificate {user}" if user else "")
+            return Msg.joined("; ", [Msg("no application certificate (SecurityPolicy None)"), *sent])
         app = self.application.der.name
-        session = "none" if self.tamper == "no_client_certificate" else app
-        return f"channel {app}; CreateSession ClientCertificate {session}" + (f"; user certificate {user}" if user
-                                                                             else "")
+        session = Msg("none") if self.tamper == "no_client_certificate" else app
+        return Msg.joined("; ", [Msg("channel {app}; CreateSession ClientCertificate {session}", app=app,
+                                     session=session), *sent])
 
 
 @dataclass(frozen=True)
@@ -174,14 +176,19 @@ def as_device_error(exc: BaseException, device: str, what: str, timeout_s: float
     code, name = status_of(exc)
     if code is not None:
         what = exc.what if isinstance(exc, BadStatus) else what
-        return DeviceRefused(f"{device}: {what} refused with {name} (0x{code:08X})", code)
+        refusal = Msg("{what} refused with {status} (0x{code:08X})", what=what, status=name, code=code)
+        return DeviceRefused(Msg("{device}: {refusal}", device=device, refusal=refusal), code)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return DeviceTimeout(f"{device}: no answer to {what} within {timeout_s:g} s")
+        return DeviceTimeout(Msg("{device}: no answer to {what} within {timeout_s:g} s", device=device, what=what,
+                                 timeout_s=timeout_s))
     if isinstance(exc, ConnectionRefusedError):
-        return DeviceUnreachable(f"{device}: cannot connect for {what} (connection refused)")
+        return DeviceUnreachable(Msg("{device}: cannot connect for {what} (connection refused)", device=device,
+                                     what=what))
     if isinstance(exc, OSError | ConnectionError | EOFError):
-        return DeviceUnreachable(f"{device}: connection lost during {what} ({type(exc).__name__}: {exc})")
-    return DeviceError(f"{device}: {what} failed: {type(exc).__name__}: {exc}")
+        return DeviceUnreachable(Msg("{device}: connection lost during {what} ({error}: {detail})", device=device,
+                                     what=what, error=type(exc).__name__, detail=str(exc)))
+    return DeviceError(Msg("{device}: {what} failed: {error}: {detail}", device=device, what=what,
+                           error=type(exc).__name__, detail=str(exc)))
 
 
 # ---- opening --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from harness.config.opcua_map import SecurityMode, SecurityPolicy
 from harness.devices.api import DeviceError
 from harness.devices.opcua_session import SESSION_TIMEOUT_MS, SessionSpec, UserPassword, X509Identity
+from harness.reporting.texts import Msg
 
 
 async def matched(client: Any, spec: SessionSpec, credentials: tuple[str | None, str | None, Any]) -> Any:
@@ -171,4 +172,4 @@ def policy_class(policy: SecurityPolicy) -> Any:
         cls = getattr(security_policies, name)
         if isinstance(cls, type) and getattr(cls, "URI", None) == policy.uri:
             return cls
-    raise DeviceError(f"asyncua implements no security policy {policy.value}")
+    raise DeviceError(Msg("asyncua implements no security policy {policy}", policy=policy.value))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config.opcua_map import OpcuaUpdate, Operation
 from harness.devices.api import DeviceError, NotDeclared
+from harness.reporting.texts import Msg
 
 if TYPE_CHECKING:
     from harness.devices.opcua import OpcuaDevice
@@ -32,8 +33,9 @@ class FirmwareUpdate:
     def _call(self, method: str | None, name: str, args: tuple[Any, ...] = (), role: str | None = None,
               budget_s: float | None = None) -> Any:
         if method is None:
-            raise NotDeclared(f"{self.device.name}: profile {self.device.profile.model} declares no update method "
-                              f"{name} (opcua.update.methods.{name})")
+            raise NotDeclared(Msg("{device}: profile {model} declares no update method {name} "
+                                  "(opcua.update.methods.{name})", device=self.device.name,
+                                  model=self.device.profile.model, name=name))
         slot = self.device._slot(Operation.FIRMWARE, role)
         return self.device._call_node(slot, self.spec.object, method, args, f"update {name}", budget_s=budget_s)
 

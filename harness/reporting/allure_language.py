@@ -2,9 +2,11 @@
 
 allure-results stay as the run wrote them (English; they are evidence under the seal). The report is
 built from a translated copy in the builder's scratch directory: labels are recomputed from the clause
-each result names (its ``feature`` label, ``cl. N``), messages get the translated verdict prefix
-(allure_verdicts.PREFIX); the checks' own texts (titles, reasons) stay as written. Allure's own
-interface follows ``reportLanguage`` (allure_html.py).
+each result names (its ``feature`` label, ``cl. N``); a result whose check record is at hand (checks.jsonl
+beside allure-results) gets its title — check id and title, as allure_labels.title writes it — and its
+status message (verdict, then reason: allure_verdicts.message) rendered from the templates the check wrote,
+so a number moves but is never re-worded; without a record only the verdict prefix is translated. Allure's
+own interface follows ``reportLanguage`` (allure_html.py).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness.reporting.allure_verdicts import PREFIX
+from harness.reporting.allure_verdicts import PREFIX, message, record_of
 from harness.reporting.clauses import CHAPTER_TITLES, CLAUSES, chapter_of
 from harness.reporting.i18n import _, language
+from harness.reporting.records import CheckRecord, read_records
+from harness.reporting.texts import localized
 
 
 def _clause(result: dict[str, Any]) -> str | None:
@@ -25,8 +29,9 @@ def _clause(result: dict[str, Any]) -> str | None:
     return feature[len("cl. "):] if feature.startswith("cl. ") else None
 
 
-def translated(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` with its chapter/clause labels and verdict message in the current language."""
+def translated(result: dict[str, Any], record: CheckRecord | None = None) -> dict[str, Any]:
+    """``result`` with its chapter/clause labels and verdict message (with ``record``: also its title and reason)
+    in the current language."""
     out = dict(result)
     clause = _clause(result)
     if clause is not None:
@@ -40,15 +45,24 @@ def translated(result: dict[str, Any]) -> dict[str, Any]:
         out["labels"] = [{**lb, "value": new[lb.get("name")]} if new.get(lb.get("name")) else lb
                          for lb in result.get("labels") or []]
     details = result.get("statusDetails") or {}
-    message = str(details.get("message") or "")
-    prefix = next((p for p in PREFIX.values() if message.startswith(p)), None)
+    if record is not None:
+        out["name"] = f"{record.id} {localized(record.title, record.texts.get('title'))} [{record.dut}]"
+        if details.get("message"):
+            out["statusDetails"] = {**details, "message": message(record).localized()}
+        return out
+    text = str(details.get("message") or "")
+    prefix = next((p for p in PREFIX.values() if text.startswith(p)), None)
     if prefix:
-        out["statusDetails"] = {**details, "message": _(prefix) + message[len(prefix):]}
+        out["statusDetails"] = {**details, "message": _(prefix) + text[len(prefix):]}
     return out
 
 
-def localized_results(results_dir: Path, dest: Path, lang: str) -> Path:
-    """A copy of ``results_dir`` at ``dest`` with every result translated into ``lang``; ``dest``."""
+def localized_results(results_dir: Path, dest: Path, lang: str, records: list[CheckRecord] | None = None) -> Path:
+    """A copy of ``results_dir`` at ``dest`` with every result translated into ``lang``; ``dest``. ``records``: the
+    run's check records (default: the checks.jsonl beside ``results_dir``, when there is one)."""
+    if records is None:
+        records = read_records(results_dir.parent / "checks.jsonl")
+    by_key = {(r.id, r.dut): r for r in records}
     dest.mkdir(parents=True)
     with language(lang):
         for src in sorted(results_dir.iterdir()):
@@ -61,7 +75,8 @@ def localized_results(results_dir: Path, dest: Path, lang: str) -> Path:
                 except (OSError, ValueError):
                     result = None
                 if isinstance(result, dict):
-                    target.write_text(json.dumps(translated(result), ensure_ascii=False), encoding="utf-8")
+                    target.write_text(json.dumps(translated(result, record_of(result, by_key)), ensure_ascii=False),
+                                      encoding="utf-8")
                     continue
             try:  # attachments and containers unchanged: a link where the file system allows
                 os.link(src, target)

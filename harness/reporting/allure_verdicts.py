@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.reporting.i18n import N_
 from harness.reporting.records import CheckRecord
+from harness.reporting.texts import Msg
 
 STATUS = {"PASS": "passed", "FAIL": "failed", "INCONCLUSIVE": "broken", "N/A": "skipped", "FLAKY": "passed"}
 #: The start of each status message; the report builder translates it (allure_language.py).
@@ -43,19 +44,27 @@ def _dut(result: dict[str, Any]) -> str | None:
     return dut
 
 
+def message(record: CheckRecord) -> Msg:
+    """The status message of a check that did not PASS: its verdict said plainly, then its reason — a Msg, so the
+    report builder can show it in the run's language (allure_language.py)."""
+    verdict = record.verdict.value
+    reason = record.text()
+    if verdict == "FLAKY" and record.attempts:
+        reason = Msg("first failure: {reason}", reason=record.attempts[0].text())
+    prefix = Msg.literal(PREFIX[verdict]) if verdict in PREFIX else Msg("{verdict}: ", verdict=verdict)
+    return prefix + (reason or Msg("no reason recorded"))
+
+
 def mapped(result: dict[str, Any], record: CheckRecord) -> dict[str, Any]:
     """``result`` with the status and status details of ``record``'s verdict."""
     verdict = record.verdict.value
     out = dict(result)
     out["status"] = STATUS.get(verdict, "unknown")
     details = dict(result.get("statusDetails") or {})
-    reason = record.reason
-    if verdict == "FLAKY" and record.attempts:
-        reason = f"first failure: {record.attempts[0].reason}"
     if verdict == "PASS":
         details = {}
     else:
-        details["message"] = PREFIX.get(verdict, f"{verdict}: ") + (reason or "no reason recorded")
+        details["message"] = str(message(record))
         if verdict in ("N/A", "INCONCLUSIVE"):  # the raise inside the harness is no evidence about the device
             details.pop("trace", None)
     if verdict == "FLAKY":
@@ -67,6 +76,11 @@ def mapped(result: dict[str, Any], record: CheckRecord) -> dict[str, Any]:
     return out
 
 
+def record_of(result: dict[str, Any], by_key: dict[tuple[str, str], CheckRecord]) -> CheckRecord | None:
+    """The check record an Allure result is of (by its ``as_id`` and ``dut`` labels), if any."""
+    return by_key.get((_label(result, "as_id") or "", _dut(result) or ""))
+
+
 def map_verdicts(results_dir: Path, records: list[CheckRecord]) -> int:
     """Rewrite every ``*-result.json`` of a check in ``results_dir``; the number rewritten."""
     by_key = {(r.id, r.dut): r for r in records}
@@ -76,7 +90,7 @@ def map_verdicts(results_dir: Path, records: list[CheckRecord]) -> int:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        record = by_key.get((_label(result, "as_id") or "", _dut(result) or ""))
+        record = record_of(result, by_key)
         if record is None:
             continue
         new = mapped(result, record)

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.redaction import Redactor
 from harness.reporting.seal import CERTIFICATE
+from harness.reporting.texts import Msg
 
 HTML, ALLURE_HTML = "certificate.html", "allure-report.html"
 
@@ -24,7 +25,8 @@ HTML, ALLURE_HTML = "certificate.html", "allure-report.html"
 class Finalized:
     certificate: dict[str, Any]
     signer_subject: str = ""
-    notes: list[str] = field(default_factory=list)  # what a person should know (no Allure, a new key …)
+    notes: list[str] = field(default_factory=list)  # what a person should know (no Allure, a new key …): Msg
+    language: str = "en"  # the run's language: the notes are printed in it
 
 
 def ensure_key(signer_name: str, key_dir: Path, lab_name: str | None) -> str | None:
@@ -39,8 +41,8 @@ def ensure_key(signer_name: str, key_dir: Path, lab_name: str | None) -> str | N
         described = spec.init(key_dir, lab_name or "Unnamed lab (tek-harness self-signed key)")
     except FileExistsError:
         return None  # another first run made it a moment ago (init holds the key directory's lock)
-    return f"made a new self-signed lab key in {key_dir} ({described}); `harness keys init --force --name …` " \
-           f"replaces it with one that names your lab"
+    return Msg("made a new self-signed lab key in {key_dir} ({described}); `harness keys init --force --name …` "
+               "replaces it with one that names your lab", key_dir=str(key_dir), described=described)
 
 
 def allure_wanted() -> bool:
@@ -82,30 +84,31 @@ def finalize(out: Path, *, signer: str, key_dir: Path, lab: dict[str, Any] | Non
     allure: str | None = None
     results = out / "allure-results"
     if not allure_report:
-        notes.append("Allure report not built (asked not to); `harness report OUTDIR` builds it later")
+        notes.append(Msg("Allure report not built (asked not to); `harness report OUTDIR` builds it later"))
     elif results.is_dir() and any(results.iterdir()):
         try:
             build_allure_html(results, out / ALLURE_HTML, title=f"tek-harness — {certificate['rig']['name']}",
                               lang=lang)
             allure = ALLURE_HTML
         except AllureUnavailable as exc:
-            notes.append(f"Allure report not built: {exc}")
+            notes.append(Msg("Allure report not built: {error}", error=str(exc)))
         except (RuntimeError, OSError, ValueError) as exc:
-            notes.append(f"Allure report not built: {exc}")
+            notes.append(Msg("Allure report not built: {error}", error=str(exc)))
     records = read_records(out / "checks.jsonl")
     _write(out / HTML, render_certificate_html(certificate, records, allure_report=allure, lang=lang))
     swept = sweep(out, redactor or Redactor())  # the rule once more over everything, for what plugins wrote
     if swept:
-        notes.append(f"secrets kept out of the evidence before the seal: {', '.join(swept)}")
+        notes.append(Msg("secrets kept out of the evidence before the seal: {files}",
+                         files=Msg.joined(", ", swept)))
     block = seal(out, signer, key_dir)
     run_id = custody.run_id_of(out)
     try:
         if run_id:
             custody.record(key_dir, run_id, "sealed")
     except OSError as exc:
-        notes.append(f"the seal is not in the lab key directory's register ({exc.strerror or exc}): a resume of "
-                     "this run would not know it was sealed")
-    return Finalized(certificate, str(block.get("subject", "")), notes)
+        notes.append(Msg("the seal is not in the lab key directory's register ({error}): a resume of "
+                         "this run would not know it was sealed", error=str(exc.strerror or exc)))
+    return Finalized(certificate, str(block.get("subject", "")), notes, lang)
 
 
 def _write(path: Path, text: str) -> None:
@@ -115,5 +118,9 @@ def _write(path: Path, text: str) -> None:
 
 
 def print_notes(result: Finalized) -> None:
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+    """The notes on stderr in the run's language (a note's values — files, errors — as they are)."""
+    from harness.reporting.i18n import language
+
+    with language(result.language):
+        for note in result.notes:  # a plain-text note (a plugin's) shows as written after the translated "note:"
+            print(Msg("note: {note}", note=note).localized(), file=sys.stderr)

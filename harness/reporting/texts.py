@@ -86,7 +86,10 @@ def _fields(template: str) -> list[tuple[str, str | None, str]]:
 
 
 def _kept(value: Any, conversion: str | None, spec: str) -> Any:
-    """A value as the record keeps it: a nested Msg as such, anything else formatted as the check asked."""
+    """A value as the record keeps it: a nested Msg as such (also the Msg an exception was raised with: a driver's
+    refusal stays translatable inside the check's reason), anything else formatted as the check asked."""
+    if isinstance(value, BaseException) and len(value.args) == 1 and isinstance(value.args[0], Msg):
+        value = value.args[0]
     if isinstance(value, Msg) and not conversion and not spec:
         return value
     return _FORMATTER.format_field(_FORMATTER.convert_field(value, conversion), spec)

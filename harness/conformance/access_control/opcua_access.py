@@ -18,6 +18,7 @@ from typing import Any
 from harness.config.opcua_map import IdentityKind, Lockout, OpcuaMap, SecurityMode, SecurityPolicy
 from harness.config.rig_security import Credential
 from harness.devices.opcua_session import SessionAttempt
+from harness.reporting.i18n import pgettext
 from harness.reporting.records import Check, Measurement
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
@@ -66,8 +67,10 @@ def require_user_names(dut: Any) -> str:
                                 "(opcua.security.identities) and no endpoint offers a user-name token in "
                                 "GetEndpoints"))
     if offered and not declared:
-        return "not declared, but offered by the device: " + ", ".join(offered)
-    return "declared" + (", offered: " + ", ".join(offered) if offered else ", yet offered by no endpoint")
+        return Msg("not declared, but offered by the device: {endpoints}", endpoints=", ".join(offered))
+    if offered:
+        return Msg("declared, offered: {endpoints}", endpoints=", ".join(offered))
+    return Msg("declared, yet offered by no endpoint")
 
 
 def first_password_account(dut: Any) -> tuple[str, Credential]:
@@ -115,12 +118,22 @@ def secured_endpoint(dut: Any) -> tuple[SecurityPolicy, SecurityMode] | None:
 def described(attempt: SessionAttempt) -> str:
     """An attempt's outcome in the words of the evidence."""
     if attempt.accepted:
-        return "accepted"
+        return Msg("accepted")
     if attempt.outcome == "timeout":
         return Msg("no answer ({error})", error=attempt.error)
+    step = Msg.in_context("session step", attempt.step) if attempt.step in SESSION_STEPS else str(attempt.step)
     if attempt.outcome == "error":
-        return f"not decided by the device: the harness failed at {attempt.step} ({attempt.error})"
-    return f"refused at {attempt.step}: {attempt.status_name or attempt.error}"
+        return Msg("not decided by the device: the harness failed at {step} ({error})", step=step,
+                   error=attempt.error)
+    return Msg("refused at {step}: {status}", step=step, status=attempt.status_name or attempt.error)
+
+
+# Where a session attempt can be refused (SessionAttempt.step), each a word of the evidence, and the anonymous
+# identity's name: marked here so that extraction finds them (they are translated where shown, in their context).
+_WORDS = (pgettext("session step", "endpoint"), pgettext("session step", "channel"),
+          pgettext("session step", "session"), pgettext("session step", "activation"), pgettext("session step", "use"),
+          pgettext("identity", "anonymous"))
+SESSION_STEPS = ("endpoint", "channel", "session", "activation", "use")
 
 
 def _answered(name: str, attempt: SessionAttempt) -> None:
@@ -136,7 +149,7 @@ def expect_refused(check: Check, name: str, attempt: SessionAttempt, note: str =
     m = check.measure(name, described(attempt), passed=attempt.outcome == "refused", limit=Msg("refused"),
                       note=_noted(attempt, note))
     if attempt.outcome in ("timeout", "error"):
-        unsettled(check, m, f"{name}: {described(attempt)}")
+        unsettled(check, m, Msg("{name}: {outcome}", name=name, outcome=described(attempt)))
     return m.passed
 
 
@@ -145,7 +158,7 @@ def expect_accepted(check: Check, name: str, attempt: SessionAttempt, note: str 
     m = check.measure(name, described(attempt), passed=attempt.accepted, limit=Msg("accepted"),
                       note=_noted(attempt, note))
     if attempt.outcome in ("timeout", "error"):
-        unsettled(check, m, f"{name}: {described(attempt)}")
+        unsettled(check, m, Msg("{name}: {outcome}", name=name, outcome=described(attempt)))
     return m.passed
 
 
@@ -167,14 +180,16 @@ def conclude(check: Check) -> None:
     if any(id(m) not in ids for m in check.failures):
         check.require()
     if pending:
-        raise Inconclusive("not decided: " + "; ".join(why for _, why in pending))
+        raise Inconclusive(Msg("not decided: {what}", what=Msg.joined("; ", (why for _, why in pending))))
     check.require()
 
 
 def _noted(attempt: SessionAttempt, note: str) -> str:
     """The evidence of an attempt: who over which security, and which certificates were sent."""
-    return "; ".join(filter(None, [note, f"{attempt.identity} over {attempt.policy}/{attempt.mode}",
-                                   attempt.certificates]))
+    identity = Msg.in_context("identity", "anonymous") if attempt.identity == "anonymous" else attempt.identity
+    return Msg.joined("; ", filter(None, [note, Msg("{identity} over {policy}/{mode}", identity=identity,
+                                                    policy=attempt.policy, mode=attempt.mode),
+                                          attempt.certificates]))
 
 
 def wrong_password(password: str | None) -> str:

@@ -40,6 +40,7 @@ from harness.conformance.access_control.opcua_access import opcua_map
 from harness.conformance.cleanup import restoring
 from harness.conformance.opcua_control import NO_UNDO, control_methods, undoable_control
 from harness.devices.api import DeviceRefused, DeviceTimeout
+from harness.reporting.texts import Msg
 
 # Answers that name the caller's right, not the device's state: proof that a role check refused the call.
 ACCESS_DENIED = ("BadUserAccessDenied", "BadNotExecutable", "BadSecurityModeInsufficient", "BadNotWritable",
@@ -108,13 +109,15 @@ class Exerciser:
         try:
             return self._run(session, operation, allowed)
         except DeviceTimeout as exc:
-            return Outcome(False, "no answer", f"no answer from the device: {exc}", exercised=False, silent=True)
+            return Outcome(False, Msg("no answer"), Msg("no answer from the device: {error}", error=exc),
+                           exercised=False, silent=True)
 
     def read_only(self, session: Any) -> Outcome:
         try:
             return self._read_only(session)
         except DeviceTimeout as exc:
-            return Outcome(False, "no answer", f"no answer from the device: {exc}", exercised=False, silent=True)
+            return Outcome(False, Msg("no answer"), Msg("no answer from the device: {error}", error=exc),
+                           exercised=False, silent=True)
 
     def _run(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
         if operation == Operation.READ:
@@ -134,33 +137,36 @@ class Exerciser:
     # ---- one operation each ------------------------------------------------------------------------------
     def _read(self, session: Any, allowed: bool) -> Outcome:
         status = attempt(lambda: session.read_many(list(self.map.points)))
+        how = Msg("Read of all {n} declared points", n=len(self.map.points))
         if allowed:
-            return Outcome(status is None, "done" if status is None else f"refused ({status})",
-                           f"Read of all {len(self.map.points)} declared points")
-        return Outcome(status is not None, f"refused ({status})" if status else "done",
-                       f"Read of all {len(self.map.points)} declared points")
+            return Outcome(status is None, _done_or_refused(status), how)
+        return Outcome(status is not None, _done_or_refused(status), how)
 
     def _write(self, session: Any, kind: PointKind, allowed: bool) -> Outcome:
         name = next((n for n, p in self.map.points.items() if p.kind == kind and p.range is not None), None)
         if name is None:
-            return _not_exercised(f"no {kind.value} point with a declared range (a safe test value needs one)")
+            return _not_exercised(Msg("no {kind} point with a declared range (a safe test value needs one)",
+                                      kind=kind.value))
         low, high = self.map.points[name].range or (0.0, 0.0)
         before = self.device.read(name).value
         target = trial_value(float(before), low, high)
         with restoring(lambda: self._put_back(name, before)):
             status = attempt(lambda: session.write(name, target))
             after = self.device.read(name).value
-        how = f"{name} := {target:g} (was {before:g}; range {low:g} … {high:g}); restored afterwards"
+        how = Msg("{name} := {target:g} (was {before:g}; range {low:g} … {high:g}); restored afterwards", name=name,
+                  target=target, before=before, low=low, high=high)
         if allowed:
             if status is not None:
-                return Outcome(False, f"refused ({status})", how)
+                return Outcome(False, _done_or_refused(status), how)
             took = _same(after, target)
-            return Outcome(took, "done" if took else f"acknowledged, but {name} reads {after}", how)
+            return Outcome(took, Msg("done") if took else Msg("acknowledged, but {name} reads {after}", name=name,
+                                                               after=after), how)
         if status is None:
-            return Outcome(False, f"done: {name} {before:g} → {after}", how)
+            return Outcome(False, Msg("done: {name} {before:g} → {after}", name=name, before=before, after=after), how)
         unchanged = _same(after, before)
-        return Outcome(unchanged, f"refused ({status}), {name} unchanged" if unchanged
-                       else f"refused ({status}), yet {name} {before:g} → {after}", how)
+        return Outcome(unchanged, Msg("refused ({status}), {name} unchanged", status=status, name=name) if unchanged
+                       else Msg("refused ({status}), yet {name} {before:g} → {after}", status=status, name=name,
+                                before=before, after=after), how)
 
     def _read_only(self, session: Any) -> Outcome:
         """Writes of every declared read-only point (identity, process values): whoever asks, a device refuses them
@@ -171,13 +177,15 @@ class Exerciser:
         write here). Whatever took is written back at once in the same session."""
         names = [n for n, p in self.map.points.items() if not p.writable]
         if not names:
-            return _not_exercised("the profile declares no read-only point")
+            return _not_exercised(Msg("the profile declares no read-only point"))
         verdicts = [self._write_read_only(session, n) for n in names]
         wrong = [v for ok, v in verdicts if not ok]
-        how = f"Write of {', '.join(names)}"
+        how = Msg("Write of {points}", points=", ".join(names))
         if wrong:
-            return Outcome(False, "; ".join(wrong), how)
-        return Outcome(True, "refused (" + ", ".join(sorted({v for _, v in verdicts})) + "), unchanged", how)
+            return Outcome(False, Msg.joined("; ", wrong), how)
+        return Outcome(True, Msg("refused ({statuses}), unchanged",
+                                 statuses=", ".join(sorted({v for _, v in verdicts}))),
+                       how)
 
     def _write_read_only(self, session: Any, name: str) -> tuple[bool, str]:
         before = self.device.read(name).value
@@ -188,11 +196,14 @@ class Exerciser:
         took = not isinstance(before, bool) and _same(after, target)
         if took or status is None:
             back = attempt(lambda: session.write(name, before)) if took else None
-            undone = "written back" if back is None else f"writing it back refused ({back})"
-            return False, f"{name}: " + ("written" if status is None else f"refused ({status}), yet written") + \
-                (f" ({before!r} → {after!r}, {undone})" if took else " (answered Good)")
+            undone = Msg("written back") if back is None else Msg("writing it back refused ({status})", status=back)
+            what = Msg("written") if status is None else Msg("refused ({status}), yet written", status=status)
+            if took:
+                return False, Msg("{name}: {what} ({before!r} → {after!r}, {undone})", name=name, what=what,
+                                  before=before, after=after, undone=undone)
+            return False, Msg("{name}: {what} (answered Good)", name=name, what=what)
         if status not in ACCESS_DENIED:
-            return False, f"{name}: answered {status}, not a refusal for the access"
+            return False, Msg("{name}: answered {status}, not a refusal for the access", name=name, status=status)
         return True, status
 
     def _put_back(self, name: str, value: Any) -> None:
@@ -202,7 +213,7 @@ class Exerciser:
     def _control(self, session: Any, allowed: bool) -> Outcome:
         methods = control_methods(self.dut.profile)
         if not methods:
-            return _not_exercised("the profile declares no control method")
+            return _not_exercised(Msg("the profile declares no control method"))
         if allowed:  # act on the plant only through a method the profile says how to undo
             chosen = undoable_control(self.dut.profile, self.device)
             if chosen is None:
@@ -211,23 +222,24 @@ class Exerciser:
             status = attempt(lambda: session.call(name))
             if status is None:
                 self.device.call(method.undo)
-            return Outcome(status is None, "done" if status is None else f"refused ({status})",
-                           f"called {name}, then {method.undo} to put it back")
+            return Outcome(status is None, _done_or_refused(status),
+                           Msg("called {name}, then {undo} to put it back", name=name, undo=method.undo))
         before = self._discrete()
         with restoring(lambda: self._restore_discrete(before, methods)):
             statuses = {m: attempt(lambda m=m: session.call(m)) for m in methods}
             after = self._discrete()
         moved = {k: (before[k], after.get(k)) for k in before if not _same(before[k], after.get(k))}
-        how = f"called {', '.join(methods)}; watched {', '.join(before) or 'no discrete process value'}"
+        how = Msg("called {methods}; watched {watched}", methods=", ".join(methods),
+                  watched=", ".join(before) if before else Msg("no discrete process value"))
         done = [m for m, s in statuses.items() if s is None]
         if done:
-            return Outcome(False, f"done: {', '.join(done)}", how)
+            return Outcome(False, Msg("done: {methods}", methods=", ".join(done)), how)
         codes = ", ".join(sorted(set(statuses.values())))
         if moved:
-            return Outcome(False, f"refused ({codes}), yet " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in
-                                                                         moved.items()), how)
-        return Outcome(True, f"refused ({codes}), " + ("process state unchanged" if before else
-                                                       "no discrete process value to watch"), how)
+            return Outcome(False, Msg("refused ({codes}), yet {moved}", codes=codes,
+                                      moved=", ".join(f"{k} {a} → {b}" for k, (a, b) in moved.items())), how)
+        return Outcome(True, Msg("refused ({codes}), process state unchanged", codes=codes) if before else
+                       Msg("refused ({codes}), no discrete process value to watch", codes=codes), how)
 
     def _discrete(self) -> dict[str, Any]:
         """The device's discrete process state: Boolean and text process values (continuous ones drift)."""
@@ -249,47 +261,52 @@ class Exerciser:
     def _firmware(self, session: Any, allowed: bool) -> Outcome:
         update = self.map.update
         if update is None:
-            return _not_exercised("the profile declares no software update (opcua.update)")
+            return _not_exercised(Msg("the profile declares no software update (opcua.update)"))
         helper = self.device.update
         state, version = helper.state(), helper.running_version()
         if state in BUSY_UPDATE_STATES:
-            return _not_exercised(f"the device is mid-update (state {state}): nothing is called")
+            return _not_exercised(Msg("the device is mid-update (state {state}): nothing is called", state=state))
         if update.methods.confirm is not None:
-            method, how = update.methods.confirm, f"Confirm with nothing on trial (state {state})"
+            method, how = update.methods.confirm, Msg("Confirm with nothing on trial (state {state})", state=state)
         elif state != "Transferred":
-            method, how = update.methods.install, f"Install with nothing transferred (state {state})"
+            method, how = update.methods.install, Msg("Install with nothing transferred (state {state})", state=state)
         else:
-            return _not_exercised("an image is transferred and the profile declares no Confirm: any call could "
-                                  "install it")
+            return _not_exercised(Msg("an image is transferred and the profile declares no Confirm: any call could "
+                                      "install it"))
         status = attempt(lambda: session.call_node(update.object, method))
         after = (helper.state(), helper.running_version())
         unchanged = after == (state, version)
         if allowed:
             passed = status is None or status not in ACCESS_DENIED
-            return Outcome(passed, "done" if status is None else
-                           f"refused ({status})" if not passed else f"reached the update logic ({status})", how)
+            return Outcome(passed, _done_or_refused(status) if status is None or not passed else
+                           Msg("reached the update logic ({status})", status=status), how)
         if status is None:
-            return Outcome(False, f"done: state {state} → {after[0]}, version {version} → {after[1]}", how)
+            return Outcome(False, Msg("done: state {state} → {after}, version {version} → {new}", state=state,
+                                      after=after[0], version=version, new=after[1]), how)
         if status not in ACCESS_DENIED:
-            return Outcome(False, f"answered {status}: refused for the device's state, not for the role", how)
-        return Outcome(unchanged, f"refused ({status})" + ("" if unchanged else
-                                                            f", yet state {state} → {after[0]}"), how)
+            return Outcome(False, Msg("answered {status}: refused for the device's state, not for the role",
+                                      status=status), how)
+        return Outcome(unchanged, _done_or_refused(status) if unchanged else
+                       Msg("refused ({status}), yet state {state} → {after}", status=status, state=state,
+                           after=after[0]), how)
 
     def _manage_log(self, session: Any, allowed: bool) -> Outcome:
         audit = self.map.audit_log
         clear = audit.clear if audit is not None else None
         if audit is None or clear is None:
-            return _not_exercised("the profile declares no way to clear the audit log (audit_log.clear)")
+            return _not_exercised(Msg("the profile declares no way to clear the audit log (audit_log.clear)"))
         if allowed:  # never made to clear the device's audit trail: only its argument check is reached
-            return self._wrong_arguments(session, clear.object, clear.method, "the audit log's clear method")
+            return self._wrong_arguments(session, clear.object, clear.method, Msg("the audit log's clear method"))
         before = self.device.read_audit_log(start=self.audit_since)
         status = attempt(lambda: session.call_node(clear.object, clear.method))
         after = self.device.read_audit_log(start=self.audit_since)
         kept = {_entry_key(e) for e in before} <= {_entry_key(e) for e in after}
-        how = f"clear of the audit log; {len(before)} entries since the check began before, {len(after)} after"
+        how = Msg("clear of the audit log; {before} entries since the check began before, {after} after",
+                  before=len(before), after=len(after))
         if status is None:
-            return Outcome(False, "done" + ("" if kept else ": the log was emptied"), how)
-        return Outcome(kept, f"refused ({status}), " + ("log kept" if kept else "yet entries are gone"), how)
+            return Outcome(False, Msg("done") if kept else Msg("done: the log was emptied"), how)
+        return Outcome(kept, Msg("refused ({status}), log kept", status=status) if kept
+                       else Msg("refused ({status}), yet entries are gone", status=status), how)
 
     def _wrong_arguments(self, session: Any, object_node: str, method_node: str, what: str) -> Outcome:
         """Call a method a role may call, with arguments it cannot take (none when it declares some, one too many
@@ -297,43 +314,50 @@ class Exerciser:
         its arguments would run it for real (clear its log, change an account): destructive, so tried only on a rig
         with allow_destructive."""
         if not self.allow_destructive:
-            return _not_exercised(f"{what} is permitted; calling it with wrong arguments shows the role check passed, "
-                                  "but a device that ignores its arguments would run it for real — tried only on a "
-                                  "rig with allow_destructive: true")
+            return _not_exercised(Msg("{what} is permitted; calling it with wrong arguments shows the role check "
+                                      "passed, but a device that ignores its arguments would run it for real — tried "
+                                      "only on a rig with allow_destructive: true", what=what))
         declared = session.input_arguments(method_node)
         extra = () if declared else ("tek-harness: one argument too many",)
         status = attempt(lambda: session.call_node(object_node, method_node, *extra))
-        how = f"{what} called with {len(extra)} of its {declared} input argument(s): it must do nothing"
+        how = Msg("{what} called with {given} of its {declared} input argument(s): it must do nothing", what=what,
+                  given=len(extra), declared=declared)
         return _reached(status, how)
 
     def _declared_methods(self, session: Any, operation: Operation, allowed: bool) -> Outcome:
         methods = [n for n, m in self.map.methods.items() if m.kind == operation]
         if not methods:
-            return _not_exercised(f"the profile gives no way to exercise {operation.value}")
+            return _not_exercised(Msg("the profile gives no way to exercise {operation}", operation=operation.value))
         if allowed:  # their effect is unknown: a role that may only reaches their argument check
             method = self.map.methods[methods[0]]
             return self._wrong_arguments(session, method.object, method.method, methods[0])
         statuses = {m: attempt(lambda m=m: session.call(m)) for m in methods}
         wrong = {m: s for m, s in statuses.items() if s is None or s not in ACCESS_DENIED}
-        how = f"called {', '.join(methods)} without arguments"
+        how = Msg("called {methods} without arguments", methods=", ".join(methods))
         if wrong:
-            return Outcome(False, ", ".join(f"{m}: {s or 'done'}" for m, s in wrong.items()), how)
-        return Outcome(True, f"refused ({', '.join(sorted(set(filter(None, statuses.values()))))})", how)
+            return Outcome(False, Msg.joined(", ", (Msg("{method}: {status}", method=m, status=s or Msg("done"))
+                                                    for m, s in wrong.items())), how)
+        return Outcome(True, _done_or_refused(", ".join(sorted(set(filter(None, statuses.values()))))), how)
+
+
+def _done_or_refused(status: str | None) -> Msg:
+    """"done" (None: the device did it), else "refused (its status name)"."""
+    return Msg("done") if status is None else Msg("refused ({status})", status=status)
 
 
 def _reached(status: str | None, how: str) -> Outcome:
     """A permitted call made with the wrong number of arguments: the answer shows whether the role check let it
     through (an argument or state answer) or refused it (an access answer)."""
     if status is None:
-        return Outcome(True, "done", how + "; the device ran it all the same (Part 4 asks for Bad_ArgumentsMissing "
-                       "or Bad_TooManyArguments)")
+        return Outcome(True, Msg("done"), Msg("{how}; the device ran it all the same (Part 4 asks for "
+                                              "Bad_ArgumentsMissing or Bad_TooManyArguments)", how=how))
     if status in ACCESS_DENIED:
-        return Outcome(False, f"refused ({status})", how)
-    return Outcome(True, f"reached the method's own checks ({status})", how)
+        return Outcome(False, _done_or_refused(status), how)
+    return Outcome(True, Msg("reached the method's own checks ({status})", status=status), how)
 
 
 def _not_exercised(why: str) -> Outcome:
-    return Outcome(True, "not exercised", why, exercised=False)
+    return Outcome(True, Msg("not exercised"), why, exercised=False)
 
 
 def _entry_key(entry: Any) -> tuple[Any, ...]:

@@ -250,7 +250,7 @@ def _read_only_refuses(dut: Any, modbus: Any, device: Any, check: Any) -> None:
         check.measure(Msg("declared read-only: setting {name} write of the value it holds ({held:g})", name=name,
                           held=held), answer,
                       passed=refused, limit=Msg("refused with an exception"),
-                      note="" if refused else "a register the profile declares read-only took a write")
+                      note="" if refused else Msg("a register the profile declares read-only took a write"))
         tried += 1
     if not tried:
         raise NotApplicable(Msg("the meter has no clock or setting in holding registers: nothing a write could "
@@ -320,9 +320,12 @@ def test_tamper_inputs_logged(dut, check):
     for kind_name, why in cannot.items():
         check.measure(Msg("{kind_name}: not provoked", kind_name=kind_name), why, passed=True, note=Msg("not judged"))
     if not driven:
-        raise Inconclusive("the bench cannot drive any tamper input: " + "; ".join(f"{k} ({why})"
-                                                                                   for k, why in cannot.items()))
+        raise Inconclusive(Msg("the bench cannot drive any tamper input: {kinds}", kinds=_kinds(cannot)))
     check.require()
     if cannot:  # as KZ-97-01: what was driven passed, what was not is untried — never a PASS for all of them
-        raise Inconclusive("tamper kinds the bench cannot provoke were not judged: " + "; ".join(
-            f"{k} ({why})" for k, why in cannot.items()))
+        raise Inconclusive(Msg("tamper kinds the bench cannot provoke were not judged: {kinds}", kinds=_kinds(cannot)))
+
+
+def _kinds(cannot: dict[str, Any]) -> Msg:
+    """"kind (why); …" of the tamper kinds the bench cannot provoke, each reason translatable."""
+    return Msg.joined("; ", (Msg("{kind} ({why})", kind=k, why=why) for k, why in cannot.items()))

@@ -47,30 +47,35 @@ pytestmark = pytest.mark.dut_kind("controller")
                    "profile declares them, and then get nothing beyond their role [SR 1.1, SR 1.2]")
 def test_anonymous_access(dut, check, harness_run):
     declared = opcua_map(dut)
-    expect_refused(check, "Read on a session created but never activated",
+    expect_refused(check, Msg("Read on a session created but never activated"),
                    dut.device.attempt_session(identity="anonymous", tamper="read_before_activation"),
-                   note="no identity given at all (Part 4 5.6.2: Bad_SessionNotActivated)")
+                   note=Msg("no identity given at all (Part 4 5.6.2: Bad_SessionNotActivated)"))
     if IdentityKind.ANONYMOUS not in declared.security.identities:
         offering = [str(e) for e in dut.device.endpoints() if "anonymous" in e.identities]
-        check.equal(Msg("endpoints offering an anonymous identity token"), ", ".join(offering) or "none", "none",
+        check.equal(Msg("endpoints offering an anonymous identity token"), ", ".join(offering) or Msg("none"),
+                    Msg("none"),
                     note=Msg("the profile declares no anonymous identity"))
-        expect_refused(check, "anonymous session over the declared security",
+        expect_refused(check, Msg("anonymous session over the declared security"),
                        dut.device.attempt_session(identity="anonymous"))
         conclude(check)
         return
     least = declared.security.anonymous_role or (by_privilege(declared)[0] if declared.roles else None)
     granted = set(declared.roles[least]) if least else {Operation.READ}
-    if not expect_accepted(check, "anonymous session (declared)", dut.device.attempt_session(identity="anonymous")):
+    if not expect_accepted(check, Msg("anonymous session (declared)"),
+                           dut.device.attempt_session(identity="anonymous")):
         conclude(check)
     exerciser = Exerciser(dut, audit_start(dut), allow_destructive=harness_run.loaded.rig.allow_destructive)
     with dut.device.session(identity="anonymous") as session:
         for operation in Operation:
             allowed = operation in granted
-            _judge(check, f"anonymous: {operation.value}", exerciser.run(session, operation, allowed), allowed,
-                   f" (the role anonymous sessions get, {least or '(none declared)'}, "
-                   f"{'may' if allowed else 'may not'})",
+            _judge(check, Msg("anonymous: {operation}",
+                              operation=operation.value), exerciser.run(session, operation, allowed), allowed,
+                   (Msg(" (the role anonymous sessions get, {role}, may)",
+                        role=least or Msg("(none declared)")) if allowed
+                    else Msg(" (the role anonymous sessions get, {role}, may not)",
+                             role=least or Msg("(none declared)"))),
                    offered=operation in _offered(declared) or not declared.roles)
-        _judge(check, "anonymous: write read-only points", exerciser.read_only(session), False)
+        _judge(check, Msg("anonymous: write read-only points"), exerciser.read_only(session), False)
     conclude(check)
 
 
@@ -78,7 +83,7 @@ def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "", of
     """One row of a role × operation matrix; a row that could not be tried is no pass (INCONCLUSIVE) — unless the
     device offers the operation to nobody (no declared role is granted it) and declares no means to it: then there
     is nothing to keep apart, and the row says so."""
-    limit = "done" if allowed else "refused, nothing changed"
+    limit = Msg("done") if allowed else Msg("refused, nothing changed")
     if not outcome.exercised and not offered and not outcome.silent:
         check.measure(name, Msg("not offered by the device"), passed=True, limit="",
                       note=Msg("no declared role is granted it; {note}{also}", note=outcome.note, also=also))
@@ -86,7 +91,7 @@ def _judge(check, name: str, outcome: Outcome, allowed: bool, also: str = "", of
     m = check.measure(name, outcome.measured, passed=outcome.passed and outcome.exercised, limit=limit,
                       note=outcome.note + also)
     if not outcome.exercised:
-        unsettled(check, m, f"{name} not tried ({outcome.note})")
+        unsettled(check, m, Msg("{name} not tried ({note})", name=name, note=outcome.note))
 
 
 def _as_role(dut, role: str) -> dict[str, str] | None:
@@ -118,13 +123,14 @@ def test_no_session_without_security(dut, check):
     # here only an endpoint without security counts.
     unsecured = sorted((p, m) for p, m in pairs - declared if p == SecurityPolicy.NONE.value)
     check.equal(Msg("endpoints without security offered though not declared"),
-                ", ".join(f"{p}/{m}" for p, m in unsecured) or "none", "none",
+                ", ".join(f"{p}/{m}" for p, m in unsecured) or Msg("none"), Msg("none"),
                 note=Msg("offered: {value}", value=', '.join(str(e) for e in offered) or 'nothing'))
     how = login(dut)
     if not security.secure_policies:
         # Rules cl. 51 and 82 ask for cryptographic protection of the channels: declaring its absence is no excuse
-        expect_accepted(check, "session over SecurityPolicy None (declared: the only endpoint)",
-                        dut.device.attempt_session(**how, policy=SecurityPolicy.NONE), note="what the device offers")
+        expect_accepted(check, Msg("session over SecurityPolicy None (declared: the only endpoint)"),
+                        dut.device.attempt_session(**how,
+                                                   policy=SecurityPolicy.NONE), note=Msg("what the device offers"))
         check.measure(Msg("endpoints with message security (Sign or SignAndEncrypt)"), Msg("none declared"),
                       passed=False,
                       limit=Msg("at least one"), note=Msg("every session's messages, and its passwords, travel "
@@ -136,17 +142,19 @@ def test_no_session_without_security(dut, check):
                       note=Msg("the profile declares policy None next to secured endpoints: sessions without "
                                "security are documented behaviour"))
     else:
-        expect_refused(check, "session over SecurityPolicy None (a client matching endpoints)",
+        expect_refused(check, Msg("session over SecurityPolicy None (a client matching endpoints)"),
                        dut.device.attempt_session(**how, policy=SecurityPolicy.NONE))
-        expect_refused(check, "session over SecurityPolicy None (a client skipping endpoint matching)",
+        expect_refused(check, Msg("session over SecurityPolicy None (a client skipping endpoint matching)"),
                        dut.device.attempt_session(**how, skip_endpoint_matching=True),
-                       note="raw CreateSession/ActivateSession on a None channel; credentials would travel in clear")
+                       note=Msg("raw CreateSession/ActivateSession on a None channel; credentials would travel in "
+                                "clear"))
     for policy in security.secure_policies:
         for mode in security.secure_modes:
             check.equal(Msg("{value}/{value2} listed in GetEndpoints", value=policy.value,
                             value2=mode.value), (policy.value, mode.value) in pairs,
                         True)
-            expect_accepted(check, f"session over {policy.value}/{mode.value} (trusted client certificate)",
+            expect_accepted(check, Msg("session over {policy}/{mode} (trusted client certificate)",
+                                       policy=policy.value, mode=mode.value),
                             dut.device.attempt_session(**how, policy=policy, mode=mode))
     conclude(check)
 
@@ -161,9 +169,9 @@ def test_untrusted_certificate(dut, check):
         check.measure(Msg("client applications authenticated by certificate"),
                       Msg("no: no secured endpoint, no application certificate is ever exchanged"), passed=False,
                       limit=Msg("a trusted certificate on every session"),
-                      note="offered: " + (", ".join(str(e) for e in dut.device.endpoints()) or "nothing")
-                      + "; any application gets a session (Part 2: applications authenticate by their instance "
-                      "certificates in the secure channel)")
+                      note=Msg("offered: {endpoints}; any application gets a session (Part 2: applications "
+                               "authenticate by their instance certificates in the secure channel)",
+                               endpoints=", ".join(str(e) for e in dut.device.endpoints()) or Msg("nothing")))
         conclude(check)
         return
     policy, mode = secured
@@ -176,22 +184,22 @@ def test_untrusted_certificate(dut, check):
     check.measure(Msg("the same session with the trusted certificate (control)"), Msg("accepted"), passed=True,
                   note=Msg("{identity} over {policy}/{mode}; {certificates}", identity=trusted.identity,
                            policy=trusted.policy, mode=trusted.mode, certificates=trusted.certificates))
-    untrusted = "OUTDIR/pki/untrusted-client.der, made for this run and trusted by nobody"
-    expect_refused(check, "secure channel with an untrusted application certificate",
+    untrusted = Msg("OUTDIR/pki/untrusted-client.der, made for this run and trusted by nobody")
+    expect_refused(check, Msg("secure channel with an untrusted application certificate"),
                    dut.device.attempt_session(**how, policy=policy, mode=mode, application="untrusted"),
                    note=untrusted)
-    expect_refused(check, "secure channel with an untrusted application certificate, CreateSession without "
-                   "ClientCertificate", dut.device.attempt_session(**how, policy=policy, mode=mode,
+    expect_refused(check, Msg("secure channel with an untrusted application certificate, CreateSession without "
+                              "ClientCertificate"), dut.device.attempt_session(**how, policy=policy, mode=mode,
                                                                     application="untrusted",
                                                                     tamper="no_client_certificate"),
-                   note=f"{untrusted}; then ActivateSession and a Read of ServerStatus.State (Part 4 5.6.2: the "
-                        "field is required on every secured channel)")
-    expect_refused(check, "ActivateSession with a forged ClientSignature (trusted certificate)",
+                   note=Msg("{untrusted}; then ActivateSession and a Read of ServerStatus.State (Part 4 5.6.2: the "
+                            "field is required on every secured channel)", untrusted=untrusted))
+    expect_refused(check, Msg("ActivateSession with a forged ClientSignature (trusted certificate)"),
                    dut.device.attempt_session(**how, policy=policy, mode=mode, tamper="forged_client_signature"),
-                   note="zeros instead of the proof that the client holds its certificate's key, then a Read "
-                        "(Part 4 5.6.3: Bad_ApplicationSignatureInvalid)")
+                   note=Msg("zeros instead of the proof that the client holds its certificate's key, then a Read "
+                            "(Part 4 5.6.3: Bad_ApplicationSignatureInvalid)"))
     if IdentityKind.CERTIFICATE in declared.security.identities:
-        expect_refused(check, "untrusted certificate as user identity (over a trusted channel)",
+        expect_refused(check, Msg("untrusted certificate as user identity (over a trusted channel)"),
                        dut.device.attempt_session(identity="untrusted_certificate", policy=policy, mode=mode))
     conclude(check)
 
@@ -208,17 +216,19 @@ def test_wrong_password_refused(dut, check):
                       note=Msg("opcua.absent lists password_check; the Rules ask for user authentication (cl. 66, "
                                "76)"))
     if not accounts:
-        unsettled(check, None, f"user names {how}, but the rig gives no user name and password for a declared role "
-                               f"(duts.{dut.name}.credentials): a real account's wrong and right password are untried")
+        unsettled(check, None, Msg("user names {how}, but the rig gives no user name and password for a declared role "
+                                   "(duts.{dut}.credentials): a real account's wrong and right password are untried",
+                                   how=how, dut=dut.name))
     for role, cred in accounts:
-        expect_refused(check, f"{role}: wrong password for {cred.user}",
+        expect_refused(check, Msg("{role}: wrong password for {user}", role=role, user=cred.user),
                        dut.device.attempt_session(identity=(cred.user, wrong_password(cred.password))))
         if lockout is not None and lockout.after_failures <= 1:
             wait_out_lockout(dut)  # one failure locks: the right password is judged once the lock is over
-        expect_accepted(check, f"{role}: the rig's password for {cred.user}", dut.device.attempt_session(role=role))
+        expect_accepted(check, Msg("{role}: the rig's password for {user}", role=role,
+                                   user=cred.user), dut.device.attempt_session(role=role))
     known = {c.user for _, c in password_accounts(dut)}
     unknown = next(f"tek-harness-nobody-{i}" for i in range(100) if f"tek-harness-nobody-{i}" not in known)
-    expect_refused(check, "unknown user name", dut.device.attempt_session(identity=(unknown, "whatever-1")))
+    expect_refused(check, Msg("unknown user name"), dut.device.attempt_session(identity=(unknown, "whatever-1")))
     conclude(check)
 
 
@@ -230,11 +240,11 @@ def test_lockout_after_failures(dut, check):
     lockout = lockout_of(dut)
     if lockout is None:  # a FAIL on the declaration alone: no lab account is needed to know it
         said = Absent.LOCKOUT in opcua_map(dut).absent
-        check.measure(Msg("declared lockout"), "declared absent" if said else "none", passed=False,
+        check.measure(Msg("declared lockout"), Msg("declared absent") if said else Msg("none"), passed=False,
                       limit=Msg("declared"),
-                      note="the profile declares that the device has no lockout after repeated failed logins "
-                           "(opcua.absent)" if said else "the profile declares no lockout after repeated failed "
-                           "logins (opcua.security.lockout)")
+                      note=Msg("the profile declares that the device has no lockout after repeated failed logins "
+                               "(opcua.absent)") if said else Msg("the profile declares no lockout after repeated "
+                                                                  "failed logins (opcua.security.lockout)"))
         conclude(check)
     assert lockout is not None
     role, cred = first_password_account(dut)
@@ -248,17 +258,19 @@ def test_lockout_after_failures(dut, check):
 
     with restoring(unlock):
         for i in range(n):
-            expect_refused(check, f"wrong password {i + 1} of {n} for {cred.user}",
+            expect_refused(check, Msg("wrong password {value} of {n} for {user}", value=i + 1, n=n, user=cred.user),
                            dut.device.attempt_session(identity=(cred.user, wrong_password(cred.password))))
         if lockout.kind == "lock":
-            expect_refused(check, "the right password at once (account locked)", dut.device.attempt_session(role=role))
+            expect_refused(check, Msg("the right password at once (account locked)"),
+                           dut.device.attempt_session(role=role))
             dut.time.elapse(duration / 2)
-            expect_refused(check, f"the right password after {duration / 2:g} s (still locked)",
+            expect_refused(check, Msg("the right password after {value:g} s (still locked)", value=duration / 2),
                            dut.device.attempt_session(role=role))
             dut.time.elapse(duration / 2 + margin)
             over[0] = True
-            expect_accepted(check, f"the right password after {duration + margin:g} s (lock over)",
-                            dut.device.attempt_session(role=role), note=f"declared lock {duration:g} s")
+            expect_accepted(check, Msg("the right password after {value:g} s (lock over)", value=duration + margin),
+                            dut.device.attempt_session(role=role), note=Msg("declared lock {duration:g} s",
+                                                                            duration=duration))
         else:
             delayed = dut.device.attempt_session(role=role)
             # the harness gives up on an answer after the rig's request timeout: a longer delay shows as that
@@ -271,7 +283,8 @@ def test_lockout_after_failures(dut, check):
             wait_out_lockout(dut)
             over[0] = True
             prompt = dut.device.attempt_session(role=role)
-            expect_accepted(check, f"the right password after {duration + margin:g} s (delay over)", prompt)
+            expect_accepted(check, Msg("the right password after {value:g} s (delay over)",
+                                       value=duration + margin), prompt)
             check.at_most(Msg("answer time once the delay is over"), round(prompt.duration_s, 3), 0.5 * duration,
                           unit="s")
     _lockout_logged(dut, check, cred.user, n, since)
@@ -282,10 +295,10 @@ def _lockout_logged(dut, check, user: str, failures: int, since) -> None:
     audit = opcua_map(dut).audit_log
     if audit is None:
         said = Absent.AUDIT_LOG in opcua_map(dut).absent
-        check.measure(Msg("failed logins and the lockout in the audit log"), "declared absent" if said else
-                      "no audit log declared", passed=False, limit=Msg("logged"),
-                      note="the profile declares that the device keeps no audit log (opcua.absent); cl. 69 asks for "
-                           "one" if said else "the profile declares no audit log (opcua.audit_log)")
+        check.measure(Msg("failed logins and the lockout in the audit log"), Msg("declared absent") if said else
+                      Msg("no audit log declared"), passed=False, limit=Msg("logged"),
+                      note=Msg("the profile declares that the device keeps no audit log (opcua.absent); cl. 69 asks "
+                               "for one") if said else Msg("the profile declares no audit log (opcua.audit_log)"))
         return
     mine = [e for e in dut.device.read_audit_log(start=since) if e.user == user]
     check.at_least(Msg("failed logins of {user} in the audit log ({value})", user=user,
@@ -319,9 +332,9 @@ def test_no_default_credentials(dut, check):
                 raise Inconclusive(Msg("{user}: nothing listens at the device's endpoint any more ({error})", user=user,
                                        error=attempt.error))
             if attempt.outcome in ("timeout", "error"):
-                silent.append(f"{user}/{password or '(empty)'}: {described(attempt)}")
+                silent.append(Msg("{pair}: {outcome}", pair=_pair(user, password), outcome=described(attempt)))
             if attempt.accepted:
-                opened.append(f"{user}/{password or '(empty)'}")
+                opened.append(_pair(user, password))
                 failures = 0
             else:
                 failures += 1
@@ -329,12 +342,13 @@ def test_no_default_credentials(dut, check):
             if lockout is not None and failures >= lockout.after_failures:
                 wait_out_lockout(dut)
             dut.device.attempt_session(role=rig_accounts[user])
-    check.equal(Msg("factory default credentials that open a session"), ", ".join(opened) or "none", "none",
+    check.equal(Msg("factory default credentials that open a session"),
+                Msg.joined(", ", opened) if opened else Msg("none"), Msg("none"),
                 note=Msg("user names {how}; {n} user name/password pairs tried ({items}); {waits} pause(s) to let "
                          "a lockout run out between tries of one name", how=how, n=len(pairs), items=', '.join(users),
                          waits=waits))
     if silent:
-        unsettled(check, None, "pairs the device gave no verdict on: " + ", ".join(silent))
+        unsettled(check, None, Msg("pairs the device gave no verdict on: {pairs}", pairs=Msg.joined(", ", silent)))
     conclude(check)
 
 
@@ -362,12 +376,18 @@ def test_role_operation_matrix(dut, check, harness_run):
             for operation in Operation:
                 _judge(check, f"{role}: {operation.value}", exerciser.run(session, operation, operation in granted),
                        operation in granted, offered=operation in _offered(declared))
-            _judge(check, f"{role}: write read-only points", exerciser.read_only(session), False)
+            _judge(check, Msg("{role}: write read-only points", role=role), exerciser.read_only(session), False)
     if missing:
-        unsettled(check, None, f"the rig gives no credentials for role(s) {', '.join(missing)} "
-                               f"(duts.{dut.name}.credentials): their rows of the role × operation matrix are not "
-                               "checked")
+        unsettled(check, None, Msg("the rig gives no credentials for role(s) {missing} (duts.{dut}.credentials): "
+                                   "their rows of the role × operation matrix are not checked",
+                                   missing=', '.join(missing), dut=dut.name))
     if refused_accounts:
-        unsettled(check, None, f"the device refused the rig's account for {', '.join(refused_accounts)}: their "
-                               "rows of the role × operation matrix are not checked")
+        unsettled(check, None, Msg("the device refused the rig's account for {refused_accounts}: their rows of the "
+                                   "role × operation matrix are not checked",
+                                   refused_accounts=', '.join(refused_accounts)))
     conclude(check)
+
+
+def _pair(user: str, password: str | None) -> str:
+    """A user name / password pair as the evidence shows it (an empty password said in words)."""
+    return f"{user}/{password}" if password else Msg("{user}/(empty)", user=user)

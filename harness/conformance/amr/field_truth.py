@@ -127,12 +127,13 @@ def observe_change(check: Any, label: Msg, reached: Callable[[], bool], limit_s:
     note); the seconds it took (or waited in vain)."""
     _, took = wait_for(lambda: True if reached() else None, limit_s, dut)
     seen = reached()
+    said = detail() if detail is not None and seen else ""  # the server's own words: quoted, never translated
     check.measure(Msg("{label} after", label=label),
                   round(took, 2) if seen else Msg("{still} after {took:.1f} s", still=still, took=took),
                   unit="s" if seen else None, passed=seen and took <= limit_s,
                   limit=Msg("≤ {limit:g} s (declared {declared})", limit=limit_s, declared=declared) if declared
                   else Msg("≤ {limit:g} s", limit=limit_s),
-                  note=detail() if detail is not None and seen else "")
+                  note=Msg("the server says: “{detail}”", detail=said) if said else "")
     return took
 
 

@@ -75,7 +75,7 @@ def test_correction_needs_confirmation(dut, check):
                                       wait=wait_s))
         target = readings[-1]
         new_value = target.value + 1.0
-        reason = f"harness cl. 48 check {secrets.token_hex(3)}"
+        reason = f"tek-harness KZ-48-01 {secrets.token_hex(3)}"  # an identifier: the same in every language
         with role_session(dut, session, proposer) as p, role_session(dut, session, spec.confirmer_role) as c:
             proposal = p.propose_correction(target.reading_id, new_value, reason)
             unconfirmed = session.reading(target.reading_id).value

@@ -14,6 +14,7 @@ from harness.config.amr import AmrOperation, ReportKind
 from harness.conformance.amr.field_truth import admin, amr_spec, field_meters, temporary_user
 from harness.devices.amr.api import AmrAccessDenied, AmrNotFound, AmrSession
 from harness.devices.api import DeviceError
+from harness.reporting.outcome import exc_text
 from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("amr_server")
@@ -41,11 +42,11 @@ def _outcome(probe: Callable[[], object]) -> tuple[Msg, str]:
     try:
         probe()
     except AmrAccessDenied as exc:
-        return Msg("refused"), str(exc)
+        return Msg("refused"), exc_text(exc)
     except AmrNotFound:
         return Msg("allowed"), Msg("not found (the probe's id does not exist)")
     except DeviceError as exc:
-        return Msg("error"), str(exc)
+        return Msg("error"), exc_text(exc)
     return Msg("allowed"), ""
 
 
@@ -65,7 +66,8 @@ def test_role_matrix(dut, check):
                     for operation, probe in _probes(own, meter, fmt).items():
                         got, detail = _outcome(probe)
                         want = Msg("allowed") if operation in granted else Msg("refused")
-                        check.measure(f"{role}: {operation.value}", got, passed=got == want, limit=want,
+                        check.measure(Msg("{role}: {operation}", role=role, operation=operation.value), got,
+                                      passed=got == want, limit=want,
                                       note=detail if got != want else "")
                 finally:
                     own.close()

@@ -126,9 +126,10 @@ def test_recovers_after_link_faults(dut, check, harness_run):
     spec = harness_run.loaded.rig.availability
     if not spec.link_faults:
         # The device's recovery is what cl. 73 asks; that this bench faults no link says nothing about it.
-        how = ("set availability.link_faults, with `link: proxy` or `netns` on the DUT's main transport"
-               if dut.spec.transport.tcp is not None else "the harness faults TCP links only (`link: proxy | "
-               "netns`): on this serial line the lab shows recovery with its own line switch")
+        how = (Msg("set `availability.link_faults`, with `link: proxy` or `netns` on the DUT's main transport")
+               if dut.spec.transport.tcp is not None else Msg("the harness faults TCP links only (`link: proxy | "
+                                                              "netns`): on this serial line the lab shows recovery "
+                                                              "with its own line switch"))
         raise Inconclusive(Msg("recovery after a link fault is untested: the rig schedules no link fault ({how})",
                                how=how))
     soak = soak_for(dut, spec)

@@ -54,10 +54,11 @@ def _values_consistent(check, recs: list[PushedRecord], before: PushedRecord, pe
         if cur.end - prev.end != period * (cur.seq - prev.seq):
             bad_steps.append(cur.seq)
     check.equal(Msg("{label}: records whose increments ≠ change of totals", label=label), len(bad_sums), 0,
-                note=f"seq {bad_sums[:10]}" if bad_sums else "totals continue across the outage")
+                note=Msg("seq {seqs}", seqs=bad_sums[:10]) if bad_sums
+                else Msg("totals continue across the outage"))
     check.equal(Msg("{label}: records whose end time is not one period after the previous",
                     label=label), len(bad_steps), 0,
-                note=f"seq {bad_steps[:10]}" if bad_steps else f"period {period} s")
+                note=Msg("seq {seqs}", seqs=bad_steps[:10]) if bad_steps else Msg("period {period} s", period=period))
 
 
 def _arrival_order(check, recs: list[PushedRecord], label: str) -> None:
@@ -109,7 +110,8 @@ def test_buffer_survives_power_cut(dut, check):
     got = {r.seq for r in recs}
     lost = [s for s in buffered_before_cut if s not in got]
     check.equal(Msg("records buffered before the power cut and lost"), len(lost), 0,
-                note=f"seq {lost}" if lost else f"seq {buffered_before_cut[0]}…{buffered_before_cut[-1]} delivered")
+                note=Msg("seq {seqs}", seqs=lost) if lost
+                else Msg("seq {first}…{last} delivered", first=buffered_before_cut[0], last=buffered_before_cut[-1]))
     nothing_lost_since(check, dut, base, allowed_duplicates=0, label="outage with power cut")
     _arrival_order(check, recs, "outage with power cut")
     check.require()
@@ -139,10 +141,12 @@ def test_power_cut_mid_interval_is_flagged(dut, check):
     cut_interval = next((r for r in recs if r.end - period <= cut_at < r.end), None)
     check.equal(Msg("the interval with the power cut is flagged power-failed"),
                 bool(cut_interval and cut_interval.status & POWER_FAILED), True,
-                note=f"interval ending {cut_interval.end} (seq {cut_interval.seq})" if cut_interval
-                else "no record of the interval with the cut arrived")
+                note=Msg("interval ending {end} (seq {seq})", end=cut_interval.end,
+                         seq=cut_interval.seq) if cut_interval
+                else Msg("no record of the interval with the cut arrived"))
     flagged_elsewhere = [r.seq for r in recs if r.status & POWER_FAILED and r.seq not in touched]
     check.equal(Msg("intervals outside the outage flagged power-failed"), len(flagged_elsewhere), 0,
-                note=f"seq {flagged_elsewhere}" if flagged_elsewhere else f"outage touched seq {sorted(touched)}")
+                note=Msg("seq {seqs}", seqs=flagged_elsewhere) if flagged_elsewhere
+                else Msg("outage touched seq {seqs}", seqs=sorted(touched)))
     nothing_lost_since(check, dut, base, allowed_duplicates=0, label="power cut")
     check.require()

@@ -95,7 +95,8 @@ def certificate_in_force(check: Any, certificates: list[Any], subject: str, day:
     mine = [c for c in certificates if c.subject == subject]
     if not mine:
         not_declared(check, "conformity_certificates",
-                     f"an entry with subject: {subject} (number, issuer, issued, valid_until)")
+                     Msg("an entry with `subject: {subject}` (`number`, `issuer`, `issued`, `valid_until`)",
+                         subject=str(subject)))  # the YAML value, never translated
         return False
     valid = [c for c in mine if in_force(c.issued, c.valid_until, day)]
     shown = [max(valid, key=lambda c: c.valid_until or date.max)] if valid else mine

@@ -36,7 +36,8 @@ def test_state_registry(dut, check):
     today, doc = run_date(), declared(dut)
     entry = doc.state_registry if doc else None
     if entry is None:
-        not_declared(check, "state_registry", "number, type_name, entered (and valid_until unless unlimited)")
+        not_declared(check, "state_registry",
+                     Msg("`number`, `type_name`, `entered` (and `valid_until` unless unlimited)"))
     else:
         check.measure(Msg("state registry number"), entry.number, passed=True, limit=Msg("declared"),
                       note=Msg("type {type_name}; {declared_in}", type_name=entry.type_name,
@@ -69,7 +70,7 @@ def test_elements_certified(dut, check):
 def test_operating_documentation(dut, check):
     manuals = documents_of(declared(dut), "operating_manual")
     if not manuals:
-        not_declared(check, "documents", "an entry with kind: operating_manual (title, file, sha256)")
+        not_declared(check, "documents", Msg("an entry with `kind: operating_manual` (`title`, `file`, `sha256`)"))
     for manual in manuals:
         document_intact(check, manual)
     check.require()
@@ -80,7 +81,7 @@ def test_security_certificate(dut, check):
     today, doc = run_date(), declared(dut)
     cert = doc.security_certificate if doc else None
     if cert is None:
-        not_declared(check, "security_certificate", "number, issuer, issued, valid_until")
+        not_declared(check, "security_certificate", "`number`, `issuer`, `issued`, `valid_until`")
     else:
         period_in_force(check, f"information-security certificate {cert.number}", cert.issued, cert.valid_until,
                         today, note=Msg("issued by {issuer}; {declared_in}", issuer=cert.issuer,
@@ -94,7 +95,7 @@ def test_verification(dut, check):
     today, doc = run_date(), declared(dut)
     v = doc.verification if doc else None
     if v is None:
-        not_declared(check, "verification", "last, interval_months, certificate, by")
+        not_declared(check, "verification", "`last`, `interval_months`, `certificate`, `by`")
     else:
         source = declared_in(dut, "verification")
         check.measure(Msg("last verification"), v.last.isoformat(), passed=v.last <= today,
@@ -114,7 +115,7 @@ def test_technical_documentation(dut, check):
     doc = declared(dut)
     for kind in TECHNICAL_KINDS:
         if not documents_of(doc, kind):
-            not_declared(check, "documents", f"an entry with kind: {kind} (title, file, sha256)")
+            not_declared(check, "documents", Msg("an entry with `kind: {kind}` (`title`, `file`, `sha256`)", kind=kind))
     for kind in (*TECHNICAL_KINDS, "software_description"):
         for document in documents_of(doc, kind):
             document_intact(check, document)

@@ -41,7 +41,7 @@ def _continuity(check, o: Outage, samples: list[Sample], what: str) -> None:
                 worst = float(previous.values[q] - s.values[q])
                 where = f"{q}: {previous.interface} {previous.values[q]} then {s.interface} {s.values[q]}"
             previous = s
-    check.at_most(Msg("largest step back of a counter ({what})", what=what), worst, 0.0, note=where or "none")
+    check.at_most(Msg("largest step back of a counter ({what})", what=what), worst, 0.0, note=where or Msg("none"))
 
 
 @pytest.mark.check("KZ-85-03", "with the main interface cut, the reserve interface keeps serving the same data "
@@ -55,7 +55,8 @@ def test_reserve_serves_while_main_cut(dut, check):
     during = o.on("reserve", o.t_cut, o.t_restore)
     failed = [s for s in during if s.error]
     check.equal(Msg("reserve requests failed while main was cut"), len(failed), 0,
-                note=f"of {len(during)}" + (f"; first: {failed[0].error}" if failed else ""))
+                note=Msg("of {n}; first: {error}", n=len(during), error=failed[0].error) if failed
+                else Msg("of {n}", n=len(during)))
     check.at_least(Msg("reserve reads while main was cut"), len(during), 2)
     _continuity(check, o, before + during, "before and during the cut")
     check.require()
@@ -133,7 +134,8 @@ def test_channel_events_logged(dut, check):
     kinds = (EventKind.CHANNEL_DOWN, EventKind.CHANNEL_UP)
     missing = [k for k in kinds if journal is None or journal.code_of(k) is None]
     if missing:
-        check.measure(Msg("journal codes for channel_down / channel_up"), "missing " + ", ".join(missing), passed=False,
+        check.measure(Msg("journal codes for channel_down / channel_up"),
+                      Msg("missing {kinds}", kinds=", ".join(missing)), passed=False,
                       limit=Msg("both declared"), note=Msg("the device does not log interface outages (cl. 84)"))
         check.require()
     if o.journal_after is None or o.journal_before is None:

@@ -30,9 +30,9 @@ def load_profile_of(dut: Any) -> Any:
     section = dut.profile.modbus or getattr(dut.profile, "dlms", None)
     lp = getattr(section, "load_profile", None)
     if lp is None:
-        raise AssertionError(f"profile {dut.profile.model} declares no load profile (modbus.load_profile, "
-                             "dlms.load_profile); "
-                             "cl. 31 requires data collected continuously at intervals down to 15 minutes")
+        raise AssertionError(Msg("profile {model} declares no load profile (modbus.load_profile, dlms.load_profile); "
+                                 "cl. 31 requires data collected continuously at intervals down to 15 minutes",
+                                 model=dut.profile.model))
     return lp
 
 

@@ -94,14 +94,14 @@ def test_day_complete(dut, check):
                          isoformat=off[0].isoformat()) if off else Msg("every end on a multiple of the period (UTC)"))
     missing = sorted(set(expected) - set(ends))
     check.equal(Msg("intervals missing (gaps)"), len(missing), 0, unit="intervals",
-                note=f"first missing end: {missing[0].isoformat()}" if missing else "")
+                note=Msg("first missing end: {end}", end=missing[0].isoformat()) if missing else "")
     check.equal(Msg("duplicate end times"), len(ends) - len(set(ends)), 0, unit="records")
     modulo = lp.sequence_modulo  # a u16 record number rolls over; None: the device keeps no record number
     if modulo is not None and len(day) > 1:
         steps = [(a.sequence, b.sequence) for a, b in itertools.pairwise(day)
                  if ((b.sequence or 0) - (a.sequence or 0)) % modulo != 1]
         check.equal(Msg("sequence steps other than +1"), len(steps), 0,
-                    note=f"first: #{steps[0][0]} -> #{steps[0][1]}" if steps
+                    note=Msg("first: #{seq} -> #{next}", seq=steps[0][0], next=steps[0][1]) if steps
                     else f"#{day[0].sequence}…#{day[-1].sequence}")
     series: dict[str, list[tuple[float, float]]] = {}
     for r in day:

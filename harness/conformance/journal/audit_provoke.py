@@ -27,11 +27,11 @@ from harness.verdicts import Inconclusive
 REQUIRED_KINDS = (AuditKind.CONTROL_ACTION, AuditKind.LOGIN_SUCCESS, AuditKind.LOGIN_FAILURE,
                   AuditKind.SETTINGS_CHANGE, AuditKind.ALARM)
 # Kinds other checks provoke: judging them here would mean locking accounts or installing firmware twice.
-ELSEWHERE = {AuditKind.SECURITY_EVENT: "suite access_control (refused sessions, writes and calls, lockout)",
-             AuditKind.FIRMWARE_UPDATE: "suite update (KZ-70)",
-             AuditKind.LOG_CLEARED: "KZ-69-02 (a non-administrator's clear must be refused; an administrator "
-                                    "clears a real device's history nowhere, only the year KZ-69-04 synthesizes "
-                                    "on a simulator)"}
+ELSEWHERE = {AuditKind.SECURITY_EVENT: Msg("suite access_control (refused sessions, writes and calls, lockout)"),
+             AuditKind.FIRMWARE_UPDATE: Msg("suite update (KZ-70)"),
+             AuditKind.LOG_CLEARED: Msg("KZ-69-02 (a non-administrator's clear must be refused; an administrator "
+                                        "clears a real device's history nowhere, only the year KZ-69-04 synthesizes "
+                                        "on a simulator)")}
 Key = tuple[Any, ...]
 
 
@@ -40,8 +40,9 @@ def audit_log_of(dut: Any) -> AuditLog:
     opcua = getattr(dut.profile, "opcua", None)
     audit = opcua.audit_log if opcua is not None else None
     if audit is None:
-        raise AssertionError(f"profile {dut.profile.model} declares no audit log (opcua.audit_log); cl. 69 requires "
-                             "control events, user access, settings changes and alarms to be logged")
+        raise AssertionError(Msg("profile {model} declares no audit log (opcua.audit_log); cl. 69 requires control "
+                                 "events, user access, settings changes and alarms to be logged",
+                                 model=dut.profile.model))
     return audit
 
 
@@ -94,7 +95,9 @@ def missing(before: Iterable[AuditEntry], after: Iterable[AuditEntry]) -> tuple[
 
 
 def describe(entries: Iterable[AuditEntry]) -> str:
-    return ", ".join(f"{e.kind.value if e.kind else e.category} by {e.user or '(no user)'}" for e in entries) or "none"
+    said = [Msg("{kind} by {user}", kind=e.kind.value if e.kind else e.category, user=e.user or Msg("(no user)"))
+            for e in entries]
+    return Msg.joined(", ", said) if said else Msg("none")
 
 
 def same_value(measured: Any, expected: Any) -> bool:
@@ -151,40 +154,42 @@ def audit_provocations(dut: Any, kinds: Iterable[AuditKind]) -> tuple[list[Audit
 def _login_success(dut: Any) -> AuditProvocation | str:
     role = login_role(dut)
     if role is None:
-        return "the rig gives no user-name account (credentials with user and password)"
+        return Msg("the rig gives no user-name account (credentials with user and password)")
 
     def do() -> None:
         attempt = dut.device.attempt_session(role=role)
         if not attempt.accepted:
-            raise AssertionError(f"the rig's {role} account ({account(dut, role)}) could not log in: "
-                                 f"{attempt.status_name or attempt.error} at {attempt.step}")
+            raise AssertionError(Msg("the rig's {role} account ({account}) could not log in: {status} at {step}",
+                                     role=role, account=account(dut, role), status=attempt.status_name or attempt.error,
+                                     step=attempt.step))
 
-    return AuditProvocation(AuditKind.LOGIN_SUCCESS, f"session opened as {role} ({account(dut, role)})", do,
+    return AuditProvocation(AuditKind.LOGIN_SUCCESS,
+                            Msg("session opened as {role} ({account})", role=role, account=account(dut, role)), do,
                             user=account(dut, role))
 
 
 def _login_failure(dut: Any) -> AuditProvocation | str:
     role = login_role(dut)
     if role is None:
-        return "the rig gives no user-name account (credentials with user and password)"
+        return Msg("the rig gives no user-name account (credentials with user and password)")
     lockout = dut.profile.opcua.security.lockout
     if lockout is not None and lockout.after_failures < 2:
-        return (f"the device locks an account after {lockout.after_failures} failure: one wrong password would lock "
-                "the rig's account for the checks that follow")
+        return Msg("the device locks an account after {n} failure: one wrong password would lock the rig's account "
+                   "for the checks that follow", n=lockout.after_failures)
     user = account(dut, role)
     cred = dut.spec.credentials[role]
 
     def do() -> None:
         attempt = dut.device.attempt_session(identity=(user, f"{cred.password}-wrong"))
         if attempt.accepted:
-            raise AssertionError(f"a wrong password for {user} was accepted")
+            raise AssertionError(Msg("a wrong password for {user} was accepted", user=user))
 
     def undo() -> None:  # a good login ends the run of failures: the lockout counter starts again from zero
         dut.device.attempt_session(role=role)
 
-    return AuditProvocation(AuditKind.LOGIN_FAILURE, f"one wrong password for {user} (lockout after "
-                            f"{lockout.after_failures if lockout else 'no'} failures)", do, undo, user=user,
-                            outcome=False)
+    how = Msg("one wrong password for {user} (lockout after {n} failures)", user=user, n=lockout.after_failures) \
+        if lockout else Msg("one wrong password for {user} (no lockout declared)", user=user)
+    return AuditProvocation(AuditKind.LOGIN_FAILURE, how, do, undo, user=user, outcome=False)
 
 
 def _settings_change(dut: Any) -> AuditProvocation | str:
@@ -206,26 +211,30 @@ def _settings_change(dut: Any) -> AuditProvocation | str:
             if not low <= new <= high:
                 new = (low + high) / 2
             return AuditProvocation(
-                AuditKind.SETTINGS_CHANGE, f"{name} written {old:g} → {new:g} as {role}",
+                AuditKind.SETTINGS_CHANGE,
+                Msg("{name} written {old:g} → {new:g} as {role}", name=name, old=old, new=new, role=role),
                 lambda n=name, v=new * point.factor, r=role: dut.device.write(n, v, role=r),
                 lambda n=name, v=original, r=role: dut.device.write(n, v, role=r),
                 user=account(dut, role), old=old, new=new)
-    return "no setpoint or parameter declares a range (a safe value to write) and a role the rig has an account for"
+    return Msg("no setpoint or parameter declares a range (a safe value to write) and a role the rig has an account "
+               "for")
 
 
 def _control_action(dut: Any) -> AuditProvocation | str:
     """A declared control method with its ``undo`` (``harness.conformance.opcua_control``), called by the least
     privileged role allowed, then undone."""
     if not control_methods(dut.profile):
-        return "the profile declares no method of kind control"
+        return Msg("the profile declares no method of kind control")
     role = role_for(dut, Operation.CONTROL)
     if role is None:
-        return "the rig gives no account for a role that may call control methods"
+        return Msg("the rig gives no account for a role that may call control methods")
     chosen = undoable_control(dut.profile, dut.device)
     if chosen is None:
         return NO_UNDO
     name, method = chosen
-    return AuditProvocation(AuditKind.CONTROL_ACTION, f"{name} called as {role} ({method.undo} puts it back)",
+    return AuditProvocation(AuditKind.CONTROL_ACTION,
+                            Msg("{name} called as {role} ({undo} puts it back)", name=name, role=role,
+                                undo=method.undo),
                             lambda: dut.device.call(name, role=role),
                             lambda: dut.device.call(method.undo, role=role), user=account(dut, role))
 
@@ -233,11 +242,11 @@ def _control_action(dut: Any) -> AuditProvocation | str:
 def _alarm(dut: Any) -> AuditProvocation | str:
     injector = alarm_injector(dut)
     if injector is None:
-        return "the rig wires no alarm injector (a simulator's control channel, or a relay on an alarm input)"
-    return AuditProvocation(AuditKind.ALARM, "alarm raised by the rig's alarm injector",
+        return Msg("the rig wires no alarm injector (a simulator's control channel, or a relay on an alarm input)")
+    return AuditProvocation(AuditKind.ALARM, Msg("alarm raised by the rig's alarm injector"),
                             lambda: injector.raise_alarm("harness_test_alarm", "test alarm raised by the harness "
                                                          "(cl. 69 trigger matrix)"),
-                            user_note="raised by the device itself: any user it names is accepted")
+                            user_note=Msg("raised by the device itself: any user it names is accepted"))
 
 
 def device_clock(dut: Any) -> Any:

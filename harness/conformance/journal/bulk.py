@@ -67,8 +67,8 @@ def bulk_provocation(dut: Any) -> BulkProvocation:
     """The provocation for checks that need many events; INCONCLUSIVE, saying what is missing, when none."""
     found, missing = bulk_provocations(dut)
     if not found:
-        raise Inconclusive("the bench cannot provoke events in bulk: the device logs no action the bench can "
-                           "undo (" + "; ".join(missing) + ")")
+        raise Inconclusive(Msg("the bench cannot provoke events in bulk: the device logs no action the bench can undo "
+                               "({missing})", missing=Msg.joined("; ", missing)))
     return found[0]
 
 

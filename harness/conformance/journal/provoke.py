@@ -32,8 +32,8 @@ def journal_of(dut: Any) -> Any:
     section = dut.profile.modbus or getattr(dut.profile, "dlms", None)
     journal = getattr(section, "journal", None)
     if journal is None:
-        raise AssertionError(f"profile {dut.profile.model} declares no event journal (modbus.journal, dlms.journal); "
-                             "cl. 97 requires meters to record, store and transmit events")
+        raise AssertionError(Msg("profile {model} declares no event journal (modbus.journal, dlms.journal); cl. 97 "
+                                 "requires meters to record, store and transmit events", model=dut.profile.model))
     return journal
 
 

@@ -64,22 +64,24 @@ def test_every_kind_logged(dut, check):
     for p in matrix:
         _provoke_and_judge(check, dut, audit, p)
     for kind, why in cannot.items():
-        check.measure(Msg("{value}: not provoked",
-                          value=kind.value), why, passed=True, note=Msg("INCONCLUSIVE for this kind"))
+        check.measure(Msg("{kind}: not provoked", kind=kind.value), why, passed=True,
+                      note=Msg("INCONCLUSIVE for this kind"))
     check.require()
     if cannot:
-        raise Inconclusive("kinds the bench cannot provoke: " + "; ".join(f"{k.value} ({why})"
-                                                                           for k, why in cannot.items()))
+        raise Inconclusive(Msg("kinds the bench cannot provoke: {kinds}", kinds=Msg.joined("; ", (
+            Msg("{kind} ({why})", kind=k.value, why=why) for k, why in cannot.items()))))
 
 
 def _fields_declared(check, audit: AuditLog) -> None:
     """The fields cl. 69 asks of every entry must be mapped to an event property, or nothing can carry them."""
     f = audit.fields
     for name, prop in (("user", f.user), ("outcome", f.outcome), ("old", f.old), ("new", f.new)):
-        check.measure(Msg("field {name} mapped", name=name), prop or "not declared", passed=prop is not None,
-                      limit=Msg("an event property"), note="" if prop else f"audit_log.fields declares no {name}: "
-                      "entries cannot say " + ("who acted" if name == "user" else "whether it succeeded"
-                                               if name == "outcome" else f"the {name} value of a setting"))
+        check.measure(Msg("field {name} mapped", name=name), prop or Msg("not declared"), passed=prop is not None,
+                      limit=Msg("an event property"),
+                      note="" if prop else Msg("audit_log.fields declares no {name}: entries cannot say {what}",
+                                               name=name, what=Msg("who acted") if name == "user"
+                                               else Msg("whether it succeeded") if name == "outcome"
+                                               else Msg("the {name} value of a setting", name=name)))
 
 
 def _provoke_and_judge(check, dut: Any, audit: AuditLog, p: AuditProvocation) -> None:
@@ -99,7 +101,7 @@ def _provoke_and_judge(check, dut: Any, audit: AuditLog, p: AuditProvocation) ->
                 note=Msg("{n} new entries in all: {describe}", n=len(new), describe=describe(new)))
     unmapped = sorted({str(e.category) for e in new if e.kind is None})
     check.equal(Msg("{label}: new entries of a category the profile does not map", label=label), len(unmapped), 0,
-                note=f"categories {unmapped}" if unmapped else "")
+                note=Msg("categories {unmapped}", unmapped=unmapped) if unmapped else "")
     if len(matching) != 1:
         return
     e = matching[0]
@@ -107,12 +109,13 @@ def _provoke_and_judge(check, dut: Any, audit: AuditLog, p: AuditProvocation) ->
     if p.user is not None:
         check.equal(Msg("{label}: user", label=label), e.user, p.user, note=Msg("the rig's account that acted"))
     else:
-        check.measure(Msg("{label}: user", label=label), e.user, passed=True, note=p.user_note)
+        check.measure(Msg("{label}: user", label=label), Msg("“{user}”", user=e.user), passed=True,
+                      note=p.user_note)  # the name the device itself wrote: quoted, never a word of ours
     check.equal(Msg("{label}: category",
                     label=label), e.category, audit.kinds[p.kind], note=Msg("mapped to {value}",
                                                                                 value=p.kind.value))
     check.equal(Msg("{label}: outcome", label=label), e.outcome, p.outcome,
-                note="a refused login is logged as failed" if not p.outcome else "the action succeeded")
+                note=Msg("a refused login is logged as failed") if not p.outcome else Msg("the action succeeded"))
     if p.kind == AuditKind.SETTINGS_CHANGE:
         check.measure(Msg("{label}: old value",
                           label=label), e.old, passed=same_value(e.old, p.old), limit=Msg("= {old:g}", old=p.old))
@@ -150,9 +153,10 @@ def test_log_protected_from_non_administrators(dut, check):
                                items=', '.join(others)))
     if audit.clear is not None:
         logged = AuditKind.LOG_CLEARED in audit.kinds
-        check.measure(Msg("clearing is logged (log_cleared declared)"), "declared" if logged else "not declared",
+        check.measure(Msg("clearing is logged (log_cleared declared)"),
+                      Msg("declared") if logged else Msg("not declared"),
                       passed=logged, note=ELSEWHERE[AuditKind.LOG_CLEARED] if logged else
-                      "the profile declares a clear method but no log_cleared kind: a clear would leave no trace")
+                      Msg("the profile declares a clear method but no log_cleared kind: a clear would leave no trace"))
     for role in testable:
         _clear_refused(check, dut, audit, role)
     _writes_refused(check, dut, audit, testable)
@@ -250,7 +254,8 @@ def test_entries_survive_power_cut(dut, check):
     check.at_most(Msg("entries lost or altered across the cut"), len(lost) - may_drop, 0,
                   note=Msg("{n} before, {n2} after ({n3} new, {may_drop} may be overwritten)", n=len(before),
                            n2=len(after), n3=len(new), may_drop=may_drop)
-                       + (f"; {altered} came back altered; first lost: {describe(lost[:1])} of {_when(lost[0])}"
+                       + (Msg("; {altered} came back altered; first lost: {entry} of {when}", altered=altered,
+                              entry=describe(lost[:1]), when=_when(lost[0]))
                           if lost else ""))
     check.measure(Msg("entries logged across the cut"), len(new), passed=True,
                   note=Msg("informative (a power cycle need not be logged): {describe}; ready {ready:.2f} s after "
@@ -269,9 +274,9 @@ def _when(e: AuditEntry) -> str:
 def test_retention_12_months(dut, check):
     audit = audit_log_of(dut)
     rate, capacity = audit.events_per_day, audit.capacity
-    check.measure(Msg("events_per_day declared"), rate or "not declared", passed=bool(rate), limit=Msg("> 0"),
+    check.measure(Msg("events_per_day declared"), rate or Msg("not declared"), passed=bool(rate), limit=Msg("> 0"),
                   note=Msg("the declared event rate sizes the 12 months the log must hold"))
-    check.measure(Msg("capacity declared"), capacity or "not declared", passed=capacity is not None)
+    check.measure(Msg("capacity declared"), capacity or Msg("not declared"), passed=capacity is not None)
     if rate and capacity:
         check.at_least(Msg("declared capacity"), capacity, YEAR_DAYS * rate,
                        note=Msg("{rate}/day × {year_days} d; capacity "

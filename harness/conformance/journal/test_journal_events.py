@@ -44,8 +44,8 @@ def test_trigger_matrix(dut, check):
                           value=kind.value), why, passed=True, note=Msg("INCONCLUSIVE for this kind"))
     check.require()
     if cannot:
-        raise Inconclusive("declared kinds the bench cannot provoke: "
-                           + "; ".join(f"{k.value} ({why})" for k, why in cannot.items()))
+        raise Inconclusive(Msg("declared kinds the bench cannot provoke: {kinds}", kinds=Msg.joined("; ", (
+            Msg("{kind} ({why})", kind=k.value, why=why) for k, why in cannot.items()))))
     if not matrix:
         raise Inconclusive(Msg("no declared event kind other than power events could be provoked"))
 
@@ -98,7 +98,8 @@ def test_entries_survive_power_cut(dut, check):
     check.at_most(Msg("entries lost across the cut"), len(lost) - may_drop, 0,
                   note=Msg("{n} before, {n2} after ({added} new, {may_drop} may be overwritten)", n=len(before),
                            n2=len(after), added=added, may_drop=may_drop)
-                       + (f"; first lost: #{lost[0].sequence} {lost[0].kind or lost[0].code}" if lost else ""))
+                       + (Msg("; first lost: #{sequence} {kind}", sequence=lost[0].sequence,
+                              kind=lost[0].kind or lost[0].code) if lost else ""))
     check.require()
 
 

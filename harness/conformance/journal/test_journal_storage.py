@@ -48,7 +48,7 @@ def test_sequence_and_time_order(dut, check):
     check.equal(Msg("duplicate sequence numbers"), len(seqs) - len(set(seqs)), 0)
     check.equal(Msg("sequence steps other than +1"), len(gaps), 0,
                 note=Msg("{n} entries #{value}..#{value2}", n=len(entries), value=seqs[0], value2=seqs[-1])
-                     + (f"; first: #{gaps[0][0]} -> #{gaps[0][1]}" if gaps else ""))
+                     + (Msg("; first: #{seq} -> #{next}", seq=gaps[0][0], next=gaps[0][1]) if gaps else ""))
     backwards = []
     for a, b in itertools.pairwise(entries):
         if b.timestamp < a.timestamp and EventKind.CLOCK_SET not in (a.kind, b.kind):
@@ -56,7 +56,8 @@ def test_sequence_and_time_order(dut, check):
     explained = sum(1 for a, b in itertools.pairwise(entries) if b.timestamp < a.timestamp) - len(backwards)
     check.equal(Msg("backward time steps not across a logged clock set"), len(backwards), 0,
                 note=Msg("{explained} backward step(s) across a clock set", explained=explained)
-                     + (f"; first: #{backwards[0][0].sequence} -> #{backwards[0][1].sequence}" if backwards else ""))
+                     + (Msg("; first: #{seq} -> #{next}", seq=backwards[0][0].sequence,
+                            next=backwards[0][1].sequence) if backwards else ""))
     chart_timeline(check, entries)
     check.require()
 

@@ -69,10 +69,11 @@ class ProbeRun:
         judged = [m for m in self.check.measurements if m.measured != NOT_SENT]
         if not judged:
             if self.held_back:
-                raise Inconclusive("nothing non-destructive remained to judge on this rig (allow_destructive: "
-                                   "false): " + "; ".join(f"{p.label} — {p.risk}" for p in self.held_back))
+                held = Msg.joined("; ", (Msg("{label} — {risk}", label=p.label, risk=p.risk) for p in self.held_back))
+                raise Inconclusive(Msg("nothing non-destructive remained to judge on this rig (allow_destructive: "
+                                       "false): {probes}", probes=held))
             raise Inconclusive(nothing)
         for probe in self.held_back:
-            self.check.measure(probe.label, NOT_SENT, passed=True, limit="N/A: destructive on this rig",
-                               note=f"{probe.risk}; sent only on a rig with allow_destructive: true")
+            self.check.measure(probe.label, NOT_SENT, passed=True, limit=Msg("N/A: destructive on this rig"),
+                               note=Msg("{risk}; sent only on a rig with allow_destructive: true", risk=probe.risk))
         self.check.require()

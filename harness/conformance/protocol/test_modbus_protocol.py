@@ -108,7 +108,7 @@ def test_declared_function_codes_answer(dut, check):
     raw.close()
     check.require()
     if untried:
-        raise Inconclusive("declared function codes not exercised: " + "; ".join(untried))
+        raise Inconclusive(Msg("declared function codes not exercised: {codes}", codes=Msg.joined("; ", untried)))
 
 
 @pytest.mark.check("KZ-68-02", "a function code the profile does not declare is answered with exception 01 "
@@ -229,7 +229,7 @@ def test_mbap_header(dut, check):
     check.measure(Msg("well-formed request: {hex}", hex=answer.sent.hex()), answer.describe(),
                   passed=_valid_answer_to(answer, pdu[0]), limit=Msg("a valid answer"))
     if header is not None:
-        check.equal(Msg("transaction id echoed"), f"0x{header[0]:04X}", f"0x{tid:04X}")
+        check.equal(Msg("transaction id echoed"), f"0x{header[0]:04X}", f"0x{tid:04X}")  # ids: no words
         check.equal(Msg("protocol id"), header[1], 0)
         check.equal(Msg("length field = bytes that follow it"), header[2], len(answer.raw or b"") - 6)
         check.equal(Msg("unit id echoed"), header[3], unit)

@@ -57,7 +57,7 @@ def _name(code: int) -> str:
 
 def _expect(check, label: str, call: Callable[[], object], *codes: int) -> bool:
     code, shown = _status(call)
-    return check.measure(label, shown, passed=code in codes, limit=" or ".join(BAD[c] for c in codes)).passed
+    return check.measure(label, shown, passed=code in codes, limit=Msg.joined(" | ", (BAD[c] for c in codes))).passed
 
 
 def _roles(dut, operation: str, allowed: bool) -> list[str]:
@@ -127,22 +127,27 @@ def test_unknown_nodes(dut, check):
     unknown = f"nsu={ua.namespace_uri};s=tek-harness.no-such-node.{dut.seed}"
     for who, how in _entitled(dut, "read"):
         with dut.device.session(**how) as s:
-            _expect(check, f"Browse of {unknown} as {who}", lambda: s.browse(unknown), NODE_UNKNOWN)
-            _expect(check, f"Read of {unknown} as {who}", lambda: s.read_node(unknown), NODE_UNKNOWN)
+            _expect(check, Msg("Browse of {unknown} as {who}", unknown=unknown, who=who), lambda: s.browse(unknown),
+                    NODE_UNKNOWN)
+            _expect(check, Msg("Read of {unknown} as {who}", unknown=unknown, who=who), lambda: s.read_node(unknown),
+                    NODE_UNKNOWN)
     writable = _writable(dut)
     if writable is not None:
         for who, how in _entitled(dut, writable[2]):
             with dut.device.session(**how) as s:
-                _expect(check, f"Write of {unknown} as {who}", lambda: s.write_node(unknown, 0.0, as_type="Double"),
+                _expect(check, Msg("Write of {unknown} as {who}", unknown=unknown, who=who),
+                        lambda: s.write_node(unknown, 0.0, as_type="Double"),
                         NODE_UNKNOWN)
     method = _control_method(dut)
     if method is not None:
         name, m = method
         for who, how in _entitled(dut, "control"):
             with dut.device.session(**how) as s:
-                _expect(check, f"Call of {name}'s method on object {unknown} as {who}",
+                _expect(check, Msg("Call of {name}'s method on object {unknown} as {who}", name=name, unknown=unknown,
+                                   who=who),
                         lambda: s.call_node(unknown, m.method), NODE_UNKNOWN)
-                _expect(check, f"Call of method {unknown} on {name}'s object as {who}",
+                _expect(check, Msg("Call of method {unknown} on {name}'s object as {who}", unknown=unknown, name=name,
+                                   who=who),
                         lambda: s.call_node(m.object, unknown), METHOD_INVALID, NODE_UNKNOWN)
     check.require()
 
@@ -164,7 +169,8 @@ def _write_wrong_type(check, s, name: str, point: Any, who: str) -> None:
     before = s.read_node(point.node)
     wrong, as_type = (1.0, "Double") if isinstance(before, str) else ("tek-harness", "String")
     with restoring(lambda: s.read_node(point.node) != before and s.write_node(point.node, before)):
-        _expect(check, f"Write of {name} as {as_type} {wrong!r} as {who} (its value is {before!r})",
+        _expect(check, Msg("Write of {name} as {as_type} {wrong!r} as {who} (its value is {before!r})", name=name,
+                           as_type=as_type, wrong=wrong, who=who, before=before),
                 lambda: s.write_node(point.node, wrong, as_type=as_type), TYPE_MISMATCH)
         check.equal(Msg("{name} afterwards ({who})", name=name, who=who), s.read_node(point.node), before)
 
@@ -180,7 +186,8 @@ def test_missing_rights(dut, check):
         if lacking:
             with dut.device.session(role=lacking[0]) as s:
                 value = s.read_node(point.node)
-                _expect(check, f"Write of {name} (its own value {value!r}) as {lacking[0]} (no {op})",
+                _expect(check, Msg("Write of {name} (its own value {value!r}) as {lacking} (no {op})", name=name,
+                                   value=value, lacking=lacking[0], op=op),
                         lambda: s.write_node(point.node, value), ACCESS_DENIED)
                 probed += 1
     method = _control_method(dut)
@@ -189,7 +196,8 @@ def test_missing_rights(dut, check):
         lacking = _roles(dut, "control", False)
         if lacking:
             with dut.device.session(role=lacking[0]) as s:
-                _expect(check, f"Call of {name} as {lacking[0]} (no control)", lambda: s.call(name), ACCESS_DENIED)
+                _expect(check, Msg("Call of {name} as {lacking} (no control)", name=name, lacking=lacking[0]),
+                        lambda: s.call(name), ACCESS_DENIED)
                 probed += 1
     if not probed:
         raise Inconclusive(Msg("no role the rig has an account for lacks the right to write or call what the "

@@ -35,6 +35,7 @@ from harness.quantities import (
     VOLUME,
     VOLUME_FLOW,
 )
+from harness.reporting.outcome import exc_text
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
@@ -58,19 +59,20 @@ def test_heat_quantities_present(dut, check):
         required = q in HEAT_RECORDED
         if not dut.profile.declares(q):
             check.measure(_label(q), Msg("not declared in the profile"), passed=not required,
-                          limit="declared" if required else "",
-                          note="named by cl. 96" if required else "not named by cl. 96; not exercised")
+                          limit=Msg("declared") if required else "",
+                          note=Msg("named by cl. 96") if required else Msg("not named by cl. 96; not exercised"))
             continue
         try:
             reading = dut.device.read(q)
         except DeviceError as exc:
-            check.measure(_label(q), str(exc), passed=False, limit=Msg("readable"))
+            check.measure(_label(q), exc_text(exc), passed=False, limit=Msg("readable"))
             continue
         ok = reading.unit == unit and isinstance(reading.value, int | float)
         if q in HEAT_COUNTERS or q == HEAT_POWER:
             ok = ok and reading.value >= 0
         check.measure(_label(q), reading.value, unit=reading.unit, passed=ok,
-                      limit=f"a number ≥ 0 in {unit}" if q in HEAT_RECORDED else f"a number in {unit}")
+                      limit=Msg("a number ≥ 0 in {unit}", unit=unit) if q in HEAT_RECORDED
+                      else Msg("a number in {unit}", unit=unit))
     check.require()
     _measures_the_reference(dut, check)
     check.require()

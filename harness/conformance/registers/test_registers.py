@@ -16,6 +16,7 @@ from harness.conformance.energy import (
 )
 from harness.devices.api import DeviceError
 from harness.quantities import EnergyChannel, EnergyRegister, energy_registers
+from harness.reporting.outcome import exc_text
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive, NotApplicable
 
@@ -37,7 +38,7 @@ def test_registers_present(dut, check):
         try:
             reading = dut.device.read(reg.name)
         except DeviceError as exc:
-            check.measure(reg.label, str(exc), passed=False, limit=Msg("readable"))
+            check.measure(reg.label, exc_text(exc), passed=False, limit=Msg("readable"))
             continue
         ok = reading.unit == reg.unit and isinstance(reading.value, int | float) and reading.value >= 0
         check.measure(reg.label, reading.value, unit=reading.unit, passed=ok, limit=Msg("a count ≥ 0 in {unit}",
@@ -81,8 +82,8 @@ def test_registers_rate(dut, check):
                               power_unit=reg.channel.power_unit, least=least, most=most))
     check.require()
     if unloaded:
-        raise Inconclusive("the bench applies no load on the channel of " + ", ".join(unloaded) + ": its rate "
-                           "is untried; set that rig reference_load (and the bench's load) above 0")
+        raise Inconclusive(Msg("the bench applies no load on the channel of {channels}: its rate is untried; set that "
+                               "rig reference_load (and the bench's load) above 0", channels=", ".join(unloaded)))
 
 
 @pytest.mark.check("KZ-95-03", "energy counters never decrease")

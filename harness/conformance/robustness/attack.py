@@ -56,7 +56,7 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
     # On a serial line the monitor reads between the campaign's frames (one exchange at a time on a line).
     monitor = Monitor(dut, quantities, rig.robustness.monitor_interval_s, threaded=target.serial_port is None)
     campaign: Campaign | SerialCampaign = Campaign(target.host, target.port, rig.robustness, target.length, record) \
-        if target.serial_port is None else SerialCampaign(dut, rig.robustness, monitor, record)
+        if target.serial_port is None else SerialCampaign(dut, rig.robustness, monitor, record, target.length)
     coverage = Coverage(rig.robustness)
     try:
         with monitor:
@@ -64,8 +64,9 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
         judge_monitor(check, monitor, response_time_s(dut))
         if monitor.down and not campaign.fresh_connections_served(target.probe, target.valid, 1,
                                                                   response_time_s(dut)):
-            check.equal(Msg("answers after the campaign"), "no answer to a valid request "
-                        f"{'on the line' if target.serial_port else 'on a new connection'}", "answered")
+            check.equal(Msg("answers after the campaign"),
+                        Msg("no answer to a valid request on the line") if target.serial_port
+                        else Msg("no answer to a valid request on a new connection"), Msg("answered"))
             alive = False  # the driver's retries would only repeat it
         else:
             alive = nothing_lost(check, dut, base, quantities)

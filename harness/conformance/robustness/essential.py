@@ -135,7 +135,7 @@ def judge_monitor(check: Any, monitor: Monitor, limit_s: float) -> None:
     failed = [s for s in monitor.samples if s.error is not None]
     check.at_least(Msg("essential function: reads during the campaign"), len(monitor.samples), 1)
     check.equal(Msg("essential function: reads that failed"), len(failed), 0,
-                note=f"first: {failed[0].error}" if failed else "")
+                note=Msg("first: {error}", error=failed[0].error) if failed else "")
     if answered:
         slowest = max(s.latency_s for s in answered)
         check.at_most(Msg("essential function: slowest answer"), slowest, limit_s, unit="s",

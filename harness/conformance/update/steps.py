@@ -21,6 +21,7 @@ from harness import registry
 from harness.config.opcua_map import UPDATE_STATES, OpcuaUpdate, Operation
 from harness.devices.api import DeviceError, DeviceRefused, NotDeclared
 from harness.events import AuditEntry, AuditKind
+from harness.reporting.outcome import exc_text
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
@@ -62,8 +63,9 @@ class Offer:
         return self.refused_at is not None
 
     def describe(self) -> str:
-        where = f"refused at {self.refused_at}" if self.refused else "installed"
-        return f"{where}: {self.answer} (state then {self.state or '?'}, {self.seconds:.2f} s)"
+        where = Msg("refused at {step}", step=self.refused_at) if self.refused else Msg("installed")
+        return Msg("{where}: {answer} (state then {state}, {seconds:.2f} s)", where=where, answer=self.answer,
+                   state=self.state or "?", seconds=self.seconds)
 
 
 class Updater:
@@ -134,8 +136,10 @@ class Updater:
         if state in wanted:
             return state
         if state is None:
-            raise StepFailed(f"{what}: still {self.state_or_away()} after {limit:g} s (expected {' or '.join(wanted)})")
-        raise StepFailed(f"{what}: the device went to {state} (expected {' or '.join(wanted)})")
+            raise StepFailed(Msg("{what}: still {value} after {limit:g} s (expected {wanted})", what=what,
+                                 value=self.state_or_away(), limit=limit, wanted=Msg.joined(" | ", wanted)))
+        raise StepFailed(Msg("{what}: the device went to {state} (expected {wanted})", what=what, state=state,
+                             wanted=Msg.joined(" | ", wanted)))
 
     def state_or_away(self) -> str:
         try:
@@ -172,7 +176,7 @@ class Updater:
             except StepFailed as exc:
                 if check is not None:
                     check.measure(Msg("{name} of {version}", name=name,
-                                      version=image.version), str(exc), passed=False, limit=" | ".join(wanted))
+                                      version=image.version), exc_text(exc), passed=False, limit=" | ".join(wanted))
                 raise
             if check is not None:
                 check.measure(Msg("{name} of {version}", name=name,
@@ -189,11 +193,12 @@ class Updater:
                 call()
             except DeviceRefused as exc:
                 state = self.steps.wait_state(SETTLED, self.step_s)
-                return Offer(step, str(exc).split(": ", 1)[-1], state, time.monotonic() - t0)
+                return Offer(step, _without_device(exc), state, time.monotonic() - t0)
         state = self.steps.wait_state(("Installed", *RESTING), self.step_s)
         if state == "Installed":
             return Offer(None, "Installed", state, time.monotonic() - t0)
-        return Offer("install", f"Install returned, then the device showed {state or self.state_or_away()}",
+        return Offer("install", Msg("Install returned, then the device showed {state}",
+                                    state=state or self.state_or_away()),
                      state, time.monotonic() - t0)
 
     def return_to(self, version: str | None = None) -> None:
@@ -215,7 +220,8 @@ class Updater:
                 return
         current = self.image("current")
         if current.version != version:
-            raise StepFailed(f"cannot return to {version}: the rig's current image is {current.version}")
+            raise StepFailed(Msg("cannot return to {version}: the rig's current image is {version2}", version=version,
+                                 version2=current.version))
         self.update_to(current)
 
 
@@ -267,3 +273,12 @@ def wait_for(probe: Callable[[], Any], done: Callable[[Any], bool], timeout_s: f
         if time.monotonic() - t0 >= timeout_s:
             return value, None
         time.sleep(POLL_S)
+
+
+def _without_device(exc: DeviceRefused) -> str:
+    """A refusal's text without the device name it starts with ("plc: …"): translatable when the driver wrote a Msg
+    ("{device}: {refusal}", devices/opcua_session.as_device_error)."""
+    text = exc_text(exc)
+    if isinstance(text, Msg) and isinstance(text.values.get("refusal"), Msg):
+        return text.values["refusal"]
+    return str(exc).split(": ", 1)[-1]

@@ -104,9 +104,10 @@ def test_below_minimum_version(dut, check):
     with restoring(up.return_to):
         offer = up.offer(old.data)
         check.equal(Msg("{version} (below {low}) refused", version=old.version, low=low), offer.refused, True,
-                    note=f"declared below_min_version: {policy}" + (" — not accepted as a reason: a downgrade below "
-                                                                    "the minimum must be refused" if policy == "allow"
-                                                                    else "") + f"; {offer.describe()}")
+                    note=Msg("declared below_min_version: {policy} — not accepted as a reason: a downgrade below the "
+                             "minimum must be refused; {offer}", policy=policy, offer=offer.describe())
+                    if policy == "allow" else Msg("declared below_min_version: {policy}; {offer}", policy=policy,
+                                                  offer=offer.describe()))
         check.equal(Msg("running version afterwards"), up.steps.running_version(), up.original)
     check.require()
 
@@ -128,7 +129,8 @@ def test_new_version_indicated(dut, check):
         up.steps.transfer(new.data)
         shown, took = wait_for(up.steps.available_version, lambda v: v == new.version, up.step_s)
         check.equal(Msg("new version indicated after the transfer"), shown, new.version,
-                    note=f"before the transfer: {before or 'nothing'}; "
-                         + (f"shown {took:.2f} s after it" if took is not None else f"not within {up.step_s:g} s"))
+                    note=Msg("before the transfer: {before}; {shown}", before=before or Msg("nothing"),
+                             shown=Msg("shown {took:.2f} s after it", took=took) if took is not None
+                             else Msg("not within {step_s:g} s", step_s=up.step_s)))
         check.equal(Msg("running version (transferred, not installed)"), up.steps.running_version(), up.original)
     check.require()

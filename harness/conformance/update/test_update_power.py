@@ -26,14 +26,14 @@ def _into_transfer(up: Updater, image: VendorImage) -> str:
     sent, total = next(chunks)
     chunks.close()
     if sent < total:
-        return f"cut after the first chunk ({sent} of {total} bytes)"
-    return f"the image fits one chunk ({total} bytes): cut right after it"
+        return Msg("cut after the first chunk ({sent} of {total} bytes)", sent=sent, total=total)
+    return Msg("the image fits one chunk ({total} bytes): cut right after it", total=total)
 
 
 def _into_install(up: Updater, image: VendorImage) -> str:
     up.steps.transfer(image.data)
     up.steps.install()
-    return f"cut right after Install returned (state {up.state_or_away()})"
+    return Msg("cut right after Install returned (state {state})", state=up.state_or_away())
 
 
 def _into_activation(up: Updater, image: VendorImage) -> str:
@@ -41,7 +41,7 @@ def _into_activation(up: Updater, image: VendorImage) -> str:
     up.steps.install()
     up.reach(("Installed",), f"install of {image.version}")
     up.steps.activate()
-    return f"cut right after Activate returned, not confirmed (state {up.state_or_away()})"
+    return Msg("cut right after Activate returned, not confirmed (state {state})", state=up.state_or_away())
 
 
 CUTS: tuple[tuple[str, Callable[[Updater, VendorImage], str]], ...] = (
@@ -65,7 +65,7 @@ def test_power_cut_during_update(dut, check):
             state = up.steps.wait_state(SETTLED, settle_s)
             running = up.steps.running_version()
             check.measure(Msg("version after a power cut during {step}", step=step), running, passed=running in valid,
-                          limit=" or ".join(valid), note=Msg("{when}; answering {ready:.1f} s after power-on",
+                          limit=Msg.joined(" | ", valid), note=Msg("{when}; answering {ready:.1f} s after power-on",
                                                              when=when, ready=ready))
             check.measure(Msg("update state after a power cut during {step}", step=step), state or up.state_or_away(),
                           passed=state is not None, limit=Msg("not {items} within {settle_s:g} s",

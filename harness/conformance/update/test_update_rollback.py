@@ -62,18 +62,19 @@ def test_unhealthy_image_rolled_back(dut, check):
         else:
             check.at_most(Msg("automatic rollback after Activate"), round(back, 3), limit, unit="s",
                           note=Msg("declared health_check_s {declared:g} s + one request timeout {margin:g} s to "
-                                   "see it; {version} ran {value}", declared=declared, margin=margin,
-                                   version=bad.version, value='until then' if on_trial else 'too briefly to be read'))
+                                   "see it; {version} ran {how_long}", declared=declared, margin=margin,
+                                   version=bad.version,
+                                   how_long=Msg("until then") if on_trial else Msg("too briefly to be read")))
         check.equal(Msg("running version after the automatic rollback"), running, up.original)
         logged = [e for e in mark.entries(AuditKind.FIRMWARE_UPDATE) if moved_to(e, up.original)]
         check.at_least(Msg("firmware_update entries for the automatic rollback to {original}",
                            original=up.original), len(logged), 1,
                        note=Msg("users: {sorted}", sorted=sorted({str(e.user) for e in logged})))
     check.chart(Msg("Activation of the unhealthy image {version}", version=bad.version), {
-        f"running {bad.version}": [(t, 1.0 if r == bad.version else 0.0) for t, r, _ in trace],
+        Msg("running {version}", version=bad.version): [(t, 1.0 if r == bad.version else 0.0) for t, r, _ in trace],
     }, kind="step", x_label=Msg("seconds after Activate"), y_label=Msg("on the unhealthy image"),
-        events=[(0.0, "Activate"), (declared, "declared health_check_s")]
-        + ([(back, f"back on {up.original}")] if back is not None else []))
+        events=[(0.0, "Activate"), (declared, Msg("declared health_check_s"))]
+        + ([(back, Msg("back on {version}", version=up.original))] if back is not None else []))
     check.require()
 
 
@@ -93,7 +94,7 @@ def _inside(low: float, high: float, current: float) -> float:
         value = round(low + span * fraction, 2)
         if abs(value - current) > span * 0.05:
             return value
-    raise AssertionError("unreachable: two values 26 % of the range apart cannot both be within 5 % of one")
+    raise AssertionError(Msg("unreachable: two values 26 % of the range apart cannot both be within 5 % of one"))
 
 
 @pytest.mark.check("KZ-70-05", "an operator-initiated rollback restores the previous version (N−1) and keeps the "

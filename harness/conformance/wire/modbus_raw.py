@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,9 +222,11 @@ def rtu_reply_length(head: bytes) -> int | None:
     return None
 
 
-def read_rtu_reply(port: Any, deadline: float, baudrate: int) -> bytes:
-    """Bytes from the line until the reply's own length is reached, the line is silent for 3.5 characters
-    (at least 20 ms: a pseudo-terminal has no character timing), or ``deadline``."""
+def read_rtu_reply(port: Any, deadline: float, baudrate: int,
+                   length: Callable[[bytes], int | None] | None = None) -> bytes:
+    """Bytes from the line until the reply's own length (``length``: RTU's unless given) is reached, the line is
+    silent for 3.5 characters (at least 20 ms: a pseudo-terminal has no character timing), or ``deadline``."""
+    length = length or rtu_reply_length
     silence = silence_s(baudrate)
     buf = b""
     last = time.perf_counter()
@@ -235,7 +238,7 @@ def read_rtu_reply(port: Any, deadline: float, baudrate: int) -> bytes:
         if chunk:
             buf += chunk
             last = now
-            expected = rtu_reply_length(buf)
+            expected = length(buf)
             if expected is not None and len(buf) >= expected:
                 return buf
         elif buf and now - last >= silence:

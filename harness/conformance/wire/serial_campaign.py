@@ -30,8 +30,10 @@ class SerialCampaign:
     """One campaign on the DUT's serial line; ``settings`` is the rig's ``robustness``; ``monitor`` is read
     between frames (not threaded)."""
 
-    def __init__(self, runtime: Any, settings: Any, monitor: Any, record: Callable[..., None] | None = None) -> None:
+    def __init__(self, runtime: Any, settings: Any, monitor: Any, record: Callable[..., None] | None = None,
+                 length: Callable[[bytes], int | None] = rtu_reply_length) -> None:
         self.settings, self.monitor, self.record = settings, monitor, record
+        self.length = length  # a reply's length from its first bytes (RTU; HDLC: its format field)
         self.port_name = str(runtime.endpoint["serial_port"])
         self.baudrate = runtime.spec.transport.serial.baudrate
         self.gap_s = 3.5 * 11 / self.baudrate  # t3.5 at the line's baud rate
@@ -57,10 +59,10 @@ class SerialCampaign:
         t0 = time.perf_counter()
         self._port.write(frame)
         self._port.flush()
-        reply = read_rtu_reply(self._port, t0 + wait_s, self.baudrate) or None
+        reply = read_rtu_reply(self._port, t0 + wait_s, self.baudrate, self.length) or None
         if reply:
             self.conversation.add(conn, "reply", reply)
-        self._settle(complete=reply is not None and _complete(reply))
+        self._settle(complete=reply is not None and _complete(reply, self.length))
         return reply
 
     def _settle(self, complete: bool) -> None:
@@ -142,6 +144,6 @@ class SerialCampaign:
         return time.perf_counter() - self.started
 
 
-def _complete(reply: bytes) -> bool:
-    expected = rtu_reply_length(reply)
+def _complete(reply: bytes, length: Callable[[bytes], int | None]) -> bool:
+    expected = length(reply)
     return expected is not None and len(reply) >= expected

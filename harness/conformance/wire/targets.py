@@ -47,12 +47,20 @@ def wire_target(dut: Any) -> WireTarget:
         url = f"opc.tcp://{host}:{port}{dut.profile.opcua.endpoint_path}"
         return WireTarget("opcua", host, port, hello(url), uatcp_length, acknowledged,
                           lambda seed, count: opcua_cases(seed, count, url), None)
+    if dut.profile.protocol == "dlms":
+        from harness.conformance.wire.dlms_targets import wrapper_target
+
+        return wrapper_target(dut, WireTarget)
     raise Inconclusive(Msg("no robustness frames for protocol {protocol!r}", protocol=dut.profile.protocol))
 
 
 def _line_target(dut: Any) -> WireTarget:
-    """Modbus RTU on the rig's serial line: frames carry the unit id and a CRC, a reply is valid when its
-    function code is the request's and its CRC holds."""
+    """The rig's serial line: DLMS/COSEM over HDLC (dlms_targets), or Modbus RTU — frames carry the unit id and a
+    CRC, a reply is valid when its function code is the request's and its CRC holds."""
+    if dut.profile.protocol == "dlms":
+        from harness.conformance.wire.dlms_targets import hdlc_target
+
+        return hdlc_target(dut, WireTarget)
     if dut.profile.protocol != "modbus":
         raise Inconclusive(Msg("no robustness frames for protocol {protocol!r} on a serial line",
                                protocol=dut.profile.protocol))

@@ -29,16 +29,18 @@ from harness.devices.amr.api import (
     MeterStatus,
 )
 from harness.devices.api import DeviceTimeout, DeviceUnreachable
+from harness.reporting.texts import Msg
 
 
 def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
-        raise AmrContractViolation(f"{where}: the answer has no field {key!r}")
+        raise AmrContractViolation(Msg("{where}: the answer has no field {key!r}", where=where, key=key))
     value = obj[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise AmrContractViolation(f"{where}: field {key!r} is {type(value).__name__} {value!r:.60}, not "
-                                   f"{getattr(kind, '__name__', kind)}")
+        raise AmrContractViolation(Msg("{where}: field {key!r} is {type} {value!r:.60}, not {wanted}", where=where,
+                                       key=key, type=type(value).__name__, value=value,
+                                       wanted=getattr(kind, "__name__", kind)))
     return value
 
 
@@ -49,9 +51,11 @@ def _time(obj: Any, key: str, where: str, optional: bool = False) -> datetime | 
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise AmrContractViolation(f"{where}: field {key!r} = {text!r:.60} is no ISO 8601 time") from None
+        raise AmrContractViolation(Msg("{where}: field {key!r} = {text!r:.60} is no ISO 8601 time", where=where,
+                                       key=key, text=text)) from None
     if value.tzinfo is None:
-        raise AmrContractViolation(f"{where}: field {key!r} = {text!r:.60} has no UTC offset")
+        raise AmrContractViolation(Msg("{where}: field {key!r} = {text!r:.60} has no UTC offset", where=where, key=key,
+                                       text=text))
     return value
 
 
@@ -71,14 +75,16 @@ def _communication(meter: Any, where: str) -> tuple[bool | None, str | None]:
         return None, None
     status = _field(diag, "status", str, f"{where}: communication")
     if status not in ("ok", "fault"):
-        raise AmrContractViolation(f"{where}: communication status {status!r} is neither ok nor fault")
+        raise AmrContractViolation(Msg("{where}: communication status {status!r} is neither ok nor fault", where=where,
+                                       status=status))
     return status == "ok", _field(diag, "last_error", (str, type(None)), f"{where}: communication")
 
 
 def _optional_number(obj: Any, key: str, where: str) -> float | None:
     value = obj.get(key) if isinstance(obj, dict) else None
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise AmrContractViolation(f"{where}: field {key!r} is {type(value).__name__}, not a number")
+        raise AmrContractViolation(Msg("{where}: field {key!r} is {type}, not a number", where=where, key=key,
+                                       type=type(value).__name__))
     return None if value is None else float(value)
 
 
@@ -151,7 +157,8 @@ class RestAmrServer(AmrServer):
             answer = self._client.request(method, path, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
             self._record(method, path, t_sent, error=type(exc).__name__)
-            raise DeviceTimeout(f"{self.name}: {method} {path}: no answer ({type(exc).__name__})") from None
+            raise DeviceTimeout(Msg("{device}: {method} {path}: no answer ({error})", device=self.name, method=method,
+                                    path=path, error=type(exc).__name__)) from None
         except httpx.TransportError as exc:
             self._record(method, path, t_sent, error=f"{type(exc).__name__}: {exc}")
             raise DeviceUnreachable(f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}") from None
@@ -168,7 +175,8 @@ class RestAmrServer(AmrServer):
     def probe(self) -> None:
         answer = self.request("GET", "/health")
         if answer.status_code != 200:
-            raise AmrContractViolation(f"{self.name}: GET /health answered {answer.status_code}")
+            raise AmrContractViolation(Msg("{device}: GET /health answered {status_code}", device=self.name,
+                                           status_code=answer.status_code))
 
     def health(self) -> dict[str, object]:
         body = _json(self.request("GET", "/health"), "GET /health", (200, 503))
@@ -178,7 +186,7 @@ class RestAmrServer(AmrServer):
     def login(self, user: str, password: str) -> RestAmrSession:
         answer = self.request("POST", "/login", json={"user": user, "password": password})
         if answer.status_code == 401:
-            raise AmrAccessDenied(f"{self.name}: login of {user!r} refused (401)", 401)
+            raise AmrAccessDenied(Msg("{device}: login of {user!r} refused (401)", device=self.name, user=user), 401)
         token = _field(_json(answer, "POST /login", (200,)), "token", str, "POST /login")
         return RestAmrSession(self, user, token)
 
@@ -189,18 +197,21 @@ class RestAmrServer(AmrServer):
 def _json(answer: Any, where: str, ok: tuple[int, ...]) -> Any:
     """The JSON body of an answer whose status the contract allows; refusals as ``AmrAccessDenied``."""
     if answer.status_code in (401, 403):
-        raise AmrAccessDenied(f"{where}: refused ({answer.status_code})", answer.status_code)
+        raise AmrAccessDenied(Msg("{where}: refused ({status_code})", where=where, status_code=answer.status_code),
+                              answer.status_code)
     if answer.status_code == 404:
-        raise AmrNotFound(f"{where}: not found (404)")
+        raise AmrNotFound(Msg("{where}: not found (404)", where=where))
     if answer.status_code not in ok:
-        raise AmrContractViolation(f"{where}: status {answer.status_code}, the contract allows "
-                                   f"{', '.join(map(str, ok))} (body {answer.text[:120]!r})")
+        raise AmrContractViolation(Msg("{where}: status {status_code}, the contract allows {items} (body {text!r})",
+                                       where=where, status_code=answer.status_code, items=', '.join(map(str, ok)),
+                                       text=answer.text[:120]))
     if answer.status_code == 204:
         return None
     try:
         return answer.json()
     except ValueError:
-        raise AmrContractViolation(f"{where}: the body is not JSON ({answer.text[:80]!r})") from None
+        raise AmrContractViolation(Msg("{where}: the body is not JSON ({text!r})", where=where,
+                                       text=answer.text[:80])) from None
 
 
 class RestAmrSession(AmrSession):
@@ -218,7 +229,8 @@ class RestAmrSession(AmrSession):
         for m in _field(self._call("GET", "/meters"), "meters", list, where):
             status = _field(m, "status", str, where)
             if status not in ("active", "inactive"):
-                raise AmrContractViolation(f"{where}: status {status!r} is neither active nor inactive")
+                raise AmrContractViolation(Msg("{where}: status {status!r} is neither active nor inactive",
+                                               where=where, status=status))
             out.append(MeterStatus(_field(m, "id", str, where), status == "active",
                                    _time(m, "last_reading_time", where, optional=True), *_communication(m, where)))
         return out

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", type=Path, help=f"the simulator's profile (default: built-in {DEFAULT_PROFILE})")
     p.add_argument("--state-dir", type=Path, help="non-volatile state lives here")
     p.add_argument("--tcp", metavar="HOST:PORT", help="serve DLMS over the TCP wrapper (loopback only)")
+    p.add_argument("--hdlc", metavar="TTY", help="serve DLMS over HDLC (IEC 62056-46) on this serial device / pty")
     p.add_argument("--control", metavar="[HOST:]PORT", help="control channel (default host 127.0.0.1)")
     p.add_argument("--serial", type=int, default=95000101)
     p.add_argument("--defects", default="", help="comma-separated seeded defects")
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         for d in DLMS_METER_DEFECTS.values():
             print(f"{d.name:32} cl. {d.clause}  {d.expect}  {d.description}")
         return 0
-    if not args.tcp or args.state_dir is None:
-        print(f"{PROG}: needs --state-dir and --tcp", file=sys.stderr)
+    if not (args.tcp or args.hdlc) or args.state_dir is None:
+        print(f"{PROG}: needs --state-dir and at least one of --tcp / --hdlc", file=sys.stderr)
         return 2
     from harness.config import ConfigError, load_profile
     from harness.resources import builtin_profile
@@ -70,10 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _serve(model: Any, server: Any, args: argparse.Namespace) -> None:
     from harness.simulators.control import advance_seconds, serve_control
+    from harness.simulators.dlms_meter.hdlc import HdlcStation, serve_hdlc
     from harness.simulators.process import _allowed_host, _control_address
 
-    host, port = args.tcp.rsplit(":", 1)
-    _allowed_host(host, PROG)
 
     async def control(req: dict[str, Any]) -> dict[str, Any]:
         op = str(req.get("op"))
@@ -97,7 +97,13 @@ async def _serve(model: Any, server: Any, args: argparse.Namespace) -> None:
         model.save_intervals()  # a day of advance is one load-profile save, before anything can read it
         return model.status()
 
-    tcp = await server.serve(host, int(port))
+    tcp = None
+    if args.tcp:
+        host, port = args.tcp.rsplit(":", 1)
+        _allowed_host(host, PROG)
+        tcp = await server.serve(host, int(port))
+    line = await serve_hdlc(HdlcStation(server, model.map.hdlc.physical_address, model.defects), args.hdlc) \
+        if args.hdlc else None
     ctl = await serve_control(*_control_address(args.control, PROG), control) if args.control else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,6 +121,9 @@ async def _serve(model: Any, server: Any, args: argparse.Namespace) -> None:
     ticker.cancel()
     model.refresh()
     model.persist(force=True)
-    tcp.close()
+    if tcp:
+        tcp.close()
+    if line:
+        line.cancel()
     if ctl:
         ctl.close()

@@ -43,4 +43,14 @@ DLMS_OWN = (
            "association were copied to it"),
 )
 
-DLMS_METER_DEFECTS: dict[str, Defect] = {d.name: d for d in (*(METER_DEFECTS[n] for n in SHARED), *DLMS_OWN)}
+# Defects of the HDLC data link (a rig on a serial line: rigs/sim-dlms-meter-hdlc.yaml)
+HDLC_OWN = (
+    Defect("dlms_hdlc_answers_bad_fcs", "68", "KZ-68-15",
+           "on HDLC the frame check sequences are not verified: a frame damaged on the line is answered as sent"),
+    Defect("dlms_hdlc_hangs_on_malformed", "49", "KZ-49-01",
+           "on HDLC a frame whose FCS checks but whose address field cannot be read (longer than 4 octets, or 3) "
+           "stops the data link: nothing on the line is answered again until the meter restarts"),
+)
+
+DLMS_METER_DEFECTS: dict[str, Defect] = {d.name: d for d in (*(METER_DEFECTS[n] for n in SHARED), *DLMS_OWN,
+                                                                *HDLC_OWN)}
