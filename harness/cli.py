@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--suite", action="append", default=[], metavar="NAME",
                    help="run only this suite (repeatable); the run is then not certification-grade")
     c.add_argument("--check", action="append", default=[], metavar="ID",
-                   help="run only this check, e.g. KZ-95-07 (repeatable); not certification-grade")
+                   help="run only this check, e.g. KZ-95-07, or DUT:ID on that DUT only (repeatable); "
+                        "not certification-grade")
     c.add_argument("--defect", action="append", default=[], metavar="NAME",
                    help="seed this defect into every simulated DUT (repeatable)")
     c.add_argument("--no-transcript", action="store_true", help="do not record Modbus exchanges")
