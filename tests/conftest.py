@@ -220,6 +220,7 @@ def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 # batch is made once, on one worker. The built-in meter's: test_certify, test_journal, test_interval_data.
 METER_DEFECTS_GROUP = "meter-defects"
 HEAT_DEFECTS_GROUP = "heat-defects"
+CONCENTRATOR_DEFECTS_GROUP = "concentrator-defects"
 
 
 @pytest.fixture(scope="session")
@@ -234,6 +235,13 @@ def heat_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     from harness.simulators.defects import HEAT_DEFECTS
 
     return _batch_for(request, tmp_path_factory, HEAT_DEFECTS, builtin_rig("sim-heat-meter.yaml"))
+
+
+@pytest.fixture(scope="session")
+def concentrator_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.defects import CONCENTRATOR_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, CONCENTRATOR_DEFECTS, builtin_rig("sim-concentrator.yaml"))
 
 
 # ---- scheduling on the xdist workers ------------------------------------------------------------------------------
