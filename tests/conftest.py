@@ -221,6 +221,7 @@ def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 METER_DEFECTS_GROUP = "meter-defects"
 HEAT_DEFECTS_GROUP = "heat-defects"
 CONCENTRATOR_DEFECTS_GROUP = "concentrator-defects"
+CONTROLLER_DEFECTS_GROUP = "controller-defects"  # test_access_control_opcua, test_controller_journal
 
 
 @pytest.fixture(scope="session")
@@ -242,6 +243,13 @@ def concentrator_defects(request: pytest.FixtureRequest, tmp_path_factory: pytes
     from harness.simulators.defects import CONCENTRATOR_DEFECTS
 
     return _batch_for(request, tmp_path_factory, CONCENTRATOR_DEFECTS, builtin_rig("sim-concentrator.yaml"))
+
+
+@pytest.fixture(scope="session")
+def controller_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.defects import CONTROLLER_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, CONTROLLER_DEFECTS, builtin_rig("sim-controller.yaml"))
 
 
 # ---- scheduling on the xdist workers ------------------------------------------------------------------------------
