@@ -34,7 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--rig", type=Path, help="rig YAML: run the conformance suites against its DUTs")
     g.addoption("--harness-out", type=Path, help="where checks.jsonl, verdicts.json, transcript go")
     g.addoption("--harness-suite", action="append", default=[], help="run only these suites")
-    g.addoption("--harness-check", action="append", default=[], help="run only these check ids")
+    g.addoption("--harness-check", action="append", default=[],
+                help="run only these check ids; DUT:ID runs the check on that DUT only")
     g.addoption("--harness-defect", action="append", default=[], help="seed defects into simulated DUTs")
     g.addoption("--harness-no-transcript", action="store_true", help="do not record device exchanges")
     g.addoption("--harness-quiet", action="store_true", help="no per-check lines (certify prints its own)")
@@ -196,12 +197,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if run is None:
         return
     suites = set(config.getoption("--harness-suite"))
-    only = set(config.getoption("--harness-check"))
+    only = _check_selection(config.getoption("--harness-check"), items, run)
     keep, drop = [], []
-    known = {m[0] for m in map(_check_marker, items) if m}
-    if only - known:
-        raise pytest.UsageError(f"unknown check id(s) {', '.join(sorted(only - known))}; known: "
-                                f"{', '.join(sorted(known))}")
     done = {(r.dut, r.id) for r in run.records}
     for item in items:
         marker = _check_marker(item)
@@ -215,7 +212,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if (dut, marker[0]) in done:  # finished before a resume: its record stands
             drop.append(item)
             continue
-        excluded = (suites and _suite_of(item) not in suites) or (only and marker[0] not in only) or (
+        unselected = only and not only & {marker[0], (dut, marker[0])}
+        excluded = (suites and _suite_of(item) not in suites) or unselected or (
             item.get_closest_marker("destructive") and not run.loaded.rig.allow_destructive)
         if excluded:
             drop.append(item)
@@ -231,6 +229,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     run.selected = [(it.callspec.params.get("dut", "") if hasattr(it, "callspec") else "", *m[::2])
                     for it in keep if (m := _check_marker(it))]
     run.progress = Progress(len(run.selected) + len(done), done=len(done))
+
+
+def _check_selection(asked: list[str], items: list[pytest.Item], run: HarnessRun) -> set[str | tuple[str, str]]:
+    """--check values as selected (check id) or (DUT, check id) — DUT:ID runs a check on one DUT of the rig, e.g.
+    to repeat it there, or to run each DUT's own check in one run (one seeded defect per DUT)."""
+    known = {m[0] for m in map(_check_marker, items) if m}
+    only: set[str | tuple[str, str]] = set()
+    for value in asked:
+        dut, _sep, check_id = value.rpartition(":")
+        if dut and dut not in run.loaded.rig.duts:
+            raise pytest.UsageError(f"--check {value}: no DUT {dut!r} in the rig; DUTs: "
+                                    f"{', '.join(run.loaded.rig.duts)}")
+        only.add((dut, check_id) if dut else check_id)
+    unknown = {item if isinstance(item, str) else item[1] for item in only} - known
+    if unknown:
+        raise pytest.UsageError(f"unknown check id(s) {', '.join(sorted(unknown))}; known: "
+                                f"{', '.join(sorted(known))}")
+    return only
 
 
 def _dut_of(item: pytest.Item) -> str:

@@ -174,6 +174,84 @@ def certify_defect(tmp_path: Path, defect: Any, *, rig: str | Path | None = None
     return DefectRun(res, record, clause, checks)
 
 
+class DefectBatch:
+    """One `harness certify` for several seeded defects: the rig with one simulated DUT per defect (named after
+    it, tests/defect_rigs.py) and `--check DUT:ID` — each DUT runs only the check its defect must fail. Every DUT's
+    verdicts stand alone, so ``run(defect)`` proves what certify_defect proves for one defect, without paying a
+    harness start-up, a report and a seal per defect (~1 s CPU each)."""
+
+    def __init__(self, tmp_path: Path, defects: list[Any], rig: Path) -> None:
+        from tests.defect_rigs import rig_per_defect
+
+        self.out = tmp_path / "out"
+        batch_rig = rig_per_defect(rig, [d.name for d in defects], tmp_path / f"batch-{rig.name}")
+        self.res = run_cli("certify", str(batch_rig), "--out", str(self.out), "--reruns", "0",
+                           *[arg for d in defects for arg in ("--check", f"{d.name}:{d.expect}")])
+        self.defects = {d.name for d in defects}
+
+    def run(self, defect: Any) -> DefectRun:
+        """certify_defect's assertions for the DUT that carries ``defect``: the batch exits 1, and that DUT's check
+        FAILed on the defect's clause, as its line on the console says."""
+        assert defect.name in self.defects, f"{defect.name} is not in this batch"
+        assert self.res.returncode == 1, self.res.stdout + self.res.stderr
+        checks = {r["id"]: r for r in map(json.loads, (self.out / "checks.jsonl").read_text().splitlines())
+                  if r["dut"] == defect.name}
+        record = checks[defect.expect]
+        assert record["verdict"] == "FAIL", (record["verdict"], record.get("reason"), record.get("measurements"))
+        clause = verdicts_of(self.out)["duts"][defect.name]["clauses"][defect.clause]
+        assert clause["verdict"] == "FAIL", clause
+        assert any(defect.expect in line and " FAIL " in line and f" {defect.name} " in line  # its progress line
+                   for line in self.res.stdout.splitlines()), self.res.stdout
+        return DefectRun(self.res, record, clause, checks)
+
+
+def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, catalogue: dict[str, Any],
+               rig: Path) -> DefectBatch:
+    """The batch of every defect that a selected test using this fixture takes as its ``defect`` parameter (so `-k`
+    on one test runs only its defect)."""
+    fixture = request.fixturename
+    names = sorted({item.callspec.params["defect"] for item in request.session.items
+                    if fixture in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
+                    and "defect" in item.callspec.params})
+    return DefectBatch(tmp_path_factory.mktemp(fixture), [catalogue[n] for n in names], rig)
+
+
+# Batches of seeded defects shared by the modules that prove them: their tests carry the batch's xdist group, so a
+# batch is made once, on one worker. The built-in meter's: test_certify, test_journal, test_interval_data.
+METER_DEFECTS_GROUP = "meter-defects"
+HEAT_DEFECTS_GROUP = "heat-defects"
+CONCENTRATOR_DEFECTS_GROUP = "concentrator-defects"
+CONTROLLER_DEFECTS_GROUP = "controller-defects"  # test_access_control_opcua, test_controller_journal
+
+
+@pytest.fixture(scope="session")
+def meter_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.defects import METER_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, METER_DEFECTS, builtin_rig())
+
+
+@pytest.fixture(scope="session")
+def heat_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.defects import HEAT_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, HEAT_DEFECTS, builtin_rig("sim-heat-meter.yaml"))
+
+
+@pytest.fixture(scope="session")
+def concentrator_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.defects import CONCENTRATOR_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, CONCENTRATOR_DEFECTS, builtin_rig("sim-concentrator.yaml"))
+
+
+@pytest.fixture(scope="session")
+def controller_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.defects import CONTROLLER_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, CONTROLLER_DEFECTS, builtin_rig("sim-controller.yaml"))
+
+
 # ---- scheduling on the xdist workers ------------------------------------------------------------------------------
 def _start_order(item: pytest.Item) -> int:
     """Long tests (`slow`) first, then each `xdist_group` (a module that shares one simulator or run among its tests

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import CONTROLLER_DEFECTS_GROUP, ROOT, run_cli
 from defect_rigs import not_passing, rig_per_defect
 
 from harness.simulators.defects import CONTROLLER_DEFECTS
@@ -77,15 +77,12 @@ def test_golden_controller_passes_every_opcua_access_check(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(CONTROLLER_DEFECTS_GROUP)
 @pytest.mark.parametrize("defect", [d for d in ACCESS_DEFECTS if d not in WHOLE_SUITE_DEFECTS])
-def test_access_defect_fails_its_check(tmp_path, defect):
+def test_access_defect_fails_its_check(controller_defects, defect):
     d = CONTROLLER_DEFECTS[defect]
-    code, output, plc, checks = _certify(RIG, tmp_path / "out", "--defect", defect, "--check", d.expect)
-    assert code == 1, output
-    clause = plc["clauses"][d.clause]
-    assert clause["verdict"] == "FAIL", clause
-    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
-    assert checks[d.expect]["verdict"] == "FAIL"
+    run = controller_defects.run(d)  # its DUT's check FAILed on its clause
+    assert [c["id"] for c in run.clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ verdict with its reason, never a traceback."""
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -18,8 +19,9 @@ from harness.conformance.amr.export_rows import exported_meters, parse_rfc4180
 from harness.devices.amr.api import AmrAccessDenied, AmrContractViolation
 from harness.devices.amr.rest import RestAmrServer
 from harness.fault_injection.ports import free_port
+from harness.fault_injection.time_control import SimulatorTime
 from harness.simulators.amr_server.defects import AMR_DEFECTS
-from tests.amr_golden import SIGKILL_ACCOUNT, check_readings_survive_sigkill, field_of
+from tests.amr_golden import SIGKILL_ACCOUNT, check_readings_survive_sigkill, field_of, golden_server
 from tests.conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
 from tests.russian_text import english_left
 from tests.test_amr_reports import TOGETHER as REPORT_DEFECTS
@@ -60,9 +62,9 @@ def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:
     return path
 
 
-# Checks that wait in wall time for several polling intervals or a detection time (the server has no simulated
-# time yet): their defect runs take the longest, so they start first under xdist.
-WAITING_CHECKS = {"KZ-62-01", "KZ-62-02", "KZ-62-04", "KZ-62-07", "KZ-62-08", "KZ-77-01"}
+# The check that walks a simulated day (the server and its field advanced read by read): its defect runs take the
+# longest, so they start first under xdist.
+WAITING_CHECKS = {"KZ-62-02"}
 
 
 @pytest.mark.parametrize("defect", [pytest.param(d, id=name, marks=[pytest.mark.slow] if d.expect in WAITING_CHECKS
@@ -73,6 +75,29 @@ def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
     certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")
 
 
+def test_real_server_without_time_control_is_checked_in_wall_time(tmp_path: Path) -> None:
+    """A server with no control channel (as a real one): `dut.time` is wall time, bounded by max_wall_wait_s; with
+    the short polling interval a lab sets, the automatic and manual reading checks pass by waiting for real."""
+    data = yaml.safe_load(_small_rig(tmp_path, ("em1",)).read_text(encoding="utf-8"))
+    dut = data["duts"]["amr"]
+    del dut["control"]
+    command = dut["launch"]["command"]
+    del command[command.index("--control"):command.index("--control") + 2]
+    command[command.index("--poll-interval") + 1], command[command.index("--inactive-after") + 1] = "0.5", "2"
+    profile = yaml.safe_load(Path(dut["profile"]).read_text(encoding="utf-8"))
+    profile["amr"]["timings"].update(poll_interval_s=0.5, inactive_detection_s=3.0, fault_detection_s=2.0)
+    dut["profile"] = str(tmp_path / "wall-amr.yaml")
+    Path(dut["profile"]).write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    rig = tmp_path / "wall.yaml"
+    rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    res = run_cli("certify", str(rig), "--check", "KZ-62-02", "--check", "KZ-62-03", "--out", str(out))
+    checks = checks_of(out)
+    assert {i: r["verdict"] for i, r in checks.items()} == {"KZ-62-02": "PASS", "KZ-62-03": "PASS"}, res.stdout
+    count = next(m for m in checks["KZ-62-02"]["measurements"] if m["name"].startswith("em1: automatic readings"))
+    assert count["name"] == "em1: automatic readings in 2.5 s"  # a few intervals of real time, not a simulated day
+
+
 # ---- bad input ----------------------------------------------------------------------------------------------------
 def test_unreachable_server_fails_with_the_reason(tmp_path: Path) -> None:
     """A rig naming a server nobody runs: the check FAILs naming the request that found nobody (as a meter that
@@ -80,7 +105,7 @@ def test_unreachable_server_fails_with_the_reason(tmp_path: Path) -> None:
     data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
     dut = data["duts"]["amr"]
     dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
-    del dut["launch"], dut["field"]
+    del dut["launch"], dut["field"], dut["control"]
     dut["transport"]["tcp"]["port"] = free_port("127.0.0.1")  # nothing listens there
     rig = tmp_path / "nobody.yaml"
     rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -145,6 +170,30 @@ def test_golden_server_refuses_a_wrong_login_and_keeps_its_readings_through_sigk
             server.login(SIGKILL_ACCOUNT["admin"]["user"], "wrong-one")
 
     check_readings_survive_sigkill(tmp_path, field, on_first=wrong_password_refused)
+
+
+def test_golden_server_polls_at_simulated_times_and_keeps_its_time_through_sigkill(tmp_path: Path, sim_meter) -> None:
+    """Time advanced through the control channel: every poll due in the span is read at its own time (an interval
+    apart, none missed or doubled), and after a SIGKILL the relaunched server goes on from the time it had reached."""
+    field = field_of(sim_meter.port, sim_meter.profile, {"m1": "active_import_total"})
+    control = free_port("127.0.0.1")
+    clock = SimulatorTime("127.0.0.1", control)
+    rig = load_rig(RIG)
+    # polls a minute apart: none falls in the few seconds of wall time the test takes, all in the advanced hour
+    with golden_server(tmp_path, field, SIGKILL_ACCOUNT, "--control", str(control), "--poll-interval", "60") as base:
+        server = RestAmrServer("golden", rig.profiles["amr"], None, rig.rig.timing, None,
+                               {"host": "127.0.0.1", "port": int(base.rsplit(":", 1)[1])})
+        try:
+            session = server.login(SIGKILL_ACCOUNT["admin"]["user"], SIGKILL_ACCOUNT["admin"]["password"])
+            known = len(session.readings("m1"))
+            reached = clock.request(op="advance", seconds=600)["physical"]  # 10 polls
+            stamps = [r.reading_time.timestamp() for r in session.readings("m1")[known:] if r.source == "auto"]
+        finally:
+            server.close()
+    assert len(stamps) == 10 and reached - 600.5 <= stamps[0] and stamps[-1] <= reached, stamps
+    assert all(59.5 < b - a < 60.5 for a, b in itertools.pairwise(stamps)), stamps  # each at its own poll's time
+    with golden_server(tmp_path, field, SIGKILL_ACCOUNT, "--control", str(control)):
+        assert clock.request(op="status")["physical"] >= reached  # killed above (by PID), relaunched on its state
 
 
 # ---- configuration and parsing ------------------------------------------------------------------------------------

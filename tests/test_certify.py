@@ -15,7 +15,7 @@ from harness.simulators.defects import (
     METER_DEFECTS,
     WIRE_DEFECTS,
 )
-from tests.conftest import allure_env, certify_defect, checks_of, run_cli, verdicts_of
+from tests.conftest import METER_DEFECTS_GROUP, allure_env, checks_of, run_cli, verdicts_of
 
 # The checks the built-in meter rig runs, by clause: cl. 31 (interval_data), cl. 94 (access_control), cl. 95
 # (registers, tariffs, nvm, clock), cl. 97 (journal), cl. 67 and 73 (availability; the rig's link-fault schedule).
@@ -79,13 +79,14 @@ def test_golden_meter_certifies(tmp_path):
     assert run_cli("verify", str(out)).returncode == 0
 
 
+@pytest.mark.xdist_group(METER_DEFECTS_GROUP)
 @pytest.mark.parametrize("defect", SINGLE_INTERFACE_DEFECTS)
-def test_seeded_defect_fails_its_check(tmp_path, defect):
-    run = certify_defect(tmp_path, METER_DEFECTS[defect])
+def test_seeded_defect_fails_its_check(meter_defects, defect):
+    run = meter_defects.run(METER_DEFECTS[defect])
     expected = METER_DEFECTS[defect].expect
     assert next(c for c in run.clause["checks"] if c["id"] == expected)["verdict"] == "FAIL"
-    assert verdicts_of(tmp_path / "out")["certification_grade"] is False  # a single check was selected
-    assert f"{expected} FAIL" in run.res.stdout
+    assert sorted(run.checks) == [expected]  # its DUT ran only that check
+    assert verdicts_of(meter_defects.out)["certification_grade"] is False  # single checks were selected
 
 
 def test_every_check_has_a_defect():
@@ -101,6 +102,8 @@ def test_usage_errors_exit_2(tmp_path):
     assert res.returncode == 2 and "unknown suite" in res.stderr
     res = run_cli("certify", "--out", str(tmp_path / "c"), "--check", "KZ-99-99")
     assert res.returncode == 2 and "unknown check id" in res.stdout + res.stderr
+    res = run_cli("certify", "--out", str(tmp_path / "d"), "--check", "no_such_dut:KZ-95-01")
+    assert res.returncode == 2 and "no DUT 'no_such_dut' in the rig; DUTs: meter" in res.stdout + res.stderr
 
 
 def _processes_mentioning(text: str) -> list[int]:

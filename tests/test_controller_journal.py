@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, checks_of, run_cli
+from conftest import CONTROLLER_DEFECTS_GROUP, ROOT, checks_of, run_cli
 
 from harness.fault_injection.time_control import WallTime
 from harness.simulators.defects import CONTROLLER_DEFECTS
@@ -50,15 +50,12 @@ def test_golden_controller_logs_as_cl69_requires(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(CONTROLLER_DEFECTS_GROUP)
 @pytest.mark.parametrize("defect", sorted(LOG_DEFECTS))
-def test_log_defect_fails_exactly_its_check(tmp_path, defect):
+def test_log_defect_fails_exactly_its_check(controller_defects, defect):
     d = LOG_DEFECTS[defect]
-    out = tmp_path / "out"
-    res = _certify(out, "--defect", defect, "--check", d.expect)
-    assert res.returncode == 1, res.stdout + res.stderr
-    clause = _clause(out)
-    assert clause["verdict"] == "FAIL", clause
-    assert [c["id"] for c in clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
+    run = controller_defects.run(d)  # its DUT's check FAILed on cl. 69
+    assert [c["id"] for c in run.clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
 
 
 def test_log_defects_cover_the_behavioural_checks():

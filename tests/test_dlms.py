@@ -247,9 +247,33 @@ def test_a_wrong_rig_password_is_an_error_naming_the_association(dlms_sim):
     assert time.monotonic() - t0 < loaded.rig.timing.request_timeout_s
 
 
+def test_ciphered_links_of_two_devices_open_at_once_never_reuse_a_counter(dlms_sim):
+    """The meter refuses an invocation counter it has seen from our system title. A DUT's main Device, a check's
+    own association and the availability soak's Device reach one meter at once: each ciphered link continues
+    from the highest counter any of them used, so none is refused (the soak was, before, after a check's link)."""
+    clock = None
+    with _device(dlms_sim) as first, _device(dlms_sim) as second:
+        clock = first.attribute(8, first.map.clock.obis, 2)
+        a, b = first.open_link("management"), second.open_link("management")
+        try:
+            for link, device in ((a, first), (b, second), (a, first), (b, second)):
+                assert isinstance(device.get_on(link, [clock])[0], bytes | bytearray)
+        finally:
+            a.close()
+            b.close()
+
+
 # ---- through `harness certify` ----------------------------------------------------------------------------------
 DLMS_CHECKS = ["KZ-68-12", "KZ-68-13", "KZ-68-14", "KZ-94-04", "KZ-94-05", "KZ-94-06", "KZ-95-02"]
 SECURITY_CHECKS = ["KZ-94-07", "KZ-94-08", "KZ-94-09"]  # HLS-GMAC and ciphering: the SPODES-like profile has them
+
+
+def _files_holding_keys(out: Path, rig: Path, credential: str) -> list[Path]:
+    """The evidence files holding an HLS key of the rig's ``credential`` (either case of its hex)."""
+    cred = load_rig(rig).rig.duts["meter"].credentials[credential]
+    keys = {k.lower() for k in (cred.encryption_key, cred.authentication_key) if k}
+    return [f for f in out.rglob("*") if f.is_file() and any(k in f.read_bytes().lower().decode(errors="replace")
+                                                             for k in keys)]
 
 
 def test_golden_dlms_meter_passes_the_dlms_checks_journal_and_load_profile(tmp_path):
@@ -263,23 +287,32 @@ def test_golden_dlms_meter_passes_the_dlms_checks_journal_and_load_profile(tmp_p
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(out)
     assert {c: checks[c]["verdict"] for c in passing} == dict.fromkeys(passing, "PASS")
-    cred = load_rig(RIG).rig.duts["meter"].credentials["dlms_management"]
-    keys = {k.lower() for k in (cred.encryption_key, cred.authentication_key) if k}
-    leaked = [f for f in out.rglob("*") if f.is_file() and any(k in f.read_bytes().lower().decode(errors="replace")
-                                                                for k in keys)]
-    assert not leaked, leaked  # the HLS keys are secrets: nowhere in the evidence, in either case
+    assert not _files_holding_keys(out, RIG, "dlms_management")  # the HLS keys are secrets: nowhere in the evidence
     assert not english_left(out), english_left(out)
 
 
+DOCUMENTARY_CHECKS = ["KZ-50-01", "KZ-58-01", "KZ-59-01", "KZ-72-01", "KZ-79-01", "KZ-87-01", "KZ-93-01"]
+
+
 def test_a_differently_laid_out_profile_passes_the_same_checks(tmp_path):
-    """The IDIS-like profile (other SAPs, 64-bit registers, scaler 1, octet-string serial, UTC-to-local deviation,
-    two tariffs) through the same simulator, driver and checks."""
+    """The IDIS-like profile (SAPs 16 and 1, every read and write on the HLS-GMAC ciphered management association,
+    64-bit registers, scaler 1, octet-string serial, UTC-to-local deviation, two tariffs, its own documents)
+    through the same simulator, driver and checks. It has no password association, so the LLS check is N/A
+    with the reason, never INCONCLUSIVE; the HLS keys are nowhere in the evidence."""
     out = tmp_path / "out"
-    checks = [*DLMS_CHECKS, "KZ-95-01", "KZ-95-04", "KZ-95-05", "KZ-95-09"]
-    res = run_cli("certify", str(builtin_rig("sim-dlms-meter-idis.yaml")), "--out", str(out), "--reruns", "0",
+    rig = builtin_rig("sim-dlms-meter-idis.yaml")
+    checks = [*DLMS_CHECKS, *SECURITY_CHECKS, *DOCUMENTARY_CHECKS, "KZ-95-01", "KZ-95-04", "KZ-95-05", "KZ-95-09",
+              "KZ-97-01", "KZ-31-01"]
+    res = run_cli("certify", str(rig), "--out", str(out), "--reruns", "0",
                   *(arg for c in checks for arg in ("--check", c)))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert {c: r["verdict"] for c, r in checks_of(out).items()} == dict.fromkeys(checks, "PASS")
+    records = checks_of(out)
+    assert records["KZ-94-04"]["verdict"] == "N/A" and "no LLS" in records["KZ-94-04"]["reason"], records["KZ-94-04"]
+    passing = [c for c in checks if c != "KZ-94-04"]
+    assert {c: records[c]["verdict"] for c in passing} == dict.fromkeys(passing, "PASS")
+    clauses = json.loads((out / "verdicts.json").read_text())["duts"]["meter"]["clauses"]
+    assert clauses["94"]["verdict"] == "PASS" and clauses["78"]["verdict"] == "PASS"
+    assert not _files_holding_keys(out, rig, "management")
 
 
 @pytest.mark.parametrize("defect", DLMS_OWN, ids=lambda d: d.name)
@@ -312,3 +345,29 @@ def test_every_dlms_check_has_its_seeded_defect():
     checks = {m for path in modules for m in re.findall(r'@pytest\.mark\.check\(\s*"(KZ-[\d-]+)"', path.read_text())}
     assert len(checks) >= 9, checks
     assert checks <= {d.expect for d in DLMS_OWN}, sorted(checks - {d.expect for d in DLMS_OWN})
+
+
+def _associations(**declared: dict) -> object:
+    """The IDIS-like profile's dlms section with other associations (what a check sees of a meter)."""
+    from harness.config.dlms_map import Association
+
+    dlms = load_profile(builtin_profile("tek-sim-dlms-idis.yaml")).dlms
+    return dlms.model_copy(update={"associations": {n: Association(**a) for n, a in declared.items()}})
+
+
+def test_a_mechanism_the_meter_lacks_is_not_applicable_unless_nothing_authenticates():
+    """cl. 94 asks for protection, not for a mechanism: a check of LLS, HLS-GMAC or ciphering is N/A on a meter
+    that authenticates by another association (naming it); a meter whose every association is public FAILs."""
+    from harness.conformance.dlms_checks import mechanism_absent
+    from harness.reporting.records import Check, CheckFailed
+    from harness.verdicts import NotApplicable
+
+    hls = {"client_sap": 1, "authentication": "hls_gmac", "security": "authenticated_encrypted",
+           "credential": "management"}
+    check = Check("KZ-94-04", "t", "access_control", ["94", "78"], "meter")
+    with pytest.raises(NotApplicable, match="no LLS association; its clients authenticate on management"):
+        mechanism_absent(_associations(public={"client_sap": 16}, management=hls), check, "LLS")
+    assert not check.measurements
+    with pytest.raises(CheckFailed):
+        mechanism_absent(_associations(public={"client_sap": 16}), check, "LLS")
+    assert [(m.measured, m.passed) for m in check.measurements] == [("none (every one is public)", False)]

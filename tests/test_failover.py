@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT, certify_defect, checks_of, run_cli, verdicts_of
+from conftest import CONCENTRATOR_DEFECTS_GROUP, ROOT, checks_of, run_cli, verdicts_of
 
 from harness.simulators.defects import CONCENTRATOR_DEFECTS
 
@@ -40,10 +40,11 @@ def test_golden_concentrator_certifies(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(CONCENTRATOR_DEFECTS_GROUP)
 @pytest.mark.parametrize("defect", sorted(CONCENTRATOR_DEFECTS))
-def test_concentrator_defect_fails_its_check(tmp_path, defect):
+def test_concentrator_defect_fails_its_check(concentrator_defects, defect):
     d = CONCENTRATOR_DEFECTS[defect]
-    run = certify_defect(tmp_path, d, rig=RIG, dut="dc")
+    run = concentrator_defects.run(d)
     assert [c["id"] for c in run.clause["checks"] if c["verdict"] == "FAIL"] == [d.expect]
 
 

@@ -31,7 +31,7 @@ from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.intervals import IntervalRecord, IntervalStatus
 from harness.simulators.meter import MeterSimulator
 from harness.simulators.regimage import encode_clock, encode_point
-from tests.conftest import DATA, certify_defect, checks_of, run_cli
+from tests.conftest import DATA, METER_DEFECTS_GROUP, checks_of, run_cli
 
 CHECKS = [f"KZ-31-{n:02d}" for n in range(1, 6)]
 INTERVAL_DEFECTS = sorted(name for name, d in METER_DEFECTS.items() if d.clause == "31")
@@ -283,9 +283,10 @@ def test_golden_meter_passes_the_interval_data_suite(tmp_path):
     assert all(clauses[c]["verdict"] == "PASS" for c in ("30", "31", "60", "80")), clauses
 
 
+@pytest.mark.xdist_group(METER_DEFECTS_GROUP)
 @pytest.mark.parametrize("defect", INTERVAL_DEFECTS)
-def test_interval_defect_fails_its_check(tmp_path, defect):
-    run = certify_defect(tmp_path, METER_DEFECTS[defect])
+def test_interval_defect_fails_its_check(meter_defects, defect):
+    run = meter_defects.run(METER_DEFECTS[defect])
     assert "31" in run.record["clauses"] and SYMPTOM[defect] in run.record["reason"], run.record
 
 

@@ -27,7 +27,7 @@ from harness.events import EventKind
 from harness.resources import builtin_profile
 from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.regimage import encode_journal_entry
-from tests.conftest import certify_defect, checks_of, run_cli, start_sim
+from tests.conftest import METER_DEFECTS_GROUP, checks_of, run_cli, start_sim
 
 JOURNAL_DEFECTS = sorted(name for name, d in METER_DEFECTS.items() if d.clause == "97")
 SYMPTOM = {  # what the failing check must say it measured
@@ -49,9 +49,10 @@ def test_every_journal_defect_has_a_symptom():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(METER_DEFECTS_GROUP)
 @pytest.mark.parametrize("defect", JOURNAL_DEFECTS)
-def test_journal_defect_fails_its_check(tmp_path, defect):
-    run = certify_defect(tmp_path, METER_DEFECTS[defect])
+def test_journal_defect_fails_its_check(meter_defects, defect):
+    run = meter_defects.run(METER_DEFECTS[defect])
     assert SYMPTOM[defect] in run.record["reason"], run.record["reason"]
 
 

@@ -40,7 +40,7 @@ from harness.devices.api import (
     Reading,
 )
 from harness.devices.dlms_buffers import BufferReader
-from harness.devices.dlms_link import AssociationRefused, DlmsLink
+from harness.devices.dlms_link import INVOCATION_COUNTERS, AssociationRefused, DlmsLink
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
@@ -53,6 +53,14 @@ DAR_NAMES = {1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied"
              16: "no-long-get-in-progress", 17: "long-set-aborted", 18: "no-long-set-in-progress",
              250: "other-reason"}
 LIST_HEADER, DESCRIPTOR_BYTES = 5, 10  # GET-request-with-list: tag, choice, invoke id, count; one descriptor each
+# A ciphered request is its plain APDU inside general-glo-ciphering (Green Book 9.2.7.2.4): tag, system title
+# (1 + 8), the content's length (at most 3), security control (1), invocation counter (4) and the GCM tag (12);
+# the meter's max PDU bounds the whole of it.
+CIPHERING_OVERHEAD = 1 + 9 + 3 + 1 + 4 + 12
+# dlms-cosem 25.1 writes general-glo-ciphering's content length as one byte (GeneralGlobalCipher.to_bytes), wrong
+# A-XDR from 128 bytes on (a meter refuses it) and an error from 256: a ciphered request's plain APDU stays below
+# 128 - (1 + 4 + 12) bytes.
+LIBRARY_CIPHERED_PLAIN_MAX = 127 - (1 + 4 + 12)
 MAX_BLOCKS = 256  # a long GET longer than this many blocks is a meter that never says "last"
 
 
@@ -93,7 +101,7 @@ class DlmsDevice(Device):
             self.where = (str(endpoint.get("host", tcp.host)), int(endpoint.get("port", tcp.port)))
         self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
         self._links: dict[str, DlmsLink] = {}
-        self._counters: dict[str, int] = {}  # role -> the next invocation counter of its ciphered APDUs
+        self._counters = INVOCATION_COUNTERS  # role -> our next invocation counter, shared by the process's Devices
         self._scalers: dict[str, tuple[int, int]] = {}  # quantity -> (scaler, unit) as the device reported them
         self._plans: dict[tuple[str, ...], list[tuple[list[tuple[str, CosemObject]], list[Any]]]] = {}
         self._buffers = BufferReader(self)
@@ -287,9 +295,13 @@ class DlmsDevice(Device):
         return self._retrying(self.map.reads_with, "read", call)
 
     def batches(self, objects: list[tuple[str, CosemObject]]) -> list[list[tuple[str, CosemObject]]]:
-        """GET-with-list requests that fit the meter's max PDU, an energy channel's total and tariffs in one
-        request (they are compared with each other, so they must come from one instant)."""
-        per_request = max(1, (self.map.max_pdu_size - LIST_HEADER) // DESCRIPTOR_BYTES)
+        """GET-with-list requests that fit the meter's max PDU (ciphered, when the reading association ciphers),
+        an energy channel's total and tariffs in one request (they are compared with each other, so they must come
+        from one instant)."""
+        room = self.map.max_pdu_size
+        if self.map.associations[self.map.reads_with].security != SecurityPolicy.NONE:
+            room = min(room - CIPHERING_OVERHEAD, LIBRARY_CIPHERED_PLAIN_MAX)
+        per_request = max(1, (room - LIST_HEADER) // DESCRIPTOR_BYTES)
         groups: dict[str, list[tuple[str, CosemObject]]] = {}
         for q, o in objects:
             reg = EnergyRegister.parse(q)

@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 from harness.reporting.texts import Msg
@@ -23,6 +24,20 @@ class TimeControl(ABC):
     @abstractmethod
     def elapse(self, seconds: float) -> None:
         """Let ``seconds`` of device time pass (with the DUT metering as usual)."""
+
+    def steps(self, seconds: float, grain_s: float) -> Iterator[float]:
+        """Let ``seconds`` of device time pass in steps of at most ``grain_s``, yielding after each the device
+        seconds passed so far: the moments a check looks at the DUT (and at the truth) while time passes."""
+        done = 0.0
+        while done < seconds:
+            step = min(grain_s, seconds - done)
+            self.elapse(step)
+            done += step
+            yield done
+
+    def device_now(self) -> float:
+        """The DUT's physical time now, as a Unix time (the harness's clock plus ``world_offset_s``)."""
+        return time.time() + self.world_offset_s()
 
     def world_offset_s(self) -> float:
         """How far the DUT's physical time runs ahead of the harness's clock: 0 for a real device, the device
@@ -49,6 +64,10 @@ class WallTime(TimeControl):
                                    "{max_wait_s:g} s (timing.max_wall_wait_s) and the DUT has no time control",
                                    seconds=seconds, max_wait_s=self.max_wait_s))
         time.sleep(max(0.0, seconds))
+
+    def steps(self, seconds: float, grain_s: float) -> Iterator[float]:
+        self.elapse(seconds if seconds > self.max_wait_s else 0.0)  # refused up front, not after the wait
+        yield from super().steps(seconds, grain_s)
 
 
 class SimulatorTime(TimeControl):

@@ -47,7 +47,12 @@ def _simulator_time(runtime: Any) -> Any:
 
     if runtime.control_port is None:
         return None
-    return SimulatorTime(runtime.control_host, runtime.control_port)
+    channel = SimulatorTime(runtime.control_host, runtime.control_port)
+    if getattr(runtime, "field", None) is not None:  # an AMR server: its field meters move with it
+        from harness.fault_injection.field_time import field_time
+
+        return field_time(channel, runtime.field, runtime.timing.max_wall_wait_s)
+    return channel
 
 
 def _simulator_tamper(runtime: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.conformance.dlms_checks import association, dlms_device, dlms_of
+from harness.conformance.dlms_checks import association, dlms_device, dlms_of, mechanism_absent
 from harness.devices.api import DeviceTimeout
 from harness.devices.dlms_link import AssociationRefused
 from harness.reporting.texts import Msg
@@ -52,13 +52,14 @@ def _kind(answer: bytes | None) -> Msg:
     return Msg("APDU 0x{tag:02X}", tag=answer[0])
 
 
-def _ciphered(dut: Any) -> tuple[Any, list[str], Any]:
-    """The DLMS device, its ciphered associations and the attribute to probe them with (INCONCLUSIVE: none)."""
+def _ciphered(dut: Any, check: Any) -> tuple[Any, list[str], Any]:
+    """The DLMS device, its ciphered associations and the attribute to probe them with (none: N/A, see
+    ``mechanism_absent``)."""
     dlms = dlms_of(dut)
     device = dlms_device(dut)
     roles = _roles(dlms, hls=False)
     if not roles:
-        raise Inconclusive(Msg("the profile declares no ciphered association"))
+        mechanism_absent(dlms, check, Msg("ciphered"))
     return device, roles, _probe(device, dlms)
 
 
@@ -83,7 +84,7 @@ def test_hls_refuses_wrong_tag(dut, check):
     device = dlms_device(dut)
     roles = _roles(dlms, hls=True)
     if not roles:
-        raise Inconclusive(Msg("the profile declares no HLS-GMAC association"))
+        mechanism_absent(dlms, check, Msg("HLS-GMAC"))
     for role in roles:
         _open_rightly(device, role)
         check.measure(Msg("{role}: HLS-GMAC with the rig's keys", role=role), Msg("accepted"), passed=True)
@@ -102,7 +103,7 @@ def test_hls_refuses_wrong_tag(dut, check):
 def test_plain_apdu_refused(dut, check):
     from dlms_cosem.protocol import xdlms
 
-    device, roles, probe = _ciphered(dut)
+    device, roles, probe = _ciphered(dut, check)
     for role in roles:
         _open_rightly(device, role)
         with association(device, role) as link:
@@ -120,7 +121,7 @@ def test_plain_apdu_refused(dut, check):
 @pytest.mark.check("KZ-94-09", "a ciphered association refuses a replayed request: the same protected GET sent "
                    "again (its invocation counter used) is not answered with data [SR 3.1]", also=("78",))
 def test_replayed_counter_refused(dut, check):
-    device, roles, probe = _ciphered(dut)
+    device, roles, probe = _ciphered(dut, check)
     for role in roles:
         _open_rightly(device, role)
         with association(device, role) as link:

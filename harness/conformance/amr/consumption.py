@@ -12,19 +12,25 @@ and a report's or an analytics figure must equal it (to float rounding), not mer
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness.config.amr import ReportKind
-from harness.conformance.amr.field_truth import Truth, bounded_wait, field_meters, truth, wait_for
+from harness.conformance.amr.field_truth import (
+    SAMPLES_PER_INTERVAL,
+    Truth,
+    bounded_wait,
+    field_meters,
+    sample_field,
+    wait_for,
+)
 from harness.devices.amr.api import AmrReading, AmrSession
 from harness.quantities import UNIT_FACTORS
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
-SAMPLE_S = 0.2  # how often the harness reads each field meter while a period runs
+SAMPLE_S = 0.2  # how often the harness reads each field meter while a period runs (wall time)
 PERIOD_INTERVALS = 2  # the period spans this many polling intervals: at least two readings per meter in it
 
 
@@ -123,20 +129,14 @@ def sampled_period(dut: Any, session: AmrSession, interval_s: float) -> SampledP
     # Reads start a clock tolerance before the period and end a tolerance after it, so that every reading the
     # server stamps inside it has a read of the harness on each side; then the server is given up to an interval
     # (and a tolerance) to list a reading after the period, so everything stamped in it is stored.
+    # Everything in the DUT's time (``dut.time``: the server and its field advanced together where they can be).
     total = tolerance + span + tolerance + SAMPLE_S
     bounded_wait(dut, total + interval_s + tolerance, Msg("reading the field over a report period"))
-    t0 = time.time()
-    start = datetime.fromtimestamp(t0 + tolerance, UTC)
+    start = datetime.fromtimestamp(dut.time.device_now() + tolerance, UTC)
     end = start + timedelta(seconds=span)
-    samples: dict[str, list[Truth]] = {name: [] for name in meters}
-    while True:
-        for name, meter in meters.items():
-            samples[name].append(truth(meter, dut.field.quantity(name)))
-        if time.time() - t0 >= total:
-            break
-        time.sleep(SAMPLE_S)
+    samples = sample_field(dut, total, interval_s / SAMPLES_PER_INTERVAL if dut.time.fast else SAMPLE_S)
     wait_for(lambda: True if all(session.readings(name, since=end) for name in meters) else None,
-             interval_s + tolerance)
+             interval_s + tolerance, dut)
     period = SampledPeriod(start, end, samples, tolerance)
     _PERIODS[id(dut)] = (dut, period)
     return period

@@ -11,6 +11,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,7 +22,9 @@ from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
 
 T = TypeVar("T")
-POLL_S = 0.1  # how often a wait asks the server again
+POLL_S = 0.1  # how often a wait asks the server again (wall time)
+SAMPLES_PER_INTERVAL = 4  # in simulated time the harness reads each field meter this often per polling interval
+FAST_STEPS = 20  # a wait in simulated time looks this many times over its limit (and at each of the server's reads)
 
 
 def amr_spec(dut: Any) -> AmrSpec:
@@ -86,8 +89,12 @@ def may(dut: Any, role: str, operation: AmrOperation) -> bool:
     return amr_spec(dut).may(role, operation)
 
 
-def wait_for(what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, float]:
-    """Ask ``what`` until it gives something (not None) or ``timeout_s`` passes: (the answer, seconds it took)."""
+def wait_for(what: Callable[[], T | None], timeout_s: float, dut: Any = None) -> tuple[T | None, float]:
+    """Ask ``what`` until it gives something (not None) or ``timeout_s`` passes: (the answer, seconds it took).
+    With ``dut`` the seconds are the DUT's: its ``dut.time`` makes them pass (a simulated server and its field
+    advanced together, or wall time on a real server) and ``what`` is asked after each step."""
+    if dut is not None:
+        return _wait_in_device_time(dut, what, timeout_s)
     t0 = time.monotonic()
     while True:
         got = what()
@@ -97,12 +104,28 @@ def wait_for(what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, 
         time.sleep(min(POLL_S, max(0.0, timeout_s - took)))
 
 
+def _wait_in_device_time(dut: Any, what: Callable[[], T | None], timeout_s: float) -> tuple[T | None, float]:
+    t0 = dut.time.device_now()
+    got = what()
+    if got is None:
+        for _ in dut.time.steps(timeout_s, step_s(dut, timeout_s)):
+            if (got := what()) is not None:
+                break
+    return got, dut.time.device_now() - t0
+
+
+def step_s(dut: Any, span_s: float) -> float:
+    """How much device time passes between two looks during a wait of ``span_s``: a twentieth of it in simulated
+    time (the server's own reads are stops besides), ``POLL_S`` of wall time on a real server."""
+    return max(POLL_S, span_s / FAST_STEPS) if dut.time.fast else POLL_S
+
+
 def observe_change(check: Any, label: Msg, reached: Callable[[], bool], limit_s: float, still: Msg,
-                   declared: str = "", detail: Callable[[], str] | None = None) -> float:
-    """Wait (at most ``limit_s``) until the server shows a change (``reached``), and measure how long it took
-    against the declared limit (``detail``: what the server says about it, kept as the note); the seconds it took
-    (or waited in vain)."""
-    _, took = wait_for(lambda: True if reached() else None, limit_s)
+                   declared: str = "", detail: Callable[[], str] | None = None, dut: Any = None) -> float:
+    """Wait (at most ``limit_s``, in ``dut``'s time when given) until the server shows a change (``reached``), and
+    measure how long it took against the declared limit (``detail``: what the server says about it, kept as the
+    note); the seconds it took (or waited in vain)."""
+    _, took = wait_for(lambda: True if reached() else None, limit_s, dut)
     seen = reached()
     said = detail() if detail is not None and seen else ""  # the server's own words: quoted, never translated
     check.measure(Msg("{label} after", label=label),
@@ -115,9 +138,10 @@ def observe_change(check: Any, label: Msg, reached: Callable[[], bool], limit_s:
 
 
 def bounded_wait(dut: Any, seconds: float, why: Msg) -> float:
-    """A wall-time wait a check needs, refused (INCONCLUSIVE) beyond the rig's ``timing.max_wall_wait_s``."""
+    """A wait of ``seconds`` a check needs, refused (INCONCLUSIVE) beyond the rig's ``timing.max_wall_wait_s`` when
+    it is real waiting (no simulated time: ``dut.time`` is not fast)."""
     limit = dut.timing.max_wall_wait_s
-    if seconds > limit:
+    if seconds > limit and not getattr(dut.time, "fast", False):
         raise Inconclusive(Msg("{why} needs {seconds:g} s of real waiting, more than timing.max_wall_wait_s "
                                "({limit:g} s); raise it in the rig", why=why, seconds=seconds, limit=limit))
     return seconds
@@ -130,12 +154,33 @@ class Truth:
     value: float
     unit: str
     resolution: float
-    t: float  # harness wall time (mid-read)
+    t: float  # harness wall time (mid-read), or device time where the sampler says so
 
 
-def truth(meter: Any, quantity: str) -> Truth:
+def truth(meter: Any, quantity: str, offset_s: float = 0.0) -> Truth:
+    """One read of ``quantity``; its ``t`` plus ``offset_s`` (the DUT's ``world_offset_s``: device time)."""
     r = meter.device.read(quantity)
-    return Truth(float(r.value), r.unit or "", float(r.resolution or 0.0), (r.t_sent + r.t_received) / 2)
+    return Truth(float(r.value), r.unit or "", float(r.resolution or 0.0), (r.t_sent + r.t_received) / 2 + offset_s)
+
+
+def sample_field(dut: Any, seconds: float, grain_s: float) -> dict[str, list[Truth]]:
+    """The harness's own reads of every field meter while ``seconds`` of the DUT's time pass (``dut.time``: the
+    server and its field together in simulated time, wall time on a real server): one at the start and one after
+    every step of at most ``grain_s`` (and at each of a simulated server's reads), each ``t`` in device time. The
+    meters are read side by side, each its own device."""
+    meters = field_meters(dut)
+    quantity = {name: dut.field.quantity(name) for name in meters}
+    samples: dict[str, list[Truth]] = {name: [] for name in meters}
+    with ThreadPoolExecutor(max_workers=len(meters)) as pool:
+        def take() -> None:
+            offset = dut.time.world_offset_s()
+            reads = {name: pool.submit(truth, meter, quantity[name], offset) for name, meter in meters.items()}
+            for name, read in reads.items():
+                samples[name].append(read.result())
+        take()
+        for _ in dut.time.steps(seconds, grain_s):
+            take()
+    return samples
 
 
 def canonical(reading: AmrReading) -> tuple[float, str] | None:

@@ -5,7 +5,7 @@ and the reason. The corrected reading is corrected back afterwards (both correct
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -65,11 +65,11 @@ def test_correction_needs_confirmation(dut, check):
                       passed=False, limit=Msg("a role that proposes corrections and a confirmer_role (cl. 48)"))
         check.require()
     meter = next(iter(meters))
-    since = datetime.now(UTC) - timedelta(seconds=dut.timing.clock_tolerance_s)
+    since = datetime.fromtimestamp(dut.time.device_now() - dut.timing.clock_tolerance_s, UTC)  # the server's time
     session = admin(dut)
     try:
         wait_s = bounded_wait(dut, 2 * spec.timings.poll_interval_s, Msg("waiting for a reading to correct"))
-        readings, _ = wait_for(lambda: session.readings(meter) or None, wait_s)
+        readings, _ = wait_for(lambda: session.readings(meter) or None, wait_s, dut)
         if not readings:
             raise Inconclusive(Msg("the server holds no reading of {meter} to correct after {wait:g} s", meter=meter,
                                       wait=wait_s))

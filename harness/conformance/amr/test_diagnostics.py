@@ -44,7 +44,7 @@ def test_communication_diagnostics(dut, check):
             shown = _diagnostics(session)
             return shown if all(m.communication_ok for m in shown.values()) else None
 
-        before = wait_for(all_ok, limit)[0] or _diagnostics(session)
+        before = wait_for(all_ok, limit, dut)[0] or _diagnostics(session)
         reported = all(m.communication_ok is not None for m in before.values())
         check.measure(Msg("communication diagnostics per meter"), Msg("reported") if reported else Msg("not reported"),
                       passed=reported, limit=Msg("each meter's link status (contract: meters[].communication)"))
@@ -58,7 +58,8 @@ def test_communication_diagnostics(dut, check):
             observe_change(check, Msg("{name} link cut: communication fault shown", name=victim_name),
                            lambda: _diagnostics(session)[victim_name].communication_ok is False, limit,
                            Msg("still ok"),
-                           "fault_detection_s", lambda: _diagnostics(session)[victim_name].communication_error or "")
+                           "fault_detection_s", lambda: _diagnostics(session)[victim_name].communication_error or "",
+                           dut=dut)
             during = _diagnostics(session)
             for name in meters:
                 if name != victim_name:
@@ -67,7 +68,8 @@ def test_communication_diagnostics(dut, check):
                                   Msg("ok") if ok else Msg("fault"),
                                   passed=ok, limit=Msg("ok"))
         observe_change(check, Msg("{name} link back: fault cleared", name=victim_name),
-                       lambda: bool(_diagnostics(session)[victim_name].communication_ok), limit, Msg("still a fault"))
+                       lambda: bool(_diagnostics(session)[victim_name].communication_ok), limit, Msg("still a fault"),
+                       dut=dut)
     finally:
         session.close()
     check.require()

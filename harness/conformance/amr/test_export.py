@@ -64,11 +64,14 @@ def test_export(dut, check):
         # The period is judged in the server's own clock: it ends an interval before the latest reading the server
         # shows, so everything stamped in it has long been stored, whatever the offset between the two clocks.
         span = (PERIOD_INTERVALS + 1) * interval
-        history, _ = wait_for(lambda: h if (h := _history(session, meters)) and h[1] - h[0] >= span else None,
-                              bounded_wait(dut, span + interval, Msg("letting readings accumulate for an export")))
+        # (half an interval short of the span: readings an interval apart, stamped when each answer came)
+        history, _ = wait_for(lambda: h if (h := _history(session, meters)) and h[1] - h[0] >= span - interval / 2
+                              else None,
+                              bounded_wait(dut, span + 2 * interval, Msg("letting readings accumulate for an export")),
+                              dut)
         if history is None:
             raise Inconclusive(Msg("the server did not show {span:g} s of readings within {wait:g} s", span=span,
-                                      wait=span + interval))
+                                      wait=span + 2 * interval))
         end = datetime.fromtimestamp(history[1] - interval, UTC)
         start = end - timedelta(seconds=interval * PERIOD_INTERVALS)
         expected = {_key(r.meter_id, r.reading_time, r.value, r.unit) for name in meters

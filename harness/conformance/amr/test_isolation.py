@@ -9,7 +9,7 @@ import pytest
 
 from harness.config.amr import AmrOperation, ReportKind
 from harness.conformance.amr.export_rows import exported_meters
-from harness.conformance.amr.field_truth import admin, amr_spec, field_meters, temporary_user
+from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, temporary_user, wait_for
 from harness.devices.amr.api import AmrAccessDenied, AmrNotFound
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
@@ -28,8 +28,12 @@ def test_subscriber_isolation(dut, check):
     if len(meters) < 2:
         raise Inconclusive(Msg("the field has one meter: a subscriber's own meter needs another to be isolated from"))
     own, others = next(iter(meters)), list(meters)[1:]
+    interval = spec.timings.poll_interval_s
     session = admin(dut)
     try:
+        # every meter has readings a leak could show (the server's time passes until it has read each one)
+        wait_for(lambda: True if all(session.readings(m) for m in meters) else None,
+                 bounded_wait(dut, 2 * interval, Msg("waiting for a reading of every field meter")), dut)
         with temporary_user(dut, session, spec.subscriber_role, [own]) as (user, password):
             sub = dut.device.login(user.name, password)
             try:
@@ -47,15 +51,16 @@ def test_subscriber_isolation(dut, check):
                     else:
                         check.measure(Msg("readings of {meter} (not its own)", meter=other),
                                       Msg("{n} readings returned", n=leaked), passed=False, limit=Msg("refused"))
-                end = datetime.now(UTC)
+                end = datetime.fromtimestamp(dut.time.device_now() + dut.timing.clock_tolerance_s, UTC)  # its clock
+                start = end - timedelta(seconds=2 * interval + 3600)
                 if spec.may(spec.subscriber_role, AmrOperation.EXPORT):
                     for fmt in spec.export_formats:
-                        seen = exported_meters(sub.export(fmt.value, end - timedelta(hours=1), end), fmt.value)
+                        seen = exported_meters(sub.export(fmt.value, start, end), fmt.value)
                         check.measure(Msg("meters in the subscriber's {fmt} export", fmt=fmt.value),
                                       ", ".join(sorted(seen)) or Msg("none"), passed=seen <= {own},
                                       limit=Msg("only its own: {meter}", meter=own))
                 if spec.may(spec.subscriber_role, AmrOperation.REPORTS):
-                    _judge_reports(check, dut, spec, sub, own, end - timedelta(hours=1), end)
+                    _judge_reports(check, dut, spec, sub, own, start, end)
             finally:
                 sub.close()
     finally:

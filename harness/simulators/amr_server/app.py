@@ -3,7 +3,6 @@ users, corrections with confirmation, audit log. Each operation is allowed by th
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -26,7 +25,6 @@ from harness.simulators.amr_server.store import (
     User,
     hash_password,
     password_matches,
-    utc_now,
 )
 
 # The golden server's workstations (its profile, device_profiles/tek-sim-amr.yaml, declares the same matrix).
@@ -54,7 +52,6 @@ class AmrApp:
         self.inactive_after_s = inactive_after_s
         self.defects = defects
         self.tokens: dict[str, str] = {}  # bearer token -> user name (logins end with the process)
-        self._tasks: set[asyncio.Task[object]] = set()  # manual readings under way (kept until done)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def guarded(self, operation: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -88,7 +85,8 @@ class AmrApp:
             {"manage_users"} if user.role == "operator" and "operator_manages_users" in self.defects else set())
 
     def audit(self, session: Session, user: str, action: str, **details: object) -> None:
-        session.add(AuditEntry(time=utc_now(), user=user, action=action, details=details))
+        session.add(AuditEntry(time=self.poller.clock.iso(self.poller.clock.now()), user=user, action=action,
+                               details=details))  # in the server's clock, as its readings
 
     def visible_meters(self, user: User) -> list[str]:
         if user.role == "subscriber" and "subscriber_sees_all_meters" not in self.defects:
@@ -217,10 +215,8 @@ class AmrApp:
         self.audit(session, user.name, "manual_read", meter=meter)
         session.commit()
         if "manual_read_ignored" not in self.defects:
-            task = asyncio.get_running_loop().create_task(self.poller.read(self.poller.meters[meter], "manual"))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return JSONResponse({"requested_at": utc_now()}, status_code=202)
+            self.poller.request_manual(self.poller.meters[meter])
+        return JSONResponse({"requested_at": self.poller.clock.iso(self.poller.clock.now())}, status_code=202)
 
     async def export(self, request: Request, user: User, session: Session) -> Response:
         fmt = request.query_params.get("format", "")

@@ -9,6 +9,11 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "a meter is shown active however long it has not answered (status from the meter list, not the polls)"),
     Defect("reading_scaled_wrong", "62", "KZ-62-02",
            "readings are stored divided by 1000 (Wh taken for kWh) while the unit stays the meter's"),
+    Defect("reading_time_is_poll_start", "62", "KZ-62-02",
+           "each automatic reading is stamped with the start of its poll cycle, not the time the meter answered "
+           "(the meters are read spread over the interval, so the value belongs to a later time than its stamp)"),
+    Defect("reading_interval_missed", "62", "KZ-62-02",
+           "every 20th poll cycle of each meter is lost: no reading for that interval (2 or 3 a day at 30 min)"),
     Defect("manual_read_ignored", "62", "KZ-62-03",
            "a manual reading request is acknowledged (202) but no reading is taken"),
     Defect("export_drops_last_row", "62", "KZ-62-04", "every export format leaves out the period's last reading"),

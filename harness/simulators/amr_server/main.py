@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--inactive-after", type=float, default=2.5, help="seconds without an answer before a meter "
                    "is shown inactive")
     p.add_argument("--timeout", type=float, default=0.5, help="seconds a meter has to answer a poll")
+    p.add_argument("--control", metavar="[HOST:]PORT", help="control channel: advance the server's time (its polls "
+                   "run at their simulated times)")
     p.add_argument("--defects", default="", help="comma-separated seeded defects (see --list-defects)")
     p.add_argument("--list-defects", action="store_true")
     return p
@@ -114,7 +116,10 @@ async def _serve(args: argparse.Namespace, host: str, port: int, field: dict[str
 
     from harness.simulators.amr_server.app import AmrApp
     from harness.simulators.amr_server.poller import FieldMeter, Poller
+    from harness.simulators.amr_server.sim_time import PollSchedule, SimClock
     from harness.simulators.amr_server.store import Meter, open_database
+    from harness.simulators.control import serve_control
+    from harness.simulators.process import _control_address
 
     engine = open_database(args.database or f"sqlite:///{args.state_dir / 'amr.sqlite3'}")
     meters = [FieldMeter.from_json(m) for m in field.get("meters", [])]
@@ -123,15 +128,20 @@ async def _serve(args: argparse.Namespace, host: str, port: int, field: dict[str
             session.merge(Meter(id=m.id, kind=m.kind))
         session.commit()
     _bootstrap(engine, accounts)
-    poller = Poller(meters, engine, args.poll_interval, args.timeout, defects)
+    poller = Poller(meters, engine, args.poll_interval, args.timeout, defects, SimClock(args.state_dir / "clock.json"))
+    schedule = PollSchedule(poller, args.poll_interval, defects)
     app = AmrApp(engine, poller, args.inactive_after, defects).starlette(args.base_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
-        task = asyncio.create_task(poller.run())
+        task = asyncio.create_task(schedule.run())
+        control = await serve_control(*_control_address(args.control, PROG), schedule.control) if args.control \
+            else None
         try:
             yield
         finally:
+            if control is not None:
+                control.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

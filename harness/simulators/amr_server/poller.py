@@ -2,7 +2,8 @@
 
 It uses its own pymodbus client and its own register decoding (``struct``), sharing nothing with the
 harness's Modbus driver — the harness's reads are the ground truth this one is judged against. Each
-reading is stamped with the time its answer arrived and committed before anybody can see it.
+reading is stamped with the time its answer arrived (in the server's clock, ``sim_time.SimClock``) and
+committed before anybody can see it. When each meter is read automatically is ``sim_time.PollSchedule``'s.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from harness.simulators.amr_server.sim_time import SimClock
 from harness.simulators.amr_server.store import Reading
 
 log = logging.getLogger("amr-server.poller")
@@ -40,7 +40,7 @@ class FieldMeter:
     word_order: str
     scale: float
     unit: str
-    last_ok: float | None = None  # monotonic time of the last answered poll
+    last_ok: float | None = None  # server time (SimClock) of the last answered poll
     last_error: str | None = None  # why the last poll got no answer; None after an answered one
     client: Any = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -64,30 +64,34 @@ class FieldMeter:
 
 
 class Poller:
-    """Polls every meter each ``interval_s``; answers manual requests at once."""
+    """Reads meters when asked (by the schedule, or a manual request at once) and stores their readings."""
 
     def __init__(self, meters: list[FieldMeter], engine: Any, interval_s: float, timeout_s: float,
-                 defects: set[str]) -> None:
+                 defects: set[str], clock: SimClock | None = None) -> None:
         self.meters = {m.id: m for m in meters}
         self.engine = engine
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.defects = defects
+        self.clock = clock or SimClock()
         self.polls = 0  # answered polls since start (the benchmark's count)
+        self._manual: set[asyncio.Task[object]] = set()  # manual readings under way (kept until done)
 
-    async def run(self) -> None:
-        """Poll cycles at a fixed rate until cancelled; one meter's silence never delays the others."""
-        next_cycle = time.monotonic()
-        while True:
-            cycle = await asyncio.gather(*(self.read(m, "auto", store=False) for m in self.meters.values()))
-            self.store([r for r in cycle if r is not None])  # one commit per cycle: fsynced once, listed after
-            next_cycle += self.interval_s
-            await asyncio.sleep(max(0.0, next_cycle - time.monotonic()))
-            next_cycle = max(next_cycle, time.monotonic() - self.interval_s)  # after a stall, no burst of catch-up
+    def request_manual(self, meter: FieldMeter) -> None:
+        """A manual reading, taken at once in the background (the request is answered before it is done)."""
+        task = asyncio.get_running_loop().create_task(self.read(meter, "manual"))
+        self._manual.add(task)
+        task.add_done_callback(self._manual.discard)
 
-    async def read(self, meter: FieldMeter, source: str, store: bool = True) -> Reading | None:
+    async def settle(self) -> None:
+        """Wait for the manual readings under way (an advance of time comes after them)."""
+        if self._manual:
+            await asyncio.gather(*self._manual, return_exceptions=True)
+
+    async def read(self, meter: FieldMeter, source: str, store: bool = True,
+                   stamp: float | None = None) -> Reading | None:
         """Read one meter now and (unless the caller stores it with others) store the reading; None when the
-        meter did not answer."""
+        meter did not answer. ``stamp``: a time to stamp it with instead of its answer's (a defect's)."""
         from pymodbus.client import AsyncModbusTcpClient
 
         async with meter.lock:
@@ -114,12 +118,12 @@ class Poller:
                     meter.client.close()
                     meter.client = None
                 return None
-            stamped = datetime.now(UTC).isoformat(timespec="microseconds")  # when the answer arrived
-        meter.last_ok, meter.last_error = time.monotonic(), None
+            answered = self.clock.now()  # when the answer arrived
+        meter.last_ok, meter.last_error = answered, None
         if "reading_scaled_wrong" in self.defects:
             value = value / 1000.0
         reading = Reading(meter_id=meter.id, quantity=meter.quantity, value=value, unit=meter.unit,
-                          reading_time=stamped, source=source)
+                          reading_time=self.clock.iso(answered if stamp is None else stamp), source=source)
         if store:
             self.store([reading])
         return reading
@@ -136,7 +140,7 @@ class Poller:
     def active(self, meter: FieldMeter, inactive_after_s: float) -> bool:
         if "status_never_inactive" in self.defects:
             return True
-        return meter.last_ok is not None and time.monotonic() - meter.last_ok <= inactive_after_s
+        return meter.last_ok is not None and self.clock.now() - meter.last_ok <= inactive_after_s
 
     def communication(self, meter: FieldMeter) -> dict[str, object]:
         """Diagnostics of the link to one meter: a fault from the first unanswered poll until the next answer."""

@@ -33,6 +33,9 @@ DIAG_AUTH_REQUIRED = 14
 DECIPHERING_ERROR, INVOCATION_COUNTER_ERROR = 5, 6
 MIN_PDU = 12  # a client-max-receive-pdu-size below this is no usable size: taken as no limit
 BLOCK_OVERHEAD = 16  # GET-response-with-datablock header and the raw-data length, with room to spare
+# What ciphering adds around an answer, at most (general-glo-ciphering: tag, system title 1 + 8, length up to 3,
+# security control, invocation counter 4, GCM tag 12): the client's max receive PDU bounds the ciphered APDU.
+CIPHERING_OVERHEAD = 1 + 9 + 3 + 1 + 4 + 12
 
 
 @dataclass
@@ -278,11 +281,12 @@ class DlmsServer:
             results = [self.model.get(a) for a in request.attributes]
             whole = apdu.get_response_with_list(request.invoke, results)
             raw = whole[3:]
-        if len(whole) <= session.client_max_pdu or not raw:
+        room = session.client_max_pdu - (CIPHERING_OVERHEAD if session.keys is not None else 0)
+        if len(whole) <= room or not raw:
             return whole
         if not session.conformance & apdu.conformance("block_transfer_with_get"):
             return apdu.get_response_normal(request.invoke, apdu.OTHER_REASON)
-        size = max(1, session.client_max_pdu - BLOCK_OVERHEAD)
+        size = max(1, room - BLOCK_OVERHEAD)
         session.blocks = [raw[i:i + size] for i in range(0, len(raw), size)]
         session.block_sent, session.invoke = 0, request.invoke
         return self._send_block(session)
