@@ -37,7 +37,12 @@ def _judge_extreme(check, label: Msg, got: tuple[str, float] | None, unit_of_ans
     check.measure(label, Msg("none") if got is None or value is None else
                   Msg("{meter}: {value:.9g} {unit}", meter=got[0], value=value, unit=unit),
                   passed=got is not None and equal(value, want) and got[0] in meters,
-                  limit=Msg("{figure}, meter {meters}", figure=figure_shown(want, unit), meters=" or ".join(meters)))
+                  limit=Msg("{figure}, meter {meters}", figure=figure_shown(want, unit), meters=_either(meters)))
+
+
+def _either(names: list[str]) -> str:
+    """"a or b or c", the conjunction translated (a value of a template, not a word glued into it)."""
+    return names[0] if len(names) == 1 else Msg("{first} or {rest}", first=names[0], rest=_either(names[1:]))
 
 
 @pytest.mark.check("KZ-62-08", "analytics: total, maximum and minimum consumption and the per-day dynamics over a "
