@@ -38,7 +38,7 @@ def _limit(dut) -> int | None:
     return getattr(declared, "max_connections", None)
 
 
-def _connections_only(dut, what: str) -> None:
+def _connections_only(dut, what: Msg) -> None:
     """Connection storms and half-open connections are TCP notions: a serial line has no connections."""
     if dut.spec.transport.tcp is None:
         raise NotApplicable(Msg("the DUT is reached over a serial line (RTU): there are no connections to {what}",
@@ -144,7 +144,7 @@ def _storm_through_device(dut, check, campaign, monitor, coverage) -> Finding:
                                    "every connection closed is freed — new ones are served afterwards",
                                    items=', '.join(SR)))
 def test_connection_storm(dut, check, rig):
-    _connections_only(dut, "storm")
+    _connections_only(dut, Msg("storm"))
     settings = rig.robustness
     limit = _limit(dut)
     count = limit + settings.past_limit if limit else settings.connections
@@ -179,7 +179,7 @@ def test_connection_storm(dut, check, rig):
                                    "frame ({items}): the essential function continues while they are held, and new "
                                    "connections are served once they are gone", items=', '.join(SR)))
 def test_half_open_connections(dut, check, rig):
-    _connections_only(dut, "hold half-open")
+    _connections_only(dut, Msg("hold half-open"))
     settings = rig.robustness
     limit = _limit(dut)
     count = max(1, limit - HELD_BY_HARNESS) if limit else settings.half_open
