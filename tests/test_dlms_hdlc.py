@@ -25,6 +25,7 @@ from harness.simulators.dlms_meter.hdlc import (
     parse_frame,
 )
 from tests.conftest import certify_defect, checks_of, run_cli
+from tests.russian_text import english_left
 
 ROOT = Path(__file__).resolve().parents[1]
 RIG = ROOT / "rigs" / "sim-dlms-meter-hdlc.yaml"
@@ -264,16 +265,17 @@ def _rig_with_fewer_cases(tmp_path: Path, cases: int) -> Path:
 @pytest.mark.serial
 def test_golden_meter_over_hdlc_passes_the_hdlc_checks(tmp_path):
     """Bad FCS/HCS ignored, and the fuzz campaign on the line survived (every family of case sent, 6 times each),
-    with every planned case sent and no reproducer kept."""
+    with every planned case sent and no reproducer kept. Certified in Russian: no English word left but names."""
     out = tmp_path / "out"
     res = run_cli("certify", str(_rig_with_fewer_cases(tmp_path, 66)), "--out", str(out), "--reruns", "0",
-                  *(arg for c in HDLC_CHECKS for arg in ("--check", c)))
+                  "--lang", "ru", *(arg for c in HDLC_CHECKS for arg in ("--check", c)))
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(out)
     assert {c: r["verdict"] for c, r in checks.items()} == dict.fromkeys(HDLC_CHECKS, "PASS")
     coverage = next(m for m in checks["KZ-49-01"]["measurements"] if m["name"].startswith("coverage"))
     assert coverage["measured"] == 100.0, coverage
     assert not list(out.rglob("reproducers/*"))
+    assert not english_left(out), english_left(out)
     transcript = (out / "transcript.jsonl").read_text(encoding="utf-8")
     assert '"hdlc_frames"' in transcript and '"op": "associate"' in transcript.replace('":"', '": "')
     for cred in load_rig(RIG).rig.duts["meter"].credentials.values():  # the monitor associates with LLS
