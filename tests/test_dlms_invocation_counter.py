@@ -72,9 +72,13 @@ def test_a_second_run_continues_above_the_counter_the_meter_remembers(tmp_path, 
         blind = load_profile(PROFILE)
         assoc = blind.dlms.associations["management"]
         blind.dlms.associations["management"] = assoc.model_copy(update={"invocation_counter": None})
-        with _fresh_device(sim, blind) as device, \
+        blind_transcript = Transcript(tmp_path / "blind.jsonl")
+        with _fresh_device(sim, blind, blind_transcript) as device, \
                 pytest.raises(AssociationRefused, match=r"management.*rejected.*declares no invocation_counter"):
             device.open_link("management")
+        blind_transcript.close()
+        said = [json.loads(line) for line in (tmp_path / "blind.jsonl").read_text().splitlines()]
+        assert said[0]["op"] == "invocation-counter" and "declares no invocation_counter" in said[0]["note"]
 
         transcript = Transcript(tmp_path / "transcript.jsonl")
         with _fresh_device(sim, profile, transcript) as device:
