@@ -186,6 +186,10 @@ class DlmsDevice(Device):
             raise DeviceError(Msg("{device}: association {role!r}: its invocation counter {obis}, read as {reader}, "
                                   "gave {value} instead of a double-long-unsigned", device=self.name, role=role,
                                   obis=assoc.invocation_counter, reader=reader, value=str(value)))
+        if value == 2**32 - 1:
+            raise DeviceError(Msg("{device}: association {role!r}: the meter has accepted invocation counter "
+                                  "{value} (the last there is): its keys must be renewed before it can be used",
+                                  device=self.name, role=role, value=value))
         with COUNTERS_LOCK:
             self._counters[role] = max(self._counters.get(role, 1), value + 1)
 
