@@ -36,7 +36,7 @@ OPCUA_NAMES = {"CreateSession", "ActivateSession", "ClientCertificate", "ClientS
 # identifiers, written as the standard spells them beside their Russian gloss
 DLMS_NAMES = {*DAR_NAMES.values(), "GET-with-list", "GET-request-normal", "GET-request-next", "GET-request-with-list",
               "GET-response-normal", "GET-response-with-datablock", "SET-request-normal", "ACTION-request-normal",
-              "exception-response", "GET-response", "success",
+              "exception-response", "GET-response", "success", "double-long-unsigned",
               "application-context-name-not-supported", "authentication-mechanism-name-not-recognised",
               "authentication-mechanism-name-required", "authentication-failure", "authentication-required",
               "no-reason-given"}

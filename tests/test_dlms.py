@@ -9,6 +9,7 @@ examples (AARQ with LLS, AARE accepted, the scaler_unit structure), which pin th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -77,18 +78,18 @@ class Sim:
     control: int
 
 
-@pytest.fixture(scope="module")
-def dlms_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    """One simulator for the driver tests (they put back what they change)."""
-    tmp_path = tmp_path_factory.mktemp("dlms-sim")
+@contextlib.contextmanager
+def running_dlms_sim(tmp_path: Path, state_dir: Path, *extra: str) -> Iterator[Sim]:
+    """`harness sim dlms-meter` on a free loopback port with the rig's credentials, its NVM in ``state_dir``
+    (a second start on the same directory is the meter after a power cut); killed by its PID at the end."""
     creds = tmp_path / "credentials.json"
     rig = load_rig(RIG).rig.duts["meter"]
     creds.write_text(json.dumps({k: v.model_dump(exclude_none=True, mode="json") for k, v in rig.credentials.items()}))
     creds.chmod(0o600)
     port, control = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "sim", "dlms-meter", "--state-dir", str(tmp_path / "s"),
-                             "--tcp", f"127.0.0.1:{port}", "--control", str(control), "--credentials-file", str(creds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "sim", "dlms-meter", "--state-dir", str(state_dir),
+                             "--tcp", f"127.0.0.1:{port}", "--control", str(control), "--credentials-file", str(creds),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and proc.poll() is None:
@@ -102,6 +103,14 @@ def dlms_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dlms_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    """One simulator for the driver tests (they put back what they change)."""
+    tmp_path = tmp_path_factory.mktemp("dlms-sim")
+    with running_dlms_sim(tmp_path, tmp_path / "s") as sim:
+        yield sim
 
 
 def _device(sim: Sim, profile_path: Path = PROFILE, transcript: Transcript | None = None) -> DlmsDevice:

@@ -111,6 +111,14 @@ def _variant(tmp_path: Path, path: Path, change: dict) -> Path:
      "its register counts varh"),
     ({"load_profile": {"capture_period_s": 7000}}, "does not divide a day"),
     ({"load_profile": {"values": "averages"}}, "values"),
+    ({"associations": {"public": {"client_sap": 16, "invocation_counter": "0.0.43.1.16.255"}}},
+     "only a ciphered association counts"),
+    ({"associations": {"management": {"client_sap": 1, "authentication": "hls_gmac", "credential": "dlms_management",
+                                      "security": "authenticated_encrypted", "invocation_counter": "0.0.43.1.1.255",
+                                      "invocation_counter_read_with": "management"}}}, "is ciphered itself"),
+    ({"associations": {"management": {"client_sap": 1, "authentication": "hls_gmac", "credential": "dlms_management",
+                                      "security": "authenticated_encrypted", "invocation_counter": "0.0.43.1.1"}}},
+     "is not an OBIS code"),
 ])
 def test_profile_errors_name_file_and_line(tmp_path, change, message):
     path = _variant(tmp_path, PROFILE, change)

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
-from harness.config.dlms_profiles import DlmsJournal, DlmsLoadProfile, check_obis
+from harness.config.dlms_profiles import DlmsJournal, DlmsLoadProfile, Obis, check_obis
 from harness.config.modbus_types import Strict
 from harness.config.point_names import PointName
 from harness.quantities import UNIT_FACTORS
@@ -58,6 +58,12 @@ class Association(Strict):
                                      "(security suite 0); anything but none needs the keys in `credential`")
     may_set: list[str] = Field(default_factory=list,
                                description="what this association may SET: `clock`, `settings` (nothing else)")
+    invocation_counter: Obis | None = Field(
+        None, description="a ciphered association's invocation counter object (class 1 Data, OBIS 0.0.43.1.e.255): "
+        "the last counter the meter accepted from this client, read before the AARQ so that a new run continues "
+        "above it (Green Book 9.2.7.4); without it the driver counts from 1 in each run")
+    invocation_counter_read_with: str | None = Field(
+        None, description="the association (unciphered) that reads `invocation_counter` (default: the public client)")
 
     @model_validator(mode="after")
     def _check(self) -> Association:
@@ -73,6 +79,11 @@ class Association(Strict):
         unknown = set(self.may_set) - {"clock", "settings"}
         if unknown:
             raise ValueError(f"may_set takes clock and settings, not {', '.join(sorted(unknown))}")
+        if self.invocation_counter is not None:
+            if self.security == SecurityPolicy.NONE:
+                raise ValueError("invocation_counter: only a ciphered association counts its protected APDUs")
+        elif self.invocation_counter_read_with is not None:
+            raise ValueError("invocation_counter_read_with names who reads `invocation_counter`: declare that too")
         return self
 
 
@@ -191,7 +202,33 @@ class DlmsMap(Strict):
         for name, obj in self.settings.items():
             if obj.writable and obj.test_value is None:
                 raise ValueError(f"setting {name} is writable: give its test_value")
+        for name in self.associations:
+            self._check_counter_reader(name, seen)
         return self
+
+    def _check_counter_reader(self, name: str, objects: dict[tuple[str, int], str]) -> None:
+        """The association reading ``name``'s invocation counter exists and is not ciphered itself (it is read
+        before any ciphered AARQ); the counter object is no quantity's."""
+        assoc = self.associations[name]
+        if assoc.invocation_counter is None:
+            return
+        reader = self.counter_reader(name)
+        if reader is None:
+            raise ValueError(f"association {name!r}: its invocation_counter is read by the public client, which is not "
+                             "declared: declare one or give `invocation_counter_read_with`")
+        if reader not in self.associations:
+            raise ValueError(f"association {name!r}: invocation_counter_read_with {reader!r} is not declared under "
+                             "`associations`")
+        if self.associations[reader].security != SecurityPolicy.NONE:
+            raise ValueError(f"association {name!r}: {reader!r} is ciphered itself; the invocation counter is read "
+                             "before a ciphered association, by one that is not")
+        if (assoc.invocation_counter, 2) in objects:
+            raise ValueError(f"association {name!r}: invocation_counter {assoc.invocation_counter} is also "
+                             f"{objects[(assoc.invocation_counter, 2)]}")
+
+    def counter_reader(self, role: str) -> str | None:
+        """The association that reads ``role``'s invocation counter object (None: no public client to do it)."""
+        return self.associations[role].invocation_counter_read_with or self.public()
 
     def object_of(self, quantity: str) -> CosemObject | None:
         return self.points.get(quantity) or self.settings.get(quantity)

@@ -40,7 +40,7 @@ from harness.devices.api import (
     Reading,
 )
 from harness.devices.dlms_buffers import BufferReader
-from harness.devices.dlms_link import INVOCATION_COUNTERS, AssociationRefused, DlmsLink
+from harness.devices.dlms_link import COUNTERS_LOCK, INVOCATION_COUNTERS, AssociationRefused, DlmsLink
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
@@ -102,6 +102,7 @@ class DlmsDevice(Device):
         self.timeout, self.retries, self.transcript = timing.request_timeout_s, timing.retries, transcript
         self._links: dict[str, DlmsLink] = {}
         self._counters = INVOCATION_COUNTERS  # role -> our next invocation counter, shared by the process's Devices
+        self._counter_noted: set[str] = set()  # ciphered roles without a counter object, said in the transcript
         self._scalers: dict[str, tuple[int, int]] = {}  # quantity -> (scaler, unit) as the device reported them
         self._plans: dict[tuple[str, ...], list[tuple[list[tuple[str, CosemObject]], list[Any]]]] = {}
         self._buffers = BufferReader(self)
@@ -143,12 +144,54 @@ class DlmsDevice(Device):
         assoc = self.map.associations[role]
         hls = assoc.authentication == Authentication.HLS_GMAC
         secret = password if password is not None else (None if hls else self.password_of(role))
+        keys = keys or self.keys_of(role)
+        if keys is not None:
+            self.continue_invocation_counter(role)
         link = DlmsLink(self.name, self.where, self.map.server_logical_address, assoc.client_sap, role, secret,
                         self.map.max_pdu_size, self.timeout, self.transcript, receive_pdu,
-                        keys=keys or self.keys_of(role), hls=hls, counters=self._counters,
-                        carrier=self.carrier(assoc.client_sap))
-        link.open(aarq, hls_reply)
+                        keys=keys, hls=hls, counters=self._counters, carrier=self.carrier(assoc.client_sap))
+        try:
+            link.open(aarq, hls_reply)
+        except AssociationRefused as exc:
+            if keys is None or assoc.invocation_counter is not None:
+                raise
+            raise AssociationRefused(Msg(
+                "{refusal} (the profile declares no invocation_counter for {role!r}: the driver counted from "
+                "{start} in this run, and a meter that remembers a higher counter from an earlier run refuses it)",
+                refusal=str(exc), role=role, start=link.connection_start), exc.code) from None
         return link
+
+    def continue_invocation_counter(self, role: str) -> None:
+        """Before a ciphered association: read the meter's record of the last invocation counter it accepted from
+        ``role`` (the profile's ``invocation_counter`` object, through an unciphered association) and continue
+        above it, so that a new run (a new process, a fresh Device) is not refused as a replay (Green Book
+        9.2.7.4). Without the object the process's own counter goes on (from 1 in a new run), said once in the
+        transcript."""
+        assoc = self.map.associations[role]
+        if assoc.invocation_counter is None:
+            if role not in self._counter_noted and self.transcript is not None:
+                self.transcript.record(self.name, op="invocation-counter", association=role,
+                                       note="the profile declares no invocation_counter object: continuing from "
+                                            "this process's own counter (1 in a new run)")
+            self._counter_noted.add(role)
+            return
+        reader = self.map.counter_reader(role)
+        assert reader is not None  # the profile's validation
+        link = self.open_link(reader)
+        try:
+            value = self.get_on(link, [self.attribute(1, assoc.invocation_counter, 2)])[0]
+        finally:
+            link.close()
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+            raise DeviceError(Msg("{device}: association {role!r}: its invocation counter {obis}, read as {reader}, "
+                                  "gave {value} instead of a double-long-unsigned", device=self.name, role=role,
+                                  obis=assoc.invocation_counter, reader=reader, value=str(value)))
+        if value == 2**32 - 1:
+            raise DeviceError(Msg("{device}: association {role!r}: the meter has accepted invocation counter "
+                                  "{value} (the last there is): its keys must be renewed before it can be used",
+                                  device=self.name, role=role, value=value))
+        with COUNTERS_LOCK:
+            self._counters[role] = max(self._counters.get(role, 1), value + 1)
 
     def carrier(self, client_sap: int) -> Any:
         """An HDLC connection on the device's serial line as ``client_sap`` (None: the TCP wrapper's socket)."""

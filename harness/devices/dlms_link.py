@@ -40,9 +40,10 @@ CLIENT_SYSTEM_TITLE = b"TEKHARNS"  # the harness's own 8-byte system title (IV o
 # role -> the next invocation counter of our protected APDUs, for every DlmsDevice of this process: a meter
 # refuses a counter it has seen from our system title (Green Book 9.2.7.4), and the DUT's main Device, a
 # check's own association and the availability soak's Device reach the same meter at once. Every link continues
-# from the highest counter used so far, so the sequence only rises. (Over runs: see docs/dlms.md, "Not yet".)
+# from the highest counter used so far, so the sequence only rises; over runs, ``DlmsDevice`` first reads the
+# meter's own record of the last counter it accepted (the profile's ``invocation_counter`` object) and continues above.
 INVOCATION_COUNTERS: dict[str, int] = {}
-_COUNTERS_LOCK = threading.Lock()
+COUNTERS_LOCK = threading.Lock()
 AARE_DIAGNOSTICS = {0: Msg("null"), 1: Msg("no reason given"), 2: Msg("application context name not supported"),
                     11: Msg("authentication mechanism name not recognised"),
                     12: Msg("authentication mechanism name required"), 13: Msg("authentication failure"),
@@ -80,6 +81,7 @@ class DlmsLink:
         if hasattr(self._carrier, "bind"):
             self._carrier.bind(self.record_frames)
         self.connection: Any = None
+        self.connection_start = 0  # the invocation counter this association's counting began at (set by open)
 
     # ---- association -------------------------------------------------------------------------------
     def open(self, aarq: Callable[[Any], Any] | None = None,
@@ -104,6 +106,7 @@ class DlmsLink:
                                          max_pdu_size=self._max_pdu, use_block_transfer=True,
                                          global_encryption_key=ek, global_authentication_key=ak,
                                          client_invocation_counter=max([1, *self.counters.values()]))
+        self.connection_start = self.connection.client_invocation_counter  # where this association's counting began
         if self._keys is not None:  # keep what the library deciphers, for the transcript (it cannot re-encode it)
             decrypt = self.connection.decrypt
 
@@ -188,7 +191,7 @@ class DlmsLink:
         """Send one xDLMS/ACSE APDU, return the parsed answer. DeviceTimeout (link closed) on silence."""
         assert self._opened and self.connection is not None
         plain_out = event.to_bytes() if self._keys is not None else None
-        with _COUNTERS_LOCK:  # links open at once draw from one rising sequence (INVOCATION_COUNTERS)
+        with COUNTERS_LOCK:  # links open at once draw from one rising sequence (INVOCATION_COUNTERS)
             if self._keys is not None:
                 self.connection.client_invocation_counter = max([self.connection.client_invocation_counter,
                                                                  *self.counters.values()])

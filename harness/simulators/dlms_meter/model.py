@@ -15,7 +15,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from harness.config.dlms_map import CLASS_CLOCK, CLASS_REGISTER, DLMS_UNITS, CosemObject, DlmsMap
+from harness.config.dlms_map import (
+    CLASS_CLOCK,
+    CLASS_DATA,
+    CLASS_REGISTER,
+    DLMS_UNITS,
+    CosemObject,
+    DlmsMap,
+    obis_bytes,
+)
 from harness.config.profile import Profile
 from harness.events import EventKind
 from harness.quantities import ACTIVE_TARIFF, FIRMWARE_VERSION, SERIAL_NUMBER, EnergyChannel, EnergyRegister
@@ -34,6 +42,7 @@ from harness.simulators.dlms_meter.axdr import (
     visible_string,
 )
 from harness.simulators.dlms_meter.profile_generic import ProfileObjects
+from harness.simulators.dlms_meter.security import InvocationGuard
 from harness.simulators.energy import DAY, ChannelCounter, EnergyMeter
 from harness.simulators.journal import SimJournal
 from harness.simulators.load_profile import SimLoadProfile
@@ -76,6 +85,11 @@ class DlmsMeterModel:
         self.reads = 0
         drift = RTC_DRIFT if "clock_drift" in defects else 0.0
         state = self.nvm.load()
+        # client SAP -> the last invocation counter accepted from it: in NVM, so that a replay stays refused
+        # after a power cut (Green Book 9.2.7.4), and served as each ciphered association's counter object
+        self.invocation_counters: dict[int, int] = {int(sap): n for sap, n in
+                                                    (state or {}).get("invocation_counters", {}).items()}
+        self._guard = InvocationGuard(self.invocation_counters)
         if state is None:
             self.serial = serial
             self.timeline = Timeline.fresh(self.utc_offset_s)
@@ -112,6 +126,8 @@ class DlmsMeterModel:
         self._objects = {obj.logical_name: (name, obj) for name, obj in {**self.map.points,
                                                                           **self.map.settings}.items()}
         self._clock_ln = self.map.clock.logical_name if self.map.clock else None
+        self._counter_objects = {obis_bytes(a.invocation_counter): a.client_sap for a in self.map.associations.values()
+                                 if a.invocation_counter is not None}
 
     # ---- metering and NVM ------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -136,13 +152,15 @@ class DlmsMeterModel:
 
     def persist(self, force: bool = False) -> None:
         key = (tuple((c.total, *c.tariffs) for c in self.meter.counters.values()),
-               tuple(sorted(self.settings.items())), self.timeline.rtc_offset)
+               tuple(sorted(self.settings.items())), self.timeline.rtc_offset,
+               tuple(sorted(self.invocation_counters.items())))
         if not force and key == self._persisted:
             return
         settings = self.factory_settings if "settings_volatile" in self.defects else self.settings
         self.nvm.save({"version": 1, "serial": self.serial, "metering": self._saved_metering, "settings": settings,
                        "timeline": self.timeline.to_state(), "rtc_at_save": self.timeline.rtc(),
-                       "wall_at_save": time.time()})
+                       "wall_at_save": time.time(),
+                       "invocation_counters": {str(sap): n for sap, n in self.invocation_counters.items()}})
         self._persisted = key
         self._saved_wall = time.monotonic()
 
@@ -182,6 +200,8 @@ class DlmsMeterModel:
             if attr.class_id != CLASS_CLOCK:
                 return apdu.OBJECT_CLASS_INCONSISTENT
             return self._clock_attribute(attr.attribute)
+        if attr.obis in self._counter_objects:
+            return self._counter_attribute(attr)
         found = self._objects.get(attr.obis)
         if found is None or (found[0] == "reactive_export_total" and "register_missing" in self.defects):
             if "dlms_unknown_object_answered" in self.defects:
@@ -198,6 +218,26 @@ class DlmsMeterModel:
             return structure(integer(TYPE_NAMES["integer"], obj.scaler or 0),
                              integer(TYPE_NAMES["enum"], DLMS_UNITS[obj.unit or "1"]))
         return apdu.OBJECT_UNAVAILABLE
+
+    def _counter_attribute(self, attr: apdu.Attribute) -> apdu.Result:
+        """A ciphered association's invocation counter object (class 1 Data, double-long-unsigned): the last
+        counter accepted from its client (0 before any), readable by every association, the public one too."""
+        if attr.class_id != CLASS_DATA:
+            return apdu.OBJECT_CLASS_INCONSISTENT
+        if attr.attribute == 1:
+            return octet_string(attr.obis)
+        if attr.attribute == 2:
+            return integer(TYPE_NAMES["double_long_unsigned"], self.invocation_counters.get(
+                self._counter_objects[attr.obis], 0))
+        return apdu.OBJECT_UNAVAILABLE
+
+    def accept_invocation_counter(self, client_sap: int, counter: int) -> bool:
+        """Whether ``counter`` is above the last one accepted from ``client_sap``; if so it becomes the last, in
+        NVM before the request is answered (a power cut then cannot reopen it to a replay)."""
+        if not self._guard.accept(client_sap, counter):
+            return False
+        self.persist()
+        return True
 
     def _value(self, name: str) -> int | str:
         if name == SERIAL_NUMBER:

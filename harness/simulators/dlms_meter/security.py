@@ -15,6 +15,7 @@ initialisation vector is the sender's 8-byte system title and the IC.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -149,13 +150,13 @@ def unwrap(apdu: bytes) -> tuple[int, bytes]:
 
 @dataclass
 class InvocationGuard:
-    """The last invocation counter accepted from each client system title: a request must carry a higher one
-    (Green Book 9.2.7.4: a replayed or reused counter is refused)."""
+    """The last invocation counter accepted from each client (the meter keys it by client SAP, the key set's
+    owner): a request must carry a higher one (Green Book 9.2.7.4: a replayed or reused counter is refused)."""
 
-    last: dict[bytes, int] = field(default_factory=dict)
+    last: dict[Hashable, int] = field(default_factory=dict)
 
-    def accept(self, title: bytes, counter: int) -> bool:
-        if counter <= self.last.get(title, -1):
+    def accept(self, client: Hashable, counter: int) -> bool:
+        if counter <= self.last.get(client, -1):
             return False
-        self.last[title] = counter
+        self.last[client] = counter
         return True

@@ -65,7 +65,6 @@ class DlmsServer:
         self.by_sap = {a.client_sap: a for a in self.map.associations.values()}
         self.title = bytes.fromhex(self.map.system_title) if self.map.system_title else b"TEKSIM00"
         self.counter = 0  # the meter's own invocation counter: every protected APDU it sends takes the next
-        self.guard = sec.InvocationGuard()  # the clients' counters: never accepted twice (kept over associations)
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._connection, host, port, reuse_address=True)
@@ -158,8 +157,7 @@ class DlmsServer:
         policy = POLICY_CONTROL[session.association.security] if session.association else 0
         if control & 0xF0 != policy:
             return apdu.exception_response(1, DECIPHERING_ERROR)
-        if "dlms_invocation_counter_reuse" not in self.model.defects \
-                and not self.guard.accept(session.client_title, counter):
+        if not self._fresh(session.association, counter):
             return apdu.exception_response(1, INVOCATION_COUNTER_ERROR)
         if not plain or sec.GLO_OF.get(plain[0]) is None or (not general and sec.GLO_OF[plain[0]] != body[0]):
             return apdu.exception_response(1, 2)
@@ -220,7 +218,7 @@ class DlmsServer:
         if ciphered:
             if keys is None or req.calling_title is None or len(req.calling_title) != sec.TITLE_LENGTH:
                 return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
-            refused = self._decipher_initiate(req, keys)
+            refused = self._decipher_initiate(req, keys, assoc)
             if refused is not None:
                 return refused
         if req.dlms_version < 6:
@@ -251,7 +249,7 @@ class DlmsServer:
                          challenge=session.challenge if hls else None,
                          user_information=bytes([apdu.GLO_INITIATE_RESPONSE]) + apdu.length(len(initiate)) + initiate)
 
-    def _decipher_initiate(self, req: apdu.AssociationRequest, keys: sec.Keys) -> bytes | None:
+    def _decipher_initiate(self, req: apdu.AssociationRequest, keys: sec.Keys, assoc: Association) -> bytes | None:
         """Reads the glo-InitiateRequest of a ciphered AARQ into ``req``; the AARE refusing it, if it must be."""
         assert req.calling_title is not None
         ini = req.user_information
@@ -263,10 +261,16 @@ class DlmsServer:
             apdu.parse_initiate(plain, req)
         except (sec.CipherError, apdu.ApduError, IndexError):
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
-        if "dlms_invocation_counter_reuse" not in self.model.defects \
-                and not self.guard.accept(req.calling_title, counter):
+        if not self._fresh(assoc, counter):
             return apdu.aare(apdu.REJECTED_PERMANENT, apdu.DIAG_NO_REASON)
         return None
+
+    def _fresh(self, assoc: Association | None, counter: int) -> bool:
+        """Whether a protected APDU's invocation counter is above the last accepted from its client (the
+        clients' counters are kept in NVM, over associations and power cuts; the defect checks none)."""
+        if "dlms_invocation_counter_reuse" in self.model.defects:
+            return True
+        return assoc is not None and self.model.accept_invocation_counter(assoc.client_sap, counter)
 
     def _get(self, session: Session, request: apdu.GetRequest) -> bytes:
         if request.kind == apdu.NEXT:
