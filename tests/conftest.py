@@ -125,6 +125,49 @@ def sealed_registers_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# The golden certifications of the built-in rigs, each made once and read by every test that only reads a run's
+# results (verdicts, measurements, evidence files): a full certification is most of a minute of CPU. Each test that
+# uses one carries its xdist group, so the run is made once, on one worker. Tests copy before they alter anything.
+METER_GOLDEN_GROUP = "meter-golden"
+CONTROLLER_GOLDEN_GROUP = "controller-golden"
+
+
+@dataclass
+class GoldenRun:
+    """A finished `harness certify` of a built-in rig: where it wrote, and what it printed."""
+
+    out: Path
+    res: subprocess.CompletedProcess[str]
+
+    def passed(self) -> None:
+        assert self.res.returncode == 0, not_passed(self.out) + self.res.stdout + self.res.stderr
+
+    def checks(self, *suites: str) -> dict[str, dict]:
+        """checks.jsonl by check id, of these suites only: the records `harness certify --suite S…` would write."""
+        return {k: r for k, r in checks_of(self.out).items() if r["suite"] in suites}
+
+    def faults_during(self, checks: dict[str, dict]) -> list[dict]:
+        """faults.jsonl entries made while these checks ran (one suite's checks run one after the other)."""
+        started, finished = min(c["started"] for c in checks.values()), max(c["finished"] for c in checks.values())
+        return [f for f in map(json.loads, (self.out / "faults.jsonl").read_text().splitlines())
+                if started <= f["t"] <= finished]
+
+
+@pytest.fixture(scope="session")
+def meter_golden_run(tmp_path_factory: pytest.TempPathFactory) -> GoldenRun:
+    """`harness certify` of the default meter rig, every check, with its Allure report."""
+    out = tmp_path_factory.mktemp("meter-golden") / "out"
+    return GoldenRun(out, run_cli("certify", "--out", str(out), env=allure_env()))
+
+
+@pytest.fixture(scope="session")
+def controller_golden_run(tmp_path_factory: pytest.TempPathFactory) -> GoldenRun:
+    """`harness certify rigs/sim-controller.yaml --lang ru`, every check (the records stay English; issue 19)."""
+    out = tmp_path_factory.mktemp("controller-golden") / "out"
+    return GoldenRun(out, run_cli("certify", str(ROOT / "rigs" / "sim-controller.yaml"), "--out", str(out),
+                                  "--lang", "ru"))
+
+
 # ---- a run's evidence, as the tests read it ---------------------------------------------------------------------
 def checks_of(out: Path) -> dict[str, dict]:
     """checks.jsonl of a run, by check id."""
