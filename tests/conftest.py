@@ -125,6 +125,49 @@ def sealed_registers_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# The golden certifications of the built-in rigs, each made once and read by every test that only reads a run's
+# results (verdicts, measurements, evidence files): a full certification is most of a minute of CPU. Each test that
+# uses one carries its xdist group, so the run is made once, on one worker. Tests copy before they alter anything.
+METER_GOLDEN_GROUP = "meter-golden"
+CONTROLLER_GOLDEN_GROUP = "controller-golden"
+
+
+@dataclass
+class GoldenRun:
+    """A finished `harness certify` of a built-in rig: where it wrote, and what it printed."""
+
+    out: Path
+    res: subprocess.CompletedProcess[str]
+
+    def passed(self) -> None:
+        assert self.res.returncode == 0, not_passed(self.out) + self.res.stdout + self.res.stderr
+
+    def checks(self, *suites: str) -> dict[str, dict]:
+        """checks.jsonl by check id, of these suites only: the records `harness certify --suite S…` would write."""
+        return {k: r for k, r in checks_of(self.out).items() if r["suite"] in suites}
+
+    def faults_during(self, checks: dict[str, dict]) -> list[dict]:
+        """faults.jsonl entries made while these checks ran (one suite's checks run one after the other)."""
+        started, finished = min(c["started"] for c in checks.values()), max(c["finished"] for c in checks.values())
+        return [f for f in map(json.loads, (self.out / "faults.jsonl").read_text().splitlines())
+                if started <= f["t"] <= finished]
+
+
+@pytest.fixture(scope="session")
+def meter_golden_run(tmp_path_factory: pytest.TempPathFactory) -> GoldenRun:
+    """`harness certify` of the default meter rig, every check, with its Allure report."""
+    out = tmp_path_factory.mktemp("meter-golden") / "out"
+    return GoldenRun(out, run_cli("certify", "--out", str(out), env=allure_env()))
+
+
+@pytest.fixture(scope="session")
+def controller_golden_run(tmp_path_factory: pytest.TempPathFactory) -> GoldenRun:
+    """`harness certify rigs/sim-controller.yaml --lang ru`, every check (the records stay English; issue 19)."""
+    out = tmp_path_factory.mktemp("controller-golden") / "out"
+    return GoldenRun(out, run_cli("certify", str(ROOT / "rigs" / "sim-controller.yaml"), "--out", str(out),
+                                  "--lang", "ru"))
+
+
 # ---- a run's evidence, as the tests read it ---------------------------------------------------------------------
 def checks_of(out: Path) -> dict[str, dict]:
     """checks.jsonl of a run, by check id."""
@@ -253,14 +296,19 @@ def controller_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 
 # ---- scheduling on the xdist workers ------------------------------------------------------------------------------
-def _start_order(item: pytest.Item) -> int:
-    """Long tests (`slow`) first, then each `xdist_group` (a module that shares one simulator or run among its tests
-    and so runs on one worker, in one piece and in its own order), then the rest: with --dist loadgroup a worker
-    takes the next unit when it runs short, so the run ends on short tests instead of one worker finishing a 60 s
-    certification alone."""
-    if item.get_closest_marker("xdist_group"):
-        return 1
-    return 0 if item.get_closest_marker("slow") else 2
+def _groups_of(item: pytest.Item) -> set[str]:
+    return {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+
+
+def _start_order(item: pytest.Item, slow_groups: set[str]) -> int:
+    """Long tests (`slow`) first, with each `xdist_group` that holds one (a group shares one simulator or run among
+    its tests and so runs on one worker, in one piece: a golden certification read by a dozen tests is the longest
+    unit of the run), then the other groups, then the rest: with --dist loadgroup a worker takes the next unit when
+    it runs short, so the run ends on short tests instead of one worker finishing a 60 s certification alone."""
+    groups = _groups_of(item)
+    if item.get_closest_marker("slow") or groups & slow_groups:
+        return 0
+    return 1 if groups else 2
 
 
 def _keep_xdist_groups(items: list[pytest.Item]) -> None:
@@ -272,13 +320,13 @@ def _keep_xdist_groups(items: list[pytest.Item]) -> None:
     except ImportError:  # a pytest before 9.2: xdist's own suffix works there
         return
     for item in items:
-        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                        for m in item.iter_markers("xdist_group")})
+        names = sorted(_groups_of(item))
         if names and "@" not in item.nodeid.rpartition("]")[2] and hasattr(item, "_id"):
             item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=_start_order)  # stable: collection order within each kind
+    slow_groups = {g for item in items if item.get_closest_marker("slow") for g in _groups_of(item)}
+    items.sort(key=lambda item: _start_order(item, slow_groups))  # stable: collection order within each kind
     if getattr(config.option, "loadgroup", False):  # set on xdist workers under --dist loadgroup only
         _keep_xdist_groups(items)

@@ -27,7 +27,15 @@ from harness.devices.modbus import ModbusDevice
 from harness.devices.transcript import Transcript
 from harness.resources import builtin_profile, builtin_rig
 from harness.simulators.defects import ACCESS_DEFECTS, METER_DEFECTS
-from tests.conftest import SimMeter, builtin_unlock_password, certify_defect, checks_of, run_cli, start_sim
+from tests.conftest import (
+    METER_GOLDEN_GROUP,
+    SimMeter,
+    builtin_unlock_password,
+    certify_defect,
+    checks_of,
+    run_cli,
+    start_sim,
+)
 
 CHECKS = ["KZ-94-01", "KZ-94-02", "KZ-94-03"]
 # the suite's DLMS association checks: N/A on a Modbus meter
@@ -45,11 +53,12 @@ EXPECTS = {"meter_energy_writable": "KZ-94-01", "meter_clock_unprotected": "KZ-9
 
 
 # ---- end to end ---------------------------------------------------------------------------------------------
-def test_golden_meter_passes_access_control(tmp_path):
-    out = tmp_path / "out"
-    res = run_cli("certify", "--out", str(out), "--suite", "access_control")
-    assert res.returncode == 0, res.stdout + res.stderr
-    records = checks_of(out)
+@pytest.mark.xdist_group(METER_GOLDEN_GROUP)
+def test_golden_meter_passes_access_control(meter_golden_run):
+    """Read from the golden certification of the built-in meter rig (conftest: meter_golden_run)."""
+    out = meter_golden_run.out
+    meter_golden_run.passed()
+    records = meter_golden_run.checks("access_control")
     assert sorted(records) == CHECKS + DLMS_CHECKS, sorted(records)
     assert all(records[c]["verdict"] == "PASS" for c in CHECKS), records
     assert all(records[c]["verdict"] == "N/A" and "dlms" in records[c]["reason"].lower() for c in DLMS_CHECKS), \

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONTROLLER_DEFECTS_GROUP, ROOT, run_cli
+from conftest import CONTROLLER_DEFECTS_GROUP, CONTROLLER_GOLDEN_GROUP, ROOT, run_cli
 from defect_rigs import not_passing, rig_per_defect
 
 from harness.simulators.defects import CONTROLLER_DEFECTS
@@ -37,10 +37,14 @@ def _measurement(record: dict, name: str) -> dict:
 
 
 @pytest.mark.slow
-def test_golden_controller_passes_every_opcua_access_check(tmp_path):
-    selected = [a for c in OPCUA_CHECKS for a in ("--check", c)]
-    code, output, plc, checks = _certify(RIG, tmp_path / "out", "--suite", "access_control", *selected)
-    assert code == 0, output
+@pytest.mark.xdist_group(CONTROLLER_GOLDEN_GROUP)
+def test_golden_controller_passes_every_opcua_access_check(controller_golden_run):
+    """Read from the golden certification of the whole rig (conftest: controller_golden_run), which runs these checks
+    among all the others."""
+    out = controller_golden_run.out
+    controller_golden_run.passed()
+    plc = json.loads((out / "verdicts.json").read_text())["duts"]["plc"]
+    checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())}
     assert {c: checks[c]["verdict"] for c in OPCUA_CHECKS} == dict.fromkeys(OPCUA_CHECKS, "PASS")
     for clause in ("66", "76", "78"):
         assert plc["clauses"][clause]["verdict"] == "PASS", plc["clauses"][clause]
@@ -72,7 +76,7 @@ def test_golden_controller_passes_every_opcua_access_check(tmp_path):
     assert matrix["viewer: manage_users"] == matrix["operator: manage_users"] == "refused (BadUserAccessDenied)"
     assert all(matrix[f"{r}: write read-only points"] == "refused (BadNotWritable), unchanged"
                for r in ("administrator", "operator", "viewer"))
-    transcript = (tmp_path / "out" / "transcript.jsonl").read_text()
+    transcript = (out / "transcript.jsonl").read_text()
     assert '"op":"endpoints"' in transcript.replace(" ", "")
 
 

@@ -15,7 +15,7 @@ from harness.simulators.defects import (
     METER_DEFECTS,
     WIRE_DEFECTS,
 )
-from tests.conftest import METER_DEFECTS_GROUP, allure_env, checks_of, run_cli, verdicts_of
+from tests.conftest import METER_DEFECTS_GROUP, METER_GOLDEN_GROUP, checks_of, run_cli, verdicts_of
 
 # The checks the built-in meter rig runs, by clause: cl. 31 (interval_data), cl. 94 (access_control), cl. 95
 # (registers, tariffs, nvm, clock), cl. 97 (journal), cl. 67 and 73 (availability; the rig's link-fault schedule).
@@ -47,9 +47,9 @@ NOT_APPLICABLE = [*PEER_CHECKS, *WIRE_NOT_APPLICABLE, *DLMS_CHECKS]
 
 
 @pytest.mark.slow
-def test_golden_meter_certifies(tmp_path):
-    out = tmp_path / "out"
-    res = run_cli("certify", "--out", str(out), env=allure_env())
+@pytest.mark.xdist_group(METER_GOLDEN_GROUP)
+def test_golden_meter_certifies(meter_golden_run):
+    out, res = meter_golden_run.out, meter_golden_run.res  # `harness certify`, every check, with its Allure report
     assert res.returncode == 0, res.stdout + res.stderr
     verdicts = verdicts_of(out)
     assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CONTROLLER_DEFECTS_GROUP, ROOT, checks_of, run_cli
+from conftest import CONTROLLER_DEFECTS_GROUP, CONTROLLER_GOLDEN_GROUP, ROOT, checks_of, run_cli
 
 from harness.fault_injection.time_control import WallTime
 from harness.simulators.defects import CONTROLLER_DEFECTS
@@ -31,13 +31,15 @@ def _clause(out: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_golden_controller_logs_as_cl69_requires(tmp_path):
-    out = tmp_path / "out"
-    res = _certify(out)
-    assert res.returncode == 0, res.stdout + res.stderr
+@pytest.mark.xdist_group(CONTROLLER_GOLDEN_GROUP)
+def test_golden_controller_logs_as_cl69_requires(controller_golden_run):
+    """Read from the golden certification of the controller rig (conftest: controller_golden_run): its journal suite
+    is what `--suite journal` runs, and the suite's faults are those injected while its checks ran."""
+    out = controller_golden_run.out
+    controller_golden_run.passed()
     clause = _clause(out)
     assert clause["verdict"] == "PASS", clause
-    checks = checks_of(out)
+    checks = controller_golden_run.checks("journal")
     assert set(checks) == CHECKS
     assert all(c["verdict"] == "PASS" for c in checks.values()), {k: c["verdict"] for k, c in checks.items()}
     matrix = [m["name"] for m in checks["KZ-69-01"]["measurements"]]
@@ -45,7 +47,7 @@ def test_golden_controller_logs_as_cl69_requires(tmp_path):
         assert any(name.endswith(f"new {kind} entries") for name in matrix), f"{kind} not provoked: {matrix}"
     held = next(m for m in checks["KZ-69-04"]["measurements"] if m["name"] == "history held")
     assert held["measured"] >= 365
-    faults = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
+    faults = controller_golden_run.faults_during(checks)
     assert {f["kind"] for f in faults if f["phase"] == "begin"} >= {"alarm", "power"}
 
 

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import CONTROLLER_GOLDEN_GROUP, run_cli
 from tests.russian_text import english_left
 
 
 @pytest.mark.slow
-def test_golden_controller_rig_certifies(tmp_path):
-    out = tmp_path / "out"
-    res = run_cli("certify", str(ROOT / "rigs" / "sim-controller.yaml"), "--out", str(out), "--lang", "ru")
+@pytest.mark.xdist_group(CONTROLLER_GOLDEN_GROUP)
+def test_golden_controller_rig_certifies(controller_golden_run):
+    out, res = controller_golden_run.out, controller_golden_run.res  # certify rigs/sim-controller.yaml --lang ru
     assert res.returncode == 0, res.stdout + res.stderr
     verdicts = json.loads((out / "verdicts.json").read_text())
     assert verdicts["verdict"] == "PASS" and verdicts["certification_grade"] is True

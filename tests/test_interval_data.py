@@ -31,7 +31,7 @@ from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.intervals import IntervalRecord, IntervalStatus
 from harness.simulators.meter import MeterSimulator
 from harness.simulators.regimage import encode_clock, encode_point
-from tests.conftest import DATA, METER_DEFECTS_GROUP, checks_of, run_cli
+from tests.conftest import DATA, METER_DEFECTS_GROUP, METER_GOLDEN_GROUP, checks_of, run_cli
 
 CHECKS = [f"KZ-31-{n:02d}" for n in range(1, 6)]
 INTERVAL_DEFECTS = sorted(name for name, d in METER_DEFECTS.items() if d.clause == "31")
@@ -269,11 +269,12 @@ def test_every_interval_defect_has_a_symptom():
     assert {METER_DEFECTS[d].expect for d in INTERVAL_DEFECTS} == set(CHECKS)
 
 
-def test_golden_meter_passes_the_interval_data_suite(tmp_path):
-    out = tmp_path / "out"
-    res = run_cli("certify", "--out", str(out), "--suite", "interval_data")
-    assert res.returncode == 0, res.stdout + res.stderr
-    records = checks_of(out)
+@pytest.mark.xdist_group(METER_GOLDEN_GROUP)
+def test_golden_meter_passes_the_interval_data_suite(meter_golden_run):
+    """Read from the golden certification of the built-in meter rig (conftest: meter_golden_run)."""
+    out = meter_golden_run.out
+    meter_golden_run.passed()
+    records = meter_golden_run.checks("interval_data")
     assert sorted(records) == CHECKS
     assert all(r["verdict"] == "PASS" and r["measurements"] for r in records.values()), records
     chart = records["KZ-31-02"]["charts"][0]

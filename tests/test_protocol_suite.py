@@ -15,7 +15,7 @@ import yaml
 
 from harness.config.modbus_map import ModbusMap
 from harness.simulators.defects import CONTROLLER_DEFECTS, METER_DEFECTS, WIRE_DEFECTS
-from tests.conftest import ROOT, run_cli
+from tests.conftest import CONTROLLER_GOLDEN_GROUP, ROOT, run_cli, verdicts_of
 from tests.defect_rigs import not_passing, rig_per_defect
 
 TCP_RIG, RTU_RIG, UA_RIG = (str(ROOT / "rigs" / f"{name}.yaml") for name in ("sim-meter", "sim-meter-rtu",
@@ -34,9 +34,13 @@ def _run(out: Path, *args: str) -> tuple[int, str, dict, dict[str, dict]]:
 
 
 @pytest.mark.slow
-def test_golden_controller_passes_the_opcua_checks(tmp_path):
-    code, output, verdicts, checks = _run(tmp_path / "out", UA_RIG, "--suite", "protocol")
-    assert code == 0, output
+@pytest.mark.xdist_group(CONTROLLER_GOLDEN_GROUP)
+def test_golden_controller_passes_the_opcua_checks(controller_golden_run):
+    """Read from the golden certification of the controller rig (conftest: controller_golden_run)."""
+    controller_golden_run.passed()
+    assert "Traceback" not in controller_golden_run.res.stderr, controller_golden_run.res.stderr
+    verdicts = verdicts_of(controller_golden_run.out)
+    checks = controller_golden_run.checks("protocol")
     assert {checks[c]["verdict"] for c in OPCUA_CHECKS} == {"PASS"}
     assert {checks[c]["verdict"] for c in MODBUS_CHECKS} == {"N/A"}
     plc = verdicts["duts"]["plc"]["clauses"]

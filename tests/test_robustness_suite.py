@@ -25,7 +25,7 @@ from harness.conformance.wire.safety import refusal
 from harness.replay import replay
 from harness.simulators.defects import CONTROLLER_DEFECTS, METER_DEFECTS, WIRE_DEFECTS
 from harness.verdicts import Inconclusive
-from tests.conftest import ROOT, run_cli
+from tests.conftest import METER_GOLDEN_GROUP, ROOT, run_cli, verdicts_of
 from tests.defect_rigs import not_passing, rig_per_defect
 
 RIG = str(ROOT / "rigs" / "sim-meter.yaml")
@@ -45,10 +45,14 @@ def _run(out: Path, *args: str, rig: str = RIG) -> tuple[int, str, dict, dict[st
 
 
 @pytest.mark.slow
-def test_golden_meter_passes_robustness_and_protocol(tmp_path):
-    out = tmp_path / "out"
-    code, output, verdicts, checks = _run(out, "--suite", "robustness", "--suite", "protocol")
-    assert code == 0, output
+@pytest.mark.xdist_group(METER_GOLDEN_GROUP)
+def test_golden_meter_passes_robustness_and_protocol(meter_golden_run):
+    """Read from the golden certification of the built-in meter rig (conftest: meter_golden_run)."""
+    out = meter_golden_run.out
+    meter_golden_run.passed()
+    assert "Traceback" not in meter_golden_run.res.stderr, meter_golden_run.res.stderr
+    verdicts = verdicts_of(out)
+    checks = meter_golden_run.checks("robustness", "protocol")
     clauses = verdicts["duts"]["meter"]["clauses"]
     assert clauses["49"]["verdict"] == clauses["68"]["verdict"] == clauses["81"]["verdict"] == "PASS"
     assert {checks[c]["verdict"] for c in ROBUSTNESS_CHECKS} == {"PASS"}

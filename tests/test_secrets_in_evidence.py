@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import CONTROLLER_GOLDEN_GROUP, METER_GOLDEN_GROUP, ROOT, run_cli
 
 from harness.config import load_rig
 from harness.redaction import Redactor, rig_secrets
@@ -36,21 +36,33 @@ def grep_r(folder: Path, needles: list[bytes]) -> list[str]:
     return hits
 
 
-def certify_and_bundle(rig: Path, out: Path, *extra: str) -> Path:
-    res = run_cli("certify", str(rig), "--out", str(out), "--suite", "access_control", *extra)
-    assert res.returncode == 0, res.stdout + res.stderr
-    bundle = out.with_name(out.name + ".tar.gz")
+def bundle_of(out: Path, bundle: Path) -> Path:
     res = run_cli("bundle", str(out), "-o", str(bundle))
     assert res.returncode == 0, res.stderr
     return bundle
 
 
+def certify_and_bundle(rig: Path, out: Path, *extra: str) -> Path:
+    res = run_cli("certify", str(rig), "--out", str(out), "--suite", "access_control", *extra)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return bundle_of(out, out.with_name(out.name + ".tar.gz"))
+
+
+# The golden certifications of the built-in rigs (conftest), every suite: what a lab hands over after a real run.
+GOLDEN_RUNS = [pytest.param("meter_golden_run", builtin_rig(), marks=pytest.mark.xdist_group(METER_GOLDEN_GROUP),
+                            id="meter"),
+               pytest.param("controller_golden_run", ROOT / "rigs" / "sim-controller.yaml",
+                            marks=pytest.mark.xdist_group(CONTROLLER_GOLDEN_GROUP), id="controller")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("rig", [builtin_rig(), ROOT / "rigs" / "sim-controller.yaml"], ids=["meter", "controller"])
-def test_no_rig_secret_and_no_private_key_in_the_run_folder_or_its_bundle(rig, tmp_path):
+@pytest.mark.parametrize(("golden", "rig"), GOLDEN_RUNS)
+def test_no_rig_secret_and_no_private_key_in_the_run_folder_or_its_bundle(golden, rig, request, tmp_path):
+    run = request.getfixturevalue(golden)
+    run.passed()
     needles = secrets_of(rig) + NEEDLES_ALWAYS
-    out = tmp_path / "run"
-    bundle = certify_and_bundle(rig, out)
+    out = run.out
+    bundle = bundle_of(out, tmp_path / "run.tar.gz")
     assert grep_r(out, needles) == []
     assert not [n for n in needles if n in gzip.decompress(bundle.read_bytes())]
     # the operator can still tell which credential was used: the rig copy carries each one's SHA-256
@@ -64,9 +76,10 @@ def test_no_rig_secret_and_no_private_key_in_the_run_folder_or_its_bundle(rig, t
 
 
 @pytest.mark.slow
-def test_the_controller_runs_client_certificates_stay_but_no_key_nor_its_private_folder(tmp_path):
-    out = tmp_path / "run"
-    certify_and_bundle(ROOT / "rigs" / "sim-controller.yaml", out)
+@pytest.mark.xdist_group(CONTROLLER_GOLDEN_GROUP)
+def test_the_controller_runs_client_certificates_stay_but_no_key_nor_its_private_folder(controller_golden_run):
+    out = controller_golden_run.out
+    controller_golden_run.passed()
     assert (out / "pki" / "harness-client.der").is_file()  # which identity the DUT trusted: evidence
     assert not list(out.rglob("*key*.pem"))
     launched = (out / "logs" / "plc.log").read_text().split("--credentials-file ", 1)[1].split()[0]

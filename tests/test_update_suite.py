@@ -2,7 +2,8 @@
 every check, and each seeded update defect fails the check its catalogue entry names — by the
 measurement that shows that defect's symptom, and no other check.
 
-Cost: three certify runs (~50 s together, in parallel under xdist). The seven defects that need no
+Cost: three certify runs (~50 s together, in parallel under xdist); the golden one is read from the controller
+rig's golden certification (conftest: controller_golden_run). The seven defects that need no
 power cut share one run (a process start is most of such a run); each failing check is tied to its
 defect by the name of the measurement that fails. ``update_power_loss_bricks`` runs alone, on KZ-70-06.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, checks_of, run_cli
+from conftest import CONTROLLER_GOLDEN_GROUP, ROOT, checks_of, run_cli
 from defect_rigs import not_passing, rig_per_defect
 
 from harness.simulators.defects import CONTROLLER_DEFECTS
@@ -48,18 +49,20 @@ def _certify(out: Path, *args: str):
 
 
 @pytest.mark.slow
-def test_golden_controller_passes_the_update_suite(tmp_path):
-    out = tmp_path / "out"
-    res = _certify(out)
-    assert res.returncode == 0, res.stdout + res.stderr
-    checks = checks_of(out)
+@pytest.mark.xdist_group(CONTROLLER_GOLDEN_GROUP)
+def test_golden_controller_passes_the_update_suite(controller_golden_run):
+    """Read from the golden certification of the whole rig (shared with test_controller_rig): its update suite is
+    what `--suite update` runs, and the suite's faults are those injected while its checks ran."""
+    out = controller_golden_run.out
+    controller_golden_run.passed()
+    checks = controller_golden_run.checks("update")
     assert sorted(checks) == UPDATE_CHECKS
     assert all(c["verdict"] == "PASS" for c in checks.values()), {k: c["reason"] for k, c in checks.items()}
     assert json.loads((out / "verdicts.json").read_text())["duts"]["plc"]["clauses"]["70"]["verdict"] == "PASS"
     rollback = next(m for m in checks["KZ-70-04"]["measurements"] if m["name"] == "automatic rollback after Activate")
     assert rollback["passed"] and rollback["measured"] <= 3.0, rollback  # within the declared health_check_s
     assert checks["KZ-70-04"]["charts"], "the activation timeline is kept for the report"
-    faults = [json.loads(line) for line in (out / "faults.jsonl").read_text().splitlines()]
+    faults = controller_golden_run.faults_during(checks)
     forged = {f["what"] for f in faults if f.get("kind") == "firmware" and f["phase"] == "begin"}
     assert forged == {"unsigned", "wrongly_signed", "truncated", "corrupted"}, faults
     assert sum(1 for f in faults if f.get("kind") == "power" and f["phase"] == "begin") == 3
