@@ -37,7 +37,7 @@ def is_instrument(dut: Any) -> bool:
 
 def not_an_instrument(dut: Any) -> str:
     """The N/A reason of an instrument-only requirement (cl. 50, 87) for a DUT that measures nothing."""
-    return Msg("{kind} is software that reads meters, not a measuring instrument: the state registry of measuring "
+    return Msg("`{kind}` is software that reads meters, not a measuring instrument: the state registry of measuring "
                "instruments and metrological verification (cl. 50, 87) are its field meters', not its own",
                kind=dut.profile.kind.value)
 

@@ -91,8 +91,8 @@ def test_security_certificate(dut, check):
     if cert is None:
         not_declared(check, "security_certificate", "`number`, `issuer`, `issued`, `valid_until`")
     else:
-        period_in_force(check, f"information-security certificate {cert.number}", cert.issued, cert.valid_until,
-                        today, note=Msg("issued by {issuer}; {declared_in}", issuer=cert.issuer,
+        period_in_force(check, Msg("information-security certificate {number}", number=cert.number), cert.issued,
+                        cert.valid_until, today, note=Msg("issued by {issuer}; {declared_in}", issuer=cert.issuer,
                                         declared_in=declared_in(dut, 'security_certificate')))
     check.require()
 
