@@ -8,11 +8,13 @@ import hashlib
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from harness.config import ConfigError, load_profile, load_rig
 from harness.config.documentation import Documentation
+from harness.conformance.documentation.applicability import certificate_subjects, is_instrument, technical_kinds
 from harness.conformance.documentation.evidence import (
     add_months,
     in_force,
@@ -118,6 +120,17 @@ def test_builtin_profiles_pin_their_documents(profile):
     else:  # cl. 50, 87 are N/A for software (applicability.py): it declares neither
         assert doc.verification is None and doc.state_registry is None
     assert doc.security_certificate.valid_until > today + timedelta(days=365)
+
+
+def test_an_amr_server_is_documented_as_software():
+    """cl. 50/87 are a measuring instrument's, cl. 58-59 ask an AMR server for its software's certificate, cl. 93
+    for its technical documents (no metrological part); a meter keeps every requirement (applicability.py)."""
+    amr = SimpleNamespace(profile=load_profile(builtin_profile("tek-sim-amr.yaml")))
+    meter = SimpleNamespace(profile=load_profile(builtin_profile("tek-sim-em4.yaml")))
+    assert (is_instrument(amr), is_instrument(meter)) == (False, True)
+    assert certificate_subjects(amr) == ("software",) and certificate_subjects(meter) == ("instrument", "software")
+    assert technical_kinds(amr) == ("technical_description",)
+    assert technical_kinds(meter) == ("technical_description", "metrological_description")
 
 
 # ---- certification through the CLI ------------------------------------------------------------
