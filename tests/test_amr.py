@@ -119,7 +119,7 @@ def test_unreachable_server_fails_with_the_reason(tmp_path: Path) -> None:
     data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
     dut = data["duts"]["amr"]
     dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
-    del dut["launch"], dut["field"], dut["control"]
+    del dut["launch"], dut["field"], dut["control"], dut["link"]  # reached directly, as a lab's server would be
     dut["transport"]["tcp"]["port"] = free_port("127.0.0.1")  # nothing listens there
     rig = tmp_path / "nobody.yaml"
     rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
