@@ -27,22 +27,34 @@ from tests.russian_text import english_left
 from tests.test_amr_reports import TOGETHER as REPORT_DEFECTS
 
 RIG = ROOT / "rigs" / "sim-amr.yaml"
-AMR_CLAUSES = ("18", "19", "21", "48", "62", "77")
+AMR_CLAUSES = ("18", "19", "21", "48", "62", "77", "67", "73", "58", "59", "72", "79", "93")
+AVAILABILITY = {"KZ-67-01", "KZ-73-01"}
+DOCUMENTARY = {"KZ-50-01", "KZ-58-01", "KZ-59-01", "KZ-72-01", "KZ-79-01", "KZ-87-01", "KZ-93-01"}
 
 
-@pytest.mark.slow  # the whole suite on the built-in rig: a server and four field meters, ~20 s
+@pytest.mark.slow  # suites amr, availability, documentation on the built-in rig: a server and four meters, ~30 s
 def test_golden_server_passes_every_amr_check(tmp_path: Path) -> None:
-    """One certify run of suite amr on the built-in rig (the only test that needs it, so no shared fixture)."""
+    """One certify run on the built-in rig (the only test that needs it, so no shared fixture): suite amr, the soak
+    of the server's API (cl. 67, 73, link cut on its proxy) and the documentary clauses as they apply to software."""
     golden = tmp_path / "out"
-    res = run_cli("certify", str(RIG), "--suite", "amr", "--out", str(golden), "--lang", "ru")
+    res = run_cli("certify", str(RIG), "--suite", "amr", "--suite", "availability", "--suite", "documentation",
+                  "--out", str(golden), "--lang", "ru")
     assert res.returncode == 0, res.stdout + res.stderr
     checks = checks_of(golden)
-    assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
-                           "KZ-62-06", "KZ-62-07", "KZ-62-08", "KZ-77-01"}
-    assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {}
-    assert {d.expect for d in AMR_DEFECTS.values()} == set(checks)  # every amr check has its seeded defect
+    amr = {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05", "KZ-62-06",
+           "KZ-62-07", "KZ-62-08", "KZ-77-01"}
+    assert set(checks) == amr | AVAILABILITY | DOCUMENTARY
+    # cl. 50, 87 (state registry, verification) are a measuring instrument's: N/A for software, with the reason
+    assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {
+        "KZ-50-01": "N/A", "KZ-87-01": "N/A"}, {i: r.get("reason") for i, r in checks.items()}
+    assert "not a measuring instrument" in checks["KZ-50-01"]["reason"]
+    assert {d.expect for d in AMR_DEFECTS.values()} == amr | {"KZ-67-01"}  # every measured check has its defect
+    soak = checks["KZ-67-01"]["measurements"]
+    assert "`meters` request of the API, answered within the declared 1 s" in soak[1]["note"], soak[1]
+    assert checks["KZ-73-01"]["measurements"][0]["measured"] == 1  # the rig's cut of the API link was played
     clauses = verdicts_of(golden)["duts"]["amr"]["clauses"]
     assert {c: clauses[c]["verdict"] for c in AMR_CLAUSES} == dict.fromkeys(AMR_CLAUSES, "PASS")
+    assert {c: clauses[c]["verdict"] for c in ("50", "87")} == {"50": "N/A", "87": "N/A"}
     # The ground truth is the field's: every meter of the rig (3 electricity, 1 heat) was judged.
     readings = [m["name"] for m in checks["KZ-62-02"]["measurements"] if "equal to the meter's register" in m["name"]]
     assert sorted(n.split(":")[0] for n in readings) == ["em1", "em2", "em3", "hm1"]
@@ -57,6 +69,10 @@ def _small_rig(tmp_path: Path, meters: tuple[str, ...]) -> Path:
     dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
     dut["field"] = {name: {**meter, "profile": str((RIG.parent / meter["profile"]).resolve())}
                     for name, meter in dut["field"].items() if name in meters}
+    # A defect's shortfall FAILs KZ-67-01 however short the soak (only a PASS needs 100+ polls): 3 s, no link cut,
+    # so the API needs no link proxy either (one relay less per request).
+    data["availability"] = {"duration_s": 3, "interval_s": data["availability"]["interval_s"]}
+    del dut["link"]
     path = tmp_path / "sim-amr-small.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -105,7 +121,7 @@ def test_unreachable_server_fails_with_the_reason(tmp_path: Path) -> None:
     data = yaml.safe_load(RIG.read_text(encoding="utf-8"))
     dut = data["duts"]["amr"]
     dut["profile"] = str((RIG.parent / dut["profile"]).resolve())
-    del dut["launch"], dut["field"], dut["control"]
+    del dut["launch"], dut["field"], dut["control"], dut["link"]  # reached directly, as a lab's server would be
     dut["transport"]["tcp"]["port"] = free_port("127.0.0.1")  # nothing listens there
     rig = tmp_path / "nobody.yaml"
     rig.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

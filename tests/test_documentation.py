@@ -8,11 +8,13 @@ import hashlib
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from harness.config import ConfigError, load_profile, load_rig
 from harness.config.documentation import Documentation
+from harness.conformance.documentation.applicability import certificate_subjects, is_instrument, technical_kinds
 from harness.conformance.documentation.evidence import (
     add_months,
     in_force,
@@ -101,18 +103,34 @@ def test_malformed_declarations_name_file_line_and_field(tmp_path):
     assert sha.line == bad.splitlines().index(next(x for x in bad.splitlines() if "sha256: zz" in x)) + 1
 
 
-@pytest.mark.parametrize("profile", ["tek-sim-em4.yaml", "tek-sim-hm1.yaml"])
+@pytest.mark.parametrize("profile", ["tek-sim-em4.yaml", "tek-sim-hm1.yaml", "tek-sim-amr.yaml"])
 def test_builtin_profiles_pin_their_documents(profile):
     """Editing a shipped document without updating its sha256 in the profile fails here, not in a lab."""
-    doc = load_profile(builtin_profile(profile)).documentation
+    loaded = load_profile(builtin_profile(profile))
+    doc, instrument = loaded.documentation, loaded.kind.value != "amr_server"
     kinds = {d.kind.value for d in doc.documents}
-    assert {"operating_manual", "technical_description", "metrological_description"} <= kinds
+    assert {"operating_manual", "technical_description"} <= kinds
+    assert ("metrological_description" in kinds) == instrument  # AMR software has no metrological part (cl. 93)
     for d in doc.documents:
         assert d.path.is_relative_to(builtin_profile(profile).parent / "docs")
         assert hashlib.sha256(d.path.read_bytes()).hexdigest() == d.sha256, d.file
     today = run_date()
-    assert verification_due(doc.verification.last, doc.verification.interval_months) > today + timedelta(days=365)
+    if instrument:
+        assert verification_due(doc.verification.last, doc.verification.interval_months) > today + timedelta(days=365)
+    else:  # cl. 50, 87 are N/A for software (applicability.py): it declares neither
+        assert doc.verification is None and doc.state_registry is None
     assert doc.security_certificate.valid_until > today + timedelta(days=365)
+
+
+def test_an_amr_server_is_documented_as_software():
+    """cl. 50/87 are a measuring instrument's, cl. 58-59 ask an AMR server for its software's certificate, cl. 93
+    for its technical documents (no metrological part); a meter keeps every requirement (applicability.py)."""
+    amr = SimpleNamespace(profile=load_profile(builtin_profile("tek-sim-amr.yaml")))
+    meter = SimpleNamespace(profile=load_profile(builtin_profile("tek-sim-em4.yaml")))
+    assert (is_instrument(amr), is_instrument(meter)) == (False, True)
+    assert certificate_subjects(amr) == ("software",) and certificate_subjects(meter) == ("instrument", "software")
+    assert technical_kinds(amr) == ("technical_description",)
+    assert technical_kinds(meter) == ("technical_description", "metrological_description")
 
 
 # ---- certification through the CLI ------------------------------------------------------------

@@ -9,6 +9,7 @@ reading — is declared here, so the ``amr`` suite assumes nothing of the golden
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -66,6 +67,17 @@ class AmrTimings(Strict):
                                  "fresh reading being available")
 
 
+class AmrSoakPoll(Strict):
+    """What one poll of the availability soak (cl. 67, 73) asks of the server: one read-only operation of the
+    contract, answered within the declared response time — an answer later than that is a poll the head-end's
+    client has given up on, so the soak counts it unanswered."""
+
+    operation: Literal["health", "meters"] = Field(
+        "meters", description="health: GET /health (no login); meters: the meter list with its status, as the "
+        "admin_role's account (logged in once, before the soak)")
+    response_time_s: float = Field(gt=0, le=60, description="longest time the server takes to answer one poll")
+
+
 class AmrSpec(Strict):
     """The ``amr:`` section of an ``amr_server`` profile."""
 
@@ -85,6 +97,9 @@ class AmrSpec(Strict):
     analytics: bool = Field(False, description="the server offers consumption analytics over a period (total, "
                             "maximum, minimum, per-day dynamics)")
     timings: AmrTimings
+    availability_poll: AmrSoakPoll | None = Field(
+        None, description="the read-only operation the availability soak polls (cl. 67, 73); without it the soak "
+        "has nothing declared to poll")
     reading_quantities: dict[str, str] = Field(
         default_factory=lambda: {"electricity_meter": "active_import_total", "heat_meter": "heat_energy"},
         description="meter kind -> the quantity the server reads and reports for meters of that kind")

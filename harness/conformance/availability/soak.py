@@ -1,11 +1,12 @@
 """The availability soak: poll every declared quantity at the interval for the rig's duration.
 
 What a head-end does, measured: one ``read_many`` of every point the profile declares per poll,
-through the Device API (so a Modbus meter and an OPC UA controller are soaked alike), on a fixed
-grid of due times, optionally while the rig's link-fault schedule plays (``link_schedule.py``).
+through the Device API (so a Modbus meter and an OPC UA controller are soaked alike) — of an AMR
+server, one declared read-only call of its API (``pollers.py``) — on a fixed grid of due times,
+optionally while the rig's link-fault schedule plays (``link_schedule.py``).
 
-The soak polls with a Device of its own — the same driver and endpoint as ``dut.device``, through the
-rig's link fault — with **no retries**: a request the device leaves unanswered is a failed poll, not
+The soak polls with a Device (or AMR adapter) of its own — the same driver and endpoint as ``dut.device``,
+through the rig's link fault — with **no retries**: a request the device leaves unanswered is a failed poll, not
 something a retry hides (the rig's retries still set the recovery bound of KZ-73-01), and **no
 transcript**: a 72-hour soak would add millions of lines to it; the soak's own evidence file has one
 line per poll instead.
@@ -39,9 +40,8 @@ from harness.conformance.availability.figures import (
     percentile,
 )
 from harness.conformance.availability.link_schedule import LinkFaultSchedule, link_for
-from harness.devices.api import Device, DeviceError
-from harness.reporting.texts import Msg
-from harness.verdicts import Inconclusive
+from harness.conformance.availability.pollers import SoakPoller, poller_for
+from harness.devices.api import DeviceError
 
 if TYPE_CHECKING:
     from harness.config.availability import AvailabilitySoak
@@ -59,6 +59,7 @@ class Soak:
     interval_s: float
     quantities: list[str]
     evidence: Path
+    what: str = ""  # one poll in words (pollers.py)
     t0: float = 0.0
     t_end: float = 0.0
     polls: PollSeries = field(default_factory=PollSeries)
@@ -78,19 +79,6 @@ def soak_for(dut: Any, spec: AvailabilitySoak) -> Soak:
         soak = run_soak(dut, spec)
         dut.observations[KEY] = soak
     return soak
-
-
-def declared_points(profile: Any) -> list[str]:
-    """Every quantity the profile maps (the soak polls them all, as a head-end would)."""
-    section = profile.opcua or getattr(profile, "dlms", None) or profile.modbus
-    return list(section.points) if section is not None else []
-
-
-def soak_device(dut: Any) -> Device:
-    """A Device for the soak alone: ``dut.device``'s driver and endpoint, no retries, no transcript."""
-    if dut.spec.transport.serial is not None:  # a serial line has one master: the main Device lets go of the
-        dut.device.close()                      # port for the soak (a Modbus driver reconnects on its next use)
-    return dut.extra_device("soak", dut.timing.model_copy(update={"retries": 0}), transcript=None)
 
 
 class SoakLog:
@@ -129,21 +117,19 @@ def _evidence_path(dut: Any) -> Path:
 
 
 def run_soak(dut: Any, spec: AvailabilitySoak) -> Soak:
-    quantities = declared_points(dut.profile)
-    if not quantities:
-        raise Inconclusive(Msg("the profile declares no points: there is nothing to poll"))
-    soak = Soak(dut.name, spec, spec.interval_for(dut.profile.availability), quantities, _evidence_path(dut))
+    device = poller_for(dut)  # INCONCLUSIVE when the profile declares nothing to poll
+    soak = Soak(dut.name, spec, spec.interval_for(dut.profile.availability), device.names, _evidence_path(dut),
+                what=device.what)
     link = None
     if spec.link_faults:
         link, soak.faults_not_played = link_for(dut, spec.link, {f.kind for f in spec.link_faults})
     due = max(1, math.floor(spec.duration_s / soak.interval_s + 1e-9))  # polls on the grid
-    device = soak_device(dut)
     log = SoakLog(soak.evidence)
     status = "interrupted"
     try:
         soak.t0 = time.time()
         log.write(type="start", dut=dut.name, t0=round(soak.t0, 6), interval_s=soak.interval_s,
-                  duration_s=spec.duration_s, polls_due=due, target_pct=spec.target_pct, quantities=quantities,
+                  duration_s=spec.duration_s, polls_due=due, target_pct=spec.target_pct, quantities=soak.quantities,
                   request_timeout_s=dut.timing.request_timeout_s, retries=0,
                   link_faults=[f.model_dump() for f in spec.schedule] if link is not None else [],
                   faults_not_played=soak.faults_not_played)
@@ -168,7 +154,7 @@ def run_soak(dut: Any, spec: AvailabilitySoak) -> Soak:
     return soak
 
 
-def _poll(device: Device, soak: Soak, due: int, log: SoakLog, schedule: LinkFaultSchedule | None) -> None:
+def _poll(device: SoakPoller, soak: Soak, due: int, log: SoakLog, schedule: LinkFaultSchedule | None) -> None:
     """Poll on the grid of due times; a poll that overruns its interval makes the harness skip the ones that came
     due meanwhile (recorded with it as ``due``: figures.py decides what they count for)."""
     polls, t0, interval = soak.polls, soak.t0, soak.interval_s
@@ -179,7 +165,7 @@ def _poll(device: Device, soak: Soak, due: int, log: SoakLog, schedule: LinkFaul
             time.sleep(min(wait, interval))  # bounded even if the wall clock steps back
         start = time.time()
         try:
-            device.read_many(soak.quantities)
+            device.poll()
             error = None
         except DeviceError as exc:
             error = str(exc) or type(exc).__name__

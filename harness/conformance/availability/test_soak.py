@@ -1,6 +1,7 @@
 """cl. 67 (an automated control system available at least 99 % of the time) and cl. 73 (server equipment
-round the clock with availability of at least 99 %): a soak that polls every declared quantity at the
-declared interval for the rig's duration, optionally under the rig's link-fault schedule.
+round the clock with availability of at least 99 %): a soak that polls every declared quantity (of an AMR
+server: its declared API call) at the declared interval for the rig's duration, optionally under the rig's
+link-fault schedule.
 
 The target is the rig's ``availability.target_pct`` — never below the Rules' 99 %. The recovery bound
 of KZ-73-01 is the profile's ``availability.recovery_s``, or, with nothing declared, the time a head-end
@@ -78,8 +79,8 @@ def test_availability_over_soak(dut, check, harness_run):
     listed = "; ".join(f"{_when(soak, polls.start[i])}: {polls.errors[i]}" for i in failed[:SHOWN])
     more = f" (+{len(failed) - SHOWN} more)" if len(failed) > SHOWN else ""
     check.measure(Msg("polls unanswered"), len(failed), passed=True,
-                  note=Msg("of {polls} polls of {n} quantities every {interval_s:g} s", polls=a.polls,
-                           n=len(soak.quantities), interval_s=soak.interval_s)
+                  note=Msg("of {polls} polls every {interval_s:g} s, each {what}", polls=a.polls,
+                           interval_s=soak.interval_s, what=soak.what)
                   + (Msg("; {listed}{more} — every one with its time and error in {name}", listed=listed, more=more,
                          name=soak.evidence.name) if failed else ""))
     rtts = sorted(polls.rtt(i) * 1e3 for i in range(len(polls)) if polls.ok[i])
@@ -88,7 +89,7 @@ def test_availability_over_soak(dut, check, harness_run):
             check.measure(Msg("response time, {q}th percentile",
                               q=q), round(percentile(rtts, q), 3), passed=True, unit="ms")
         check.measure(Msg("response time, longest"), round(rtts[-1], 3), passed=True, unit="ms",
-                      note=Msg("{n} answered polls, each one read_many of every declared quantity", n=len(rtts)))
+                      note=Msg("{n} answered polls, each {what}", n=len(rtts), what=soak.what))
         check.chart(Msg("Response times of the answered polls"), {"polls": histogram(rtts)}, x_label=Msg("ms"),
                     y_label=Msg("polls"), kind="histogram")
     outages = outage_recoveries(polls, excluded)

@@ -3,14 +3,21 @@ metrological verification, conformity and information-security certificates, doc
 electronic form — judged as declared in the profile (the model) and the rig (this instrument).
 
 These are documentary checks: they judge declarations against the day of the run and the files
-on disk, and say so in their records. They apply to every kind of DUT: each instrument the Rules
-cover must be registered, verified, certified and documented.
+on disk, and say so in their records. They apply to every kind of DUT, each as far as the Rules'
+wording reaches it: an instrument must be registered, verified, certified and documented; an AMR
+server, which measures nothing, is certified and documented as software (``applicability.py``).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from harness.conformance.documentation.applicability import (
+    certificate_subjects,
+    is_instrument,
+    not_an_instrument,
+    technical_kinds,
+)
 from harness.conformance.documentation.evidence import (
     certificate_in_force,
     declared,
@@ -23,16 +30,16 @@ from harness.conformance.documentation.evidence import (
     verification_due,
 )
 from harness.reporting.texts import Msg
+from harness.verdicts import NotApplicable
 
 pytestmark = pytest.mark.documentary
-
-# cl. 93: the kinds of document that make up the technical and metrological documentation.
-TECHNICAL_KINDS = ("technical_description", "metrological_description")
 
 
 @pytest.mark.check("KZ-50-01", "the instrument type is in the state registry of measuring instruments of the "
                    "RK, the entry in force on the day of the run", also=("87",))
 def test_state_registry(dut, check):
+    if not is_instrument(dut):
+        raise NotApplicable(not_an_instrument(dut))
     today, doc = run_date(), declared(dut)
     entry = doc.state_registry if doc else None
     if entry is None:
@@ -50,7 +57,8 @@ def test_state_registry(dut, check):
 @pytest.mark.check("KZ-58-01", "the instrument has a conformity certificate in force on the day of the run")
 def test_instrument_certified(dut, check):
     today, doc = run_date(), declared(dut)
-    certificate_in_force(check, doc.conformity_certificates if doc else [], "instrument", today,
+    subject = certificate_subjects(dut)[0]  # an AMR server's is its software's (applicability.py, cl. 58)
+    certificate_in_force(check, doc.conformity_certificates if doc else [], subject, today,
                          declared_in(dut, "conformity_certificates"))
     check.require()
 
@@ -60,7 +68,7 @@ def test_instrument_certified(dut, check):
 def test_elements_certified(dut, check):
     today, doc = run_date(), declared(dut)
     source = declared_in(dut, "conformity_certificates")
-    for subject in (Msg("instrument"), Msg("software")):
+    for subject in certificate_subjects(dut):
         certificate_in_force(check, doc.conformity_certificates if doc else [], subject, today, source)
     check.require()
 
@@ -83,8 +91,8 @@ def test_security_certificate(dut, check):
     if cert is None:
         not_declared(check, "security_certificate", "`number`, `issuer`, `issued`, `valid_until`")
     else:
-        period_in_force(check, f"information-security certificate {cert.number}", cert.issued, cert.valid_until,
-                        today, note=Msg("issued by {issuer}; {declared_in}", issuer=cert.issuer,
+        period_in_force(check, Msg("information-security certificate {number}", number=cert.number), cert.issued,
+                        cert.valid_until, today, note=Msg("issued by {issuer}; {declared_in}", issuer=cert.issuer,
                                         declared_in=declared_in(dut, 'security_certificate')))
     check.require()
 
@@ -92,6 +100,8 @@ def test_security_certificate(dut, check):
 @pytest.mark.check("KZ-87-01", "the instrument is metrologically verified: last verification ≤ run date < last "
                    "+ interval", also=("50",))
 def test_verification(dut, check):
+    if not is_instrument(dut):
+        raise NotApplicable(not_an_instrument(dut))
     today, doc = run_date(), declared(dut)
     v = doc.verification if doc else None
     if v is None:
@@ -112,11 +122,11 @@ def test_verification(dut, check):
 @pytest.mark.check("KZ-93-01", "technical and metrological documentation stored in electronic form: declared, "
                    "present, intact")
 def test_technical_documentation(dut, check):
-    doc = declared(dut)
-    for kind in TECHNICAL_KINDS:
+    doc, required = declared(dut), technical_kinds(dut)
+    for kind in required:
         if not documents_of(doc, kind):
             not_declared(check, "documents", Msg("an entry with `kind: {kind}` (`title`, `file`, `sha256`)", kind=kind))
-    for kind in (*TECHNICAL_KINDS, "software_description"):
+    for kind in dict.fromkeys((*required, "metrological_description", "software_description")):
         for document in documents_of(doc, kind):
             document_intact(check, document)
     check.require()

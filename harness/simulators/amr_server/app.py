@@ -3,6 +3,7 @@ users, corrections with confirmation, audit log. Each operation is allowed by th
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -35,6 +36,7 @@ ROLES: dict[str, set[str]] = {
     "subscriber": {"read_meters", "read_readings", "export", "reports"},
 }
 Handler = Callable[[Request, User, Session], Awaitable[Response]]
+STALL_EVERY, STALL_S = 20, 1.5  # api_stalls: every 20th authenticated request answered 1.5 s late
 
 
 class Refusal(Exception):
@@ -52,12 +54,14 @@ class AmrApp:
         self.inactive_after_s = inactive_after_s
         self.defects = defects
         self.tokens: dict[str, str] = {}  # bearer token -> user name (logins end with the process)
+        self.requests = 0  # authenticated API requests so far (api_stalls)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def guarded(self, operation: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """The handler behind authentication and the role matrix: 401 without a valid token, 403 for an
         operation the user's role may not do."""
         async def endpoint(request: Request) -> Response:
+            await self.stall()
             auth = request.headers.get("authorization", "")
             token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
             with Session(self.engine, expire_on_commit=False) as session:
@@ -71,6 +75,13 @@ class AmrApp:
                 except Refusal as refusal:
                     return _error(refusal.status, refusal.detail)
         return endpoint
+
+    async def stall(self) -> None:
+        """api_stalls: every STALL_EVERY-th request waits STALL_S first (the event loop serves the others meanwhile)."""
+        if "api_stalls" in self.defects:
+            self.requests += 1
+            if self.requests % STALL_EVERY == 0:
+                await asyncio.sleep(STALL_S)
 
     def user_of(self, session: Session, token: str) -> User | None:
         """The live user a login token (bearer header or workstation cookie) belongs to."""

@@ -37,6 +37,9 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "after archiving changes it"),
     Defect("analytics_max_wrong", "62", "KZ-62-08",
            "analytics give as the maximum consumption the largest register value, not the largest consumption"),
+    Defect("api_stalls", "67", "KZ-67-01",
+           "every 20th authenticated API request is answered 1.5 s late, beyond the 1 s response time the profile "
+           "declares (amr.availability_poll)"),
     Defect("subscriber_leak_via_reports", "18", "KZ-18-01",
            "a subscriber's reports and analytics cover every meter of the field, not only its own"),
 )}
