@@ -40,7 +40,8 @@ def test_golden_server_passes_every_amr_check(tmp_path: Path) -> None:
     assert set(checks) == {"KZ-18-01", "KZ-48-01", "KZ-62-01", "KZ-62-02", "KZ-62-03", "KZ-62-04", "KZ-62-05",
                            "KZ-62-06", "KZ-62-07", "KZ-62-08", "KZ-77-01"}
     assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {}
-    assert {d.expect for d in AMR_DEFECTS.values()} == set(checks)  # every amr check has its seeded defect
+    # every amr check has its seeded defect (cl. 49's: tests/test_amr_robustness.py)
+    assert {d.expect for d in AMR_DEFECTS.values() if d.clause != "49"} == set(checks)
     clauses = verdicts_of(golden)["duts"]["amr"]["clauses"]
     assert {c: clauses[c]["verdict"] for c in AMR_CLAUSES} == dict.fromkeys(AMR_CLAUSES, "PASS")
     # The ground truth is the field's: every meter of the rig (3 electricity, 1 heat) was judged.
@@ -69,7 +70,8 @@ WAITING_CHECKS = {"KZ-62-02"}
 
 @pytest.mark.parametrize("defect", [pytest.param(d, id=name, marks=[pytest.mark.slow] if d.expect in WAITING_CHECKS
                                                  else []) for name, d in AMR_DEFECTS.items()
-                                    if name not in REPORT_DEFECTS])  # seeded together: tests/test_amr_reports.py
+                                    if name not in REPORT_DEFECTS  # seeded together: tests/test_amr_reports.py
+                                    and d.clause != "49"])  # on a smaller campaign: tests/test_amr_robustness.py
 def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
     isolation = defect.expect == "KZ-18-01"  # a subscriber's own meter and another one
     certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")

@@ -64,6 +64,9 @@ class AmrTimings(Strict):
         "communication fault, and from its return to the fault clearing (cl. 77); default inactive_detection_s")
     manual_read_s: float = Field(gt=0, le=3600, description="longest time from a manual reading request to the "
                                  "fresh reading being available")
+    response_time_s: float | None = Field(
+        None, gt=0, le=600, description="longest time the API takes to answer a read (the meter list), also under "
+        "the robustness campaigns (cl. 49); default the rig's timing.request_timeout_s")
 
 
 class AmrSpec(Strict):

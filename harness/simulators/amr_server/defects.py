@@ -39,4 +39,7 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "analytics give as the maximum consumption the largest register value, not the largest consumption"),
     Defect("subscriber_leak_via_reports", "18", "KZ-18-01",
            "a subscriber's reports and analytics cover every meter of the field, not only its own"),
+    Defect("http_hangs_on_malformed", "49", "KZ-49-01",
+           "a connection that starts with a malformed HTTP request line blocks the server's event loop for 3 s "
+           "before it is refused: every client waits, the meter list too (http_defects.py)"),
 )}

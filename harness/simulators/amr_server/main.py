@@ -147,5 +147,8 @@ async def _serve(args: argparse.Namespace, host: str, port: int, field: dict[str
                 await task
 
     app.router.lifespan_context = lifespan
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    from harness.simulators.amr_server.http_defects import protocol
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                           http=protocol(defects)))
     await server.serve()
