@@ -27,7 +27,8 @@ from harness.conformance.wire.http_fuzz import (
 )
 from harness.fault_injection.ports import free_port
 from harness.simulators.amr_server.defects import AMR_DEFECTS
-from tests.conftest import ROOT, certify_defect, checks_of, run_cli
+from harness.simulators.amr_server.http_defects import HTTP_DEFECTS
+from tests.conftest import ROOT, DefectBatch, checks_of, run_cli
 
 ROBUSTNESS_CHECKS = [f"KZ-49-{n:02d}" for n in range(1, 5)]
 
@@ -56,15 +57,23 @@ def test_golden_amr_server_passes_the_robustness_suite(tmp_path):
     assert fuzz["coverage: fuzz cases sent of planned"]["measured"] == 100.0
     assert fuzz["readings stored before the campaign missing afterwards"]["note"] != "0 readings checked"
     assert not list(out.rglob("reproducers/*"))
+    storm = next(m for m in checks["KZ-49-03"]["measurements"] if m["name"].startswith("of 20 connections"))
+    assert "declared limit 16" in storm["name"] and storm["measured"] >= 15, storm  # the profile's max_connections
 
 
 @pytest.mark.serial
-def test_a_server_that_stalls_on_a_malformed_request_line_fails_kz_49_01(tmp_path):
-    run = certify_defect(tmp_path, AMR_DEFECTS["http_hangs_on_malformed"], rig=_small_rig(tmp_path), dut="amr")
-    slowest = next(m for m in run.record["measurements"] if m["name"] == "essential function: slowest answer")
+def test_each_http_defect_fails_its_check_and_keeps_an_http_reproducer(tmp_path):
+    """One certify for both (a server per defect): the stall on a bad request line fails KZ-49-01 on its answer time,
+    the connection slot leak fails KZ-49-03 on the new connections after the storm."""
+    batch = DefectBatch(tmp_path, [AMR_DEFECTS[n] for n in HTTP_DEFECTS], _small_rig(tmp_path))
+    hang = batch.run(AMR_DEFECTS["http_hangs_on_malformed"]).record
+    slowest = next(m for m in hang["measurements"] if m["name"] == "essential function: slowest answer")
     assert slowest["passed"] is False and slowest["measured"] >= 2.0, slowest
-    sidecar = json.loads(next((tmp_path / "out").rglob("reproducers/KZ-49-01-amr.json")).read_text())
-    assert sidecar["protocol"] == "http" and sidecar["pcap"] == "KZ-49-01-amr.pcap"
+    leak = batch.run(AMR_DEFECTS["http_connection_limit_leak"]).record
+    after = next(m for m in leak["measurements"] if m["name"] == "new connections served after the storm's were closed")
+    assert after["measured"] == 0, after
+    sidecar = json.loads(next(batch.out.rglob("reproducers/KZ-49-01-http_hangs_on_malformed.json")).read_text())
+    assert sidecar["protocol"] == "http" and sidecar["pcap"] == "KZ-49-01-http_hangs_on_malformed.pcap"
     assert any(c["family"] == "request_line" for c in sidecar["cases"]), sidecar["cases"]
 
 

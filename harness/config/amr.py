@@ -88,6 +88,9 @@ class AmrSpec(Strict):
     analytics: bool = Field(False, description="the server offers consumption analytics over a period (total, "
                             "maximum, minimum, per-day dynamics)")
     timings: AmrTimings
+    max_connections: int | None = Field(None, ge=1, le=100_000, description="HTTP connections the server serves "
+                                        "at once (cl. 49 connection storm: up to it served, past it refused or "
+                                        "answered 503, every one freed when closed)")
     reading_quantities: dict[str, str] = Field(
         default_factory=lambda: {"electricity_meter": "active_import_total", "heat_meter": "heat_energy"},
         description="meter kind -> the quantity the server reads and reports for meters of that kind")

@@ -33,8 +33,9 @@ def rig(harness_run):
 
 
 def _limit(dut) -> int | None:
-    """The profile's declared connection limit (``modbus.max_connections`` / ``opcua.max_connections``)."""
-    declared = dut.profile.modbus or dut.profile.opcua
+    """The profile's declared connection limit (``modbus.max_connections`` / ``opcua.max_connections`` /
+    ``amr.max_connections``)."""
+    declared = dut.profile.modbus or dut.profile.opcua or getattr(dut.profile, "amr", None)
     return getattr(declared, "max_connections", None)
 
 
