@@ -76,7 +76,7 @@ def nothing_lost(check: Any, dut: Any, before_meters: dict[str, Any], before: di
                  after_meters: dict[str, Any]) -> None:
     gone = sorted(set(before_meters) - set(after_meters))
     check.equal(Msg("meters listed before the campaign missing afterwards"), len(gone), 0,
-                note=Msg("{value}", value=gone[:10]) if gone else Msg("{n} meters checked", n=len(before_meters)))
+                note=", ".join(gone[:10]) if gone else Msg("{n} meters checked", n=len(before_meters)))
     try:
         now = stored(dut, [m for m in before if m in after_meters])
     except DeviceError as exc:  # judged, not raised: the reproducer is kept for a failure like any other
@@ -84,7 +84,7 @@ def nothing_lost(check: Any, dut: Any, before_meters: dict[str, Any], before: di
         return
     lost = sorted(f"{m}:{r}" for m, ids in before.items() for r in ids - now.get(m, set()))
     check.equal(Msg("readings stored before the campaign missing afterwards"), len(lost), 0,
-                note=Msg("{value}", value=lost[:10]) if lost else
+                note=", ".join(lost[:10]) if lost else
                 Msg("{n} readings checked", n=sum(len(ids) for ids in before.values())))
 
 
