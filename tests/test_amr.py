@@ -48,7 +48,8 @@ def test_golden_server_passes_every_amr_check(tmp_path: Path) -> None:
     assert {i: r["verdict"] for i, r in checks.items() if r["verdict"] != "PASS"} == {
         "KZ-50-01": "N/A", "KZ-87-01": "N/A"}, {i: r.get("reason") for i, r in checks.items()}
     assert "not a measuring instrument" in checks["KZ-50-01"]["reason"]
-    assert {d.expect for d in AMR_DEFECTS.values()} == amr | {"KZ-67-01"}  # every measured check has its defect
+    # every measured check has its seeded defect (cl. 49's: tests/test_amr_robustness.py)
+    assert {d.expect for d in AMR_DEFECTS.values() if d.clause != "49"} == amr | {"KZ-67-01"}
     soak = checks["KZ-67-01"]["measurements"]
     assert "`meters` request of the API, answered within the declared 1 s" in soak[1]["note"], soak[1]
     assert checks["KZ-73-01"]["measurements"][0]["measured"] == 1  # the rig's cut of the API link was played
@@ -85,7 +86,8 @@ WAITING_CHECKS = {"KZ-62-02"}
 
 @pytest.mark.parametrize("defect", [pytest.param(d, id=name, marks=[pytest.mark.slow] if d.expect in WAITING_CHECKS
                                                  else []) for name, d in AMR_DEFECTS.items()
-                                    if name not in REPORT_DEFECTS])  # seeded together: tests/test_amr_reports.py
+                                    if name not in REPORT_DEFECTS  # seeded together: tests/test_amr_reports.py
+                                    and d.clause != "49"])  # on a smaller campaign: tests/test_amr_robustness.py
 def test_defect_fails_its_check(tmp_path: Path, defect) -> None:
     isolation = defect.expect == "KZ-18-01"  # a subscriber's own meter and another one
     certify_defect(tmp_path, defect, rig=_small_rig(tmp_path, ("em1", "em2") if isolation else ("em1",)), dut="amr")

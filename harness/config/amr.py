@@ -65,6 +65,9 @@ class AmrTimings(Strict):
         "communication fault, and from its return to the fault clearing (cl. 77); default inactive_detection_s")
     manual_read_s: float = Field(gt=0, le=3600, description="longest time from a manual reading request to the "
                                  "fresh reading being available")
+    response_time_s: float | None = Field(
+        None, gt=0, le=600, description="longest time the API takes to answer a read (the meter list), also under "
+        "the robustness campaigns (cl. 49); default the rig's timing.request_timeout_s")
 
 
 class AmrSoakPoll(Strict):
@@ -100,6 +103,9 @@ class AmrSpec(Strict):
     availability_poll: AmrSoakPoll | None = Field(
         None, description="the read-only operation the availability soak polls (cl. 67, 73); without it the soak "
         "has nothing declared to poll")
+    max_connections: int | None = Field(None, ge=1, le=100_000, description="HTTP connections the server serves "
+                                        "at once (cl. 49 connection storm: up to it served, past it refused or "
+                                        "answered 503, every one freed when closed)")
     reading_quantities: dict[str, str] = Field(
         default_factory=lambda: {"electricity_meter": "active_import_total", "heat_meter": "heat_energy"},
         description="meter kind -> the quantity the server reads and reports for meters of that kind")

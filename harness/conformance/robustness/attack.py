@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.conformance.robustness import amr_essential
 from harness.conformance.robustness.coverage import Coverage
 from harness.conformance.robustness.essential import (
     Monitor,
@@ -38,6 +39,9 @@ class Finding:
     cases: list[Case] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     serves_no_one_new: bool = False  # the DUT takes no new client any more: restored like a dead one
+    # Worked out again once the monitor has stopped: a read still waiting when the campaign ended (a device that
+    # stalls rather than dies) is only seen then.
+    settle: Callable[[], Finding] | None = None
 
 
 Attack = Callable[[Campaign | SerialCampaign, Monitor, WireTarget, Coverage], Finding]
@@ -61,6 +65,8 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
     try:
         with monitor:
             finding = attack(campaign, monitor, target, coverage)
+        if finding.settle is not None:
+            finding = finding.settle()
         judge_monitor(check, monitor, response_time_s(dut))
         if monitor.down and not campaign.fresh_connections_served(target.probe, target.valid, 1,
                                                                   response_time_s(dut)):
@@ -73,6 +79,7 @@ def under_attack(dut: Any, check: Any, rig: Any, attack: Attack) -> None:
     finally:
         if isinstance(campaign, SerialCampaign):
             campaign.close()
+        amr_essential.forget(dut)
     if check.failures:
         _keep_reproducer(dut, check, rig, campaign, target, finding)
     if not alive or finding.serves_no_one_new:

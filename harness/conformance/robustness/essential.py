@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.conformance.energy import elapse_device_time
+from harness.conformance.robustness import amr_essential
 from harness.devices.api import DeviceError, NotDeclared
 from harness.quantities import EnergyRegister, energy_registers
 from harness.reporting.outcome import exc_text
@@ -28,7 +29,10 @@ STEPS_TO_SEE = 10  # device time let pass afterwards: enough for the reference l
 
 
 def essential_quantities(dut: Any) -> list[str]:
-    """Energy totals when the profile declares them, else its process values, else its first point."""
+    """Energy totals when the profile declares them, else its process values, else its first point; an AMR
+    server's meter list (amr_essential.py)."""
+    if amr_essential.is_amr(dut):
+        return [amr_essential.ESSENTIAL]
     totals = [r.name for r in energy_registers(dut.profile.tariff_count)
               if r.tariff is None and dut.profile.declares(r.name)]
     if totals:
@@ -88,6 +92,16 @@ class Monitor:
         """The last read failed (after the driver's own retries): the essential function is gone."""
         return bool(self.samples) and self.samples[-1].error is not None
 
+    def first_bad(self, limit_s: float) -> Sample | None:
+        """The first read that failed or came later than ``limit_s`` (None: every one was fine)."""
+        return next((s for s in self.samples if s.error is not None or s.latency_s > limit_s), None)
+
+    def last_timely(self, limit_s: float) -> float | None:
+        """Wall time of the last read answered within ``limit_s`` before the first bad one (None: never one)."""
+        bad = self.first_bad(limit_s)
+        fine = [s.t for s in self.samples if bad is None or s.t < bad.t]
+        return fine[-1] if fine else None
+
     def last_good(self) -> float | None:
         """Wall time of the last read that was answered before the first failure (None: never one)."""
         good = None
@@ -100,6 +114,12 @@ class Monitor:
 
 def read_sample(dut: Any, quantities: list[str]) -> Sample:
     t0 = time.time()
+    if amr_essential.is_amr(dut):
+        try:
+            values = amr_essential.read_meters(dut)
+        except DeviceError as exc:
+            return Sample(t0, time.time() - t0, None, exc_text(exc))
+        return Sample(t0, time.time() - t0, values)
     try:
         readings = dut.device.read_many(quantities)
     except DeviceError as exc:
@@ -111,6 +131,7 @@ def read_sample(dut: Any, quantities: list[str]) -> Sample:
 class Baseline:
     sample: Sample
     journal: list[Any] | None
+    stored: dict[str, set[str]] | None = None  # an AMR server's stored readings, per meter
 
 
 def baseline(dut: Any, quantities: list[str]) -> Baseline:
@@ -120,6 +141,8 @@ def baseline(dut: Any, quantities: list[str]) -> Baseline:
     sample = read_sample(dut, quantities)
     if sample.error is not None:
         raise Inconclusive(Msg("the DUT does not answer before the campaign: {error}", error=sample.error))
+    if amr_essential.is_amr(dut):
+        return Baseline(sample, None, amr_essential.with_a_reading(dut, list(sample.values or {})))
     return Baseline(sample, _journal(dut))
 
 
@@ -140,7 +163,8 @@ def judge_monitor(check: Any, monitor: Monitor, limit_s: float) -> None:
     if answered:
         slowest = max(s.latency_s for s in answered)
         check.at_most(Msg("essential function: slowest answer"), slowest, limit_s, unit="s",
-                      note=Msg("the profile's modbus/opcua response_time_s, else the rig's request_timeout_s"))
+                      note=Msg("the profile's modbus/opcua response_time_s (amr: timings.response_time_s), else the "
+                               "rig's request_timeout_s"))
     counters = [q for q in monitor.quantities if EnergyRegister.parse(q) is not None]
     back = largest_step_back([{q: s.values[q] for q in counters if q in s.values} for s in answered if s.values])
     if back is not None:
@@ -163,6 +187,9 @@ def nothing_lost(check: Any, dut: Any, base: Baseline, quantities: list[str]) ->
     check.equal(Msg("answers after the campaign"), after.error or Msg("answered"), Msg("answered"))
     if after.values is None or base.sample.values is None:
         return False
+    if base.stored is not None:
+        amr_essential.nothing_lost(check, dut, base.sample.values, base.stored, after.values)
+        return True
     for q in (q for q in quantities if EnergyRegister.parse(q) is not None):  # counters only, not temperatures
         b, a = base.sample.values.get(q), after.values.get(q)
         if isinstance(b, int | float) and isinstance(a, int | float):

@@ -33,8 +33,9 @@ def rig(harness_run):
 
 
 def _limit(dut) -> int | None:
-    """The profile's declared connection limit (``modbus.max_connections`` / ``opcua.max_connections``)."""
-    declared = dut.profile.modbus or dut.profile.opcua
+    """The profile's declared connection limit (``modbus.max_connections`` / ``opcua.max_connections`` /
+    ``amr.max_connections``)."""
+    declared = dut.profile.modbus or dut.profile.opcua or getattr(dut.profile, "amr", None)
     return getattr(declared, "max_connections", None)
 
 
@@ -52,6 +53,20 @@ def test_malformed_and_fuzzed_frames(dut, check, rig):
     settings = rig.robustness
 
     def attack(campaign, monitor, target, coverage):
+        def suspected(refused, sent, settled: bool = True) -> Finding:
+            bad = monitor.first_bad(response_time_s(dut))
+            if refused is None and bad is None:
+                return Finding(meta={"cases_sent": len(sent)},
+                               settle=None if settled else lambda: suspected(refused, sent))
+            # The cases under suspicion: sent after the last read that was answered in time (less one monitor
+            # interval), and — when a read failed or came late — before that read was over (a server that only
+            # slows down, like one that dies, does so on a case it had received by then).
+            since = (monitor.last_timely(response_time_s(dut)) or 0.0) - settings.monitor_interval_s
+            until = bad.t + bad.latency_s if bad is not None and refused is None else float("inf")
+            suspects = [o for o in sent if since <= o.t_sent <= until]
+            return Finding({o.conn for o in suspects}, [o.case for o in suspects],
+                           {"cases_sent": len(sent), "suspect_cases": [o.case.index for o in suspects]})
+
         cases = target.cases(rig.seed, settings.fuzz_cases)
         outcomes = campaign.fuzz(cases, lambda: monitor.down, response_time_s(dut))
         sent = [o for o in outcomes if o.refused is None]
@@ -67,12 +82,7 @@ def test_malformed_and_fuzzed_frames(dut, check, rig):
                           Msg("refused before case {index} ({refused})", index=refused.case.index,
                               refused=refused.refused) if refused else Msg("all"),
                           passed=refused is None)
-        if refused is None and not monitor.down:
-            return Finding(meta={"cases_sent": len(sent)})
-        since = (monitor.last_good() or 0.0) - settings.monitor_interval_s
-        suspects = [o for o in sent if o.t_sent >= since]
-        return Finding({o.conn for o in suspects}, [o.case for o in suspects],
-                       {"cases_sent": len(sent), "suspect_cases": [o.case.index for o in suspects]})
+        return suspected(refused, sent, settled=False)
 
     under_attack(dut, check, rig, attack)
 

@@ -212,8 +212,10 @@ class Campaign:
             reply, closed = self.receive(conn, s, wait_s) if self.send(conn, s, probe) else (None, True)
             if valid(reply):
                 storm.served += 1
-            elif closed:
-                storm.refused += 1  # accepted, then closed at once: refused the polite way
+            elif closed or reply:
+                # accepted, then closed at once, or answered with a refusal (HTTP 503, RFC 9110 §15.6.4; a Modbus
+                # exception): refused the polite way
+                storm.refused += 1
             else:
                 storm.unanswered += 1
         return storm

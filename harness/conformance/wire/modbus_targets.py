@@ -42,9 +42,11 @@ def modbus_map(dut: Any) -> Any:
 
 
 def response_time_s(dut: Any) -> float:
-    """The declared longest answer time (``modbus.response_time_s`` / ``opcua.response_time_s``), else the rig's
-    request timeout."""
-    declared = getattr(dut.profile.modbus or getattr(dut.profile, "opcua", None), "response_time_s", None)
+    """The declared longest answer time (``modbus.response_time_s`` / ``opcua.response_time_s`` /
+    ``amr.timings.response_time_s``), else the rig's request timeout."""
+    amr = getattr(dut.profile, "amr", None)
+    declared = getattr(dut.profile.modbus or getattr(dut.profile, "opcua", None) or (amr and amr.timings),
+                       "response_time_s", None)
     return declared or dut.timing.request_timeout_s
 
 

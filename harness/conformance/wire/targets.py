@@ -51,6 +51,10 @@ def wire_target(dut: Any) -> WireTarget:
         from harness.conformance.wire.dlms_targets import wrapper_target
 
         return wrapper_target(dut, WireTarget)
+    if getattr(dut.profile, "amr", None) is not None and dut.profile.protocol == "amr":  # the built-in REST adapter
+        from harness.conformance.wire.http_targets import amr_target
+
+        return amr_target(dut, WireTarget)
     raise Inconclusive(Msg("no robustness frames for protocol {protocol!r}", protocol=dut.profile.protocol))
 
 

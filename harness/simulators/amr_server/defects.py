@@ -42,4 +42,10 @@ AMR_DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "declares (amr.availability_poll)"),
     Defect("subscriber_leak_via_reports", "18", "KZ-18-01",
            "a subscriber's reports and analytics cover every meter of the field, not only its own"),
+    Defect("http_hangs_on_malformed", "49", "KZ-49-01",
+           "a connection that starts with a malformed HTTP request line blocks the server's event loop for 3 s "
+           "before it is refused: every client waits, the meter list too (http_defects.py)"),
+    Defect("http_connection_limit_leak", "49", "KZ-49-03",
+           "a connection that closes while the server is at its connection limit is never freed: after a storm "
+           "every new connection is answered 503 (http_defects.py)"),
 )}

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=0.5, help="seconds a meter has to answer a poll")
     p.add_argument("--control", metavar="[HOST:]PORT", help="control channel: advance the server's time (its polls "
                    "run at their simulated times)")
+    p.add_argument("--max-connections", type=int, default=16, help="connections served at once (its profile's "
+                   "amr.max_connections); past it a request is answered 503. 0: no limit")
     p.add_argument("--defects", default="", help="comma-separated seeded defects (see --list-defects)")
     p.add_argument("--list-defects", action="store_true")
     return p
@@ -147,5 +149,9 @@ async def _serve(args: argparse.Namespace, host: str, port: int, field: dict[str
                 await task
 
     app.router.lifespan_context = lifespan
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    from harness.simulators.amr_server.http_defects import limit_concurrency, protocol
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                           http=protocol(defects),
+                                           limit_concurrency=limit_concurrency(args.max_connections or None)))
     await server.serve()
