@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from read_throughput import HOST, emit, interleaved, measure, rounds_args, stop_simulator, wait_listening
+from read_throughput import HOST, emit, interleaved, measure, rate_summary, rounds_args, stop_simulator, wait_listening
 
 from harness.config import load_rig
 from harness.devices.dlms import DlmsDevice
@@ -106,14 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             raw_close()
             device.close()
-    summary = {"benchmark": "dlms_get_rate", "rounds": args.rounds, "seconds": args.seconds, "cpus": os.cpu_count(),
-               **{f"{m}_gets_per_s": round(statistics.median(r), 1) for m, r in rates.items()},
-               **{f"{m}_cpu_us_per_get": round(statistics.median(c), 1) for m, c in cpu_us.items()}}
-    summary["api_over_raw_rate"] = round(summary["api_gets_per_s"] / summary["raw_gets_per_s"], 3)
-    summary["api_over_raw_cpu"] = round(summary["api_cpu_us_per_get"] / summary["raw_cpu_us_per_get"], 3)
-    for mode in rates:
-        rate, cpu = summary[f"{mode}_gets_per_s"], summary[f"{mode}_cpu_us_per_get"]
-        print(f"{mode:4}  {rate:8.1f} GET/s  {cpu:8.1f} µs CPU/GET")
+    summary = rate_summary("dlms_get_rate", args, rates, cpu_us, ("api", "raw"))
     print(f"api/raw rate {summary['api_over_raw_rate']}  (target >= 0.8)")
     return emit(summary, args.json)
 

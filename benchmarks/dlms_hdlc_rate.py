@@ -17,14 +17,12 @@ The last line of stdout is the JSON summary.
 from __future__ import annotations
 
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from read_throughput import HOST, emit, interleaved, measure, rounds_args, stop_simulator, wait_listening
+from read_throughput import HOST, emit, interleaved, measure, rate_summary, rounds_args, stop_simulator, wait_listening
 
 from harness.config import load_rig
 from harness.config.rig import SerialTransport, Transport
@@ -73,14 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_simulator(proc)
             pair.close()
-    summary = {"benchmark": "dlms_hdlc_rate", "rounds": args.rounds, "seconds": args.seconds, "cpus": os.cpu_count(),
-               **{f"{m}_gets_per_s": round(statistics.median(r), 1) for m, r in rates.items()},
-               **{f"{m}_cpu_us_per_get": round(statistics.median(c), 1) for m, c in cpu_us.items()}}
-    summary["hdlc_over_tcp_rate"] = round(summary["hdlc_gets_per_s"] / summary["tcp_gets_per_s"], 3)
-    summary["hdlc_over_tcp_cpu"] = round(summary["hdlc_cpu_us_per_get"] / summary["tcp_cpu_us_per_get"], 3)
-    for mode in rates:
-        rate, cpu = summary[f"{mode}_gets_per_s"], summary[f"{mode}_cpu_us_per_get"]
-        print(f"{mode:4}  {rate:8.1f} GET/s  {cpu:8.1f} µs CPU/GET")
+    summary = rate_summary("dlms_hdlc_rate", args, rates, cpu_us, ("hdlc", "tcp"))
     print(f"hdlc/tcp rate {summary['hdlc_over_tcp_rate']}, CPU per GET {summary['hdlc_over_tcp_cpu']}")
     return emit(summary, args.json)
 

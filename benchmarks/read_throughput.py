@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -162,6 +163,26 @@ def rounds_args(doc: str, argv: list[str] | None, per: str = "client") -> argpar
     if not (1 <= args.rounds <= 50 and 0.1 <= args.seconds <= 30):
         p.error("--rounds must be 1..50 and --seconds 0.1..30")
     return args
+
+
+def rate_summary(name: str, args: argparse.Namespace, rates: dict[str, list[float]],
+                 cpu_us: dict[str, list[float]], ratio: tuple[str, str], unit: str = "GET") -> dict[str, Any]:
+    """Median rate and client CPU per operation of each mode, printed a line each, and the ``ratio`` (mode over
+    baseline mode) of both — the figures the DLMS benchmarks report beside their baseline from the same run."""
+    op = unit.lower() + "s"
+    summary: dict[str, Any] = {"benchmark": name, "rounds": args.rounds, "seconds": args.seconds,
+                               "cpus": os.cpu_count(),
+                               **{f"{m}_{op}_per_s": round(statistics.median(r), 1) for m, r in rates.items()},
+                               **{f"{m}_cpu_us_per_{unit.lower()}": round(statistics.median(c), 1)
+                                  for m, c in cpu_us.items()}}
+    top, base = ratio
+    summary[f"{top}_over_{base}_rate"] = round(summary[f"{top}_{op}_per_s"] / summary[f"{base}_{op}_per_s"], 3)
+    summary[f"{top}_over_{base}_cpu"] = round(summary[f"{top}_cpu_us_per_{unit.lower()}"]
+                                              / summary[f"{base}_cpu_us_per_{unit.lower()}"], 3)
+    for mode in rates:
+        print(f"{mode:4}  {summary[f'{mode}_{op}_per_s']:8.1f} {unit}/s  "
+              f"{summary[f'{mode}_cpu_us_per_{unit.lower()}']:8.1f} µs CPU/{unit}")
+    return summary
 
 
 def emit(summary: dict, json_path: Path | None) -> int:
