@@ -13,7 +13,7 @@ import yaml
 
 from harness.config.opcua_map import UPDATE_STATES
 from harness.conformance.access_control.opcua_access import COMMON_DEFAULTS
-from harness.devices.dlms import DAR_NAMES
+from harness.devices.dlms_results import DAR_NAMES
 from harness.reporting.clauses import SUITES
 
 # Names a Russian certificate keeps in Latin letters: units, protocols and standards, products, acronyms; and

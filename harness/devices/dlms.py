@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from harness.config.dlms_map import (
@@ -39,19 +38,16 @@ from harness.devices.api import (
     NotDeclared,
     Reading,
 )
+from harness.devices.cosem_values import decode_datetime, encode_datetime, encode_value
 from harness.devices.dlms_buffers import BufferReader
 from harness.devices.dlms_link import COUNTERS_LOCK, INVOCATION_COUNTERS, AssociationRefused, DlmsLink
+from harness.devices.dlms_results import AccessResult, dar_name, data_result, reassembled
 from harness.devices.transcript import Transcript
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
 from harness.quantities import EnergyRegister, to_canonical
 from harness.reporting.texts import Msg
 
-DAR_NAMES = {1: "hardware-fault", 2: "temporary-failure", 3: "read-write-denied", 4: "object-undefined",
-             9: "object-class-inconsistent", 11: "object-unavailable", 12: "type-unmatched",
-             13: "scope-of-access-violated", 14: "data-block-unavailable", 15: "long-get-aborted",
-             16: "no-long-get-in-progress", 17: "long-set-aborted", 18: "no-long-set-in-progress",
-             250: "other-reason"}
 LIST_HEADER, DESCRIPTOR_BYTES = 5, 10  # GET-request-with-list: tag, choice, invoke id, count; one descriptor each
 # A ciphered request is its plain APDU inside general-glo-ciphering (Green Book 9.2.7.2.4): tag, system title
 # (1 + 8), the content's length (at most 3), security control (1), invocation counter (4) and the GCM tag (12);
@@ -62,20 +58,6 @@ CIPHERING_OVERHEAD = 1 + 9 + 3 + 1 + 4 + 12
 # 128 - (1 + 4 + 12) bytes.
 LIBRARY_CIPHERED_PLAIN_MAX = 127 - (1 + 4 + 12)
 MAX_BLOCKS = 256  # a long GET longer than this many blocks is a meter that never says "last"
-
-
-def dar_name(code: int) -> str:
-    return DAR_NAMES.get(code, f"data-access-result {code}")
-
-
-@dataclass(frozen=True)
-class AccessResult:
-    """A GET that gave a Data-Access-Result instead of data (never confused with an integer value)."""
-
-    code: int
-
-    def __str__(self) -> str:
-        return dar_name(self.code)
 
 
 class DlmsDevice(Device):
@@ -282,11 +264,11 @@ class DlmsDevice(Device):
             if isinstance(answer, xdlms.GetResponseNormalWithError | xdlms.GetResponseLastBlockWithError):
                 return [AccessResult(int(answer.error.value))] * len(attributes)
             if isinstance(answer, xdlms.GetResponseWithList):
-                return [_result(r) for r in answer.response_data]
+                return [data_result(r) for r in answer.response_data]
             if isinstance(answer, xdlms.GetResponseWithBlock | xdlms.GetResponseLastBlock):
                 raw += answer.data
                 if isinstance(answer, xdlms.GetResponseLastBlock):
-                    return _reassembled(link, bytes(raw), len(attributes))
+                    return reassembled(link, bytes(raw), len(attributes))
                 answer = link.request(xdlms.GetRequestNext(block_number=answer.block_number), "get-next")
                 continue
             raise DeviceError(Msg("{dut}: a GET was answered with {name}", dut=link.dut, name=type(answer).__name__))
@@ -408,34 +390,25 @@ class DlmsDevice(Device):
 
         return self._retrying(self.map.reads_with, "read clock", call)
 
+    @property
+    def _local_to_utc(self) -> bool:
+        """The profile's sign convention of the clock's deviation (the Blue Book's is UTC-to-local)."""
+        return bool(self.map.clock and self.map.clock.deviation == "local_to_utc")
+
     def decode_time(self, raw: bytes) -> tuple[datetime, bool]:
         """A COSEM date-time as an aware instant in the device's zone; whether it shows hundredths."""
         if len(raw) != 12:
             raise DeviceError(Msg("{device}: the clock holds {value}, not a 12-byte date-time", device=self.name,
                                   value=raw.hex()))
         try:
-            naive = datetime(int.from_bytes(raw[0:2], "big"), raw[2], raw[3], raw[5], raw[6], raw[7],
-                             0 if raw[8] == 0xFF else raw[8] * 10000)
+            return decode_datetime(raw, self.profile.clock.tzinfo, self._local_to_utc)  # type: ignore[union-attr]
         except ValueError as exc:
             raise DeviceError(Msg("{device}: the clock holds {value}, no valid date-time ({exc})", device=self.name,
                                   value=raw.hex(), exc=exc)) from None
-        tz = self.profile.clock.tzinfo  # type: ignore[union-attr]
-        if raw[9:11] != b"\x80\x00":
-            dev = int.from_bytes(raw[9:11], "big", signed=True)
-            offset = -dev if self.map.clock and self.map.clock.deviation == "local_to_utc" else dev
-            naive -= timedelta(minutes=offset)  # UTC
-            return naive.replace(tzinfo=UTC).astimezone(tz), raw[8] != 0xFF
-        return naive.replace(tzinfo=tz), raw[8] != 0xFF
 
     def encode_time(self, when: datetime) -> bytes:
         """An instant as the device's local date-time with its deviation (the profile's sign convention)."""
-        tz = self.profile.clock.tzinfo  # type: ignore[union-attr]
-        local = when.astimezone(tz)
-        minutes = round(tz.utcoffset(None).total_seconds() / 60)
-        dev = -minutes if self.map.clock and self.map.clock.deviation == "local_to_utc" else minutes
-        return (local.year.to_bytes(2, "big") + bytes([local.month, local.day, local.isoweekday(), local.hour,
-                                                         local.minute, local.second, local.microsecond // 10000])
-                + dev.to_bytes(2, "big", signed=True) + b"\x00")
+        return encode_datetime(when, self.profile.clock.tzinfo, self._local_to_utc)  # type: ignore[union-attr]
 
     def clock_set_data(self, when: datetime) -> bytes:
         from dlms_cosem import dlms_data
@@ -492,44 +465,6 @@ class DlmsDevice(Device):
         self._links.clear()
         if self.line is not None:
             self.line.close()
-
-
-def _reassembled(link: DlmsLink, raw: bytes, count: int) -> list[Any]:
-    """The data of a long GET, put together from its blocks: one Data, or a list of Get-Data-Results."""
-    from dlms_cosem import utils
-    from dlms_cosem.protocol import xdlms
-
-    try:
-        if count == 1:
-            return [utils.parse_as_dlms_data(raw)]
-        listed = xdlms.GetResponseWithList.from_bytes(b"\xc4\x03\xc1" + raw)
-        results = [_result(r) for r in listed.response_data]
-    except Exception as exc:  # the library's parsers raise what they meet: the meter's data is at fault
-        raise DeviceError(Msg("{dut}: the blocks of a long GET ({n_raw} bytes) do not reassemble into {count} results "
-                              "({name}: {exc})", dut=link.dut, n_raw=len(raw), count=count, name=type(exc).__name__,
-                              exc=exc)) from None
-    if len(results) != count:
-        raise DeviceError(Msg("{dut}: the blocks of a long GET hold {n_results} results, {count} asked for",
-                              dut=link.dut, n_results=len(results), count=count))
-    return results
-
-
-def _result(item: Any) -> Any:
-    """One Get-Data-Result of a list as dlms-cosem parsed it: data as Python, or an AccessResult."""
-    return item.to_python() if hasattr(item, "to_python") else AccessResult(int(item.value))
-
-
-def encode_value(type_name: str, value: float | int) -> bytes:
-    """A number as the A-XDR Data of a declared type (the library's encoders: the driver's side)."""
-    from dlms_cosem import dlms_data as d
-
-    classes = {"integer": d.IntegerData, "long": d.LongData, "double_long": d.DoubleLongData,
-               "long64": d.Long64Data, "unsigned": d.UnsignedIntegerData, "long_unsigned": d.UnsignedLongData,
-               "double_long_unsigned": d.DoubleLongUnsignedData, "long64_unsigned": d.UnsignedLong64Data,
-               "enum": d.EnumData}
-    if type_name not in classes:
-        raise DeviceError(Msg("a {type_name} cannot be written as a number", type_name=type_name))
-    return classes[type_name](int(value)).to_bytes()
 
 
 __all__ = ["AccessResult", "DlmsDevice", "dar_name", "encode_value"]

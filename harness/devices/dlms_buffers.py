@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from harness.config.dlms_map import CLASS_CLOCK, DLMS_UNITS, obis_bytes
 from harness.config.dlms_profiles import CLASS_PROFILE_GENERIC, CapturedValues, DlmsLoadProfile
 from harness.devices.api import DeviceError, DeviceRefused, NotDeclared
+from harness.devices.dlms_results import AccessResult
 from harness.events import JournalEntry
 from harness.intervals import IntervalData
 from harness.reporting.texts import Msg
@@ -109,7 +110,7 @@ class BufferReader:
     def _get(self, link: DlmsLink, obis: str, attribute: int, selection: Any) -> Any:
         value = self.device.get_on(link, [self.device.attribute(CLASS_PROFILE_GENERIC, obis, attribute)],
                                    selection=selection, max_blocks=MAX_BUFFER_BLOCKS)[0]
-        if _is_access_result(value):
+        if isinstance(value, AccessResult):
             raise DeviceRefused(Msg("{device}: GET of {obis} attribute {attribute} answered {value}",
                                     device=self.device.name, obis=obis, attribute=attribute, value=value),
                                 value.code)
@@ -187,7 +188,7 @@ class BufferReader:
                                         for c in spec.channels.values()])
         steps = {}
         for (ch, col), su in zip(spec.channels.items(), got, strict=True):
-            if _is_access_result(su):
+            if isinstance(su, AccessResult):
                 raise DeviceRefused(Msg("{device}: scaler_unit of {obis} ({channel}) answered {su}",
                                         device=self.device.name, obis=col.obis, channel=ch.value, su=su), su.code)
             try:
@@ -219,9 +220,3 @@ def merged(logs: list[list[JournalEntry]], modulo: int) -> list[JournalEntry]:
         out.append(logs[first][at[first]])
         at[first] += 1
     return out
-
-
-def _is_access_result(value: Any) -> bool:
-    from harness.devices.dlms import AccessResult
-
-    return isinstance(value, AccessResult)
