@@ -321,3 +321,13 @@ def parse_defects(spec: str | None, catalogue: dict[str, Defect]) -> set[str]:
     if unknown:
         raise ValueError(f"unknown defect(s) {', '.join(sorted(unknown))}; known: {', '.join(catalogue)}")
     return names
+
+
+def print_catalogue(catalogue: dict[str, Defect]) -> int:
+    """``--list-defects`` of every simulator: a line per defect (name, clause, the check it must fail, what it
+    does), names padded to the longest; the exit code 0."""
+    width = max((len(name) for name in catalogue), default=0) + 2
+    for d in catalogue.values():
+        print(f"{d.name:{width}} cl. {d.clause}  {d.expect}  {d.description}")
+    return 0
+

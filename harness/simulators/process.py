@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.simulators.defects import Defect, parse_defects
+from harness.simulators.defects import Defect, parse_defects, print_catalogue
 
 if TYPE_CHECKING:
     from harness.config.profile import Profile
@@ -54,9 +54,7 @@ def run_simulator(args: argparse.Namespace, prog: str, catalogue: dict[str, Defe
                   make: Callable[[Profile, set[str]], SimulatedModbusDevice]) -> int:
     """Parse-checked arguments in, a serving device out, until SIGTERM/SIGINT."""
     if args.list_defects:
-        for d in catalogue.values():
-            print(f"{d.name:28} cl. {d.clause}  {d.expect}  {d.description}")
-        return 0
+        return print_catalogue(catalogue)
     if not (args.tcp or args.rtu) or args.state_dir is None:
         print(f"{prog}: needs --state-dir and at least one of --tcp / --rtu", file=sys.stderr)
         return 2

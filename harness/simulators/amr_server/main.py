@@ -42,13 +42,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     from harness.simulators.amr_server.defects import AMR_DEFECTS
-    from harness.simulators.defects import parse_defects
+    from harness.simulators.defects import parse_defects, print_catalogue
 
     args = _parser().parse_args(argv)
     if args.list_defects:
-        for d in AMR_DEFECTS.values():
-            print(f"{d.name:34} cl. {d.clause}  {d.expect}  {d.description}")
-        return 0
+        return print_catalogue(AMR_DEFECTS)
     if args.state_dir is None or args.http is None or args.field is None:
         print(f"{PROG}: needs --state-dir, --http and --field", file=sys.stderr)
         return 2

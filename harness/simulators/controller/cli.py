@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.simulators.defects import CONTROLLER_DEFECTS, parse_defects
+from harness.simulators.defects import CONTROLLER_DEFECTS, parse_defects, print_catalogue
 
 if TYPE_CHECKING:
     from harness.simulators.controller.device import Controller
@@ -76,9 +76,7 @@ def _users(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_defects:
-        for d in CONTROLLER_DEFECTS.values():
-            print(f"{d.name:30} cl. {d.clause}  {d.expect}  {d.description}")
-        return 0
+        return print_catalogue(CONTROLLER_DEFECTS)
     if not args.tcp or args.state_dir is None:
         print(f"{PROG}: needs --state-dir and --tcp HOST:PORT", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.simulators.defects import parse_defects
+from harness.simulators.defects import parse_defects, print_catalogue
 from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS
 
 PROG = "harness sim dlms-meter"
@@ -41,9 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_defects:
-        for d in DLMS_METER_DEFECTS.values():
-            print(f"{d.name:32} cl. {d.clause}  {d.expect}  {d.description}")
-        return 0
+        return print_catalogue(DLMS_METER_DEFECTS)
     if not (args.tcp or args.hdlc) or args.state_dir is None:
         print(f"{PROG}: needs --state-dir and at least one of --tcp / --hdlc", file=sys.stderr)
         return 2
