@@ -34,6 +34,14 @@ def amr_spec(dut: Any) -> AmrSpec:
     return spec
 
 
+def require_declared(check: Any, declared: object, what: Msg, limit: Msg) -> None:
+    """A capability cl. 62 asks for that the profile does not declare is the check's FAIL (measured as "none"
+    against what the Rules ask), not a skip: the server lacks it by its own description."""
+    if not declared:
+        check.measure(what, Msg("none"), passed=False, limit=limit)
+        check.require()
+
+
 def field_meters(dut: Any) -> dict[str, Any]:
     """The field's meter runtimes, brought up with the server; INCONCLUSIVE without a field."""
     if dut.field is None or not dut.field.meters:

@@ -18,7 +18,7 @@ from harness.conformance.amr.consumption import (
     sampled_period,
     total_of,
 )
-from harness.conformance.amr.field_truth import admin, amr_spec
+from harness.conformance.amr.field_truth import admin, amr_spec, require_declared
 from harness.reporting.texts import Msg
 
 pytestmark = pytest.mark.dut_kind("amr_server")
@@ -49,10 +49,8 @@ def _either(names: list[str]) -> str:
                    "period equal the harness's own computation from the field")
 def test_analytics(dut, check):
     spec = amr_spec(dut)
-    if not spec.analytics:
-        check.measure(Msg("analytics declared"), Msg("none"), passed=False,
-                      limit=Msg("total, maximum, minimum and dynamics of consumption (cl. 62)"))
-        check.require()
+    require_declared(check, spec.analytics, Msg("analytics declared"),
+                     Msg("total, maximum, minimum and dynamics of consumption (cl. 62)"))
     kinds = kinds_to_judge(dut, spec.reports or list(ReportKind))
     session = admin(dut)
     try:

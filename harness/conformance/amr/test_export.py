@@ -10,7 +10,7 @@ import pytest
 
 from harness.config.amr import ExportFormat
 from harness.conformance.amr.export_rows import PARSED_AS, read_export
-from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, wait_for
+from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, require_declared, wait_for
 from harness.quantities import UNIT_FACTORS
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
@@ -54,10 +54,8 @@ def _judge_file(check, fmt: ExportFormat, data: bytes, expected: set, period: st
                    "MeterReadings XML) holds exactly the readings of the period")
 def test_export(dut, check):
     spec, meters = amr_spec(dut), field_meters(dut)
-    if not spec.export_formats:
-        check.measure(Msg("export formats declared"), Msg("none"), passed=False,
-                      limit=Msg("at least one standard format (cl. 62: export to standard formats)"))
-        check.require()
+    require_declared(check, spec.export_formats, Msg("export formats declared"),
+                     Msg("at least one standard format (cl. 62: export to standard formats)"))
     interval = spec.timings.poll_interval_s
     session = admin(dut)
     try:

@@ -9,7 +9,15 @@ import pytest
 
 from harness.config.amr import AmrOperation, ReportKind
 from harness.conformance.amr.export_rows import exported_meters
-from harness.conformance.amr.field_truth import admin, amr_spec, bounded_wait, field_meters, temporary_user, wait_for
+from harness.conformance.amr.field_truth import (
+    admin,
+    amr_spec,
+    bounded_wait,
+    field_meters,
+    require_declared,
+    temporary_user,
+    wait_for,
+)
 from harness.devices.amr.api import AmrAccessDenied, AmrNotFound
 from harness.reporting.texts import Msg
 from harness.verdicts import Inconclusive
@@ -21,10 +29,8 @@ pytestmark = pytest.mark.dut_kind("amr_server")
                    "meter's readings, and its exports, reports and analytics hold only its own", also=("19", "21"))
 def test_subscriber_isolation(dut, check):
     spec, meters = amr_spec(dut), field_meters(dut)
-    if spec.subscriber_role is None:
-        check.measure(Msg("subscriber role declared"), Msg("none"), passed=False,
-                      limit=Msg("a subscriber workstation (cl. 62) whose users read only their own data (cl. 18-21)"))
-        check.require()
+    require_declared(check, spec.subscriber_role is not None, Msg("subscriber role declared"),
+                     Msg("a subscriber workstation (cl. 62) whose users read only their own data (cl. 18-21)"))
     if len(meters) < 2:
         raise Inconclusive(Msg("the field has one meter: a subscriber's own meter needs another to be isolated from"))
     own, others = next(iter(meters)), list(meters)[1:]

@@ -30,7 +30,7 @@ from harness.conformance.amr.consumption import (
     sampled_period,
     total_of,
 )
-from harness.conformance.amr.field_truth import admin, amr_spec, correction_roles, role_session
+from harness.conformance.amr.field_truth import admin, amr_spec, correction_roles, require_declared, role_session
 from harness.devices.amr.api import AmrSession, ConsumptionReport
 from harness.reporting.texts import Msg
 
@@ -94,10 +94,8 @@ def _corrected_in_period(dut, spec, session: AmrSession, period: SampledPeriod, 
                    "own sums from the field; an archived report is returned unchanged later and cannot be altered")
 def test_reports_and_archive(dut, check):
     spec = amr_spec(dut)
-    if not spec.reports:
-        check.measure(Msg("reports declared"), Msg("none"), passed=False,
-                      limit=Msg("electricity and heat reports per period (cl. 62)"))
-        check.require()
+    require_declared(check, spec.reports, Msg("reports declared"),
+                     Msg("electricity and heat reports per period (cl. 62)"))
     kinds = kinds_to_judge(dut, spec.reports)
     session = admin(dut)
     try:
