@@ -130,6 +130,7 @@ def sealed_registers_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # uses one carries its xdist group, so the run is made once, on one worker. Tests copy before they alter anything.
 METER_GOLDEN_GROUP = "meter-golden"
 CONTROLLER_GOLDEN_GROUP = "controller-golden"
+VARIANT_GOLDEN_GROUP = "variant-golden"  # test_generic_profile, test_interval_data
 
 
 @dataclass
@@ -158,6 +159,14 @@ def meter_golden_run(tmp_path_factory: pytest.TempPathFactory) -> GoldenRun:
     """`harness certify` of the default meter rig, every check, with its Allure report."""
     out = tmp_path_factory.mktemp("meter-golden") / "out"
     return GoldenRun(out, run_cli("certify", "--out", str(out), env=allure_env()))
+
+
+@pytest.fixture(scope="session")
+def variant_golden_run(tmp_path_factory: pytest.TempPathFactory) -> GoldenRun:
+    """`harness certify tests/data/variant-rig.yaml`, every check: the meter whose profile lays out its registers,
+    windows and journal differently from the built-in one (the suites are generic, not tuned to our simulator)."""
+    out = tmp_path_factory.mktemp("variant-golden") / "out"
+    return GoldenRun(out, run_cli("certify", str(DATA / "variant-rig.yaml"), "--out", str(out)))
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from tests.conftest import DATA, run_cli
+from tests.conftest import DATA, VARIANT_GOLDEN_GROUP, run_cli
 
 
 @pytest.mark.slow
-def test_variant_meter_certifies(tmp_path):
-    out = tmp_path / "out"
-    res = run_cli("certify", str(DATA / "variant-rig.yaml"), "--out", str(out))
-    assert res.returncode == 0, res.stdout + res.stderr
+@pytest.mark.xdist_group(VARIANT_GOLDEN_GROUP)
+def test_variant_meter_certifies(variant_golden_run):
+    out = variant_golden_run.out  # every check (conftest: variant_golden_run)
+    variant_golden_run.passed()
     verdicts = json.loads((out / "verdicts.json").read_text())
     assert verdicts["duts"]["meter"]["model"] == "VARIANT-EM2"
     assert verdicts["duts"]["meter"]["clauses"]["95"]["verdict"] == "PASS"

@@ -31,7 +31,14 @@ from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.intervals import IntervalRecord, IntervalStatus
 from harness.simulators.meter import MeterSimulator
 from harness.simulators.regimage import encode_clock, encode_point
-from tests.conftest import DATA, METER_DEFECTS_GROUP, METER_GOLDEN_GROUP, checks_of, run_cli
+from tests.conftest import (
+    DATA,
+    METER_DEFECTS_GROUP,
+    METER_GOLDEN_GROUP,
+    VARIANT_GOLDEN_GROUP,
+    checks_of,
+    run_cli,
+)
 
 CHECKS = [f"KZ-31-{n:02d}" for n in range(1, 6)]
 INTERVAL_DEFECTS = sorted(name for name, d in METER_DEFECTS.items() if d.clause == "31")
@@ -291,11 +298,11 @@ def test_interval_defect_fails_its_check(meter_defects, defect):
     assert "31" in run.record["clauses"] and SYMPTOM[defect] in run.record["reason"], run.record
 
 
-def test_variant_profile_passes(tmp_path):
-    out = tmp_path / "out"
-    res = run_cli("certify", str(DATA / "variant-rig.yaml"), "--out", str(out), "--suite", "interval_data")
-    assert res.returncode == 0, res.stdout + res.stderr
-    records = checks_of(out)
+@pytest.mark.xdist_group(VARIANT_GOLDEN_GROUP)
+def test_variant_profile_passes(variant_golden_run):
+    """Read from the whole certification of the variant rig (conftest: variant_golden_run)."""
+    variant_golden_run.passed()
+    records = variant_golden_run.checks("interval_data")
     assert sorted(records) == CHECKS and all(r["verdict"] == "PASS" for r in records.values()), records
 
 
