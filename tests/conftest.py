@@ -102,6 +102,12 @@ def builtin_loaded_rig() -> LoadedRig:
     return load_rig(builtin_rig())
 
 
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    """The `harness` command started, not waited for (the caller waits, and kills it by its PID if it must)."""
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The `harness` command exactly as a user runs it."""
@@ -227,34 +233,56 @@ def certify_defect(tmp_path: Path, defect: Any, *, rig: str | Path | None = None
 
 
 class DefectBatch:
-    """One `harness certify` for several seeded defects: the rig with one simulated DUT per defect (named after
-    it, tests/defect_rigs.py) and `--check DUT:ID` — each DUT runs only the check its defect must fail. Every DUT's
+    """`harness certify` for several seeded defects: the rig with one simulated DUT per defect (named after it,
+    tests/defect_rigs.py) and `--check DUT:ID` — each DUT runs only the check its defect must fail. Every DUT's
     verdicts stand alone, so ``run(defect)`` proves what certify_defect proves for one defect, without paying a
-    harness start-up, a report and a seal per defect (~1 s CPU each)."""
+    harness start-up, a report and a seal per defect (~1 s CPU each).
 
-    def __init__(self, tmp_path: Path, defects: list[Any], rig: Path) -> None:
+    ``parts`` > 1 splits the defects over that many certify runs at once: a batch mostly waits (power cuts, device
+    time, retention windows) and one run takes its DUTs one after the other, so a large batch would otherwise be
+    the longest piece of the test session on one worker."""
+
+    def __init__(self, tmp_path: Path, defects: list[Any], rig: Path, parts: int = 1) -> None:
         from tests.defect_rigs import rig_per_defect
 
-        self.out = tmp_path / "out"
-        batch_rig = rig_per_defect(rig, [d.name for d in defects], tmp_path / f"batch-{rig.name}")
-        self.res = run_cli("certify", str(batch_rig), "--out", str(self.out), "--reruns", "0",
-                           *[arg for d in defects for arg in ("--check", f"{d.name}:{d.expect}")])
+        groups = [g for g in (defects[i::max(1, parts)] for i in range(max(1, parts))) if g]
+        started: list[tuple[Path, list[Any], subprocess.Popen[str]]] = []
+        try:
+            for i, group in enumerate(groups):
+                out = tmp_path / ("out" if len(groups) == 1 else f"out-{i + 1}")
+                batch_rig = rig_per_defect(rig, [d.name for d in group], tmp_path / f"batch-{i + 1}-{rig.name}")
+                checks = [a for d in group for a in ("--check", f"{d.name}:{d.expect}")]
+                started.append((out, group, start_cli("certify", str(batch_rig), "--out", str(out), "--reruns", "0",
+                                                      *checks)))
+            self._runs: dict[str, tuple[Path, subprocess.CompletedProcess[str]]] = {}
+            for out, group, proc in started:
+                stdout, stderr = proc.communicate(timeout=300)
+                res = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+                self._runs.update((d.name, (out, res)) for d in group)
+        finally:
+            for _out, _group, proc in started:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=30)
+        self.outs = [out for out, _group, _proc in started]
+        self.out, self.res = self._runs[defects[0].name]  # the first part's (the only one unless split)
         self.defects = {d.name for d in defects}
 
     def run(self, defect: Any) -> DefectRun:
-        """certify_defect's assertions for the DUT that carries ``defect``: the batch exits 1, and that DUT's check
+        """certify_defect's assertions for the DUT that carries ``defect``: its batch exits 1, and that DUT's check
         FAILed on the defect's clause, as its line on the console says."""
         assert defect.name in self.defects, f"{defect.name} is not in this batch"
-        assert self.res.returncode == 1, self.res.stdout + self.res.stderr
-        checks = {r["id"]: r for r in map(json.loads, (self.out / "checks.jsonl").read_text().splitlines())
+        out, res = self._runs[defect.name]
+        assert res.returncode == 1, res.stdout + res.stderr
+        checks = {r["id"]: r for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())
                   if r["dut"] == defect.name}
         record = checks[defect.expect]
         assert record["verdict"] == "FAIL", (record["verdict"], record.get("reason"), record.get("measurements"))
-        clause = verdicts_of(self.out)["duts"][defect.name]["clauses"][defect.clause]
+        clause = verdicts_of(out)["duts"][defect.name]["clauses"][defect.clause]
         assert clause["verdict"] == "FAIL", clause
         assert any(defect.expect in line and " FAIL " in line and f" {defect.name} " in line  # its progress line
-                   for line in self.res.stdout.splitlines()), self.res.stdout
-        return DefectRun(self.res, record, clause, checks)
+                   for line in res.stdout.splitlines()), res.stdout
+        return DefectRun(res, record, clause, checks)
 
 
 def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, catalogue: dict[str, Any],
@@ -265,7 +293,8 @@ def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     names = sorted({item.callspec.params["defect"] for item in request.session.items
                     if fixture in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
                     and "defect" in item.callspec.params})
-    return DefectBatch(tmp_path_factory.mktemp(fixture), [catalogue[n] for n in names], rig)
+    parts = 1 if len(names) < 8 else 2 if len(names) < 20 else 3  # each part: a harness start-up, a report, a seal
+    return DefectBatch(tmp_path_factory.mktemp(fixture), [catalogue[n] for n in names], rig, parts)
 
 
 # Batches of seeded defects shared by the modules that prove them: their tests carry the batch's xdist group, so a
