@@ -303,6 +303,8 @@ METER_DEFECTS_GROUP = "meter-defects"
 HEAT_DEFECTS_GROUP = "heat-defects"
 CONCENTRATOR_DEFECTS_GROUP = "concentrator-defects"
 CONTROLLER_DEFECTS_GROUP = "controller-defects"  # test_access_control_opcua, test_controller_journal
+DLMS_DEFECTS_GROUP = "dlms-defects"  # the TCP DLMS rig's: test_dlms, test_dlms_profiles
+DLMS_HDLC_DEFECTS_GROUP = "dlms-hdlc-defects"  # the HDLC rig's (a pty pair per DUT): test_dlms_hdlc
 
 
 @pytest.fixture(scope="session")
@@ -331,6 +333,20 @@ def controller_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     from harness.simulators.defects import CONTROLLER_DEFECTS
 
     return _batch_for(request, tmp_path_factory, CONTROLLER_DEFECTS, builtin_rig("sim-controller.yaml"))
+
+
+@pytest.fixture(scope="session")
+def dlms_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, DLMS_METER_DEFECTS, builtin_rig("sim-dlms-meter.yaml"))
+
+
+@pytest.fixture(scope="session")
+def dlms_hdlc_defects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS
+
+    return _batch_for(request, tmp_path_factory, DLMS_METER_DEFECTS, builtin_rig("sim-dlms-meter-hdlc.yaml"))
 
 
 # ---- scheduling on the xdist workers ------------------------------------------------------------------------------

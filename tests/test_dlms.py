@@ -30,8 +30,8 @@ from harness.devices.transcript import Transcript
 from harness.fault_injection.ports import free_port
 from harness.resources import builtin_profile, builtin_rig
 from harness.simulators.dlms_meter import apdu, axdr
-from harness.simulators.dlms_meter.defects import DLMS_OWN
-from tests.conftest import certify_defect, checks_of, run_cli
+from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS, DLMS_OWN
+from tests.conftest import DLMS_DEFECTS_GROUP, checks_of, run_cli
 from tests.russian_text import english_left
 
 RIG = builtin_rig("sim-dlms-meter.yaml")
@@ -324,9 +324,11 @@ def test_a_differently_laid_out_profile_passes_the_same_checks(tmp_path):
     assert not _files_holding_keys(out, rig, "management")
 
 
-@pytest.mark.parametrize("defect", DLMS_OWN, ids=lambda d: d.name)
-def test_each_dlms_defect_fails_its_clause(tmp_path, defect):
-    run = certify_defect(tmp_path, defect, rig=RIG)
+@pytest.mark.slow  # the batch: ~30 s wall, started early
+@pytest.mark.xdist_group(DLMS_DEFECTS_GROUP)
+@pytest.mark.parametrize("defect", [d.name for d in DLMS_OWN])
+def test_each_dlms_defect_fails_its_clause(dlms_defects, defect):
+    run = dlms_defects.run(DLMS_METER_DEFECTS[defect])
     assert run.record["measurements"], run.record
 
 

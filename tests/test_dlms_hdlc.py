@@ -15,7 +15,7 @@ import pytest
 from harness.config import load_profile, load_rig
 from harness.devices.dlms_hdlc import HdlcLine
 from harness.fault_injection.serial_line import PtyPair
-from harness.simulators.dlms_meter.defects import HDLC_OWN
+from harness.simulators.dlms_meter.defects import DLMS_METER_DEFECTS, HDLC_OWN
 from harness.simulators.dlms_meter.hdlc import (
     Frame,
     FrameError,
@@ -24,7 +24,7 @@ from harness.simulators.dlms_meter.hdlc import (
     encode_address,
     parse_frame,
 )
-from tests.conftest import certify_defect, checks_of, run_cli
+from tests.conftest import DLMS_HDLC_DEFECTS_GROUP, checks_of, run_cli
 from tests.russian_text import english_left
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,13 +284,15 @@ def test_golden_meter_over_hdlc_passes_the_hdlc_checks(tmp_path):
 
 
 @pytest.mark.serial
-@pytest.mark.parametrize("defect", HDLC_DEFECTS, ids=lambda d: d.name)
-def test_each_hdlc_defect_fails_its_check(tmp_path, defect):
+@pytest.mark.slow  # the batch: ~30 s wall, started early
+@pytest.mark.xdist_group(DLMS_HDLC_DEFECTS_GROUP)
+@pytest.mark.parametrize("defect", [d.name for d in HDLC_DEFECTS])
+def test_each_hdlc_defect_fails_its_check(dlms_hdlc_defects, defect):
     """Each fails its check; a campaign that broke the meter keeps a serial-line reproducer naming the case."""
-    run = certify_defect(tmp_path, defect, rig=RIG)
+    run = dlms_hdlc_defects.run(DLMS_METER_DEFECTS[defect])
     assert run.record["measurements"], run.record
-    if defect.expect == "KZ-49-01":
-        sidecar = json.loads(next((tmp_path / "out").rglob("reproducers/KZ-49-01-meter*.json")).read_text())
+    if DLMS_METER_DEFECTS[defect].expect == "KZ-49-01":  # its DUT is named after its defect (tests/defect_rigs.py)
+        sidecar = json.loads(next(dlms_hdlc_defects.out.rglob(f"reproducers/KZ-49-01-{defect}*.json")).read_text())
         assert sidecar["protocol"] == "dlms-hdlc"
         assert any(c["family"] == "odd_address" for c in sidecar["cases"]), sidecar["cases"]
 

@@ -18,8 +18,8 @@ from harness.config import ConfigError, load_profile
 from harness.fault_injection.time_control import SimulatorTime
 from harness.simulators.defects import METER_DEFECTS
 from harness.simulators.dlms_meter import apdu, axdr
-from tests.conftest import certify_defect
-from tests.test_dlms import PROFILE, RIG, _device, dlms_sim  # noqa: F401  (the module's simulator fixture)
+from tests.conftest import DLMS_DEFECTS_GROUP
+from tests.test_dlms import PROFILE, _device, dlms_sim  # noqa: F401  (the module's simulator fixture)
 
 
 def _with_entries(sim) -> None:  # type: ignore[no-untyped-def]
@@ -138,9 +138,11 @@ def test_profile_errors_name_file_and_line(tmp_path, change, message):
 OVER_DLMS = ["journal_sequence_gap", "interval_increments_wrong", "tamper_not_logged"]
 
 
+@pytest.mark.slow  # the batch: ~30 s wall, started early
+@pytest.mark.xdist_group(DLMS_DEFECTS_GROUP)
 @pytest.mark.parametrize("defect", OVER_DLMS)
-def test_journal_and_interval_defects_fail_their_clauses_over_dlms(tmp_path, defect):
-    run = certify_defect(tmp_path, METER_DEFECTS[defect], rig=RIG)
+def test_journal_and_interval_defects_fail_their_clauses_over_dlms(dlms_defects, defect):
+    run = dlms_defects.run(METER_DEFECTS[defect])
     assert run.record["measurements"] or run.record["reason"], run.record
 
 
