@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,7 +242,8 @@ class DefectBatch:
     time, retention windows) and one run takes its DUTs one after the other, so a large batch would otherwise be
     the longest piece of the test session on one worker."""
 
-    def __init__(self, tmp_path: Path, defects: list[Any], rig: Path, parts: int = 1) -> None:
+    def __init__(self, tmp_path: Path, defects: list[Any], rig: Path, parts: int = 1,
+                 shape: Callable[[str, dict], None] | None = None) -> None:
         from tests.defect_rigs import rig_per_defect
 
         groups = [g for g in (defects[i::max(1, parts)] for i in range(max(1, parts))) if g]
@@ -250,7 +251,8 @@ class DefectBatch:
         try:
             for i, group in enumerate(groups):
                 out = tmp_path / ("out" if len(groups) == 1 else f"out-{i + 1}")
-                batch_rig = rig_per_defect(rig, [d.name for d in group], tmp_path / f"batch-{i + 1}-{rig.name}")
+                batch_rig = rig_per_defect(rig, [d.name for d in group], tmp_path / f"batch-{i + 1}-{rig.name}",
+                                           shape)
                 checks = [a for d in group for a in ("--check", f"{d.name}:{d.expect}")]
                 started.append((out, group, start_cli("certify", str(batch_rig), "--out", str(out), "--reruns", "0",
                                                       *checks)))
@@ -286,7 +288,7 @@ class DefectBatch:
 
 
 def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, catalogue: dict[str, Any],
-               rig: Path) -> DefectBatch:
+               rig: Path, shape: Callable[[str, dict], None] | None = None) -> DefectBatch:
     """The batch of every defect that a selected test using this fixture takes as its ``defect`` parameter (so `-k`
     on one test runs only its defect)."""
     fixture = request.fixturename
@@ -294,7 +296,7 @@ def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                     if fixture in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
                     and "defect" in item.callspec.params})
     parts = 1 if len(names) < 8 else 2 if len(names) < 20 else 3  # each part: a harness start-up, a report, a seal
-    return DefectBatch(tmp_path_factory.mktemp(fixture), [catalogue[n] for n in names], rig, parts)
+    return DefectBatch(tmp_path_factory.mktemp(fixture), [catalogue[n] for n in names], rig, parts, shape)
 
 
 # Batches of seeded defects shared by the modules that prove them: their tests carry the batch's xdist group, so a

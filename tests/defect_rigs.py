@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
@@ -18,12 +18,17 @@ import yaml
 PASSING = {"PASS", "N/A"}
 
 
-def rig_per_defect(rig: Path, defects: Iterable[str], out: Path) -> Path:
-    """Write ``out``: ``rig`` with its single DUT replaced by one DUT per defect, named after it."""
+def rig_per_defect(rig: Path, defects: Iterable[str], out: Path,
+                   shape: Callable[[str, dict], None] | None = None) -> Path:
+    """Write ``out``: ``rig`` with its single DUT replaced by one DUT per defect, named after it. ``shape(defect,
+    dut)`` may trim that defect's copy to what its check needs (an AMR server's field: only the meters it reads)."""
     data = yaml.safe_load(rig.read_text(encoding="utf-8"))
     (_name, dut), = data["duts"].items()
     dut["profile"] = str((rig.parent / dut["profile"]).resolve())
     data["duts"] = {defect: {**copy.deepcopy(dut), "defects": [defect]} for defect in defects}
+    for defect, copied in data["duts"].items():
+        if shape is not None:
+            shape(defect, copied)
     out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return out
 
