@@ -240,11 +240,13 @@ class DefectBatch:
 
     ``parts`` > 1 splits the defects over that many certify runs at once: a batch mostly waits (power cuts, device
     time, retention windows) and one run takes its DUTs one after the other, so a large batch would otherwise be
-    the longest piece of the test session on one worker."""
+    the longest piece of the test session on one worker. ``golden`` check ids run, in the first part, on one more
+    DUT: an unseeded copy named GOLDEN (tests/defect_rigs.py), for a test of the golden device that shares the run.
+    ``shape(defect, dut)`` trims a defect's DUT to what its check needs."""
 
     def __init__(self, tmp_path: Path, defects: list[Any], rig: Path, parts: int = 1,
-                 shape: Callable[[str, dict], None] | None = None) -> None:
-        from tests.defect_rigs import rig_per_defect
+                 shape: Callable[[str, dict], None] | None = None, golden: tuple[str, ...] = ()) -> None:
+        from tests.defect_rigs import GOLDEN, rig_per_defect
 
         groups = [g for g in (defects[i::max(1, parts)] for i in range(max(1, parts))) if g]
         started: list[tuple[Path, list[Any], subprocess.Popen[str]]] = []
@@ -252,8 +254,9 @@ class DefectBatch:
             for i, group in enumerate(groups):
                 out = tmp_path / ("out" if len(groups) == 1 else f"out-{i + 1}")
                 batch_rig = rig_per_defect(rig, [d.name for d in group], tmp_path / f"batch-{i + 1}-{rig.name}",
-                                           shape)
+                                           shape, golden=bool(golden) and i == 0)
                 checks = [a for d in group for a in ("--check", f"{d.name}:{d.expect}")]
+                checks += [a for check in golden if i == 0 for a in ("--check", f"{GOLDEN}:{check}")]
                 started.append((out, group, start_cli("certify", str(batch_rig), "--out", str(out), "--reruns", "0",
                                                       *checks)))
             self._runs: dict[str, tuple[Path, subprocess.CompletedProcess[str]]] = {}
@@ -269,6 +272,13 @@ class DefectBatch:
         self.outs = [out for out, _group, _proc in started]
         self.out, self.res = self._runs[defects[0].name]  # the first part's (the only one unless split)
         self.defects = {d.name for d in defects}
+
+    def golden(self) -> dict[str, dict]:
+        """The golden DUT's records by check id (it runs in the first part, ``out``)."""
+        from tests.defect_rigs import GOLDEN
+
+        return {r["id"]: r for r in map(json.loads, (self.out / "checks.jsonl").read_text().splitlines())
+                if r["dut"] == GOLDEN}
 
     def run(self, defect: Any) -> DefectRun:
         """certify_defect's assertions for the DUT that carries ``defect``: its batch exits 1, and that DUT's check

@@ -16,12 +16,14 @@ from pathlib import Path
 import yaml
 
 PASSING = {"PASS", "N/A"}
+GOLDEN = "golden"  # the unseeded DUT a batch may carry beside its seeded ones (no defect is named so)
 
 
 def rig_per_defect(rig: Path, defects: Iterable[str], out: Path,
-                   shape: Callable[[str, dict], None] | None = None) -> Path:
-    """Write ``out``: ``rig`` with its single DUT replaced by one DUT per defect, named after it. ``shape(defect,
-    dut)`` may trim that defect's copy to what its check needs (an AMR server's field: only the meters it reads)."""
+                   shape: Callable[[str, dict], None] | None = None, golden: bool = False) -> Path:
+    """Write ``out``: ``rig`` with its single DUT replaced by one DUT per defect, named after it, and with
+    ``golden`` an unseeded copy too, named GOLDEN. ``shape(defect, dut)`` may trim a defect's copy to what its
+    check needs (an AMR server's field: only the meters it reads)."""
     data = yaml.safe_load(rig.read_text(encoding="utf-8"))
     (_name, dut), = data["duts"].items()
     dut["profile"] = str((rig.parent / dut["profile"]).resolve())
@@ -29,6 +31,8 @@ def rig_per_defect(rig: Path, defects: Iterable[str], out: Path,
     for defect, copied in data["duts"].items():
         if shape is not None:
             shape(defect, copied)
+    if golden:
+        data["duts"][GOLDEN] = {**copy.deepcopy(dut), "defects": []}
     out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return out
 

@@ -28,7 +28,8 @@ from harness.conformance.wire.http_fuzz import (
 from harness.fault_injection.ports import free_port
 from harness.simulators.amr_server.defects import AMR_DEFECTS
 from harness.simulators.amr_server.http_defects import HTTP_DEFECTS
-from tests.conftest import ROOT, DefectBatch, checks_of, run_cli
+from tests.conftest import ROOT, DefectBatch
+from tests.defect_rigs import GOLDEN
 
 ROBUSTNESS_CHECKS = [f"KZ-49-{n:02d}" for n in range(1, 5)]
 
@@ -46,26 +47,40 @@ def _small_rig(tmp_path: Path) -> Path:
     return rig
 
 
+# One certify run for the golden server and one server per HTTP defect (each DUT's verdicts stand alone): the
+# harness's start-up, report and seal paid once. Both tests read it, so they share an xdist worker.
+ROBUSTNESS_GROUP = "amr-robustness"
+
+
+@pytest.fixture(scope="module")
+def robustness_run(tmp_path_factory: pytest.TempPathFactory) -> DefectBatch:
+    """The golden server runs the whole robustness suite; the stall on a bad request line, KZ-49-01; the
+    connection slot leak, KZ-49-03."""
+    tmp_path = tmp_path_factory.mktemp("amr-robustness")
+    return DefectBatch(tmp_path, [AMR_DEFECTS[n] for n in HTTP_DEFECTS], _small_rig(tmp_path),
+                       golden=tuple(ROBUSTNESS_CHECKS))
+
+
 @pytest.mark.serial
-def test_golden_amr_server_passes_the_robustness_suite(tmp_path):
-    out = tmp_path / "out"
-    res = run_cli("certify", str(_small_rig(tmp_path)), "--out", str(out), "--reruns", "0", "--suite", "robustness")
-    checks = checks_of(out)
+@pytest.mark.xdist_group(ROBUSTNESS_GROUP)
+def test_golden_amr_server_passes_the_robustness_suite(robustness_run: DefectBatch):
+    checks, res = robustness_run.golden(), robustness_run.res
     assert {c: checks[c]["verdict"] for c in ROBUSTNESS_CHECKS} == dict.fromkeys(ROBUSTNESS_CHECKS, "PASS"), \
         res.stdout + res.stderr
     fuzz = {m["name"]: m for m in checks["KZ-49-01"]["measurements"]}
     assert fuzz["coverage: fuzz cases sent of planned"]["measured"] == 100.0
     assert fuzz["readings stored before the campaign missing afterwards"]["note"] != "0 readings checked"
-    assert not list(out.rglob("reproducers/*"))
+    assert not list(robustness_run.out.rglob(f"reproducers/*-{GOLDEN}.*"))  # each is named CHECK-DUT
     storm = next(m for m in checks["KZ-49-03"]["measurements"] if m["name"].startswith("of 20 connections"))
     assert "declared limit 16" in storm["name"] and storm["measured"] >= 15, storm  # the profile's max_connections
 
 
 @pytest.mark.serial
-def test_each_http_defect_fails_its_check_and_keeps_an_http_reproducer(tmp_path):
-    """One certify for both (a server per defect): the stall on a bad request line fails KZ-49-01 on its answer time,
-    the connection slot leak fails KZ-49-03 on the new connections after the storm."""
-    batch = DefectBatch(tmp_path, [AMR_DEFECTS[n] for n in HTTP_DEFECTS], _small_rig(tmp_path))
+@pytest.mark.xdist_group(ROBUSTNESS_GROUP)
+def test_each_http_defect_fails_its_check_and_keeps_an_http_reproducer(robustness_run: DefectBatch):
+    """A server per defect: the stall on a bad request line fails KZ-49-01 on its answer time, the connection slot
+    leak fails KZ-49-03 on the new connections after the storm."""
+    batch = robustness_run
     hang = batch.run(AMR_DEFECTS["http_hangs_on_malformed"]).record
     slowest = next(m for m in hang["measurements"] if m["name"] == "essential function: slowest answer")
     assert slowest["passed"] is False and slowest["measured"] >= 2.0, slowest
