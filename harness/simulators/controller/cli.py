@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if host not in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
         print(f"{PROG}: --tcp must be a loopback HOST:PORT (the simulator serves loopback only)", file=sys.stderr)
         return 2
+    gc.disable()  # until the server has started: _settle_heap
     from harness.resources import builtin_profile
     from harness.simulators.controller.device import Controller
     from harness.simulators.controller.profile import ProfileError, load_controller_profile
@@ -111,8 +113,11 @@ async def _serve(device: Controller, host: str, port: int, control_port: int | N
     from harness.simulators.control import serve_control
     from harness.simulators.controller.server import build_server
 
-    server, emitter = await build_server(device, host, port)
-    await server.start()
+    try:
+        server, emitter = await build_server(device, host, port)
+        await server.start()
+    finally:
+        _settle_heap()
     control = await serve_control("127.0.0.1", control_port, device.control) if control_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,6 +137,16 @@ async def _serve(device: Controller, host: str, port: int, control_port: int | N
     with contextlib.suppress(Exception):
         await server.stop()
     device.close()
+
+
+def _settle_heap() -> None:
+    """The start (imports, device, server) makes about a million objects, most of them asyncua's standard address
+    space (~6000 nodes), none of them garbage: with the collector on, its passes over the growing heap were a fifth
+    of a start's CPU (2.3 s -> 1.9 s per start; the fill alone 1.5 s -> 1.0 s), and every full collection afterwards
+    walked the whole address space again. They are kept out of its sight (gc.freeze: they live as long as the
+    process anyway); what the device makes while it serves is collected as before."""
+    gc.freeze()
+    gc.enable()
 
 
 async def _tick(device: Controller) -> None:
