@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,12 +242,17 @@ class DefectBatch:
     time, retention windows) and one run takes its DUTs one after the other, so a large batch would otherwise be
     the longest piece of the test session on one worker. ``golden`` check ids run, in the first part, on one more
     DUT: an unseeded copy named GOLDEN (tests/defect_rigs.py), for a test of the golden device that shares the run.
-    ``shape(defect, dut)`` trims a defect's DUT to what its check needs."""
+    ``shape(defect, dut)`` trims a defect's DUT to what its check needs. ``whole_suites``: defect -> a suite its DUT
+    runs whole (every check of it, to show that nothing else of the suite fails with the defect) instead of only
+    its own check."""
 
     def __init__(self, tmp_path: Path, defects: list[Any], rig: Path, parts: int = 1,
-                 shape: Callable[[str, dict], None] | None = None, golden: tuple[str, ...] = ()) -> None:
-        from tests.defect_rigs import GOLDEN, rig_per_defect
+                 shape: Callable[[str, dict], None] | None = None, golden: tuple[str, ...] = (),
+                 whole_suites: dict[str, str] | None = None) -> None:
+        from tests.defect_rigs import GOLDEN, rig_per_defect, suite_check_ids
 
+        whole = {d: suite_check_ids(suite) for d, suite in (whole_suites or {}).items()}
+        assert all(d.expect in whole[d.name] for d in defects if d.name in whole), "a defect outside its suite"
         groups = [g for g in (defects[i::max(1, parts)] for i in range(max(1, parts))) if g]
         started: list[tuple[Path, list[Any], subprocess.Popen[str]]] = []
         try:
@@ -255,7 +260,8 @@ class DefectBatch:
                 out = tmp_path / ("out" if len(groups) == 1 else f"out-{i + 1}")
                 batch_rig = rig_per_defect(rig, [d.name for d in group], tmp_path / f"batch-{i + 1}-{rig.name}",
                                            shape, golden=bool(golden) and i == 0)
-                checks = [a for d in group for a in ("--check", f"{d.name}:{d.expect}")]
+                checks = [a for d in group for check in whole.get(d.name, [d.expect])
+                          for a in ("--check", f"{d.name}:{check}")]
                 checks += [a for check in golden if i == 0 for a in ("--check", f"{GOLDEN}:{check}")]
                 started.append((out, group, start_cli("certify", str(batch_rig), "--out", str(out), "--reruns", "0",
                                                       *checks)))
@@ -280,6 +286,17 @@ class DefectBatch:
         return {r["id"]: r for r in map(json.loads, (self.out / "checks.jsonl").read_text().splitlines())
                 if r["dut"] == GOLDEN}
 
+    def part(self, name: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        """(OUT, finished certify) of the run that took the DUT of defect ``name``."""
+        return self._runs[name]
+
+    def records(self, names: Iterable[str]) -> list[dict]:
+        """checks.jsonl records of the DUTs of these defects, from whichever run took each."""
+        wanted = set(names)
+        outs = {self._runs[n][0] for n in wanted}
+        return [r for out in sorted(outs) for r in map(json.loads, (out / "checks.jsonl").read_text().splitlines())
+                if r["dut"] in wanted]
+
     def run(self, defect: Any) -> DefectRun:
         """certify_defect's assertions for the DUT that carries ``defect``: its batch exits 1, and that DUT's check
         FAILed on the defect's clause, as its line on the console says."""
@@ -300,13 +317,15 @@ class DefectBatch:
 def _batch_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, catalogue: dict[str, Any],
                rig: Path, shape: Callable[[str, dict], None] | None = None) -> DefectBatch:
     """The batch of every defect that a selected test using this fixture takes as its ``defect`` parameter (so `-k`
-    on one test runs only its defect)."""
+    on one test runs only its defect), and of those a selected test names in its `whole_suite` marker."""
     fixture = request.fixturename
-    names = sorted({item.callspec.params["defect"] for item in request.session.items
-                    if fixture in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
-                    and "defect" in item.callspec.params})
+    users = [item for item in request.session.items if fixture in getattr(item, "fixturenames", ())]
+    whole = {d: mark.args[0] for item in users for mark in item.iter_markers(WHOLE_SUITE_MARK) for d in mark.args[1]}
+    names = sorted({item.callspec.params["defect"] for item in users
+                    if hasattr(item, "callspec") and "defect" in item.callspec.params} | set(whole))
     parts = 1 if len(names) < 8 else 2 if len(names) < 20 else 3  # each part: a harness start-up, a report, a seal
-    return DefectBatch(tmp_path_factory.mktemp(fixture), [catalogue[n] for n in names], rig, parts, shape)
+    return DefectBatch(tmp_path_factory.mktemp(fixture), [catalogue[n] for n in names], rig, parts, shape,
+                       whole_suites=whole)
 
 
 # Batches of seeded defects shared by the modules that prove them: their tests carry the batch's xdist group, so a
@@ -315,6 +334,13 @@ METER_DEFECTS_GROUP = "meter-defects"
 HEAT_DEFECTS_GROUP = "heat-defects"
 CONCENTRATOR_DEFECTS_GROUP = "concentrator-defects"
 CONTROLLER_DEFECTS_GROUP = "controller-defects"  # test_access_control_opcua, test_controller_journal
+# @pytest.mark.whole_suite(SUITE, [defects]) on a test that uses a batch: those defects' DUTs run all of SUITE in it.
+WHOLE_SUITE_MARK = "whole_suite"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{WHOLE_SUITE_MARK}(suite, defects): in the test's defect batch, these "
+                            "defects' DUTs run every check of the suite, not only their own")
 DLMS_DEFECTS_GROUP = "dlms-defects"  # the TCP DLMS rig's: test_dlms, test_dlms_profiles
 DLMS_HDLC_DEFECTS_GROUP = "dlms-hdlc-defects"  # the HDLC rig's (a pty pair per DUT): test_dlms_hdlc
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
 
 PASSING = {"PASS", "N/A"}
+_CHECK_MARK = re.compile(r"""mark\.check\(\s*["'](KZ-[0-9-]+)["']""")
 GOLDEN = "golden"  # the unseeded DUT a batch may carry beside its seeded ones (no defect is named so)
 
 
@@ -39,9 +41,26 @@ def rig_per_defect(rig: Path, defects: Iterable[str], out: Path,
 
 def not_passing(out_dir: Path) -> dict[str, dict[str, str]]:
     """DUT -> {check id: verdict} of every check that neither passed nor was N/A, from OUT/checks.jsonl."""
+    return not_passing_of(map(json.loads, (out_dir / "checks.jsonl").read_text(encoding="utf-8").splitlines()))
+
+
+def not_passing_of(records: Iterable[dict]) -> dict[str, dict[str, str]]:
+    """not_passing of these checks.jsonl records (e.g. DefectBatch.records of some of its DUTs)."""
     found: dict[str, dict[str, str]] = {}
-    for record in map(json.loads, (out_dir / "checks.jsonl").read_text(encoding="utf-8").splitlines()):
+    for record in records:
         found.setdefault(record["dut"], {})
         if record["verdict"] not in PASSING:
             found[record["dut"]][record["id"]] = record["verdict"]
     return found
+
+
+def suite_check_ids(suite: str) -> list[str]:
+    """Every check id of ``suite`` (read from its modules' check markers): `--check DUT:ID` for each runs on DUT what
+    `--suite SUITE` would run — the checks of other device kinds have no item on it — while the batch's other DUTs
+    run only their own check. A marker this does not read fails here rather than shrink the suite."""
+    from harness import registry
+
+    sources = [p.read_text(encoding="utf-8") for p in sorted(Path(registry.suites()[suite].path).rglob("test_*.py"))]
+    found = [i for text in sources for i in _CHECK_MARK.findall(text)]
+    assert len(found) == sum(text.count("mark.check(") for text in sources), f"a check marker of {suite} not read"
+    return sorted(set(found))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import CONTROLLER_DEFECTS_GROUP, CONTROLLER_GOLDEN_GROUP, ROOT, run_cli
-from defect_rigs import not_passing, rig_per_defect
+from defect_rigs import not_passing_of
 
 from harness.simulators.defects import CONTROLLER_DEFECTS
 
@@ -90,15 +90,21 @@ def test_access_defect_fails_its_check(controller_defects, defect):
 
 
 @pytest.mark.slow
-def test_defects_fail_only_their_check_in_the_whole_suite(tmp_path):
+@pytest.mark.xdist_group(CONTROLLER_DEFECTS_GROUP)
+@pytest.mark.whole_suite("access_control", WHOLE_SUITE_DEFECTS)
+def test_defects_fail_only_their_check_in_the_whole_suite(controller_defects):
+    """Their DUTs run all of access_control inside the controller batch (conftest: DefectBatch), beside the DUTs
+    that run only their own check."""
     assert set(WHOLE_SUITE_DEFECTS) <= set(ACCESS_DEFECTS)
-    rig = rig_per_defect(RIG, WHOLE_SUITE_DEFECTS, tmp_path / "rig.yaml")
-    res = run_cli("certify", str(rig), "--out", str(tmp_path / "out"), "--reruns", "0", "--suite", "access_control",
-                  timeout=180)
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert not_passing(tmp_path / "out") == {d: {CONTROLLER_DEFECTS[d].expect: "FAIL"} for d in WHOLE_SUITE_DEFECTS}
-    checks = {(r["dut"], r["id"]): r for r in map(json.loads, (tmp_path / "out" / "checks.jsonl").read_text()
-                                                  .splitlines())}
+    for defect in WHOLE_SUITE_DEFECTS:
+        _out, res = controller_defects.part(defect)
+        assert res.returncode == 1, res.stdout + res.stderr
+    records = controller_defects.records(WHOLE_SUITE_DEFECTS)
+    for defect in WHOLE_SUITE_DEFECTS:  # each ran the whole suite (for a controller: its OPC UA checks at least)
+        assert set(OPCUA_CHECKS) <= {r["id"] for r in records if r["dut"] == defect}, defect
+    assert {r["suite"] for r in records} == {"access_control"}
+    assert not_passing_of(records) == {d: {CONTROLLER_DEFECTS[d].expect: "FAIL"} for d in WHOLE_SUITE_DEFECTS}
+    checks = {(r["dut"], r["id"]): r for r in records}
     trust = checks["auth_trusts_any_certificate", "KZ-66-03"]
     assert _measurement(trust, "secure channel with an untrusted application certificate")["measured"] == "accepted"
     assert _measurement(trust, "untrusted certificate as user identity (over a trusted channel)")[
