@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asyncua import ua
@@ -146,4 +147,17 @@ class ControllerInternalServer(InternalServer):
     def create_session(self, name: str, user: User = User(role=UserRole.Anonymous),  # noqa: B008 (asyncua's own)
                        external: bool = False) -> InternalSession:
         return ControllerSession(self, self.aspace, self.subscription_service, name, user=user, external=external)
+
+    async def load_standard_address_space(self, shelf_file: Path | None = None) -> None:
+        """asyncua's fill of the standard nodes, or its result from the cache (standard_space.py)."""
+        from harness.simulators.controller import standard_space
+
+        path = standard_space.cache_path() if shelf_file is None else None
+        nodes = standard_space.load(path) if path else None
+        if nodes is not None:
+            self.aspace._nodes = nodes  # what asyncua's AddressSpace.load does
+            return
+        await super().load_standard_address_space(shelf_file)
+        if path:
+            standard_space.store(path, self.aspace._nodes)
 
