@@ -15,13 +15,13 @@ import yaml
 
 from harness.config.modbus_map import ModbusMap
 from harness.simulators.defects import CONTROLLER_DEFECTS, METER_DEFECTS, WIRE_DEFECTS
-from tests.conftest import CONTROLLER_GOLDEN_GROUP, ROOT, run_cli, verdicts_of
-from tests.defect_rigs import not_passing, rig_per_defect
+from tests.conftest import CONTROLLER_DEFECTS_GROUP, CONTROLLER_GOLDEN_GROUP, ROOT, run_cli, verdicts_of
+from tests.defect_rigs import not_passing, not_passing_of, rig_per_defect
 
-TCP_RIG, RTU_RIG, UA_RIG = (str(ROOT / "rigs" / f"{name}.yaml") for name in ("sim-meter", "sim-meter-rtu",
-                                                                             "sim-controller"))
+TCP_RIG, RTU_RIG = (str(ROOT / "rigs" / f"{name}.yaml") for name in ("sim-meter", "sim-meter-rtu"))
 MODBUS_CHECKS = [f"KZ-68-{n:02d}" for n in range(1, 8)]
 OPCUA_CHECKS = [f"KZ-68-{n:02d}" for n in range(8, 12)]
+UA_DEFECTS = sorted(name for name, d in CONTROLLER_DEFECTS.items() if d.expect in OPCUA_CHECKS)
 needs_socat = pytest.mark.skipif(shutil.which("socat") is None, reason="RTU over a pty pair needs socat")
 
 
@@ -88,19 +88,24 @@ def test_modbus_tcp_defects_fail_exactly_their_checks(tmp_path):
 
 
 @pytest.mark.slow
-def test_opcua_defects_fail_exactly_their_checks(tmp_path):
-    """The whole suite once over one simulated controller per OPC UA protocol defect (tests/defect_rigs.py):
-    each DUT fails exactly the check its defect names, everything else of the suite passes or is N/A."""
-    defects = {name: d for name, d in CONTROLLER_DEFECTS.items() if d.expect in OPCUA_CHECKS}
+@pytest.mark.xdist_group(CONTROLLER_DEFECTS_GROUP)
+@pytest.mark.whole_suite("protocol", UA_DEFECTS)
+def test_opcua_defects_fail_exactly_their_checks(controller_defects):
+    """The whole suite once over one simulated controller per OPC UA protocol defect (tests/defect_rigs.py), inside
+    the controller defect batch (conftest: DefectBatch; its other DUTs run other checks): each of these DUTs fails
+    exactly the check its defect names, everything else of the suite passes or is N/A."""
+    defects = {name: CONTROLLER_DEFECTS[name] for name in UA_DEFECTS}
     assert sorted(d.expect for d in defects.values()) == OPCUA_CHECKS  # every OPC UA check has its defect
-    rig = rig_per_defect(Path(UA_RIG), defects, tmp_path / "rig.yaml")
-    code, output, verdicts, _checks = _run(tmp_path / "out", str(rig), "--suite", "protocol")
-    assert code == 1, output
-    assert not_passing(tmp_path / "out") == {name: {d.expect: "FAIL"} for name, d in defects.items()}
     for name, d in defects.items():
-        assert verdicts["duts"][name]["clauses"][d.clause]["verdict"] == "FAIL"
-    shown = {(r["dut"], r["id"]): r for r in map(json.loads, (tmp_path / "out" / "checks.jsonl").read_text()
-                                                 .splitlines())}
+        out, res = controller_defects.part(name)
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stdout + res.stderr
+        assert verdicts_of(out)["duts"][name]["clauses"][d.clause]["verdict"] == "FAIL"
+    records = controller_defects.records(defects)
+    assert {r["suite"] for r in records} == {"protocol"}
+    for name in defects:  # each ran the whole suite (for a controller: its OPC UA checks at least)
+        assert set(OPCUA_CHECKS) <= {r["id"] for r in records if r["dut"] == name}, name
+    assert not_passing_of(records) == {name: {d.expect: "FAIL"} for name, d in defects.items()}
+    shown = {(r["dut"], r["id"]): r for r in records}
     reasons = {name: shown[name, d.expect]["reason"] for name, d in defects.items()}
     assert "Basic128Rsa15/Sign" in reasons["endpoint_extra_policy"]
     assert "Read of" in reasons["unknown_node_wrong_status"] and "Browse of" not in reasons["unknown_node_wrong_status"]
