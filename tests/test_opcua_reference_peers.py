@@ -100,9 +100,25 @@ def _measured(record: dict) -> dict[str, str]:
     return {m["name"]: m["measured"] for m in record["measurements"]}
 
 
+@pytest.fixture(scope="module")
+def peer_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict]]:
+    """access_control and protocol over both peers in one certify run (a DUT each, named after its configuration,
+    each as _rig launches it): config -> check id -> record."""
+    tmp = tmp_path_factory.mktemp("peers")
+    rig = yaml.safe_load(_rig(tmp, "defaults").read_text())
+    rig["duts"] = {config: yaml.safe_load(_rig(tmp, config).read_text())["duts"]["plc"] for config in EXPECTED}
+    (tmp / "rig.yaml").write_text(yaml.safe_dump(rig), encoding="utf-8")
+    res = run_cli("certify", str(tmp / "rig.yaml"), "--out", str(tmp / "out"), "--reruns", "0",
+                  "--suite", "access_control", "--suite", "protocol", timeout=300)
+    assert "Traceback" not in res.stderr, res.stderr
+    records = [json.loads(line) for line in (tmp / "out" / "checks.jsonl").read_text().splitlines()]
+    return {config: {r["id"]: r for r in records if r["dut"] == config} for config in EXPECTED}
+
+
+@pytest.mark.xdist_group("opcua-reference-peers")
 @pytest.mark.parametrize("config", ["defaults", "hardened"])
-def test_reference_peer_verdicts(tmp_path, config):
-    checks = _certify(_rig(tmp_path, config), tmp_path / "out", "--suite", "access_control", "--suite", "protocol")
+def test_reference_peer_verdicts(peer_runs, config):
+    checks = peer_runs[config]
     got = {c: checks[c]["verdict"] for c in CHECKS}
     assert got == EXPECTED[config], {c: (got[c], checks[c].get("reason", "")[:300]) for c in CHECKS
                                      if got[c] != EXPECTED[config][c]}
