@@ -31,6 +31,8 @@ from harness.conformance.availability.figures import (
     outage_recoveries,
     overlapping,
 )
+from harness.reporting.i18n import language
+from harness.reporting.texts import from_data
 from harness.simulators.defects import METER_DEFECTS
 
 SOAK = {"duration_s": 10, "interval_s": 0.08}  # 125 polls: enough to resolve 1 %
@@ -166,7 +168,11 @@ def test_soak_passes_the_golden_meter_fails_the_defect_and_recovers_after_link_f
     failed = [e for e in _lines(tmp_path / "defect" / "availability" / "meter-1.jsonl")
               if e["type"] == "poll" and not e["ok"]]
     assert failed and all("no valid answer" in e["error"] and e["rtt_ms"] >= 1000 for e in failed)  # timeouts
-    assert _measured(caught, "polls unanswered")["measured"] == len(failed)
+    unanswered = _measured(caught, "polls unanswered")
+    assert unanswered["measured"] == len(failed)
+    with language("ru"):  # the driver's own words about each unanswered poll, translated like the rest of the note
+        note_ru = from_data(unanswered["texts"]["note"]).localized()
+    assert "нет правильного ответа" in note_ru and "no valid answer" not in note_ru, note_ru
 
     code, log = results["faults"]
     assert code == 0, log

@@ -15,29 +15,34 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.conformance.availability.figures import Window
+from harness.reporting.outcome import exc_text
+from harness.reporting.texts import Msg
 
 JOIN_S = 10.0  # bound on waiting for the schedule's thread once stopped (a restore is one link call)
 
 
 def link_for(dut: Any, which: str, kinds: set[str]) -> tuple[Any, str | None]:
-    """The link the schedule acts on, or None and why this bench cannot fault it."""
+    """The link the schedule acts on, or None and why this bench cannot fault it (a Msg: it is an INCONCLUSIVE
+    reason on the certificate, in the run's language)."""
     if which == "main":
         link = dut.main_link
         if link is None:
-            return None, ("this DUT's main transport is reached directly (`link: direct`), so the harness cannot "
-                          "fault it: set `link: proxy` (TCP, or a simulated serial line `port: pty`; unprivileged) or "
-                          "`link: netns` (TCP, root) on the DUT")
+            return None, Msg("this DUT's main transport is reached directly (`link: direct`), so the harness cannot "
+                             "fault it: set `link: proxy` (TCP, or a simulated serial line `port: pty`; unprivileged) "
+                             "or `link: netns` (TCP, root) on the DUT")
     else:
         channel = which.removeprefix("upstream_")
         if dut.upstream is None:
-            return None, f"the schedule faults upstream {channel}, but this DUT has no upstream channels"
+            return None, Msg("the schedule faults upstream {channel}, but this DUT has no upstream channels",
+                             channel=channel)
         try:
             link = dut.upstream.link(channel)
         except RuntimeError as exc:
-            return None, str(exc)
+            return None, exc_text(exc)
     missing = sorted(k for k in kinds if not callable(getattr(link, k, None)))
     if missing:
-        return None, f"the {type(link).__name__} link of this DUT cannot {' or '.join(missing)}"
+        return None, Msg("the {link} link of this DUT cannot {missing}", link=type(link).__name__,
+                         missing=", ".join(missing))
     return link, None
 
 
@@ -90,7 +95,7 @@ class LinkFaultSchedule:
                 self._stop.wait(max(0.0, begin + fault.for_s - time.time()))
                 self._restore()
         except Exception as exc:  # reported by the check (INCONCLUSIVE), never lost in a thread
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = Msg("{kind}: {text}", kind=type(exc).__name__, text=exc_text(exc))
             if self._open is None:  # failed while applying: whatever half took is undone
                 with contextlib.suppress(Exception):
                     self.link.restore()
@@ -104,7 +109,8 @@ class LinkFaultSchedule:
         try:
             self.link.restore()
         except Exception as exc:
-            self.error = self.error or f"restore failed: {type(exc).__name__}: {exc}"
+            self.error = self.error or Msg("restore failed: {kind}: {text}", kind=type(exc).__name__,
+                                           text=exc_text(exc))
             end = time.time()
         else:
             end = self.link.last_transition

@@ -42,6 +42,7 @@ from harness.conformance.availability.figures import (
 from harness.conformance.availability.link_schedule import LinkFaultSchedule, link_for
 from harness.conformance.availability.pollers import SoakPoller, poller_for
 from harness.devices.api import DeviceError
+from harness.reporting.outcome import exc_text
 
 if TYPE_CHECKING:
     from harness.config.availability import AvailabilitySoak
@@ -168,7 +169,7 @@ def _poll(device: SoakPoller, soak: Soak, due: int, log: SoakLog, schedule: Link
             device.poll()
             error = None
         except DeviceError as exc:
-            error = str(exc) or type(exc).__name__
+            error = exc_text(exc)  # the driver's Msg where it raised one: translated in the check's note
         end = time.time()
         following = min(due, max(slot + 1, math.ceil((end - t0) / interval)))
         n = polls.add(start, end, error, following - slot)

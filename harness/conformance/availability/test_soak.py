@@ -76,8 +76,9 @@ def test_availability_over_soak(dut, check, harness_run):
                             answered=a.answered, attempts=a.attempts, how=_attempts_note(soak), faults=faults,
                             share=100 / a.attempts))
     failed = [i for i in range(len(polls)) if not polls.ok[i] and not excluded[i]]
-    listed = "; ".join(f"{_when(soak, polls.start[i])}: {polls.errors[i]}" for i in failed[:SHOWN])
-    more = f" (+{len(failed) - SHOWN} more)" if len(failed) > SHOWN else ""
+    listed = Msg.joined("; ", [Msg("{when}: {error}", when=_when(soak, polls.start[i]), error=polls.errors[i])
+                               for i in failed[:SHOWN]])
+    more = Msg(" (+{n} more)", n=len(failed) - SHOWN) if len(failed) > SHOWN else ""
     check.measure(Msg("polls unanswered"), len(failed), passed=True,
                   note=Msg("of {polls} polls every {interval_s:g} s, each {what}", polls=a.polls,
                            interval_s=soak.interval_s, what=soak.what)
