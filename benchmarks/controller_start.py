@@ -20,45 +20,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from startup_cost import READY_TIMEOUT_S, _reap
+from startup_cost import start_to_ready_cpu
 
 
 def start_cpu(env: dict[str, str], scratch: Path) -> float:
     """One start of the golden controller on a fresh state directory, to its ready line and a clean stop."""
     from harness.fault_injection.ports import free_port
 
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "sim", "controller", "--state-dir",
-                             tempfile.mkdtemp(dir=scratch), "--tcp", f"127.0.0.1:{free_port()}", "--control",
-                             str(free_port()), "--users", "admin1:Adm1n-bench-2025:administrator"],
-                            env=env, cwd=scratch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
-    try:
-        assert proc.stdout is not None
-        deadline, seen = time.monotonic() + READY_TIMEOUT_S, b""
-        while b"ready on" not in seen:  # "harness sim controller ready on opc.tcp://…"
-            remaining = deadline - time.monotonic()
-            chunk = os.read(proc.stdout.fileno(), 4096) if remaining > 0 and select.select(
-                [proc.stdout], [], [], remaining)[0] else b""
-            if not chunk:
-                raise SystemExit(f"the controller exited or was not ready within {READY_TIMEOUT_S} s: {seen[-300:]!r}")
-            seen += chunk
-        proc.send_signal(signal.SIGTERM)
-        return _reap(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    return start_to_ready_cpu([sys.executable, "-m", "harness", "sim", "controller", "--state-dir",
+                               tempfile.mkdtemp(dir=scratch), "--tcp", f"127.0.0.1:{free_port()}", "--control",
+                               str(free_port()), "--users", "admin1:Adm1n-bench-2025:administrator"],
+                              env, scratch, b"ready on")  # "harness sim controller ready on opc.tcp://…"
 
 
 def main() -> int:

@@ -58,24 +58,22 @@ def certify_cpu(python: str, env: dict[str, str], scratch: Path) -> float:
     return cpu
 
 
-def sim_start_cpu(python: str, env: dict[str, str], scratch: Path) -> float:
-    from harness.fault_injection.ports import free_port
-
-    state = tempfile.mkdtemp(dir=scratch)
-    proc = subprocess.Popen([python, "-m", "harness", "sim", "meter", "--profile", str(PROFILE), "--state-dir", state,
-                             "--tcp", f"127.0.0.1:{free_port()}", "--load", "3000,500,1200,300"],
-                            env=env, cwd=scratch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+def start_to_ready_cpu(command: list[str], env: dict[str, str], cwd: Path, ready: bytes) -> float:
+    """CPU of one simulator start: ``command`` runs until its output holds ``ready`` (its ready line), then SIGTERM
+    and a clean stop; user + system of the process and its waited-for children (os.wait4)."""
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     try:
         assert proc.stdout is not None
-        deadline, line = time.monotonic() + READY_TIMEOUT_S, b""
-        while b"ready" not in line:  # the simulator prints a "... ready ..." line when it serves
+        deadline, seen = time.monotonic() + READY_TIMEOUT_S, b""
+        while ready not in seen:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([proc.stdout], [], [], remaining)[0]:
-                raise SystemExit(f"{python}: the simulator was not ready within {READY_TIMEOUT_S} s")
-            line = proc.stdout.readline()
-            if not line:
-                raise SystemExit(f"{python}: the simulator exited before it was ready")
+            chunk = os.read(proc.stdout.fileno(), 4096) if remaining > 0 and select.select(
+                [proc.stdout], [], [], remaining)[0] else b""
+            if not chunk:
+                raise SystemExit(f"{command[0]}: the simulator exited or was not ready within {READY_TIMEOUT_S} s: "
+                                 f"{seen[-300:]!r}")
+            seen += chunk
         proc.send_signal(signal.SIGTERM)
         return _reap(proc)
     finally:
@@ -84,6 +82,15 @@ def sim_start_cpu(python: str, env: dict[str, str], scratch: Path) -> float:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def sim_start_cpu(python: str, env: dict[str, str], scratch: Path) -> float:
+    from harness.fault_injection.ports import free_port
+
+    state = tempfile.mkdtemp(dir=scratch)
+    return start_to_ready_cpu([python, "-m", "harness", "sim", "meter", "--profile", str(PROFILE), "--state-dir",
+                               state, "--tcp", f"127.0.0.1:{free_port()}", "--load", "3000,500,1200,300"],
+                              env, scratch, b"ready")  # the simulator prints a "... ready ..." line when it serves
 
 
 def main() -> int:

@@ -337,6 +337,8 @@ METER_DEFECTS_GROUP = "meter-defects"
 HEAT_DEFECTS_GROUP = "heat-defects"
 CONCENTRATOR_DEFECTS_GROUP = "concentrator-defects"
 CONTROLLER_DEFECTS_GROUP = "controller-defects"  # test_access_control_opcua, test_controller_journal
+DLMS_DEFECTS_GROUP = "dlms-defects"  # the TCP DLMS rig's: test_dlms, test_dlms_profiles
+DLMS_HDLC_DEFECTS_GROUP = "dlms-hdlc-defects"  # the HDLC rig's (a pty pair per DUT): test_dlms_hdlc
 # @pytest.mark.whole_suite(SUITE, [defects]) on a test that uses a batch: those defects' DUTs run all of SUITE in it.
 WHOLE_SUITE_MARK = "whole_suite"
 
@@ -344,8 +346,6 @@ WHOLE_SUITE_MARK = "whole_suite"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{WHOLE_SUITE_MARK}(suite, defects): in the test's defect batch, these "
                             "defects' DUTs run every check of the suite, not only their own")
-DLMS_DEFECTS_GROUP = "dlms-defects"  # the TCP DLMS rig's: test_dlms, test_dlms_profiles
-DLMS_HDLC_DEFECTS_GROUP = "dlms-hdlc-defects"  # the HDLC rig's (a pty pair per DUT): test_dlms_hdlc
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,16 @@ verdicts stand alone, so each still shows what its defect, and only it, breaks.
 from __future__ import annotations
 
 import copy
+import functools
 import json
-import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
 
 PASSING = {"PASS", "N/A"}
-_CHECK_MARK = re.compile(r"""mark\.check\(\s*["'](KZ-[0-9-]+)["']""")
 GOLDEN = "golden"  # the unseeded DUT a batch may carry beside its seeded ones (no defect is named so)
 
 
@@ -30,8 +31,8 @@ def rig_per_defect(rig: Path, defects: Iterable[str], out: Path,
     (_name, dut), = data["duts"].items()
     dut["profile"] = str((rig.parent / dut["profile"]).resolve())
     data["duts"] = {defect: {**copy.deepcopy(dut), "defects": [defect]} for defect in defects}
-    for defect, copied in data["duts"].items():
-        if shape is not None:
+    if shape is not None:
+        for defect, copied in data["duts"].items():
             shape(defect, copied)
     if golden:
         data["duts"][GOLDEN] = {**copy.deepcopy(dut), "defects": []}
@@ -54,13 +55,25 @@ def not_passing_of(records: Iterable[dict]) -> dict[str, dict[str, str]]:
     return found
 
 
-def suite_check_ids(suite: str) -> list[str]:
-    """Every check id of ``suite`` (read from its modules' check markers): `--check DUT:ID` for each runs on DUT what
-    `--suite SUITE` would run — the checks of other device kinds have no item on it — while the batch's other DUTs
-    run only their own check. A marker this does not read fails here rather than shrink the suite."""
-    from harness import registry
+@functools.cache
+def _listed_checks() -> dict[str, tuple[str, ...]]:
+    """Suite -> its check ids, as `harness suites` lists them (the harness's own collection of the check markers)."""
+    res = subprocess.run([sys.executable, "-m", "harness", "suites"], capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL, check=True)
+    listed: dict[str, list[str]] = {}
+    current = ""
+    for line in res.stdout.splitlines():
+        if line.startswith("  "):
+            listed[current].append(line.split()[0])
+        elif line.strip():
+            current = line.split(":", 1)[0]
+            listed[current] = []
+    return {suite: tuple(ids) for suite, ids in listed.items()}
 
-    sources = [p.read_text(encoding="utf-8") for p in sorted(Path(registry.suites()[suite].path).rglob("test_*.py"))]
-    found = [i for text in sources for i in _CHECK_MARK.findall(text)]
-    assert len(found) == sum(text.count("mark.check(") for text in sources), f"a check marker of {suite} not read"
-    return sorted(set(found))
+
+def suite_check_ids(suite: str) -> list[str]:
+    """Every check id of ``suite``: `--check DUT:ID` for each runs on DUT what `--suite SUITE` would run — the
+    checks of other device kinds have no item on it — while the batch's other DUTs run only their own check."""
+    ids = _listed_checks().get(suite)
+    assert ids, f"`harness suites` lists no checks of {suite}"
+    return sorted(ids)

@@ -87,7 +87,8 @@ def test_each_http_defect_fails_its_check_and_keeps_an_http_reproducer(robustnes
     leak = batch.run(AMR_DEFECTS["http_connection_limit_leak"]).record
     after = next(m for m in leak["measurements"] if m["name"] == "new connections served after the storm's were closed")
     assert after["measured"] == 0, after
-    sidecar = json.loads(next(batch.out.rglob("reproducers/KZ-49-01-http_hangs_on_malformed.json")).read_text())
+    out = batch.part("http_hangs_on_malformed")[0]
+    sidecar = json.loads(next(out.rglob("reproducers/KZ-49-01-http_hangs_on_malformed.json")).read_text())
     assert sidecar["protocol"] == "http" and sidecar["pcap"] == "KZ-49-01-http_hangs_on_malformed.pcap"
     assert any(c["family"] == "request_line" for c in sidecar["cases"]), sidecar["cases"]
 

@@ -292,7 +292,8 @@ def test_each_hdlc_defect_fails_its_check(dlms_hdlc_defects, defect):
     run = dlms_hdlc_defects.run(DLMS_METER_DEFECTS[defect])
     assert run.record["measurements"], run.record
     if DLMS_METER_DEFECTS[defect].expect == "KZ-49-01":  # its DUT is named after its defect (tests/defect_rigs.py)
-        sidecar = json.loads(next(dlms_hdlc_defects.out.rglob(f"reproducers/KZ-49-01-{defect}*.json")).read_text())
+        out = dlms_hdlc_defects.part(defect)[0]
+        sidecar = json.loads(next(out.rglob(f"reproducers/KZ-49-01-{defect}*.json")).read_text())
         assert sidecar["protocol"] == "dlms-hdlc"
         assert any(c["family"] == "odd_address" for c in sidecar["cases"]), sidecar["cases"]
 
